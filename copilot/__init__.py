@@ -1,0 +1,1 @@
+"""devcopilot: a developer copilot for a framework's docs and code."""

@@ -1,0 +1,201 @@
+"""The command line: `devcopilot ingest | search | status | eval | forget`.
+
+Every error a user can cause prints one sentence on stderr and exits 2; nothing here
+prints a traceback for those.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from copilot.config import ConfigError, load_config
+
+USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, ValueError, RuntimeError, OSError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="devcopilot", description="A developer copilot for a framework's docs and code.")
+    p.add_argument("--data-dir", help="where indexes live (env DEVCOPILOT_DATA_DIR; default ./.devcopilot)")
+    p.add_argument("--config", help="TOML configuration file (env DEVCOPILOT_CONFIG)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("ingest", help="index sources (folder, git URL, pkg:NAME) into a knowledge base")
+    s.add_argument("sources", nargs="+", metavar="SOURCE")
+    s.add_argument("--kb", default="default")
+    s.add_argument("--include", action="append", default=[], metavar="GLOB")
+    s.add_argument("--exclude", action="append", default=[], metavar="GLOB")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    s = sub.add_parser("search", help="hybrid search; with no QUERY, one query per line from stdin")
+    s.add_argument("query", nargs="?")
+    s.add_argument("--kb", default="default")
+    s.add_argument("--k", type=int, default=10)
+    s.add_argument("--kind", choices=["doc", "code"])
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("status", help="knowledge bases, sources, counts, models, store")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("eval", help="file@5, sym@5, mrr@10 on a QA .jsonl set")
+    s.add_argument("qa")
+    s.add_argument("--kb", default="default")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("forget", help="remove a source from a KB, or a whole KB with --kb alone")
+    s.add_argument("source", nargs="?")
+    s.add_argument("--kb", default="default")
+    return p
+
+
+def _index(args):
+    from indexes.search import Index
+
+    cfg = load_config(args.config, overrides={"data_dir": args.data_dir} if args.data_dir else None)
+    return Index(cfg)
+
+
+def cmd_ingest(args) -> int:
+    from indexes.build import ingest
+
+    index = _index(args)
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, unit="file", file=sys.stderr, dynamic_ncols=True)
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if bar is None:
+            return
+        bar.set_description({"scan": "scanning", "index": "indexing", "lexical": "lexical index"}[stage])
+        if total and bar.total != total:
+            bar.reset(total=total)
+        bar.n = done
+        bar.refresh()
+
+    try:
+        summary = ingest(index, args.sources, args.kb, args.include, args.exclude, progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(summary.line())
+    return 0
+
+
+def cmd_search(args) -> int:
+    index = _index(args)
+    queries = [args.query] if args.query is not None else [ln.rstrip("\n") for ln in sys.stdin]
+    for q in queries:
+        hits = index.search(q, kb=args.kb, k=args.k, kind=args.kind)
+        if args.json:
+            print(json.dumps({"query": q, "hits": [h.to_json() for h in hits]}, ensure_ascii=False), flush=True)
+            continue
+        print(f"# {q}")
+        for n, h in enumerate(hits, 1):
+            c = h.chunk
+            print(f"[{n}] {c.path}:{c.start_line}-{c.end_line}  {c.title}  ({h.score:.4f})")
+            print(f"    {c.link}")
+        if not hits:
+            print("(no results)")
+    return 0
+
+
+def cmd_status(args) -> int:
+    index = _index(args)
+    cfg = index.cfg
+    kbs = []
+    for info in index.catalog.kbs():
+        sources = index.catalog.sources(info.name)
+        kbs.append({"name": info.name, "embedding_model": info.embed_model, "store": info.store,
+                    "files": sum(s["files"] for s in sources), "chunks": index.catalog.count_chunks(info.name),
+                    "last_indexed": _when(info.indexed_at), "interrupted": info.dirty,
+                    "sources": [{"spec": s["spec"], "kind": s["kind"], "version": s["version"], "files": s["files"],
+                                 "chunks": s["chunks"], "skipped": s["skipped"], "last_indexed": _when(s["indexed_at"])}
+                                for s in sources]})
+    out = {"data_dir": str(cfg.data_dir), "embedding": index.embedder.name, "store": cfg.store.kind,
+           "store_url": cfg.store.url, "knowledge_bases": kbs}
+    out.update(status_extras(cfg))
+    if args.json:
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return 0
+    print(f"data dir:  {out['data_dir']}\nembedding: {out['embedding']}\nstore:     {cfg.store.kind}"
+          + (f" ({cfg.store.url})" if cfg.store.url else ""))
+    for key, value in status_extras(cfg).items():
+        print(f"{key}: {value}")
+    if not kbs:
+        print("No knowledge base yet: `devcopilot ingest SOURCE` creates one.")
+    for kb in kbs:
+        flag = "  (last ingest was interrupted: run ingest again)" if kb["interrupted"] else ""
+        print(f"\nKB '{kb['name']}': {kb['files']} files, {kb['chunks']} chunks, last indexed {kb['last_indexed']}{flag}")
+        for s in kb["sources"]:
+            skipped = ", ".join(f"{n} {why}" for why, n in s["skipped"].items()) or "none skipped"
+            print(f"  - {s['spec']} [{s['kind']}{' ' + s['version'] if s['version'] else ''}]: {s['files']} files, "
+                  f"{s['chunks']} chunks; {skipped}")
+    return 0
+
+
+def status_extras(cfg) -> dict:
+    """Lines other parts add to `status` (e.g. the active chat model)."""
+    try:
+        from copilot.models import describe_chat_model
+    except ImportError:
+        return {}
+    return {"chat_model": describe_chat_model(cfg)}
+
+
+def _when(ts: float | None) -> str | None:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else None
+
+
+def cmd_eval(args) -> int:
+    from copilot.evaluate import load_qa, score
+
+    qa = load_qa(args.qa)
+    index = _index(args)
+    results = [[h.to_json() for h in index.search(q["question"], kb=args.kb, k=10)] for q in qa]
+    figures = score(qa, results)
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        for k, v in figures.items():
+            print(f"{k:24s} {v}")
+    return 0
+
+
+def cmd_forget(args) -> int:
+    from indexes.build import forget
+
+    index = _index(args)
+    print(forget(index, args.source, args.kb))
+    return 0
+
+
+COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "status": cmd_status, "eval": cmd_eval,
+            "forget": cmd_forget}
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 0
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("Interrupted; what was indexed so far is kept, and the next run completes it.", file=sys.stderr)
+        return 130
+    except USER_ERRORS as e:
+        print(f"devcopilot: {_one_line(e)}", file=sys.stderr)
+        return 2
+
+
+def _one_line(e: BaseException) -> str:
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return msg

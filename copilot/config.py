@@ -1,0 +1,136 @@
+"""One configuration object, loaded from a TOML file and environment variables.
+
+Precedence (lowest to highest): built-in defaults, the TOML file, environment variables,
+explicit overrides (CLI flags). No other module reads os.environ; they get a Config.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+
+class ConfigError(ValueError):
+    """A configuration problem the user can fix; the message is one clear sentence."""
+
+
+@dataclass
+class EmbeddingConfig:
+    provider: str = "local"  # local | openai | dashscope
+    model: str = "all-MiniLM-L6-v2"
+    batch_size: int = 64
+    api_key: str = ""
+    base_url: str = ""
+
+
+@dataclass
+class StoreConfig:
+    kind: str = "chroma"  # chroma | chroma-http | qdrant | qdrant-url
+    url: str = ""  # chroma-http: http://host:port ; qdrant-url: http://host:6333
+    api_key: str = ""
+
+
+@dataclass
+class IngestConfig:
+    max_file_bytes: int = 1_000_000
+    chunk_chars: int = 1200
+    git_timeout_s: int = 300
+
+
+@dataclass
+class SearchConfig:
+    k: int = 10
+    candidates: int = 60  # depth taken from each retriever before fusion
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    lexical_weight: float = 1.0
+    reranker: str = ""  # "module:callable" returning a Reranker; empty = none
+
+
+@dataclass
+class Config:
+    data_dir: Path = Path(".devcopilot")
+    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    extra: dict[str, Any] = field(default_factory=dict)  # tables other parts own (e.g. chat, assistants)
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.data_dir / "catalog.sqlite"
+
+
+# Environment variables understood, mapped to (section, key). Keys hold secrets where noted.
+ENV_MAP = {
+    "DEVCOPILOT_DATA_DIR": ("", "data_dir"),
+    "DEVCOPILOT_EMBEDDING_PROVIDER": ("embedding", "provider"),
+    "DEVCOPILOT_EMBEDDING_MODEL": ("embedding", "model"),
+    "DEVCOPILOT_STORE": ("store", "kind"),
+    "DEVCOPILOT_STORE_URL": ("store", "url"),
+    "DEVCOPILOT_STORE_API_KEY": ("store", "api_key"),
+}
+
+
+def _apply(obj: Any, values: Mapping[str, Any], where: str) -> None:
+    known = {f.name: f for f in fields(obj)}
+    for key, value in values.items():
+        if key not in known:
+            if obj.__class__ is Config:
+                obj.extra[key] = value
+                continue
+            raise ConfigError(f"Unknown setting '{where}{key}' in the configuration; remove it or check its spelling.")
+        current = getattr(obj, key)
+        if is_dataclass(current):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"Setting '{where}{key}' must be a table of settings.")
+            _apply(current, value, f"{where}{key}.")
+        elif isinstance(current, Path):
+            setattr(obj, key, Path(str(value)).expanduser())
+        elif isinstance(current, bool):
+            setattr(obj, key, value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes"))
+        elif isinstance(current, (int, float)) and not isinstance(value, (int, float)):
+            try:
+                setattr(obj, key, type(current)(value))
+            except ValueError:
+                raise ConfigError(f"Setting '{where}{key}' must be a number, not {value!r}.") from None
+        else:
+            setattr(obj, key, value)
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None,
+                overrides: Mapping[str, Any] | None = None) -> Config:
+    """Build the Config. `env` defaults to the process environment (read here, only here)."""
+    env = os.environ if env is None else env
+    cfg = Config()
+    path = path or env.get("DEVCOPILOT_CONFIG")
+    if path:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise ConfigError(f"Configuration file '{p}' does not exist; create it or drop --config.")
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"Configuration file '{p}' is not valid TOML ({e}); fix it and try again.") from None
+        _apply(cfg, data, "")
+    for var, (section, key) in ENV_MAP.items():
+        if env.get(var):
+            _apply(cfg, {section: {key: env[var]}} if section else {key: env[var]}, "")
+    # Provider keys from their usual variables, so `export OPENAI_API_KEY=...` just works.
+    if cfg.embedding.provider == "openai" and not cfg.embedding.api_key:
+        cfg.embedding.api_key = env.get("OPENAI_API_KEY", "")
+    if cfg.embedding.provider == "dashscope" and not cfg.embedding.api_key:
+        cfg.embedding.api_key = env.get("DASHSCOPE_API_KEY", "")
+    cfg.extra.setdefault("env", {k: v for k, v in env.items() if k.startswith(("OPENAI_", "DASHSCOPE_", "DEVCOPILOT_"))})
+    if overrides:
+        _apply(cfg, {k: v for k, v in overrides.items() if v is not None}, "")
+    return cfg
+
+
+def redact(secret: str) -> str:
+    """Show that a key is set without showing it."""
+    if not secret:
+        return ""
+    return secret[:3] + "…" + secret[-2:] if len(secret) > 12 else "***"

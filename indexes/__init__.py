@@ -1,0 +1,1 @@
+"""Embeddings, vector stores, the lexical index and hybrid search."""

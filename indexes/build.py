@@ -1,0 +1,255 @@
+"""Ingest sources into a KB: walk, chunk, embed (cached), write; only what changed.
+
+Crash safety comes from the order of writes. For each batch of files: vectors are
+upserted first (ids are content-derived, so a repeat overwrites), then the catalog
+replaces those files' chunks and manifest entries in one SQLite transaction, then stale
+vectors are deleted. The catalog is the truth; a search drops vectors it does not know.
+A KB is marked dirty while an ingest runs; the next run after a kill reconciles the vector
+store with the catalog (deletes orphans, restores missing vectors) and rebuilds the
+lexical index, so the KB ends up exactly as a fresh ingest would leave it.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from indexes.lexical import tokenize
+from indexes.search import Index, lexical_text
+from ingest.chunk import Chunk
+from ingest.chunking import chunk_file
+from ingest.files import SourceFile, WalkReport, walk
+from ingest.sources import ResolvedSource, resolve
+from ingest.languages import classify
+
+BATCH_CHUNKS = 256
+
+
+@dataclass
+class IngestSummary:
+    kb: str
+    sources: list[str] = field(default_factory=list)
+    files: int = 0  # indexable files seen
+    changed: int = 0  # new or changed files (re-chunked)
+    removed: int = 0
+    chunks: int = 0  # chunks written this run
+    embedded: int = 0  # texts actually sent to the model (the rest came from the cache)
+    total_chunks: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        skipped = ", ".join(f"{n} {why}" for why, n in self.skipped.most_common()) or "none"
+        return (f"KB '{self.kb}': {self.files} files ({self.changed} new or changed, {self.removed} removed), "
+                f"{self.chunks} chunks written ({self.embedded} embedded, the rest cached), {self.total_chunks} "
+                f"chunks in total; skipped: {skipped}; {self.seconds:.1f} s.")
+
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass
+class _Pending:
+    source: ResolvedSource
+    path: str
+    abspath: Path
+    kind: str
+    language: str
+
+
+def ingest(index: Index, specs: list[str], kb: str = "default", include: list[str] | None = None,
+           exclude: list[str] | None = None, progress: Progress | None = None,
+           fetch: bool = True) -> IngestSummary:
+    t0 = time.perf_counter()
+    cfg = index.cfg
+    catalog = index.catalog
+    summary = IngestSummary(kb)
+    # Resolve (clone/fetch) everything before touching the index: a bad source changes nothing.
+    sources = [resolve(s, cfg.data_dir, cfg.ingest.git_timeout_s, fetch=fetch) for s in specs]
+    info = catalog.ensure_kb(kb, index.embedder.name, index.store.label)
+    was_dirty = info.dirty
+    if info.embed_model != index.embedder.name:  # another model: every vector must be remade
+        index.store.drop(collection_for(index, kb, info.embed_model))
+        catalog.reset_manifest(kb)
+        catalog.set_kb(kb, embed_model=index.embedder.name)
+        was_dirty = True
+    catalog.set_kb(kb, dirty=1, store=index.store.label)
+    changed_any = False
+
+    pending: list[_Pending] = []
+    for src in sources:
+        summary.sources.append(src.spec)
+        catalog.upsert_source(kb, src.id, src.spec, src.kind, str(src.root), src.version)
+        manifest = catalog.manifest(kb, src.id)
+        report = WalkReport()
+        seen = set()
+        for f in walk(src.root, src.walk_root, include, exclude, cfg.ingest.max_file_bytes, report):
+            seen.add(f.path)
+            summary.files += 1
+            if manifest.get(f.path) != f.hash:
+                pending.append(_Pending(src, f.path, f.abspath, f.kind, f.language))
+            if progress:
+                progress("scan", summary.files, 0)
+        summary.skipped.update(report.skipped)
+        gone = [p for p in manifest if p not in seen]
+        for path in gone:
+            old = catalog.chunk_ids_for_file(kb, src.id, path)
+            with catalog.transaction():
+                catalog.remove_file(kb, src.id, path)
+                catalog.bump(kb)
+            index.store.delete(index.collection(kb), old)
+        summary.removed += len(gone)
+        changed_any |= bool(gone)
+        src_skipped = dict(report.skipped)
+        catalog.finish_source(kb, src.id, src_skipped) if not pending else None
+        src._skipped = src_skipped  # type: ignore[attr-defined]
+
+    summary.changed = len(pending)
+    if pending:
+        changed_any = True
+        _write_changed(index, kb, pending, summary, progress)
+        for src in sources:
+            catalog.finish_source(kb, src.id, src._skipped)  # type: ignore[attr-defined]
+    if was_dirty:
+        reconcile(index, kb)
+    if changed_any or was_dirty or index.lexical(kb) is None:
+        if progress:
+            progress("lexical", 0, 1)
+        index.rebuild_lexical(kb)
+    catalog.set_kb(kb, dirty=0, indexed_at=time.time())
+    summary.total_chunks = catalog.count_chunks(kb)
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def collection_for(index: Index, kb: str, model: str) -> str:
+    from indexes.stores import collection_name
+
+    return collection_name(kb, model)
+
+
+def _read(p: _Pending) -> SourceFile | None:
+    try:
+        return SourceFile(p.path, p.abspath, p.kind, p.language, p.abspath.read_bytes())
+    except OSError:
+        return None
+
+
+def _write_changed(index: Index, kb: str, pending: list[_Pending], summary: IngestSummary,
+                   progress: Progress | None) -> None:
+    """Chunk and embed in batches; a writer thread stores batch N while batch N+1 embeds."""
+    cfg = index.cfg
+    col = index.collection(kb)
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
+    inflight: Future | None = None
+    batch: list[tuple[_Pending, str, list[Chunk]]] = []
+    nchunks = 0
+    done_files = 0
+
+    def flush():
+        nonlocal inflight, batch, nchunks
+        if not batch:
+            return
+        chunks = [c for _, _, cs in batch for c in cs]
+        vectors, computed = index.cache.embed(index.embedder, [c.embed_text() for c in chunks])
+        summary.embedded += computed
+        if inflight is not None:
+            inflight.result()  # keep at most one batch in flight; surfaces writer errors
+        inflight = writer.submit(_store_batch, index, kb, col, batch, chunks, vectors)
+        summary.chunks += len(chunks)
+        batch, nchunks = [], 0
+
+    try:
+        for p in pending:
+            f = _read(p)
+            done_files += 1
+            if f is None:
+                continue
+            chunks = [c.finalize(p.source.id, p.source.link(c.path, c.start_line, c.end_line))
+                      for c in chunk_file(f.text(), f.path, f.kind, f.language, cfg.ingest.chunk_chars)]
+            batch.append((p, f.hash, chunks))
+            nchunks += len(chunks)
+            if nchunks >= BATCH_CHUNKS:
+                flush()
+            if progress:
+                progress("index", done_files, len(pending))
+        flush()
+        if inflight is not None:
+            inflight.result()
+    finally:
+        writer.shutdown(wait=True)
+
+
+def _store_batch(index: Index, kb: str, col: str, batch, chunks: list[Chunk], vectors) -> None:
+    catalog = index.catalog
+    # 1. vectors (idempotent: ids derive from content)
+    if chunks:
+        index.store.upsert(col, [c.id for c in chunks], vectors,
+                           [{"kind": c.kind, "source": c.source_id} for c in chunks])
+    # 2. catalog: chunks and manifest of these files, atomically
+    stale: list[str] = []
+    with catalog.transaction():
+        for p, file_hash, cs in batch:
+            new_ids = {c.id for c in cs}
+            stale.extend(i for i in catalog.chunk_ids_for_file(kb, p.source.id, p.path) if i not in new_ids)
+            catalog.replace_file(kb, p.source.id, p.path, file_hash, cs,
+                                 [" ".join(tokenize(lexical_text(c))) for c in cs])
+        catalog.bump(kb)
+    # 3. vectors no longer referenced
+    if stale:
+        index.store.delete(col, stale)
+
+
+def reconcile(index: Index, kb: str) -> tuple[int, int]:
+    """Make the vector store hold exactly the catalog's chunks; returns (deleted, restored)."""
+    col = index.collection(kb)
+    want = index.catalog.chunk_ids(kb)
+    have = index.store.ids(col)
+    orphans = sorted(have - want)
+    if orphans:
+        index.store.delete(col, orphans)
+    missing = sorted(want - have)
+    for i in range(0, len(missing), BATCH_CHUNKS):
+        chunks = list(index.catalog.get_chunks(kb, missing[i:i + BATCH_CHUNKS]).values())
+        vectors, _ = index.cache.embed(index.embedder, [c.embed_text() for c in chunks])
+        index.store.upsert(col, [c.id for c in chunks], vectors,
+                           [{"kind": c.kind, "source": c.source_id} for c in chunks])
+    return len(orphans), len(missing)
+
+
+def forget(index: Index, spec: str | None, kb: str) -> str:
+    """Remove one source from a KB, or (spec None) the whole KB. Returns a one-line report."""
+    from ingest.sources import normalize_spec, ResolvedSource as _RS
+
+    catalog = index.catalog
+    info = catalog.kb(kb)
+    if info is None:
+        raise ValueError(f"There is no knowledge base named '{kb}'; `devcopilot status` lists them.")
+    if spec is None:
+        index.store.drop(index.collection(kb))
+        catalog.drop_kb(kb)
+        import shutil
+
+        shutil.rmtree(index.lexical_dir(kb), ignore_errors=True)
+        return f"Removed knowledge base '{kb}'."
+    norm = normalize_spec(spec)
+    sid = _RS(norm, "", Path("."), Path(".")).id
+    match = [s for s in catalog.sources(kb) if s["id"] == sid or s["spec"] == spec]
+    if not match:
+        specs = ", ".join(s["spec"] for s in catalog.sources(kb)) or "none"
+        raise ValueError(f"Knowledge base '{kb}' has no source '{spec}' (it has: {specs}).")
+    sid = match[0]["id"]
+    ids = [r[0] for r in catalog.db.execute("SELECT id FROM chunks WHERE kb=? AND source_id=?", (kb, sid))]
+    catalog.set_kb(kb, dirty=1)
+    catalog.drop_source(kb, sid)
+    catalog.bump(kb)
+    index.store.delete(index.collection(kb), ids)
+    index.rebuild_lexical(kb)
+    catalog.set_kb(kb, dirty=0)
+    return f"Removed source '{match[0]['spec']}' ({len(ids)} chunks) from '{kb}'."
+
+
+__all__ = ["ingest", "forget", "reconcile", "IngestSummary", "classify"]

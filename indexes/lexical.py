@@ -1,0 +1,146 @@
+"""The lexical index: BM25 over code-aware tokens, one index per KB.
+
+Tokens keep identifiers whole and also split them (`run_streamed` -> run_streamed, run,
+streamed; `RunConfig` -> runconfig, run, config), stem English words, drop stop words, and
+cut CJK text into overlapping character pairs so Chinese questions match Chinese docs
+without a segmenter. The index is a sparse matrix of BM25 weights (chunks x terms),
+rebuilt from the tokens stored in the catalog and saved atomically.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+
+STOP = set("""a an and are as at be but by can do does did for from has have how i if in into is it its of on
+or so that the their then there these this to was what when where which who why will with would you your
+me my we our should could may might use using used want get make show tell does doesn't not no yes
+""".split())
+
+WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+|[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]+")
+CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+
+try:
+    import Stemmer
+
+    _stemmer = Stemmer.Stemmer("english")
+
+    @lru_cache(maxsize=200_000)
+    def stem(word: str) -> str:
+        return _stemmer.stemWord(word)
+except ImportError:  # stemming is a bonus, not a requirement
+    def stem(word: str) -> str:
+        return word
+
+
+@lru_cache(maxsize=500_000)
+def _word_tokens(w: str) -> tuple[str, ...]:
+    if CJK.match(w):
+        if len(w) == 1:
+            return (w,)
+        return tuple(w[i:i + 2] for i in range(len(w) - 1))
+    low = w.lower()
+    parts = [p.lower() for p in re.split(r"_+", w) for p in CAMEL.findall(p)] if (
+        "_" in w.strip("_") or not (w.islower() or w.isupper())) else []
+    out = []
+    if low not in STOP and len(low) > 1:
+        out.append(low if parts else stem(low))
+    for p in parts:
+        if p not in STOP and len(p) > 1 and p != low:
+            out.append(stem(p))
+    return tuple(out)
+
+
+def tokenize(text: str) -> list[str]:
+    out: list[str] = []
+    for w in WORD.findall(text):
+        out.extend(_word_tokens(w))
+    return out
+
+
+class BM25Index:
+    """BM25 weights as a CSC matrix; a query sums the columns of its terms."""
+
+    def __init__(self, ids: list[str], kinds: np.ndarray, vocab: dict[str, int], weights: sparse.csc_matrix,
+                 generation: int):
+        self.ids = ids
+        self.kinds = kinds  # 0 doc, 1 code
+        self.vocab = vocab
+        self.weights = weights
+        self.generation = generation
+
+    @classmethod
+    def build(cls, rows, generation: int, k1: float = 1.2, b: float = 0.75) -> "BM25Index":
+        """rows: iterable of (id, kind, space-joined tokens)."""
+        ids: list[str] = []
+        kinds: list[int] = []
+        vocab: dict[str, int] = {}
+        indptr = [0]
+        indices: list[int] = []
+        counts: list[int] = []
+        for cid, kind, toks in rows:
+            ids.append(cid)
+            kinds.append(1 if kind == "code" else 0)
+            tf: dict[int, int] = {}
+            for t in toks.split():
+                j = vocab.setdefault(t, len(vocab))
+                tf[j] = tf.get(j, 0) + 1
+            indices.extend(tf.keys())
+            counts.extend(tf.values())
+            indptr.append(len(indices))
+        n = len(ids)
+        tf_m = sparse.csr_matrix((np.asarray(counts, np.float32), np.asarray(indices, np.int32),
+                                  np.asarray(indptr, np.int64)), shape=(n, max(len(vocab), 1)))
+        if n:
+            doc_len = np.asarray(tf_m.sum(axis=1)).ravel()
+            avg = doc_len.mean() or 1.0
+            df = np.bincount(tf_m.indices, minlength=tf_m.shape[1]).astype(np.float32)
+            idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
+            norm = (k1 * (1 - b + b * doc_len / avg)).astype(np.float32)
+            data = tf_m.data
+            row_of = np.repeat(np.arange(n), np.diff(tf_m.indptr))
+            tf_m.data = (data * (k1 + 1) / (data + norm[row_of]) * idf[tf_m.indices]).astype(np.float32)
+        return cls(ids, np.asarray(kinds, np.int8), vocab, tf_m.tocsc(), generation)
+
+    def search(self, tokens: list[str], k: int, kind: str | None = None) -> list[tuple[str, float]]:
+        cols = [self.vocab[t] for t in tokens if t in self.vocab]
+        if not cols or not self.ids:
+            return []
+        uniq, qtf = np.unique(np.asarray(cols), return_counts=True)
+        scores = np.asarray(self.weights[:, uniq] @ qtf.astype(np.float32)).ravel()
+        if kind:
+            scores = np.where(self.kinds == (1 if kind == "code" else 0), scores, 0.0)
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top])]
+        return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
+
+    def save(self, folder: Path) -> None:
+        """Write atomically: a reader sees the old index or the new one, never a mix."""
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".tmp-{os.getpid()}-{threading.get_ident()}.npz"
+        w = self.weights
+        with open(tmp, "wb") as f:
+            np.savez(f, data=w.data, indices=w.indices, indptr=w.indptr, shape=np.asarray(w.shape),
+                     kinds=self.kinds, meta=np.frombuffer(json.dumps(
+                         {"ids": self.ids, "vocab": self.vocab, "generation": self.generation}).encode(), np.uint8))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, folder / "bm25.npz")
+
+    @classmethod
+    def load(cls, folder: Path) -> "BM25Index | None":
+        try:
+            z = np.load(folder / "bm25.npz")
+            meta = json.loads(z["meta"].tobytes().decode())
+            w = sparse.csc_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
+            return cls(meta["ids"], z["kinds"], meta["vocab"], w, meta["generation"])
+        except (OSError, KeyError, ValueError):
+            return None

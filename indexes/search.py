@@ -1,0 +1,152 @@
+"""Hybrid search: dense vectors and BM25, fused by weighted reciprocal rank, optional reranker.
+
+`Index` is the one object the rest of the product holds: it opens the catalog, the vector
+store and the embedding model once, keeps the lexical indexes warm, and answers `search()`.
+"""
+from __future__ import annotations
+
+import importlib
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from indexes.catalog import Catalog
+from indexes.embeddings import EmbeddingCache, make_embedder
+from indexes.lexical import BM25Index, tokenize
+from indexes.stores import collection_name, make_store
+from ingest.chunk import Chunk
+
+
+@dataclass
+class Hit:
+    chunk: Chunk
+    score: float
+    kb: str
+
+    def to_json(self) -> dict:
+        c = self.chunk
+        return {"path": c.path, "start_line": c.start_line, "end_line": c.end_line, "kind": c.kind,
+                "language": c.language, "symbol": c.symbol, "headings": c.headings, "score": round(self.score, 6),
+                "text": c.text, "link": c.link}
+
+
+class Reranker(Protocol):
+    def rerank(self, query: str, hits: list[Hit]) -> list[Hit]: ...
+
+
+class SearchError(ValueError):
+    """A search the user asked for cannot run (e.g. unknown KB); one clear sentence."""
+
+
+def lexical_text(c: Chunk) -> str:
+    """What the lexical index sees: the path, the symbol or headings, and the text."""
+    return " ".join([c.path, c.symbol, " ".join(c.headings), c.text])
+
+
+class Index:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self.catalog = Catalog(cfg.catalog_path)
+        self.cache = EmbeddingCache(cfg.data_dir / "embeddings.sqlite")
+        self.embedder = make_embedder(cfg)
+        self._store = None
+        self._lexical: dict[str, tuple[float, BM25Index]] = {}
+        self._lock = threading.Lock()
+        self.reranker: Reranker | None = load_reranker(cfg.search.reranker)
+        self.counters: dict[str, int] = {"searches": 0}
+        self._embed_query = lru_cache(maxsize=2048)(self._embed_query_uncached)
+
+    @property
+    def store(self):
+        if self._store is None:
+            self._store = make_store(self.cfg)
+        return self._store
+
+    def collection(self, kb: str) -> str:
+        return collection_name(kb, self.embedder.name)
+
+    def lexical_dir(self, kb: str) -> Path:
+        return self.cfg.data_dir / "lexical" / collection_name(kb, "lexical")
+
+    # -- lexical index lifecycle ---------------------------------------------------------
+    def rebuild_lexical(self, kb: str) -> BM25Index:
+        info = self.catalog.kb(kb)
+        idx = BM25Index.build(self.catalog.tokens(kb), info.generation if info else 0)
+        idx.save(self.lexical_dir(kb))
+        with self._lock:
+            self._lexical.pop(kb, None)
+        return idx
+
+    def lexical(self, kb: str) -> BM25Index | None:
+        """The KB's BM25 index, reloaded when a newer one was saved (e.g. by an ingest)."""
+        path = self.lexical_dir(kb) / "bm25.npz"
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            return None
+        with self._lock:
+            cached = self._lexical.get(kb)
+            if cached and cached[0] == mtime:
+                return cached[1]
+        idx = BM25Index.load(path.parent)
+        if idx is not None:
+            with self._lock:
+                self._lexical[kb] = (mtime, idx)
+        return idx
+
+    # -- search ----------------------------------------------------------------------------
+    def _embed_query_uncached(self, query: str) -> np.ndarray:
+        return self.embedder.embed([query])[0]
+
+    def search(self, query: str, kb: str = "default", k: int = 10, kind: str | None = None) -> list[Hit]:
+        query = (query or "").strip()
+        if not query:
+            return []
+        if kind not in (None, "doc", "code"):
+            raise SearchError(f"Unknown kind '{kind}'; use doc or code.")
+        if self.catalog.kb(kb) is None:
+            known = ", ".join(i.name for i in self.catalog.kbs()) or "none yet"
+            raise SearchError(f"There is no knowledge base named '{kb}' (known: {known}); ingest a source with "
+                              f"`devcopilot ingest SOURCE --kb {kb}`.")
+        self.counters["searches"] += 1
+        s = self.cfg.search
+        depth = max(s.candidates, k)
+        ranked: list[tuple[list[tuple[str, float]], float]] = []
+        lex = self.lexical(kb)
+        if lex is not None:
+            ranked.append((lex.search(tokenize(query), depth, kind), s.lexical_weight))
+        dense = self.store.query(self.collection(kb), self._embed_query(query), depth, kind)
+        ranked.append((dense, s.dense_weight))
+        fused = fuse(ranked, s.rrf_k)
+        ids = [cid for cid, _ in fused[: depth]]
+        chunks = self.catalog.get_chunks(kb, ids)  # drops ids an interrupted ingest left behind
+        hits = [Hit(chunks[cid], score, kb) for cid, score in fused if cid in chunks]
+        if self.reranker is not None:
+            hits = self.reranker.rerank(query, hits)
+        return hits[:k]
+
+
+def fuse(ranked: list[tuple[list[tuple[str, float]], float]], rrf_k: int) -> list[tuple[str, float]]:
+    """Weighted reciprocal rank fusion: sum of weight / (rrf_k + rank) over the lists."""
+    scores: dict[str, float] = {}
+    for hits, weight in ranked:
+        for rank, (cid, _) in enumerate(hits):
+            scores[cid] = scores.get(cid, 0.0) + weight / (rrf_k + rank + 1)
+    return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
+def load_reranker(spec: str) -> Reranker | None:
+    """`module:callable` returning a Reranker (e.g. a cross-encoder you installed); none by default."""
+    if not spec:
+        return None
+    mod, _, attr = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(mod), attr or "reranker")()
+    except (ImportError, AttributeError) as e:
+        raise SearchError(f"Reranker '{spec}' could not be loaded ({e}); fix search.reranker or leave it empty.") \
+            from None

@@ -1,0 +1,234 @@
+"""Vector stores behind one small interface: Chroma (embedded or server) and Qdrant (local or server).
+
+A collection per KB and embedding model. Each vector carries only what filtering needs
+(the chunk kind and its source); the text and metadata live in the catalog.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+
+class StoreError(RuntimeError):
+    """The vector store is unreachable or refused; the message is one clear sentence."""
+
+
+class VectorStore(Protocol):
+    label: str
+
+    def upsert(self, collection: str, ids: list[str], vectors: np.ndarray, metas: list[dict]) -> None: ...
+    def delete(self, collection: str, ids: list[str]) -> None: ...
+    def query(self, collection: str, vector: np.ndarray, k: int, kind: str | None) -> list[tuple[str, float]]: ...
+    def ids(self, collection: str) -> set[str]: ...
+    def count(self, collection: str) -> int: ...
+    def drop(self, collection: str) -> None: ...
+
+
+def collection_name(kb: str, model: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", kb).strip("-_")[:40] or "kb"
+    digest = hashlib.sha256(f"{kb}|{model}".encode()).hexdigest()[:10]
+    return f"kb-{slug}-{digest}"
+
+
+CHROMA_MAX_BATCH = 5000  # Chroma refuses adds above ~5,400 items
+
+
+class ChromaStore:
+    def __init__(self, path: Path | None = None, url: str = ""):
+        import chromadb
+        from chromadb.config import Settings
+
+        settings = Settings(anonymized_telemetry=False)
+        if url:
+            m = re.match(r"^(https?)://([^:/]+)(?::(\d+))?/?$", url)
+            if not m:
+                raise StoreError(f"Chroma server URL '{url}' is not of the form http://host:port.")
+            self.label = f"chroma server {url}"
+            try:
+                self.client = chromadb.HttpClient(host=m.group(2), port=int(m.group(3) or 8000),
+                                                  ssl=m.group(1) == "https", settings=settings)
+            except Exception as e:
+                raise StoreError(f"Cannot reach the Chroma server at {url} ({type(e).__name__}); start it "
+                                 "(`chroma run`) or check store.url.") from None
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            self.label = f"chroma {path}"
+            self.client = chromadb.PersistentClient(path=str(path), settings=settings)
+        self._cols: dict[str, object] = {}
+
+    def _col(self, name: str):
+        col = self._cols.get(name)
+        if col is None:
+            try:
+                col = self.client.get_or_create_collection(name, embedding_function=None,
+                                                           metadata={"hnsw:space": "cosine"})
+            except Exception as e:
+                raise _store_error(self.label, e) from None
+            self._cols[name] = col
+        return col
+
+    def _call(self, fn):
+        try:
+            return fn()
+        except StoreError:
+            raise
+        except Exception as e:
+            self._cols.clear()  # a restarted server needs fresh handles
+            raise _store_error(self.label, e) from None
+
+    def upsert(self, collection, ids, vectors, metas):
+        for i in range(0, len(ids), CHROMA_MAX_BATCH):
+            sl = slice(i, i + CHROMA_MAX_BATCH)
+            self._call(lambda: self._col(collection).upsert(ids=ids[sl], embeddings=vectors[sl], metadatas=metas[sl]))
+
+    def delete(self, collection, ids):
+        for i in range(0, len(ids), CHROMA_MAX_BATCH):
+            part = ids[i:i + CHROMA_MAX_BATCH]
+            self._call(lambda: self._col(collection).delete(ids=part))
+
+    def query(self, collection, vector, k, kind=None):
+        where = {"kind": kind} if kind else None
+        r = self._call(lambda: self._col(collection).query(query_embeddings=[vector], n_results=k, where=where,
+                                                            include=["distances"]))
+        return [(i, 1.0 - d) for i, d in zip(r["ids"][0], r["distances"][0])]
+
+    def ids(self, collection):
+        out: set[str] = set()
+        offset = 0
+        while True:
+            r = self._call(lambda: self._col(collection).get(include=[], limit=5000, offset=offset))
+            out.update(r["ids"])
+            if len(r["ids"]) < 5000:
+                return out
+            offset += 5000
+
+    def count(self, collection):
+        return self._call(lambda: self._col(collection).count())
+
+    def drop(self, collection):
+        self._cols.pop(collection, None)
+        try:
+            self.client.delete_collection(collection)
+        except Exception:
+            pass  # already gone
+
+
+def _point_id(chunk_id: str) -> str:
+    return str(uuid.UUID(hex=chunk_id[:32].ljust(32, "0")))
+
+
+class QdrantStore:
+    def __init__(self, path: Path | None = None, url: str = "", api_key: str = ""):
+        from qdrant_client import QdrantClient
+
+        if url:
+            self.label = f"qdrant server {url}"
+            self.client = QdrantClient(url=url, api_key=api_key or None, timeout=30)
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            self.label = f"qdrant {path}"
+            try:
+                self.client = QdrantClient(path=str(path))
+            except RuntimeError as e:
+                raise StoreError(f"The Qdrant folder '{path}' is in use by another process ({e}); use a Qdrant "
+                                 "server (store.kind = \"qdrant-url\") to share it.") from None
+        self._known: set[str] = set()
+
+    def _ensure(self, name: str, dim: int) -> None:
+        from qdrant_client import models
+
+        if name in self._known:
+            return
+        if not self.client.collection_exists(name):
+            self.client.create_collection(name, vectors_config=models.VectorParams(size=dim,
+                                                                                   distance=models.Distance.COSINE))
+            try:  # a server filters faster with a payload index; local mode has no use for one
+                self.client.create_payload_index(name, "kind", models.PayloadSchemaType.KEYWORD)
+            except Exception:
+                pass
+        self._known.add(name)
+
+    def _call(self, fn):
+        try:
+            return fn()
+        except Exception as e:
+            raise _store_error(self.label, e) from None
+
+    def upsert(self, collection, ids, vectors, metas):
+        from qdrant_client import models
+
+        if not ids:
+            return
+        self._call(lambda: self._ensure(collection, vectors.shape[1]))
+        for i in range(0, len(ids), 1000):
+            points = [models.PointStruct(id=_point_id(cid), vector=vec.tolist(), payload={**meta, "chunk_id": cid})
+                      for cid, vec, meta in zip(ids[i:i + 1000], vectors[i:i + 1000], metas[i:i + 1000])]
+            self._call(lambda: self.client.upsert(collection, points=points, wait=True))
+
+    def _exists(self, collection) -> bool:
+        return collection in self._known or self._call(lambda: self.client.collection_exists(collection))
+
+    def delete(self, collection, ids):
+        from qdrant_client import models
+
+        if ids and self._exists(collection):
+            self._call(lambda: self.client.delete(collection, points_selector=models.PointIdsList(
+                points=[_point_id(i) for i in ids])))
+
+    def query(self, collection, vector, k, kind=None):
+        from qdrant_client import models
+
+        if not self._exists(collection):
+            return []
+        flt = models.Filter(must=[models.FieldCondition(key="kind", match=models.MatchValue(value=kind))]) \
+            if kind else None
+        r = self._call(lambda: self.client.query_points(collection, query=vector.tolist(), limit=k, query_filter=flt,
+                                                        with_payload=["chunk_id"]))
+        return [(p.payload["chunk_id"], p.score) for p in r.points]
+
+    def ids(self, collection):
+        if not self._exists(collection):
+            return set()
+        out: set[str] = set()
+        offset = None
+        while True:
+            points, offset = self._call(lambda: self.client.scroll(collection, limit=2000, offset=offset,
+                                                                   with_payload=["chunk_id"], with_vectors=False))
+            out.update(p.payload["chunk_id"] for p in points)
+            if offset is None:
+                return out
+
+    def count(self, collection):
+        if not self._exists(collection):
+            return 0
+        return self._call(lambda: self.client.count(collection).count)
+
+    def drop(self, collection):
+        self._known.discard(collection)
+        try:
+            self.client.delete_collection(collection)
+        except Exception:
+            pass
+
+
+def _store_error(label: str, e: Exception) -> StoreError:
+    return StoreError(f"The vector store ({label}) failed: {type(e).__name__}: {str(e)[:160]}. Check that it is "
+                      "running and reachable; what is indexed is kept.")
+
+
+def make_store(cfg) -> VectorStore:
+    kind = cfg.store.kind
+    if kind == "chroma":
+        return ChromaStore(path=cfg.data_dir / "chroma")
+    if kind == "chroma-http":
+        return ChromaStore(url=cfg.store.url or "http://127.0.0.1:8000")
+    if kind == "qdrant":
+        return QdrantStore(path=cfg.data_dir / "qdrant")
+    if kind == "qdrant-url":
+        return QdrantStore(url=cfg.store.url or "http://127.0.0.1:6333", api_key=cfg.store.api_key)
+    raise StoreError(f"Unknown store '{kind}'; use chroma, chroma-http, qdrant or qdrant-url.")

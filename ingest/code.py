@@ -1,0 +1,237 @@
+"""Code chunking with tree-sitter: a chunk per function, class and method.
+
+Each definition becomes a chunk named by its qualified symbol (`Class.method`). A class
+that fits the window stays whole; a larger one gives a header chunk (signature, docstring,
+fields) and one chunk per method, each carrying the class header as context. Code between
+definitions (imports, constants, module-level calls) is kept as its own chunks, a
+definition larger than the window is split into line windows, and comments right above a
+definition travel with it. Files in languages without a grammar, or whose parse fails
+outright, are cut into line windows. Syntax errors still parse (tree-sitter recovers).
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from functools import lru_cache
+
+from ingest.chunk import Chunk
+from ingest.docs import _split_lines
+
+GRAMMARS = {
+    "python": ("tree_sitter_python", "language"),
+    "javascript": ("tree_sitter_javascript", "language"),
+    "typescript": ("tree_sitter_typescript", "language_typescript"),
+    "tsx": ("tree_sitter_typescript", "language_tsx"),
+    "go": ("tree_sitter_go", "language"),
+    "java": ("tree_sitter_java", "language"),
+    "rust": ("tree_sitter_rust", "language"),
+}
+
+# Node types that define a named thing; containers may be split into their members.
+LEAF_DEFS = {
+    "function_definition", "function_declaration", "generator_function_declaration", "method_definition",
+    "method_declaration", "constructor_declaration", "function_item", "abstract_method_signature",
+    "type_alias_declaration", "type_declaration", "struct_item", "enum_item", "macro_definition",
+    "const_item", "static_item", "type_item", "function_signature", "method_signature",
+    "annotation_type_declaration",
+}
+CONTAINER_DEFS = {
+    "class_definition", "class_declaration", "abstract_class_declaration", "interface_declaration",
+    "enum_declaration", "record_declaration", "impl_item", "trait_item", "mod_item", "class",
+}
+COMMENT_PREFIXES = ("#", "//", "/*", "*", "@", "///", "--")
+
+
+@dataclass
+class Definition:
+    node: object  # the node whose span is the definition (decorators/export included)
+    inner: object  # the definition node itself
+    name: str
+    container: bool
+
+
+@lru_cache(maxsize=None)
+def parser_for(language: str):
+    """A tree-sitter parser for the language, or None when no grammar is installed."""
+    spec = GRAMMARS.get(language)
+    if not spec:
+        return None
+    try:
+        import tree_sitter
+
+        mod = importlib.import_module(spec[0])
+        return tree_sitter.Parser(tree_sitter.Language(getattr(mod, spec[1])()))
+    except (ImportError, AttributeError, ValueError):
+        return None
+
+
+def _text(node) -> str:
+    return node.text.decode("utf-8", "replace") if node is not None and node.text is not None else ""
+
+
+def _name_of(node) -> str:
+    t = node.type
+    if t == "impl_item":
+        trait = node.child_by_field_name("trait")
+        typ = _text(node.child_by_field_name("type"))
+        return f"{typ}" if not trait else f"{typ}"
+    if t == "method_declaration" and node.child_by_field_name("receiver") is not None:  # Go
+        recv = node.child_by_field_name("receiver")
+        typ = ""
+        for n in _walk(recv):
+            if n.type == "type_identifier":
+                typ = _text(n)
+                break
+        name = _text(node.child_by_field_name("name"))
+        return f"{typ}.{name}" if typ else name
+    if t == "type_declaration":  # Go: type Foo struct {...}
+        for c in node.named_children:
+            if c.type in ("type_spec", "type_alias"):
+                return _text(c.child_by_field_name("name"))
+    n = node.child_by_field_name("name")
+    return _text(n)
+
+
+def _walk(node):
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        stack.extend(reversed(n.children))
+
+
+def definition_of(node) -> Definition | None:
+    """The definition a statement node holds, unwrapping decorators and exports."""
+    outer = node
+    t = node.type
+    if t == "decorated_definition":
+        node = node.child_by_field_name("definition") or node
+        t = node.type
+    if t == "export_statement":
+        decl = node.child_by_field_name("declaration")
+        if decl is None:
+            return None
+        node, t = decl, decl.type
+    if t in ("lexical_declaration", "variable_declaration"):  # const f = () => {...}
+        for d in node.named_children:
+            if d.type == "variable_declarator":
+                v = d.child_by_field_name("value")
+                if v is not None and v.type in ("arrow_function", "function_expression", "function", "class"):
+                    name = _text(d.child_by_field_name("name"))
+                    return Definition(outer, v, name, v.type == "class") if name else None
+        return None
+    if t in CONTAINER_DEFS or t in LEAF_DEFS:
+        name = _name_of(node)
+        if not name:
+            return None
+        return Definition(outer, node, name, t in CONTAINER_DEFS)
+    return None
+
+
+def _body_of(inner):
+    body = inner.child_by_field_name("body")
+    if body is None:
+        for c in inner.named_children:
+            if c.type in ("class_body", "declaration_list", "block", "interface_body", "enum_body"):
+                return c
+    return body
+
+
+@dataclass
+class Piece:
+    start: int  # 0-based row, inclusive
+    end: int  # inclusive
+    symbol: str
+    context: str
+
+
+class _Chunker:
+    def __init__(self, lines: list[str], max_chars: int):
+        self.lines = lines
+        self.max = max_chars
+        self.pieces: list[Piece] = []
+
+    def size(self, a: int, b: int) -> int:
+        return sum(len(self.lines[i]) + 1 for i in range(a, b + 1))
+
+    def is_comment(self, row: int) -> bool:
+        return self.lines[row].strip().startswith(COMMENT_PREFIXES)
+
+    def emit_range(self, children, lo: int, hi: int, prefix: str, context: str) -> None:
+        """Pieces for rows [lo, hi] of a container, given its child statement nodes."""
+        cursor = lo
+        for child in children:
+            d = definition_of(child)
+            if d is None:
+                continue
+            s, e = d.node.start_point[0], d.node.end_point[0]
+            if s < cursor:
+                continue
+            # comment lines directly above the definition travel with it
+            while s - 1 >= cursor and self.lines[s - 1].strip() and self.is_comment(s - 1):
+                s -= 1
+            if s > cursor:
+                self.filler(cursor, s - 1, prefix, context)
+            symbol = f"{prefix}.{d.name}" if prefix else d.name
+            body = _body_of(d.inner) if d.container else None
+            if d.container and body is not None and self.size(s, e) > self.max:
+                members = [c for c in body.named_children if definition_of(c) is not None]
+                if members:
+                    header = self.lines[d.inner.start_point[0]].strip()[:200]
+                    first = members[0].start_point[0]
+                    while first - 1 > s and self.lines[first - 1].strip() and self.is_comment(first - 1):
+                        first -= 1
+                    self.pieces.append(Piece(s, max(s, first - 1), symbol, context))
+                    self.emit_range(body.named_children, first, e, symbol, header)
+                    cursor = e + 1
+                    continue
+            self.pieces.append(Piece(s, e, symbol, context))
+            cursor = e + 1
+        if cursor <= hi:
+            self.filler(cursor, hi, prefix, context)
+
+    def filler(self, a: int, b: int, prefix: str, context: str) -> None:
+        if any(self.lines[i].strip() for i in range(a, b + 1)):
+            self.pieces.append(Piece(a, b, prefix, context))
+
+    def chunks(self, path: str, language: str) -> list[Chunk]:
+        out = []
+        for p in self.pieces:
+            a, b = p.start, p.end
+            while a < b and not self.lines[a].strip():
+                a += 1
+            while b > a and not self.lines[b].strip():
+                b -= 1
+            windows = _split_lines(self.lines, a, b + 1, self.max) if self.size(a, b) > self.max else [(a, b + 1)]
+            signature = self.lines[a].strip()[:200]
+            for i, (wa, wb) in enumerate(windows):
+                ctx = p.context
+                if i > 0 and p.symbol:  # a continuation carries the definition's first line
+                    ctx = (ctx + "\n" if ctx else "") + signature
+                out.append(Chunk(text="\n".join(self.lines[wa:wb]), path=path, start_line=wa + 1, end_line=wb,
+                                 kind="code", language=language, symbol=p.symbol, context=ctx))
+        return out
+
+
+def line_windows(text: str, path: str, language: str, max_chars: int) -> list[Chunk]:
+    lines = text.split("\n")
+    out = []
+    for a, b in _split_lines(lines, 0, len(lines), max_chars):
+        body = "\n".join(lines[a:b])
+        if body.strip():
+            out.append(Chunk(text=body, path=path, start_line=a + 1, end_line=b, kind="code", language=language))
+    return out
+
+
+def chunk_code(text: str, path: str, language: str, max_chars: int = 1200) -> list[Chunk]:
+    parser = parser_for(language)
+    if parser is None:
+        return line_windows(text, path, language, max_chars)
+    lines = text.split("\n")
+    try:
+        tree = parser.parse(text.encode("utf-8", "replace"))
+    except Exception:
+        return line_windows(text, path, language, max_chars)
+    ch = _Chunker(lines, max_chars)
+    ch.emit_range(tree.root_node.children, 0, len(lines) - 1, "", "")
+    return ch.chunks(path, language)

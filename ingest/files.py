@@ -1,0 +1,156 @@
+"""Walk a source folder: the files worth indexing, and a count of those skipped and why."""
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pathspec
+
+from ingest.languages import BINARY_EXTENSIONS, classify
+
+VENDORED_DIRS = {
+    "node_modules", "vendor", "vendors", "third_party", "third-party", "__pycache__", "venv",
+    "site-packages", "bower_components", "Pods",
+}
+
+
+@dataclass
+class SourceFile:
+    path: str  # relative to the source root, '/' separated
+    abspath: Path
+    kind: str
+    language: str
+    data: bytes
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    def text(self) -> str:
+        # Invalid UTF-8 is decoded with replacement characters rather than refused.
+        return self.data.decode("utf-8", errors="replace").lstrip("\ufeff")
+
+
+@dataclass
+class WalkReport:
+    skipped: Counter = field(default_factory=Counter)  # reason -> count
+    examples: dict[str, str] = field(default_factory=dict)  # reason -> one example path
+
+    def skip(self, reason: str, path: str) -> None:
+        self.skipped[reason] += 1
+        self.examples.setdefault(reason, path)
+
+
+def _matches(path: str, patterns: list[str]) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    for pat in patterns:
+        pat = pat.rstrip("/")
+        if fnmatch.fnmatchcase(path, pat) or fnmatch.fnmatchcase(name, pat):
+            return True
+        if pat.endswith("/**") and (path == pat[:-3] or path.startswith(pat[:-2])):
+            return True
+        if "/" not in pat and fnmatch.fnmatchcase(path.split("/")[0], pat):  # top folder name
+            return True
+        if path.startswith(pat + "/"):
+            return True
+    return False
+
+
+def _gitignore(folder: Path) -> pathspec.PathSpec | None:
+    f = folder / ".gitignore"
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(f.read_text(encoding="utf-8", errors="replace").splitlines())
+    except OSError:
+        return None
+
+
+def walk(root: Path, walk_root: Path | None = None, include: list[str] | None = None,
+         exclude: list[str] | None = None, max_bytes: int = 1_000_000,
+         report: WalkReport | None = None):
+    """Yield SourceFile for each indexable file under walk_root (default root), sorted.
+
+    Paths are relative to `root`. Hidden and vendored folders, .gitignore'd paths, binary,
+    oversized and unsupported files are skipped and counted in `report`. Symbolic links are
+    followed only when they stay inside the root; loops and dangling links are skipped.
+    """
+    report = report if report is not None else WalkReport()
+    root = root.resolve()
+    walk_root = (walk_root or root).resolve()
+    include, exclude = include or [], exclude or []
+    ignores: list[tuple[Path, pathspec.PathSpec]] = []
+
+    def ignored(rel_from: Path, is_dir: bool) -> bool:
+        for base, spec in ignores:
+            try:
+                rel = rel_from.relative_to(base).as_posix()
+            except ValueError:
+                continue
+            if spec.match_file(rel + ("/" if is_dir else "")):
+                return True
+        return False
+
+    for dirpath, dirnames, filenames in os.walk(walk_root, followlinks=False):
+        d = Path(dirpath)
+        spec = _gitignore(d)
+        if spec is not None:
+            ignores.append((d, spec))
+        keep = []
+        for name in sorted(dirnames):
+            full = d / name
+            rel = full.relative_to(root).as_posix()
+            if name.startswith("."):
+                continue  # hidden folders (.git, .venv, .github...) are never content
+            if name in VENDORED_DIRS:
+                report.skip("vendored folder", rel + "/")
+                continue
+            if full.is_symlink():
+                report.skip("symbolic link to a folder", rel + "/")
+                continue
+            if ignored(full, True) or (exclude and _matches(rel, exclude)):
+                continue
+            keep.append(name)
+        dirnames[:] = keep
+        for name in sorted(filenames):
+            full = d / name
+            rel = full.relative_to(root).as_posix()
+            if name.startswith("."):
+                continue
+            if ignored(full, False):
+                continue
+            if exclude and _matches(rel, exclude):
+                continue
+            if include and not _matches(rel, include):
+                continue
+            if full.is_symlink():
+                try:
+                    target = full.resolve(strict=True)
+                except (OSError, RuntimeError):
+                    report.skip("broken or looping symbolic link", rel)
+                    continue
+                if not target.is_relative_to(root):
+                    report.skip("symbolic link pointing outside the source", rel)
+                    continue
+            if Path(name).suffix.lower() in BINARY_EXTENSIONS:
+                report.skip("binary", rel)
+                continue
+            kl = classify(rel)
+            if kl is None:
+                report.skip("unsupported file type", rel)
+                continue
+            try:
+                size = full.stat().st_size
+                if size > max_bytes:
+                    report.skip(f"larger than {max_bytes:,} bytes", rel)
+                    continue
+                data = full.read_bytes()
+            except OSError:
+                report.skip("unreadable", rel)
+                continue
+            if b"\0" in data[:8192]:
+                report.skip("binary", rel)
+                continue
+            yield SourceFile(rel, full, kl[0], kl[1], data)
