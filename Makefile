@@ -1,0 +1,42 @@
+# Two commands on a fresh machine:
+#   make run    set up .venv, index this repository if nothing is indexed, serve the web chat
+#   make test   set up .venv (and Chromium for the browser tests), run the tests
+# Set-up is idempotent: it re-runs only when pyproject.toml changes.
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PYTHON ?= python3
+export HF_HUB_OFFLINE := 1
+export GRADIO_ANALYTICS_ENABLED := False
+export ANONYMIZED_TELEMETRY := False
+
+.PHONY: run test setup browser lint bench
+
+run: setup
+	$(VENV)/bin/devcopilot serve $(ARGS)
+
+test: setup browser
+	$(PY) -m pytest -q $(ARGS)
+
+setup: $(STAMP)
+
+# torch first, from the CPU wheel, so nothing pulls the multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# Debian's Chromium for the headless browser tests (Playwright drives it; its own download is not used).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+lint: setup
+	$(VENV)/bin/ruff check copilot ingest indexes ui tests bench
+
+bench: setup
+	$(PY) bench/run_all.py
