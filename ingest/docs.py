@@ -33,8 +33,11 @@ def _clean_heading(text: str) -> str:
     return text.strip().strip("*_").strip()
 
 
-def markdown_sections(lines: list[str]) -> tuple[list[Section], str]:
-    """Sections of a Markdown file and its front-matter title (if any)."""
+def markdown_sections(lines: list[str], stack: list[tuple[int, str]] | None = None) -> tuple[list[Section], str]:
+    """Sections of a Markdown file and its front-matter title (if any).
+
+    `stack` is the (level, heading) trail in effect before the first line; it is updated in
+    place, so notebook cells read one after another keep their breadcrumbs."""
     title = ""
     i = 0
     if lines and lines[0].strip() == "---":  # YAML front matter: keep its title, not as a section
@@ -46,7 +49,7 @@ def markdown_sections(lines: list[str]) -> tuple[list[Section], str]:
                         title = m.group(1)
                 i = j + 1
                 break
-    stack: list[tuple[int, str]] = []
+    stack = stack if stack is not None else []
     sections: list[Section] = []
     start = i
     fence = ""
@@ -265,8 +268,8 @@ def _notebook(text: str, path: str, max_chars: int) -> list[Chunk]:
     cursor = 0
     lang = (nb.get("metadata", {}).get("kernelspec", {}) or {}).get("language", "python") or "python"
     md_buf: list[str] = []
-    md_first = 0
-    md_last = 0
+    md_rows: list[int] = []  # the .ipynb line of each md_buf line
+    md_stack: list[tuple[int, str]] = []  # heading trail carried from cell to cell
 
     def locate(first: str) -> int:
         nonlocal cursor
@@ -279,13 +282,14 @@ def _notebook(text: str, path: str, max_chars: int) -> list[Chunk]:
 
     def flush_md() -> None:
         if md_buf:
-            secs, _ = markdown_sections(md_buf)
+            secs, _ = markdown_sections(md_buf, md_stack)
             for c in sections_to_chunks(secs, md_buf, md_buf, path, "markdown", max_chars):
-                # map back to the notebook's JSON lines proportionally within the markdown run
-                c.start_line = md_first + 1
-                c.end_line = max(md_first + 1, md_last + 1)
+                # map back to the notebook's JSON lines (one source line per JSON line)
+                c.start_line = md_rows[c.start_line - 1] + 1
+                c.end_line = max(c.start_line, md_rows[min(c.end_line, len(md_rows)) - 1] + 1)
                 chunks.append(c)
             md_buf.clear()
+            md_rows.clear()
 
     for cell in nb.get("cells", []):
         src = cell.get("source", "")
@@ -296,10 +300,8 @@ def _notebook(text: str, path: str, max_chars: int) -> list[Chunk]:
         at = locate(first_line)
         n = src.count("\n") + 1
         if cell.get("cell_type") == "markdown":
-            if not md_buf:
-                md_first = at
             md_buf.extend(src.split("\n"))
-            md_last = at + n - 1
+            md_rows.extend(range(at, at + n))
         elif cell.get("cell_type") == "code":
             flush_md()
             for c in chunk_code(src, path, lang, max_chars):
