@@ -50,12 +50,55 @@ class SearchConfig:
 
 
 @dataclass
+class ChatConfig:
+    provider: str = ""  # "" = automatic from the environment | openai | dashscope | offline
+    model: str = ""  # empty: gpt-4o-mini (openai) or qwen-plus (dashscope)
+    api_key: str = ""
+    base_url: str = ""  # OpenAI-compatible server (Ollama, vLLM, llama.cpp) or DashScope HTTP base
+    fallback_model: str = ""  # tried on the same backend when the main model keeps failing
+    timeout_s: float = 60.0  # per call; for streams, the longest wait between two pieces
+    max_retries: int = 3  # on 429 / 5xx / timeouts, with exponential backoff honouring Retry-After
+    backoff_s: float = 0.5
+    max_backoff_s: float = 20.0
+    temperature: float = 0.2
+    max_tokens: int = 1200
+    tools: bool = True  # let the Coding assistant call bounded search tools when the model supports them
+    max_tool_calls: int = 3
+    corpus_language: str = "English"  # retrieval queries are rewritten into it when a model is available
+    kb: str = "default"  # knowledge base an assistant reads when its own `kbs` is empty
+    history_turns: int = 6  # earlier messages given to the model and the condenser
+    max_message_chars: int = 20_000  # longer messages are refused with a clear sentence
+    min_overlap: float = 0.25  # weak-retrieval rule, see copilot/chat.py
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 7860
+    auth: str = ""  # "user:password" for the web UI
+    api_token: str = ""  # bearer token for /v1/*; empty = no token (fine on loopback)
+    max_request_bytes: int = 1_000_000
+    allowed_roots: list[str] = field(default_factory=list)  # folders the UI may index
+
+
+@dataclass
+class BudgetConfig:
+    limit_usd: float = 0.0  # 0 = no budget; model calls are refused once spending reaches it
+    warn_ratio: float = 0.8
+
+
+@dataclass
 class Config:
     data_dir: Path = Path(".devcopilot")
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    chat: ChatConfig = field(default_factory=ChatConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    prices: dict[str, Any] = field(default_factory=dict)  # model -> {input, output} USD per million tokens
+    assistants: list[dict[str, Any]] = field(default_factory=list)  # [[assistants]] tables, see copilot/assistants.py
     extra: dict[str, Any] = field(default_factory=dict)  # tables other parts own (e.g. chat, assistants)
 
     @property
@@ -71,6 +114,13 @@ ENV_MAP = {
     "DEVCOPILOT_STORE": ("store", "kind"),
     "DEVCOPILOT_STORE_URL": ("store", "url"),
     "DEVCOPILOT_STORE_API_KEY": ("store", "api_key"),
+    "DEVCOPILOT_CHAT_PROVIDER": ("chat", "provider"),
+    "DEVCOPILOT_CHAT_MODEL": ("chat", "model"),
+    "DEVCOPILOT_CHAT_API_KEY": ("chat", "api_key"),
+    "DEVCOPILOT_CHAT_BASE_URL": ("chat", "base_url"),
+    "DEVCOPILOT_CHAT_FALLBACK_MODEL": ("chat", "fallback_model"),
+    "DEVCOPILOT_API_TOKEN": ("server", "api_token"),
+    "DEVCOPILOT_BUDGET_USD": ("budget", "limit_usd"),
 }
 
 
@@ -123,10 +173,32 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         cfg.embedding.api_key = env.get("OPENAI_API_KEY", "")
     if cfg.embedding.provider == "dashscope" and not cfg.embedding.api_key:
         cfg.embedding.api_key = env.get("DASHSCOPE_API_KEY", "")
+    _auto_chat(cfg.chat, env)
     cfg.extra.setdefault("env", {k: v for k, v in env.items() if k.startswith(("OPENAI_", "DASHSCOPE_", "DEVCOPILOT_"))})
     if overrides:
         _apply(cfg, {k: v for k, v in overrides.items() if v is not None}, "")
     return cfg
+
+
+def _auto_chat(chat: ChatConfig, env: Mapping[str, str]) -> None:
+    """Pick the chat backend from the usual variables when the configuration leaves it open."""
+    if chat.provider == "":
+        if chat.api_key or chat.base_url:
+            chat.provider = "openai"
+        elif env.get("OPENAI_API_KEY") or env.get("OPENAI_BASE_URL"):
+            chat.provider = "openai"
+        elif env.get("DASHSCOPE_API_KEY"):
+            chat.provider = "dashscope"
+        else:
+            chat.provider = "offline"
+    if chat.provider == "openai":
+        chat.api_key = chat.api_key or env.get("OPENAI_API_KEY", "")
+        chat.base_url = chat.base_url or env.get("OPENAI_BASE_URL", "")
+    elif chat.provider == "dashscope":
+        chat.api_key = chat.api_key or env.get("DASHSCOPE_API_KEY", "")
+        chat.base_url = chat.base_url or env.get("DASHSCOPE_HTTP_BASE_URL", "")
+    if chat.provider not in ("openai", "dashscope", "offline"):
+        raise ConfigError(f"Unknown chat provider '{chat.provider}'; use openai, dashscope or offline.")
 
 
 def redact(secret: str) -> str:
