@@ -11,6 +11,7 @@ outright, are cut into line windows. Syntax errors still parse (tree-sitter reco
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -40,6 +41,7 @@ CONTAINER_DEFS = {
     "enum_declaration", "record_declaration", "impl_item", "trait_item", "mod_item", "class",
 }
 COMMENT_PREFIXES = ("#", "//", "/*", "*", "@", "///", "--")
+CLOSER = re.compile(r"[\]\)}]+[;,]?")
 
 
 @dataclass
@@ -71,10 +73,12 @@ def _text(node) -> str:
 
 def _name_of(node) -> str:
     t = node.type
-    if t == "impl_item":
-        trait = node.child_by_field_name("trait")
-        typ = _text(node.child_by_field_name("type"))
-        return f"{typ}" if not trait else f"{typ}"
+    if t == "impl_item":  # `impl<T> Stack<T>` and `impl Display for Stack` both name Stack
+        typ = node.child_by_field_name("type")
+        for n in _walk(typ) if typ is not None else ():
+            if n.type == "type_identifier":
+                return _text(n)
+        return _text(typ)
     if t == "method_declaration" and node.child_by_field_name("receiver") is not None:  # Go
         recv = node.child_by_field_name("receiver")
         typ = ""
@@ -191,8 +195,14 @@ class _Chunker:
             self.filler(cursor, hi, prefix, context)
 
     def filler(self, a: int, b: int, prefix: str, context: str) -> None:
-        if any(self.lines[i].strip() for i in range(a, b + 1)):
-            self.pieces.append(Piece(a, b, prefix, context))
+        rows = [i for i in range(a, b + 1) if self.lines[i].strip()]
+        if not rows:
+            return
+        # A container's closing bracket alone is no chunk: it joins the piece just before it.
+        if self.pieces and self.pieces[-1].end == a - 1 and all(CLOSER.fullmatch(self.lines[i].strip()) for i in rows):
+            self.pieces[-1].end = b
+            return
+        self.pieces.append(Piece(a, b, prefix, context))
 
     def chunks(self, path: str, language: str) -> list[Chunk]:
         out = []
