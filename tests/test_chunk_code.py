@@ -1,6 +1,8 @@
 """Code chunking with the real tree-sitter grammars: definitions, qualified symbols, line ranges."""
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from ingest.code import chunk_code, parser_for
@@ -302,7 +304,7 @@ def test_definition_larger_than_window_split_without_dropping_lines():
     assert huge[0].start_line == 1 and '"""A very long function."""' in huge[0].text
     assert huge[-1].text.endswith("return n")
     assert all(c.context == "def huge(n):" for c in huge[1:])  # continuations say where they belong
-    for a, b in zip(huge, huge[1:]):  # consecutive, no gap, no overlap
+    for a, b in itertools.pairwise(huge):  # consecutive, no gap, no overlap
         assert b.start_line > a.end_line
         assert all(not ln.strip() for ln in src.split("\n")[a.end_line:b.start_line - 1])
     assert any(c.symbol == "" and "x = huge(2)" in c.text for c in chunks)
