@@ -1,0 +1,97 @@
+"""The assistants: who they are, what they read, and how a user adds their own in the TOML config.
+
+```toml
+[[assistants]]
+name = "API"
+description = "Answers from the API reference."
+avatar = "🔌"
+system_prompt = "You answer questions about the public HTTP API."
+kbs = ["api-docs"]
+kinds = ["doc"]
+top_k = 6
+```
+An entry named like a default one (Guide, Tutoring, Coding) changes that one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from copilot.config import Config, ConfigError
+
+GUIDE = "Guide"
+
+
+@dataclass
+class AssistantSpec:
+    name: str
+    description: str
+    avatar: str = "🤖"  # an emoji or an image path
+    system_prompt: str = ""
+    kbs: list[str] = field(default_factory=list)  # empty: the chat's default KB
+    kinds: list[str] = field(default_factory=list)  # "doc", "code"; empty: both
+    top_k: int = 6
+    tools: bool = False  # may call the bounded code tools (copilot/tools.py) when the model supports them
+
+    @property
+    def key(self) -> str:
+        return self.name.lower()
+
+    @property
+    def is_guide(self) -> bool:
+        return self.name == GUIDE
+
+
+def default_assistants() -> list[AssistantSpec]:
+    return [
+        AssistantSpec(
+            GUIDE, "Greets you, answers questions about this copilot and hands each question to the right expert.",
+            "🧭",
+            "You are the Guide of a developer copilot for a software framework. You greet users, explain what "
+            "the copilot can do, and route questions to the specialist assistants."),
+        AssistantSpec(
+            "Tutoring", "Explains concepts, how-tos and tutorials from the documentation.", "📘",
+            "You are Tutoring, a patient teacher for a software framework. You explain concepts and how to do "
+            "things, using the documentation passages you are given, with short examples when they help.",
+            kinds=["doc"], top_k=6),
+        AssistantSpec(
+            "Coding", "Answers from the source code: APIs, signatures, where things are implemented.", "💻",
+            "You are Coding, an expert on a software framework's source code. You explain APIs, signatures and "
+            "where things are implemented, using the code passages you are given. Build code examples only from "
+            "classes, functions and arguments that appear in those passages; never invent an API.",
+            kinds=["code"], top_k=6, tools=True),
+    ]
+
+
+def load_assistants(cfg: Config) -> list[AssistantSpec]:
+    """The defaults, changed or extended by `[[assistants]]` tables; the Guide always comes first."""
+    specs = {a.key: a for a in default_assistants()}
+    raw = cfg.assistants
+    if isinstance(raw, dict):
+        raw = [raw]
+    if not isinstance(raw, list):
+        raise ConfigError("The 'assistants' setting must be a list of [[assistants]] tables.")
+    known = {f.name for f in fields(AssistantSpec)}
+    for entry in raw:
+        if not isinstance(entry, dict) or not str(entry.get("name", "")).strip():
+            raise ConfigError("Each [[assistants]] table needs a name.")
+        unknown = set(entry) - known
+        if unknown:
+            raise ConfigError(f"Unknown setting '{sorted(unknown)[0]}' in [[assistants]] '{entry['name']}'; "
+                              f"known: {', '.join(sorted(known))}.")
+        name = str(entry["name"]).strip().lstrip("@")
+        if not all(ch.isalnum() or ch in "-_" for ch in name):
+            raise ConfigError(f"Assistant name '{name}' may only hold letters, digits, '-' and '_' "
+                              "so that @mentions can find it.")
+        kinds = entry.get("kinds", [])
+        if any(k not in ("doc", "code") for k in kinds):
+            raise ConfigError(f"Assistant '{name}' has kinds {kinds}; use \"doc\" and/or \"code\".")
+        base = specs.get(name.lower())
+        values = {f.name: getattr(base, f.name) for f in fields(AssistantSpec)} if base else {
+            "description": f"Answers questions about {name}.", "system_prompt": f"You are {name}, an assistant for "
+            "a software framework. You answer using the passages you are given."}
+        values.update({k: v for k, v in entry.items() if k != "name"})
+        values["name"] = base.name if base else name
+        values["top_k"] = max(1, min(int(values.get("top_k", 6)), 20))
+        specs[name.lower()] = AssistantSpec(**values)
+    guide = specs.pop(GUIDE.lower())
+    return [guide, *specs.values()]

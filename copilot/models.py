@@ -1,0 +1,342 @@
+"""Chat-model backends: OpenAI-compatible (the `openai` client), DashScope (its own SDK), or none.
+
+Every backend streams `Delta`s. `ResilientModel` wraps one with what a shared copilot needs:
+retries with exponential backoff on 429 / 5xx / timeouts (honouring Retry-After), a per-call
+timeout, an optional fallback model, and usage accounting in the monitor. When everything
+fails it raises `ModelUnavailable`, and the chat answers offline with a note instead.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Protocol
+
+from copilot.config import Config, redact
+
+DEFAULT_MODELS = {"openai": "gpt-4o-mini", "dashscope": "qwen-plus"}
+
+
+@dataclass
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text as the model wrote it (may be malformed)
+
+
+@dataclass
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    counted: bool = False  # True when the API gave no usage and we estimated it locally
+
+
+@dataclass
+class Delta:
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)  # complete calls, given once at the end
+    usage: Usage | None = None
+    finish: str = ""
+
+
+class ModelError(Exception):
+    """One failed call. `retryable` for 429 / 5xx / timeouts / refused connections."""
+
+    def __init__(self, message: str, retryable: bool, retry_after: float | None = None, status: int = 0):
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.status = status
+
+
+class ModelUnavailable(Exception):
+    """No model could answer (retries and fallback exhausted, or the budget is spent)."""
+
+
+class StreamCut(Exception):
+    """The stream broke after some text had arrived; `partial` keeps it."""
+
+    def __init__(self, message: str, partial: str):
+        super().__init__(message)
+        self.partial = partial
+
+
+class ChatModel(Protocol):
+    provider: str
+    model: str
+    supports_tools: bool
+
+    def stream(self, messages: list[dict], *, tools: list[dict] | None = None, json_mode: bool = False,
+               max_tokens: int | None = None, model: str | None = None) -> Iterator[Delta]: ...
+
+
+def estimate_tokens(text: str) -> int:
+    """A local count when the API gives none: ~4 characters a token, one per CJK character."""
+    cjk = len(re.findall(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]", text))
+    return cjk + max(0, len(text) - cjk) // 4 + (1 if text else 0)
+
+
+def messages_tokens(messages: list[dict]) -> int:
+    return sum(4 + estimate_tokens(str(m.get("content") or "")) for m in messages)
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds from a Retry-After header (any capitalisation), or None."""
+    try:
+        for key, value in (headers or {}).items():
+            if key.lower() == "retry-after":
+                return max(0.0, float(value))
+    except (AttributeError, TypeError, ValueError):
+        pass
+    return None
+
+
+# -- OpenAI-compatible ---------------------------------------------------------------------------
+class OpenAIModel:
+    provider = "openai"
+
+    def __init__(self, cfg: Config):
+        import openai
+
+        c = cfg.chat
+        self.model = c.model or DEFAULT_MODELS["openai"]
+        self.supports_tools = c.tools
+        self._openai = openai
+        # Retries are ours (Retry-After, fallback, monitor), so the client's own are off.
+        self.client = openai.OpenAI(api_key=c.api_key or "no-key", base_url=c.base_url or None,
+                                    timeout=c.timeout_s, max_retries=0)
+        self.cfg = c
+
+    def stream(self, messages, *, tools=None, json_mode=False, max_tokens=None, model=None):
+        import httpx
+
+        openai = self._openai
+        kwargs: dict[str, Any] = {"model": model or self.model, "messages": messages, "stream": True,
+                                  "stream_options": {"include_usage": True}, "temperature": self.cfg.temperature,
+                                  "max_tokens": max_tokens or self.cfg.max_tokens}
+        if tools:
+            kwargs["tools"] = tools
+        if json_mode:
+            kwargs["response_format"] = {"type": "json_object"}
+        try:
+            stream = self.client.chat.completions.create(**kwargs)
+        except openai.APIStatusError as e:
+            raise ModelError(_status_message(e.status_code, e.message), e.status_code == 429 or e.status_code >= 500
+                             or e.status_code == 408, _retry_after(e.response.headers), e.status_code) from None
+        except openai.APITimeoutError:
+            raise ModelError("the model did not answer in time", True) from None
+        except openai.APIConnectionError as e:
+            raise ModelError(f"could not reach the model server ({_clean(e)})", True) from None
+        calls: dict[int, dict] = {}
+        usage = None
+        finish = ""
+        try:
+            for chunk in stream:
+                if getattr(chunk, "usage", None):
+                    usage = Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
+                for choice in chunk.choices or []:
+                    d = choice.delta
+                    if d is not None and d.content:
+                        yield Delta(text=d.content)
+                    for tc in (d.tool_calls or []) if d is not None else []:
+                        slot = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
+                        slot["id"] = tc.id or slot["id"]
+                        if tc.function is not None:
+                            slot["name"] += tc.function.name or ""
+                            slot["arguments"] += tc.function.arguments or ""
+                    finish = choice.finish_reason or finish
+        except openai.APITimeoutError:
+            raise ModelError("the model stopped answering (timeout)", True) from None
+        except (openai.APIError, httpx.HTTPError, OSError, ValueError) as e:  # ValueError: a broken SSE line
+            raise ModelError(f"the stream broke ({_clean(e)})", True) from None
+        yield Delta(tool_calls=[ToolCall(c["id"] or f"call_{i}", c["name"], c["arguments"])
+                                for i, c in sorted(calls.items())], usage=usage, finish=finish or "stop")
+
+
+# -- DashScope ------------------------------------------------------------------------------------
+class DashScopeModel:
+    provider = "dashscope"
+
+    def __init__(self, cfg: Config):
+        import dashscope
+
+        c = cfg.chat
+        self.model = c.model or DEFAULT_MODELS["dashscope"]
+        self.supports_tools = c.tools
+        self.cfg = c
+        self._ds = dashscope
+        if c.base_url:
+            dashscope.base_http_api_url = c.base_url.rstrip("/")
+
+    def stream(self, messages, *, tools=None, json_mode=False, max_tokens=None, model=None):
+        import requests
+
+        kwargs: dict[str, Any] = {"model": model or self.model, "messages": messages, "api_key": self.cfg.api_key,
+                                  "stream": True, "incremental_output": True, "result_format": "message",
+                                  "temperature": self.cfg.temperature, "max_tokens": max_tokens or self.cfg.max_tokens,
+                                  "request_timeout": max(1, round(self.cfg.timeout_s))}
+        if tools:
+            kwargs["tools"] = tools
+        if json_mode:
+            kwargs["response_format"] = {"type": "json_object"}
+        calls: dict[int, dict] = {}
+        usage = None
+        finish = ""
+        try:
+            responses = self._ds.Generation.call(**kwargs)
+            for r in responses:
+                if r.status_code != 200:
+                    status = int(r.status_code)
+                    raise ModelError(_status_message(status, r.message or r.code or ""),
+                                     status == 429 or status >= 500, _retry_after(getattr(r, "headers", None)),
+                                     status)
+                if r.usage:
+                    usage = Usage(r.usage.get("input_tokens", 0) or 0, r.usage.get("output_tokens", 0) or 0)
+                for choice in (r.output or {}).get("choices") or []:
+                    msg = choice.get("message") or {}
+                    if msg.get("content"):
+                        yield Delta(text=msg["content"])
+                    for i, tc in enumerate(msg.get("tool_calls") or []):
+                        slot = calls.setdefault(tc.get("index", i), {"id": "", "name": "", "arguments": ""})
+                        fn = tc.get("function") or {}
+                        slot["id"] = tc.get("id") or slot["id"]
+                        slot["name"] += fn.get("name") or ""
+                        slot["arguments"] += fn.get("arguments") or ""
+                    if choice.get("finish_reason") not in (None, "null"):
+                        finish = choice["finish_reason"]
+        except ModelError:
+            raise
+        except requests.exceptions.Timeout:
+            raise ModelError("the model did not answer in time", True) from None
+        except (requests.exceptions.RequestException, OSError) as e:
+            raise ModelError(f"could not reach DashScope ({_clean(e)})", True) from None
+        yield Delta(tool_calls=[ToolCall(c["id"] or f"call_{i}", c["name"], c["arguments"])
+                                for i, c in sorted(calls.items())], usage=usage, finish=finish or "stop")
+
+
+def _status_message(status: int, detail: str) -> str:
+    what = {429: "rate limited", 401: "the API key was refused", 403: "access was refused",
+            404: "the model or endpoint was not found"}.get(status, "server error" if status >= 500 else "refused")
+    return f"HTTP {status}: {what} ({_clean(detail)[:200]})"
+
+
+def _clean(e: Any) -> str:
+    """Error text without anything that looks like a key."""
+    return re.sub(r"(sk-|Bearer )[A-Za-z0-9_\-\.]{6,}", r"\1***", str(e)).strip() or type(e).__name__
+
+
+# -- the wrapper the chat uses -------------------------------------------------------------------
+@dataclass
+class Reply:
+    """What one finished call produced."""
+    text: str
+    tool_calls: list[ToolCall]
+    model: str
+
+
+class ResilientModel:
+    """Retries, backoff, fallback, budget and usage around one backend."""
+
+    def __init__(self, backend: ChatModel, cfg: Config, monitor=None, sleep: Callable[[float], None] = time.sleep):
+        self.backend = backend
+        self.cfg = cfg
+        self.monitor = monitor
+        self.sleep = sleep
+        self.provider = backend.provider
+        self.model = backend.model
+        self.supports_tools = backend.supports_tools
+
+    def stream(self, messages: list[dict], *, assistant: str, tools: list[dict] | None = None,
+               json_mode: bool = False, max_tokens: int | None = None,
+               on_retry: Callable[[str], None] | None = None) -> Iterator[Delta]:
+        """Yield text deltas, then one final Delta holding tool calls and finish.
+
+        Retries happen only before the first piece of text; a break after it raises StreamCut
+        so the caller keeps what came.
+        """
+        c = self.cfg.chat
+        models = [self.model] + ([c.fallback_model] if c.fallback_model and c.fallback_model != self.model else [])
+        last = "no model was tried"
+        for model in models:
+            for attempt in range(c.max_retries + 1):
+                if self.monitor is not None and self.monitor.over_budget():
+                    raise ModelUnavailable("the usage budget is spent")
+                got: list[str] = []
+                try:
+                    final = Delta()
+                    for d in self.backend.stream(messages, tools=tools, json_mode=json_mode,
+                                                 max_tokens=max_tokens, model=model):
+                        if d.text:
+                            got.append(d.text)
+                            yield d
+                        else:
+                            final = d
+                    self._record(model, assistant, messages, "".join(got), final)
+                    yield final
+                    return
+                except ModelError as e:
+                    if got:
+                        self._record(model, assistant, messages, "".join(got), Delta())
+                        raise StreamCut(str(e), "".join(got)) from None
+                    last = str(e)
+                    if self.monitor is not None:
+                        self.monitor.count("model_errors")
+                    if not e.retryable or attempt == c.max_retries:
+                        break
+                    wait = min(c.max_backoff_s, e.retry_after if e.retry_after is not None
+                               else c.backoff_s * (2 ** attempt))
+                    if on_retry is not None:
+                        on_retry(f"{model}: {e}; retrying in {wait:.1f} s")
+                    if self.monitor is not None:
+                        self.monitor.count("model_retries")
+                    self.sleep(wait)
+        raise ModelUnavailable(last)
+
+    def complete(self, messages: list[dict], *, assistant: str, json_mode: bool = False,
+                 max_tokens: int | None = None) -> str:
+        return "".join(d.text for d in self.stream(messages, assistant=assistant, json_mode=json_mode,
+                                                   max_tokens=max_tokens))
+
+    def _record(self, model: str, assistant: str, messages: list[dict], text: str, final: Delta) -> None:
+        if self.monitor is None:
+            return
+        usage = final.usage
+        if usage is None or (usage.input_tokens == 0 and usage.output_tokens == 0):
+            out = text + "".join(tc.arguments for tc in final.tool_calls)
+            usage = Usage(messages_tokens(messages), estimate_tokens(out), counted=True)
+        self.monitor.record(model, assistant, usage.input_tokens, usage.output_tokens, usage.counted)
+
+
+def make_model(cfg: Config, monitor=None) -> ResilientModel | None:
+    """The configured chat model, or None for offline mode."""
+    provider = cfg.chat.provider
+    if provider == "openai":
+        return ResilientModel(OpenAIModel(cfg), cfg, monitor)
+    if provider == "dashscope":
+        return ResilientModel(DashScopeModel(cfg), cfg, monitor)
+    return None
+
+
+def describe_chat_model(cfg: Config) -> str:
+    """One line for `devcopilot status`: which chat model is active; keys redacted."""
+    c = cfg.chat
+    if c.provider == "offline":
+        return ("offline (no language model configured: set OPENAI_API_KEY, DASHSCOPE_API_KEY or "
+                "DEVCOPILOT_CHAT_BASE_URL to get written answers)")
+    model = c.model or DEFAULT_MODELS.get(c.provider, "")
+    parts = [f"{c.provider} {model}"]
+    if c.base_url:
+        parts.append(f"at {c.base_url}")
+    parts.append(f"key {redact(c.api_key)}" if c.api_key else "no key")
+    if c.fallback_model:
+        parts.append(f"fallback {c.fallback_model}")
+    return ", ".join(parts)
+
+
+def parse_json_object(text: str) -> Any:
+    """json.loads, or None."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return None
