@@ -1,0 +1,135 @@
+"""The monitor: tokens per model and per assistant, cost, a budget, and custom counters.
+
+Token figures come from the API's usage fields, or are counted locally when a server gives
+none (flagged as estimated). Cost uses a price table (USD per million tokens) that the
+`[prices]` config table extends or overrides:
+
+```toml
+[prices."qwen-plus"]
+input = 0.4
+output = 1.2
+```
+With `[budget] limit_usd` set, a warning comes at 80% and model calls are refused at 100%;
+offline answers (retrieved passages) keep working. Figures persist in `usage.json` in the
+data dir, so they survive restarts; `devcopilot usage --reset` starts over.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from copilot.config import Config
+
+# USD per million tokens; a starting point the config's [prices] table overrides.
+DEFAULT_PRICES: dict[str, dict[str, float]] = {
+    "gpt-4o-mini": {"input": 0.15, "output": 0.60},
+    "gpt-4o": {"input": 2.50, "output": 10.00},
+    "gpt-4.1-mini": {"input": 0.40, "output": 1.60},
+    "gpt-4.1": {"input": 2.00, "output": 8.00},
+    "qwen-turbo": {"input": 0.05, "output": 0.20},
+    "qwen-plus": {"input": 0.40, "output": 1.20},
+    "qwen-max": {"input": 1.60, "output": 6.40},
+}
+
+
+def _empty() -> dict[str, Any]:
+    return {"since": time.time(), "models": {}, "assistants": {}, "counters": {}, "cost_usd": 0.0}
+
+
+class Monitor:
+    def __init__(self, cfg: Config):
+        self.path: Path = cfg.data_dir / "usage.json"
+        self.prices = {**DEFAULT_PRICES, **{k: dict(v) for k, v in (cfg.prices or {}).items()
+                                            if isinstance(v, dict)}}
+        self.limit = float(cfg.budget.limit_usd or 0.0)
+        self.warn_ratio = float(cfg.budget.warn_ratio)
+        self._lock = threading.Lock()
+        self.data = self._load()
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and {"models", "assistants", "counters"} <= set(data):
+                return data
+        except (OSError, ValueError):
+            pass
+        return _empty()  # missing or damaged: start over rather than fail the chat
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".usage.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(self.data, indent=1), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+    def price(self, model: str) -> dict[str, float] | None:
+        return self.prices.get(model) or self.prices.get(model.split("/")[-1])
+
+    def record(self, model: str, assistant: str, input_tokens: int, output_tokens: int,
+               estimated: bool = False) -> None:
+        p = self.price(model)
+        cost = (input_tokens * p.get("input", 0.0) + output_tokens * p.get("output", 0.0)) / 1e6 if p else 0.0
+        with self._lock:
+            for table, key in (("models", model), ("assistants", assistant)):
+                row = self.data[table].setdefault(key, {"calls": 0, "input_tokens": 0, "output_tokens": 0,
+                                                        "estimated_calls": 0, "cost_usd": 0.0})
+                row["calls"] += 1
+                row["input_tokens"] += int(input_tokens)
+                row["output_tokens"] += int(output_tokens)
+                row["estimated_calls"] += int(estimated)
+                row["cost_usd"] = round(row["cost_usd"] + cost, 8)
+            self.data["cost_usd"] = round(self.data["cost_usd"] + cost, 8)
+            self._save()
+
+    def count(self, name: str, n: int = 1) -> None:
+        """A custom counter (retrieval calls, offline answers, retries...)."""
+        with self._lock:
+            self.data["counters"][name] = self.data["counters"].get(name, 0) + n
+            self._save()
+
+    # -- budget ----------------------------------------------------------------------------------
+    def spent(self) -> float:
+        return float(self.data["cost_usd"])
+
+    def budget_state(self) -> str:
+        """"none" (no budget), "ok", "warn" (>= 80%) or "over" (>= 100%)."""
+        if self.limit <= 0:
+            return "none"
+        ratio = self.spent() / self.limit
+        return "over" if ratio >= 1.0 else "warn" if ratio >= self.warn_ratio else "ok"
+
+    def over_budget(self) -> bool:
+        return self.budget_state() == "over"
+
+    def budget_message(self) -> str:
+        state = self.budget_state()
+        if state == "over":
+            return (f"The usage budget of ${self.limit:.2f} is spent (${self.spent():.4f}); model calls are paused "
+                    "and answers come from the retrieved passages. Raise [budget] limit_usd or run "
+                    "`devcopilot usage --reset`.")
+        if state == "warn":
+            return f"Usage is at {self.spent() / self.limit:.0%} of the ${self.limit:.2f} budget."
+        return ""
+
+    # -- figures -----------------------------------------------------------------------------------
+    def figures(self) -> dict[str, Any]:
+        with self._lock:
+            data = json.loads(json.dumps(self.data))
+        totals = {"calls": 0, "input_tokens": 0, "output_tokens": 0}
+        for row in data["models"].values():
+            for k in totals:
+                totals[k] += row[k]
+        return {"since": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(data["since"])),
+                "totals": totals, "cost_usd": round(data["cost_usd"], 6), "models": data["models"],
+                "assistants": data["assistants"], "counters": data["counters"],
+                "budget": {"limit_usd": self.limit, "spent_usd": round(data["cost_usd"], 6),
+                           "state": self.budget_state(), "message": self.budget_message()},
+                "unpriced_models": sorted(m for m in data["models"] if not self.price(m))}
+
+    def reset(self) -> None:
+        with self._lock:
+            self.data = _empty()
+            self._save()
