@@ -94,7 +94,8 @@ def clone_dir(data_dir: Path, url: str) -> Path:
 
 def sync_git(url: str, data_dir: Path, timeout: int = 300) -> Path:
     """Shallow-clone the URL (or fetch it when cloned before); returns the working tree."""
-    if url.startswith("-") or not SAFE_GIT_URL.match(url):
+    # A host or user part starting with '-' would reach ssh as an option.
+    if url.startswith("-") or not SAFE_GIT_URL.match(url) or re.search(r"(://|@)-", url):
         raise SourceError(f"'{url}' is not a git URL this copilot accepts; give a plain https://, ssh:// "
                           "or file:// URL without spaces or shell characters.")
     dest = clone_dir(data_dir, url)

@@ -1,0 +1,173 @@
+"""Source specs: a folder, `pkg:NAME`, and a git URL cloned (then fetched) with the real `git`."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from indexes.build import ingest
+from indexes.search import Index
+from ingest.sources import SourceError, resolve, web_base_for
+from tests.conftest import write_tree
+
+GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+def git(*args: str, cwd: Path) -> str:
+    r = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False,
+                       env={**os.environ, **GIT_ENV})
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def commit_all(work: Path, message: str) -> str:
+    git("add", "-A", cwd=work)
+    git("commit", "-q", "-m", message, cwd=work)
+    return git("rev-parse", "HEAD", cwd=work)
+
+
+@pytest.fixture
+def bare_repo(tmp_path):
+    """A bare repository with one commit, and a working clone to push more commits from."""
+    bare = tmp_path / "remote" / "widgets.git"
+    bare.mkdir(parents=True)
+    git("init", "-q", "--bare", "-b", "main", str(bare), cwd=tmp_path)
+    work = tmp_path / "work"
+    git("clone", "-q", str(bare), str(work), cwd=tmp_path)
+    git("checkout", "-q", "-b", "main", cwd=work)
+    write_tree(work, {
+        "README.md": "# Widgets\n\nWidgets build gadgets out of sprockets.\n",
+        "widgets/core.py": "def build_gadget(name):\n    \"\"\"Build a gadget.\"\"\"\n    return name\n",
+    })
+    commit_all(work, "first")
+    git("push", "-q", "origin", "main", cwd=work)
+    return bare, work
+
+
+def test_folder_source(project, cfg):
+    src = resolve(str(project), cfg.data_dir)
+    assert src.kind == "folder" and src.root == project.resolve() and src.walk_root == src.root
+    assert src.link("docs/guide.md", 3, 5) == f"{project.resolve().as_posix()}/docs/guide.md#L3-L5"
+    # the same folder written differently is the same source
+    assert resolve(str(project) + "/", cfg.data_dir).id == resolve(str(project / "docs" / ".."), cfg.data_dir).id
+
+
+def test_installed_package_source(cfg):
+    import pathspec
+
+    src = resolve("pkg:pathspec", cfg.data_dir)
+    pkg_dir = Path(pathspec.__file__).parent
+    assert src.kind == "package" and src.walk_root == pkg_dir and src.root == pkg_dir.parent
+    assert src.version == pathspec.__version__
+    with pytest.raises(SourceError, match="No installed Python package named 'no-such-pkg-xyz'"):
+        resolve("pkg:no-such-pkg-xyz", cfg.data_dir)
+
+
+def test_installed_package_ingested_with_paths_from_site_packages(cfg):
+    index = Index(cfg)
+    summary = ingest(index, ["pkg:pathspec"], kb="pkgs", include=["pathspec/gitignore.py", "__init__.py"])
+    assert summary.files >= 2 and summary.total_chunks > summary.files
+    hits = index.search("GitIgnoreSpec from_lines", kb="pkgs", k=5, kind="code")
+    assert hits and all(h.chunk.path.startswith("pathspec/") for h in hits)
+    assert not any(h.chunk.path.startswith(("pathspec-", "../")) for h in hits)
+
+
+def test_git_url_cloned_then_fetched_on_reingest(bare_repo, cfg):
+    bare, work = bare_repo
+    url = f"file://{bare}"
+    index = Index(cfg)
+    first = ingest(index, [url], kb="git")
+    assert first.files == 2 and first.total_chunks >= 2
+    clone = resolve(url, cfg.data_dir, fetch=False).root
+    assert (clone / ".git" / "shallow").exists()  # shallow clone
+    assert clone.is_relative_to(cfg.data_dir)
+    hits = index.search("sprockets", kb="git", k=3)
+    assert hits[0].chunk.path == "README.md"
+
+    # a new commit upstream: the next ingest fetches it and indexes only what changed
+    write_tree(work, {"widgets/extra.py": "def polish_sprocket(s):\n    \"\"\"Make it shine.\"\"\"\n    return s\n"})
+    (work / "README.md").write_text("# Widgets\n\nWidgets build gadgets out of cogwheels.\n")
+    head = commit_all(work, "second")
+    git("push", "-q", "origin", "main", cwd=work)
+    second = ingest(index, [url], kb="git")
+    assert second.changed == 2 and second.files == 3
+    assert resolve(url, cfg.data_dir, fetch=False).version == head[:12]
+    assert (clone / "widgets" / "extra.py").exists()
+    hits = index.search("polish_sprocket", kb="git", k=3)
+    assert hits[0].chunk.symbol == "polish_sprocket" and hits[0].chunk.path == "widgets/extra.py"
+    readme = index.catalog.file_chunks("git", "README.md")
+    assert len(readme) == 1 and "cogwheels" in readme[0].text
+
+
+def test_github_links_from_the_remote_of_a_checkout(tmp_path, cfg):
+    work = write_tree(tmp_path / "checkout", {"src/app.py": "def run():\n    return 1\n\n\ndef stop():\n    return 0\n"})
+    git("init", "-q", "-b", "main", cwd=work)
+    git("remote", "add", "origin", "git@github.com:acme/widgets.git", cwd=work)
+    head = commit_all(work, "first")
+    src = resolve(str(work), cfg.data_dir)
+    assert src.host == "github"
+    assert src.link("src/app.py", 5, 6) == f"https://github.com/acme/widgets/blob/{head}/src/app.py#L5-L6"
+    index = Index(cfg)
+    ingest(index, [str(work)], kb="gh")
+    for c in index.catalog.file_chunks("gh", "src/app.py"):
+        assert c.link == f"https://github.com/acme/widgets/blob/{head}/src/app.py#L{c.start_line}-L{c.end_line}"
+
+
+@pytest.mark.parametrize("remote, base", [
+    ("https://github.com/acme/widgets.git", "https://github.com/acme/widgets/blob/C"),
+    ("https://github.com/acme/widgets", "https://github.com/acme/widgets/blob/C"),
+    ("https://token@github.com/acme/widgets.git", "https://github.com/acme/widgets/blob/C"),
+    ("ssh://git@github.com/acme/widgets.git", "https://github.com/acme/widgets/blob/C"),
+    ("git@gitlab.com:acme/group/widgets.git", "https://gitlab.com/acme/group/widgets/-/blob/C"),
+    ("https://example.org/acme/widgets.git", ""),
+    ("file:///srv/git/widgets.git", ""),
+])
+def test_web_base_for_remotes(remote, base):
+    assert web_base_for(remote, "C")[0] == base
+
+
+def test_unreachable_git_url_is_one_sentence(tmp_path, cfg):
+    url = f"file://{tmp_path}/nowhere/repo.git"
+    with pytest.raises(SourceError) as e:
+        resolve(url, cfg.data_dir)
+    msg = str(e.value)
+    assert msg.startswith(f"Could not clone '{url}'") and "\n" not in msg and msg.endswith(".")
+    assert not list((cfg.data_dir / "sources").glob("*/*")) if (cfg.data_dir / "sources").exists() else True
+
+
+@pytest.mark.parametrize("url", [
+    "https://example.com/repo.git;touch${IFS}pwned",
+    "https://example.com/a repo.git",
+    "https://example.com/repo.git|id",
+    "https://example.com/$(id).git",
+    "ssh://-oProxyCommand=touch%20pwned/x.git",
+    "git@-oProxyCommand=x:repo.git",
+    "-uhttps://example.com/repo.git",
+])
+def test_dangerous_git_urls_refused_before_git_runs(url, tmp_path, cfg, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SourceError) as e:
+        resolve(url, cfg.data_dir)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.endswith(".")
+    assert not (tmp_path / "pwned").exists()
+    assert not (cfg.data_dir / "sources").exists()  # nothing cloned, nothing half-made
+
+
+def test_option_like_specs_never_reach_git(tmp_path, cfg, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for spec in ("--upload-pack=touch pwned", "-c", "--help"):
+        with pytest.raises(SourceError, match="does not exist"):
+            resolve(spec, cfg.data_dir)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_missing_folder_and_file_given_as_source(tmp_path, cfg):
+    with pytest.raises(SourceError, match="does not exist"):
+        resolve(str(tmp_path / "nope"), cfg.data_dir)
+    f = write_tree(tmp_path, {"one.md": "# One\n"}) / "one.md"
+    with pytest.raises(SourceError, match="is a file, not a folder"):
+        resolve(str(f), cfg.data_dir)
