@@ -147,10 +147,11 @@ class QdrantStore:
         if not self.client.collection_exists(name):
             self.client.create_collection(name, vectors_config=models.VectorParams(size=dim,
                                                                                    distance=models.Distance.COSINE))
-            try:  # a server filters faster with a payload index; local mode has no use for one
-                self.client.create_payload_index(name, "kind", models.PayloadSchemaType.KEYWORD)
-            except Exception:
-                pass
+            if self.label.startswith("qdrant server"):  # a server filters faster with a payload index
+                try:
+                    self.client.create_payload_index(name, "kind", models.PayloadSchemaType.KEYWORD)
+                except Exception:
+                    pass
         self._known.add(name)
 
     def _call(self, fn):

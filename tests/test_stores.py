@@ -1,0 +1,134 @@
+"""The same ingest and search through every local vector store: Chroma embedded, a real `chroma run`
+server on loopback, and Qdrant local mode. The results must agree."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from copilot.config import load_config
+from indexes.build import ingest
+from indexes.search import Index
+from indexes.stores import StoreError, make_store
+
+CHROMA = Path(sys.executable).parent / "chroma"
+QUERIES = ["long-term memory for an agent", "MemoryStore save", "retry with exponential backoff",
+           "build a gadget with a size", "install widgets"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory):
+    """A real Chroma server on loopback, stopped after the tests of this module."""
+    if not CHROMA.exists():
+        pytest.skip(f"the chroma command is not installed at {CHROMA}")
+    folder = tmp_path_factory.mktemp("chroma-server")
+    port = free_port()
+    with open(folder / "server.log", "wb") as log:
+        proc = subprocess.Popen([str(CHROMA), "run", "--path", str(folder / "db"), "--host", "127.0.0.1",
+                                 "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"chroma run did not start: {(folder / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield url
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def config_for(kind: str, tmp_path: Path, url: str = ""):
+    return load_config(env={}, overrides={"data_dir": str(tmp_path / f"data-{kind}"),
+                                          "store": {"kind": kind, "url": url}})
+
+
+def ranked(index: Index, kb: str = "default") -> dict[str, list[tuple[str, int, str]]]:
+    out = {}
+    for q in QUERIES:
+        for kind in (None, "doc", "code"):
+            out[f"{q}|{kind}"] = [(h.chunk.path, h.chunk.start_line, h.chunk.id)
+                                  for h in index.search(q, kb=kb, k=5, kind=kind)]
+    return out
+
+
+def test_same_results_in_every_store(project, tmp_path, chroma_server):
+    results = {}
+    dense = {}
+    for kind, url in [("chroma", ""), ("chroma-http", chroma_server), ("qdrant", "")]:
+        index = Index(config_for(kind, tmp_path, url))
+        summary = ingest(index, [str(project)])
+        assert summary.total_chunks >= 5
+        store = index.store
+        col = index.collection("default")
+        assert kind.split("-")[0] in store.label
+        assert store.ids(col) == index.catalog.chunk_ids("default")  # every chunk has its vector, no more
+        assert store.count(col) == summary.total_chunks
+        results[kind] = ranked(index)
+        qv = index.embedder.embed(["where are conversations kept on disk"])[0]
+        dense[kind] = [cid for cid, _ in store.query(col, qv, 4, "code")]
+        hits = index.search("MemoryStore save conversation", k=3, kind="code")
+        assert hits[0].chunk.path == "widgets/core.py" and "MemoryStore" in hits[0].chunk.text
+        if kind == "qdrant":
+            store.client.close()  # local mode holds a lock on its folder
+    assert results["chroma"] == results["chroma-http"] == results["qdrant"]
+    assert dense["chroma"] == dense["chroma-http"] == dense["qdrant"]
+    assert len(dense["chroma"]) >= 2
+
+
+@pytest.mark.parametrize("kind", ["chroma", "chroma-http", "qdrant"])
+def test_store_contract(kind, tmp_path, request):
+    url = request.getfixturevalue("chroma_server") if kind == "chroma-http" else ""
+    store = make_store(config_for(kind, tmp_path, url))
+    col = f"contract-{kind}-{tmp_path.name}"[:60]
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(6, 8)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    ids = [f"{i:032x}" for i in range(1, 7)]
+    metas = [{"kind": "code" if i % 2 else "doc", "source": "s"} for i in range(6)]
+    assert store.ids(col) == set() and store.count(col) == 0
+    store.upsert(col, ids, vecs, metas)
+    store.upsert(col, ids[:2], vecs[:2], metas[:2])  # a repeat overwrites, never duplicates
+    assert store.ids(col) == set(ids) and store.count(col) == 6
+    top = store.query(col, vecs[3], 3, None)
+    assert top[0][0] == ids[3] and top[0][1] == pytest.approx(1.0, abs=1e-4)
+    assert all(cid in ids[1::2] for cid, _ in store.query(col, vecs[3], 6, "code"))
+    assert all(cid in ids[0::2] for cid, _ in store.query(col, vecs[3], 6, "doc"))
+    store.delete(col, ids[:3])
+    assert store.ids(col) == set(ids[3:])
+    store.delete(col, ["f" * 32])  # deleting an unknown id is not an error
+    store.drop(col)
+    assert store.ids(col) == set()
+    if kind == "qdrant":
+        store.client.close()
+
+
+def test_unreachable_chroma_server_is_one_sentence(tmp_path, project):
+    url = f"http://127.0.0.1:{free_port()}"
+    index = Index(config_for("chroma-http", tmp_path, url))
+    with pytest.raises(StoreError) as e:
+        ingest(index, [str(project)])
+    msg = str(e.value)
+    assert url in msg and "\n" not in msg
