@@ -76,7 +76,7 @@ def load_assistants(cfg: Config) -> list[AssistantSpec]:
             raise ConfigError("Each [[assistants]] table needs a name.")
         unknown = set(entry) - known
         if unknown:
-            raise ConfigError(f"Unknown setting '{sorted(unknown)[0]}' in [[assistants]] '{entry['name']}'; "
+            raise ConfigError(f"Unknown setting '{min(unknown)}' in [[assistants]] '{entry['name']}'; "
                               f"known: {', '.join(sorted(known))}.")
         name = str(entry["name"]).strip().lstrip("@")
         if not all(ch.isalnum() or ch in "-_" for ch in name):

@@ -183,9 +183,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
 def _auto_chat(chat: ChatConfig, env: Mapping[str, str]) -> None:
     """Pick the chat backend from the usual variables when the configuration leaves it open."""
     if chat.provider == "":
-        if chat.api_key or chat.base_url:
-            chat.provider = "openai"
-        elif env.get("OPENAI_API_KEY") or env.get("OPENAI_BASE_URL"):
+        if chat.api_key or chat.base_url or env.get("OPENAI_API_KEY") or env.get("OPENAI_BASE_URL"):
             chat.provider = "openai"
         elif env.get("DASHSCOPE_API_KEY"):
             chat.provider = "dashscope"

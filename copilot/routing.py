@@ -84,23 +84,23 @@ def parse_mentions(message: str, assistants: list[AssistantSpec]) -> Mentions:
 
 # -- the local classifier ------------------------------------------------------------------------
 GREETING = re.compile(r"^\s*(hi|hello|hey|hallo|yo|good (morning|afternoon|evening)|thanks|thank you|thx|"
-                      r"你好|您好|嗨|谢谢)\b[\s!.,?。！]*", re.I)
+                      r"你好|您好|嗨|谢谢)\b[\s!.,?。！]*", re.IGNORECASE)
 META = re.compile(r"\b(who are you|what (can|do) you do|what are you|help me use|how do(es)? (you|this copilot) work|"
                   r"which assistants|who (else )?is (here|there)|what is this (copilot|tool|chat)|your name|"
-                  r"how (do i|to) use (you|this)|what can i ask)\b|你是谁|你能做什么|怎么用你", re.I)
+                  r"how (do i|to) use (you|this)|what can i ask)\b|你是谁|你能做什么|怎么用你", re.IGNORECASE)
 CODE_WORDS = re.compile(
     r"\b(signature|arguments?|args|kwargs|parameters?|params|implemented|implementation|source( code)?|"
     r"function|method|class|subclass|attribute|returns?|return type|type hints?|def|decorator|raises?|exception|"
     r"traceback|stack trace|module|import|defined|definition|overrid(e|es|den)|instantiate|constructor|enum|"
     r"dataclass|field|property|async|await|coroutine|callback|hook|protocol|interface|variable|constant|"
     r"default value|internally|under the hood|code path|call(s|ed)?)\b|源码|源代码|参数|函数|实现|类|方法|返回|定义|调用",
-    re.I)
+    re.IGNORECASE)
 DOC_WORDS = re.compile(
     r"\b(how (do|can|should) (i|we|you)|how to|what is|what are|what's|why|explain|tutorial|guide|example|"
     r"concepts?|overview|difference between|when (should|to)|best practices?|configure|configuration|set ?up|"
     r"install|get(ting)? started|quickstart|recommended|should i|can i|is it possible|walk me through|"
     r"introduction|documentation|docs)\b|怎么|如何|什么是|为什么|教程|介绍|概念|区别|配置|安装|能否|可以",
-    re.I)
+    re.IGNORECASE)
 CODEISH = re.compile(r"`[^`]+`|\b\w+\.\w+\b(?!\s*$)|\b\w+_\w+\b|\b\w+\(\)?|\b[a-z]+[A-Z]\w*\b|\b[A-Z][a-z]+[A-Z]\w*\b")
 
 
@@ -116,9 +116,9 @@ def classify(question: str, assistants: list[AssistantSpec]) -> list[AssistantSp
     code = len(CODE_WORDS.findall(q)) + 1.5 * len([m for m in CODEISH.findall(q) if not _plain_word(m)])
     doc = len(DOC_WORDS.findall(q))
     words = re.findall(r"\w+", q)
-    if (GREETING.match(q) and len(words) <= 6) or META.search(q) or (not words):
-        if code == 0 and (doc == 0 or META.search(q)):
-            return []
+    social = (GREETING.match(q) and len(words) <= 6) or META.search(q) or not words
+    if social and code == 0 and (doc == 0 or META.search(q)):
+        return []
     coding, tutoring = by_key.get("coding"), by_key.get("tutoring")
     if coding is None or tutoring is None:  # a configured set without the defaults: the first specialist
         return specialists[:1]
@@ -162,8 +162,8 @@ def _repair(text: str) -> tuple[object, bool]:
         return json.loads(text), False
     except (TypeError, ValueError):
         pass
-    t = re.sub(r"^```(?:json)?\s*|\s*```$", "", (text or "").strip(), flags=re.I)
-    m = re.search(r"\{.*\}", t, re.S)
+    t = re.sub(r"^```(?:json)?\s*|\s*```$", "", (text or "").strip(), flags=re.IGNORECASE)
+    m = re.search(r"\{.*\}", t, re.DOTALL)
     if m:
         t = m.group(0)
     for fix in (lambda s: s, lambda s: re.sub(r",\s*([}\]])", r"\1", s),

@@ -17,9 +17,10 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass
@@ -270,16 +271,16 @@ class LLMServer:
         """Value for `dashscope.base_http_api_url`."""
         return f"http://{self.host}:{self.port}/api/v1"
 
-    def script(self, *replies: Reply) -> "LLMServer":
+    def script(self, *replies: Reply) -> LLMServer:
         with self._lock:
             self.queue.extend(replies)
         return self
 
-    def rule(self, match: Callable[[dict], bool] | str, reply: Reply | Responder) -> "LLMServer":
+    def rule(self, match: Callable[[dict], bool] | str, reply: Reply | Responder) -> LLMServer:
         """Answer requests matching `match` (a predicate on the body, or text in the system prompt)."""
         if isinstance(match, str):
             needle = match
-            match = lambda body: needle in system_text(body)  # noqa: E731
+            match = lambda body: needle in system_text(body)
         with self._lock:
             self.rules.append((match, reply))
         return self
@@ -305,7 +306,7 @@ class LLMServer:
             return [r["body"] for r in self.requests if protocol in (None, r["protocol"])]
 
     # -- lifecycle --------------------------------------------------------------------------------
-    def start(self) -> "LLMServer":
+    def start(self) -> LLMServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)
         self._thread.start()

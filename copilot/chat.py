@@ -1,0 +1,383 @@
+"""The copilot: a group chat of assistants answering from the indexes.
+
+One turn: the message is checked, the speakers chosen (@mentions, else the Guide decides),
+and each speaker in order retrieves, builds a prompt with numbered sources and streams its
+answer; later speakers see the earlier answers. Every speaker yields start, tokens, sources,
+end. Nothing a user or a model server does makes `chat()` raise: faults become notes.
+
+Weak retrieval rule: a retrieval is weak when there are no hits, or when fewer than
+`chat.min_overlap` of the query's terms appear in any of the top three chunks AND the top
+chunk was not ranked near the top by both retrievers (its fused score is below what two
+rank-10 placements give). Weak retrieval gets "I don't know" and the closest sources, without
+calling a model.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import uuid
+from collections.abc import Iterator
+
+from copilot.assistants import GUIDE, AssistantSpec, load_assistants
+from copilot.condense import condense
+from copilot.config import Config
+from copilot.conversations import ConversationError, Conversations  # noqa: F401 (re-exported)
+from copilot.events import Event, Source
+from copilot.models import ModelUnavailable, ResilientModel, StreamCut, make_model
+from copilot.monitor import Monitor
+from copilot.prompts import (
+    NO_MODEL_LINE,
+    answer_messages,
+    dont_know,
+    guide_messages,
+    language_of,
+    offline_answer,
+    pieces,
+)
+from copilot.routing import (
+    Decision,
+    classify,
+    parse_mentions,
+    resolve_name,
+    routing_prompt,
+    validate_decision,
+)
+from copilot.tools import TOOL_SPECS, ToolBox
+from indexes.lexical import tokenize
+from indexes.search import Hit, Index, SearchError, lexical_text
+
+log = logging.getLogger("devcopilot.chat")
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+EXCERPT_CHARS = 4000
+
+
+class Copilot:
+    def __init__(self, cfg: Config, index: Index | None = None, model: ResilientModel | None = None):
+        self.cfg = cfg
+        self.index = index if index is not None else Index(cfg)
+        self.assistants: list[AssistantSpec] = load_assistants(cfg)
+        self.monitor = Monitor(cfg)
+        self.model = model if model is not None else make_model(cfg, self.monitor)
+        if self.model is not None and self.model.monitor is None:
+            self.model.monitor = self.monitor
+        self.conversations = Conversations(cfg.data_dir / "conversations.sqlite")
+        self._warned_budget = False
+        self._lock = threading.Lock()
+
+    @property
+    def guide(self) -> AssistantSpec:
+        return self.assistants[0]
+
+    def specialists(self) -> list[AssistantSpec]:
+        return [a for a in self.assistants if not a.is_guide]
+
+    # -- sessions ---------------------------------------------------------------------------------
+    def new_session(self, history: list[dict] | None = None) -> str:
+        """A new conversation; `history` ({role, content[, assistant]}) seeds it (e.g. from the API)."""
+        sid = self.conversations.new()
+        for h in history or []:
+            role = h.get("role")
+            if role in ("user", "assistant") and isinstance(h.get("content"), str):
+                self.conversations.add(sid, role, h["content"], h.get("assistant", ""))
+        return sid
+
+    def history(self, session_id: str) -> list[dict]:
+        return [{k: m[k] for k in ("role", "assistant", "content", "sources", "message_id")}
+                for m in self.conversations.messages(session_id)]
+
+    def feedback(self, message_id: str, up: bool, comment: str = "") -> None:
+        self.conversations.feedback(message_id, up, comment)
+
+    def usage(self) -> dict:
+        figures = self.monitor.figures()
+        figures["feedback"] = self.conversations.feedback_counts()
+        figures["chat_model"] = self.model_label()
+        return figures
+
+    def model_label(self) -> str:
+        from copilot.models import describe_chat_model
+
+        return describe_chat_model(self.cfg)
+
+    # -- one turn -----------------------------------------------------------------------------------
+    def chat(self, message: str, session_id: str, assistant: str | None = None) -> Iterator[Event]:
+        """Answer one message. `assistant` (a name) addresses one assistant like an @mention."""
+        try:
+            yield from self._turn(message, session_id, assistant)
+        except Exception as e:  # the chat never dies; the log keeps the details
+            log.exception("chat turn failed")
+            yield Event("error", GUIDE, f"Something went wrong while answering ({type(e).__name__}: "
+                                        f"{str(e)[:200]}); the chat is still here, try again.")
+
+    def _turn(self, message: str, sid: str, assistant: str | None) -> Iterator[Event]:
+        message = CONTROL.sub("", message if isinstance(message, str) else "").strip()
+        limit = self.cfg.chat.max_message_chars
+        if not message:
+            yield Event("notice", GUIDE, "The message is empty; type a question.")
+            return
+        if len(message) > limit:
+            yield Event("error", GUIDE, f"The message is {len(message):,} characters long and the limit is "
+                                        f"{limit:,} (chat.max_message_chars); shorten it or ask about one part.")
+            return
+        history = self.conversations.messages(sid) if sid and self.conversations.exists(sid) else []
+        if not sid:
+            sid = self.new_session()
+        self.conversations.add(sid, "user", message)
+        targets, text, unknown = self._addressed(message, assistant)
+        if unknown:
+            names = ", ".join("@" + u for u in unknown)
+            yield from self._say(sid, self.guide, self._who_is_here(f"Nobody here is called {names}."))
+            if not targets:
+                return
+        if not targets:
+            decision = self._decide(text, history)
+            if not decision.targets:
+                yield from self._say(sid, self.guide, decision.reply or self._greeting(text))
+                return
+            targets = decision.targets
+            names = " and ".join("@" + t.name for t in targets)
+            yield from self._say(sid, self.guide, f"{names} will take this.")
+        turn: list[dict] = []
+        for spec in targets:
+            yield from self._answer(spec, text, sid, history, turn, [t.name for t in targets if t is not spec])
+        if self.monitor.budget_state() == "warn" and not self._warned_budget:
+            self._warned_budget = True
+            yield Event("notice", GUIDE, self.monitor.budget_message())
+
+    def _addressed(self, message: str, assistant: str | None) -> tuple[list[AssistantSpec], str, list[str]]:
+        """(targets, question text, unknown names). Guide as target means: let the Guide decide."""
+        m = parse_mentions(message, self.assistants)
+        targets, unknown = list(m.targets), m.unknown + m.ambiguous
+        if assistant:
+            found = resolve_name(assistant.strip().lstrip("@"), self.assistants)
+            if len(found) == 1:
+                targets = [found[0]] + [t for t in targets if t is not found[0]]
+            else:
+                unknown = [assistant] + unknown
+        targets = [t for t in targets if not t.is_guide]
+        return targets, m.text or message, unknown
+
+    # -- the Guide ------------------------------------------------------------------------------------
+    def _decide(self, text: str, history: list[dict]) -> Decision:
+        if self.model is not None and not self.monitor.over_budget():
+            msgs = [{"role": "system", "content": routing_prompt(self.assistants, self.kb_summary())},
+                    *[{"role": h["role"], "content": h["content"][:500]} for h in history[-2:]],
+                    {"role": "user", "content": text}]
+            try:
+                raw = self.model.complete(msgs, assistant=GUIDE, json_mode=True, max_tokens=200)
+                decision = validate_decision(raw, self.assistants)
+                if decision is not None:
+                    self.monitor.count(f"routing_{decision.how}")
+                    return decision
+                log.info("routing output could not be used: %r", raw[:200])
+            except (ModelUnavailable, StreamCut) as e:
+                log.info("routing model unavailable: %s", e)
+        self.monitor.count("routing_classifier")
+        return Decision(classify(text, self.assistants), "", "classifier")
+
+    def _who_is_here(self, first: str) -> str:
+        lines = "\n".join(f"- {a.avatar} **@{a.name}**: {a.description}" for a in self.assistants)
+        return f"{first} In this chat:\n{lines}\n\nMention one of them, or just ask and I will pick."
+
+    def _greeting(self, text: str) -> str:
+        if self.model is not None and not self.monitor.over_budget():
+            try:
+                msgs = guide_messages(self.guide, text, self.about(), [], language_of(text))
+                return self.model.complete(msgs, assistant=GUIDE, max_tokens=300)
+            except (ModelUnavailable, StreamCut):
+                pass
+        if language_of(text) == "Chinese":
+            intro = "你好！我是 Guide，负责把问题交给合适的助手。"
+        else:
+            intro = "Hi! I'm the Guide: I pass each question to the assistant who knows best."
+        kb = self.kb_summary()
+        tip = ('Try "How do I …?" for the docs, or "@Coding what arguments does X take?" for the source.')
+        return self._who_is_here(intro) + f"\n\nIndexed: {kb}.\n\n{tip}"
+
+    def about(self) -> str:
+        lines = [f"- {a.name}: {a.description}" for a in self.assistants]
+        return ("A developer copilot: ask about the indexed framework's docs and code; answers cite files and "
+                "lines. Assistants:\n" + "\n".join(lines) + f"\nIndexed: {self.kb_summary()}. Mention an "
+                "assistant with @Name to ask it directly.")
+
+    def kb_summary(self) -> str:
+        parts = []
+        try:
+            for info in self.index.catalog.kbs():
+                specs = ", ".join(s["spec"] for s in self.index.catalog.sources(info.name)[:3])
+                parts.append(f"KB '{info.name}' ({self.index.catalog.count_chunks(info.name)} chunks from {specs})")
+        except Exception:  # a summary must never break a greeting
+            log.exception("kb summary failed")
+        return "; ".join(parts) or "nothing yet (run `devcopilot ingest SOURCE`)"
+
+    def _say(self, sid: str, spec: AssistantSpec, text: str, sources: list[Source] | None = None) -> Iterator[Event]:
+        """A short message spoken at once (greetings, hand-overs, refusals), streamed in pieces."""
+        mid = uuid.uuid4().hex
+        yield Event("start", spec.name, message_id=mid)
+        for p in pieces(text):
+            yield Event("token", spec.name, p)
+        yield Event("sources", spec.name, sources=list(sources or []))
+        self.conversations.add(sid, "assistant", text, spec.name, sources, message_id=mid)
+        yield Event("end", spec.name, text, list(sources or []), mid)
+
+    # -- specialists --------------------------------------------------------------------------------------
+    def retrieve(self, spec: AssistantSpec, query: str) -> tuple[list[Hit], bool]:
+        """(hits, weak) for the assistant's KBs and kinds; falls back to all kinds when its own are weak."""
+        kbs = spec.kbs or [self.cfg.chat.kb]
+        kind = spec.kinds[0] if len(spec.kinds) == 1 else None
+        hits = self._search(kbs, query, spec.top_k, kind)
+        weak = self.is_weak(query, hits)
+        if kind is not None and weak:
+            other = self._search(kbs, query, spec.top_k, None)
+            if not self.is_weak(query, other):
+                return other, False
+        return hits, weak
+
+    def _search(self, kbs: list[str], query: str, k: int, kind: str | None) -> list[Hit]:
+        hits: list[Hit] = []
+        for kb in kbs:
+            if self.index.catalog.kb(kb) is None:
+                continue
+            self.monitor.count("retrieval_calls")
+            try:
+                hits += self.index.search(query, kb=kb, k=k, kind=kind)
+            except SearchError as e:
+                log.info("search failed: %s", e)
+        hits.sort(key=lambda h: -h.score)
+        return hits[:k]
+
+    def is_weak(self, query: str, hits: list[Hit]) -> bool:
+        if not hits:
+            return True
+        terms = set(tokenize(query))
+        if terms:
+            overlap = max(len(terms & set(tokenize(lexical_text(h.chunk)))) / len(terms) for h in hits[:3])
+        else:
+            overlap = 1.0
+        s = self.cfg.search
+        agree = hits[0].score >= (s.dense_weight + s.lexical_weight) / (s.rrf_k + 10)
+        return overlap < self.cfg.chat.min_overlap and not agree
+
+    def _answer(self, spec: AssistantSpec, question: str, sid: str, history: list[dict], turn: list[dict],
+                others: list[str]) -> Iterator[Event]:
+        mid = uuid.uuid4().hex
+        yield Event("start", spec.name, message_id=mid)
+        lang = language_of(question)
+        convo = [{"role": h["role"], "content": h["content"], "sources": h.get("sources", [])}
+                 for h in history[-self.cfg.chat.history_turns:]]
+        query, _how = condense(question, convo, self._usable_model(), self.cfg.chat.corpus_language, spec.name)
+        hits, weak = self.retrieve(spec, query)
+        sources = [to_source(n, h) for n, h in enumerate(hits, 1)]
+        parts: list[str] = []
+        model_name = ""
+        if weak:
+            sources = sources[:3]
+            text = dont_know(sources, lang)
+            for p in pieces(text):
+                yield Event("token", spec.name, p)
+            self.monitor.count("dont_know_answers")
+        elif self._usable_model() is None:
+            note = NO_MODEL_LINE if self.model is None else self.monitor.budget_message()
+            sources = sources[:3]
+            text = offline_answer(sources, query, note)
+            for p in text.split("\n\n"):
+                yield Event("token", spec.name, p + "\n\n")
+            self.monitor.count("offline_answers")
+        else:
+            model_name = self.model.model
+            msgs = answer_messages(spec, question, sources, self._model_history(convo, turn), lang, others)
+            try:
+                yield from self._stream_model(spec, msgs, sources, parts)
+                text = "".join(parts)
+            except ModelUnavailable as e:
+                sources = sources[:3]
+                if parts:
+                    note = f"\n\n_(The model stopped before finishing: {e}. The sources below are what it was given.)_"
+                    text = "".join(parts) + note
+                    yield Event("token", spec.name, note)
+                else:
+                    text = offline_answer(sources, query, self._fault_note(str(e)))
+                    for p in text.split("\n\n"):
+                        yield Event("token", spec.name, p + "\n\n")
+                    self.monitor.count("offline_answers")
+            except StreamCut as e:
+                note = f"\n\n_(The answer was cut off: {e}. What arrived is kept above; ask again for the rest.)_"
+                text = "".join(parts) + note
+                yield Event("token", spec.name, note)
+        yield Event("sources", spec.name, sources=sources)
+        self.conversations.add(sid, "assistant", text, spec.name, sources, model_name, message_id=mid)
+        turn.append({"role": "assistant", "assistant": spec.name, "content": text})
+        yield Event("end", spec.name, text, sources, mid)
+
+    def _usable_model(self) -> ResilientModel | None:
+        if self.model is None or self.monitor.over_budget():
+            return None
+        return self.model
+
+    def _fault_note(self, reason: str) -> str:
+        if self.monitor.over_budget():
+            return "_" + self.monitor.budget_message() + "_"
+        return (f"_The language model could not answer ({reason}), so these are the best matching passages, "
+                "quoted._")
+
+    def _model_history(self, convo: list[dict], turn: list[dict]) -> list[dict]:
+        out = []
+        for h in convo:
+            if h["role"] in ("user", "assistant"):
+                out.append({"role": h["role"], "content": h["content"][:1500]})
+        for t in turn:  # earlier speakers in this turn
+            out.append({"role": "assistant", "content": f"({t['assistant']} answered:) {t['content'][:2500]}"})
+        return out
+
+    def _stream_model(self, spec: AssistantSpec, msgs: list[dict], sources: list[Source],
+                      parts: list[str]) -> Iterator[Event]:
+        use_tools = spec.tools and self.cfg.chat.tools and self.model.supports_tools
+        box = ToolBox(self.index, spec.kbs or [self.cfg.chat.kb], self.cfg.chat.max_tool_calls)
+        for _round in range(self.cfg.chat.max_tool_calls + 1):
+            tools = TOOL_SPECS if use_tools and not box.exhausted else None
+            final = None
+            said: list[str] = []
+            for d in self.model.stream(msgs, assistant=spec.name, tools=tools,
+                                       on_retry=lambda m: log.info("retrying: %s", m)):
+                if d.text:
+                    parts.append(d.text)
+                    said.append(d.text)
+                    yield Event("token", spec.name, d.text)
+                else:
+                    final = d
+            if not (tools and final is not None and final.tool_calls):
+                return
+            msgs.append({"role": "assistant", "content": "".join(said) or None,
+                         "tool_calls": [{"id": tc.id, "type": "function",
+                                         "function": {"name": tc.name, "arguments": tc.arguments}}
+                                        for tc in final.tool_calls]})
+            for tc in final.tool_calls:
+                self.monitor.count("tool_calls")
+                if box.exhausted:
+                    result = "error: no more tool calls for this answer; answer with what you have."
+                else:
+                    r = box.run(tc.name, tc.arguments)
+                    refs = []
+                    for c in r.chunks:
+                        n = _source_number(sources, c)
+                        refs.append(f"[{n}] {c.path} lines {c.start_line}-{c.end_line}")
+                    result = (("Cite these as: " + "; ".join(refs) + "\n\n") if refs else "") + r.text
+                msgs.append({"role": "tool", "tool_call_id": tc.id, "name": tc.name, "content": result[:8000]})
+
+
+def to_source(n: int, hit: Hit) -> Source:
+    c = hit.chunk
+    return Source(n, c.path, c.start_line, c.end_line, c.title, c.link, c.kind, c.language,
+                  c.text[:EXCERPT_CHARS])
+
+
+def _source_number(sources: list[Source], chunk) -> int:
+    for s in sources:
+        if s.path == chunk.path and s.start_line == chunk.start_line and s.end_line == chunk.end_line:
+            return s.n
+    n = len(sources) + 1
+    sources.append(Source(n, chunk.path, chunk.start_line, chunk.end_line, chunk.title, chunk.link, chunk.kind,
+                          chunk.language, chunk.text[:EXCERPT_CHARS]))
+    return n
+

@@ -1,0 +1,132 @@
+"""Bounded tools the Coding assistant may call when the model supports tool calls.
+
+They read only the index: `read_file_range` returns lines of chunks already indexed (never
+the file system), so a path outside the indexed sources, or with `..`, finds nothing. Each
+answer gets at most `chat.max_tool_calls` calls; results are short and their chunks become
+numbered sources.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from indexes.search import Index, SearchError
+from ingest.chunk import Chunk
+
+TOOL_SPECS = [
+    {"type": "function", "function": {
+        "name": "search_code", "description": "Search the indexed source code; returns the best matching chunks.",
+        "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}}},
+    {"type": "function", "function": {
+        "name": "find_definition",
+        "description": "Find where a class, function or method is defined (e.g. Runner.run).",
+        "parameters": {"type": "object", "properties": {"symbol": {"type": "string"}}, "required": ["symbol"]}}},
+    {"type": "function", "function": {
+        "name": "read_file_range", "description": "Read lines start..end (at most 120) of an indexed file.",
+        "parameters": {"type": "object", "properties": {"path": {"type": "string"}, "start": {"type": "integer"},
+                                                        "end": {"type": "integer"}},
+                       "required": ["path", "start", "end"]}}},
+]
+
+MAX_LINES = 120
+
+
+@dataclass
+class ToolResult:
+    text: str  # what the model reads
+    chunks: list[Chunk] = field(default_factory=list)  # to cite
+
+
+class ToolBox:
+    def __init__(self, index: Index, kbs: list[str], max_calls: int = 3):
+        self.index = index
+        self.kbs = kbs
+        self.max_calls = max_calls
+        self.calls = 0
+
+    @property
+    def exhausted(self) -> bool:
+        return self.calls >= self.max_calls
+
+    def run(self, name: str, arguments: str) -> ToolResult:
+        self.calls += 1
+        try:
+            args = json.loads(arguments or "{}")
+        except ValueError:
+            args = None
+        if not isinstance(args, dict):
+            return ToolResult(f"error: the arguments for {name} were not valid JSON; call it again with a JSON object.")
+        try:
+            if name == "search_code":
+                return self.search_code(str(args.get("query", "")))
+            if name == "find_definition":
+                return self.find_definition(str(args.get("symbol", "")))
+            if name == "read_file_range":
+                return self.read_file_range(str(args.get("path", "")), _int(args.get("start")), _int(args.get("end")))
+        except (SearchError, TypeError, ValueError) as e:
+            return ToolResult(f"error: {e}")
+        return ToolResult(f"error: there is no tool named {name!r}; use search_code, find_definition or "
+                          "read_file_range.")
+
+    def _search(self, query: str, k: int) -> list[Chunk]:
+        hits = []
+        for kb in self.kbs:
+            if self.index.catalog.kb(kb) is not None:
+                hits += self.index.search(query, kb=kb, k=k, kind="code")
+        hits.sort(key=lambda h: -h.score)
+        return [h.chunk for h in hits[:k]]
+
+    def search_code(self, query: str) -> ToolResult:
+        if not query.strip():
+            return ToolResult("error: give a query.")
+        chunks = self._search(query, 5)
+        return ToolResult(_listing(chunks, 12) or "no matches", chunks)
+
+    def find_definition(self, symbol: str) -> ToolResult:
+        symbol = symbol.strip().strip("`").removesuffix("()")
+        if not symbol:
+            return ToolResult("error: give a symbol name.")
+        last = symbol.split(".")[-1]
+        found = [c for c in self._search(symbol, 20)
+                 if c.symbol and (c.symbol == symbol or c.symbol.endswith("." + symbol) or
+                                  c.symbol.split(".")[-1] == last)]
+        exact = [c for c in found if c.symbol == symbol or c.symbol.endswith("." + symbol)]
+        chunks = (exact or found)[:3]
+        return ToolResult(_listing(chunks, 40) or f"no definition of {symbol!r} in the indexed code", chunks)
+
+    def read_file_range(self, path: str, start: int, end: int) -> ToolResult:
+        path = path.strip().lstrip("./")
+        if ".." in path.split("/"):
+            return ToolResult("error: paths with '..' are not allowed; use a path as shown in the sources.")
+        start, end = max(1, start), max(start, end)
+        end = min(end, start + MAX_LINES - 1)
+        chunks: list[Chunk] = []
+        for kb in self.kbs:
+            chunks += self.index.catalog.file_chunks(kb, path)
+        if not chunks:
+            return ToolResult(f"error: {path!r} is not an indexed file.")
+        lines: dict[int, str] = {}
+        used = []
+        for c in chunks:
+            if c.end_line < start or c.start_line > end:
+                continue
+            used.append(c)
+            for i, ln in enumerate(c.text.splitlines()):
+                if start <= c.start_line + i <= end:
+                    lines.setdefault(c.start_line + i, ln)
+        if not lines:
+            return ToolResult(f"no indexed lines of {path} in {start}-{end}.")
+        body = "\n".join(f"{n:5d}  {lines[n]}" for n in sorted(lines))
+        return ToolResult(f"{path} lines {min(lines)}-{max(lines)}:\n{body}", used)
+
+
+def _int(v) -> int:
+    return int(v) if v is not None else 1
+
+
+def _listing(chunks: list[Chunk], max_lines: int) -> str:
+    out = []
+    for c in chunks:
+        text = "\n".join(c.text.splitlines()[:max_lines])
+        out.append(f"{c.path} lines {c.start_line}-{c.end_line} ({c.symbol or c.title}):\n{text}")
+    return "\n\n".join(out)
