@@ -48,6 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("forget", help="remove a source from a KB, or a whole KB with --kb alone")
     s.add_argument("source", nargs="?")
     s.add_argument("--kb", default="default")
+
+    s = sub.add_parser("ask", help="ask the copilot a question; the answer streams in the terminal")
+    s.add_argument("question")
+    s.add_argument("--assistant", help="who answers (Tutoring, Coding, ...); default: the Guide decides")
+    s.add_argument("--kb", help="knowledge base to read (default: chat.kb)")
+
+    s = sub.add_parser("usage", help="tokens, cost and budget per model and assistant; counters")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--reset", action="store_true", help="start the figures over")
     return p
 
 
@@ -174,8 +183,71 @@ def cmd_forget(args) -> int:
     return 0
 
 
+def _config(args):
+    return load_config(args.config, overrides={"data_dir": args.data_dir} if args.data_dir else None)
+
+
+def cmd_ask(args) -> int:
+    from copilot.chat import Copilot
+    from copilot.routing import resolve_name
+
+    cfg = _config(args)
+    if args.kb:
+        cfg.chat.kb = args.kb
+    copilot = Copilot(cfg)
+    if args.assistant and len(resolve_name(args.assistant.strip().lstrip("@"), copilot.assistants)) != 1:
+        names = ", ".join(a.name for a in copilot.assistants)
+        raise ValueError(f"There is no assistant '{args.assistant}'; use one of: {names}.")
+    failed = False
+    for ev in copilot.chat(args.question, copilot.new_session(), args.assistant):
+        if ev.type == "start":
+            print(f"\n{ev.assistant}:", flush=True)
+        elif ev.type == "token":
+            print(ev.text, end="", flush=True)
+        elif ev.type == "end":
+            print()
+            for s in ev.sources:
+                print(f"  [{s.n}] {s.path}:{s.start_line}-{s.end_line}" + (f"  {s.title}" if s.title else "")
+                      + (f"\n      {s.link}" if s.link and s.link != s.path else ""))
+        elif ev.type in ("notice", "error"):
+            print(f"{ev.assistant}: {ev.text}", file=sys.stderr)
+            failed = failed or ev.type == "error"
+    return 2 if failed else 0
+
+
+def cmd_usage(args) -> int:
+    from copilot.monitor import Monitor
+
+    monitor = Monitor(_config(args))
+    if args.reset:
+        monitor.reset()
+        print("Usage figures reset.")
+        return 0
+    f = monitor.figures()
+    if args.json:
+        print(json.dumps(f, indent=2))
+        return 0
+    t = f["totals"]
+    print(f"since {f['since']}: {t['calls']} model calls, {t['input_tokens']} input + {t['output_tokens']} output "
+          f"tokens, ${f['cost_usd']:.4f}")
+    b = f["budget"]
+    print(f"budget: ${b['limit_usd']:.2f} ({b['state']})" if b["limit_usd"] else "budget: none ([budget] limit_usd)")
+    if b["message"]:
+        print(b["message"])
+    for table in ("models", "assistants"):
+        for name, row in f[table].items():
+            est = f", {row['estimated_calls']} counted locally" if row["estimated_calls"] else ""
+            print(f"  {table[:-1]} {name}: {row['calls']} calls, {row['input_tokens']} in / {row['output_tokens']} "
+                  f"out tokens, ${row['cost_usd']:.4f}{est}")
+    if f["unpriced_models"]:
+        print("no price for: " + ", ".join(f["unpriced_models"]) + " (add them under [prices])")
+    for name, n in sorted(f["counters"].items()):
+        print(f"  {name}: {n}")
+    return 0
+
+
 COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "status": cmd_status, "eval": cmd_eval,
-            "forget": cmd_forget}
+            "forget": cmd_forget, "ask": cmd_ask, "usage": cmd_usage}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,181 @@
+"""An OpenAI-compatible HTTP API over the copilot, for editors and scripts.
+
+`POST /v1/chat/completions` (streaming and not): `model` is an assistant name in lower case,
+`guide` lets the Guide route; the last user message is the question and the earlier
+messages are the history. Sources are appended to the answer as a numbered list and also
+returned in an extra `sources` field. `GET /v1/models` lists the assistants.
+A bearer token is required when one is configured; request bodies are size-limited.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from copilot.chat import Copilot
+from copilot.events import Event, Source
+from copilot.models import estimate_tokens
+
+ALIASES = {"devcopilot": "guide", "default": "guide", "auto": "guide"}
+
+
+def _error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
+
+
+def sources_block(sources: list[Source]) -> str:
+    if not sources:
+        return ""
+    lines = [f"[{s.n}] {s.path}:{s.start_line}-{s.end_line}" + (f" — {s.title}" if s.title else "")
+             + (f" <{s.link}>" if s.link else "") for s in sources]
+    return "\n\nSources:\n" + "\n".join(lines)
+
+
+def api_router(copilot: Copilot, token: str | None = None) -> APIRouter:
+    router = APIRouter()
+    limit = copilot.cfg.server.max_request_bytes
+
+    def authorized(request: Request) -> bool:
+        if not token:
+            return True
+        got = request.headers.get("authorization", "")
+        scheme, _, value = got.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
+
+    def model_names() -> dict[str, str]:
+        return {a.key: a.name for a in copilot.assistants}
+
+    @router.get("/v1/models")
+    async def models(request: Request):
+        if not authorized(request):
+            return _error(401, "A bearer token is required: send 'Authorization: Bearer TOKEN'.", "auth_error")
+        now = int(time.time())
+        return {"object": "list", "data": [{"id": a.key, "object": "model", "created": now, "owned_by": "devcopilot",
+                                            "name": a.name, "description": a.description}
+                                           for a in copilot.assistants]}
+
+    @router.post("/v1/chat/completions")
+    async def completions(request: Request):
+        if not authorized(request):
+            return _error(401, "A bearer token is required: send 'Authorization: Bearer TOKEN'.", "auth_error")
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            return _error(413, f"The request is larger than {limit:,} bytes (server.max_request_bytes); "
+                               "send a shorter conversation.")
+        body = b""
+        async for part in request.stream():
+            body += part
+            if len(body) > limit:
+                return _error(413, f"The request is larger than {limit:,} bytes (server.max_request_bytes); "
+                                   "send a shorter conversation.")
+        try:
+            req = json.loads(body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, "The request body is not valid JSON.")
+        if not isinstance(req, dict) or not isinstance(req.get("messages"), list) or not req["messages"]:
+            return _error(400, "The request needs a non-empty 'messages' list.")
+        model = str(req.get("model") or "guide").strip().lower()
+        model = ALIASES.get(model, model)
+        names = model_names()
+        if model not in names:
+            return _error(404, f"There is no assistant '{model}'; use one of: {', '.join(names)} "
+                               "(GET /v1/models lists them).", "not_found_error")
+        messages = [m for m in req["messages"] if isinstance(m, dict)]
+        last = next((i for i in range(len(messages) - 1, -1, -1) if messages[i].get("role") == "user"), None)
+        if last is None:
+            return _error(400, "The request has no user message to answer.")
+        question = _text(messages[last].get("content"))
+        history = [{"role": m.get("role"), "content": _text(m.get("content"))} for m in messages[:last]
+                   if m.get("role") in ("user", "assistant")]
+        sid = await run_in_threadpool(copilot.new_session, history)
+        target = None if model == "guide" else names[model]
+        cid = "chatcmpl-" + uuid.uuid4().hex[:24]
+        if req.get("stream"):
+            return StreamingResponse(_stream(copilot, question, sid, target, cid, model),
+                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        return await run_in_threadpool(_complete, copilot, question, sid, target, cid, model)
+
+    return router
+
+
+def _text(content) -> str:
+    """Message content as text (a string, or a list of {type: text} parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+class _Answer:
+    """Collects events into the API's single answer: speakers labelled when several speak."""
+
+    def __init__(self):
+        self.speakers: list[str] = []
+        self.sources: list[dict] = []
+        self.notes: list[str] = []
+
+    def prefix(self, ev: Event) -> str:
+        self.speakers.append(ev.assistant)
+        return ("\n\n" if len(self.speakers) > 1 else "") + f"**{ev.assistant}:** "
+
+    def end(self, ev: Event) -> str:
+        for s in ev.sources:
+            self.sources.append({"assistant": ev.assistant, **s.to_json()})
+        return sources_block(ev.sources)
+
+
+def _complete(copilot: Copilot, question: str, sid: str, target: str | None, cid: str, model: str) -> dict:
+    acc = _Answer()
+    parts: list[str] = []
+    for ev in copilot.chat(question, sid, target):
+        if ev.type == "start":
+            parts.append(acc.prefix(ev))
+        elif ev.type == "token":
+            parts.append(ev.text)
+        elif ev.type == "end":
+            parts.append(acc.end(ev))
+        elif ev.type in ("notice", "error"):
+            parts.append(("\n\n" if parts else "") + ev.text)
+    text = "".join(parts).strip()
+    return {"id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": estimate_tokens(question), "completion_tokens": estimate_tokens(text),
+                      "total_tokens": estimate_tokens(question) + estimate_tokens(text)},
+            "sources": acc.sources, "speakers": acc.speakers, "session_id": sid}
+
+
+def _stream(copilot: Copilot, question: str, sid: str, target: str | None, cid: str, model: str) -> Iterator[str]:
+    acc = _Answer()
+    created = int(time.time())
+
+    def chunk(content: str | None = None, finish: str | None = None, role: str | None = None, **extra) -> str:
+        delta = {"content": content} if content is not None else {}
+        if role:
+            delta["role"] = role
+        obj = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+        return "data: " + json.dumps(obj, ensure_ascii=False) + "\n\n"
+
+    yield chunk("", role="assistant")
+    first = True
+    for ev in copilot.chat(question, sid, target):
+        if ev.type == "start":
+            yield chunk(acc.prefix(ev))
+        elif ev.type == "token":
+            yield chunk(ev.text)
+        elif ev.type == "end":
+            block = acc.end(ev)
+            if block:
+                yield chunk(block)
+        elif ev.type in ("notice", "error"):
+            yield chunk(("" if first else "\n\n") + ev.text)
+        first = False
+    yield chunk(None, "stop", sources=acc.sources, speakers=acc.speakers, session_id=sid)
+    yield "data: [DONE]\n\n"
