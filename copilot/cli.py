@@ -17,8 +17,15 @@ from copilot.config import ConfigError, load_config
 USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, ValueError, RuntimeError, OSError)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes print one sentence (not the usage block) and exit 2, like every user error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message[:1].upper()}{message[1:].rstrip('.')}; see `{self.prog} --help`.\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="devcopilot", description="A developer copilot for a framework's docs and code.")
+    p = _Parser(prog="devcopilot", description="A developer copilot for a framework's docs and code.")
     p.add_argument("--data-dir", help="where indexes live (env DEVCOPILOT_DATA_DIR; default ./.devcopilot)")
     p.add_argument("--config", help="TOML configuration file (env DEVCOPILOT_CONFIG)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -47,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("forget", help="remove a source from a KB, or a whole KB with --kb alone")
     s.add_argument("source", nargs="?")
-    s.add_argument("--kb", default="default")
+    s.add_argument("--kb", help="the KB (default: default); alone, without SOURCE, removes the whole KB")
 
     s = sub.add_parser("ask", help="ask the copilot a question; the answer streams in the terminal")
     s.add_argument("question")
@@ -178,8 +185,11 @@ def cmd_eval(args) -> int:
 def cmd_forget(args) -> int:
     from indexes.build import forget
 
+    if args.source is None and args.kb is None:  # a bare `forget` must not wipe the default KB
+        raise ValueError("Say what to forget: a SOURCE (as listed by `devcopilot status`), or --kb NAME to remove "
+                         "a whole knowledge base.")
     index = _index(args)
-    print(forget(index, args.source, args.kb))
+    print(forget(index, args.source, args.kb or "default"))
     return 0
 
 

@@ -248,9 +248,14 @@ def sections_to_chunks(sections: list[Section], lines: list[str], shown: list[st
             chunks.append(Chunk(text=text, path=path, start_line=a + 1, end_line=b, kind="doc",
                                 language=language, headings=list(sec.headings)))
     if pending is not None:
-        text = "\n".join(shown[pending.start:pending.end]).strip("\n")
+        a, b = pending.start, pending.end
+        while a < b and not shown[a].strip():
+            a += 1
+        while b > a and not shown[b - 1].strip():
+            b -= 1
+        text = "\n".join(shown[a:b])
         if text.strip():
-            chunks.append(Chunk(text=text, path=path, start_line=pending.start + 1, end_line=pending.end,
+            chunks.append(Chunk(text=text, path=path, start_line=a + 1, end_line=b,
                                 kind="doc", language=language, headings=list(pending.headings)))
     return chunks
 

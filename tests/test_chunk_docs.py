@@ -197,3 +197,10 @@ def test_plain_text_paragraph_windows():
 def test_empty_and_whitespace_docs_give_no_chunks():
     assert chunk_docs("", "e.md", "markdown") == []
     assert chunk_docs("\n\n   \n", "e.txt", "text") == []
+
+
+def test_small_file_with_trailing_newline_cites_only_its_lines():
+    text = "# Guide\n\n## Retries\n\nCalls are retried.\nSet max_retries.\n"
+    chunks = chunk_docs(text, "g.md", "markdown")
+    assert_cites_itself(text, chunks)
+    assert [(c.start_line, c.end_line, c.headings) for c in chunks] == [(1, 6, ["Guide", "Retries"])]
