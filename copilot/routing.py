@@ -78,7 +78,7 @@ def parse_mentions(message: str, assistants: list[AssistantSpec]) -> Mentions:
     text = message
     for a, b in reversed(spans):
         text = text[:a] + text[b:]
-    out.text = re.sub(r"^[\s,;:&+/]*(and\s+)?", "", text).strip() if spans else message.strip()
+    out.text = re.sub(r"^(?:[\s,;:&+/]|and\b|und\b|和)*", "", text).strip() if spans else message.strip()
     return out
 
 

@@ -1,0 +1,148 @@
+"""Chat-model backends through the real `openai` client and the real `dashscope` SDK over HTTP."""
+from __future__ import annotations
+
+import pytest
+from llm_server import LLMServer, Reply
+
+from copilot.config import load_config
+from copilot.models import ModelUnavailable, StreamCut, describe_chat_model, make_model
+from copilot.monitor import Monitor
+
+USER = [{"role": "user", "content": "How do retries work?"}]
+
+
+@pytest.fixture(scope="module")
+def llm():
+    server = LLMServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def clean(llm):
+    llm.reset()
+
+
+def model_for(llm, tmp_path, provider="openai", **chat):
+    url = llm.url if provider == "openai" else llm.dashscope_url
+    cfg = load_config(env={}, overrides={"data_dir": str(tmp_path / "data"), "chat": {
+        "provider": provider, "base_url": url, "api_key": "sk-secret-key-1234567890", "model": "main-model",
+        "timeout_s": 2, "backoff_s": 0.01, **chat}})
+    waits: list[float] = []
+    monitor = Monitor(cfg)
+    model = make_model(cfg, monitor)
+    model.sleep = waits.append  # record the backoff instead of sleeping it
+    return model, monitor, waits
+
+
+@pytest.mark.parametrize("provider", ["openai", "dashscope"])
+def test_streams_tokens_and_records_usage(llm, tmp_path, provider):
+    model, monitor, _ = model_for(llm, tmp_path, provider)
+    llm.script(Reply(text="Retries use exponential backoff [1].", prompt_tokens=42))
+    deltas = list(model.stream(USER, assistant="Tutoring"))
+    texts = [d.text for d in deltas if d.text]
+    assert len(texts) > 3 and "".join(texts) == "Retries use exponential backoff [1]."
+    body = llm.bodies(provider)[0]
+    assert body["messages"][-1]["content"] == "How do retries work?" and body["stream"]
+    f = monitor.figures()
+    assert f["models"]["main-model"]["input_tokens"] == 42
+    assert f["models"]["main-model"]["output_tokens"] == len(texts)
+    assert f["assistants"]["Tutoring"]["calls"] == 1 and f["models"]["main-model"]["estimated_calls"] == 0
+
+
+@pytest.mark.parametrize("provider", ["openai", "dashscope"])
+def test_429_honours_retry_after(llm, tmp_path, provider):
+    model, monitor, waits = model_for(llm, tmp_path, provider)
+    llm.script(Reply(status=429, retry_after=7), Reply(text="after the wait"))
+    assert model.complete(USER, assistant="Coding") == "after the wait"
+    assert waits == [7.0]
+    assert len(llm.requests) == 2 and monitor.figures()["counters"]["model_retries"] == 1
+
+
+def test_500_is_retried_with_backoff_then_gives_up(llm, tmp_path):
+    model, _, waits = model_for(llm, tmp_path, max_retries=2)
+    llm.script(Reply(status=500), Reply(text="recovered"))
+    assert model.complete(USER, assistant="Coding") == "recovered"
+    llm.script(*[Reply(status=500)] * 3)
+    with pytest.raises(ModelUnavailable, match="500"):
+        model.complete(USER, assistant="Coding")
+    assert waits == [0.01, 0.01, 0.02]  # exponential backoff from backoff_s
+
+
+def test_client_errors_are_not_retried(llm, tmp_path):
+    model, _, waits = model_for(llm, tmp_path)
+    llm.script(Reply(status=401))
+    with pytest.raises(ModelUnavailable, match="401"):
+        model.complete(USER, assistant="Coding")
+    assert waits == [] and len(llm.requests) == 1
+
+
+@pytest.mark.parametrize("provider", ["openai", "dashscope"])
+def test_a_hang_past_the_timeout_is_retried(llm, tmp_path, provider):
+    model, _, waits = model_for(llm, tmp_path, provider, timeout_s=1)
+    llm.script(Reply(delay=4, text="too late"), Reply(text="in time"))
+    assert model.complete(USER, assistant="Coding") == "in time"
+    assert len(waits) == 1 and len(llm.requests) == 2
+
+
+def test_fallback_model_after_the_main_one_keeps_failing(llm, tmp_path):
+    model, monitor, _ = model_for(llm, tmp_path, max_retries=1, fallback_model="small-model")
+    llm.rule(lambda b: b["model"] == "main-model", Reply(status=503))
+    llm.rule(lambda b: b["model"] == "small-model", Reply(text="from the fallback"))
+    assert model.complete(USER, assistant="Coding") == "from the fallback"
+    assert [b["model"] for b in llm.bodies()] == ["main-model", "main-model", "small-model"]
+    assert "small-model" in monitor.figures()["models"]
+
+
+@pytest.mark.parametrize("provider", ["openai", "dashscope"])
+def test_stream_cut_keeps_what_came(llm, tmp_path, provider):
+    model, _, _ = model_for(llm, tmp_path, provider)
+    llm.script(Reply(text="one two three four five", cut_after=2))
+    got = []
+    with pytest.raises(StreamCut) as e:
+        for d in model.stream(USER, assistant="Coding"):
+            got.append(d.text)
+    assert e.value.partial == "one two " == "".join(got)
+    assert len(llm.requests) == 1  # no retry once text was shown
+
+
+def test_connection_refused_is_a_clear_failure(tmp_path):
+    cfg = load_config(env={}, overrides={"data_dir": str(tmp_path), "chat": {
+        "provider": "openai", "base_url": "http://127.0.0.1:9/v1", "max_retries": 1, "backoff_s": 0.01}})
+    model = make_model(cfg)
+    model.sleep = lambda s: None
+    with pytest.raises(ModelUnavailable, match="could not reach"):
+        model.complete(USER, assistant="Coding")
+
+
+def test_usage_counted_locally_when_the_api_gives_none(llm, tmp_path):
+    model, monitor, _ = model_for(llm, tmp_path)
+    llm.script(Reply(text="a reply without usage figures", usage=False))
+    model.complete(USER, assistant="Guide")
+    row = monitor.figures()["models"]["main-model"]
+    assert row["estimated_calls"] == 1 and row["input_tokens"] > 0 and row["output_tokens"] > 0
+
+
+@pytest.mark.parametrize("provider", ["openai", "dashscope"])
+def test_tool_calls_come_back_whole(llm, tmp_path, provider):
+    model, _, _ = model_for(llm, tmp_path, provider)
+    llm.script(Reply(text="", tool_calls=[{"name": "find_definition", "arguments": '{"symbol": "Runner.run"}'}]))
+    tools = [{"type": "function", "function": {"name": "find_definition", "parameters": {"type": "object"}}}]
+    final = list(model.stream(USER, assistant="Coding", tools=tools))[-1]
+    assert [(t.name, t.arguments) for t in final.tool_calls] == [("find_definition", '{"symbol": "Runner.run"}')]
+    assert llm.bodies()[0]["tools"][0]["function"]["name"] == "find_definition"
+
+
+def test_backend_chosen_from_the_environment_and_keys_redacted(tmp_path):
+    base = {"data_dir": str(tmp_path)}
+    assert load_config(env={}, overrides=base).chat.provider == "offline"
+    c = load_config(env={"OPENAI_API_KEY": "sk-abcdefghijklmnop1234"}, overrides=base)
+    assert c.chat.provider == "openai" and c.chat.api_key == "sk-abcdefghijklmnop1234"
+    line = describe_chat_model(c)
+    assert "gpt-4o-mini" in line and "sk-abcdefghijklmnop1234" not in line
+    c = load_config(env={"DASHSCOPE_API_KEY": "ds-abcdefghijklmnop1234"}, overrides=base)
+    assert c.chat.provider == "dashscope" and "qwen" in describe_chat_model(c)
+    c = load_config(env={"DEVCOPILOT_CHAT_BASE_URL": "http://127.0.0.1:11434/v1", "DEVCOPILOT_CHAT_MODEL": "llama3"},
+                    overrides=base)
+    assert c.chat.provider == "openai" and "llama3" in describe_chat_model(c)
+    assert "offline" in describe_chat_model(load_config(env={}, overrides=base))
