@@ -54,7 +54,10 @@ def normalize_spec(spec: str) -> str:
     spec = spec.strip()
     if spec.startswith("pkg:") or is_git_url(spec):
         return spec.rstrip("/")
-    return str(Path(spec).expanduser().resolve())
+    try:
+        return str(Path(spec).expanduser().resolve())
+    except (RuntimeError, OSError):  # a symbolic link loop
+        raise SourceError(f"Source path '{spec}' is a symbolic link that loops; give the real folder.") from None
 
 
 def _git(args: list[str], cwd: Path | None, timeout: int) -> subprocess.CompletedProcess:

@@ -1,0 +1,207 @@
+"""Bad input: one clear sentence on stderr, exit code 2, no traceback, and nothing indexed is lost.
+
+The commands run through the real CLI entry point (`main(argv)`, stderr captured at the file
+descriptor); a few also run as real processes to prove no traceback reaches the terminal.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from copilot.cli import main
+from tests.conftest import SMALL_PROJECT, write_tree
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    for var in list(os.environ):
+        if var.startswith("DEVCOPILOT_"):
+            monkeypatch.delenv(var)
+
+
+@pytest.fixture(scope="module")
+def kb(tmp_path_factory):
+    """A data dir with the small project indexed; every bad command below must leave it intact."""
+    root = tmp_path_factory.mktemp("bad")
+    project = write_tree(root / "project", SMALL_PROJECT)
+    data = root / "data"
+    assert main(["--data-dir", str(data), "ingest", str(project), "--quiet"]) == 0
+    return data, root
+
+
+def one_sentence_error(capfd, argv: list[str]) -> str:
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse usage errors exit from inside parse_args
+        code = e.code
+    out, err = capfd.readouterr()
+    assert code == 2, (argv, out, err)
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    msg = lines[0]
+    assert msg.startswith("devcopilot") and "Traceback" not in err
+    assert msg.rstrip().endswith((".", ")")), msg
+    return msg
+
+
+def assert_still_searchable(capfd, data: Path) -> None:
+    assert main(["--data-dir", str(data), "search", "MemoryStore save conversation", "--json", "--k", "3"]) == 0
+    out, _ = capfd.readouterr()
+    hits = json.loads(out)["hits"]
+    assert hits and hits[0]["path"] == "widgets/core.py"
+    assert main(["--data-dir", str(data), "status", "--json"]) == 0
+    (info,) = [i for i in json.loads(capfd.readouterr()[0])["knowledge_bases"] if i["name"] == "default"]
+    assert info["files"] == 3 and info["chunks"] >= 5 and not info["interrupted"]
+
+
+def test_missing_path(capfd, kb):
+    data, root = kb
+    msg = one_sentence_error(capfd, ["--data-dir", str(data), "ingest", str(root / "nope")])
+    assert "does not exist" in msg and str(root / "nope") in msg
+    # a good source beside a bad one: nothing is changed either
+    msg = one_sentence_error(capfd, ["--data-dir", str(data), "ingest", str(root / "project"), str(root / "nope")])
+    assert "does not exist" in msg
+    assert_still_searchable(capfd, data)
+
+
+def test_unreachable_git_url(capfd, kb):
+    data, root = kb
+    msg = one_sentence_error(capfd, ["--data-dir", str(data), "ingest", f"file://{root}/no/such/repo.git"])
+    assert msg.startswith("devcopilot: Could not clone")
+    assert_still_searchable(capfd, data)
+
+
+@pytest.mark.parametrize("url", ["https://example.com/r.git;touch${IFS}pwned", "https://example.com/$(id).git",
+                                 "ssh://-oProxyCommand=touch%20pwned/r.git"])
+def test_git_url_with_shell_characters(capfd, kb, url, monkeypatch):
+    data, root = kb
+    monkeypatch.chdir(root)
+    msg = one_sentence_error(capfd, ["--data-dir", str(data), "ingest", url])
+    assert "not a git URL this copilot accepts" in msg
+    assert not (root / "pwned").exists()
+    assert_still_searchable(capfd, data)
+
+
+def test_option_like_arguments(capfd, kb, monkeypatch):
+    data, root = kb
+    monkeypatch.chdir(root)
+    for argv in (["--upload-pack=touch pwned"], ["--upload-pack=touch"], ["-u", "x"]):
+        msg = one_sentence_error(capfd, ["--data-dir", str(data), "ingest", *argv])
+        assert any(why in msg.lower() for why in ("unrecognized arguments", "does not exist", "are required"))
+    msg = one_sentence_error(capfd, ["--data-dir", str(data), "ingest", "--", "--upload-pack=touch pwned"])
+    assert "does not exist" in msg
+    assert not (root / "pwned").exists()
+    # a folder really named like an option is just a folder
+    weird = write_tree(root / "--kb", {"notes.md": "# Notes\n\nZebras are striped.\n"})
+    assert main(["--data-dir", str(data), "ingest", "--kb", "odd", "--quiet", "--", str(weird)]) == 0
+    capfd.readouterr()
+    assert_still_searchable(capfd, data)
+
+
+def test_binary_huge_utf8_syntax_errors_and_symlink_loop_inside_a_folder(capfd, kb):
+    """Inside a folder these are not errors: skipped files are counted and reported; odd text is indexed."""
+    data, root = kb
+    messy = write_tree(root / "messy", {
+        "logo.png": b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR",
+        "blob.py": b"x = 1\n\0\0\0\0",
+        "huge.md": "# Huge\n\n" + "lorem ipsum dolor " * 80_000,
+        "latin1.md": b"# Caf\xe9 cr\xe8me\n\nThe kiosk sells caf\xe9 au lait and \xff\xfe oddities.\n",
+        "broken.py": "def parse_widget(x:\n    return x +\n\nclass Survivor:\n    pass\n",
+    })
+    os.symlink("loop2", messy / "loop1.md")
+    os.symlink("loop1.md", messy / "loop2")
+    assert main(["--data-dir", str(data), "ingest", str(messy), "--kb", "messy", "--quiet"]) == 0
+    out, err = capfd.readouterr()
+    assert err == ""
+    assert "2 files" in out and "2 binary" in out and "1 larger than 1,000,000 bytes" in out
+    assert "2 broken or looping symbolic link" in out
+    assert main(["--data-dir", str(data), "search", "kiosk au lait", "--kb", "messy", "--json"]) == 0
+    hit = json.loads(capfd.readouterr()[0])["hits"][0]
+    assert hit["path"] == "latin1.md" and "\ufffd" in hit["text"]
+    assert main(["--data-dir", str(data), "search", "parse_widget", "--kb", "messy", "--json"]) == 0
+    assert json.loads(capfd.readouterr()[0])["hits"][0]["path"] == "broken.py"
+    assert_still_searchable(capfd, data)
+
+
+def test_binary_file_or_any_file_given_as_the_source(capfd, kb):
+    data, root = kb
+    png = root / "logo.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n\0\0")
+    msg = one_sentence_error(capfd, ["--data-dir", str(data), "ingest", str(png)])
+    assert "is a file, not a folder" in msg
+    assert_still_searchable(capfd, data)
+
+
+def test_symlink_loop_given_as_the_source(capfd, kb):
+    data, root = kb
+    os.symlink(root / "ring", root / "ring")
+    msg = one_sentence_error(capfd, ["--data-dir", str(data), "ingest", str(root / "ring")])
+    assert "symbolic link that loops" in msg
+    assert_still_searchable(capfd, data)
+
+
+@pytest.mark.parametrize("toml, expect", [
+    ("[store\nkind = 'chroma'\n", "is not valid TOML"),
+    ("[store]\nkind = 'mongodb'\n", "Unknown store 'mongodb'"),
+    ("[ingest]\nmax_file_bytes = 'lots'\n", "must be a number"),
+    ("[store]\ncolour = 'blue'\n", "Unknown setting 'store.colour'"),
+    ("store = 3\n", "must be a table"),
+])
+def test_malformed_config(capfd, kb, tmp_path, toml, expect):
+    data, _ = kb
+    conf = tmp_path / "devcopilot.toml"
+    conf.write_text(toml)
+    commands = [["search", "memory"], ["ingest", str(kb[1] / "project")]]
+    if "[store]" not in toml:  # status shows the configured store without opening it
+        commands.append(["status"])
+    for argv in commands:
+        msg = one_sentence_error(capfd, ["--data-dir", str(data), "--config", str(conf), *argv])
+        assert expect in msg
+    msg = one_sentence_error(capfd, ["--data-dir", str(data), "--config", str(tmp_path / "none.toml"), "status"])
+    assert "does not exist" in msg
+    assert_still_searchable(capfd, data)
+
+
+def test_unknown_kb_and_bad_kind(capfd, kb):
+    data, _ = kb
+    msg = one_sentence_error(capfd, ["--data-dir", str(data), "search", "memory", "--kb", "nosuch"])
+    assert "no knowledge base named 'nosuch'" in msg and "default" in msg
+    msg = one_sentence_error(capfd, ["--data-dir", str(data), "search", "memory", "--kind", "video"])
+    assert "invalid choice: 'video'" in msg
+    msg = one_sentence_error(capfd, ["--data-dir", str(data), "eval", str(kb[1] / "missing.jsonl")])
+    assert "does not exist" in msg
+    msg = one_sentence_error(capfd, ["--data-dir", str(data), "forget", "/not/a/source"])
+    assert "has no source '/not/a/source'" in msg
+    msg = one_sentence_error(capfd, ["--data-dir", str(data), "forget", "--kb", "nosuch"])
+    assert "no knowledge base named 'nosuch'" in msg
+    assert_still_searchable(capfd, data)
+
+
+def test_damaged_catalog_is_one_sentence_with_a_way_out(capfd, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "catalog.sqlite").write_bytes(b"this is not a database" * 100)
+    msg = one_sentence_error(capfd, ["--data-dir", str(data), "status"])
+    assert "catalog" in msg and "damaged" in msg and "move it aside" in msg
+
+
+def test_real_processes_print_no_traceback(kb, tmp_path):
+    data, root = kb
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text("[store\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVCOPILOT_")}
+    env["HF_HUB_OFFLINE"] = "1"
+    for argv in (["ingest", str(root / "nope")], ["--config", str(bad_toml), "status"],
+                 ["search", "x", "--kind", "video"], ["search", "memory", "--kb", "nosuch"], ["forget"]):
+        r = subprocess.run([str(BIN / "devcopilot"), "--data-dir", str(data), *argv], capture_output=True,
+                           text=True, env=env, timeout=120, check=False)
+        assert r.returncode == 2 and r.stdout == "", (argv, r.stdout, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
