@@ -60,25 +60,27 @@ def parse_mentions(message: str, assistants: list[AssistantSpec]) -> Mentions:
     for m in MENTION.finditer(message):
         if any(a <= m.start() < b for a, b in code_spans):
             continue
-        between = message[pos:m.start()]
+        between, prev_end = message[pos:m.start()], pos
         if between.strip(" \t\n,;:&+/") and not re.fullmatch(r"[\s,;:&+/]*(and|und|和|及)?[\s,;:&+/]*", between):
             leading = False
         pos = m.end()
         name = m.group(2)
         found = resolve_name(name, assistants)
+        # "@A and @B": the connector goes with the mentions, not into the question.
+        start = prev_end if leading and spans and spans[-1][1] == prev_end else m.start()
         if len(found) == 1:
             if found[0] not in out.targets:
                 out.targets.append(found[0])
-            spans.append(m.span())
+            spans.append((start, m.end()))
         elif m.group(1):  # "@ word" naming nobody: ordinary text ("meet me @ noon")
             continue
         elif leading:
             (out.ambiguous if found else out.unknown).append(name)
-            spans.append(m.span())
+            spans.append((start, m.end()))
     text = message
     for a, b in reversed(spans):
         text = text[:a] + text[b:]
-    out.text = re.sub(r"^(?:[\s,;:&+/]|and\b|und\b|和)*", "", text).strip() if spans else message.strip()
+    out.text = re.sub(r"^[\s,;:&+/]*", "", text).strip() if spans else message.strip()
     return out
 
 

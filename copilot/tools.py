@@ -8,6 +8,7 @@ numbered sources.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 from indexes.search import Index, SearchError
@@ -87,17 +88,29 @@ class ToolBox:
         if not symbol:
             return ToolResult("error: give a symbol name.")
         last = symbol.split(".")[-1]
-        found = [c for c in self._search(symbol, 20)
-                 if c.symbol and (c.symbol == symbol or c.symbol.endswith("." + symbol) or
-                                  c.symbol.split(".")[-1] == last)]
-        exact = [c for c in found if c.symbol == symbol or c.symbol.endswith("." + symbol)]
-        chunks = (exact or found)[:3]
-        return ToolResult(_listing(chunks, 40) or f"no definition of {symbol!r} in the indexed code", chunks)
+        defines = re.compile(rf"^\s*(async\s+def|def|class)\s+{re.escape(last)}\b", re.MULTILINE)
+        candidates = self._search(symbol.replace(".", " ") + " " + symbol, 20)
+        exact = [c for c in candidates if c.symbol and (c.symbol == symbol or c.symbol.endswith("." + symbol))]
+        # A small class is one chunk: its methods are defined inside the class's chunk.
+        inside = [c for c in candidates if defines.search(c.text) and (
+            not c.symbol or symbol.startswith(c.symbol + ".") or c.symbol.split(".")[-1] == last)]
+        chunks = (exact or inside)[:3]
+        if exact:
+            return ToolResult(_listing(chunks, 40), chunks)
+        out = []
+        for c in chunks:  # show the definition itself, not the top of the enclosing class
+            m = defines.search(c.text)
+            first = c.text.count("\n", 0, m.start()) if m else 0
+            lines = c.text.splitlines()[first:first + 40]
+            out.append(f"{c.path} lines {c.start_line + first}-{c.start_line + first + len(lines) - 1} "
+                       f"(in {c.symbol or c.path}):\n" + "\n".join(lines))
+        return ToolResult("\n\n".join(out) or f"no definition of {symbol!r} in the indexed code", chunks)
 
     def read_file_range(self, path: str, start: int, end: int) -> ToolResult:
-        path = path.strip().lstrip("./")
+        path = path.strip().replace("\\", "/")
         if ".." in path.split("/"):
             return ToolResult("error: paths with '..' are not allowed; use a path as shown in the sources.")
+        path = path.removeprefix("./")
         start, end = max(1, start), max(start, end)
         end = min(end, start + MAX_LINES - 1)
         chunks: list[Chunk] = []

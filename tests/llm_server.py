@@ -67,6 +67,7 @@ def last_user(body: dict) -> str:
 class LLMServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.requests: list[dict] = []  # {"protocol", "path", "headers", "body" (OpenAI shape), "raw"}
+        self.pieces_sent = 0  # streamed text pieces written so far, to observe streaming from a test
         self.queue: deque[Reply] = deque()
         self.rules: list[tuple[Callable[[dict], bool], Reply | Responder]] = []
         self.default: Reply | Responder = Reply(text="This is the scripted default answer [1].")
@@ -194,6 +195,7 @@ class LLMServer:
                         if reply.token_delay:
                             server._stop.wait(reply.token_delay)
                         self._chunk(frame({"content": p}))
+                        server.pieces_sent += 1
                     for c in calls:
                         self._chunk(frame({"tool_calls": [c]}))
                     self._chunk(frame({}, finish))
@@ -288,6 +290,7 @@ class LLMServer:
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.pieces_sent = 0
             self.queue.clear()
             self.rules.clear()
             self.default = Reply(text="This is the scripted default answer [1].")
