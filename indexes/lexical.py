@@ -20,7 +20,8 @@ from scipy import sparse
 
 STOP = set("""a an and are as at be but by can do does did for from has have how i if in into is it its of on
 or so that the their then there these this to was what when where which who why will with would you your
-me my we our should could may might use using used want get make show tell does doesn't not no yes
+me my we our should could may might use using used want get make show tell not no yes don doesn didn isn
+aren wasn won can't cannot also just any some all than
 """.split())
 
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+|[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]+")

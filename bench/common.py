@@ -1,0 +1,52 @@
+"""Helpers shared by the bench scripts: the eval corpus, an Index over a data dir, percentiles."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+WORK = ROOT / "bench" / ".work"
+SHARED_EVAL = ROOT.parent / "shared" / "eval"
+
+# The dev corpus of shared/eval/README.md: the openai-agents 0.24.0 sdist, .md and .py, without tests/.
+DEV_CORPUS = {"package": "openai-agents", "version": "0.24.0", "dir": "openai_agents-0.24.0",
+              "include": ["*.md", "*.py"], "exclude": ["tests/**"]}
+
+
+def fetch_sdist(package: str, version: str, dirname: str) -> Path:
+    """Download and unpack a source distribution from the package registry (once)."""
+    root = WORK / "corpus" / dirname
+    if root.is_dir():
+        return root
+    dest = WORK / "corpus"
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-binary", ":all:", "--no-deps",
+                        f"{package}=={version}", "-d", tmp], check=True)
+        archive = next(Path(tmp).glob("*.tar.gz"))
+        with tarfile.open(archive) as t:
+            t.extractall(dest, filter="data")
+    return root
+
+
+def percentile(values: list[float], p: float) -> float:
+    v = sorted(values)
+    if not v:
+        return 0.0
+    i = min(len(v) - 1, max(0, round(p / 100 * (len(v) - 1))))
+    return v[i]
+
+
+def make_index(data_dir: Path):
+    from copilot.config import load_config
+    from indexes.search import Index
+
+    return Index(load_config(overrides={"data_dir": str(data_dir)}))

@@ -1,0 +1,75 @@
+"""Retrieval figures on a QA set: file@5, sym@5, mrr@10, broken down by kind and language.
+
+    python bench/retrieval.py                      # dev corpus (openai-agents 0.24.0), indexed on first use
+    python bench/retrieval.py --data-dir D --qa Q  # an already indexed KB and its questions
+    python bench/retrieval.py --misses             # also list the questions missed at file@5
+
+Same definitions as shared/eval/score.py (copilot/evaluate.py implements them).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from common import DEV_CORPUS, SHARED_EVAL, WORK, fetch_sdist, make_index, percentile
+
+from copilot.evaluate import load_qa, score, score_question
+
+
+def ensure_dev_index(data_dir):
+    index = make_index(data_dir)
+    if index.catalog.kb("default") is None or index.catalog.kb("default").dirty:
+        from indexes.build import ingest
+
+        root = fetch_sdist(DEV_CORPUS["package"], DEV_CORPUS["version"], DEV_CORPUS["dir"])
+        print(f"indexing {root} ...", flush=True)
+        s = ingest(index, [str(root)], "default", DEV_CORPUS["include"], DEV_CORPUS["exclude"])
+        print(s.line(), flush=True)
+    return index
+
+
+def run(index, qa, kb="default", show_misses=False):
+    results, lat = [], []
+    for q in qa:
+        t = time.perf_counter()
+        hits = index.search(q["question"], kb=kb, k=10)
+        lat.append((time.perf_counter() - t) * 1000)
+        results.append([h.to_json() for h in hits])
+    figures = score(qa, results)
+    for name, pred in (("doc", lambda q: q.get("kind") == "doc"), ("code", lambda q: q.get("kind") == "code"),
+                       ("en", lambda q: q.get("lang") == "en"), ("zh", lambda q: q.get("lang") == "zh")):
+        sub = [(q, r) for q, r in zip(qa, results) if pred(q)]
+        if sub:
+            s = score([q for q, _ in sub], [r for _, r in sub])
+            figures[f"{name}"] = {"n": s["n"], "file@5": s["file@5"], "sym@5": s["sym@5"], "mrr@10": s["mrr@10"]}
+    figures["search_ms_cold_p50"] = round(percentile(lat, 50), 1)
+    if show_misses:
+        for q, r in zip(qa, results):
+            s = score_question(q, r)
+            if not s["file"] or not s["sym"]:
+                gold = ", ".join(f"{g['path']}{'::' + g['symbol'] if g.get('symbol') else ''}" for g in q["gold"])
+                got = " | ".join(f"{h['path']}:{h['start_line']} {h['symbol'] or ''}" for h in r[:5])
+                print(f"MISS {'file' if not s['file'] else 'sym '} {q.get('id')} [{q.get('kind')}/{q.get('lang')}] "
+                      f"{q['question'][:90]}\n   gold: {gold}\n   got:  {got}")
+    return figures
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data-dir", default=str(WORK / "dev"))
+    ap.add_argument("--qa", default=str(SHARED_EVAL / "openai_agents_qa.jsonl"))
+    ap.add_argument("--kb", default="default")
+    ap.add_argument("--misses", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    from pathlib import Path
+
+    index = ensure_dev_index(Path(args.data_dir)) if args.kb == "default" and "openai_agents" in args.qa \
+        else make_index(Path(args.data_dir))
+    figures = run(index, load_qa(args.qa), args.kb, args.misses)
+    print(json.dumps(figures) if args.json else json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()
