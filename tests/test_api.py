@@ -1,0 +1,149 @@
+"""The OpenAI-compatible API through the real `openai` client against a real uvicorn server on loopback."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import httpx
+import openai
+import pytest
+import uvicorn
+from chat_support import build_world, make_copilot
+from fastapi import FastAPI
+from llm_server import LLMServer, Reply, system_text
+
+from copilot.api import api_router
+
+TOKEN = "api-token-for-tests"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return build_world(tmp_path_factory.mktemp("api"))
+
+
+@pytest.fixture(scope="module")
+def model_server():
+    s = LLMServer().start()
+    yield s
+    s.stop()
+
+
+def serve(app: FastAPI) -> tuple[str, uvicorn.Server, threading.Thread]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.02)
+    return f"http://127.0.0.1:{port}", server, thread
+
+
+@pytest.fixture(scope="module")
+def api(world, tmp_path_factory, model_server):
+    """Two copilots behind one app: offline at /offline (no token), with a model at /model (token)."""
+    offline = make_copilot(world, tmp_path_factory.mktemp("offline"))
+    offline.cfg.server.max_request_bytes = 20_000
+    online = make_copilot(world, tmp_path_factory.mktemp("online"), model_server)
+    app = FastAPI()
+    app.include_router(api_router(offline), prefix="/offline")
+    app.include_router(api_router(online, token=TOKEN), prefix="/model")
+    url, server, thread = serve(app)
+    yield url, offline, online
+    server.should_exit = True
+    thread.join(5)
+
+
+def client(url: str, key: str = "none") -> openai.OpenAI:
+    return openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0, timeout=30)
+
+
+def test_models_lists_the_assistants(api):
+    url, _, _ = api
+    ids = [m.id for m in client(url + "/offline").models.list()]
+    assert ids == ["guide", "tutoring", "coding"]
+
+
+def test_non_streaming_answer_with_sources(api):
+    url, _, _ = api
+    r = client(url + "/offline").chat.completions.create(
+        model="coding", messages=[{"role": "user", "content": "what arguments does build_gadget take?"}])
+    text = r.choices[0].message.content
+    assert "def build_gadget(name, size=DEFAULT_SIZE)" in text
+    assert "\n\nSources:\n[1] widgets/core.py:19-21 — build_gadget" in text
+    extra = r.model_extra
+    assert extra["sources"][0]["path"] == "widgets/core.py" and extra["sources"][0]["n"] == 1
+    assert extra["speakers"] == ["Coding"]
+
+
+def test_streaming_answer_through_the_guide(api):
+    url, offline, _ = api
+    stream = client(url + "/offline").chat.completions.create(
+        model="guide", stream=True, messages=[{"role": "user", "content": "How do I give an agent memory?"}])
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert len(chunks) > 10 and chunks[-1].choices[0].finish_reason == "stop"
+    assert text.startswith("**Guide:** @Tutoring will take this.\n\n**Tutoring:** ")
+    assert "MemoryStore(path)" in text and "Sources:\n[1] README.md" in text
+    last = chunks[-1].model_extra
+    assert last["speakers"] == ["Guide", "Tutoring"] and last["sources"][0]["path"] == "README.md"
+    assert offline.history(last["session_id"])[-1]["assistant"] == "Tutoring"
+
+
+def test_history_is_the_earlier_messages_and_the_model_sees_it(api, model_server):
+    url, _, online = api
+    model_server.reset()
+    model_server.default = Reply(text="It returns a dict [1].")
+    r = client(url + "/model", TOKEN).chat.completions.create(model="coding", messages=[
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "what arguments does build_gadget take?"},
+        {"role": "assistant", "content": "name and size"},
+        {"role": "user", "content": "and what does it return?"}])
+    assert r.choices[0].message.content.startswith("**Coding:** It returns a dict [1].")
+    history = online.history(r.model_extra["session_id"])
+    assert [h["content"] for h in history[:3]] == ["what arguments does build_gadget take?", "name and size",
+                                                   "and what does it return?"]
+    answer = [b for b in model_server.bodies() if "Rules:" in system_text(b)][-1]
+    assert {"role": "assistant", "content": "name and size"} in answer["messages"]
+
+
+def test_streaming_with_a_model(api, model_server):
+    url, _, _ = api
+    model_server.reset()
+    model_server.default = Reply(text="Streamed from the model, word by word [1].")
+    stream = client(url + "/model", TOKEN).chat.completions.create(
+        model="tutoring", stream=True, messages=[{"role": "user", "content": "how do retries work?"}])
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text.startswith("**Tutoring:** Streamed from the model, word by word [1].\n\nSources:\n[1] docs/guide.md")
+
+
+def test_bearer_token_required_when_set(api):
+    url, _, _ = api
+    with pytest.raises(openai.AuthenticationError):
+        client(url + "/model", "wrong").chat.completions.create(
+            model="coding", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.AuthenticationError):
+        client(url + "/model", "wrong").models.list()
+
+
+def test_unknown_model_oversized_and_malformed_requests_get_clear_errors(api):
+    url, _, _ = api
+    c = client(url + "/offline")
+    with pytest.raises(openai.NotFoundError, match="no assistant 'wizard'"):
+        c.chat.completions.create(model="wizard", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.APIStatusError, match="larger than 20,000 bytes") as e:
+        c.chat.completions.create(model="coding", messages=[{"role": "user", "content": "x" * 50_000}])
+    assert e.value.status_code == 413
+    r = httpx.post(url + "/offline/v1/chat/completions", content=b"{not json")
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
+    r = httpx.post(url + "/offline/v1/chat/completions", json={"model": "coding", "messages": []})
+    assert r.status_code == 400 and "non-empty 'messages'" in r.json()["error"]["message"]
+    r = httpx.post(url + "/offline/v1/chat/completions",
+                   json={"model": "coding", "messages": [{"role": "user", "content": "   "}]})
+    assert r.status_code == 200 and "empty" in r.json()["choices"][0]["message"]["content"]
