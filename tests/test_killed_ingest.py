@@ -1,0 +1,193 @@
+"""An ingest killed with SIGKILL part-way leaves a usable KB, and the next run completes it so that it
+equals a fresh ingest of the same sources: same chunk ids, no duplicates, no orphan vectors."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from copilot.config import load_config
+from indexes.build import ingest
+from indexes.search import Index
+
+BIN = Path(sys.executable).parent
+N_FILES = 160  # about 400 chunks: two write batches, several seconds of embedding
+WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo",
+         "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango", "uniform", "victor",
+         "whiskey", "xray", "yankee", "zulu"]
+
+
+def make_corpus(root: Path, n: int = N_FILES) -> Path:
+    """n small files (Python and Markdown), every one distinct, about 3 chunks each."""
+    for i in range(n):
+        w = [WORDS[(i * 7 + k) % len(WORDS)] for k in range(6)]
+        pkg = root / f"pkg{i % 12}"
+        pkg.mkdir(parents=True, exist_ok=True)
+        if i % 2:
+            (pkg / f"mod_{i}.py").write_text(
+                f'"""Module {i} about {w[0]} and {w[1]}."""\n\nLIMIT_{i} = {i}\n\n\n'
+                f"def {w[2]}_{i}(value):\n    \"\"\"Scale the {w[3]} value by {i}.\"\"\"\n    return value * {i}\n\n\n"
+                f"class {w[4].title()}{i}:\n    \"\"\"Keeps {w[5]} records number {i}.\"\"\"\n\n"
+                f"    def add_{w[1]}(self, item):\n        return [item, {i}]\n")
+        else:
+            (pkg / f"page_{i}.md").write_text(
+                f"# Page {i}: {w[0]} {w[1]}\n\n" + f"The {w[2]} guide explains {w[3]} number {i}. " * 6 +
+                f"\n\n## Using {w[4]}\n\n" + f"Call the {w[4]} helper with {w[5]} set to {i}. " * 6 + "\n")
+    return root
+
+
+def peek(db_path: Path, sql: str) -> int:
+    """A number from the catalog another process is writing, or -1 when it is not there yet."""
+    try:
+        con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=1)
+        try:
+            row = con.execute(sql).fetchone()
+            return row[0] if row else -1
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return -1
+
+
+def snapshot(index: Index, kb: str = "default") -> dict:
+    cat = index.catalog
+    rows = cat.db.execute("SELECT id, path, start_line, end_line FROM chunks WHERE kb=?", (kb,)).fetchall()
+    ids = [r[0] for r in rows]
+    assert len(ids) == len(set(ids))
+    spans = [(r[1], r[2], r[3]) for r in rows]
+    assert len(spans) == len(set(spans)), "two chunks cover the same lines"
+    manifest = dict(cat.db.execute("SELECT path, hash FROM files WHERE kb=?", (kb,)).fetchall())
+    per_file = dict(cat.db.execute("SELECT path, chunks FROM files WHERE kb=?", (kb,)).fetchall())
+    counted = dict(cat.db.execute("SELECT path, COUNT(*) FROM chunks WHERE kb=? GROUP BY path", (kb,)).fetchall())
+    assert per_file == counted, "manifest and chunks disagree"
+    vectors = index.store.ids(index.collection(kb))
+    assert vectors == set(ids), f"{len(vectors - set(ids))} orphan vectors, {len(set(ids) - vectors)} missing"
+    assert set(index.lexical(kb).ids) == set(ids)
+    assert not cat.kb(kb).dirty
+    return {"ids": set(ids), "manifest": manifest}
+
+
+def start_ingest(data: Path, corpus: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVCOPILOT_")}
+    env.update(HF_HUB_OFFLINE="1", ANONYMIZED_TELEMETRY="False", TOKENIZERS_PARALLELISM="false")
+    return subprocess.Popen([str(BIN / "devcopilot"), "--data-dir", str(data), "ingest", str(corpus), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+def kill_when(proc: subprocess.Popen, ready, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None:
+            pytest.fail(f"ingest finished before it could be killed (exit {proc.returncode}); make the corpus larger")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("the kill point was never reached")
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return make_corpus(tmp_path_factory.mktemp("kill") / "corpus")
+
+
+@pytest.fixture(scope="module")
+def reference(corpus, tmp_path_factory):
+    """What a fresh, uninterrupted ingest of the corpus gives (in a data dir of its own)."""
+    data = tmp_path_factory.mktemp("fresh") / "data"
+    warm = tmp_path_factory.getbasetemp() / "kill-cache" / "embeddings.sqlite"
+    if warm.exists():  # vectors from the killed runs: same texts, same model; saves re-embedding
+        data.mkdir(parents=True)
+        shutil.copy(warm, data / "embeddings.sqlite")
+    index = Index(load_config(env={}, overrides={"data_dir": str(data)}))
+    summary = ingest(index, [str(corpus)])
+    assert summary.files == N_FILES
+    return snapshot(index)
+
+
+def keep_cache(data: Path, tmp_path_factory) -> None:
+    dest = tmp_path_factory.getbasetemp() / "kill-cache"
+    dest.mkdir(exist_ok=True)
+    src = sqlite3.connect(data / "embeddings.sqlite")
+    with sqlite3.connect(dest / "embeddings.sqlite") as out:
+        src.backup(out)
+    src.close()
+
+
+@pytest.mark.parametrize("point", ["before-any-write", "after-first-batch"])
+def test_killed_ingest_completes_to_a_fresh_ingest(point, corpus, tmp_path, tmp_path_factory, request):
+    data = tmp_path / "data"
+    proc = start_ingest(data, corpus)
+    catalog = data / "catalog.sqlite"
+    if point == "before-any-write":  # the KB is open and marked dirty; scanning, loading the model
+        kill_when(proc, lambda: peek(catalog, "SELECT dirty FROM kbs WHERE name='default'") == 1)
+    else:
+        kill_when(proc, lambda: peek(catalog, "SELECT COUNT(*) FROM chunks") > 0)
+
+    # in between: the KB is usable and marked as interrupted; search shows only catalogued chunks
+    cfg = load_config(env={}, overrides={"data_dir": str(data)})
+    index = Index(cfg)
+    assert index.catalog.kb("default").dirty
+    partial = index.catalog.chunk_ids("default")
+    assert len(partial) < 350
+    hits = index.search("scale the value", k=10)
+    assert all(h.chunk.id in partial for h in hits)
+    assert bool(hits) == bool(partial)
+    assert all(h.chunk.kind == "doc" for h in index.search("Call the helper", k=5, kind="doc"))
+
+    # the next run completes it, embedding only what was not embedded before
+    done_files = index.catalog.db.execute("SELECT COUNT(*) FROM files WHERE kb='default'").fetchone()[0]
+    summary = ingest(index, [str(corpus)])
+    assert summary.files == N_FILES and summary.changed == N_FILES - done_files  # finished files are not redone
+    if partial:
+        assert summary.embedded < summary.total_chunks  # what the killed run embedded came from the cache
+    got = snapshot(index)
+    keep_cache(data, tmp_path_factory)
+    ref = request.getfixturevalue("reference")
+    assert got["manifest"] == ref["manifest"]
+    assert got["ids"] == ref["ids"]
+    again = ingest(index, [str(corpus)])
+    assert again.changed == 0 and again.embedded == 0 and snapshot(index) == got
+
+
+def test_killed_reingest_after_changes(corpus, tmp_path, tmp_path_factory):
+    """Kill a re-ingest of a changed corpus; the re-run equals a fresh ingest of the changed corpus."""
+    work = shutil.copytree(corpus, tmp_path / "corpus")
+    data = tmp_path / "data"
+    warm = tmp_path_factory.getbasetemp() / "kill-cache" / "embeddings.sqlite"
+    if warm.exists():
+        data.mkdir()
+        shutil.copy(warm, data / "embeddings.sqlite")
+    cfg = load_config(env={}, overrides={"data_dir": str(data)})
+    index = Index(cfg)
+    ingest(index, [str(work)])
+    for i, f in enumerate(sorted(work.rglob("*.py"))):
+        if i % 2 == 0:
+            f.write_text(f.read_text().replace("return value *", "return value // 2 +"))
+    for f in sorted(work.rglob("*.md"))[:20]:
+        f.unlink()
+    gen = index.catalog.kb("default").generation
+    proc = start_ingest(data, work)
+
+    def bumped() -> bool:
+        return peek(data / "catalog.sqlite", "SELECT generation FROM kbs WHERE name='default'") > gen
+
+    kill_when(proc, bumped)  # among the removals of deleted files, before the changes are written
+    index = Index(cfg)
+    assert index.search("value // 2", k=3)
+    ingest(index, [str(work)])
+    got = snapshot(index)
+    fresh = Index(load_config(env={}, overrides={"data_dir": str(tmp_path / "fresh")}))
+    fresh.cache = index.cache  # same model and texts: reuse the vectors
+    ingest(fresh, [str(work)])
+    ref = snapshot(fresh)
+    assert got == ref
