@@ -47,7 +47,7 @@ def main():
                      "chunks_per_s": round(s.total_chunks / wall, 1), "skipped": dict(s.skipped)}
 
     # Pure embedding of the same texts, straight through the model.
-    from indexes.catalog import row_to_chunk, CHUNK_COLS
+    from indexes.catalog import CHUNK_COLS, row_to_chunk
 
     rows = index.catalog.db.execute(f"SELECT {CHUNK_COLS} FROM chunks WHERE kb='default'").fetchall()
     texts = [row_to_chunk(r).embed_text() for r in rows]

@@ -10,7 +10,6 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 from copilot.config import ConfigError, load_config
 
@@ -146,7 +145,8 @@ def cmd_status(args) -> int:
         print("No knowledge base yet: `devcopilot ingest SOURCE` creates one.")
     for kb in kbs:
         flag = "  (last ingest was interrupted: run ingest again)" if kb["interrupted"] else ""
-        print(f"\nKB '{kb['name']}': {kb['files']} files, {kb['chunks']} chunks, last indexed {kb['last_indexed']}{flag}")
+        print(f"\nKB '{kb['name']}': {kb['files']} files, {kb['chunks']} chunks, "
+              f"last indexed {kb['last_indexed']}{flag}")
         for s in kb["sources"]:
             skipped = ", ".join(f"{n} {why}" for why, n in s["skipped"].items()) or "none skipped"
             print(f"  - {s['spec']} [{s['kind']}{' ' + s['version'] if s['version'] else ''}]: {s['files']} files, "

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 
 class ConfigError(ValueError):
@@ -174,7 +175,6 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     if cfg.embedding.provider == "dashscope" and not cfg.embedding.api_key:
         cfg.embedding.api_key = env.get("DASHSCOPE_API_KEY", "")
     _auto_chat(cfg.chat, env)
-    cfg.extra.setdefault("env", {k: v for k, v in env.items() if k.startswith(("OPENAI_", "DASHSCOPE_", "DEVCOPILOT_"))})
     if overrides:
         _apply(cfg, {k: v for k, v in overrides.items() if v is not None}, "")
     return cfg

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from indexes.lexical import tokenize
-from indexes.search import Index, lexical_text
+from indexes.search import Index, lexical_tokens
 from ingest.chunk import Chunk
 from ingest.chunking import chunk_file
 from ingest.files import SourceFile, WalkReport, walk
-from ingest.sources import ResolvedSource, resolve
 from ingest.languages import classify
+from ingest.sources import ResolvedSource, resolve
 
 BATCH_CHUNKS = 256
 
@@ -195,8 +194,7 @@ def _store_batch(index: Index, kb: str, col: str, batch, chunks: list[Chunk], ve
         for p, file_hash, cs in batch:
             new_ids = {c.id for c in cs}
             stale.extend(i for i in catalog.chunk_ids_for_file(kb, p.source.id, p.path) if i not in new_ids)
-            catalog.replace_file(kb, p.source.id, p.path, file_hash, cs,
-                                 [" ".join(tokenize(lexical_text(c))) for c in cs])
+            catalog.replace_file(kb, p.source.id, p.path, file_hash, cs, [lexical_tokens(c) for c in cs])
         catalog.bump(kb)
     # 3. vectors no longer referenced
     if stale:
@@ -222,7 +220,8 @@ def reconcile(index: Index, kb: str) -> tuple[int, int]:
 
 def forget(index: Index, spec: str | None, kb: str) -> str:
     """Remove one source from a KB, or (spec None) the whole KB. Returns a one-line report."""
-    from ingest.sources import normalize_spec, ResolvedSource as _RS
+    from ingest.sources import ResolvedSource as _RS
+    from ingest.sources import normalize_spec
 
     catalog = index.catalog
     info = catalog.kb(kb)

@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     language TEXT, symbol TEXT, headings TEXT, context TEXT, link TEXT, text TEXT, tokens TEXT,
     PRIMARY KEY (kb, id));
 CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks (kb, source_id, path);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
 
 CHUNK_COLS = "id, source_id, path, start_line, end_line, kind, language, symbol, headings, context, link, text"
@@ -164,6 +165,21 @@ class Catalog:
     def tokens(self, kb: str):
         """(id, kind, tokens) for every chunk of the KB, in a stable order, streamed."""
         return self.db.execute("SELECT id, kind, tokens FROM chunks WHERE kb=? ORDER BY rowid", (kb,))
+
+    def retokenize(self, kb: str, tokenize_chunk) -> int:
+        """Recompute the stored lexical tokens of every chunk (after a tokenizer change)."""
+        rows = self.db.execute(f"SELECT {CHUNK_COLS} FROM chunks WHERE kb=?", (kb,)).fetchall()
+        with self.transaction():
+            self.db.executemany("UPDATE chunks SET tokens=? WHERE kb=? AND id=?",
+                                [(tokenize_chunk(row_to_chunk(r)), kb, r[0]) for r in rows])
+        return len(rows)
+
+    def get_meta(self, key: str) -> str | None:
+        r = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return r[0] if r else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def get_chunks(self, kb: str, ids: list[str]) -> dict[str, Chunk]:
         out = {}

@@ -18,10 +18,14 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
-STOP = set("""a an and are as at be but by can do does did for from has have how i if in into is it its of on
-or so that the their then there these this to was what when where which who why will with would you your
-me my we our should could may might use using used want get make show tell not no yes don doesn didn isn
-aren wasn won can't cannot also just any some all than
+# Bump when tokenize() changes: stored tokens of older versions are recomputed on the next rebuild.
+TOKENIZER_VERSION = "2"
+
+STOP = set("""
+a an and are as at be but by can do does did for from has have how i if in into is it its of on or
+so that the their then there these this to was what when where which who why will with would you
+your me my we our should could may might use using used want get make show tell not no yes don
+doesn didn isn aren wasn won can't cannot also just any some all than
 """.split())
 
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+|[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]+")
@@ -78,7 +82,7 @@ class BM25Index:
         self.generation = generation
 
     @classmethod
-    def build(cls, rows, generation: int, k1: float = 1.2, b: float = 0.75) -> "BM25Index":
+    def build(cls, rows, generation: int, k1: float = 1.2, b: float = 0.75) -> BM25Index:
         """rows: iterable of (id, kind, space-joined tokens)."""
         ids: list[str] = []
         kinds: list[int] = []
@@ -137,7 +141,7 @@ class BM25Index:
         os.replace(tmp, folder / "bm25.npz")
 
     @classmethod
-    def load(cls, folder: Path) -> "BM25Index | None":
+    def load(cls, folder: Path) -> BM25Index | None:
         try:
             z = np.load(folder / "bm25.npz")
             meta = json.loads(z["meta"].tobytes().decode())

@@ -16,7 +16,7 @@ import numpy as np
 
 from indexes.catalog import Catalog
 from indexes.embeddings import EmbeddingCache, make_embedder
-from indexes.lexical import BM25Index, tokenize
+from indexes.lexical import TOKENIZER_VERSION, BM25Index, tokenize
 from indexes.stores import collection_name, make_store
 from ingest.chunk import Chunk
 
@@ -47,6 +47,10 @@ def lexical_text(c: Chunk) -> str:
     return " ".join([c.path, c.symbol, " ".join(c.headings), c.text])
 
 
+def lexical_tokens(c: Chunk) -> str:
+    return " ".join(tokenize(lexical_text(c)))
+
+
 class Index:
     def __init__(self, cfg):
         self.cfg = cfg
@@ -75,6 +79,11 @@ class Index:
 
     # -- lexical index lifecycle ---------------------------------------------------------
     def rebuild_lexical(self, kb: str) -> BM25Index:
+        key = f"tokenizer:{kb}"
+        if self.catalog.get_meta(key) != TOKENIZER_VERSION:
+            if self.catalog.get_meta(key) is not None or self.catalog.count_chunks(kb):
+                self.catalog.retokenize(kb, lexical_tokens)
+            self.catalog.set_meta(key, TOKENIZER_VERSION)
         info = self.catalog.kb(kb)
         idx = BM25Index.build(self.catalog.tokens(kb), info.generation if info else 0)
         idx.save(self.lexical_dir(kb))

@@ -84,12 +84,13 @@ class ChromaStore:
     def upsert(self, collection, ids, vectors, metas):
         for i in range(0, len(ids), CHROMA_MAX_BATCH):
             sl = slice(i, i + CHROMA_MAX_BATCH)
-            self._call(lambda: self._col(collection).upsert(ids=ids[sl], embeddings=vectors[sl], metadatas=metas[sl]))
+            self._call(lambda sl=sl: self._col(collection).upsert(ids=ids[sl], embeddings=vectors[sl],
+                                                                 metadatas=metas[sl]))
 
     def delete(self, collection, ids):
         for i in range(0, len(ids), CHROMA_MAX_BATCH):
             part = ids[i:i + CHROMA_MAX_BATCH]
-            self._call(lambda: self._col(collection).delete(ids=part))
+            self._call(lambda part=part: self._col(collection).delete(ids=part))
 
     def query(self, collection, vector, k, kind=None):
         where = {"kind": kind} if kind else None
@@ -101,7 +102,7 @@ class ChromaStore:
         out: set[str] = set()
         offset = 0
         while True:
-            r = self._call(lambda: self._col(collection).get(include=[], limit=5000, offset=offset))
+            r = self._call(lambda offset=offset: self._col(collection).get(include=[], limit=5000, offset=offset))
             out.update(r["ids"])
             if len(r["ids"]) < 5000:
                 return out
@@ -169,7 +170,7 @@ class QdrantStore:
         for i in range(0, len(ids), 1000):
             points = [models.PointStruct(id=_point_id(cid), vector=vec.tolist(), payload={**meta, "chunk_id": cid})
                       for cid, vec, meta in zip(ids[i:i + 1000], vectors[i:i + 1000], metas[i:i + 1000])]
-            self._call(lambda: self.client.upsert(collection, points=points, wait=True))
+            self._call(lambda points=points: self.client.upsert(collection, points=points, wait=True))
 
     def _exists(self, collection) -> bool:
         return collection in self._known or self._call(lambda: self.client.collection_exists(collection))
@@ -198,7 +199,7 @@ class QdrantStore:
         out: set[str] = set()
         offset = None
         while True:
-            points, offset = self._call(lambda: self.client.scroll(collection, limit=2000, offset=offset,
+            points, offset = self._call(lambda offset=offset: self.client.scroll(collection, limit=2000, offset=offset,
                                                                    with_payload=["chunk_id"], with_vectors=False))
             out.update(p.payload["chunk_id"] for p in points)
             if offset is None:

@@ -20,7 +20,7 @@ class Chunk:
     link: str = ""
     id: str = ""
 
-    def finalize(self, source_id: str, link: str) -> "Chunk":
+    def finalize(self, source_id: str, link: str) -> Chunk:
         self.source_id = source_id
         self.link = link
         key = f"{source_id}\0{self.path}\0{self.start_line}\0{self.end_line}\0{self.text}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from ingest.chunk import Chunk
 from ingest.docs import _split_lines
@@ -52,7 +52,7 @@ class Definition:
     container: bool
 
 
-@lru_cache(maxsize=None)
+@cache
 def parser_for(language: str):
     """A tree-sitter parser for the language, or None when no grammar is installed."""
     spec = GRAMMARS.get(language)

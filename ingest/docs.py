@@ -108,7 +108,8 @@ def rst_sections(lines: list[str]) -> list[Section]:
         nxt = lines[k + 1] if k + 1 < len(lines) else ""
         heading_at = -1
         style = ""
-        if line.strip() and not RST_ADORN.match(line) and RST_ADORN.match(nxt) and len(nxt.rstrip()) >= len(line.rstrip()):
+        underlined = RST_ADORN.match(nxt) and len(nxt.rstrip()) >= len(line.rstrip())
+        if line.strip() and not RST_ADORN.match(line) and underlined:
             over = k > 0 and RST_ADORN.match(lines[k - 1]) and lines[k - 1].strip()[0] == nxt.strip()[0]
             heading_at = k - 1 if over else k
             style = ("o" if over else "u") + nxt.strip()[0]

@@ -152,7 +152,8 @@ def resolve(spec: str, data_dir: Path, git_timeout: int = 300, fetch: bool = Tru
             walk_root = Path(found.origin)
         version = ""
         try:
-            from importlib.metadata import PackageNotFoundError, version as dist_version
+            from importlib.metadata import PackageNotFoundError
+            from importlib.metadata import version as dist_version
             try:
                 version = dist_version(name)
             except PackageNotFoundError:
