@@ -95,7 +95,7 @@ CODE_WORDS = re.compile(
     r"function|method|class|subclass|attribute|returns?|return type|type hints?|def|decorator|raises?|exception|"
     r"traceback|stack trace|module|import|defined|definition|overrid(e|es|den)|instantiate|constructor|enum|"
     r"dataclass|field|property|async|await|coroutine|callback|hook|protocol|interface|variable|constant|"
-    r"default value|internally|under the hood|code path|call(s|ed)?)\b|源码|源代码|参数|函数|实现|类|方法|返回|定义|调用",
+    r"default values?|defaults? to|by default|internally|under the hood|code path|call(s|ed)?)\b|源码|源代码|参数|函数|实现|类|方法|返回|定义|调用",
     re.IGNORECASE)
 DOC_WORDS = re.compile(
     r"\b(how (do|can|should) (i|we|you)|how to|what is|what are|what's|why|explain|tutorial|guide|example|"
@@ -103,7 +103,10 @@ DOC_WORDS = re.compile(
     r"install|get(ting)? started|quickstart|recommended|should i|can i|is it possible|walk me through|"
     r"introduction|documentation|docs)\b|怎么|如何|什么是|为什么|教程|介绍|概念|区别|配置|安装|能否|可以",
     re.IGNORECASE)
-CODEISH = re.compile(r"`[^`]+`|\b\w+\.\w+\b(?!\s*$)|\b\w+_\w+\b|\b\w+\(\)?|\b[a-z]+[A-Z]\w*\b|\b[A-Z][a-z]+[A-Z]\w*\b")
+# Code-shaped tokens: `quoted`, dotted.names, snake_case, calls(), camelCase, CamelCase (two humps,
+# so brand names like OpenAI or LiteLLM do not count).
+CODEISH = re.compile(r"`[^`]+`|\b\w+\.\w+\b(?!\s*$)|\b\w+_\w+\b|\b\w+\(\)?|\b[a-z]+[A-Z]\w*\b|"
+                     r"\b[A-Z][a-z]+[A-Z][a-z]+\w*\b")
 
 
 def classify(question: str, assistants: list[AssistantSpec]) -> list[AssistantSpec]:
