@@ -69,7 +69,8 @@ def ingest(index: Index, specs: list[str], kb: str = "default", include: list[st
     # Resolve (clone/fetch) everything before touching the index: a bad source changes nothing.
     sources = [resolve(s, cfg.data_dir, cfg.ingest.git_timeout_s, fetch=fetch) for s in specs]
     info = catalog.ensure_kb(kb, index.embedder.name, index.store.label)
-    was_dirty = info.dirty
+    # A KB never completed (or a catalog rebuilt from scratch) may face vectors it does not list.
+    was_dirty = info.dirty or info.indexed_at is None
     if info.embed_model != index.embedder.name:  # another model: every vector must be remade
         index.store.drop(collection_for(index, kb, info.embed_model))
         catalog.reset_manifest(kb)

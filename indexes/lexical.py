@@ -12,6 +12,7 @@ import json
 import os
 import re
 import threading
+import zipfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -147,5 +148,5 @@ class BM25Index:
             meta = json.loads(z["meta"].tobytes().decode())
             w = sparse.csc_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
             return cls(meta["ids"], z["kinds"], meta["vocab"], w, meta["generation"])
-        except (OSError, KeyError, ValueError):
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # damaged: the caller rebuilds
             return None

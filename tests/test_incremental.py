@@ -133,3 +133,67 @@ def test_changing_the_embedding_model_reembeds_everything(cfg, project, tmp_path
     assert index2.search("long-term memory", k=1)[0].chunk.path == "README.md"
     again = ingest(index2, [str(project)])
     assert again.embedded == 0 and again.changed == 0
+
+
+def test_progress_reports_each_stage(index, project):
+    seen: list[tuple[str, int, int]] = []
+    ingest(index, [str(project)], progress=lambda stage, done, total: seen.append((stage, done, total)))
+    stages = [s for s, _, _ in seen]
+    assert stages[0] == "scan" and "index" in stages and stages[-1] == "lexical"
+    assert ("index", 3, 3) in seen
+
+
+def test_two_sources_with_the_same_paths_in_one_kb(index, project, tmp_path):
+    other = write_tree(tmp_path / "other", {"README.md": "# Other\n\nThe other README talks about zeppelins.\n"})
+    s = ingest(index, [str(project), str(other)])
+    assert s.files == 4 and len(index.catalog.sources("default")) == 2
+    hit = index.search("zeppelins", k=1)[0]
+    assert hit.chunk.path == "README.md" and hit.chunk.link.startswith(str(other))
+    # re-ingesting one source alone keeps the other
+    again = ingest(index, [str(project)])
+    assert again.removed == 0 and index.search("zeppelins", k=1)[0].chunk.link.startswith(str(other))
+    assert_consistent(index)
+
+
+def test_lost_or_damaged_lexical_index_is_rebuilt(index, project):
+    ingest(index, [str(project)])
+    bm25 = index.lexical_dir("default") / "bm25.npz"
+    good = bm25.read_bytes()
+    for damage in (b"", good[: len(good) // 2], b"not an index at all"):
+        bm25.write_bytes(damage)
+        fresh = Index(index.cfg)
+        assert fresh.search("MemoryStore", k=1, kind="code")[0].chunk.path == "widgets/core.py"  # dense answers
+        ingest(fresh, [str(project)])  # nothing changed, but the lexical index is remade
+        assert fresh.lexical("default") is not None
+        assert_consistent(fresh)
+    bm25.unlink()
+    ingest(Index(index.cfg), [str(project)])
+    assert bm25.exists()
+
+
+def test_damaged_embedding_cache_is_set_aside(cfg, project):
+    index = Index(cfg)
+    ingest(index, [str(project)])
+    index.cache.db.close()
+    cache = cfg.data_dir / "embeddings.sqlite"
+    for extra in ("-wal", "-shm"):
+        cache.with_name(cache.name + extra).unlink(missing_ok=True)
+    cache.write_bytes(b"garbage" * 1000)
+    again = Index(cfg)  # a cache can always be rebuilt: it is never a reason to refuse
+    (project / "docs" / "new.md").write_text("# New\n\nFresh words about hovercraft.\n")
+    s = ingest(again, [str(project)])
+    assert s.changed == 1 and s.embedded == 1
+    assert again.search("hovercraft", k=1)[0].chunk.path == "docs/new.md"
+
+
+def test_lost_catalog_rebuilds_without_orphan_vectors(cfg, project):
+    index = Index(cfg)
+    ingest(index, [str(project)])
+    index.catalog.close()
+    for name in ("catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"):
+        (cfg.data_dir / name).unlink(missing_ok=True)
+    (project / "docs" / "guide.md").unlink()  # its vectors are now orphans nobody lists
+    again = Index(cfg)
+    s = ingest(again, [str(project)])
+    assert s.files == 2 and s.embedded == 0  # the cache still has every vector
+    assert_consistent(again)
