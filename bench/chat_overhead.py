@@ -102,7 +102,7 @@ def main() -> int:
         first_event.append(fe or 0.0)
         first_token.append(ft or 0.0)
         t1 = time.perf_counter()
-        index.search(q, kb="default", k=6, kind="doc")
+        index.search(q + " .", kb="default", k=6, kind="doc")  # a new string: the query embedding is not cached
         search.append(time.perf_counter() - t1)
     server.stop()
     n = len(questions)
@@ -114,7 +114,10 @@ def main() -> int:
     print(f"time to first answer token:           p50 {pct(first_token, 50) * ms:.0f} ms, "
           f"p95 {pct(first_token, 95) * ms:.0f} ms")
     print(f"whole turn:                           p50 {pct(total, 50) * ms:.0f} ms, p95 {pct(total, 95) * ms:.0f} ms")
-    print(f"of which one search (repeat query):   p50 {pct(search, 50) * ms:.0f} ms")
+    print(f"one search for a new query:           p50 {pct(search, 50) * ms:.0f} ms, p95 {pct(search, 95) * ms:.0f} ms"
+          " (embedding + BM25 + vector search; part of the first-token time)")
+    rest = [a - b for a, b in zip(first_token, search)]
+    print(f"first answer token minus that search: p50 {pct(rest, 50) * ms:.0f} ms, p95 {pct(rest, 95) * ms:.0f} ms")
     print(f"model requests: {len(server.requests)} "
           f"({sum('You route questions' in system_text(b) for b in server.bodies())} routing)")
     return 0

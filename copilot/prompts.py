@@ -135,7 +135,8 @@ DONT_KNOW = {
 NOTHING = {
     None: "I don't know: nothing in the indexed sources matches this question. Index more sources with "
           "`devcopilot ingest SOURCE`, or rephrase.",
-    "Chinese": "我不知道：已索引的资料里没有与此问题相关的内容。可以用 `devcopilot ingest SOURCE` 索引更多资料，或换个问法。",
+    "Chinese": "我不知道：已索引的资料里没有与此问题相关的内容。"
+               "可以用 `devcopilot ingest SOURCE` 索引更多资料，或换个问法。",
 }
 
 

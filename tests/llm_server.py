@@ -282,7 +282,9 @@ class LLMServer:
         """Answer requests matching `match` (a predicate on the body, or text in the system prompt)."""
         if isinstance(match, str):
             needle = match
-            match = lambda body: needle in system_text(body)
+
+            def match(body: dict) -> bool:
+                return needle in system_text(body)
         with self._lock:
             self.rules.append((match, reply))
         return self
