@@ -18,6 +18,7 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import astuple
 
 from copilot.assistants import GUIDE, AssistantSpec, load_assistants
 from copilot.condense import condense
@@ -279,6 +280,11 @@ class Copilot:
             self.monitor.count("dont_know_answers")
         elif self._usable_model() is None:
             note = NO_MODEL_LINE if self.model is None else self.monitor.budget_message()
+            # A second speaker in the same turn quotes what the first did not, when there is enough.
+            quoted = {(s.path, s.start_line) for t in turn for s in t.get("sources", [])}
+            fresh = [s for s in sources if (s.path, s.start_line) not in quoted]
+            if len(fresh) >= 2 and len(fresh) < len(sources):
+                sources = [Source(n, *astuple(s)[1:]) for n, s in enumerate(fresh, 1)]
             sources = sources[:3]
             text = offline_answer(sources, query, note)
             for p in text.split("\n\n"):
@@ -307,7 +313,7 @@ class Copilot:
                 yield Event("token", spec.name, note)
         yield Event("sources", spec.name, sources=sources)
         self.conversations.add(sid, "assistant", text, spec.name, sources, model_name, message_id=mid)
-        turn.append({"role": "assistant", "assistant": spec.name, "content": text})
+        turn.append({"role": "assistant", "assistant": spec.name, "content": text, "sources": sources})
         yield Event("end", spec.name, text, sources, mid)
 
     def _usable_model(self) -> ResilientModel | None:

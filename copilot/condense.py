@@ -4,7 +4,8 @@ A follow-up such as "and what does it return?" means nothing to a search index o
 With a model, the follow-up is rewritten using the conversation, and a question in another
 language is rewritten into the corpus language (English by default) so that retrieval over
 English docs and code works; the answer still comes in the user's language. Without a model,
-a follow-up borrows the identifiers and the topic of the previous exchange.
+a follow-up borrows the identifiers and the topic of the previous exchange, and a question in
+another script is searched by the Latin-script words it holds (identifiers, product names).
 """
 from __future__ import annotations
 
@@ -52,6 +53,10 @@ def condense(question: str, history: list[dict], model: ResilientModel | None, c
     follow_up = bool(history) and looks_like_follow_up(question)
     foreign = language_of(question) is not None and language_of(corpus_language) is None
     if model is None:
+        if foreign:  # no model to translate: the Latin-script words (identifiers, product names) search best
+            latin = " ".join(re.findall(r"[A-Za-z_][\w.]*[\w]|[A-Za-z]", question))
+            if latin:
+                return latin, "local"
         return (local_condense(question, history), "local") if follow_up else (question, "as-is")
     if not (follow_up or foreign):
         return question, "as-is"
