@@ -360,3 +360,17 @@ def test_unknown_language_falls_back_to_line_windows(lang):
 def test_empty_file():
     assert chunk_code("", "e.py", "python") == []
     assert chunk_code("\n\n", "e.rb", "ruby") == []
+
+
+def test_embedded_text_situates_the_chunk_shown_text_is_the_source():
+    src = "class Store:\n    \"\"\"Keeps things.\"\"\"\n\n" + "".join(
+        f"    def save_{i}(self, key):\n        return key * {i}\n\n" for i in range(12))
+    chunks = chunks_of(src, "python", 200, path="pkg/memory_store.py")
+    (c,) = [c for c in chunks if c.symbol == "Store.save_3"]
+    assert c.text == "    def save_3(self, key):\n        return key * 3"
+    embedded = c.embed_text()
+    assert embedded.endswith(c.text)  # the source itself, after the situating lines
+    head = embedded[: -len(c.text)]
+    assert "memory store" in head and "pkg" in head  # the path, in words
+    assert "Store" in head and "save 3" in head  # the qualified symbol
+    assert "class Store:" in head  # the class header

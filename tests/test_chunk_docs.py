@@ -204,3 +204,11 @@ def test_small_file_with_trailing_newline_cites_only_its_lines():
     chunks = chunk_docs(text, "g.md", "markdown")
     assert_cites_itself(text, chunks)
     assert [(c.start_line, c.end_line, c.headings) for c in chunks] == [(1, 6, ["Guide", "Retries"])]
+
+
+def test_embedded_text_carries_the_breadcrumbs():
+    text = "# Agents\n\n## Memory\n\n" + FILLER + "\n"
+    (c,) = chunk_docs(text, "docs/agent_memory.md", "markdown")
+    assert c.embed_text().endswith(c.text)
+    head = c.embed_text()[: -len(c.text)]
+    assert "Agents > Memory" in head and "agent memory" in head

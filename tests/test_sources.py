@@ -103,7 +103,8 @@ def test_git_url_cloned_then_fetched_on_reingest(bare_repo, cfg):
 
 
 def test_github_links_from_the_remote_of_a_checkout(tmp_path, cfg):
-    work = write_tree(tmp_path / "checkout", {"src/app.py": "def run():\n    return 1\n\n\ndef stop():\n    return 0\n"})
+    app = "def run():\n    return 1\n\n\ndef stop():\n    return 0\n"
+    work = write_tree(tmp_path / "checkout", {"src/app.py": app})
     git("init", "-q", "-b", "main", cwd=work)
     git("remote", "add", "origin", "git@github.com:acme/widgets.git", cwd=work)
     head = commit_all(work, "first")
