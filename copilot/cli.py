@@ -23,6 +23,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message[:1].upper()}{message[1:].rstrip('.')}; see `{self.prog} --help`.\n")
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of 1 or more")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="devcopilot", description="A developer copilot for a framework's docs and code.")
     p.add_argument("--data-dir", help="where indexes live (env DEVCOPILOT_DATA_DIR; default ./.devcopilot)")
@@ -39,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("search", help="hybrid search; with no QUERY, one query per line from stdin")
     s.add_argument("query", nargs="?")
     s.add_argument("--kb", default="default")
-    s.add_argument("--k", type=int, default=10)
+    s.add_argument("--k", type=_positive, default=10, help="how many hits (1 or more)")
     s.add_argument("--kind", choices=["doc", "code"])
     s.add_argument("--json", action="store_true")
 

@@ -176,8 +176,15 @@ def test_unknown_kb_and_bad_kind(capfd, kb):
     assert "no knowledge base named 'nosuch'" in msg and "default" in msg
     msg = one_sentence_error(capfd, ["--data-dir", str(data), "search", "memory", "--kind", "video"])
     assert "invalid choice: 'video'" in msg
+    for k in ("0", "-3", "ten"):
+        msg = one_sentence_error(capfd, ["--data-dir", str(data), "search", "memory", "--k", k])
+        assert f"'{k}' is not a whole number of 1 or more" in msg
     msg = one_sentence_error(capfd, ["--data-dir", str(data), "eval", str(kb[1] / "missing.jsonl")])
     assert "does not exist" in msg
+    bad_qa = kb[1] / "bad.jsonl"
+    bad_qa.write_text('{"question": "ok?", "gold": [{"path": "README.md"}]}\n{"question": "no gold"}\n')
+    msg = one_sentence_error(capfd, ["--data-dir", str(data), "eval", str(bad_qa)])
+    assert "Line 2" in msg and "'question' and 'gold'" in msg
     msg = one_sentence_error(capfd, ["--data-dir", str(data), "forget", "/not/a/source"])
     assert "has no source '/not/a/source'" in msg
     msg = one_sentence_error(capfd, ["--data-dir", str(data), "forget", "--kb", "nosuch"])

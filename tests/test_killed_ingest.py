@@ -2,6 +2,7 @@
 equals a fresh ingest of the same sources: same chunk ids, no duplicates, no orphan vectors."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from copilot.cli import main
 from copilot.config import load_config
 from indexes.build import ingest
 from indexes.search import Index
@@ -124,7 +126,7 @@ def keep_cache(data: Path, tmp_path_factory) -> None:
 
 
 @pytest.mark.parametrize("point", ["before-any-write", "after-first-batch"])
-def test_killed_ingest_completes_to_a_fresh_ingest(point, corpus, tmp_path, tmp_path_factory, request):
+def test_killed_ingest_completes_to_a_fresh_ingest(point, corpus, tmp_path, tmp_path_factory, request, capsys):
     data = tmp_path / "data"
     proc = start_ingest(data, corpus)
     catalog = data / "catalog.sqlite"
@@ -142,6 +144,9 @@ def test_killed_ingest_completes_to_a_fresh_ingest(point, corpus, tmp_path, tmp_
     hits = index.search("scale the value", k=10)
     assert all(h.chunk.id in partial for h in hits)
     assert bool(hits) == bool(partial)
+    assert main(["--data-dir", str(data), "status", "--json"]) == 0  # and status says so
+    (kb,) = json.loads(capsys.readouterr()[0])["knowledge_bases"]
+    assert kb["interrupted"] is True and kb["chunks"] == len(partial)
     assert all(h.chunk.kind == "doc" for h in index.search("Call the helper", k=5, kind="doc"))
 
     # the next run completes it, embedding only what was not embedded before
