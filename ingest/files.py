@@ -31,8 +31,9 @@ class SourceFile:
         return hashlib.sha256(self.data).hexdigest()
 
     def text(self) -> str:
-        # Invalid UTF-8 is decoded with replacement characters rather than refused.
-        return self.data.decode("utf-8", errors="replace").lstrip("\ufeff")
+        # Invalid UTF-8 is decoded with replacement characters rather than refused; Windows line
+        # endings become '\n' (same line numbers) so chunks do not carry stray '\r'.
+        return self.data.decode("utf-8", errors="replace").lstrip("\ufeff").replace("\r\n", "\n")
 
 
 @dataclass

@@ -105,3 +105,10 @@ def test_unsupported_types_counted_and_order_stable(tmp_path):
     assert sorted(files) == ["a/b.py", "z.md"]
     assert list(files) == list(_walk(root)[0])
     assert report.skipped["unsupported file type"] == 1
+
+
+def test_windows_line_endings_and_bom(tmp_path):
+    root = write_tree(tmp_path / "src", {"win.md": b"\xef\xbb\xbf# Title\r\n\r\nBody line.\r\n", "unix.py": "x = 1\n"})
+    files, _ = _walk(root)
+    assert files["win.md"].text() == "# Title\n\nBody line.\n"
+    assert files["unix.py"].text() == "x = 1\n"
