@@ -29,6 +29,13 @@ from copilot.config import load_config  # noqa: E402
 from indexes.search import Index  # noqa: E402
 
 
+# Questions no framework's docs answer: the weak-retrieval rule should say "I don't know" to them.
+OFF_TOPIC = ["How do I bake sourdough bread?", "Explain quantum chromodynamics", "Who won the 2018 world cup?",
+             "What is the airspeed of an unladen swallow?", "How do I change the oil in my car?",
+             "What's the best pizza topping?", "Write a poem about the sea", "How do I center a div in CSS?",
+             "Does the SDK support Fortran and COBOL bindings?", "What is the capital of Mongolia?"]
+
+
 def first_answer(copilot: Copilot, question: str, assistant: str | None):
     for ev in copilot.chat(question, copilot.new_session(), assistant):
         if ev.type == "end" and ev.assistant != "Guide":
@@ -71,6 +78,8 @@ def main() -> int:
             "any_cited_gold": bool(routed and any(s.path in gold for s in routed.sources)),
         })
     seconds = time.perf_counter() - t0
+    off = [first_answer(copilot, q, None) for q in OFF_TOPIC]
+    off_dk = sum(bool(a and a.text.startswith("I don't know")) for a in off)
 
     def share(key, subset=None):
         sel = [r for r in rows if subset is None or subset(r)]
@@ -88,6 +97,8 @@ def main() -> int:
     print(f"routed to the gold assistant:                     "
           f"{sum(r['routed_to'] and r['routed_to'].lower() == r['gold_assistant'] for r in rows) / n:.3f}")
     print(f"\"I don't know\" answers:                           {share('routed_dont_know')}")
+    print(f"\"I don't know\" on off-topic questions:            {off_dk / len(OFF_TOPIC):.3f} "
+          f"({off_dk}/{len(OFF_TOPIC)})")
     print("routing:", dict(Counter(r["routed_to"] for r in rows)))
     return 0
 

@@ -5,15 +5,16 @@ and each speaker in order retrieves, builds a prompt with numbered sources and s
 answer; later speakers see the earlier answers. Every speaker yields start, tokens, sources,
 end. Nothing a user or a model server does makes `chat()` raise: faults become notes.
 
-Weak retrieval rule: a retrieval is weak when there are no hits, or when fewer than
-`chat.min_overlap` of the query's terms appear in any of the top three chunks AND the top
-chunk was not ranked near the top by both retrievers (its fused score is below what two
-rank-10 placements give). Weak retrieval gets "I don't know" and the closest sources, without
+Weak retrieval rule: a retrieval is weak when there are no hits, or when the query terms found
+in any one of the top three chunks carry less than `chat.min_overlap` (0.3) of the query's IDF
+weight AND the top chunk was not ranked near the top by both retrievers (its fused score is
+below what two rank-10 placements give). Weak retrieval gets "I don't know" and the closest sources, without
 calling a model.
 """
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import uuid
@@ -251,14 +252,33 @@ class Copilot:
     def is_weak(self, query: str, hits: list[Hit]) -> bool:
         if not hits:
             return True
-        terms = set(tokenize(query))
-        if terms:
-            overlap = max(len(terms & set(tokenize(lexical_text(h.chunk)))) / len(terms) for h in hits[:3])
-        else:
-            overlap = 1.0
         s = self.cfg.search
         agree = hits[0].score >= (s.dense_weight + s.lexical_weight) / (s.rrf_k + 10)
-        return overlap < self.cfg.chat.min_overlap and not agree
+        return self.coverage(query, hits) < self.cfg.chat.min_overlap and not agree
+
+    def coverage(self, query: str, hits: list[Hit]) -> float:
+        """Share of the query's IDF weight whose terms appear in one of the top three chunks.
+
+        Weighting by IDF means a shared common word ("world", "configure") counts for little and a
+        missing rare one ("sourdough") for much.
+        """
+        terms = set(tokenize(query))
+        if not terms:
+            return 1.0
+        lex = self.index.lexical(hits[0].kb)
+        n = len(lex.ids) if lex is not None else 0
+
+        def idf(t: str) -> float:
+            if lex is None:
+                return 1.0
+            j = lex.vocab.get(t)
+            df = 0 if j is None else int(lex.weights.indptr[j + 1] - lex.weights.indptr[j])
+            return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+        weights = {t: idf(t) for t in terms}
+        total = sum(weights.values()) or 1.0
+        return max(sum(weights[t] for t in terms & set(tokenize(lexical_text(h.chunk)))) / total
+                   for h in hits[:3])
 
     def _answer(self, spec: AssistantSpec, question: str, sid: str, history: list[dict], turn: list[dict],
                 others: list[str]) -> Iterator[Event]:

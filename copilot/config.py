@@ -69,7 +69,7 @@ class ChatConfig:
     kb: str = "default"  # knowledge base an assistant reads when its own `kbs` is empty
     history_turns: int = 6  # earlier messages given to the model and the condenser
     max_message_chars: int = 20_000  # longer messages are refused with a clear sentence
-    min_overlap: float = 0.25  # weak-retrieval rule, see copilot/chat.py
+    min_overlap: float = 0.3  # weak-retrieval rule (share of the query's IDF weight found), see copilot/chat.py
 
 
 @dataclass
