@@ -28,7 +28,6 @@ from copilot.chat import Copilot  # noqa: E402
 from copilot.config import load_config  # noqa: E402
 from indexes.search import Index  # noqa: E402
 
-
 # Questions no framework's docs answer: the weak-retrieval rule should say "I don't know" to them.
 OFF_TOPIC = ["How do I bake sourdough bread?", "Explain quantum chromodynamics", "Who won the 2018 world cup?",
              "What is the airspeed of an unladen swallow?", "How do I change the oil in my car?",
