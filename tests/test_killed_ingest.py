@@ -196,3 +196,25 @@ def test_killed_reingest_after_changes(corpus, tmp_path, tmp_path_factory):
     ingest(fresh, [str(work)])
     ref = snapshot(fresh)
     assert got == ref
+
+
+def test_what_a_kill_between_writes_leaves_is_reconciled(cfg, project):
+    """A kill after the vector write but before the catalog commit leaves vectors no chunk owns; one
+    after a catalog commit but before stale vectors are deleted leaves old ones. The next run fixes both."""
+    import numpy as np
+
+    index = Index(cfg)
+    ingest(index, [str(project)])
+    col = index.collection("default")
+    want = index.catalog.chunk_ids("default")
+    orphans = [f"{i:032x}" for i in range(3)]
+    index.store.upsert(col, orphans, np.ones((3, 384), np.float32) / np.sqrt(384),
+                       [{"kind": "code", "source": "x"}] * 3)
+    lost = sorted(want)[0]
+    index.store.delete(col, [lost])  # and a chunk whose vector never got written
+    index.catalog.set_kb("default", dirty=1)
+    assert all(h.chunk.id in want for h in index.search("anything at all", k=10))  # orphans never shown
+    s = ingest(index, [str(project)])
+    assert s.changed == 0 and s.embedded == 0  # the lost vector came back from the cache
+    assert index.store.ids(col) == want
+    assert not index.catalog.kb("default").dirty
