@@ -114,16 +114,18 @@ def _text(content) -> str:
 
 
 class _Answer:
-    """Collects events into the API's single answer: speakers labelled when several speak."""
+    """Collects events into the API's single answer. Through the Guide several may speak, so each
+    speaker is labelled; a request to one assistant gets its answer alone."""
 
-    def __init__(self):
+    def __init__(self, labelled: bool):
+        self.labelled = labelled
         self.speakers: list[str] = []
         self.sources: list[dict] = []
-        self.notes: list[str] = []
 
     def prefix(self, ev: Event) -> str:
         self.speakers.append(ev.assistant)
-        return ("\n\n" if len(self.speakers) > 1 else "") + f"**{ev.assistant}:** "
+        sep = "\n\n" if len(self.speakers) > 1 else ""
+        return sep + (f"**{ev.assistant}:** " if self.labelled else "")
 
     def end(self, ev: Event) -> str:
         for s in ev.sources:
@@ -132,7 +134,7 @@ class _Answer:
 
 
 def _complete(copilot: Copilot, question: str, sid: str, target: str | None, cid: str, model: str) -> dict:
-    acc = _Answer()
+    acc = _Answer(labelled=target is None)
     parts: list[str] = []
     for ev in copilot.chat(question, sid, target):
         if ev.type == "start":
@@ -152,7 +154,7 @@ def _complete(copilot: Copilot, question: str, sid: str, target: str | None, cid
 
 
 def _stream(copilot: Copilot, question: str, sid: str, target: str | None, cid: str, model: str) -> Iterator[str]:
-    acc = _Answer()
+    acc = _Answer(labelled=target is None)
     created = int(time.time())
 
     def chunk(content: str | None = None, finish: str | None = None, role: str | None = None, **extra) -> str:
