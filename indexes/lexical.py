@@ -75,9 +75,11 @@ class BM25Index:
     """BM25 weights as a CSC matrix; a query sums the columns of its terms."""
 
     def __init__(self, ids: list[str], kinds: np.ndarray, vocab: dict[str, int], weights: sparse.csc_matrix,
-                 generation: int):
+                 generation: int, cjk: np.ndarray | None = None):
         self.ids = ids
         self.kinds = kinds  # 0 doc, 1 code
+        self.cjk = cjk if cjk is not None else np.zeros(len(ids), np.int8)  # 1: written mostly in CJK
+        self._row: dict[str, int] | None = None
         self.vocab = vocab
         self.weights = weights
         self.generation = generation
@@ -87,6 +89,7 @@ class BM25Index:
         """rows: iterable of (id, kind, space-joined tokens)."""
         ids: list[str] = []
         kinds: list[int] = []
+        cjk: list[int] = []
         vocab: dict[str, int] = {}
         indptr = [0]
         indices: list[int] = []
@@ -95,9 +98,13 @@ class BM25Index:
             ids.append(cid)
             kinds.append(1 if kind == "code" else 0)
             tf: dict[int, int] = {}
+            n_cjk = n_all = 0
             for t in toks.split():
                 j = vocab.setdefault(t, len(vocab))
                 tf[j] = tf.get(j, 0) + 1
+                n_all += 1
+                n_cjk += bool(CJK.match(t))
+            cjk.append(1 if n_cjk > 0.3 * n_all else 0)
             indices.extend(tf.keys())
             counts.extend(tf.values())
             indptr.append(len(indices))
@@ -113,7 +120,13 @@ class BM25Index:
             data = tf_m.data
             row_of = np.repeat(np.arange(n), np.diff(tf_m.indptr))
             tf_m.data = (data * (k1 + 1) / (data + norm[row_of]) * idf[tf_m.indices]).astype(np.float32)
-        return cls(ids, np.asarray(kinds, np.int8), vocab, tf_m.tocsc(), generation)
+        return cls(ids, np.asarray(kinds, np.int8), vocab, tf_m.tocsc(), generation, np.asarray(cjk, np.int8))
+
+    def mostly_cjk(self, ids: list[str]) -> set[str]:
+        """Which of these chunks are written mostly in Chinese, Japanese or Korean."""
+        if self._row is None:
+            self._row = {cid: i for i, cid in enumerate(self.ids)}
+        return {cid for cid in ids if (i := self._row.get(cid)) is not None and self.cjk[i]}
 
     def search(self, tokens: list[str], k: int, kind: str | None = None) -> list[tuple[str, float]]:
         cols = [self.vocab[t] for t in tokens if t in self.vocab]
@@ -135,7 +148,7 @@ class BM25Index:
         w = self.weights
         with open(tmp, "wb") as f:
             np.savez(f, data=w.data, indices=w.indices, indptr=w.indptr, shape=np.asarray(w.shape),
-                     kinds=self.kinds, meta=np.frombuffer(json.dumps(
+                     kinds=self.kinds, cjk=self.cjk, meta=np.frombuffer(json.dumps(
                          {"ids": self.ids, "vocab": self.vocab, "generation": self.generation}).encode(), np.uint8))
             f.flush()
             os.fsync(f.fileno())
@@ -147,6 +160,7 @@ class BM25Index:
             z = np.load(folder / "bm25.npz")
             meta = json.loads(z["meta"].tobytes().decode())
             w = sparse.csc_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
-            return cls(meta["ids"], z["kinds"], meta["vocab"], w, meta["generation"])
+            cjk = z["cjk"] if "cjk" in z.files else None
+            return cls(meta["ids"], z["kinds"], meta["vocab"], w, meta["generation"], cjk)
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # damaged: the caller rebuilds
             return None

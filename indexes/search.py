@@ -16,7 +16,7 @@ import numpy as np
 
 from indexes.catalog import Catalog
 from indexes.embeddings import EmbeddingCache, make_embedder
-from indexes.lexical import TOKENIZER_VERSION, BM25Index, tokenize
+from indexes.lexical import CJK, TOKENIZER_VERSION, BM25Index, tokenize
 from indexes.stores import collection_name, make_store
 from ingest.chunk import Chunk
 
@@ -118,10 +118,15 @@ class Index:
             return []
         if kind not in (None, "doc", "code"):
             raise SearchError(f"Unknown kind '{kind}'; use doc or code.")
-        if self.catalog.kb(kb) is None:
+        info = self.catalog.kb(kb)
+        if info is None:
             known = ", ".join(i.name for i in self.catalog.kbs()) or "none yet"
             raise SearchError(f"There is no knowledge base named '{kb}' (known: {known}); ingest a source with "
                               f"`devcopilot ingest SOURCE --kb {kb}`.")
+        if info.embed_model and info.embed_model != self.embedder.name:  # its vectors cannot answer this model
+            raise SearchError(f"Knowledge base '{kb}' was indexed with the embedding model {info.embed_model}, not "
+                              f"{self.embedder.name}; run `devcopilot ingest` again to re-embed it, or configure "
+                              "that model.")
         self.counters["searches"] += 1
         s = self.cfg.search
         depth = max(s.candidates, k)
@@ -132,12 +137,24 @@ class Index:
         dense = self.store.query(self.collection(kb), self._embed_query(query), depth, kind)
         ranked.append((dense, s.dense_weight))
         fused = fuse(ranked, s.rrf_k)
+        if lex is not None and not is_mostly_cjk(query):
+            # A question in a Latin-script language is best answered by text in one: translated
+            # docs (ja/ko/zh) stay reachable but step behind their originals.
+            foreign = lex.mostly_cjk([cid for cid, _ in fused[: depth * 2]])
+            if foreign:
+                fused = sorted(((cid, sc * (0.5 if cid in foreign else 1.0)) for cid, sc in fused),
+                               key=lambda kv: -kv[1])
         ids = [cid for cid, _ in fused[: depth]]
         chunks = self.catalog.get_chunks(kb, ids)  # drops ids an interrupted ingest left behind
         hits = [Hit(chunks[cid], score, kb) for cid, score in fused if cid in chunks]
         if self.reranker is not None:
             hits = self.reranker.rerank(query, hits)
         return hits[:k]
+
+
+def is_mostly_cjk(text: str) -> bool:
+    letters = [ch for ch in text if ch.isalpha()]
+    return sum(1 for ch in letters if CJK.match(ch)) > 0.3 * max(1, len(letters))
 
 
 def fuse(ranked: list[tuple[list[tuple[str, float]], float]], rrf_k: int) -> list[tuple[str, float]]:
