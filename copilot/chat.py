@@ -50,6 +50,11 @@ from indexes.lexical import tokenize
 from indexes.search import Hit, Index, SearchError, lexical_text
 
 log = logging.getLogger("devcopilot.chat")
+
+
+class RetrievalDown(RuntimeError):
+    """The index could not be searched (e.g. the vector store server is down)."""
+
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 EXCERPT_CHARS = 4000
 
@@ -125,7 +130,7 @@ class Copilot:
         history = self.conversations.messages(sid) if sid and self.conversations.exists(sid) else []
         if not sid:
             sid = self.new_session()
-        self.conversations.add(sid, "user", message)
+        self._store(sid, "user", message)
         targets, text, unknown = self._addressed(message, assistant)
         if unknown:
             names = ", ".join("@" + u for u in unknown)
@@ -146,6 +151,14 @@ class Copilot:
         if self.monitor.budget_state() == "warn" and not self._warned_budget:
             self._warned_budget = True
             yield Event("notice", GUIDE, self.monitor.budget_message())
+
+    def _store(self, sid: str, role: str, content: str, assistant: str = "", sources=None, model: str = "",
+               message_id: str | None = None) -> None:
+        """Record a message; a failing disk costs the record, not the answer."""
+        try:
+            self.conversations.add(sid, role, content, assistant, sources, model, message_id)
+        except Exception:
+            log.exception("could not store a message")
 
     def _addressed(self, message: str, assistant: str | None) -> tuple[list[AssistantSpec], str, list[str]]:
         """(targets, question text, unknown names). Guide as target means: let the Guide decide."""
@@ -220,7 +233,7 @@ class Copilot:
         for p in pieces(text):
             yield Event("token", spec.name, p)
         yield Event("sources", spec.name, sources=list(sources or []))
-        self.conversations.add(sid, "assistant", text, spec.name, sources, message_id=mid)
+        self._store(sid, "assistant", text, spec.name, sources, message_id=mid)
         yield Event("end", spec.name, text, list(sources or []), mid)
 
     # -- specialists --------------------------------------------------------------------------------------
@@ -246,6 +259,9 @@ class Copilot:
                 hits += self.index.search(query, kb=kb, k=k, kind=kind)
             except SearchError as e:
                 log.info("search failed: %s", e)
+            except Exception as e:  # the store is down or damaged: say so, keep the chat alive
+                log.exception("search failed")
+                raise RetrievalDown(f"{type(e).__name__}: {str(e)[:160]}") from None
         hits.sort(key=lambda h: -h.score)
         return hits[:k]
 
@@ -288,11 +304,21 @@ class Copilot:
         convo = [{"role": h["role"], "content": h["content"], "sources": h.get("sources", [])}
                  for h in history[-self.cfg.chat.history_turns:]]
         query, _how = condense(question, convo, self._usable_model(), self.cfg.chat.corpus_language, spec.name)
-        hits, weak = self.retrieve(spec, query)
-        sources = [to_source(n, h) for n, h in enumerate(hits, 1)]
         parts: list[str] = []
         model_name = ""
-        if weak:
+        try:
+            hits, weak = self.retrieve(spec, query)
+            down = ""
+        except RetrievalDown as e:
+            hits, weak, down = [], True, str(e)
+        sources = [to_source(n, h) for n, h in enumerate(hits, 1)]
+        if down:
+            text = (f"I can't search the knowledge base right now ({down}). Check the vector store "
+                    "(`devcopilot status`) and ask again; nothing indexed is lost.")
+            for p in pieces(text):
+                yield Event("token", spec.name, p)
+            self.monitor.count("retrieval_failures")
+        elif weak:
             sources = sources[:3]
             text = dont_know(sources, lang)
             for p in pieces(text):
@@ -332,7 +358,7 @@ class Copilot:
                 text = "".join(parts) + note
                 yield Event("token", spec.name, note)
         yield Event("sources", spec.name, sources=sources)
-        self.conversations.add(sid, "assistant", text, spec.name, sources, model_name, message_id=mid)
+        self._store(sid, "assistant", text, spec.name, sources, model_name, message_id=mid)
         turn.append({"role": "assistant", "assistant": spec.name, "content": text, "sources": sources})
         yield Event("end", spec.name, text, sources, mid)
 

@@ -16,6 +16,7 @@ data dir, so they survive restarts; `devcopilot usage --reset` starts over.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from copilot.config import Config
+
+log = logging.getLogger("devcopilot.monitor")
 
 # USD per million tokens; a starting point the config's [prices] table overrides.
 DEFAULT_PRICES: dict[str, dict[str, float]] = {
@@ -60,10 +63,14 @@ class Monitor:
         return _empty()  # missing or damaged: start over rather than fail the chat
 
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Write atomically; a failing disk keeps the figures in memory rather than break a chat."""
         tmp = self.path.with_name(f".usage.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(self.data, indent=1), encoding="utf-8")
-        os.replace(tmp, self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(self.data, indent=1), encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError:
+            log.warning("could not write %s", self.path, exc_info=True)
 
     def price(self, model: str) -> dict[str, float] | None:
         return self.prices.get(model) or self.prices.get(model.split("/")[-1])

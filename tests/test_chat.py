@@ -316,3 +316,23 @@ def test_cli_ask_streams_an_offline_answer(world, tmp_path, capsys):
     assert "Coding:" in out and "def build_gadget" in out and "[1] widgets/core.py:" in out
     assert main(["--data-dir", str(world.cfg.data_dir), "ask", "hi", "--assistant", "Wizard"]) == 2
     assert "no assistant 'Wizard'" in capsys.readouterr().err
+
+
+def test_a_store_that_is_down_gets_a_clear_answer_and_the_chat_goes_on(world, tmp_path):
+    import copy
+
+    from copilot.chat import Copilot
+    from indexes.search import Index
+
+    cfg = copy.deepcopy(world.cfg)
+    cfg.store.kind, cfg.store.url = "chroma-http", "http://127.0.0.1:9"  # nothing listens there
+    down = Index(cfg)
+    chat_cfg = copy.deepcopy(cfg)
+    chat_cfg.data_dir = tmp_path
+    cp = Copilot(chat_cfg, down)
+    sid = cp.new_session()
+    events, answers = run(cp, "@Coding build_gadget", sid)
+    assert [a[0] for a in answers] == ["Coding"] and not any(e.type == "error" for e in events)
+    assert answers[0][1].startswith("I can't search the knowledge base right now")
+    _, answers = run(cp, "hello", sid)  # the Guide still greets
+    assert answers[0][0] == "Guide" and cp.usage()["counters"]["retrieval_failures"] == 1
