@@ -396,6 +396,8 @@ class Copilot:
                     parts.append(d.text)
                     said.append(d.text)
                     yield Event("token", spec.name, d.text)
+                elif d.notice:
+                    yield Event("notice", spec.name, d.notice)
                 else:
                     final = d
             if not (tools and final is not None and final.tool_calls):

@@ -39,6 +39,7 @@ class Delta:
     tool_calls: list[ToolCall] = field(default_factory=list)  # complete calls, given once at the end
     usage: Usage | None = None
     finish: str = ""
+    notice: str = ""  # e.g. "rate limited, retrying in 20 s", shown to the user during a long wait
 
 
 class ModelError(Exception):
@@ -251,7 +252,7 @@ class ResilientModel:
     def stream(self, messages: list[dict], *, assistant: str, tools: list[dict] | None = None,
                json_mode: bool = False, max_tokens: int | None = None,
                on_retry: Callable[[str], None] | None = None) -> Iterator[Delta]:
-        """Yield text deltas, then one final Delta holding tool calls and finish.
+        """Yield text deltas (and notices before long waits), then one final Delta holding tool calls and finish.
 
         Retries happen only before the first piece of text; a break after it raises StreamCut
         so the caller keeps what came.
@@ -271,7 +272,7 @@ class ResilientModel:
                         if d.text:
                             got.append(d.text)
                             yield d
-                        else:
+                        elif not d.notice:
                             final = d
                     self._record(model, assistant, messages, "".join(got), final)
                     yield final
@@ -289,6 +290,8 @@ class ResilientModel:
                                else c.backoff_s * (2 ** attempt))
                     if on_retry is not None:
                         on_retry(f"{model}: {e}; retrying in {wait:.1f} s")
+                    if wait >= 2:  # long enough for the user to wonder
+                        yield Delta(notice=f"The model is busy ({e.status or 'timeout'}); retrying in {wait:.0f} s.")
                     if self.monitor is not None:
                         self.monitor.count("model_retries")
                     self.sleep(wait)

@@ -237,9 +237,12 @@ def test_tokens_stream_while_the_model_is_still_writing(world, tmp_path, llm):
 
 def test_429_with_retry_after_is_retried_inside_the_chat(world, tmp_path, llm):
     cp = make_copilot(world, tmp_path, llm)
-    llm.script(Reply(status=429, retry_after=0.2), Reply(text="Answer after waiting [1]."))
-    _, answers = run(cp, "@Coding build_gadget")
-    assert answers[0][1] == "Answer after waiting [1]."
+    waits = []
+    cp.model.sleep = waits.append  # the wait is recorded, not slept
+    llm.script(Reply(status=429, retry_after=3), Reply(text="Answer after waiting [1]."))
+    events, answers = run(cp, "@Coding build_gadget")
+    assert answers[0][1] == "Answer after waiting [1]." and waits == [3.0]
+    assert [e.text for e in events if e.type == "notice"] == ["The model is busy (429); retrying in 3 s."]
     assert cp.usage()["counters"]["model_retries"] == 1
 
 
