@@ -72,6 +72,7 @@ def ingest(index: Index, specs: list[str], kb: str = "default", include: list[st
     # A KB never completed (or a catalog rebuilt from scratch) may face vectors it does not list.
     was_dirty = info.dirty or info.indexed_at is None
     if info.embed_model != index.embedder.name:  # another model: every vector must be remade
+        index.embedder.embed(["ready?"])  # fails here (bad key, no service) before the old vectors are dropped
         index.store.drop(collection_for(index, kb, info.embed_model))
         catalog.reset_manifest(kb)
         catalog.set_kb(kb, embed_model=index.embedder.name)

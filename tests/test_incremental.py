@@ -8,7 +8,7 @@ import pytest
 from copilot.config import load_config
 from indexes.build import ingest
 from indexes.lexical import tokenize
-from indexes.search import Index
+from indexes.search import Index, SearchError
 from tests.conftest import write_tree
 
 
@@ -197,3 +197,122 @@ def test_lost_catalog_rebuilds_without_orphan_vectors(cfg, project):
     s = ingest(again, [str(project)])
     assert s.files == 2 and s.embedded == 0  # the cache still has every vector
     assert_consistent(again)
+
+
+class EmbeddingServer:
+    """A small OpenAI-compatible /v1/embeddings endpoint: a hashed bag of words, 32 dimensions.
+
+    The real `openai` client talks to it over HTTP; it records each request's batch size."""
+
+    DIM = 32
+
+    def __init__(self):
+        import base64
+        import hashlib
+        import http.server
+        import json as _json
+        import threading
+
+        import numpy as np
+
+        self.batches: list[int] = []
+        self.auth: list[str] = []
+        outer = self
+
+        def vector(text: str) -> np.ndarray:
+            v = np.zeros(self.DIM, np.float32)
+            for w in text.lower().split():
+                v[int(hashlib.md5(w.encode()).hexdigest(), 16) % self.DIM] += 1.0
+            return v
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = _json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.auth.append(self.headers.get("Authorization", ""))
+                if self.headers.get("Authorization") == "Bearer wrong":
+                    return self._send(401, {"error": {"message": "bad key", "type": "invalid_request_error"}})
+                texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+                outer.batches.append(len(texts))
+                data = []
+                for i, t in reversed(list(enumerate(texts))):  # out of order on purpose: the client sorts
+                    v = vector(t)
+                    emb = (base64.b64encode(v.tobytes()).decode() if body.get("encoding_format") == "base64"
+                           else v.tolist())
+                    data.append({"object": "embedding", "index": i, "embedding": emb})
+                return self._send(200, {"object": "list", "data": data, "model": body["model"],
+                                        "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+
+            def _send(self, status, obj):
+                raw = _json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def embedding_server():
+    srv = EmbeddingServer()
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.parametrize("provider, batch", [("openai", 256), ("dashscope", 10)])
+def test_remote_embedding_provider_by_configuration(cfg, project, embedding_server, provider, batch):
+    write_tree(project, {f"docs/topic_{i}.md": f"# Topic {i}\n\nNotes on subject number {i}.\n" for i in range(12)})
+    index = Index(cfg)
+    local = ingest(index, [str(project)])
+    remote_cfg = load_config(env={}, overrides={"data_dir": str(cfg.data_dir), "embedding": {
+        "provider": provider, "model": "test-embed", "api_key": "sk-test", "base_url": embedding_server.url}})
+    remote = Index(remote_cfg)
+    assert remote.embedder.name == f"{provider}/test-embed"
+    s = ingest(remote, [str(project)])
+    assert s.changed == 15 and s.embedded == local.total_chunks  # another model: every chunk re-embedded
+    probe, *batches = embedding_server.batches  # the service is tried once before the old vectors go
+    assert probe == 1 and sum(batches) == s.embedded and max(batches) <= batch
+    assert len(batches) == -(-s.embedded // batch)  # batched, as few calls as the batch size allows
+    assert set(embedding_server.auth) == {"Bearer sk-test"}
+    assert_consistent(remote)
+    hits = remote.search("exponential backoff retried rate limit", k=3)
+    assert hits[0].chunk.path == "docs/guide.md"
+    calls = len(embedding_server.batches)
+    assert ingest(remote, [str(project)]).embedded == 0 and len(embedding_server.batches) == calls
+    # a refused key is one sentence, and the KB stays as it was
+    bad = load_config(env={}, overrides={"data_dir": str(cfg.data_dir), "embedding": {
+        "provider": provider, "model": "other-embed", "api_key": "wrong", "base_url": embedding_server.url}})
+    from indexes.embeddings import EmbeddingError
+
+    (project / "docs" / "new.md").write_text("# New\n\nSomething to embed.\n")
+    with pytest.raises(EmbeddingError, match="The embedding service failed"):
+        ingest(Index(bad), [str(project)])
+    remote = Index(remote_cfg)
+    assert remote.catalog.kb("default").embed_model == f"{provider}/test-embed"
+    assert remote.search("exponential backoff retried rate limit", k=3)[0].chunk.path == "docs/guide.md"
+    assert_consistent(remote)
+    # searching with another model than the KB was built with says so instead of answering half-blind
+    with pytest.raises(SearchError, match="was indexed with the embedding model"):
+        Index(bad).search("backoff")
+    with pytest.raises(SearchError, match="run `devcopilot ingest` again"):
+        index.search("backoff")
+
+
+def test_remote_provider_without_key_is_one_sentence(cfg):
+    from indexes.embeddings import EmbeddingError
+
+    for provider, var in (("openai", "OPENAI_API_KEY"), ("dashscope", "DASHSCOPE_API_KEY")):
+        c = load_config(env={}, overrides={"data_dir": str(cfg.data_dir), "embedding": {"provider": provider}})
+        with pytest.raises(EmbeddingError, match=f"needs an API key; set {var}"):
+            Index(c)
