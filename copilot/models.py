@@ -122,7 +122,20 @@ class OpenAIModel:
         if json_mode:
             kwargs["response_format"] = {"type": "json_object"}
         try:
-            stream = self.client.chat.completions.create(**kwargs)
+            try:
+                stream = self.client.chat.completions.create(**kwargs)
+            except openai.BadRequestError as e:
+                # Some compatible servers reject optional features: drop the one named and ask again.
+                said = str(e.message).lower()
+                dropped = [k for k, word in (("stream_options", "stream_options"), ("response_format",
+                           "response_format"), ("tools", "tool")) if k in kwargs and word in said]
+                if not dropped:
+                    raise
+                for k in dropped:
+                    kwargs.pop(k)
+                if "tools" in dropped:
+                    self.supports_tools = False
+                stream = self.client.chat.completions.create(**kwargs)
         except openai.APIStatusError as e:
             raise ModelError(_status_message(e.status_code, e.message), e.status_code == 429 or e.status_code >= 500
                              or e.status_code == 408, _retry_after(e.response.headers), e.status_code) from None
@@ -247,7 +260,10 @@ class ResilientModel:
         self.sleep = sleep
         self.provider = backend.provider
         self.model = backend.model
-        self.supports_tools = backend.supports_tools
+
+    @property
+    def supports_tools(self) -> bool:
+        return self.backend.supports_tools
 
     def stream(self, messages: list[dict], *, assistant: str, tools: list[dict] | None = None,
                json_mode: bool = False, max_tokens: int | None = None,

@@ -29,6 +29,7 @@ class Reply:
     tool_calls: list[dict] = field(default_factory=list)  # [{"name": ..., "arguments": "json text"}]
     status: int = 200  # anything else: an error response
     retry_after: float | None = None  # Retry-After header on errors
+    error_message: str = ""  # the error's message (default: "scripted error STATUS")
     delay: float = 0.0  # seconds before the response starts (a hang when longer than the client's timeout)
     token_delay: float = 0.0  # seconds between streamed pieces
     cut_after: int | None = None  # stream this many pieces, then drop the connection
@@ -128,7 +129,8 @@ class LLMServer:
             def _error(self, protocol: str, reply: Reply):
                 headers = {"Retry-After": str(reply.retry_after)} if reply.retry_after is not None else {}
                 if protocol == "openai":
-                    obj = {"error": {"message": f"scripted error {reply.status}", "type": "test", "code": None}}
+                    obj = {"error": {"message": reply.error_message or f"scripted error {reply.status}",
+                                     "type": "test", "code": None}}
                 else:
                     obj = {"code": "Throttling" if reply.status == 429 else "InternalError",
                            "message": f"scripted error {reply.status}", "request_id": uuid.uuid4().hex}

@@ -146,3 +146,12 @@ def test_backend_chosen_from_the_environment_and_keys_redacted(tmp_path):
                     overrides=base)
     assert c.chat.provider == "openai" and "llama3" in describe_chat_model(c)
     assert "offline" in describe_chat_model(load_config(env={}, overrides=base))
+
+
+def test_an_optional_feature_the_server_rejects_is_dropped(llm, tmp_path):
+    model, _, waits = model_for(llm, tmp_path)
+    llm.rule(lambda b: "stream_options" in b,
+             Reply(status=400, error_message="Unrecognized request argument supplied: stream_options"))
+    llm.default = Reply(text="fine without it")
+    assert model.complete(USER, assistant="Coding") == "fine without it"
+    assert ["stream_options" in b for b in llm.bodies()] == [True, False] and waits == []
