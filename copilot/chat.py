@@ -402,7 +402,7 @@ class Copilot:
                     final = d
             if not (tools and final is not None and final.tool_calls):
                 return
-            msgs.append({"role": "assistant", "content": "".join(said) or None,
+            msgs.append({"role": "assistant", "content": "".join(said),
                          "tool_calls": [{"id": tc.id, "type": "function",
                                          "function": {"name": tc.name, "arguments": tc.arguments}}
                                         for tc in final.tool_calls]})
@@ -417,7 +417,10 @@ class Copilot:
                         n = _source_number(sources, c)
                         refs.append(f"[{n}] {c.path} lines {c.start_line}-{c.end_line}")
                     result = (("Cite these as: " + "; ".join(refs) + "\n\n") if refs else "") + r.text
-                msgs.append({"role": "tool", "tool_call_id": tc.id, "name": tc.name, "content": result[:8000]})
+                msg = {"role": "tool", "tool_call_id": tc.id, "content": result[:8000]}
+                if self.model.provider == "dashscope":  # DashScope also wants the tool's name
+                    msg["name"] = tc.name
+                msgs.append(msg)
 
 
 def to_source(n: int, hit: Hit) -> Source:

@@ -301,8 +301,9 @@ def test_coding_uses_bounded_tools_and_cites_what_they_found(world, tmp_path, ll
     assert any(s.title == "MemoryStore.save" or "save" in s.excerpt for s in answers[0][2])
 
 
-def test_malformed_tool_arguments_get_a_clear_tool_error(world, tmp_path, llm):
-    cp = make_copilot(world, tmp_path, llm)
+@pytest.mark.parametrize("provider", ["openai", "dashscope"])
+def test_malformed_tool_arguments_get_a_clear_tool_error(world, tmp_path, llm, provider):
+    cp = make_copilot(world, tmp_path, llm, provider)
     llm.script(Reply(text="", tool_calls=[{"name": "search_code", "arguments": "{oops"}]),
                Reply(text="Done."))
     _, answers = run(cp, "@Coding where is the gadget built?")
