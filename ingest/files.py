@@ -58,6 +58,8 @@ def _matches(path: str, patterns: list[str]) -> bool:
             return True
         if path.startswith(pat + "/"):
             return True
+        if pat.startswith("**/") and _matches(path, [pat[3:]]):  # as in .gitignore, '**/' matches at the top too
+            return True
     return False
 
 

@@ -39,12 +39,20 @@ def test_gitignore_hidden_and_vendored_folders_are_skipped(tmp_path):
 
 def test_include_and_exclude_globs(tmp_path):
     root = write_tree(tmp_path / "src", {
-        "a.py": "a = 1\n", "docs/b.md": "# b\n", "tests/test_a.py": "def test(): pass\n",
+        "a.py": "a = 1\n", "docs/b.md": "# b\n", "docs/c.rst": "c\n=\n", "tests/test_a.py": "def test(): pass\n",
+        "lib/tests/test_b.py": "def test(): pass\n", "setup.cfg": "[x]\n",
     })
-    files, _ = _walk(root, exclude=["tests"])
-    assert sorted(files) == ["a.py", "docs/b.md"]
-    files, _ = _walk(root, include=["*.md"])
-    assert sorted(files) == ["docs/b.md"]
+
+    def paths(**kw):
+        return sorted(_walk(root, **kw)[0])
+
+    assert paths(exclude=["tests"]) == ["a.py", "docs/b.md", "docs/c.rst", "setup.cfg"]
+    assert paths(exclude=["tests/**"]) == ["a.py", "docs/b.md", "docs/c.rst", "lib/tests/test_b.py", "setup.cfg"]
+    assert paths(exclude=["**/tests/**"]) == ["a.py", "docs/b.md", "docs/c.rst", "setup.cfg"]
+    assert paths(include=["*.md"]) == ["docs/b.md"]
+    assert paths(include=["*.md", "*.py"], exclude=["tests/**"]) == ["a.py", "docs/b.md", "lib/tests/test_b.py"]
+    assert paths(include=["docs/**"]) == ["docs/b.md", "docs/c.rst"]
+    assert paths(exclude=["*.rst", "*.cfg", "lib"]) == ["a.py", "docs/b.md", "tests/test_a.py"]
 
 
 def test_binary_files_skipped_and_counted(tmp_path):
