@@ -123,6 +123,10 @@ def test_binary_huge_utf8_syntax_errors_and_symlink_loop_inside_a_folder(capfd, 
     assert err == ""
     assert "2 files" in out and "2 binary" in out and "1 larger than 1,000,000 bytes" in out
     assert "2 broken or looping symbolic link" in out
+    assert main(["--data-dir", str(data), "status", "--json"]) == 0
+    (messy_kb,) = [k for k in json.loads(capfd.readouterr()[0])["knowledge_bases"] if k["name"] == "messy"]
+    assert messy_kb["sources"][0]["skipped"] == {"binary": 2, "larger than 1,000,000 bytes": 1,
+                                                 "broken or looping symbolic link": 2}
     assert main(["--data-dir", str(data), "search", "kiosk au lait", "--kb", "messy", "--json"]) == 0
     hit = json.loads(capfd.readouterr()[0])["hits"][0]
     assert hit["path"] == "latin1.md" and "\ufffd" in hit["text"]

@@ -266,3 +266,23 @@ def test_reranker_hook_from_config(capsys, indexed, tmp_path, monkeypatch):
     finally:
         out, err = capsys.readouterr()
     assert code == 2 and out == "" and "Reranker 'no_such_module:make' could not be loaded" in err
+
+
+class Terminal(io.StringIO):
+    """Stands in for a terminal on stderr, so the progress bar is drawn."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal_only(capsys, tmp_path, project, monkeypatch):
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    assert main(["--data-dir", str(tmp_path / "d"), "ingest", str(project)]) == 0
+    drawn = term.getvalue()
+    assert "scanning" in drawn and "indexing" in drawn and "3/3" in drawn
+    assert capsys.readouterr().out.startswith("KB 'default': 3 files")
+    term2 = Terminal()
+    monkeypatch.setattr(sys, "stderr", term2)
+    assert main(["--data-dir", str(tmp_path / "d"), "ingest", str(project), "--quiet"]) == 0
+    assert term2.getvalue() == ""
