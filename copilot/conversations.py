@@ -45,6 +45,7 @@ class Conversations:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across crashes of the process, and fast
         self.db.executescript(SCHEMA)
         self._lock = threading.Lock()
 

@@ -15,6 +15,7 @@ data dir, so they survive restarts; `devcopilot usage --reset` starts over.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -51,7 +52,9 @@ class Monitor:
         self.limit = float(cfg.budget.limit_usd or 0.0)
         self.warn_ratio = float(cfg.budget.warn_ratio)
         self._lock = threading.Lock()
+        self._dirty, self._saved_at = False, 0.0
         self.data = self._load()
+        atexit.register(self.flush)
 
     def _load(self) -> dict[str, Any]:
         try:
@@ -65,6 +68,7 @@ class Monitor:
     def _save(self) -> None:
         """Write atomically; a failing disk keeps the figures in memory rather than break a chat."""
         tmp = self.path.with_name(f".usage.{os.getpid()}.{threading.get_ident()}.tmp")
+        self._dirty, self._saved_at = False, time.monotonic()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp.write_text(json.dumps(self.data, indent=1), encoding="utf-8")
@@ -92,10 +96,21 @@ class Monitor:
             self._save()
 
     def count(self, name: str, n: int = 1) -> None:
-        """A custom counter (retrieval calls, offline answers, retries...)."""
+        """A custom counter (retrieval calls, offline answers, retries...).
+
+        Counters are written at most once a second (and at exit): they sit on the path to the first token.
+        Tokens and cost are written at once, since the budget depends on them.
+        """
         with self._lock:
             self.data["counters"][name] = self.data["counters"].get(name, 0) + n
-            self._save()
+            self._dirty = True
+            if time.monotonic() - self._saved_at >= 1.0:
+                self._save()
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._dirty:
+                self._save()
 
     # -- budget ----------------------------------------------------------------------------------
     def spent(self) -> float:

@@ -51,6 +51,7 @@ def test_figures_persist_counters_count_and_reset(tmp_path):
     m.record("gpt-4o", "Guide", 10, 5)
     m.count("retrieval_calls")
     m.count("retrieval_calls", 2)
+    m.flush()  # counters are written at most once a second, and at exit
     again = Monitor(cfg).figures()
     assert again["counters"]["retrieval_calls"] == 3 and again["models"]["gpt-4o"]["output_tokens"] == 5
     Monitor(cfg).reset()
