@@ -132,3 +132,14 @@ def test_unreachable_chroma_server_is_one_sentence(tmp_path, project):
         ingest(index, [str(project)])
     msg = str(e.value)
     assert url in msg and "\n" not in msg
+
+
+def test_qdrant_folder_in_use_is_one_sentence(tmp_path):
+    cfg = config_for("qdrant", tmp_path)
+    first = make_store(cfg)
+    try:
+        with pytest.raises(StoreError, match="is in use by another process") as e:
+            make_store(cfg)
+        assert "\n" not in str(e.value) and "qdrant-url" in str(e.value)
+    finally:
+        first.client.close()
