@@ -9,6 +9,7 @@ import importlib.util
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -168,6 +169,7 @@ def test_forget_source_then_kb(capsys, tmp_path, project):
     code, out, _ = run(capsys, "--data-dir", data, "search", "flux capacitor gigawatts", "--json")
     assert json.loads(out)["hits"][0]["path"] == "notes.md"
 
+    shutil.rmtree(other)  # a source can be forgotten after its folder is gone
     code, out, err = run(capsys, "--data-dir", data, "forget", str(other))
     assert code == 0 and out.startswith(f"Removed source '{other.resolve()}' (") and err == ""
     code, out, _ = run(capsys, "--data-dir", data, "search", "flux capacitor gigawatts", "--json")
