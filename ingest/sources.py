@@ -112,8 +112,11 @@ def sync_git(url: str, data_dir: Path, timeout: int = 300) -> Path:
                                   "reachable, or `devcopilot forget` it.")
             return dest
         dest.parent.mkdir(parents=True, exist_ok=True)
-        # Clone into a temporary folder and rename, so a killed clone leaves nothing half-made.
-        tmp = Path(tempfile.mkdtemp(prefix=".clone-", dir=dest.parent))
+        # Clone into a temporary folder and rename, so a killed clone leaves nothing half-made;
+        # what a killed clone of this URL left is cleared first.
+        for stale in dest.parent.glob(f".clone-{dest.name}-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".clone-{dest.name}-", dir=dest.parent))
         r = _git(["clone", "--depth", "1", "--quiet", "--", url, str(tmp / "t")], None, timeout)
         if r.returncode != 0:
             shutil.rmtree(tmp, ignore_errors=True)

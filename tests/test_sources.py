@@ -9,7 +9,7 @@ import pytest
 
 from indexes.build import ingest
 from indexes.search import Index
-from ingest.sources import SourceError, resolve, web_base_for
+from ingest.sources import SourceError, clone_dir, resolve, web_base_for
 from tests.conftest import write_tree
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
@@ -78,10 +78,16 @@ def test_installed_package_ingested_with_paths_from_site_packages(cfg):
 def test_git_url_cloned_then_fetched_on_reingest(bare_repo, cfg):
     bare, work = bare_repo
     url = f"file://{bare}"
+    # what a clone killed half-way leaves behind: a temporary folder beside the clone
+    dest = clone_dir(cfg.data_dir, url)
+    half = dest.parent / f".clone-{dest.name}-killed"
+    (half / "t" / ".git").mkdir(parents=True)
     index = Index(cfg)
     first = ingest(index, [url], kb="git")
     assert first.files == 2 and first.total_chunks >= 2
     clone = resolve(url, cfg.data_dir, fetch=False).root
+    assert clone == dest and not half.exists()
+    assert [p.name for p in dest.parent.iterdir()] == [dest.name]
     assert (clone / ".git" / "shallow").exists()  # shallow clone
     assert clone.is_relative_to(cfg.data_dir)
     hits = index.search("sprockets", kb="git", k=3)
