@@ -374,3 +374,23 @@ def test_embedded_text_situates_the_chunk_shown_text_is_the_source():
     assert "memory store" in head and "pkg" in head  # the path, in words
     assert "Store" in head and "save 3" in head  # the qualified symbol
     assert "class Store:" in head  # the class header
+
+
+def test_tsx_components():
+    src = '''import React from "react";
+
+export function Greeting({ name }: { name: string }) {
+  return <h1>Hello {name}</h1>;
+}
+
+export const Button = (props: Props) => <button onClick={props.onClick}>{props.label}</button>;
+
+export default class App extends React.Component {
+  render() {
+    return <Greeting name="x" />;
+  }
+}
+'''
+    chunks = chunks_of(src, "tsx", 80)
+    assert {"Greeting", "Button", "App", "App.render"} <= set(by_symbol(chunks))
+    assert_every_line_covered(src, chunks)
