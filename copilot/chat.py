@@ -19,7 +19,7 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import astuple
+from dataclasses import astuple, dataclass, field
 
 from copilot.assistants import GUIDE, AssistantSpec, load_assistants
 from copilot.condense import condense
@@ -50,6 +50,13 @@ from indexes.lexical import tokenize
 from indexes.search import Hit, Index, SearchError, lexical_text
 
 log = logging.getLogger("devcopilot.chat")
+
+
+@dataclass
+class Turn:
+    """What one turn's speakers share."""
+    answers: list[dict] = field(default_factory=list)  # earlier speakers' answers in this turn
+    model_down: str = ""  # set when the model failed in this turn: later steps skip it instead of retrying again
 
 
 class RetrievalDown(RuntimeError):
@@ -137,15 +144,15 @@ class Copilot:
             yield from self._say(sid, self.guide, self._who_is_here(f"Nobody here is called {names}."))
             if not targets:
                 return
+        turn = Turn()
         if not targets:
-            decision = self._decide(text, history)
+            decision = self._decide(text, history, turn)
             if not decision.targets:
-                yield from self._say(sid, self.guide, decision.reply or self._greeting(text))
+                yield from self._say(sid, self.guide, decision.reply or self._greeting(text, turn))
                 return
             targets = decision.targets
             names = " and ".join("@" + t.name for t in targets)
             yield from self._say(sid, self.guide, f"{names} will take this.")
-        turn: list[dict] = []
         for spec in targets:
             yield from self._answer(spec, text, sid, history, turn, [t.name for t in targets if t is not spec])
         if self.monitor.budget_state() == "warn" and not self._warned_budget:
@@ -174,8 +181,8 @@ class Copilot:
         return targets, m.text or message, unknown
 
     # -- the Guide ------------------------------------------------------------------------------------
-    def _decide(self, text: str, history: list[dict]) -> Decision:
-        if self.model is not None and not self.monitor.over_budget():
+    def _decide(self, text: str, history: list[dict], turn: Turn) -> Decision:
+        if self._usable_model(turn) is not None:
             msgs = [{"role": "system", "content": routing_prompt(self.assistants, self.kb_summary())},
                     *[{"role": h["role"], "content": h["content"][:500]} for h in history[-2:]],
                     {"role": "user", "content": text}]
@@ -188,6 +195,7 @@ class Copilot:
                 log.info("routing output could not be used: %r", raw[:200])
             except (ModelUnavailable, StreamCut) as e:
                 log.info("routing model unavailable: %s", e)
+                turn.model_down = str(e)
         self.monitor.count("routing_classifier")
         return Decision(classify(text, self.assistants), "", "classifier")
 
@@ -195,13 +203,13 @@ class Copilot:
         lines = "\n".join(f"- {a.avatar} **@{a.name}**: {a.description}" for a in self.assistants)
         return f"{first} In this chat:\n{lines}\n\nMention one of them, or just ask and I will pick."
 
-    def _greeting(self, text: str) -> str:
-        if self.model is not None and not self.monitor.over_budget():
+    def _greeting(self, text: str, turn: Turn) -> str:
+        if self._usable_model(turn) is not None:
             try:
                 msgs = guide_messages(self.guide, text, self.about(), [], language_of(text))
                 return self.model.complete(msgs, assistant=GUIDE, max_tokens=300)
-            except (ModelUnavailable, StreamCut):
-                pass
+            except (ModelUnavailable, StreamCut) as e:
+                turn.model_down = str(e)
         if language_of(text) == "Chinese":
             intro = "你好！我是 Guide，负责把问题交给合适的助手。"
         else:
@@ -296,14 +304,16 @@ class Copilot:
         return max(sum(weights[t] for t in terms & set(tokenize(lexical_text(h.chunk)))) / total
                    for h in hits[:3])
 
-    def _answer(self, spec: AssistantSpec, question: str, sid: str, history: list[dict], turn: list[dict],
+    def _answer(self, spec: AssistantSpec, question: str, sid: str, history: list[dict], turn: Turn,
                 others: list[str]) -> Iterator[Event]:
         mid = uuid.uuid4().hex
         yield Event("start", spec.name, message_id=mid)
         lang = language_of(question)
         convo = [{"role": h["role"], "content": h["content"], "sources": h.get("sources", [])}
                  for h in history[-self.cfg.chat.history_turns:]]
-        query, _how = condense(question, convo, self._usable_model(), self.cfg.chat.corpus_language, spec.name)
+        query, how = condense(question, convo, self._usable_model(turn), self.cfg.chat.corpus_language, spec.name)
+        if how == "model-failed":
+            turn.model_down = turn.model_down or "it did not answer"
         parts: list[str] = []
         model_name = ""
         try:
@@ -324,10 +334,10 @@ class Copilot:
             for p in pieces(text):
                 yield Event("token", spec.name, p)
             self.monitor.count("dont_know_answers")
-        elif self._usable_model() is None:
-            note = NO_MODEL_LINE if self.model is None else self.monitor.budget_message()
+        elif self._usable_model(turn) is None:
+            note = NO_MODEL_LINE if self.model is None else self._fault_note(turn.model_down)
             # A second speaker in the same turn quotes what the first did not, when there is enough.
-            quoted = {(s.path, s.start_line) for t in turn for s in t.get("sources", [])}
+            quoted = {(s.path, s.start_line) for t in turn.answers for s in t["sources"]}
             fresh = [s for s in sources if (s.path, s.start_line) not in quoted]
             if len(fresh) >= 2 and len(fresh) < len(sources):
                 sources = [Source(n, *astuple(s)[1:]) for n, s in enumerate(fresh, 1)]
@@ -338,11 +348,12 @@ class Copilot:
             self.monitor.count("offline_answers")
         else:
             model_name = self.model.model
-            msgs = answer_messages(spec, question, sources, self._model_history(convo, turn), lang, others)
+            msgs = answer_messages(spec, question, sources, self._model_history(convo, turn.answers), lang, others)
             try:
                 yield from self._stream_model(spec, msgs, sources, parts)
                 text = "".join(parts)
             except ModelUnavailable as e:
+                turn.model_down = str(e)
                 sources = sources[:3]
                 if parts:
                     note = f"\n\n_(The model stopped before finishing: {e}. The sources below are what it was given.)_"
@@ -359,11 +370,11 @@ class Copilot:
                 yield Event("token", spec.name, note)
         yield Event("sources", spec.name, sources=sources)
         self._store(sid, "assistant", text, spec.name, sources, model_name, message_id=mid)
-        turn.append({"role": "assistant", "assistant": spec.name, "content": text, "sources": sources})
+        turn.answers.append({"role": "assistant", "assistant": spec.name, "content": text, "sources": sources})
         yield Event("end", spec.name, text, sources, mid)
 
-    def _usable_model(self) -> ResilientModel | None:
-        if self.model is None or self.monitor.over_budget():
+    def _usable_model(self, turn: Turn) -> ResilientModel | None:
+        if self.model is None or self.monitor.over_budget() or turn.model_down:
             return None
         return self.model
 

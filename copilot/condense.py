@@ -49,7 +49,7 @@ def local_condense(question: str, history: list[dict]) -> str:
 
 def condense(question: str, history: list[dict], model: ResilientModel | None, corpus_language: str,
              assistant: str) -> tuple[str, str]:
-    """(retrieval query, how: "as-is" | "local" | "model")."""
+    """(retrieval query, how: "as-is" | "local" | "model" | "model-failed")."""
     follow_up = bool(history) and looks_like_follow_up(question)
     foreign = language_of(question) is not None and language_of(corpus_language) is None
     if model is None:
@@ -67,7 +67,8 @@ def condense(question: str, history: list[dict], model: ResilientModel | None, c
     try:
         out = model.complete(msgs, assistant=assistant, max_tokens=120).strip().strip('"').splitlines()
     except (ModelUnavailable, StreamCut):
-        out = []
+        fallback = local_condense(question, history) if follow_up else question
+        return fallback, "model-failed"
     query = out[0].strip() if out and out[0].strip() else ""
     if not query or len(query) > 500:
         return (local_condense(question, history), "local") if follow_up else (question, "as-is")

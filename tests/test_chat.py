@@ -340,3 +340,13 @@ def test_a_store_that_is_down_gets_a_clear_answer_and_the_chat_goes_on(world, tm
     assert answers[0][1].startswith("I can't search the knowledge base right now")
     _, answers = run(cp, "hello", sid)  # the Guide still greets
     assert answers[0][0] == "Guide" and cp.usage()["counters"]["retrieval_failures"] == 1
+
+
+def test_a_model_that_is_down_is_tried_once_per_turn(world, tmp_path, llm):
+    cp = make_copilot(world, tmp_path, llm, max_retries=1)
+    llm.default = Reply(status=500)
+    _, answers = run(cp, "What arguments does build_gadget take?")  # routing fails: the classifier decides
+    assert [a[0] for a in answers] == ["Guide", "Coding"]
+    assert answers[1][1].startswith("_The language model could not answer") and "```python" in answers[1][1]
+    assert len(llm.requests) == 2  # the routing call and its retry; the answer did not wait again
+    assert cp.usage()["counters"]["routing_classifier"] == 1
