@@ -322,7 +322,14 @@ class Copilot:
         except RetrievalDown as e:
             hits, weak, down = [], True, str(e)
         sources = [to_source(n, h) for n, h in enumerate(hits, 1)]
-        if down:
+        kbs = spec.kbs or [self.cfg.chat.kb]
+        if not down and not hits and not any(self.index.catalog.kb(kb) for kb in kbs):
+            down = "missing"
+            text = (f"I read the knowledge base {', '.join(repr(k) for k in kbs)}, which has not been indexed yet: "
+                    f"run `devcopilot ingest SOURCE --kb {kbs[0]}` (or add a source in the Knowledge tab).")
+            for p in pieces(text):
+                yield Event("token", spec.name, p)
+        elif down:
             text = (f"I can't search the knowledge base right now ({down}). Check the vector store "
                     "(`devcopilot status`) and ask again; nothing indexed is lost.")
             for p in pieces(text):

@@ -350,3 +350,17 @@ def test_a_model_that_is_down_is_tried_once_per_turn(world, tmp_path, llm):
     assert answers[1][1].startswith("_The language model could not answer") and "```python" in answers[1][1]
     assert len(llm.requests) == 2  # the routing call and its retry; the answer did not wait again
     assert cp.usage()["counters"]["routing_classifier"] == 1
+
+
+def test_a_configured_assistant_with_its_own_kb(world, tmp_path):
+    cfg_assistants = [{"name": "Policy", "description": "Answers from the FAQ.", "kbs": ["evil"], "kinds": ["doc"]},
+                      {"name": "API", "description": "Answers from the API reference.", "kbs": ["api"]}]
+    cp = make_copilot(world, tmp_path)
+    cp.cfg.assistants = cfg_assistants
+    from copilot.assistants import load_assistants
+
+    cp.assistants = load_assistants(cp.cfg)
+    _, answers = run(cp, "@policy how big can a gadget be?")
+    assert answers[0][0] == "Policy" and answers[0][2][0].path == "docs/faq.md"
+    _, answers = run(cp, "@API what does the endpoint return?")
+    assert answers[0][1].startswith("I read the knowledge base 'api', which has not been indexed yet")
