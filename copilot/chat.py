@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import astuple, dataclass, field
@@ -26,7 +25,7 @@ from copilot.condense import condense
 from copilot.config import Config
 from copilot.conversations import ConversationError, Conversations  # noqa: F401 (re-exported)
 from copilot.events import Event, Source
-from copilot.models import ModelUnavailable, ResilientModel, StreamCut, make_model
+from copilot.models import ModelUnavailable, ResilientModel, StreamCut, clean_error, describe_chat_model, make_model
 from copilot.monitor import Monitor
 from copilot.prompts import (
     NO_MODEL_LINE,
@@ -62,6 +61,7 @@ class Turn:
 class RetrievalDown(RuntimeError):
     """The index could not be searched (e.g. the vector store server is down)."""
 
+
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 EXCERPT_CHARS = 4000
 
@@ -77,7 +77,6 @@ class Copilot:
             self.model.monitor = self.monitor
         self.conversations = Conversations(cfg.data_dir / "conversations.sqlite")
         self._warned_budget = False
-        self._lock = threading.Lock()
 
     @property
     def guide(self) -> AssistantSpec:
@@ -110,8 +109,6 @@ class Copilot:
         return figures
 
     def model_label(self) -> str:
-        from copilot.models import describe_chat_model
-
         return describe_chat_model(self.cfg)
 
     # -- one turn -----------------------------------------------------------------------------------
@@ -122,7 +119,7 @@ class Copilot:
         except Exception as e:  # the chat never dies; the log keeps the details
             log.exception("chat turn failed")
             yield Event("error", GUIDE, f"Something went wrong while answering ({type(e).__name__}: "
-                                        f"{str(e)[:200]}); the chat is still here, try again.")
+                                        f"{clean_error(e)[:200]}); the chat is still here, try again.")
 
     def _turn(self, message: str, sid: str, assistant: str | None) -> Iterator[Event]:
         message = CONTROL.sub("", message if isinstance(message, str) else "").strip()
@@ -269,7 +266,7 @@ class Copilot:
                 log.info("search failed: %s", e)
             except Exception as e:  # the store is down or damaged: say so, keep the chat alive
                 log.exception("search failed")
-                raise RetrievalDown(f"{type(e).__name__}: {str(e)[:160]}") from None
+                raise RetrievalDown(f"{type(e).__name__}: {clean_error(e)[:160]}") from None
         hits.sort(key=lambda h: -h.score)
         return hits[:k]
 

@@ -142,7 +142,7 @@ class OpenAIModel:
         except openai.APITimeoutError:
             raise ModelError("the model did not answer in time", True) from None
         except openai.APIConnectionError as e:
-            raise ModelError(f"could not reach the model server ({_clean(e)})", True) from None
+            raise ModelError(f"could not reach the model server ({clean_error(e)})", True) from None
         calls: dict[int, dict] = {}
         usage = None
         finish = ""
@@ -164,7 +164,7 @@ class OpenAIModel:
         except openai.APITimeoutError:
             raise ModelError("the model stopped answering (timeout)", True) from None
         except (openai.APIError, httpx.HTTPError, OSError, ValueError) as e:  # ValueError: a broken SSE line
-            raise ModelError(f"the stream broke ({_clean(e)})", True) from None
+            raise ModelError(f"the stream broke ({clean_error(e)})", True) from None
         yield Delta(tool_calls=[ToolCall(c["id"] or f"call_{i}", c["name"], c["arguments"])
                                 for i, c in sorted(calls.items())], usage=usage, finish=finish or "stop")
 
@@ -225,7 +225,7 @@ class DashScopeModel:
         except requests.exceptions.Timeout:
             raise ModelError("the model did not answer in time", True) from None
         except (requests.exceptions.RequestException, OSError) as e:
-            raise ModelError(f"could not reach DashScope ({_clean(e)})", True) from None
+            raise ModelError(f"could not reach DashScope ({clean_error(e)})", True) from None
         yield Delta(tool_calls=[ToolCall(c["id"] or f"call_{i}", c["name"], c["arguments"])
                                 for i, c in sorted(calls.items())], usage=usage, finish=finish or "stop")
 
@@ -233,10 +233,10 @@ class DashScopeModel:
 def _status_message(status: int, detail: str) -> str:
     what = {429: "rate limited", 401: "the API key was refused", 403: "access was refused",
             404: "the model or endpoint was not found"}.get(status, "server error" if status >= 500 else "refused")
-    return f"HTTP {status}: {what} ({_clean(detail)[:200]})"
+    return f"HTTP {status}: {what} ({clean_error(detail)[:200]})"
 
 
-def _clean(e: Any) -> str:
+def clean_error(e: Any) -> str:
     """Error text without anything that looks like a key."""
     return re.sub(r"(sk-|Bearer )[A-Za-z0-9_\-\.]{6,}", r"\1***", str(e)).strip() or type(e).__name__
 
