@@ -325,10 +325,18 @@ class LLMServer:
         self.httpd.server_close()
 
 
-if __name__ == "__main__":  # a zero-latency model server for trying the copilot by hand
-    import sys
+if __name__ == "__main__":  # a model server for trying the copilot by hand or load benches
+    import argparse
 
-    s = LLMServer(port=int(sys.argv[1]) if len(sys.argv) > 1 else 0).start()
+    ap = argparse.ArgumentParser(description="A local OpenAI/DashScope-compatible test model server.")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--delay", type=float, default=0.0, help="seconds before each response starts")
+    ap.add_argument("--token-delay", type=float, default=0.0, help="seconds between streamed pieces")
+    ap.add_argument("--text", default="This is the scripted default answer [1].")
+    a = ap.parse_args()
+    s = LLMServer(port=a.port)
+    s.default = Reply(text=a.text, delay=a.delay, token_delay=a.token_delay)
+    s.start()
     print(f"test model server at {s.url} (DashScope: {s.dashscope_url}); Ctrl-C stops it", flush=True)
     try:
         while True:
