@@ -83,7 +83,7 @@ def start_ingest(data: Path, corpus: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 
 
-def kill_when(proc: subprocess.Popen, ready, timeout: float = 120) -> None:
+def kill_when(proc: subprocess.Popen, ready, timeout: float = 120, sig: int = signal.SIGKILL) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
         if proc.poll() is not None:
@@ -92,9 +92,13 @@ def kill_when(proc: subprocess.Popen, ready, timeout: float = 120) -> None:
             proc.kill()
             pytest.fail("the kill point was never reached")
         time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    if sig == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+    else:  # Ctrl-C: the CLI says what happened in one sentence and exits 130
+        assert proc.returncode == 130, err
+        assert err.decode().strip() == "Interrupted; what was indexed so far is kept, and the next run completes it."
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +129,7 @@ def keep_cache(data: Path, tmp_path_factory) -> None:
     src.close()
 
 
-@pytest.mark.parametrize("point", ["before-any-write", "after-first-batch"])
+@pytest.mark.parametrize("point", ["before-any-write", "after-first-batch", "ctrl-c-after-first-batch"])
 def test_killed_ingest_completes_to_a_fresh_ingest(point, corpus, tmp_path, tmp_path_factory, request, capsys):
     data = tmp_path / "data"
     proc = start_ingest(data, corpus)
@@ -133,7 +137,8 @@ def test_killed_ingest_completes_to_a_fresh_ingest(point, corpus, tmp_path, tmp_
     if point == "before-any-write":  # the KB is open and marked dirty; scanning, loading the model
         kill_when(proc, lambda: peek(catalog, "SELECT dirty FROM kbs WHERE name='default'") == 1)
     else:
-        kill_when(proc, lambda: peek(catalog, "SELECT COUNT(*) FROM chunks") > 0)
+        sig = signal.SIGINT if point.startswith("ctrl-c") else signal.SIGKILL
+        kill_when(proc, lambda: peek(catalog, "SELECT COUNT(*) FROM chunks") > 0, sig=sig)
 
     # in between: the KB is usable and marked as interrupted; search shows only catalogued chunks
     cfg = load_config(env={}, overrides={"data_dir": str(data)})
