@@ -216,3 +216,20 @@ def test_real_processes_print_no_traceback(kb, tmp_path):
                            text=True, env=env, timeout=120, check=False)
         assert r.returncode == 2 and r.stdout == "", (argv, r.stdout, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+
+
+def test_odd_queries_on_stdin(capfd, kb, monkeypatch):
+    """Control characters, a NUL, an empty line and a very long line: one JSON line each, no error."""
+    import io
+
+    data, _ = kb
+    queries = ["mem\x00ory \x1b[31mstore\x1b[0m", "", "   ", "save " * 20_000, "??? !!! ...", "保存对话"]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("".join(q + "\n" for q in queries)))
+    assert main(["--data-dir", str(data), "search", "--json", "--k", "3"]) == 0
+    out, err = capfd.readouterr()
+    assert err == ""
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [o["query"] for o in lines] == queries
+    assert lines[1]["hits"] == [] and lines[2]["hits"] == []
+    assert lines[0]["hits"] and lines[3]["hits"]
+    assert_still_searchable(capfd, data)
