@@ -37,6 +37,7 @@ from copilot.prompts import (
     pieces,
 )
 from copilot.routing import (
+    CODEISH,
     Decision,
     classify,
     parse_mentions,
@@ -45,6 +46,7 @@ from copilot.routing import (
     validate_decision,
 )
 from copilot.tools import TOOL_SPECS, ToolBox
+from indexes.catalog import CHUNK_COLS, row_to_chunk
 from indexes.lexical import tokenize
 from indexes.search import Hit, Index, SearchError, lexical_text
 
@@ -247,12 +249,57 @@ class Copilot:
         kbs = spec.kbs or [self.cfg.chat.kb]
         kind = spec.kinds[0] if len(spec.kinds) == 1 else None
         hits = self._search(kbs, query, spec.top_k, kind)
+        if kind != "doc":
+            hits = self._definitions_first(kbs, query, hits, spec.top_k)
         weak = self.is_weak(query, hits)
         if kind is not None and weak:
             other = self._search(kbs, query, spec.top_k, None)
             if not self.is_weak(query, other):
                 return other, False
         return hits, weak
+
+    def _definitions_first(self, kbs: list[str], query: str, hits: list[Hit], k: int) -> list[Hit]:
+        """When the question names a symbol (`Runner.run`, `MemoryStore`), its definition leads the sources.
+
+        Similar text about a symbol (an example calling it) often outranks the definition itself;
+        a question naming the symbol almost always wants the definition.
+        """
+        names = [n for n in (m.strip("`()") for m in CODEISH.findall(query)) if n and not n[0].isdigit()][:3]
+        if not names:
+            return hits
+
+        def defines(h: Hit, name: str) -> bool:
+            sym = h.chunk.symbol
+            return bool(sym) and h.chunk.kind == "code" and (sym == name or sym.endswith("." + name))
+
+        def has_def_line(h: Hit, name: str) -> bool:  # long functions span chunks: prefer the signature's
+            last = re.escape(name.split(".")[-1])
+            return re.search(rf"^\s*(async\s+def|def|class)\s+{last}\b", h.chunk.text, re.MULTILINE) is not None
+
+        found: list[Hit] = []
+        for name in names:
+            match = [h for h in hits if defines(h, name)]
+            if not any(has_def_line(h, name) for h in match):
+                match += self._symbol_hits(kbs, name)
+            match.sort(key=lambda h: not has_def_line(h, name))  # stable: rank order otherwise
+            found += [h for h in match[:1] if all(h.chunk.id != f.chunk.id for f in found)]
+        if not found:
+            return hits
+        ids = {h.chunk.id for h in found}
+        return (found + [h for h in hits if h.chunk.id not in ids])[:k]
+
+    def _symbol_hits(self, kbs: list[str], name: str, limit: int = 8) -> list[Hit]:
+        """Code chunks whose symbol is `name` or ends with `.name`, straight from the catalog."""
+        out: list[Hit] = []
+        for kb in kbs:
+            if self.index.catalog.kb(kb) is None:
+                continue
+            rows = self.index.catalog.db.execute(
+                f"SELECT {CHUNK_COLS} FROM chunks WHERE kb=? AND kind='code' AND (symbol=? OR symbol LIKE ? ESCAPE '\\') "
+                "ORDER BY path, start_line LIMIT ?", (kb, name, "%." + name.replace("%", "").replace("_", "\\_"),
+                                                      limit)).fetchall()
+            out += [Hit(row_to_chunk(r), 0.0, kb) for r in rows]
+        return out
 
     def _search(self, kbs: list[str], query: str, k: int, kind: str | None) -> list[Hit]:
         hits: list[Hit] = []

@@ -27,6 +27,27 @@ INJECTION = {
 }
 
 
+# A definition that similar-looking usage outranks in plain search.
+DEFINITIONS = {
+    "lib/factory.py": '''
+        def make_widget(kind, *, colour="red", strict=False):
+            """Return a fresh part."""
+            return {"kind": kind, "colour": colour, "strict": strict}
+        ''',
+    "examples/arguments_demo.py": '''
+        # What arguments does make_widget take? This example passes its arguments.
+        from lib.factory import make_widget
+
+
+        def demo_arguments():
+            """Show the arguments make_widget takes, by example arguments."""
+            make_widget("gear", colour="blue")
+            make_widget("spring", strict=True)
+            make_widget("bolt", colour="green", strict=False)
+        ''',
+}
+
+
 @dataclass
 class World:
     root: Path
@@ -35,13 +56,15 @@ class World:
 
 
 def build_world(root: Path) -> World:
-    """The small project in KB 'default', a doc with injected instructions in KB 'evil'."""
+    """The small project in KB 'default', a doc with injected instructions in KB 'evil', KB 'defs'."""
     project = write_tree(root / "project", SMALL_PROJECT)
     evil = write_tree(root / "evil", INJECTION)
+    defs = write_tree(root / "defs", DEFINITIONS)
     cfg = load_config(env={}, overrides={"data_dir": str(root / "data")})
     index = Index(cfg)
     ingest(index, [str(project)], "default")
     ingest(index, [str(evil)], "evil")
+    ingest(index, [str(defs)], "defs")
     return World(root, cfg, index)
 
 

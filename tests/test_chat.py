@@ -364,3 +364,13 @@ def test_a_configured_assistant_with_its_own_kb(world, tmp_path):
     assert answers[0][0] == "Policy" and answers[0][2][0].path == "docs/faq.md"
     _, answers = run(cp, "@API what does the endpoint return?")
     assert answers[0][1].startswith("I read the knowledge base 'api', which has not been indexed yet")
+
+
+def test_a_named_symbol_brings_its_definition_first(world, tmp_path):
+    cp = make_copilot(world, tmp_path, kb="defs")
+    plain = world.index.search("What arguments does make_widget take?", kb="defs", k=6, kind="code")
+    assert plain[0].chunk.path == "examples/arguments_demo.py"  # usage outranks the definition in plain search
+    _, answers = run(cp, "@Coding What arguments does make_widget take?")
+    first = answers[0][2][0]
+    assert (first.path, first.title) == ("lib/factory.py", "make_widget")
+    assert 'def make_widget(kind, *, colour="red", strict=False):' in answers[0][1]
