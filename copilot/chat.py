@@ -294,10 +294,11 @@ class Copilot:
         for kb in kbs:
             if self.index.catalog.kb(kb) is None:
                 continue
+            like = "%." + name.replace("%", "").replace("_", "\\_")
             rows = self.index.catalog.db.execute(
-                f"SELECT {CHUNK_COLS} FROM chunks WHERE kb=? AND kind='code' AND (symbol=? OR symbol LIKE ? ESCAPE '\\') "
-                "ORDER BY path, start_line LIMIT ?", (kb, name, "%." + name.replace("%", "").replace("_", "\\_"),
-                                                      limit)).fetchall()
+                f"SELECT {CHUNK_COLS} FROM chunks WHERE kb=? AND kind='code' "
+                "AND (symbol=? OR symbol LIKE ? ESCAPE '\\') ORDER BY path, start_line LIMIT ?",
+                (kb, name, like, limit)).fetchall()
             out += [Hit(row_to_chunk(r), 0.0, kb) for r in rows]
         return out
 
