@@ -114,7 +114,8 @@ def ingest(index: Index, specs: list[str], kb: str = "default", include: list[st
         _write_changed(index, kb, pending, summary, progress)
         for src in sources:
             catalog.finish_source(kb, src.id, src._skipped)  # type: ignore[attr-defined]
-    if was_dirty:
+    # A vector store replaced or emptied behind the catalog's back is refilled from the catalog.
+    if was_dirty or index.store.count(index.collection(kb)) != catalog.count_chunks(kb):
         reconcile(index, kb)
     if changed_any or was_dirty or index.lexical(kb) is None:
         if progress:

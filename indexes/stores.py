@@ -58,7 +58,12 @@ class ChromaStore:
         else:
             path.mkdir(parents=True, exist_ok=True)
             self.label = f"chroma {path}"
-            self.client = chromadb.PersistentClient(path=str(path), settings=settings)
+            try:
+                self.client = chromadb.PersistentClient(path=str(path), settings=settings)
+            except Exception as e:  # a damaged folder: the catalog still holds everything to rebuild it
+                _forget_chroma_system(path)
+                raise StoreError(f"The Chroma folder '{path}' cannot be opened ({type(e).__name__}: {str(e)[:120]}); "
+                                 "move it aside and run `devcopilot ingest` again to rebuild the vectors.") from None
         self._cols: dict[str, object] = {}
 
     def _col(self, name: str):
@@ -117,6 +122,16 @@ class ChromaStore:
             self.client.delete_collection(collection)
         except Exception:
             pass  # already gone
+
+
+def _forget_chroma_system(path: Path) -> None:
+    """Chroma keeps a folder's system cached even when starting it failed; drop it so a retry starts afresh."""
+    try:
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        SharedSystemClient._identifier_to_system.pop(str(path), None)
+    except (ImportError, AttributeError):
+        pass
 
 
 def _point_id(chunk_id: str) -> str:

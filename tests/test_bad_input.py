@@ -233,3 +233,23 @@ def test_odd_queries_on_stdin(capfd, kb, monkeypatch):
     assert lines[1]["hits"] == [] and lines[2]["hits"] == []
     assert lines[0]["hits"] and lines[3]["hits"]
     assert_still_searchable(capfd, data)
+
+
+def test_damaged_vector_store_folder_and_its_way_out(capfd, tmp_path):
+    from copilot.config import load_config
+    from indexes.search import Index
+
+    data = tmp_path / "data"
+    project = write_tree(tmp_path / "project", SMALL_PROJECT)
+    assert main(["--data-dir", str(data), "ingest", str(project), "--quiet"]) == 0
+    capfd.readouterr()
+    (data / "chroma" / "chroma.sqlite3").write_bytes(b"\x13garbage" * 50)
+    msg = one_sentence_error(capfd, ["--data-dir", str(data), "search", "memory"])
+    assert "cannot be opened" in msg and "move it aside and run `devcopilot ingest` again" in msg
+    # the way out the sentence gives: nothing needs re-embedding, the vectors come back from the catalog
+    (data / "chroma").rename(tmp_path / "chroma.damaged")
+    assert main(["--data-dir", str(data), "ingest", str(project), "--quiet"]) == 0
+    assert "0 embedded" in capfd.readouterr()[0]
+    index = Index(load_config(env={}, overrides={"data_dir": str(data)}))
+    assert index.store.ids(index.collection("default")) == index.catalog.chunk_ids("default")
+    assert index.search("MemoryStore save", k=1, kind="code")[0].chunk.path == "widgets/core.py"
