@@ -6,6 +6,7 @@ store and the embedding model once, keeps the lexical indexes warm, and answers 
 from __future__ import annotations
 
 import importlib
+import re
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,6 +19,7 @@ from indexes.catalog import Catalog
 from indexes.embeddings import EmbeddingCache, make_embedder
 from indexes.lexical import CJK, TOKENIZER_VERSION, BM25Index, tokenize
 from indexes.stores import collection_name, make_store
+from indexes.terms_zh import english_terms
 from ingest.chunk import Chunk
 
 
@@ -132,9 +134,17 @@ class Index:
         depth = max(s.candidates, k)
         ranked: list[tuple[list[tuple[str, float]], float]] = []
         lex = self.lexical(kb)
+        lexical_query, dense_query = query, query
+        if CJK.search(query):
+            # The default model reads English: add the English for the field words the question
+            # uses; the dense query keeps only what the model can read.
+            terms = english_terms(query)
+            lexical_query = f"{query} {terms}"
+            latin = " ".join(re.findall(r"[A-Za-z_][\w.]*", query))
+            dense_query = f"{latin} {terms}".strip() or query
         if lex is not None:
-            ranked.append((lex.search(tokenize(query), depth, kind), s.lexical_weight))
-        dense = self.store.query(self.collection(kb), self._embed_query(query), depth, kind)
+            ranked.append((lex.search(tokenize(lexical_query), depth, kind), s.lexical_weight))
+        dense = self.store.query(self.collection(kb), self._embed_query(dense_query), depth, kind)
         ranked.append((dense, s.dense_weight))
         fused = fuse(ranked, s.rrf_k)
         if lex is not None and not is_mostly_cjk(query):
