@@ -28,11 +28,12 @@ from copilot.events import Event, Source
 from copilot.models import ModelUnavailable, ResilientModel, StreamCut, clean_error, describe_chat_model, make_model
 from copilot.monitor import Monitor
 from copilot.prompts import (
-    NO_MODEL_LINE,
     answer_messages,
     dont_know,
     guide_messages,
+    handover_line,
     language_of,
+    no_model_line,
     offline_answer,
     pieces,
 )
@@ -150,8 +151,7 @@ class Copilot:
                 yield from self._say(sid, self.guide, decision.reply or self._greeting(text, turn))
                 return
             targets = decision.targets
-            names = " and ".join("@" + t.name for t in targets)
-            yield from self._say(sid, self.guide, f"{names} will take this.")
+            yield from self._say(sid, self.guide, handover_line([t.name for t in targets], language_of(text)))
         for spec in targets:
             yield from self._answer(spec, text, sid, history, turn, [t.name for t in targets if t is not spec])
         if self.monitor.budget_state() == "warn" and not self._warned_budget:
@@ -387,7 +387,7 @@ class Copilot:
                 yield Event("token", spec.name, p)
             self.monitor.count("dont_know_answers")
         elif self._usable_model(turn) is None:
-            note = NO_MODEL_LINE if self.model is None else self._fault_note(turn.model_down)
+            note = no_model_line(lang) if self.model is None else self._fault_note(turn.model_down)
             # A second speaker in the same turn quotes what the first did not, when there is enough.
             quoted = {(s.path, s.start_line) for t in turn.answers for s in t["sources"]}
             fresh = [s for s in sources if (s.path, s.start_line) not in quoted]

@@ -16,6 +16,21 @@ NO_MODEL_LINE = ("_No language model is configured, so these are the best matchi
                  "To get written answers set `OPENAI_API_KEY` (or `DASHSCOPE_API_KEY`, or "
                  "`DEVCOPILOT_CHAT_BASE_URL` for Ollama / vLLM / llama.cpp) and restart._")
 
+NO_MODEL_LINE_ZH = ("_没有配置语言模型，以下是最相关的原文段落。设置 `OPENAI_API_KEY`（或 `DASHSCOPE_API_KEY`，"
+                    "或用于 Ollama / vLLM / llama.cpp 的 `DEVCOPILOT_CHAT_BASE_URL`）并重启即可得到完整回答。_")
+
+
+def no_model_line(user_language: str | None) -> str:
+    return NO_MODEL_LINE_ZH if user_language == "Chinese" else NO_MODEL_LINE
+
+
+def handover_line(names: list[str], user_language: str | None) -> str:
+    mentions = " and ".join("@" + n for n in names)
+    if user_language == "Chinese":
+        return f"{'、'.join('@' + n for n in names)} 来回答这个问题。"
+    return f"{mentions} will take this."
+
+
 LANGUAGES = [  # (name, characters that mark it); Latin-script text counts as the corpus language
     ("Chinese", r"[\u4e00-\u9fff\u3400-\u4dbf]"),
     ("Japanese", r"[\u3040-\u30ff]"),

@@ -374,3 +374,11 @@ def test_a_named_symbol_brings_its_definition_first(world, tmp_path):
     first = answers[0][2][0]
     assert (first.path, first.title) == ("lib/factory.py", "make_widget")
     assert 'def make_widget(kind, *, colour="red", strict=False):' in answers[0][1]
+
+
+def test_offline_chinese_question_gets_chinese_framing_and_latin_word_retrieval(world, tmp_path):
+    cp = make_copilot(world, tmp_path)
+    _, answers = run(cp, "MemoryStore 怎么把对话保存到磁盘？")
+    assert answers[0] == ("Guide", "@Coding 来回答这个问题。", [])
+    text, sources = answers[1][1], answers[1][2]
+    assert text.startswith("_没有配置语言模型") and sources[0].title == "MemoryStore"
