@@ -135,7 +135,23 @@ def quote(s: Source, query: str, max_lines: int = 24) -> str:
     head = f"**[{s.n}] `{s.path}` lines {start}-{end}**" + (f" — {s.title}" if s.title else "") + link
     if s.kind == "code":
         return head + "\n" + fence(text, s.language)
-    return head + "\n" + "\n".join("> " + ln if ln.strip() else ">" for ln in text.rstrip().splitlines())
+    lines = balance_fences(s.excerpt.splitlines()[:offset], text.rstrip().splitlines())
+    return head + "\n" + "\n".join("> " + ln if ln.strip() else ">" for ln in lines)
+
+
+def balance_fences(before: list[str], window: list[str]) -> list[str]:
+    """A window cut out of a Markdown doc may start or end inside a ``` block: reopen or close it,
+    so the quote renders as the doc does and does not swallow what follows."""
+    opened = ""
+    for ln in before:
+        if ln.lstrip().startswith("```"):
+            opened = "" if opened else ln.strip()
+    out = ([opened] if opened else []) + list(window)
+    inside = False
+    for ln in out:
+        if ln.lstrip().startswith("```"):
+            inside = not inside
+    return out + ["```"] if inside else out
 
 
 def offline_answer(sources: list[Source], query: str, note: str = NO_MODEL_LINE, n: int = 3) -> str:

@@ -382,3 +382,16 @@ def test_offline_chinese_question_gets_chinese_framing_and_latin_word_retrieval(
     assert answers[0] == ("Guide", "@Coding 来回答这个问题。", [])
     text, sources = answers[1][1], answers[1][2]
     assert text.startswith("_没有配置语言模型") and sources[0].title == "MemoryStore"
+
+
+def test_a_quoted_doc_window_never_leaves_a_code_block_open():
+    from copilot.events import Source
+    from copilot.prompts import quote
+
+    doc = "\n".join(["# Title", "Intro."] + ["filler line"] * 30 + ["```python", "make_widget('x')"]
+                    + ["make_widget('y')"] * 30 + ["```", "After the example."])
+    text = quote(Source(1, "docs/a.md", 1, doc.count("\n") + 1, "Title", "", "doc", "markdown", doc),
+                 "make_widget example", max_lines=10)
+    body = [ln[2:] if ln.startswith("> ") else ln[1:] for ln in text.splitlines()[1:]]
+    fences = [ln for ln in body if ln.startswith("```")]
+    assert "make_widget('x')" in body and fences[0] == "```python" and len(fences) % 2 == 0
