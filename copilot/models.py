@@ -226,6 +226,8 @@ class DashScopeModel:
             raise ModelError("the model did not answer in time", True) from None
         except (requests.exceptions.RequestException, OSError) as e:
             raise ModelError(f"could not reach DashScope ({clean_error(e)})", True) from None
+        except Exception as e:  # the SDK's own errors (no key, bad parameter): not worth retrying
+            raise ModelError(f"DashScope refused the call ({type(e).__name__}: {clean_error(e)})", False) from None
         yield Delta(tool_calls=[ToolCall(c["id"] or f"call_{i}", c["name"], c["arguments"])
                                 for i, c in sorted(calls.items())], usage=usage, finish=finish or "stop")
 
