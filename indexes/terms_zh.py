@@ -39,6 +39,7 @@ TERMS: dict[str, str] = {
     "连接": "connection connect", "会话": "session", "令牌": "token", "密钥": "key api key",
     "认证": "auth authentication",
     "权限": "permission", "缓存": "cache", "存储": "storage store", "数据库": "database", "内存": "memory",
+    "记忆": "memory",
     "持久化": "persist persistence", "历史": "history", "上下文": "context", "状态": "state status",
     "流式": "streaming stream", "流": "stream", "分页": "pagination", "并发": "concurrent concurrency",
     "并行": "parallel", "队列": "queue", "批量": "batch", "限流": "rate limit", "速率": "rate",
