@@ -279,10 +279,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # here, so a closed pipe is handled below rather than at exit
+        return code
     except KeyboardInterrupt:
         print("Interrupted; what was indexed so far is kept, and the next run completes it.", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader stopped early (`| head`): not an error; keep the exit flush quiet too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except USER_ERRORS as e:
         print(f"devcopilot: {_one_line(e)}", file=sys.stderr)
         return 2

@@ -153,6 +153,9 @@ class QdrantStore:
             except RuntimeError as e:
                 raise StoreError(f"The Qdrant folder '{path}' is in use by another process ({e}); use a Qdrant "
                                  "server (store.kind = \"qdrant-url\") to share it.") from None
+            except Exception as e:  # a damaged folder: the catalog still holds everything to rebuild it
+                raise StoreError(f"The Qdrant folder '{path}' cannot be opened ({type(e).__name__}: {str(e)[:120]}); "
+                                 "move it aside and run `devcopilot ingest` again to rebuild the vectors.") from None
         self._known: set[str] = set()
 
     def _ensure(self, name: str, dim: int) -> None:

@@ -5,6 +5,7 @@ descriptor); a few also run as real processes to prove no traceback reaches the 
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -235,21 +236,27 @@ def test_odd_queries_on_stdin(capfd, kb, monkeypatch):
     assert_still_searchable(capfd, data)
 
 
-def test_damaged_vector_store_folder_and_its_way_out(capfd, tmp_path):
+@pytest.mark.parametrize("store, damaged", [("chroma", "chroma/chroma.sqlite3"), ("qdrant", "qdrant/meta.json")])
+def test_damaged_vector_store_folder_and_its_way_out(capfd, tmp_path, monkeypatch, store, damaged):
     from copilot.config import load_config
     from indexes.search import Index
 
+    monkeypatch.setenv("DEVCOPILOT_STORE", store)
     data = tmp_path / "data"
     project = write_tree(tmp_path / "project", SMALL_PROJECT)
     assert main(["--data-dir", str(data), "ingest", str(project), "--quiet"]) == 0
     capfd.readouterr()
-    (data / "chroma" / "chroma.sqlite3").write_bytes(b"\x13garbage" * 50)
+    gc.collect()  # each command here stands for a process of its own: let go of Qdrant's folder lock
+    (data / damaged).write_bytes(b"{\x13garbage" * 50)
     msg = one_sentence_error(capfd, ["--data-dir", str(data), "search", "memory"])
     assert "cannot be opened" in msg and "move it aside and run `devcopilot ingest` again" in msg
     # the way out the sentence gives: nothing needs re-embedding, the vectors come back from the catalog
-    (data / "chroma").rename(tmp_path / "chroma.damaged")
+    (data / store).rename(tmp_path / f"{store}.damaged")
     assert main(["--data-dir", str(data), "ingest", str(project), "--quiet"]) == 0
     assert "0 embedded" in capfd.readouterr()[0]
-    index = Index(load_config(env={}, overrides={"data_dir": str(data)}))
+    gc.collect()
+    index = Index(load_config(env={"DEVCOPILOT_STORE": store}, overrides={"data_dir": str(data)}))
     assert index.store.ids(index.collection("default")) == index.catalog.chunk_ids("default")
     assert index.search("MemoryStore save", k=1, kind="code")[0].chunk.path == "widgets/core.py"
+    if store == "qdrant":
+        index.store.client.close()

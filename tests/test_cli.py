@@ -288,3 +288,13 @@ def test_progress_bar_on_a_terminal_only(capsys, tmp_path, project, monkeypatch)
     monkeypatch.setattr(sys, "stderr", term2)
     assert main(["--data-dir", str(tmp_path / "d"), "ingest", str(project), "--quiet"]) == 0
     assert term2.getvalue() == ""
+
+
+def test_output_into_a_closed_pipe_is_quiet(indexed):
+    data, _ = indexed
+    env = subprocess_env(DEVCOPILOT_DATA_DIR=str(data))
+    proc = subprocess.Popen([sys.executable, "-m", "copilot", "status", "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # like `devcopilot status --json | head -c 0`
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0 and err == ""
