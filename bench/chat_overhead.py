@@ -70,7 +70,9 @@ def main() -> int:
                      if line.strip()]
     else:
         questions = OWN_QUESTIONS
-    questions = (questions * (args.n // len(questions) + 1))[: args.n]
+    # Repeats are reworded so that no query embedding comes from the cache.
+    lead = ["", "Quick question: ", "Please explain: ", "I wonder, ", "Help me understand: ", "Tell me: "]
+    questions = [lead[(i // len(questions)) % len(lead)] + questions[i % len(questions)] for i in range(args.n)]
 
     server = LLMServer().start()
     chat_cfg = copy.deepcopy(cfg)
