@@ -43,7 +43,7 @@ class IngestConfig:
 @dataclass
 class SearchConfig:
     k: int = 10
-    candidates: int = 60  # depth taken from each retriever before fusion
+    candidates: int = 30  # depth taken from each retriever before fusion (30 beat 40 and 60 on both eval corpora)
     rrf_k: int = 60
     dense_weight: float = 1.0
     lexical_weight: float = 1.0
