@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import astuple, dataclass, field
@@ -146,6 +147,8 @@ class Copilot:
                 return
         turn = Turn()
         if not targets:
+            if self._usable_model(turn) is not None and not history and language_of(text) is None:
+                self._prefetch_embedding(text)  # computed while the Guide's routing call is out
             decision = self._decide(text, history, turn)
             if not decision.targets:
                 yield from self._say(sid, self.guide, decision.reply or self._greeting(text, turn))
@@ -157,6 +160,12 @@ class Copilot:
         if self.monitor.budget_state() == "warn" and not self._warned_budget:
             self._warned_budget = True
             yield Event("notice", GUIDE, self.monitor.budget_message())
+
+    def _prefetch_embedding(self, query: str) -> None:
+        """Warm the index's query-embedding cache in the background; retrieval then skips that step."""
+        embed = getattr(self.index, "_embed_query", None)
+        if embed is not None:
+            threading.Thread(target=_quietly, args=(embed, query), daemon=True).start()
 
     def _store(self, sid: str, role: str, content: str, assistant: str = "", sources=None, model: str = "",
                message_id: str | None = None) -> None:
@@ -484,6 +493,13 @@ class Copilot:
                 if self.model.provider == "dashscope":  # DashScope also wants the tool's name
                     msg["name"] = tc.name
                 msgs.append(msg)
+
+
+def _quietly(fn, *args) -> None:
+    try:
+        fn(*args)
+    except Exception:  # a prefetch that fails costs nothing: retrieval embeds the query itself
+        log.debug("prefetch failed", exc_info=True)
 
 
 def to_source(n: int, hit: Hit) -> Source:
