@@ -246,9 +246,9 @@ def test_429_with_retry_after_is_retried_inside_the_chat(world, tmp_path, llm):
     assert cp.usage()["counters"]["model_retries"] == 1
 
 
-@pytest.mark.parametrize("fault", [Reply(status=500), Reply(delay=3)])
+@pytest.mark.parametrize("fault", [Reply(status=500), Reply(delay=5)])
 def test_model_failures_end_in_the_offline_answer_with_a_note(world, tmp_path, llm, fault):
-    cp = make_copilot(world, tmp_path, llm, max_retries=1, timeout_s=1)
+    cp = make_copilot(world, tmp_path, llm, max_retries=1, timeout_s=2)
     llm.default = fault
     sid = cp.new_session()
     _, answers = run(cp, "@Coding what arguments does build_gadget take?", sid)

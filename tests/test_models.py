@@ -79,8 +79,8 @@ def test_client_errors_are_not_retried(llm, tmp_path):
 
 @pytest.mark.parametrize("provider", ["openai", "dashscope"])
 def test_a_hang_past_the_timeout_is_retried(llm, tmp_path, provider):
-    model, _, waits = model_for(llm, tmp_path, provider, timeout_s=1)
-    llm.script(Reply(delay=4, text="too late"), Reply(text="in time"))
+    model, _, waits = model_for(llm, tmp_path, provider, timeout_s=2)
+    llm.script(Reply(delay=6, text="too late"), Reply(text="in time"))
     assert model.complete(USER, assistant="Coding") == "in time"
     assert len(waits) == 1 and len(llm.requests) == 2
 
