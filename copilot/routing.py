@@ -89,7 +89,9 @@ GREETING = re.compile(r"^\s*(hi|hello|hey|hallo|yo|good (morning|afternoon|eveni
                       r"你好|您好|嗨|谢谢)\b[\s!.,?。！]*", re.IGNORECASE)
 META = re.compile(r"\b(who are you|what (can|do) you do|what are you|help me use|how do(es)? (you|this copilot) work|"
                   r"which assistants|who (else )?is (here|there)|what is this (copilot|tool|chat)|your name|"
-                  r"how (do i|to) use (you|this)|what can i ask)\b|你是谁|你能做什么|怎么用你", re.IGNORECASE)
+                  r"how (do i|to) use (you|this)|what can i ask|what (is|has been|did you) index(ed)?|"
+                  r"which (knowledge bases?|kbs?|sources) (do you|are)|what (do you|can you) know( about)?)\b|"
+                  r"你是谁|你能做什么|怎么用你", re.IGNORECASE)
 CODE_WORDS = re.compile(
     r"\b(signature|arguments?|args|kwargs|parameters?|params|implemented|implementation|source( code)?|"
     r"function|method|class|subclass|attribute|returns?|return type|type hints?|def|decorator|raises?|exception|"

@@ -48,6 +48,8 @@ def test_decorators_and_emails_are_not_mentions():
     ("Who are you?", []),
     ("what can you do", []),
     ("你好", []),
+    ("What is indexed?", []),
+    ("which sources do you have?", []),
     ("How do I add long-term memory to an agent?", ["Tutoring"]),
     ("What is a handoff?", ["Tutoring"]),
     ("Can I stream events from a run?", ["Tutoring"]),
