@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexes.search import Index, lexical_tokens
+from indexes.stores import collection_name
 from ingest.chunk import Chunk
 from ingest.chunking import chunk_file
 from ingest.files import SourceFile, WalkReport, walk
@@ -73,14 +74,15 @@ def ingest(index: Index, specs: list[str], kb: str = "default", include: list[st
     was_dirty = info.dirty or info.indexed_at is None
     if info.embed_model != index.embedder.name:  # another model: every vector must be remade
         index.embedder.embed(["ready?"])  # fails here (bad key, no service) before the old vectors are dropped
-        index.store.drop(collection_for(index, kb, info.embed_model))
+        index.store.drop(collection_name(kb, info.embed_model))
         catalog.reset_manifest(kb)
         catalog.set_kb(kb, embed_model=index.embedder.name)
         was_dirty = True
     catalog.set_kb(kb, dirty=1, store=index.store.label)
     changed_any = False
 
-    pending: list[_Pending] = []
+    pending: list[_Pending] = []  # what to (re)chunk: paths only, files are read again one at a time
+    skipped_by_source: dict[str, dict] = {}
     for src in sources:
         summary.sources.append(src.spec)
         catalog.upsert_source(kb, src.id, src.spec, src.kind, str(src.root), src.version)
@@ -104,16 +106,14 @@ def ingest(index: Index, specs: list[str], kb: str = "default", include: list[st
             index.store.delete(index.collection(kb), old)
         summary.removed += len(gone)
         changed_any |= bool(gone)
-        src_skipped = dict(report.skipped)
-        catalog.finish_source(kb, src.id, src_skipped) if not pending else None
-        src._skipped = src_skipped  # type: ignore[attr-defined]
+        skipped_by_source[src.id] = dict(report.skipped)
 
     summary.changed = len(pending)
     if pending:
         changed_any = True
         _write_changed(index, kb, pending, summary, progress)
-        for src in sources:
-            catalog.finish_source(kb, src.id, src._skipped)  # type: ignore[attr-defined]
+    for src in sources:  # only now is each source fully indexed
+        catalog.finish_source(kb, src.id, skipped_by_source[src.id])
     # A vector store replaced or emptied behind the catalog's back is refilled from the catalog.
     if was_dirty or index.store.count(index.collection(kb)) != catalog.count_chunks(kb):
         reconcile(index, kb)
@@ -125,12 +125,6 @@ def ingest(index: Index, specs: list[str], kb: str = "default", include: list[st
     summary.total_chunks = catalog.count_chunks(kb)
     summary.seconds = time.perf_counter() - t0
     return summary
-
-
-def collection_for(index: Index, kb: str, model: str) -> str:
-    from indexes.stores import collection_name
-
-    return collection_name(kb, model)
 
 
 def _read(p: _Pending) -> SourceFile | None:
