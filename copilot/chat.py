@@ -146,6 +146,13 @@ class Copilot:
             if not targets:
                 return
         turn = Turn()
+        if not text:  # a bare mention: "@Coding" says who it is; "@Guide" greets
+            for spec in targets:
+                yield from self._say(sid, spec, f"{spec.avatar} I'm {spec.name}: {spec.description} "
+                                                "What would you like to know?")
+            if not targets:
+                yield from self._say(sid, self.guide, self._greeting(message, turn))
+            return
         if not targets:
             if self._usable_model(turn) is not None and not history and language_of(text) is None:
                 self._prefetch_embedding(text)  # computed while the Guide's routing call is out
@@ -185,8 +192,9 @@ class Copilot:
                 targets = [found[0]] + [t for t in targets if t is not found[0]]
             else:
                 unknown = [assistant] + unknown
+        text = m.text if (m.targets or m.unknown or m.ambiguous) else message
         targets = [t for t in targets if not t.is_guide]
-        return targets, m.text or message, unknown
+        return targets, text, unknown
 
     # -- the Guide ------------------------------------------------------------------------------------
     def _decide(self, text: str, history: list[dict], turn: Turn) -> Decision:

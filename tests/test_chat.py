@@ -395,3 +395,11 @@ def test_a_quoted_doc_window_never_leaves_a_code_block_open():
     body = [ln[2:] if ln.startswith("> ") else ln[1:] for ln in text.splitlines()[1:]]
     fences = [ln for ln in body if ln.startswith("```")]
     assert "make_widget('x')" in body and fences[0] == "```python" and len(fences) % 2 == 0
+
+
+def test_a_bare_mention_gets_an_introduction(world, tmp_path):
+    cp = make_copilot(world, tmp_path)
+    _, answers = run(cp, "@code")
+    assert [a[0] for a in answers] == ["Coding"] and "I'm Coding" in answers[0][1] and not answers[0][2]
+    _, answers = run(cp, "@Guide")
+    assert [a[0] for a in answers] == ["Guide"] and "@Tutoring" in answers[0][1]
