@@ -167,6 +167,15 @@ def ensure_kb(data_dir: Path) -> None:
     print(s.line(), flush=True)
 
 
+def cpu_of(pid: int) -> float:
+    """User + system CPU seconds a process has used."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def rss_of(pid: int) -> dict[str, float]:
     out = {}
     try:
@@ -294,7 +303,9 @@ def main() -> int:
         if warm["errors"]:
             print("warm-up failed:", warm["errors"][0], file=sys.stderr)
         rss_before = rss_of(server.pid)
+        cpu0 = [cpu_of(p) for p in (server.pid, model.pid, os.getpid())]
         res = asyncio.run(run_clients(url, args.sessions, args.turns, questions, args.timeout))
+        cpu = [cpu_of(p) - c for p, c in zip((server.pid, model.pid, os.getpid()), cpu0)]
         rss_after = rss_of(server.pid)
         model.stdin.write("stats\n")
         model.stdin.flush()
@@ -338,6 +349,10 @@ def main() -> int:
           f"p95 {pct(over, 95) * ms:.0f} ms, mean {sum(over) / max(1, len(over)) * ms:.0f} ms")
     print(f"server RSS: {rss_before.get('VmRSS', 0):.0f} MB before the load, {rss_after.get('VmRSS', 0):.0f} MB "
           f"after, peak {rss_after.get('VmHWM', 0):.0f} MB")
+    n = max(1, len(rows))
+    print(f"CPU during the load: devcopilot server {cpu[0]:.1f} s ({cpu[0] / n * ms:.0f} ms a turn), model server "
+          f"{cpu[1]:.1f} s, clients {cpu[2]:.1f} s; {os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f}")
     return 1 if errors else 0
 
 
