@@ -20,7 +20,7 @@ from pathlib import Path
 from indexes.search import Index, lexical_tokens
 from indexes.stores import collection_name
 from ingest.chunk import Chunk
-from ingest.chunking import chunk_file
+from ingest.chunking import chunk_file, chunker_id
 from ingest.files import SourceFile, WalkReport, walk
 from ingest.languages import classify
 from ingest.sources import ResolvedSource, resolve
@@ -78,6 +78,9 @@ def ingest(index: Index, specs: list[str], kb: str = "default", include: list[st
         catalog.reset_manifest(kb)
         catalog.set_kb(kb, embed_model=index.embedder.name)
         was_dirty = True
+    if catalog.get_meta(f"chunker:{kb}") != chunker_id(cfg.ingest.chunk_chars):
+        catalog.reset_manifest(kb)  # every file is chunked again; the embedding cache keeps this cheap
+        catalog.set_meta(f"chunker:{kb}", chunker_id(cfg.ingest.chunk_chars))
     catalog.set_kb(kb, dirty=1, store=index.store.label)
     changed_any = False
 

@@ -1,8 +1,8 @@
 """Code chunking with tree-sitter: a chunk per function, class and method.
 
-Each definition becomes a chunk named by its qualified symbol (`Class.method`). A class
-that fits the window stays whole; a larger one gives a header chunk (signature, docstring,
-fields) and one chunk per method, each carrying the class header as context. Code between
+Each definition becomes a chunk named by its qualified symbol (`Class.method`). A class gives
+a header chunk (signature, docstring, fields) and one chunk per method, each carrying the
+class header as context. Code between
 definitions (imports, constants, module-level calls) is kept as its own chunks, a
 definition larger than the window is split into line windows, and comments right above a
 definition travel with it. Files in languages without a grammar, or whose parse fails
@@ -178,7 +178,7 @@ class _Chunker:
                 self.filler(cursor, s - 1, prefix, context)
             symbol = f"{prefix}.{d.name}" if prefix else d.name
             body = _body_of(d.inner) if d.container else None
-            if d.container and body is not None and self.size(s, e) > self.max:
+            if d.container and body is not None:
                 members = [c for c in body.named_children if definition_of(c) is not None]
                 if members:
                     header = self.lines[d.inner.start_point[0]].strip()[:200]

@@ -95,8 +95,11 @@ def test_python_functions_classes_methods():
 def test_python_default_window_keeps_definitions_apart():
     chunks = chunks_of(PY, "python", 1200)
     s = by_symbol(chunks)
-    assert set(s) >= {"Store", "helper", ""}
+    # even a small class gives a header chunk and a chunk per method
+    assert set(s) >= {"Store", "Store.__init__", "Store.size", "Store.save", "helper", ""}
     assert all(len(v) == 1 for k, v in s.items() if k)  # no definition is cut when it fits
+    assert "kind = " in s["Store"][0].text and "def " not in s["Store"][0].text
+    assert s["Store.save"][0].context.startswith("class Store")
     assert_every_line_covered(PY, chunks)
 
 

@@ -316,3 +316,23 @@ def test_remote_provider_without_key_is_one_sentence(cfg):
         c = load_config(env={}, overrides={"data_dir": str(cfg.data_dir), "embedding": {"provider": provider}})
         with pytest.raises(EmbeddingError, match=f"needs an API key; set {var}"):
             Index(c)
+
+
+def test_a_chunker_change_rechunks_without_reembedding(index, project, monkeypatch):
+    import indexes.build
+
+    first = ingest(index, [str(project)])
+    before = index.catalog.chunk_ids("default")
+    # A new chunker version (or another window size) re-chunks every file on the next run...
+    monkeypatch.setattr(indexes.build, "chunker_id", lambda max_chars: f"next/{max_chars}")
+    again = ingest(index, [str(project)])
+    assert again.changed == first.files
+    # ...but identical chunk texts come from the embedding cache, and nothing is duplicated.
+    assert again.embedded == 0 and index.catalog.chunk_ids("default") == before
+    assert_consistent(index)
+    # A different window gives different chunks; only those are embedded.
+    index.cfg.ingest.chunk_chars = 120
+    smaller = ingest(index, [str(project)])
+    assert smaller.changed == first.files and smaller.total_chunks > first.total_chunks
+    assert 0 < smaller.embedded <= smaller.total_chunks
+    assert_consistent(index)
