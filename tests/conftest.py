@@ -84,3 +84,21 @@ SMALL_PROJECT = {
 @pytest.fixture
 def project(tmp_path):
     return write_tree(tmp_path / "project", SMALL_PROJECT)
+
+
+@pytest.fixture(autouse=True)
+def no_devcopilot_env(monkeypatch):
+    """Tests start from the defaults, whatever DEVCOPILOT_* the calling shell has set."""
+    for var in list(os.environ):
+        if var.startswith("DEVCOPILOT_"):
+            monkeypatch.delenv(var)
+
+
+def ingested_data_dir(root: Path) -> tuple[Path, Path]:
+    """SMALL_PROJECT written under root and ingested through the CLI: (data dir, project)."""
+    from copilot.cli import main
+
+    project = write_tree(root / "project", SMALL_PROJECT)
+    data = root / "data"
+    assert main(["--data-dir", str(data), "ingest", str(project), "--quiet"]) == 0
+    return data, project

@@ -15,25 +15,16 @@ from pathlib import Path
 import pytest
 
 from copilot.cli import main
-from tests.conftest import SMALL_PROJECT, write_tree
+from tests.conftest import SMALL_PROJECT, ingested_data_dir, write_tree
 
 BIN = Path(sys.executable).parent
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-    for var in list(os.environ):
-        if var.startswith("DEVCOPILOT_"):
-            monkeypatch.delenv(var)
 
 
 @pytest.fixture(scope="module")
 def kb(tmp_path_factory):
     """A data dir with the small project indexed; every bad command below must leave it intact."""
     root = tmp_path_factory.mktemp("bad")
-    project = write_tree(root / "project", SMALL_PROJECT)
-    data = root / "data"
-    assert main(["--data-dir", str(data), "ingest", str(project), "--quiet"]) == 0
+    data, project = ingested_data_dir(root)
     return data, root
 
 

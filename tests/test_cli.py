@@ -18,27 +18,18 @@ import pytest
 
 from copilot.cli import main
 from copilot.evaluate import load_qa, score
-from tests.conftest import SMALL_PROJECT, write_tree
+from tests.conftest import ingested_data_dir, write_tree
 
 HIT_KEYS = {"path", "start_line", "end_line", "kind", "language", "symbol", "score", "text", "link"}
 SCORE_PY = Path(__file__).resolve().parents[2] / "shared" / "eval" / "score.py"
 BIN = Path(sys.executable).parent
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-    for var in list(os.environ):
-        if var.startswith("DEVCOPILOT_"):
-            monkeypatch.delenv(var)
-
-
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory):
     """A data dir with the small project ingested once, for the read-only tests."""
     root = tmp_path_factory.mktemp("cli")
-    project = write_tree(root / "project", SMALL_PROJECT)
-    data = root / "data"
-    assert main(["--data-dir", str(data), "ingest", str(project), "--quiet"]) == 0
+    data, project = ingested_data_dir(root)
     return data, project
 
 
