@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import astuple, dataclass, field
 
 from copilot.assistants import GUIDE, AssistantSpec, load_assistants
-from copilot.condense import condense
+from copilot.condense import condense, looks_like_follow_up
 from copilot.config import Config
 from copilot.conversations import ConversationError, Conversations  # noqa: F401 (re-exported)
 from copilot.events import Event, Source
@@ -199,9 +199,10 @@ class Copilot:
     # -- the Guide ------------------------------------------------------------------------------------
     def _decide(self, text: str, history: list[dict], turn: Turn) -> Decision:
         if self._usable_model(turn) is not None:
+            earlier = [{"role": h["role"], "content": (f"({h['assistant']} answered:) " if h["assistant"] else "")
+                        + h["content"][:500]} for h in history[-2:]]
             msgs = [{"role": "system", "content": routing_prompt(self.assistants, self.kb_summary())},
-                    *[{"role": h["role"], "content": h["content"][:500]} for h in history[-2:]],
-                    {"role": "user", "content": text}]
+                    *earlier, {"role": "user", "content": text}]
             try:
                 raw = self.model.complete(msgs, assistant=GUIDE, json_mode=True, max_tokens=200)
                 decision = validate_decision(raw, self.assistants)
@@ -213,7 +214,17 @@ class Copilot:
                 log.info("routing model unavailable: %s", e)
                 turn.model_down = str(e)
         self.monitor.count("routing_classifier")
+        previous = self._previous_speaker(history)
+        if previous is not None and looks_like_follow_up(text):  # "and what does it return?" stays with them
+            return Decision([previous], "", "classifier")
         return Decision(classify(text, self.assistants), "", "classifier")
+
+    def _previous_speaker(self, history: list[dict]) -> AssistantSpec | None:
+        for h in reversed(history[-4:]):
+            if h["role"] == "assistant" and h["assistant"] and h["assistant"] != GUIDE:
+                found = [a for a in self.specialists() if a.name == h["assistant"]]
+                return found[0] if found else None
+        return None
 
     def _who_is_here(self, first: str) -> str:
         lines = "\n".join(f"- {a.avatar} **@{a.name}**: {a.description}" for a in self.assistants)

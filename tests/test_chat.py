@@ -403,3 +403,12 @@ def test_a_bare_mention_gets_an_introduction(world, tmp_path):
     assert [a[0] for a in answers] == ["Coding"] and "I'm Coding" in answers[0][1] and not answers[0][2]
     _, answers = run(cp, "@Guide")
     assert [a[0] for a in answers] == ["Guide"] and "@Tutoring" in answers[0][1]
+
+
+def test_an_offline_follow_up_stays_with_the_assistant_who_answered(world, tmp_path):
+    cp = make_copilot(world, tmp_path)
+    sid = cp.new_session()
+    _, answers = run(cp, "How do I give an agent long-term memory?", sid)
+    assert answers[-1][0] == "Tutoring"
+    _, answers = run(cp, "and what does that return?", sid)  # alone, the classifier would pick Coding
+    assert [a[0] for a in answers] == ["Guide", "Tutoring"]
