@@ -97,7 +97,8 @@ def api_router(copilot: Copilot, token: str | None = None) -> APIRouter:
         target = None if model == "guide" else names[model]
         cid = "chatcmpl-" + uuid.uuid4().hex[:24]
         if req.get("stream"):
-            return StreamingResponse(_stream(copilot, question, sid, target, cid, model),
+            include_usage = bool((req.get("stream_options") or {}).get("include_usage"))
+            return StreamingResponse(_stream(copilot, question, sid, target, cid, model, include_usage),
                                      media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
         return await run_in_threadpool(_complete, copilot, question, sid, target, cid, model)
 
@@ -153,14 +154,18 @@ def _complete(copilot: Copilot, question: str, sid: str, target: str | None, cid
             "sources": acc.sources, "speakers": acc.speakers, "session_id": sid}
 
 
-def _stream(copilot: Copilot, question: str, sid: str, target: str | None, cid: str, model: str) -> Iterator[str]:
+def _stream(copilot: Copilot, question: str, sid: str, target: str | None, cid: str, model: str,
+            include_usage: bool = False) -> Iterator[str]:
     acc = _Answer(labelled=target is None)
     created = int(time.time())
+    sent: list[str] = []
 
     def chunk(content: str | None = None, finish: str | None = None, role: str | None = None, **extra) -> str:
         delta = {"content": content} if content is not None else {}
         if role:
             delta["role"] = role
+        if content:
+            sent.append(content)
         obj = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
         return "data: " + json.dumps(obj, ensure_ascii=False) + "\n\n"
@@ -180,4 +185,9 @@ def _stream(copilot: Copilot, question: str, sid: str, target: str | None, cid: 
             yield chunk(("" if first else "\n\n") + ev.text)
         first = False
     yield chunk(None, "stop", sources=acc.sources, speakers=acc.speakers, session_id=sid)
+    if include_usage:  # as OpenAI does: a last chunk with no choices and the usage (counted locally)
+        p, c = estimate_tokens(question), estimate_tokens("".join(sent))
+        yield "data: " + json.dumps({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                                     "choices": [], "usage": {"prompt_tokens": p, "completion_tokens": c,
+                                                              "total_tokens": p + c}}) + "\n\n"
     yield "data: [DONE]\n\n"

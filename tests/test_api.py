@@ -85,8 +85,11 @@ def test_non_streaming_answer_with_sources(api):
 def test_streaming_answer_through_the_guide(api):
     url, offline, _ = api
     stream = client(url + "/offline").chat.completions.create(
-        model="guide", stream=True, messages=[{"role": "user", "content": "How do I give an agent memory?"}])
+        model="guide", stream=True, stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": "How do I give an agent memory?"}])
     chunks = list(stream)
+    assert chunks[-1].usage.completion_tokens > 10 and not chunks[-1].choices
+    chunks = chunks[:-1]
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert len(chunks) > 10 and chunks[-1].choices[0].finish_reason == "stop"
     assert text.startswith("**Guide:** @Tutoring will take this.\n\n**Tutoring:** ")
