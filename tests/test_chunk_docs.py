@@ -181,7 +181,7 @@ def test_notebook_cells_breadcrumbs_and_lines():
     assert [c.headings for c in docs] == [["Loading data"], ["Loading data", "Plotting"]]
     code = {c.symbol: c for c in chunks if c.kind == "code"}
     assert code["load"].language == "python" and '"""Read a JSON file."""' in code["load"].text
-    assert "Plot" in code and "def draw" in code["Plot"].text
+    assert code["Plot"].text == "class Plot:" and "def draw" in code["Plot.draw"].text
 
 
 def test_plain_text_paragraph_windows():
