@@ -90,7 +90,7 @@ def test_same_results_in_every_store(project, tmp_path, chroma_server):
         qv = index.embedder.embed(["where are conversations kept on disk"])[0]
         dense[kind] = [cid for cid, _ in store.query(col, qv, 4, "code")]
         hits = index.search("MemoryStore save conversation", k=3, kind="code")
-        assert hits[0].chunk.path == "widgets/core.py" and "MemoryStore" in hits[0].chunk.text
+        assert hits[0].chunk.path == "widgets/core.py" and hits[0].chunk.symbol.startswith("MemoryStore")
         if kind == "qdrant":
             store.client.close()  # local mode holds a lock on its folder
     assert results["chroma"] == results["chroma-http"] == results["qdrant"]
