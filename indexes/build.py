@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from indexes.lexical import TOKENIZER_VERSION
 from indexes.search import Index, lexical_tokens
 from indexes.stores import collection_name
 from ingest.chunk import Chunk
@@ -82,6 +83,8 @@ def ingest(index: Index, specs: list[str], kb: str = "default", include: list[st
         catalog.reset_manifest(kb)  # every file is chunked again; the embedding cache keeps this cheap
         catalog.set_meta(f"chunker:{kb}", chunker_id(cfg.ingest.chunk_chars))
     catalog.set_kb(kb, dirty=1, store=index.store.label)
+    if catalog.count_chunks(kb) == 0:  # all tokens will be written by this tokenizer: no retokenizing at the end
+        catalog.set_meta(f"tokenizer:{kb}", TOKENIZER_VERSION)
     changed_any = False
 
     pending: list[_Pending] = []  # what to (re)chunk: paths only, files are read again one at a time

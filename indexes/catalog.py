@@ -166,13 +166,21 @@ class Catalog:
         """(id, kind, tokens) for every chunk of the KB, in a stable order, streamed."""
         return self.db.execute("SELECT id, kind, tokens FROM chunks WHERE kb=? ORDER BY rowid", (kb,))
 
-    def retokenize(self, kb: str, tokenize_chunk) -> int:
-        """Recompute the stored lexical tokens of every chunk (after a tokenizer change)."""
-        rows = self.db.execute(f"SELECT {CHUNK_COLS} FROM chunks WHERE kb=?", (kb,)).fetchall()
-        with self.transaction():
-            self.db.executemany("UPDATE chunks SET tokens=? WHERE kb=? AND id=?",
-                                [(tokenize_chunk(row_to_chunk(r)), kb, r[0]) for r in rows])
-        return len(rows)
+    def retokenize(self, kb: str, tokenize_chunk, batch: int = 1000) -> int:
+        """Recompute the stored lexical tokens of every chunk (after a tokenizer change).
+
+        A batch at a time, so memory does not grow with the KB; the caller records the new
+        tokenizer version only when all are done, so an interrupted run starts over."""
+        n, last = 0, 0
+        while True:
+            rows = self.db.execute(f"SELECT rowid, {CHUNK_COLS} FROM chunks WHERE kb=? AND rowid>? ORDER BY rowid "
+                                   "LIMIT ?", (kb, last, batch)).fetchall()
+            if not rows:
+                return n
+            with self.transaction():
+                self.db.executemany("UPDATE chunks SET tokens=? WHERE rowid=?",
+                                    [(tokenize_chunk(row_to_chunk(r[1:])), r[0]) for r in rows])
+            last, n = rows[-1][0], n + len(rows)
 
     def get_meta(self, key: str) -> str | None:
         r = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()

@@ -13,6 +13,7 @@ import os
 import re
 import threading
 import zipfile
+from array import array
 from functools import lru_cache
 from pathlib import Path
 
@@ -92,8 +93,8 @@ class BM25Index:
         cjk: list[int] = []
         vocab: dict[str, int] = {}
         indptr = [0]
-        indices: list[int] = []
-        counts: list[int] = []
+        indices = array("i")  # compact: a list of Python ints costs ~9x more at 100k chunks
+        counts = array("i")
         for cid, kind, toks in rows:
             ids.append(cid)
             kinds.append(1 if kind == "code" else 0)
@@ -109,7 +110,7 @@ class BM25Index:
             counts.extend(tf.values())
             indptr.append(len(indices))
         n = len(ids)
-        tf_m = sparse.csr_matrix((np.asarray(counts, np.float32), np.asarray(indices, np.int32),
+        tf_m = sparse.csr_matrix((np.frombuffer(counts, np.int32).astype(np.float32), np.frombuffer(indices, np.int32),
                                   np.asarray(indptr, np.int64)), shape=(n, max(len(vocab), 1)))
         if n:
             doc_len = np.asarray(tf_m.sum(axis=1)).ravel()
