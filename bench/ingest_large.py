@@ -195,8 +195,8 @@ def main() -> int:
     _, peak = rss()
 
     n = summary.total_chunks
-    print(f"corpus: {nfiles} files, {n:,} chunks of <= {args.chunk_chars} chars "
-          f"({'reused' if replicas < 0 else f'{replicas} mirrors'} of the dev corpus)")
+    made = "made by an earlier run" if replicas < 0 else f"{replicas} mirrors of the dev corpus"
+    print(f"corpus: {nfiles} files, {n:,} chunks of <= {args.chunk_chars} chars ({made})")
     print(summary.line())
     print(f"wall {wall:.0f} s, {n / wall:.0f} chunks/s; {summary.embedded:,} chunks embedded by the model"
           + (" (vectors from the prefilled cache: no model time)" if args.synthetic_embeddings else ""))
