@@ -67,7 +67,27 @@ class LocalEmbedder:
             return np.zeros((0, 384), dtype=np.float32)
         v = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
                               convert_to_numpy=True, show_progress_bar=False)
+        if len(texts) > 1:  # an ingest batch, not a query
+            release_memory()
         return v.astype(np.float32)
+
+
+_trim = None
+
+
+def release_memory() -> None:
+    """Hand freed heap back to the OS. glibc keeps the memory a batch's activations used, so without
+    this an ingest's RSS climbs to the largest batches seen and stays there while the process runs."""
+    global _trim
+    if _trim is None:
+        try:
+            import ctypes
+
+            _trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):  # not glibc: nothing to do
+            _trim = False
+    if _trim:
+        _trim(0)
 
 
 class OpenAIEmbedder:
