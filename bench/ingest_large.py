@@ -26,6 +26,7 @@ and the slope in MB per 1,000 chunks. Run two sizes to compare the peaks.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -204,12 +205,14 @@ def main() -> int:
           f"(+{peak - rss_ready:.0f} MB)")
     idx = [s for s in samples if s[1] == "index"]
     points = []
-    for q in (0.25, 0.5, 0.75, 1.0):
+    for lo, q in ((0.0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0)):
         near = [s for s in idx if s[2] <= q]
+        window = [s[3] for s in idx if lo < s[2] <= q] or [0.0]
         if near:
             top = max(s[3] for s in near)  # the highest RSS seen up to this point of the write phase
             points.append((q, top))
-            print(f"  write phase, {q:>4.0%} of the files ({q * n:>8,.0f} chunks): RSS up to {top:.0f} MB")
+            print(f"  write phase, {q:>4.0%} of the files ({q * n:>8,.0f} chunks): RSS up to {top:.0f} MB "
+                  f"(in the last quarter: {min(window):.0f}-{max(window):.0f} MB)")
     final = [s[3] for s in samples if s[1] == "final"]
     if final:
         print(f"  final phase (reconcile with the vector store, lexical rebuild): RSS up to {max(final):.0f} MB")
@@ -219,6 +222,8 @@ def main() -> int:
         print(f"  slope over the write phase: {slope:.2f} MB per 1,000 chunks "
               f"(the vectors alone are {384 * 4 / 1024:.2f} MB per 1,000)")
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    (base / "rss-samples.json").write_text(json.dumps([(round(t - t0, 2), st, round(f, 4), round(r))
+                                                       for t, st, f, r in samples]))
     return 0
 
 
