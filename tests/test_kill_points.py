@@ -23,7 +23,8 @@ from tests.test_killed_ingest import N_FILES, make_corpus, snapshot
 
 LAUNCHER = textwrap.dedent("""
     import importlib, os, signal, sys
-    module, attr, nth, when = sys.argv[1:5]
+    module, attr, nth, when, signame = sys.argv[1:6]
+    sig = getattr(signal, signame)
     owner_name, _, name = attr.rpartition(".")
     owner = importlib.import_module(module)
     if owner_name:
@@ -35,15 +36,15 @@ LAUNCHER = textwrap.dedent("""
         global calls
         calls += 1
         if calls == int(nth) and when == "before":
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), sig)
         result = original(*args, **kwargs)
         if calls == int(nth) and when == "after":
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), sig)
         return result
 
     setattr(owner, name, wrapped)
     from copilot.cli import main
-    sys.exit(main(sys.argv[5:]))
+    sys.exit(main(sys.argv[6:]))
 """)
 
 # (case, module, attribute, call number, before/after)
@@ -81,14 +82,19 @@ def fresh(repo, tmp_path_factory):
     return snapshot(index)
 
 
+def run_until(signame: str, module: str, attr: str, nth: int, when: str, data, source: str):
+    """`devcopilot ingest` in its own process, signalled at the given point."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVCOPILOT_")}
+    env.update(HF_HUB_OFFLINE="1", ANONYMIZED_TELEMETRY="False", TOKENIZERS_PARALLELISM="false")
+    return subprocess.run([sys.executable, "-c", LAUNCHER, module, attr, str(nth), when, signame,
+                           "--data-dir", str(data), "ingest", source, "--quiet"],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
 @pytest.mark.parametrize("case,module,attr,nth,when", POINTS, ids=[p[0] for p in POINTS])
 def test_sigkill_at_a_precise_point(case, module, attr, nth, when, repo, fresh, tmp_path):
     data = tmp_path / "data"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVCOPILOT_")}
-    env.update(HF_HUB_OFFLINE="1", ANONYMIZED_TELEMETRY="False", TOKENIZERS_PARALLELISM="false")
-    proc = subprocess.run([sys.executable, "-c", LAUNCHER, module, attr, str(nth), when,
-                           "--data-dir", str(data), "ingest", repo, "--quiet"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = run_until("SIGKILL", module, attr, nth, when, data, repo)
     assert proc.returncode == -signal.SIGKILL, f"the kill point was not reached: {proc.stderr[-500:]}"
 
     # In between: whatever was written is usable, and search shows only catalogued chunks.
@@ -106,3 +112,14 @@ def test_sigkill_at_a_precise_point(case, module, attr, nth, when, repo, fresh, 
     again = ingest(index, [repo])
     assert (again.changed, again.embedded, again.removed) == (0, 0, 0)
     assert not list((data / "sources").glob(".clone-*")), "a half-made clone was left behind"
+
+
+def test_ctrl_c_mid_ingest_is_one_sentence_and_the_next_run_completes(repo, fresh, tmp_path):
+    data = tmp_path / "data"
+    proc = run_until("SIGINT", "indexes.catalog", "_Txn.__exit__", 1, "after", data, repo)
+    assert proc.returncode == 130, proc.stderr[-500:]
+    assert proc.stderr.strip() == "Interrupted; what was indexed so far is kept, and the next run completes it."
+    index = Index(load_config(env={}, overrides={"data_dir": str(data)}))
+    assert index.catalog.kb("default").dirty and index.catalog.count_chunks("default") > 0
+    ingest(index, [repo])
+    assert snapshot(index) == fresh

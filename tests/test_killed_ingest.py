@@ -129,7 +129,8 @@ def keep_cache(data: Path, tmp_path_factory) -> None:
     src.close()
 
 
-@pytest.mark.parametrize("point", ["before-any-write", "after-first-batch", "ctrl-c-after-first-batch"])
+# Ctrl-C at a precise point is tested in test_kill_points.py (a signal sent from outside can race the end).
+@pytest.mark.parametrize("point", ["before-any-write", "after-first-batch"])
 def test_killed_ingest_completes_to_a_fresh_ingest(point, corpus, tmp_path, tmp_path_factory, request, capsys):
     data = tmp_path / "data"
     proc = start_ingest(data, corpus)
