@@ -1,0 +1,112 @@
+"""What the Knowledge tab may index from a browser, and how knowledge bases are described.
+
+The CLI may ingest any folder its user can read; the browser may not: anyone who can open
+the page could otherwise index (and then read back through citations) any file on the
+server. So folders must lie under an allowed root, `..` is refused outright, and local
+git URLs (file://) follow the same rule. Remote git URLs and installed packages are fine.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest.sources import is_git_url
+
+
+class SourceRefused(ValueError):
+    """A source the browser may not index; the message is one clear sentence."""
+
+
+KB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def allowed_roots(cfg, cwd: Path | None = None) -> list[Path]:
+    """The configured roots, or by default the working directory and the data dir's sources/."""
+    configured = list(getattr(getattr(cfg, "server", None), "allowed_roots", []) or [])
+    roots = [Path(r).expanduser() for r in configured] or [cwd or Path.cwd(), cfg.data_dir / "sources"]
+    return [r.resolve() for r in roots]
+
+
+def check_source(spec: str, roots: list[Path]) -> str:
+    """Return the spec to ingest, or raise SourceRefused saying why it cannot be."""
+    spec = (spec or "").strip()
+    if not spec:
+        raise SourceRefused("Give a folder path, a git URL or pkg:NAME to add.")
+    if any(ord(ch) < 32 for ch in spec):
+        raise SourceRefused("The source contains control characters; type a plain path, git URL or pkg:NAME.")
+    if ".." in re.split(r"[\\/]", spec):
+        raise SourceRefused(f"'{spec}' contains '..'; give the folder's full path under an allowed root.")
+    if spec.startswith("pkg:"):
+        if not re.fullmatch(r"pkg:[A-Za-z_][\w.-]*", spec):
+            raise SourceRefused(f"'{spec}' is not a package name; write pkg: followed by the import name.")
+        return spec
+    if spec.startswith("file://"):
+        folder = Path(spec[len("file://"):])
+        if not _under(folder, roots):
+            raise SourceRefused(_outside(spec, roots))
+        return spec
+    if is_git_url(spec):
+        return spec
+    folder = Path(spec).expanduser()
+    if not folder.is_absolute():
+        folder = roots[0] / folder
+    if not _under(folder, roots):
+        raise SourceRefused(_outside(spec, roots))
+    if not folder.exists():
+        raise SourceRefused(f"The folder '{spec}' does not exist; check the path.")
+    if not folder.is_dir():
+        raise SourceRefused(f"'{spec}' is a file, not a folder; give the folder that contains it.")
+    return str(folder.resolve())
+
+
+def check_kb(name: str) -> str:
+    name = (name or "").strip() or "default"
+    if not KB_NAME.match(name):
+        raise SourceRefused(f"'{name}' is not a usable knowledge base name; use letters, digits, '.', '_' or '-'.")
+    return name
+
+
+def _under(folder: Path, roots: list[Path]) -> bool:
+    try:
+        real = folder.resolve()  # follows symbolic links, so a link pointing outside is caught
+    except (OSError, RuntimeError):
+        return False
+    return any(real == r or real.is_relative_to(r) for r in roots)
+
+
+def _outside(spec: str, roots: list[Path]) -> str:
+    return (f"'{spec}' is outside the folders this server may index ({', '.join(str(r) for r in roots)}); "
+            "copy or clone it under one of them, or add its parent to server.allowed_roots.")
+
+
+@dataclass
+class KBRow:
+    name: str
+    files: int
+    chunks: int
+    sources: int
+    last_indexed: str
+    embedding: str
+    note: str = ""
+
+
+def kb_rows(index) -> list[KBRow]:
+    """One row per knowledge base, read from the catalog (the source of truth)."""
+    rows = []
+    for info in index.catalog.kbs():
+        sources = index.catalog.sources(info.name)
+        rows.append(KBRow(info.name, sum(s["files"] for s in sources), index.catalog.count_chunks(info.name),
+                          len(sources), _when(info.indexed_at), info.embed_model,
+                          "interrupted: re-index to complete" if info.dirty else ""))
+    return rows
+
+
+def source_rows(index, kb: str | None = None) -> list[list]:
+    return [[s["kb"], s["spec"], s["kind"], s["version"] or "", s["files"], s["chunks"], _when(s["indexed_at"])]
+            for s in index.catalog.sources(kb)]
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "never"

@@ -1,0 +1,216 @@
+"""`devcopilot serve`: the web UI and the OpenAI-compatible API on one FastAPI server.
+
+Security defaults: loopback bind; HTTP Basic auth for everything but /v1 when `auth` is set
+(the API takes a bearer token instead); request bodies above server.max_request_bytes are
+refused; the source viewer reads only files that are indexed.
+"""
+from __future__ import annotations
+
+import base64
+import hmac
+import html
+import ipaddress
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+
+from ui import render
+from ui.app import CSS, build_app
+
+log = logging.getLogger("devcopilot.serve")
+
+ASSETS = Path(__file__).parent / "assets"
+
+
+def repo_root() -> Path:
+    """This project's own repository: the folder holding the `copilot` package."""
+    import copilot
+
+    return Path(copilot.__file__).resolve().parent.parent
+
+
+def ensure_knowledge(index, root: Path, say: Callable[[str], None] = print) -> bool:
+    """On a first run (no knowledge base at all) index `root` into KB 'default'. True when it did."""
+    if index.catalog.kbs():
+        return False
+    from indexes.build import ingest
+
+    say(f"Nothing is indexed yet: indexing {root} into knowledge base 'default' so you can try it at once…")
+    last = {"stage": "", "pct": -1}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        pct = int(100 * done / total) if total else -1
+        if stage != last["stage"] or (pct >= 0 and pct >= last["pct"] + 10):
+            last.update(stage=stage, pct=pct)
+            names = {"scan": "scanning", "index": "indexing", "lexical": "lexical index"}
+            say(f"  {names.get(stage, stage)}: {done}" + (f"/{total} ({pct}%)" if total else " files"))
+
+    summary = ingest(index, [str(root)], "default", progress=progress)
+    say(summary.line())
+    return True
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def security_warnings(host: str, auth: str, api_token: str) -> list[str]:
+    if is_loopback(host):
+        return []
+    out = []
+    if not auth:
+        out.append(f"WARNING: serving on {host} WITHOUT a password: anyone who can reach this machine can use the "
+                   "web UI and index sources. Use --auth user:password, or bind to 127.0.0.1.")
+    if not api_token:
+        out.append(f"WARNING: the API at http://{host}/v1 has NO bearer token: anyone who can reach it can chat "
+                   "through your model account. Use --api-token TOKEN.")
+    return out
+
+
+def parse_auth(auth: str) -> tuple[str, str] | None:
+    if not auth:
+        return None
+    user, sep, password = auth.partition(":")
+    if not sep or not user or not password:
+        raise ValueError("--auth must look like user:password, with both parts non-empty.")
+    return user, password
+
+
+def create_app(copilot, cfg, auth: str = "", api_token: str = "") -> FastAPI:
+    credentials = parse_auth(auth)
+    max_bytes = int(cfg.server.max_request_bytes or 0)
+    app = FastAPI(title="devcopilot", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if max_bytes and length and length.isdigit() and int(length) > max_bytes:
+            return JSONResponse({"error": {"message": f"The request is larger than {max_bytes:,} bytes; send "
+                                           "less.", "type": "request_too_large"}}, status_code=413)
+        # The API has its own bearer token; everything else (UI, viewer, avatars) needs the password.
+        if credentials and not request.url.path.startswith("/v1/") and not _basic_ok(request, credentials):
+            return PlainTextResponse("Sign in to use devcopilot.", status_code=401,
+                                     headers={"WWW-Authenticate": 'Basic realm="devcopilot", charset="UTF-8"'})
+        return await call_next(request)
+
+    try:
+        from copilot.api import api_router
+    except ImportError:
+        log.warning("copilot.api is not available: serving the web UI without the /v1 API")
+    else:
+        app.include_router(api_router(copilot, token=api_token or None))
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz():
+        return {"ok": True}
+
+    @app.get("/source", include_in_schema=False)
+    def source(path: str, lines: str = ""):
+        return _source_view(copilot.index, path, lines)
+
+    @app.get("/avatars/{name}", include_in_schema=False)
+    def avatar(name: str):
+        for a in copilot.assistants:
+            if a.name == name and render.is_image(a.avatar):
+                found = _avatar_file(a.avatar)
+                if found:
+                    return FileResponse(found)
+        return Response(status_code=404)
+
+    import gradio as gr
+
+    return gr.mount_gradio_app(app, build_app(copilot, cfg), path="/", css=CSS, footer_links=[],
+                               show_error=False)
+
+
+def _basic_ok(request: Request, credentials: tuple[str, str]) -> bool:
+    header = request.headers.get("authorization", "")
+    if not header.lower().startswith("basic "):
+        return False
+    try:
+        user, _, password = base64.b64decode(header[6:].strip()).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return hmac.compare_digest(user.encode(), credentials[0].encode()) & \
+        hmac.compare_digest(password.encode(), credentials[1].encode())
+
+
+def _avatar_file(avatar: str) -> Path | None:
+    p = Path(avatar).expanduser()
+    for candidate in ([p] if p.is_absolute() else [Path.cwd() / p, ASSETS / p]):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _source_view(index, path: str, lines: str) -> Response:
+    """A read-only view of one indexed file, the cited lines highlighted. Nothing else is readable."""
+    try:
+        start, _, end = lines.partition("-")
+        start_n, end_n = int(start or 0), int(end or start or 0)
+    except ValueError:
+        start_n = end_n = 0
+    target = Path(path)
+    for s in index.catalog.sources():
+        root = Path(s["root"])
+        try:
+            rel = target.relative_to(root).as_posix()
+        except ValueError:
+            continue
+        chunks = [c for c in index.catalog.file_chunks(s["kb"], rel) if c.source_id == s["id"]]
+        if not chunks:
+            continue
+        try:
+            real = (root / rel).resolve(strict=True)
+            if not real.is_relative_to(root.resolve()):  # replaced by a link pointing outside since indexing
+                raise OSError("outside the source")
+            text = real.read_text(encoding="utf-8", errors="replace")
+        except (OSError, RuntimeError):  # moved since indexing: show what the index holds
+            text = "\n".join(c.text for c in sorted(chunks, key=lambda c: c.start_line))
+        return HTMLResponse(_file_page(rel, s["spec"], text, start_n, end_n))
+    return PlainTextResponse("That file is not part of any indexed source.", status_code=404)
+
+
+def _file_page(rel: str, spec: str, text: str, start: int, end: int) -> str:
+    rows = []
+    for n, line in enumerate(text.splitlines(), 1):
+        mark = ' class="hit"' if start <= n <= end else ""
+        rows.append(f'<tr id="L{n}"{mark}><td class="n"><a href="#L{n}">{n}</a></td>'
+                    f"<td><pre>{html.escape(line)}</pre></td></tr>")
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(rel)}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:1.5em}} table{{border-collapse:collapse;font-size:13px}}
+td{{padding:0 .6em;vertical-align:top}} td.n{{text-align:right;color:#888;user-select:none}} td.n a{{color:inherit;
+text-decoration:none}} pre{{margin:0;font-family:ui-monospace,monospace;white-space:pre-wrap}}
+tr.hit{{background:#fff5c2}} .meta{{color:#666}}</style></head><body>
+<h3>{html.escape(rel)}</h3><p class="meta">from {html.escape(spec)}; lines {start}–{end} highlighted</p>
+<table>{''.join(rows)}</table></body></html>"""
+
+
+def serve(cfg, host: str = "127.0.0.1", port: int = 7860, auth: str = "", api_token: str = "",
+          root: Path | None = None) -> None:
+    """Index this repository on a first run, then serve the UI and the API until interrupted."""
+    import uvicorn
+
+    from copilot.chat import Copilot
+    from indexes.search import Index
+
+    parse_auth(auth)  # a malformed --auth fails before anything slow happens
+    index = Index(cfg)
+    ensure_knowledge(index, root or repo_root())
+    copilot = Copilot(cfg, index=index)
+    app = create_app(copilot, cfg, auth=auth, api_token=api_token)
+    for line in security_warnings(host, auth, api_token):
+        print(line, file=sys.stderr)
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
+    print(f"devcopilot is running: web chat at http://{shown}:{port}/  API at http://{shown}:{port}/v1  "
+          "(Ctrl+C stops it)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
