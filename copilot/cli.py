@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--assistant", help="who answers (Tutoring, Coding, ...); default: the Guide decides")
     s.add_argument("--kb", help="knowledge base to read (default: chat.kb)")
 
+    s = sub.add_parser("serve", help="the web chat and the OpenAI-compatible API on one server")
+    s.add_argument("--host", help="interface to bind (default 127.0.0.1, loopback only; server.host)")
+    s.add_argument("--port", type=int, help="port (default 7860; server.port)")
+    s.add_argument("--auth", metavar="USER:PASSWORD", help="password for the web UI (env DEVCOPILOT_AUTH)")
+    s.add_argument("--api-token", metavar="TOKEN", help="bearer token for /v1 (env DEVCOPILOT_API_TOKEN)")
+
     s = sub.add_parser("usage", help="tokens, cost and budget per model and assistant; counters")
     s.add_argument("--json", action="store_true")
     s.add_argument("--reset", action="store_true", help="start the figures over")
@@ -266,8 +272,20 @@ def cmd_usage(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    # The only place copilot/ touches ui/: imported here, lazily, because packages depend left to
+    # right (ui on copilot, never back) and every other command must start without loading Gradio.
+    from ui.server import serve
+
+    cfg = _config(args)
+    serve(cfg, host=args.host or cfg.server.host, port=args.port or cfg.server.port,
+          auth=args.auth or cfg.server.auth, api_token=args.api_token or cfg.server.api_token)
+    return 0
+
+
 COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "status": cmd_status, "eval": cmd_eval,
-            "forget": cmd_forget, "ask": cmd_ask, "usage": cmd_usage}
+            "forget": cmd_forget, "ask": cmd_ask, "usage": cmd_usage,
+            "serve": cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

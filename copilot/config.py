@@ -121,6 +121,7 @@ ENV_MAP = {
     "DEVCOPILOT_CHAT_BASE_URL": ("chat", "base_url"),
     "DEVCOPILOT_CHAT_FALLBACK_MODEL": ("chat", "fallback_model"),
     "DEVCOPILOT_API_TOKEN": ("server", "api_token"),
+    "DEVCOPILOT_AUTH": ("server", "auth"),  # user:password for the web UI
     "DEVCOPILOT_BUDGET_USD": ("budget", "limit_usd"),
 }
 
