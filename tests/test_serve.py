@@ -1,0 +1,173 @@
+"""`devcopilot serve`: UI password, API bearer token, request limit, first-run indexing."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import SMALL_PROJECT, write_tree
+from serve_support import ServerThread, free_port
+
+from copilot.chat import Copilot
+from copilot.config import load_config
+from indexes.build import ingest
+from indexes.search import Index
+from ui.server import create_app, ensure_knowledge, security_warnings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def get(url: str, headers: dict | None = None, data: bytes | None = None) -> tuple[int, str]:
+    req = urllib.request.Request(url, headers=headers or {}, data=data, method="POST" if data else "GET")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8", "replace")
+
+
+def basic(user: str, password: str) -> dict:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve")
+    project = write_tree(root / "project", SMALL_PROJECT)
+    cfg = load_config(env={}, overrides={"data_dir": str(root / "data"), "server": {"max_request_bytes": 50_000}})
+    index = Index(cfg)
+    ingest(index, [str(project)], "default")
+    copilot = Copilot(cfg, index=index)
+    with ServerThread(create_app(copilot, cfg, auth="alice:s3cret pass", api_token="tok-123456")) as url:
+        yield {"url": url, "project": project}
+
+
+def test_ui_needs_the_password(secured):
+    url = secured["url"]
+    assert get(url + "/")[0] == 401
+    assert get(url + "/", basic("alice", "wrong"))[0] == 401
+    assert get(url + "/", basic("bob", "s3cret pass"))[0] == 401
+    code, body = get(url + "/", basic("alice", "s3cret pass"))
+    assert code == 200 and "<html" in body.lower()
+    # Gradio's own endpoints and the source viewer are behind the same password.
+    assert get(url + "/config")[0] == 401
+    path = secured["project"] / "README.md"
+    assert get(f"{url}/source?path={path}&lines=1-3")[0] == 401
+    code, body = get(f"{url}/source?path={path}&lines=1-3", basic("alice", "s3cret pass"))
+    assert code == 200 and "Widgets" in body
+
+
+def test_source_viewer_reads_only_indexed_files(secured):
+    auth = basic("alice", "s3cret pass")
+    url = secured["url"]
+    for path in ("/etc/passwd", f"{secured['project']}/../project/README.md", f"{secured['project']}/missing.md"):
+        code, body = get(f"{url}/source?path={path}&lines=1-2", auth)
+        assert code == 404 and "root:" not in body
+
+
+def test_api_needs_the_bearer_token(secured):
+    from openai import AuthenticationError, OpenAI
+
+    base = secured["url"] + "/v1"
+    with pytest.raises(AuthenticationError):
+        OpenAI(base_url=base, api_key="wrong-token", max_retries=0).models.list()
+    models = OpenAI(base_url=base, api_key="tok-123456", max_retries=0).models.list()
+    assert {"guide", "coding"} <= {m.id.lower() for m in models.data}
+    # The UI password is not an API credential.
+    assert get(base + "/models", basic("alice", "s3cret pass"))[0] == 401
+
+
+def test_request_size_limit(secured):
+    big = json.dumps({"model": "guide", "messages": [{"role": "user", "content": "x" * 60_000}]}).encode()
+    code, body = get(secured["url"] + "/v1/chat/completions",
+                     {"Authorization": "Bearer tok-123456", "Content-Type": "application/json"}, big)
+    assert code == 413 and "larger than" in body
+
+
+def test_browser_behind_the_password(secured):
+    from playwright.sync_api import sync_playwright
+
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("Debian chromium is not installed")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium",
+                              args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        ctx = b.new_context(http_credentials={"username": "alice", "password": "s3cret pass"})
+        page = ctx.new_page()
+        page.goto(secured["url"] + "/")
+        page.wait_for_selector("#dc-input textarea", timeout=60_000)
+        page.fill("#dc-input textarea", "@Coding what does build_gadget return?")
+        page.click("#dc-send")
+        page.wait_for_function("() => [...document.querySelectorAll('#dc-chat .dc-speaker')]"
+                               ".some(s => s.innerText.includes('Coding'))", timeout=60_000)
+        b.close()
+
+
+def test_loud_warning_only_when_exposed_without_protection():
+    assert security_warnings("127.0.0.1", "", "") == []
+    assert security_warnings("localhost", "", "") == []
+    loud = security_warnings("0.0.0.0", "", "")
+    assert len(loud) == 2 and all(w.startswith("WARNING") for w in loud)
+    assert len(security_warnings("0.0.0.0", "a:b", "")) == 1
+    assert security_warnings("0.0.0.0", "a:b", "t") == []
+
+
+def test_first_run_indexes_the_given_root_once(tmp_path):
+    root = write_tree(tmp_path / "repo", {"README.md": "# Tiny\n\nThe tiny repo explains the flux capacitor.\n",
+                                          "tiny/mod.py": "def flux():\n    return 88\n"})
+    cfg = load_config(env={}, overrides={"data_dir": str(tmp_path / "data")})
+    index = Index(cfg)
+    said: list[str] = []
+    assert ensure_knowledge(index, root, said.append) is True
+    assert index.catalog.count_chunks("default") >= 2
+    assert any("Nothing is indexed yet" in s for s in said) and any("KB 'default'" in s for s in said)
+    assert index.search("flux capacitor")[0].chunk.path == "README.md"
+    said.clear()
+    assert ensure_knowledge(index, root, said.append) is False and said == []
+
+
+def test_serve_command_indexes_on_first_run_then_serves(tmp_path):
+    """The real `serve` function in its own process, with a stand-in repository root."""
+    root = write_tree(tmp_path / "repo", {"docs/intro.md": "# Intro\n\nThe zeppelin module lifts cargo.\n"})
+    port = free_port()
+    code = ("import sys; from pathlib import Path; from copilot.config import load_config; "
+            "from ui.server import serve; "
+            "serve(load_config(env={}, overrides={'data_dir': sys.argv[1]}), port=int(sys.argv[2]), "
+            "root=Path(sys.argv[3]))")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "data"), str(port), str(root)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail("serve exited: " + proc.stdout.read())
+            try:
+                if get(f"http://127.0.0.1:{port}/healthz")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            pytest.fail("serve did not come up")
+        code_, body = get(f"http://127.0.0.1:{port}/source?path={root}/docs/intro.md&lines=1-3")
+        assert code_ == 200 and "zeppelin" in body
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=30)[0]
+    assert "Nothing is indexed yet" in out and "KB 'default'" in out and "devcopilot is running" in out
+
+
+def test_serve_refuses_a_malformed_password_in_one_sentence(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "copilot", "--data-dir", str(tmp_path / "d"), "serve", "--auth",
+                        "nocolon"], capture_output=True, text=True, cwd=REPO, timeout=120,
+                       env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "user:password" in r.stderr
+    assert "Traceback" not in r.stderr
