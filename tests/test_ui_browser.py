@@ -185,3 +185,37 @@ def test_usage_tab_shows_the_monitor(page):
     page.wait_for_function("() => document.querySelector('#dc-usage').innerText.trim().length > 0",
                            timeout=10_000)
     assert "❌" not in page.inner_text("#dc-usage")
+
+
+def test_answer_streams_from_a_model_token_by_token(browser, world, tmp_path):
+    """With a model (the local OpenAI-compatible test server), the answer grows in the page as pieces arrive."""
+    from llm_server import LLMServer, Reply
+
+    from ui.server import create_app
+
+    words = [f"word{i}" for i in range(40)]
+    llm = LLMServer().start()
+    llm.default = Reply(text="Call build_gadget with a name [1]. " + " ".join(words), token_delay=0.08)
+    cfg = load_config(env={}, overrides={"data_dir": str(tmp_path / "data"), "chat": {
+        "provider": "openai", "base_url": llm.url, "api_key": "sk-test-key-0123456789", "model": "test-model"}})
+    copilot = Copilot(cfg, index=world["index"])
+    try:
+        with ServerThread(create_app(copilot, cfg)) as url:
+            page = browser.new_page()
+            page.goto(url + "/")
+            page.wait_for_selector("#dc-input textarea", timeout=60_000)
+            page.fill("#dc-input textarea", "@Coding how do I call build_gadget?")
+            page.click("#dc-send")
+            # Part of the answer is on screen while the rest is still coming.
+            page.wait_for_function("() => document.querySelector('#dc-chat').innerText.includes('word3')",
+                                   timeout=60_000)
+            partial = page.inner_text("#dc-chat")
+            assert "word39" not in partial
+            page.wait_for_function("() => document.querySelector('#dc-chat').innerText.includes('word39')",
+                                   timeout=60_000)
+            page.wait_for_function("() => [...document.querySelectorAll('#dc-chat a')]"
+                                   ".some(a => a.innerText.startsWith('widgets/core.py:'))", timeout=30_000)
+            assert any(m["speaker"].endswith("Coding") for m in answers(page))
+            page.close()
+    finally:
+        llm.stop()
