@@ -95,6 +95,8 @@ def test_question_gets_answer_from_tutoring_with_clickable_sources(page, world, 
     assert readme, answer["links"]
     href = readme[0]["href"]
     assert href.startswith("/source?path=") and str(world["project"] / "README.md") in href
+    # Every link in the answer opens in the browser: a web URL or the server's source view, never a server path.
+    assert all(a["href"].startswith(("/source?", "http://", "https://")) for a in answer["links"]), answer["links"]
     # The link opens the cited file with the cited lines marked.
     view = browser.new_page()
     view.goto(world["url"] + href)

@@ -52,8 +52,16 @@ def sources_block(sources) -> str:
     return "\n".join(lines)
 
 
+def local_links(text: str, sources) -> str:
+    """Links in the answer to a cited local file go through /source too (a browser cannot open a server path)."""
+    for s in sources:
+        if s.link and not re.match(r"^https?://", s.link):
+            text = text.replace(f"]({s.link})", f"]({source_href(s.link, s.start_line, s.end_line)})")
+    return text
+
+
 def assistant_message(name: str, avatar: str, text: str, sources=(), streaming: bool = False) -> str:
-    body = text if text else ("…" if streaming else "")
+    body = local_links(text, sources) if text else ("…" if streaming else "")
     return f"{speaker_line(name, avatar)}\n\n{body}{sources_block(sources)}"
 
 
