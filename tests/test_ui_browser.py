@@ -221,3 +221,20 @@ def test_answer_streams_from_a_model_token_by_token(browser, world, tmp_path):
             page.close()
     finally:
         llm.stop()
+
+
+def test_retry_answers_again_and_new_chat_starts_empty(page):
+    ask(page, "@Coding what arguments does build_gadget take?")
+    first = answers(page)
+    assert first and first[-1]["speaker"].endswith("Coding")
+    page.locator("#dc-chat button[aria-label='Retry']").last.click()
+    page.wait_for_timeout(500)
+    page.wait_for_function("() => !document.querySelector('#dc-chat .generating')", timeout=60_000)
+    page.wait_for_function("() => [...document.querySelectorAll('#dc-chat .dc-speaker')]"
+                           ".some(s => s.innerText.includes('Coding'))", timeout=60_000)
+    again = answers(page)
+    # The retried turn replaces the old answer rather than adding a second copy of the question.
+    assert len(again) == len(first)
+    assert page.locator("#dc-chat [data-testid='user']").count() == 1
+    page.click("#dc-clear")
+    page.wait_for_function("() => document.querySelectorAll('#dc-chat .dc-speaker').length === 0", timeout=10_000)

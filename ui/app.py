@@ -214,7 +214,8 @@ def build_app(copilot, cfg=None) -> gr.Blocks:
                                     elem_id="dc-sources", label="Sources")
             with gr.Tab("Usage", id="usage") as usage_tab:
                 usage_md = gr.Markdown(elem_id="dc-usage")
-                usage_json = gr.JSON(label="Raw figures", open=False)
+                with gr.Accordion("Raw figures", open=False):
+                    usage_json = gr.JSON(show_label=False)
                 usage_btn = gr.Button("Refresh", size="sm", elem_id="dc-usage-refresh")
 
         demo.load(ensure_session, session, session)
@@ -288,6 +289,9 @@ def render_usage(data: dict) -> str:
     if not data:
         return "No usage recorded yet."
     lines: list[str] = []
+    budget = data.get("budget") if isinstance(data.get("budget"), dict) else {}
+    if budget.get("message"):
+        lines += [f"**⚠️ {budget['message']}**", ""]
     scalars = {k: v for k, v in data.items() if not isinstance(v, (dict, list))}
     for k, v in scalars.items():
         lines.append(f"- **{k.replace('_', ' ')}**: {_fmt(v)}")
@@ -296,12 +300,12 @@ def render_usage(data: dict) -> str:
             lines += ["", f"#### {k.replace('_', ' ').capitalize()}", ""]
             if all(isinstance(x, dict) for x in v.values()):
                 cols = sorted({c for x in v.values() for c in x})
-                lines.append("| | " + " | ".join(cols) + " |")
+                lines.append("| | " + " | ".join(c.replace("_", " ") for c in cols) + " |")
                 lines.append("|---|" + "---|" * len(cols))
                 for name, row in v.items():
                     lines.append(f"| {name} | " + " | ".join(_fmt(row.get(c, "")) for c in cols) + " |")
             else:
-                lines += [f"- {name}: {_fmt(x)}" for name, x in v.items()]
+                lines += [f"- {name.replace('_', ' ')}: {_fmt(x)}" for name, x in v.items() if x != ""]
         elif isinstance(v, list) and v:
             lines += ["", f"#### {k.replace('_', ' ').capitalize()}", ""] + [f"- {_fmt(x)}" for x in v]
     return "\n".join(lines)
