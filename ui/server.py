@@ -43,11 +43,15 @@ def ensure_knowledge(index, root: Path, say: Callable[[str], None] = print) -> b
     last = {"stage": "", "pct": -1}
 
     def progress(stage: str, done: int, total: int) -> None:
-        pct = int(100 * done / total) if total else -1
-        if stage != last["stage"] or (pct >= 0 and pct >= last["pct"] + 10):
+        if stage != "index":  # scanning and the lexical index have no meaningful total: say when they start
+            if stage != last["stage"]:
+                say({"scan": "  scanning files…", "lexical": "  building the lexical index…"}.get(stage, f"  {stage}…"))
+            last["stage"] = stage
+            return
+        pct = int(100 * done / total) if total else 0
+        if last["stage"] != "index" or pct >= last["pct"] + 10 or done == total:
             last.update(stage=stage, pct=pct)
-            names = {"scan": "scanning", "index": "indexing", "lexical": "lexical index"}
-            say(f"  {names.get(stage, stage)}: {done}" + (f"/{total} ({pct}%)" if total else " files"))
+            say(f"  indexing: {done}/{total} files ({pct}%)")
 
     summary = ingest(index, [str(root)], "default", progress=progress)
     say(summary.line())
