@@ -196,7 +196,8 @@ def build_app(copilot, cfg=None) -> gr.Blocks:
             with gr.Tab("Knowledge", id="knowledge"):
                 gr.Markdown("Knowledge bases the assistants answer from. Add a folder (under "
                             + ", ".join(f"`{r}`" for r in roots) + "), a git URL, or `pkg:NAME`, then index it; "
-                            "only what changed is re-embedded.")
+                            "only what changed is re-embedded. The assistants read knowledge base "
+                            f"`{cfg.chat.kb}` unless an assistant names its own `kbs` in the configuration.")
                 kbs = gr.Dataframe(headers=["KB", "files", "chunks", "sources", "last indexed", "embedding",
                                             "note"], value=kb_table, interactive=False, elem_id="dc-kbs",
                                    label="Knowledge bases")
@@ -227,8 +228,8 @@ def build_app(copilot, cfg=None) -> gr.Blocks:
         chatbot.like(like, message_ids, None)
         chatbot.clear(new_chat, None, [chatbot, message_ids, session, box])
         clear.click(new_chat, None, [chatbot, message_ids, session, box])
-        add.click(add_source, [spec, kb_name], [status, kbs, srcs])
-        again.click(reindex, [kb_name], [status, kbs, srcs])
+        add.click(add_source, [spec, kb_name], [status, kbs, srcs], show_progress_on=[status])
+        again.click(reindex, [kb_name], [status, kbs, srcs], show_progress_on=[status])
         refresh.click(refresh_knowledge, None, [kbs, srcs])
         usage_btn.click(usage, None, [usage_md, usage_json])
         usage_tab.select(usage, None, [usage_md, usage_json])
