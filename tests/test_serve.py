@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -171,3 +172,34 @@ def test_serve_refuses_a_malformed_password_in_one_sentence(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "user:password" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_browser_sources_stay_under_the_allowed_roots(tmp_path):
+    from ui.knowledge import SourceRefused, check_kb, check_source
+
+    allowed = tmp_path / "allowed"
+    (allowed / "docs").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (allowed / "sneaky").symlink_to(outside)
+    roots = [allowed.resolve()]
+    assert check_source(str(allowed / "docs"), roots) == str((allowed / "docs").resolve())
+    assert check_source("docs", roots) == str((allowed / "docs").resolve())  # relative to the first root
+    assert check_source("pkg:json", roots) == "pkg:json"
+    assert check_source("https://github.com/o/r.git", roots) == "https://github.com/o/r.git"
+    refused = {
+        str(outside): "outside the folders",
+        str(allowed / "sneaky"): "outside the folders",  # a link inside pointing out
+        f"file://{outside}": "outside the folders",
+        f"{allowed}/docs/../../outside": "contains '..'",
+        "docs\x00": "control characters",
+        "pkg:os; rm -rf /": "not a package name",
+        str(allowed / "missing"): "does not exist",
+        "": "Give a folder path",
+    }
+    for spec, says in refused.items():
+        with pytest.raises(SourceRefused, match=re.escape(says)):
+            check_source(spec, roots)
+    with pytest.raises(SourceRefused):
+        check_kb("../etc")
+    assert check_kb("") == "default"
