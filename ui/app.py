@@ -220,16 +220,21 @@ def build_app(copilot, cfg=None) -> gr.Blocks:
                 usage_btn = gr.Button("Refresh", size="sm", elem_id="dc-usage-refresh")
 
         demo.load(ensure_session, session, session)
+        # Chats from different browsers run side by side (Gradio's default is one at a time per event);
+        # indexing keeps the default, so two re-indexes never run at once.
         send_args = dict(fn=submit, inputs=[box, chatbot, message_ids, session],
-                         outputs=[chatbot, message_ids, session, box])
+                         outputs=[chatbot, message_ids, session, box], concurrency_limit=None)
         box.submit(**send_args)
         send.click(**send_args)
-        chatbot.retry(retry, [chatbot, message_ids, session], [chatbot, message_ids, session])
+        chatbot.retry(retry, [chatbot, message_ids, session], [chatbot, message_ids, session],
+                      concurrency_limit=None)
         chatbot.like(like, message_ids, None)
         chatbot.clear(new_chat, None, [chatbot, message_ids, session, box])
         clear.click(new_chat, None, [chatbot, message_ids, session, box])
-        add.click(add_source, [spec, kb_name], [status, kbs, srcs], show_progress_on=[status])
-        again.click(reindex, [kb_name], [status, kbs, srcs], show_progress_on=[status])
+        add.click(add_source, [spec, kb_name], [status, kbs, srcs], show_progress_on=[status],
+                  concurrency_id="ingest")
+        again.click(reindex, [kb_name], [status, kbs, srcs], show_progress_on=[status],
+                  concurrency_id="ingest")
         refresh.click(refresh_knowledge, None, [kbs, srcs])
         usage_btn.click(usage, None, [usage_md, usage_json])
         usage_tab.select(usage, None, [usage_md, usage_json])
