@@ -86,6 +86,7 @@ def ingest(index: Index, specs: list[str], kb: str = "default", include: list[st
     if catalog.count_chunks(kb) == 0:  # all tokens will be written by this tokenizer: no retokenizing at the end
         catalog.set_meta(f"tokenizer:{kb}", TOKENIZER_VERSION)
     changed_any = False
+    delta = _LexicalDelta()
 
     pending: list[_Pending] = []  # what to (re)chunk: paths only, files are read again one at a time
     skipped_by_source: dict[str, dict] = {}
@@ -110,6 +111,7 @@ def ingest(index: Index, specs: list[str], kb: str = "default", include: list[st
                 catalog.remove_file(kb, src.id, path)
                 catalog.bump(kb)
             index.store.delete(index.collection(kb), old)
+            delta.removed.update(old)
         summary.removed += len(gone)
         changed_any |= bool(gone)
         skipped_by_source[src.id] = dict(report.skipped)
@@ -117,16 +119,20 @@ def ingest(index: Index, specs: list[str], kb: str = "default", include: list[st
     summary.changed = len(pending)
     if pending:
         changed_any = True
-        _write_changed(index, kb, pending, summary, progress)
+        _write_changed(index, kb, pending, summary, progress, delta)
     for src in sources:  # only now is each source fully indexed
         catalog.finish_source(kb, src.id, skipped_by_source[src.id])
     # A vector store replaced or emptied behind the catalog's back is refilled from the catalog.
     if was_dirty or index.store.count(index.collection(kb)) != catalog.count_chunks(kb):
         reconcile(index, kb)
-    if changed_any or was_dirty or index.lexical(kb) is None:
+    if was_dirty or index.lexical(kb) is None:
         if progress:
             progress("lexical", 0, 1)
         index.rebuild_lexical(kb)
+    elif changed_any:  # only the changed files' chunks are re-counted
+        if progress:
+            progress("lexical", 0, 1)
+        index.update_lexical(kb, delta.removed, delta.added)
     catalog.set_kb(kb, dirty=0, indexed_at=time.time())
     summary.total_chunks = catalog.count_chunks(kb)
     summary.seconds = time.perf_counter() - t0
@@ -141,7 +147,7 @@ def _read(p: _Pending) -> SourceFile | None:
 
 
 def _write_changed(index: Index, kb: str, pending: list[_Pending], summary: IngestSummary,
-                   progress: Progress | None) -> None:
+                   progress: Progress | None, delta: _LexicalDelta) -> None:
     """Chunk and embed in batches; a writer thread stores batch N while batch N+1 embeds."""
     cfg = index.cfg
     col = index.collection(kb)
@@ -160,7 +166,7 @@ def _write_changed(index: Index, kb: str, pending: list[_Pending], summary: Inge
         summary.embedded += computed
         if inflight is not None:
             inflight.result()  # keep at most one batch in flight; surfaces writer errors
-        inflight = writer.submit(_store_batch, index, kb, col, batch, chunks, vectors)
+        inflight = writer.submit(_store_batch, index, kb, col, batch, chunks, vectors, delta)
         summary.chunks += len(chunks)
         batch, nchunks = [], 0
 
@@ -185,7 +191,15 @@ def _write_changed(index: Index, kb: str, pending: list[_Pending], summary: Inge
         writer.shutdown(wait=True)
 
 
-def _store_batch(index: Index, kb: str, col: str, batch, chunks: list[Chunk], vectors) -> None:
+@dataclass
+class _LexicalDelta:
+    """Chunk ids an ingest removed and added, so the lexical index is updated, not rebuilt."""
+    removed: set[str] = field(default_factory=set)
+    added: list[str] = field(default_factory=list)
+
+
+def _store_batch(index: Index, kb: str, col: str, batch, chunks: list[Chunk], vectors,
+                 delta: _LexicalDelta) -> None:
     catalog = index.catalog
     # 1. vectors (idempotent: ids derive from content)
     if chunks:
@@ -196,7 +210,10 @@ def _store_batch(index: Index, kb: str, col: str, batch, chunks: list[Chunk], ve
     with catalog.transaction():
         for p, file_hash, cs in batch:
             new_ids = {c.id for c in cs}
-            stale.extend(i for i in catalog.chunk_ids_for_file(kb, p.source.id, p.path) if i not in new_ids)
+            old_ids = catalog.chunk_ids_for_file(kb, p.source.id, p.path)
+            stale.extend(i for i in old_ids if i not in new_ids)
+            delta.removed.update(old_ids)
+            delta.added.extend(new_ids)
             catalog.replace_file(kb, p.source.id, p.path, file_hash, cs, [lexical_tokens(c) for c in cs])
         catalog.bump(kb)
     # 3. vectors no longer referenced

@@ -189,6 +189,13 @@ class Catalog:
     def set_meta(self, key: str, value: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
+    def tokens_of(self, kb: str, ids: list[str]):
+        """(id, kind, tokens) of these chunks, streamed in batches."""
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            yield from self.db.execute(f"SELECT id, kind, tokens FROM chunks WHERE kb=? AND id IN "
+                                       f"({','.join('?' * len(part))})", [kb, *part])
+
     def get_chunks(self, kb: str, ids: list[str]) -> dict[str, Chunk]:
         out = {}
         for i in range(0, len(ids), 500):

@@ -14,6 +14,7 @@ import re
 import threading
 import zipfile
 from array import array
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
@@ -75,53 +76,36 @@ def tokenize(text: str) -> list[str]:
 class BM25Index:
     """BM25 weights as a CSC matrix; a query sums the columns of its terms."""
 
-    def __init__(self, ids: list[str], kinds: np.ndarray, vocab: dict[str, int], weights: sparse.csc_matrix,
-                 generation: int, cjk: np.ndarray | None = None):
+    def __init__(self, ids: list[str], kinds: np.ndarray, vocab: dict[str, int], tf: sparse.csr_matrix,
+                 generation: int, cjk: np.ndarray | None = None, k1: float = 1.2, b: float = 0.75):
         self.ids = ids
         self.kinds = kinds  # 0 doc, 1 code
         self.cjk = cjk if cjk is not None else np.zeros(len(ids), np.int8)  # 1: written mostly in CJK
         self._row: dict[str, int] | None = None
         self.vocab = vocab
-        self.weights = weights
+        self.tf = tf  # raw term counts (chunks x terms): kept so an update touches only changed rows
+        self.weights = _bm25_weights(tf, k1, b)
         self.generation = generation
 
     @classmethod
-    def build(cls, rows, generation: int, k1: float = 1.2, b: float = 0.75) -> BM25Index:
+    def build(cls, rows, generation: int) -> BM25Index:
         """rows: iterable of (id, kind, space-joined tokens)."""
-        ids: list[str] = []
-        kinds: list[int] = []
-        cjk: list[int] = []
         vocab: dict[str, int] = {}
-        indptr = [0]
-        indices = array("i")  # compact: a list of Python ints costs ~9x more at 100k chunks
-        counts = array("i")
-        for cid, kind, toks in rows:
-            ids.append(cid)
-            kinds.append(1 if kind == "code" else 0)
-            tf: dict[int, int] = {}
-            n_cjk = n_all = 0
-            for t in toks.split():
-                j = vocab.setdefault(t, len(vocab))
-                tf[j] = tf.get(j, 0) + 1
-                n_all += 1
-                n_cjk += bool(CJK.match(t))
-            cjk.append(1 if n_cjk > 0.3 * n_all else 0)
-            indices.extend(tf.keys())
-            counts.extend(tf.values())
-            indptr.append(len(indices))
-        n = len(ids)
-        tf_m = sparse.csr_matrix((np.frombuffer(counts, np.int32).astype(np.float32), np.frombuffer(indices, np.int32),
-                                  np.asarray(indptr, np.int64)), shape=(n, max(len(vocab), 1)))
-        if n:
-            doc_len = np.asarray(tf_m.sum(axis=1)).ravel()
-            avg = doc_len.mean() or 1.0
-            df = np.bincount(tf_m.indices, minlength=tf_m.shape[1]).astype(np.float32)
-            idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
-            norm = (k1 * (1 - b + b * doc_len / avg)).astype(np.float32)
-            data = tf_m.data
-            row_of = np.repeat(np.arange(n), np.diff(tf_m.indptr))
-            tf_m.data = (data * (k1 + 1) / (data + norm[row_of]) * idf[tf_m.indices]).astype(np.float32)
-        return cls(ids, np.asarray(kinds, np.int8), vocab, tf_m.tocsc(), generation, np.asarray(cjk, np.int8))
+        ids, kinds, cjk, tf = _count(rows, vocab)
+        return cls(ids, kinds, vocab, tf, generation, cjk)
+
+    def updated(self, remove: set[str], rows, generation: int) -> BM25Index:
+        """A new index without the `remove` chunks and with `rows` added; only those are tokenized.
+        The weights are recomputed for all (document frequencies and lengths change), vectorized."""
+        keep = np.fromiter((cid not in remove for cid in self.ids), bool, len(self.ids))
+        vocab = dict(self.vocab)  # this index may be serving a search right now: leave it untouched
+        ids, kinds, cjk, added = _count(rows, vocab)
+        kept = self.tf[keep]
+        kept = sparse.csr_matrix((kept.data, kept.indices, kept.indptr), shape=(kept.shape[0], max(len(vocab), 1)))
+        return BM25Index([cid for cid, k in zip(self.ids, keep) if k] + ids,
+                         np.concatenate([self.kinds[keep], kinds]), vocab,
+                         sparse.vstack([kept, added], format="csr"), generation,
+                         np.concatenate([self.cjk[keep], cjk]))
 
     def mostly_cjk(self, ids: list[str]) -> set[str]:
         """Which of these chunks are written mostly in Chinese, Japanese or Korean."""
@@ -146,9 +130,9 @@ class BM25Index:
         """Write atomically: a reader sees the old index or the new one, never a mix."""
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".tmp-{os.getpid()}-{threading.get_ident()}.npz"
-        w = self.weights
+        tf = self.tf
         with open(tmp, "wb") as f:
-            np.savez(f, data=w.data, indices=w.indices, indptr=w.indptr, shape=np.asarray(w.shape),
+            np.savez(f, tf_data=tf.data, indices=tf.indices, indptr=tf.indptr, shape=np.asarray(tf.shape),
                      kinds=self.kinds, cjk=self.cjk, meta=np.frombuffer(json.dumps(
                          {"ids": self.ids, "vocab": self.vocab, "generation": self.generation}).encode(), np.uint8))
             f.flush()
@@ -160,8 +144,53 @@ class BM25Index:
         try:
             z = np.load(folder / "bm25.npz")
             meta = json.loads(z["meta"].tobytes().decode())
-            w = sparse.csc_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
-            cjk = z["cjk"] if "cjk" in z.files else None
-            return cls(meta["ids"], z["kinds"], meta["vocab"], w, meta["generation"], cjk)
+            if "tf_data" not in z.files:  # an index saved by an older version: the caller rebuilds it
+                return None
+            tf = sparse.csr_matrix((z["tf_data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
+            return cls(meta["ids"], z["kinds"], meta["vocab"], tf, meta["generation"], z["cjk"])
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # damaged: the caller rebuilds
             return None
+
+
+def _count(rows, vocab: dict[str, int]):
+    """Term counts of rows (id, kind, tokens) as a CSR matrix, growing `vocab` with new terms."""
+    ids: list[str] = []
+    kinds = array("b")
+    cjk = array("b")
+    indptr = array("q", [0])
+    indices = array("i")  # compact: a list of Python ints costs ~9x more at 100k chunks
+    counts = array("f")
+    for cid, kind, toks in rows:
+        ids.append(cid)
+        kinds.append(1 if kind == "code" else 0)
+        tf = Counter(toks.split())
+        n_all = n_cjk = 0
+        for t, c in tf.items():
+            j = vocab.get(t)
+            if j is None:
+                j = vocab[t] = len(vocab)
+            indices.append(j)
+            counts.append(c)
+            n_all += c
+            if t[0] >= "\u3040":  # tokens are ASCII words or CJK pairs
+                n_cjk += c
+        cjk.append(1 if n_cjk > 0.3 * n_all else 0)
+        indptr.append(len(indices))
+    tf_m = sparse.csr_matrix((np.frombuffer(counts, np.float32), np.frombuffer(indices, np.int32),
+                              np.frombuffer(indptr, np.int64)), shape=(len(ids), max(len(vocab), 1)))
+    return ids, np.frombuffer(kinds, np.int8).copy(), np.frombuffer(cjk, np.int8).copy(), tf_m
+
+
+def _bm25_weights(tf: sparse.csr_matrix, k1: float, b: float) -> sparse.csc_matrix:
+    """BM25 term weights per (chunk, term), from raw counts; column-major for fast queries."""
+    n = tf.shape[0]
+    w = tf.copy()
+    if n and w.nnz:
+        doc_len = np.asarray(w.sum(axis=1)).ravel()
+        avg = doc_len.mean() or 1.0
+        df = np.bincount(w.indices, minlength=w.shape[1]).astype(np.float32)
+        idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
+        norm = (k1 * (1 - b + b * doc_len / avg)).astype(np.float32)
+        row_of = np.repeat(np.arange(n), np.diff(w.indptr))
+        w.data = (w.data * (k1 + 1) / (w.data + norm[row_of]) * idf[w.indices]).astype(np.float32)
+    return w.tocsc()

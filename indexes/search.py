@@ -93,6 +93,21 @@ class Index:
             self._lexical.pop(kb, None)
         return idx
 
+    def update_lexical(self, kb: str, removed: set[str], added: list[str]) -> BM25Index:
+        """Apply an ingest's changes to the saved index: only the added chunks are read and
+        counted. Falls back to a full rebuild when there is no usable index to start from."""
+        cur = self.lexical(kb)
+        if cur is None or self.catalog.get_meta(f"tokenizer:{kb}") != TOKENIZER_VERSION:
+            return self.rebuild_lexical(kb)
+        info = self.catalog.kb(kb)
+        idx = cur.updated(removed, self.catalog.tokens_of(kb, added), info.generation if info else 0)
+        if len(set(idx.ids)) != len(idx.ids) or len(idx.ids) != self.catalog.count_chunks(kb):
+            return self.rebuild_lexical(kb)  # out of step with the catalog: start over
+        idx.save(self.lexical_dir(kb))
+        with self._lock:
+            self._lexical.pop(kb, None)
+        return idx
+
     def lexical(self, kb: str) -> BM25Index | None:
         """The KB's BM25 index, reloaded when a newer one was saved (e.g. by an ingest)."""
         path = self.lexical_dir(kb) / "bm25.npz"

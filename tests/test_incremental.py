@@ -336,3 +336,22 @@ def test_a_chunker_change_rechunks_without_reembedding(index, project, monkeypat
     assert smaller.changed == first.files and smaller.total_chunks > first.total_chunks
     assert 0 < smaller.embedded <= smaller.total_chunks
     assert_consistent(index)
+
+
+def test_the_lexical_update_scores_like_a_full_rebuild(index, project):
+    ingest(index, [str(project)])
+    (project / "widgets" / "core.py").write_text((project / "widgets" / "core.py").read_text()
+                                                 + "\n\ndef rebuild_everything():\n    return 'again'\n")
+    (project / "docs" / "guide.md").unlink()
+    (project / "docs" / "extra.md").write_text("# Extra\n\nBackoff and retries for gadgets.\n")
+    saved = index.lexical_dir("default") / "bm25.npz"
+    before = saved.stat().st_mtime_ns
+    ingest(index, [str(project)])
+    assert saved.stat().st_mtime_ns != before
+    updated = index.lexical("default")
+    rebuilt = index.rebuild_lexical("default")
+    for q in ("rebuild everything again", "retries backoff gadgets", "MemoryStore save conversation"):
+        a = dict(updated.search(tokenize(q), 20))
+        b = dict(rebuilt.search(tokenize(q), 20))
+        assert a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-5 for k in a)
+    assert_consistent(index)
