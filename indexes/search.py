@@ -149,6 +149,10 @@ class Index:
         depth = max(s.candidates, k)
         ranked: list[tuple[list[tuple[str, float]], float]] = []
         lex = self.lexical(kb)
+        if lex is None and not info.dirty and self.catalog.count_chunks(kb):
+            # Lost, damaged or saved by an older version: rebuild it from the catalog (no ingest is
+            # running, which would write it itself) rather than answer with vectors alone.
+            lex = self.rebuild_lexical(kb)
         lexical_query, dense_query = query, query
         if CJK.search(query):
             # The default model reads English: add the English for the field words the question

@@ -355,3 +355,11 @@ def test_the_lexical_update_scores_like_a_full_rebuild(index, project):
         b = dict(rebuilt.search(tokenize(q), 20))
         assert a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-5 for k in a)
     assert_consistent(index)
+
+
+def test_search_rebuilds_a_lost_lexical_index(index, project):
+    ingest(index, [str(project)])
+    (index.lexical_dir("default") / "bm25.npz").unlink()
+    hits = index.search("MemoryStore save conversation", k=3)
+    assert hits and (index.lexical_dir("default") / "bm25.npz").exists()
+    assert index.lexical("default") is not None
