@@ -6,11 +6,6 @@ uvicorn), the real `openai` client, the real embedding model; offline chat mode 
 """
 from __future__ import annotations
 
-import subprocess
-import time
-import urllib.request
-from pathlib import Path
-
 import openai
 import pytest
 
@@ -19,34 +14,8 @@ from copilot.config import load_config
 from indexes.build import ingest
 from indexes.search import Index
 from tests.test_api import serve
-from tests.test_stores import CHROMA, free_port
+from tests.test_stores import CHROMA, free_port, start_chroma, stop
 from ui.server import create_app
-
-
-def start_chroma(path: Path, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([str(CHROMA), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("chroma run did not start")
-        time.sleep(0.2)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def ask(client: openai.OpenAI, question: str) -> str:
