@@ -63,6 +63,7 @@ class Index:
         self._store = None
         self._lexical: dict[str, tuple[float, BM25Index]] = {}
         self._lock = threading.Lock()
+        self._load_lock = threading.RLock()  # one load or rebuild of a lexical index at a time
         self.reranker: Reranker | None = load_reranker(cfg.search.reranker)
         self.counters: dict[str, int] = {"searches": 0}
         self._embed_query = lru_cache(maxsize=2048)(self._embed_query_uncached)
@@ -119,10 +120,17 @@ class Index:
             cached = self._lexical.get(kb)
             if cached and cached[0] == mtime:
                 return cached[1]
-        idx = BM25Index.load(path.parent)
-        if idx is not None:
+        # Concurrent searches after an ingest wait for one load instead of each loading a copy
+        # (8 threads at 100k chunks: 3.3 GB peak).
+        with self._load_lock:
             with self._lock:
-                self._lexical[kb] = (mtime, idx)
+                cached = self._lexical.get(kb)
+                if cached and cached[0] == mtime:
+                    return cached[1]
+            idx = BM25Index.load(path.parent)
+            if idx is not None:
+                with self._lock:
+                    self._lexical[kb] = (mtime, idx)
         return idx
 
     # -- search ----------------------------------------------------------------------------
@@ -152,7 +160,8 @@ class Index:
         if lex is None and not info.dirty and self.catalog.count_chunks(kb):
             # Lost, damaged or saved by an older version: rebuild it from the catalog (no ingest is
             # running, which would write it itself) rather than answer with vectors alone.
-            lex = self.rebuild_lexical(kb)
+            with self._load_lock:  # one rebuild, not one per waiting search
+                lex = self.lexical(kb) or self.rebuild_lexical(kb)
         lexical_query, dense_query = query, query
         if CJK.search(query):
             # The default model reads English: add the English for the field words the question
