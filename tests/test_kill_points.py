@@ -43,6 +43,8 @@ LAUNCHER = textwrap.dedent("""
         return result
 
     setattr(owner, name, wrapped)
+    # As from a terminal: a runner that started us in the background may have set SIGINT to "ignore".
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from copilot.cli import main
     sys.exit(main(sys.argv[6:]))
 """)
