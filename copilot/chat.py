@@ -7,9 +7,8 @@ end. Nothing a user or a model server does makes `chat()` raise: faults become n
 
 Weak retrieval rule: a retrieval is weak when there are no hits, or when the query terms found
 in any one of the top three chunks carry less than `chat.min_overlap` (0.3) of the query's IDF
-weight AND the top chunk was not ranked near the top by both retrievers (its fused score is
-below what two rank-10 placements give). Weak retrieval gets "I don't know" and the closest sources, without
-calling a model.
+weight AND the top chunk was not in the top 10 of both retrievers. Weak retrieval gets "I don't
+know" and the closest sources, without calling a model.
 """
 from __future__ import annotations
 
@@ -349,8 +348,8 @@ class Copilot:
     def is_weak(self, query: str, hits: list[Hit]) -> bool:
         if not hits:
             return True
-        s = self.cfg.search
-        agree = hits[0].score >= (s.dense_weight + s.lexical_weight) / (s.rrf_k + 10)
+        ranks = hits[0].ranks
+        agree = len(ranks) == 2 and max(ranks.values()) < 10  # both retrievers put it in their top 10
         return self.coverage(query, hits) < self.cfg.chat.min_overlap and not agree
 
     def coverage(self, query: str, hits: list[Hit]) -> float:

@@ -1,4 +1,4 @@
-"""Hybrid search: dense vectors and BM25, fused by weighted reciprocal rank, optional reranker.
+"""Hybrid search: dense vectors and BM25, fused by their scaled scores, optional reranker.
 
 `Index` is the one object the rest of the product holds: it opens the catalog, the vector
 store and the embedding model once, keeps the lexical indexes warm, and answers `search()`.
@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -28,6 +28,7 @@ class Hit:
     chunk: Chunk
     score: float
     kb: str
+    ranks: dict[str, int] = field(default_factory=dict)  # 0-based rank in each retriever that found it
 
     def to_json(self) -> dict:
         c = self.chunk
@@ -155,7 +156,6 @@ class Index:
         self.counters["searches"] += 1
         s = self.cfg.search
         depth = max(s.candidates, k)
-        ranked: list[tuple[list[tuple[str, float]], float]] = []
         lex = self.lexical(kb)
         if lex is None and not info.dirty and self.catalog.count_chunks(kb):
             # Lost, damaged or saved by an older version: rebuild it from the catalog (no ingest is
@@ -170,11 +170,15 @@ class Index:
             lexical_query = f"{query} {terms}"
             latin = " ".join(re.findall(r"[A-Za-z_][\w.]*", query))
             dense_query = f"{latin} {terms}".strip() or query
-        if lex is not None:
-            ranked.append((lex.search(tokenize(lexical_query), depth, kind), s.lexical_weight))
-        dense = self.store.query(self.collection(kb), self._embed_query(dense_query), depth, kind)
-        ranked.append((dense, s.dense_weight))
-        fused = fuse(ranked, s.rrf_k)
+        # Each retriever is read deeper than the fused depth so its scores can be scaled against
+        # a floor that does not move with the question.
+        pool = max(s.score_depth, depth) if s.fusion == "score" else depth
+        lexical = lex.search(tokenize(lexical_query), pool, kind) if lex is not None else []
+        dense = self.store.query(self.collection(kb), self._embed_query(dense_query), pool, kind)
+        if s.fusion == "rrf":
+            fused = fuse([(lexical, s.lexical_weight), (dense, s.dense_weight)], s.rrf_k)
+        else:  # BM25's floor is 0 (no shared term); a cosine has no natural floor: the pool's last
+            fused = fuse_scores([(lexical, s.lexical_weight, 0.0), (dense, s.dense_weight, None)], depth)
         if lex is not None and not is_mostly_cjk(query):
             # A question in a Latin-script language is best answered by text in one: translated
             # docs (ja/ko/zh) stay reachable but step behind their originals.
@@ -184,7 +188,10 @@ class Index:
                                key=lambda kv: -kv[1])
         ids = [cid for cid, _ in fused[: depth]]
         chunks = self.catalog.get_chunks(kb, ids)  # drops ids an interrupted ingest left behind
-        hits = [Hit(chunks[cid], score, kb) for cid, score in fused if cid in chunks]
+        ranks = {name: {cid: r for r, (cid, _) in enumerate(hits[:depth])}
+                 for name, hits in (("lexical", lexical), ("dense", dense))}
+        hits = [Hit(chunks[cid], score, kb, {name: rk[cid] for name, rk in ranks.items() if cid in rk})
+                for cid, score in fused if cid in chunks]
         if self.reranker is not None:
             hits = self.reranker.rerank(query, hits)
         return hits[:k]
@@ -193,6 +200,28 @@ class Index:
 def is_mostly_cjk(text: str) -> bool:
     letters = [ch for ch in text if ch.isalpha()]
     return sum(1 for ch in letters if CJK.match(ch)) > 0.3 * max(1, len(letters))
+
+
+def fuse_scores(ranked: list[tuple[list[tuple[str, float]], float, float | None]], depth: int) \
+        -> list[tuple[str, float]]:
+    """Weighted sum of each retriever's scores scaled to [0, 1] over the top `depth` of each list.
+
+    A retriever's score is scaled between its best and a floor (None: the last score it returned,
+    which is why lists are read deeper than `depth`); a chunk a retriever did not return gets 0
+    from it. Unlike reciprocal rank, a retriever that is sure (a far better first hit) weighs more
+    than one whose top scores are all alike.
+    """
+    candidates = dict.fromkeys(cid for hits, _, _ in ranked for cid, _ in hits[:depth])
+    scores = dict.fromkeys(candidates, 0.0)
+    for hits, weight, floor in ranked:
+        if not hits:
+            continue
+        top, low = hits[0][1], hits[-1][1] if floor is None else floor
+        span = top - low
+        for cid, sc in hits:
+            if cid in scores and span > 0:
+                scores[cid] += weight * max(0.0, sc - low) / span
+    return sorted(scores.items(), key=lambda kv: -kv[1])
 
 
 def fuse(ranked: list[tuple[list[tuple[str, float]], float]], rrf_k: int) -> list[tuple[str, float]]:

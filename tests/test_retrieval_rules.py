@@ -6,7 +6,7 @@ from conftest import write_tree
 
 from indexes.build import ingest
 from indexes.lexical import TOKENIZER_VERSION, tokenize
-from indexes.search import Index, fuse, is_mostly_cjk
+from indexes.search import Index, fuse, fuse_scores, is_mostly_cjk
 from indexes.terms_zh import english_terms
 
 
@@ -36,6 +36,33 @@ def test_term_map_prefers_the_longest_term():
 def test_reciprocal_rank_fusion_rewards_agreement():
     fused = dict(fuse([([("a", 1.0), ("b", 0.9)], 1.0), ([("b", 5.0), ("c", 4.0)], 1.0)], 60))
     assert fused["b"] > fused["a"] > fused["c"]
+
+
+def test_score_fusion_lets_a_sure_retriever_outweigh_a_near_tie():
+    lexical = [("a", 10.0), ("b", 9.9), ("c", 9.8)]  # three almost equal BM25 scores
+    dense = [("c", 0.90), ("a", 0.50), ("b", 0.49), ("z", 0.48)]  # one clear winner
+    by_rank = [cid for cid, _ in fuse([(lexical, 1.0), (dense, 1.0)], 60)]
+    by_score = [cid for cid, _ in fuse_scores([(lexical, 1.0, 0.0), (dense, 1.0, None)], 3)]
+    assert by_rank[0] == "a"  # reciprocal rank sees only the order
+    assert by_score[0] == "c"
+    assert "z" not in by_score  # read for scaling only: below the fused depth
+
+
+def test_score_fusion_gives_nothing_for_a_list_missing_a_chunk():
+    fused = dict(fuse_scores([([("a", 4.0), ("b", 2.0)], 0.6, 0.0), ([("b", 0.8), ("c", 0.7), ("d", 0.2)], 0.4, None)],
+                             10))
+    assert fused["a"] == pytest.approx(0.6)  # top of lexical, absent from dense
+    assert fused["b"] == pytest.approx(0.6 * 0.5 + 0.4)
+    assert fused["d"] == pytest.approx(0.0)  # the dense floor
+
+
+def test_unknown_fusion_is_one_sentence(tmp_path):
+    from copilot.config import ConfigError, load_config
+
+    conf = tmp_path / "c.toml"
+    conf.write_text('[search]\nfusion = "max"\n')
+    with pytest.raises(ConfigError, match="Unknown search fusion 'max'; use score or rrf."):
+        load_config(conf, env={})
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +129,17 @@ def test_a_tokenizer_change_recomputes_stored_tokens(bilingual):
     bilingual.rebuild_lexical("default")
     tokens = cat.db.execute("SELECT tokens FROM chunks WHERE kb='default' AND id=?", (cid,)).fetchone()[0]
     assert tokens != "stale" and cat.get_meta("tokenizer:default") == TOKENIZER_VERSION
+
+
+def test_hits_say_where_each_retriever_ranked_them(bilingual):
+    top = bilingual.search("max_retries client timeout", k=3)[0]
+    assert top.chunk.path == "pkg/client.py"
+    assert set(top.ranks) == {"lexical", "dense"} and max(top.ranks.values()) < 3
+
+
+def test_rrf_fusion_stays_available(bilingual, tmp_path):
+    from copilot.config import load_config
+
+    cfg = load_config(env={}, overrides={"data_dir": str(bilingual.cfg.data_dir), "search": {"fusion": "rrf"}})
+    hits = Index(cfg).search("how are rate limited calls retried?", k=3)
+    assert hits[0].chunk.path == "docs/retries.md" and hits[0].score < 0.05  # a reciprocal-rank score
