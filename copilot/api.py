@@ -8,15 +8,16 @@ A bearer token is required when one is configured; request bodies are size-limit
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from copilot.chat import Copilot
 from copilot.events import Event, Source
@@ -40,6 +41,12 @@ def sources_block(sources: list[Source]) -> str:
 def api_router(copilot: Copilot, token: str | None = None) -> APIRouter:
     router = APIRouter()
     limit = copilot.cfg.server.max_request_bytes
+    # Turns run on threads of their own: a turn waiting on its model holds one of these, not one of
+    # the 40 the rest of the server shares (50 streaming sessions queued behind those 40).
+    pool = ThreadPoolExecutor(max_workers=max(1, copilot.cfg.server.chat_threads), thread_name_prefix="chat-turn")
+
+    async def in_pool(fn, *args):
+        return await asyncio.wrap_future(pool.submit(fn, *args))
 
     def authorized(request: Request) -> bool:
         if not token:
@@ -93,16 +100,41 @@ def api_router(copilot: Copilot, token: str | None = None) -> APIRouter:
         question = _text(messages[last].get("content"))
         history = [{"role": m.get("role"), "content": _text(m.get("content"))} for m in messages[:last]
                    if m.get("role") in ("user", "assistant")]
-        sid = await run_in_threadpool(copilot.new_session, history)
+        sid = await in_pool(copilot.new_session, history)
         target = None if model == "guide" else names[model]
         cid = "chatcmpl-" + uuid.uuid4().hex[:24]
         if req.get("stream"):
             include_usage = bool((req.get("stream_options") or {}).get("include_usage"))
-            return StreamingResponse(_stream(copilot, question, sid, target, cid, model, include_usage),
-                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-        return await run_in_threadpool(_complete, copilot, question, sid, target, cid, model)
+            events = _stream(copilot, question, sid, target, cid, model, include_usage)
+            return StreamingResponse(_threaded(events, pool), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache"})
+        return await in_pool(_complete, copilot, question, sid, target, cid, model)
 
     return router
+
+
+async def _threaded(items: Iterator[str], pool: ThreadPoolExecutor) -> AsyncIterator[str]:
+    """Step a blocking generator on `pool`; if the client goes away, close it once its step ends."""
+    end = object()
+    step = None
+    try:
+        while True:
+            step = pool.submit(next, items, end)
+            item = await asyncio.wrap_future(step)
+            if item is end:
+                step = None
+                return
+            yield item
+    finally:
+        if step is not None:  # cut short; a generator cannot be closed while a thread runs it
+            step.add_done_callback(lambda _done: _close_later(items, pool))
+
+
+def _close_later(items: Iterator[str], pool: ThreadPoolExecutor) -> None:
+    try:
+        pool.submit(items.close)
+    except RuntimeError:  # the server is shutting down
+        items.close()
 
 
 def _text(content) -> str:

@@ -81,6 +81,7 @@ class ServerConfig:
     auth: str = ""  # "user:password" for the web UI
     api_token: str = ""  # bearer token for /v1/*; empty = no token (fine on loopback)
     max_request_bytes: int = 1_000_000
+    chat_threads: int = 64  # API turns answered at once; each waits on its model on a thread of its own
     allowed_roots: list[str] = field(default_factory=list)  # folders the UI may index
 
 

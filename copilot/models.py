@@ -165,6 +165,8 @@ class OpenAIModel:
             raise ModelError("the model stopped answering (timeout)", True) from None
         except (openai.APIError, httpx.HTTPError, OSError, ValueError) as e:  # ValueError: a broken SSE line
             raise ModelError(f"the stream broke ({clean_error(e)})", True) from None
+        finally:  # also when the turn is abandoned (its client left): stop the model's answer now
+            stream.close()
         yield Delta(tool_calls=[ToolCall(c["id"] or f"call_{i}", c["name"], c["arguments"])
                                 for i, c in sorted(calls.items())], usage=usage, finish=finish or "stop")
 

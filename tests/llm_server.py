@@ -301,12 +301,10 @@ class LLMServer:
 
     def _pick(self, body: dict) -> Reply:
         with self._lock:
-            for match, reply in self.rules:
-                if match(body):
-                    return reply(body) if callable(reply) else reply
-            if self.queue:
-                return self.queue.popleft()
-            return self.default(body) if callable(self.default) else self.default
+            chosen = next((reply for match, reply in self.rules if match(body)), None)
+            if chosen is None:
+                chosen = self.queue.popleft() if self.queue else self.default
+        return chosen(body) if callable(chosen) else chosen  # a responder may wait: not under the lock
 
     def bodies(self, protocol: str | None = None) -> list[dict]:
         with self._lock:

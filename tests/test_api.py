@@ -150,3 +150,68 @@ def test_unknown_model_oversized_and_malformed_requests_get_clear_errors(api):
     r = httpx.post(url + "/offline/v1/chat/completions",
                    json={"model": "coding", "messages": [{"role": "user", "content": "   "}]})
     assert r.status_code == 200 and "empty" in r.json()["choices"][0]["message"]["content"]
+
+
+def test_more_streams_than_the_shared_worker_threads_are_answered_at_once(world, tmp_path):
+    """45 turns wait on their model together: each model call is held until all 45 have arrived,
+    which only happens if the server runs more turns at once than its 40 shared worker threads."""
+    n = 45
+    barrier = threading.Barrier(n, timeout=30)
+
+    def hold(body: dict) -> Reply:
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            return Reply(status=500, error_message="the turns were not all running at once")
+        return Reply(text="All together now [1].")
+
+    model = LLMServer().start()
+    model.default = hold
+    copilot = make_copilot(world, tmp_path, model, timeout_s=60)
+    url, server, thread = serve_router(api_router(copilot))
+    answers: list[str] = []
+
+    def ask(i: int) -> None:
+        stream = client(url).chat.completions.create(
+            model="tutoring", stream=True, messages=[{"role": "user", "content": f"how do retries work? ({i})"}])
+        answers.append("".join(c.choices[0].delta.content or "" for c in stream if c.choices))
+
+    try:
+        askers = [threading.Thread(target=ask, args=(i,)) for i in range(n)]
+        for t in askers:
+            t.start()
+        for t in askers:
+            t.join(90)
+    finally:
+        server.should_exit = True
+        thread.join(5)
+        model.stop()
+    assert len(answers) == n and all(a.startswith("All together now [1].") for a in answers), answers[:3]
+
+
+def serve_router(router) -> tuple[str, uvicorn.Server, threading.Thread]:
+    app = FastAPI()
+    app.include_router(router)
+    return serve(app)
+
+
+def test_a_client_that_goes_away_stops_the_model_stream(world, tmp_path):
+    model = LLMServer().start()
+    model.default = Reply(text=" ".join(f"word{i}" for i in range(60)) + " [1].", token_delay=0.05)
+    copilot = make_copilot(world, tmp_path, model)
+    url, server, thread = serve_router(api_router(copilot))
+    try:
+        with httpx.stream("POST", url + "/v1/chat/completions", timeout=30, json={
+                "model": "tutoring", "stream": True, "messages": [{"role": "user", "content": "how do retries work?"}]
+        }) as response:
+            for line in response.iter_lines():
+                if "word0" in line:
+                    break  # and hang up
+        time.sleep(1.5)
+        sent = model.pieces_sent
+        time.sleep(1.0)
+        assert model.pieces_sent == sent < 40  # the copilot closed its model stream when the client left
+    finally:
+        server.should_exit = True
+        thread.join(5)
+        model.stop()
