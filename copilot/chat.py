@@ -5,7 +5,8 @@ and each speaker in order retrieves, builds a prompt with numbered sources and s
 answer; later speakers see the earlier answers. Every speaker yields start, tokens, sources,
 end. Nothing a user or a model server does makes `chat()` raise: faults become notes.
 
-Weak retrieval rule: a retrieval is weak when there are no hits, or when the query terms found
+Weak retrieval rule: a retrieval is weak when there are no hits, when the best embedding
+similarity is under `chat.min_similarity` (0.3 with the local model), or when the query terms found
 in any one of the top three chunks carry less than `chat.min_overlap` (0.3) of the query's IDF
 weight AND the top chunk was not in the top 10 of both retrievers. Weak retrieval gets "I don't
 know" and the closest sources, without calling a model.
@@ -49,7 +50,7 @@ from copilot.routing import (
 from copilot.tools import TOOL_SPECS, ToolBox
 from indexes.catalog import CHUNK_COLS, row_to_chunk
 from indexes.lexical import tokenize
-from indexes.search import Hit, Index, SearchError, lexical_text
+from indexes.search import Hit, Index, SearchError, is_mostly_cjk, lexical_text
 
 log = logging.getLogger("devcopilot.chat")
 
@@ -348,6 +349,12 @@ class Copilot:
     def is_weak(self, query: str, hits: list[Hit]) -> bool:
         if not hits:
             return True
+        floor = self.cfg.chat.min_similarity
+        if floor < 0:
+            floor = 0.3 if self.cfg.embedding.provider == "local" else 0.0
+        best = max((h.similarity for h in hits if h.similarity is not None), default=None)
+        if floor and best is not None and best < floor and not is_mostly_cjk(query):
+            return True  # far from everything indexed (the model reads Latin-script text only)
         ranks = hits[0].ranks
         agree = len(ranks) == 2 and max(ranks.values()) < 10  # both retrievers put it in their top 10
         return self.coverage(query, hits) < self.cfg.chat.min_overlap and not agree

@@ -72,6 +72,9 @@ class ChatConfig:
     history_turns: int = 6  # earlier messages given to the model and the condenser
     max_message_chars: int = 20_000  # longer messages are refused with a clear sentence
     min_overlap: float = 0.3  # weak-retrieval rule (share of the query's IDF weight found), see copilot/chat.py
+    # Best embedding similarity under which a question is off-topic (weak-retrieval rule). -1: 0.3 with
+    # the local model (on-topic questions scored >= 0.34 on both eval corpora, off-topic <= 0.33), else off.
+    min_similarity: float = -1.0
 
 
 @dataclass

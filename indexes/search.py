@@ -29,6 +29,7 @@ class Hit:
     score: float
     kb: str
     ranks: dict[str, int] = field(default_factory=dict)  # 0-based rank in each retriever that found it
+    similarity: float | None = None  # the dense retriever's cosine, when it returned the chunk
 
     def to_json(self) -> dict:
         c = self.chunk
@@ -190,8 +191,9 @@ class Index:
         chunks = self.catalog.get_chunks(kb, ids)  # drops ids an interrupted ingest left behind
         ranks = {name: {cid: r for r, (cid, _) in enumerate(hits[:depth])}
                  for name, hits in (("lexical", lexical), ("dense", dense))}
-        hits = [Hit(chunks[cid], score, kb, {name: rk[cid] for name, rk in ranks.items() if cid in rk})
-                for cid, score in fused if cid in chunks]
+        similarity = dict(dense)
+        hits = [Hit(chunks[cid], score, kb, {name: rk[cid] for name, rk in ranks.items() if cid in rk},
+                    similarity.get(cid)) for cid, score in fused if cid in chunks]
         if self.reranker is not None:
             hits = self.reranker.rerank(query, hits)
         return hits[:k]

@@ -102,6 +102,7 @@ def test_streaming_answer_through_the_guide(api):
 def test_history_is_the_earlier_messages_and_the_model_sees_it(api, model_server):
     url, _, online = api
     model_server.reset()
+    model_server.rule("You rewrite the user's last message", Reply(text="What does build_gadget return?"))
     model_server.default = Reply(text="It returns a dict [1].")
     r = client(url + "/model", TOKEN).chat.completions.create(model="coding", messages=[
         {"role": "system", "content": "be brief"},

@@ -86,6 +86,16 @@ def test_weak_retrieval_says_i_dont_know_with_closest_sources(world, tmp_path):
     assert not answers[0][1].startswith("I don't know")
 
 
+def test_a_question_far_from_everything_indexed_gets_i_dont_know(world, tmp_path):
+    # "install" is in the docs, and in a KB this small every chunk is in both retrievers' top 10,
+    # so only the embedding similarity floor tells this question is off-topic.
+    question = "@Tutoring How do I install a kitchen sink?"
+    _, answers = run(make_copilot(world, tmp_path / "a"), question)
+    assert answers[0][1].startswith("I don't know")
+    _, answers = run(make_copilot(world, tmp_path / "b", min_similarity=0.0), question)
+    assert not answers[0][1].startswith("I don't know")
+
+
 def test_offline_follow_up_is_condensed_from_the_previous_exchange(world, tmp_path):
     cp = make_copilot(world, tmp_path)
     sid = cp.new_session()
