@@ -184,6 +184,10 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     _auto_chat(cfg.chat, env)
     if overrides:
         _apply(cfg, {k: v for k, v in overrides.items() if v is not None}, "")
+    if cfg.store.kind not in ("chroma", "chroma-http", "qdrant", "qdrant-url"):
+        raise ConfigError(f"Unknown store '{cfg.store.kind}'; use chroma, chroma-http, qdrant or qdrant-url.")
+    if cfg.embedding.provider not in ("local", "openai", "dashscope"):
+        raise ConfigError(f"Unknown embedding provider '{cfg.embedding.provider}'; use local, openai or dashscope.")
     if cfg.search.fusion not in ("score", "rrf"):
         raise ConfigError(f"Unknown search fusion '{cfg.search.fusion}'; use score or rrf.")
     return cfg

@@ -248,11 +248,13 @@ def forget(index: Index, spec: str | None, kb: str) -> str:
     if info is None:
         raise ValueError(f"There is no knowledge base named '{kb}'; `devcopilot status` lists them.")
     if spec is None:
+        gone = [s["spec"] for s in catalog.sources(kb) if s["kind"] == "git"]
         index.store.drop(index.collection(kb))
         catalog.drop_kb(kb)
         import shutil
 
         shutil.rmtree(index.lexical_dir(kb), ignore_errors=True)
+        _drop_unused_clones(index, gone)
         return f"Removed knowledge base '{kb}'."
     norm = normalize_spec(spec)
     sid = _RS(norm, "", Path("."), Path(".")).id
@@ -268,7 +270,20 @@ def forget(index: Index, spec: str | None, kb: str) -> str:
     index.store.delete(index.collection(kb), ids)
     index.rebuild_lexical(kb)
     catalog.set_kb(kb, dirty=0)
+    if match[0]["kind"] == "git":
+        _drop_unused_clones(index, [match[0]["spec"]])
     return f"Removed source '{match[0]['spec']}' ({len(ids)} chunks) from '{kb}'."
+
+
+def _drop_unused_clones(index: Index, urls: list[str]) -> None:
+    """Delete the local clones of git sources that no KB indexes any more."""
+    import shutil
+
+    from ingest.sources import clone_dir
+
+    still = {s["spec"] for s in index.catalog.sources() if s["kind"] == "git"}
+    for url in set(urls) - still:
+        shutil.rmtree(clone_dir(index.cfg.data_dir, url), ignore_errors=True)
 
 
 __all__ = ["ingest", "forget", "reconcile", "IngestSummary", "classify"]

@@ -105,8 +105,10 @@ def walk(root: Path, walk_root: Path | None = None, include: list[str] | None = 
         for name in sorted(dirnames):
             full = d / name
             rel = full.relative_to(root).as_posix()
-            if name.startswith("."):
-                continue  # hidden folders (.git, .venv, .github...) are never content
+            if name.startswith("."):  # hidden folders (.github, .venv...) are never content
+                if name not in (".git", ".hg", ".svn"):  # version control is not worth a mention
+                    report.skip("hidden folder", rel + "/")
+                continue
             if name in VENDORED_DIRS:
                 report.skip("vendored folder", rel + "/")
                 continue
@@ -121,6 +123,8 @@ def walk(root: Path, walk_root: Path | None = None, include: list[str] | None = 
             full = d / name
             rel = full.relative_to(root).as_posix()
             if name.startswith("."):
+                if classify(rel) is not None:  # would have been indexed (.env.md); .gitignore is not
+                    report.skip("hidden file", rel)
                 continue
             if ignored(full, False):
                 continue

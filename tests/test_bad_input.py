@@ -150,15 +150,14 @@ def test_symlink_loop_given_as_the_source(capfd, kb):
     ("[ingest]\nmax_file_bytes = 'lots'\n", "must be a number"),
     ("[store]\ncolour = 'blue'\n", "Unknown setting 'store.colour'"),
     ("store = 3\n", "must be a table"),
+    ("[embedding]\nprovider = 'cohere'\n", "Unknown embedding provider 'cohere'"),
+    ("[search]\nfusion = 'max'\n", "Unknown search fusion 'max'"),
 ])
 def test_malformed_config(capfd, kb, tmp_path, toml, expect):
     data, _ = kb
     conf = tmp_path / "devcopilot.toml"
     conf.write_text(toml)
-    commands = [["search", "memory"], ["ingest", str(kb[1] / "project")]]
-    if "[store]" not in toml:  # status shows the configured store without opening it
-        commands.append(["status"])
-    for argv in commands:
+    for argv in (["search", "memory"], ["ingest", str(kb[1] / "project")], ["status"]):
         msg = one_sentence_error(capfd, ["--data-dir", str(data), "--config", str(conf), *argv])
         assert expect in msg
     msg = one_sentence_error(capfd, ["--data-dir", str(data), "--config", str(tmp_path / "none.toml"), "status"])

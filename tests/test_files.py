@@ -33,6 +33,7 @@ def test_gitignore_hidden_and_vendored_folders_are_skipped(tmp_path):
     files, report = _walk(root)
     assert sorted(files) == ["docs/guide.md", "keep.py", "pkg/real.py"]
     assert report.skipped["vendored folder"] == 3  # node_modules, vendor, __pycache__
+    assert report.skipped["hidden folder"] == 1 and report.skipped["hidden file"] == 1  # .hidden/, .env.md
     assert files["keep.py"].kind == "code" and files["keep.py"].language == "python"
     assert files["docs/guide.md"].kind == "doc" and files["docs/guide.md"].language == "markdown"
 

@@ -75,6 +75,22 @@ def test_installed_package_ingested_with_paths_from_site_packages(cfg):
     assert not any(h.chunk.path.startswith(("pathspec-", "../")) for h in hits)
 
 
+def test_forget_removes_a_clone_no_kb_still_uses(bare_repo, cfg):
+    from indexes.build import forget
+
+    bare, _ = bare_repo
+    url = f"file://{bare}"
+    index = Index(cfg)
+    ingest(index, [url], kb="one")
+    ingest(index, [url], kb="two")
+    clone = clone_dir(cfg.data_dir, url)
+    forget(index, url, "one")
+    assert clone.is_dir()  # KB 'two' still indexes it
+    forget(index, None, "two")
+    assert not clone.exists()
+    assert index.catalog.kb("one") is not None and not index.catalog.sources("one")
+
+
 def test_git_url_cloned_then_fetched_on_reingest(bare_repo, cfg):
     bare, work = bare_repo
     url = f"file://{bare}"
