@@ -10,7 +10,9 @@ Three processes on loopback, all stopped by the script:
 - this process: `--sessions` sessions (50) run at once with the real `openai.AsyncOpenAI`
   client, `--turns` (5) streamed turns each, the whole conversation sent every turn.
 
-Each turn carries a tag (#lcNtM) in its message, so the model server can add up the scripted
+Each turn carries a tag in its message (session and turn numbers written with chess symbols,
+which the lexical index drops and the embedding model reads as unknown, so it does not change
+what is retrieved or whether it counts as weak), so the model server can add up the scripted
 latency (delay + pieces x token delay) of every model request the turn caused (routing,
 condensing, answer). Figures: errors (HTTP or client failures; must be 0), degraded answers
 (a fault note or no model text), throughput, time to first content (the Guide's hand-over)
@@ -46,7 +48,16 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 WORK = ROOT / "bench" / ".work"
 
-TAG = re.compile(r"#lc(\d+)t(\d+)")
+DIGITS = "♔♕♖♗♘♙♚♛♜♝"  # 0-9
+TAG = re.compile(f"⟦([{DIGITS}]+)·([{DIGITS}]+)⟧")
+
+
+def tag(session: int, turn: int) -> str:
+    return "⟦{}·{}⟧".format(*("".join(DIGITS[int(d)] for d in str(n)) for n in (session, turn)))
+
+
+def untag(found: tuple[str, str]) -> tuple[int, int]:
+    return tuple(int("".join(str(DIGITS.index(ch)) for ch in part)) for part in found)
 MARK = "Scripted"  # first word of every model answer: its arrival is the first answer token
 ANSWER = ("Scripted answer: the catalog keeps every chunk [1] and the vector store keeps its vector [2]; "
           "a search fuses the lexical and dense rankings [1]. Ingest writes vectors first, then the catalog, "
@@ -93,7 +104,7 @@ def run_model_server(latency: float, token_delay: float) -> None:
         else:
             text = ANSWER
         tags = TAG.findall(user)
-        key = "lc{}t{}".format(*tags[-1]) if tags else "untagged"
+        key = "lc{}t{}".format(*untag(tags[-1])) if tags else "untagged"
         scripted = latency + (token_delay * len(pieces(text)) if body.get("stream") else 0.0)
         with lock:
             stats[key][0] += 1
@@ -205,7 +216,7 @@ async def run_clients(url: str, sessions: int, turns: int, questions: list[str],
                 q = FOLLOW_UPS[(s + t) % len(FOLLOW_UPS)]
             else:
                 q = questions[(s * turns + t) % len(questions)]
-            messages.append({"role": "user", "content": f"{q} (#lc{s}t{t})"})
+            messages.append({"role": "user", "content": f"{q} {tag(s, t)}"})
             model = ("guide", "guide", "tutoring", "coding")[s % 4]  # mostly through the Guide, some direct
             t0 = time.perf_counter()
             first = first_answer = None

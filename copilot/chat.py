@@ -277,24 +277,26 @@ class Copilot:
         kbs = spec.kbs or [self.cfg.chat.kb]
         kind = spec.kinds[0] if len(spec.kinds) == 1 else None
         hits = self._search(kbs, query, spec.top_k, kind)
+        named = 0
         if kind != "doc":
-            hits = self._definitions_first(kbs, query, hits, spec.top_k)
-        weak = self.is_weak(query, hits)
+            hits, named = self._definitions_first(kbs, query, hits, spec.top_k)
+        weak = not named and self.is_weak(query, hits)  # a definition the question names is never weak
         if kind is not None and weak:
             other = self._search(kbs, query, spec.top_k, None)
             if not self.is_weak(query, other):
                 return other, False
         return hits, weak
 
-    def _definitions_first(self, kbs: list[str], query: str, hits: list[Hit], k: int) -> list[Hit]:
+    def _definitions_first(self, kbs: list[str], query: str, hits: list[Hit], k: int) -> tuple[list[Hit], int]:
         """When the question names a symbol (`Runner.run`, `MemoryStore`), its definition leads the sources.
+        Returns the hits and how many definitions were put first.
 
         Similar text about a symbol (an example calling it) often outranks the definition itself;
         a question naming the symbol almost always wants the definition.
         """
         names = [n for n in (m.strip("`()") for m in CODEISH.findall(query)) if n and not n[0].isdigit()][:3]
         if not names:
-            return hits
+            return hits, 0
 
         def defines(h: Hit, name: str) -> bool:
             sym = h.chunk.symbol
@@ -312,9 +314,9 @@ class Copilot:
             match.sort(key=lambda h: not has_def_line(h, name))  # stable: rank order otherwise
             found += [h for h in match[:1] if all(h.chunk.id != f.chunk.id for f in found)]
         if not found:
-            return hits
+            return hits, 0
         ids = {h.chunk.id for h in found}
-        return (found + [h for h in hits if h.chunk.id not in ids])[:k]
+        return (found + [h for h in hits if h.chunk.id not in ids])[:k], len(found)
 
     def _symbol_hits(self, kbs: list[str], name: str, limit: int = 8) -> list[Hit]:
         """Code chunks whose symbol is `name` or ends with `.name`, straight from the catalog."""

@@ -386,6 +386,17 @@ def test_a_named_symbol_brings_its_definition_first(world, tmp_path):
     assert 'def make_widget(kind, *, colour="red", strict=False):' in answers[0][1]
 
 
+def test_a_question_naming_a_defined_symbol_is_never_weak(world, tmp_path):
+    cp = make_copilot(world, tmp_path, kb="defs")
+    coding = next(a for a in cp.assistants if a.name == "Coding")
+    coding.top_k = 1  # the definition is not among the hits: it comes from the catalog, unranked
+    question = "What does make_widget need nowadays regarding typing, keyword-only flags and sensible fallbacks?"
+    hits, named = cp._definitions_first(["defs"], question, world.index.search(question, kb="defs", k=1), 1)
+    assert named == 1 and cp.is_weak(question, hits)  # few of the question's words are in the code
+    _, answers = run(cp, "@Coding " + question)
+    assert answers[0][2][0].title == "make_widget" and not answers[0][1].startswith("I don't know")
+
+
 def test_offline_chinese_question_gets_chinese_framing_and_latin_word_retrieval(world, tmp_path):
     cp = make_copilot(world, tmp_path)
     _, answers = run(cp, "MemoryStore 怎么把对话保存到磁盘？")
