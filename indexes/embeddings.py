@@ -78,7 +78,8 @@ class LocalEmbedder:
                                  show_progress_bar=False)
             finally:
                 torch.set_num_threads(before)
-            _QUERY_THREADS.record(threads, (time.perf_counter() - start) * 1000)
+            if sum(len(t) for t in texts) <= 500:  # time queries only, not a small tail batch of an ingest
+                _QUERY_THREADS.record(threads, (time.perf_counter() - start) * 1000)
             return v.astype(np.float32)
         v = model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
                          convert_to_numpy=True, show_progress_bar=False)
