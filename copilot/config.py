@@ -12,6 +12,9 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from indexes.embeddings import EMBEDDING_PROVIDERS, unknown_provider
+from indexes.stores import STORE_KINDS, unknown_store
+
 
 class ConfigError(ValueError):
     """A configuration problem the user can fix; the message is one clear sentence."""
@@ -184,10 +187,10 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     _auto_chat(cfg.chat, env)
     if overrides:
         _apply(cfg, {k: v for k, v in overrides.items() if v is not None}, "")
-    if cfg.store.kind not in ("chroma", "chroma-http", "qdrant", "qdrant-url"):
-        raise ConfigError(f"Unknown store '{cfg.store.kind}'; use chroma, chroma-http, qdrant or qdrant-url.")
-    if cfg.embedding.provider not in ("local", "openai", "dashscope"):
-        raise ConfigError(f"Unknown embedding provider '{cfg.embedding.provider}'; use local, openai or dashscope.")
+    if cfg.store.kind not in STORE_KINDS:
+        raise ConfigError(unknown_store(cfg.store.kind))
+    if cfg.embedding.provider not in EMBEDDING_PROVIDERS:
+        raise ConfigError(unknown_provider(cfg.embedding.provider))
     if cfg.search.fusion not in ("score", "rrf"):
         raise ConfigError(f"Unknown search fusion '{cfg.search.fusion}'; use score or rrf.")
     return cfg

@@ -10,6 +10,7 @@ lexical index, so the KB ends up exactly as a fresh ingest would leave it.
 """
 from __future__ import annotations
 
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -251,8 +252,6 @@ def forget(index: Index, spec: str | None, kb: str) -> str:
         gone = [s["spec"] for s in catalog.sources(kb) if s["kind"] == "git"]
         index.store.drop(index.collection(kb))
         catalog.drop_kb(kb)
-        import shutil
-
         shutil.rmtree(index.lexical_dir(kb), ignore_errors=True)
         _drop_unused_clones(index, gone)
         return f"Removed knowledge base '{kb}'."
@@ -277,8 +276,6 @@ def forget(index: Index, spec: str | None, kb: str) -> str:
 
 def _drop_unused_clones(index: Index, urls: list[str]) -> None:
     """Delete the local clones of git sources that no KB indexes any more."""
-    import shutil
-
     from ingest.sources import clone_dir
 
     still = {s["spec"] for s in index.catalog.sources() if s["kind"] == "git"}

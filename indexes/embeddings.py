@@ -110,7 +110,8 @@ class _ThreadChoice:
                 if n not in self.ms:
                     return n
             best = min(self.ms, key=self.ms.__getitem__)
-            return 3 - best if self.calls % 50 == 0 else best
+            other = 1 if best == 2 else 2
+            return other if self.calls % 50 == 0 else best
 
     def record(self, threads: int, ms: float) -> None:
         with self.lock:
@@ -172,6 +173,13 @@ class OpenAIEmbedder:
 DASHSCOPE_COMPAT_URL = "https://dashscope.aliyuncs.com/compatible-mode/v1"
 
 
+EMBEDDING_PROVIDERS = ("local", "openai", "dashscope")
+
+
+def unknown_provider(provider: str) -> str:
+    return f"Unknown embedding provider '{provider}'; use local, openai or dashscope."
+
+
 def make_embedder(cfg) -> Embedder:
     """From config.embedding. DashScope's text-embedding models speak the OpenAI protocol."""
     e = cfg.embedding
@@ -183,7 +191,7 @@ def make_embedder(cfg) -> Embedder:
     if e.provider == "dashscope":
         return OpenAIEmbedder(e.model if e.model != "all-MiniLM-L6-v2" else "text-embedding-v3",
                               e.api_key, e.base_url or DASHSCOPE_COMPAT_URL, batch_size=10, provider="dashscope")
-    raise EmbeddingError(f"Unknown embedding provider '{e.provider}'; use local, openai or dashscope.")
+    raise EmbeddingError(unknown_provider(e.provider))  # load_config refuses it first
 
 
 def content_hash(text: str) -> str:

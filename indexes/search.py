@@ -189,8 +189,8 @@ class Index:
                                key=lambda kv: -kv[1])
         ids = [cid for cid, _ in fused[: depth]]
         chunks = self.catalog.get_chunks(kb, ids)  # drops ids an interrupted ingest left behind
-        ranks = {name: {cid: r for r, (cid, _) in enumerate(hits[:depth])}
-                 for name, hits in (("lexical", lexical), ("dense", dense))}
+        ranks = {name: {cid: r for r, (cid, _) in enumerate(found[:depth])}
+                 for name, found in (("lexical", lexical), ("dense", dense))}
         similarity = dict(dense)
         hits = [Hit(chunks[cid], score, kb, {name: rk[cid] for name, rk in ranks.items() if cid in rk},
                     similarity.get(cid)) for cid, score in fused if cid in chunks]

@@ -241,6 +241,13 @@ def _store_error(label: str, e: Exception) -> StoreError:
                       "running and reachable; what is indexed is kept.")
 
 
+STORE_KINDS = ("chroma", "chroma-http", "qdrant", "qdrant-url")
+
+
+def unknown_store(kind: str) -> str:
+    return f"Unknown store '{kind}'; use chroma, chroma-http, qdrant or qdrant-url."
+
+
 def make_store(cfg) -> VectorStore:
     kind = cfg.store.kind
     if kind == "chroma":
@@ -251,4 +258,4 @@ def make_store(cfg) -> VectorStore:
         return QdrantStore(path=cfg.data_dir / "qdrant")
     if kind == "qdrant-url":
         return QdrantStore(url=cfg.store.url or "http://127.0.0.1:6333", api_key=cfg.store.api_key)
-    raise StoreError(f"Unknown store '{kind}'; use chroma, chroma-http, qdrant or qdrant-url.")
+    raise StoreError(unknown_store(kind))  # load_config refuses it first; a Config built by hand may not

@@ -45,6 +45,12 @@ def serve(app: FastAPI) -> tuple[str, uvicorn.Server, threading.Thread]:
     return f"http://127.0.0.1:{port}", server, thread
 
 
+def serve_router(router) -> tuple[str, uvicorn.Server, threading.Thread]:
+    app = FastAPI()
+    app.include_router(router)
+    return serve(app)
+
+
 @pytest.fixture(scope="module")
 def api(world, tmp_path_factory, model_server):
     """Two copilots behind one app: offline at /offline (no token), with a model at /model (token)."""
@@ -188,12 +194,6 @@ def test_more_streams_than_the_shared_worker_threads_are_answered_at_once(world,
         thread.join(5)
         model.stop()
     assert len(answers) == n and all(a.startswith("All together now [1].") for a in answers), answers[:3]
-
-
-def serve_router(router) -> tuple[str, uvicorn.Server, threading.Thread]:
-    app = FastAPI()
-    app.include_router(router)
-    return serve(app)
 
 
 def test_a_client_that_goes_away_stops_the_model_stream(world, tmp_path):
