@@ -21,6 +21,7 @@ then the same queries again, their embeddings cached, for the index's own share 
 
     .venv/bin/python bench/load_search.py                        # 10k and 100k (built once, reused)
     .venv/bin/python bench/load_search.py --sizes 10000 --queries 160
+    .venv/bin/python bench/load_search.py --measure bench/.work/ingest-large/data   # prints one JSON line
 """
 from __future__ import annotations
 
@@ -207,7 +208,8 @@ def main() -> int:
     ap.add_argument("--queries", type=int, default=240, help="searches per size, shared by the clients")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--rebuild", action="store_true", help="synthesise the KBs again even if they exist")
-    ap.add_argument("--measure", help=argparse.SUPPRESS)
+    ap.add_argument("--measure", metavar="DATA_DIR",
+                    help="measure an existing indexed data dir instead (e.g. the 100k KB bench/ingest_large.py made)")
     args = ap.parse_args()
     if args.measure:
         print(json.dumps(measure(Path(args.measure), args.clients, args.queries, args.k)))
