@@ -39,7 +39,6 @@ from copilot.prompts import (
     pieces,
 )
 from copilot.routing import (
-    CODEISH,
     Decision,
     classify,
     parse_mentions,
@@ -50,6 +49,7 @@ from copilot.routing import (
 from copilot.tools import TOOL_SPECS, ToolBox
 from indexes.catalog import CHUNK_COLS, row_to_chunk
 from indexes.lexical import tokenize
+from indexes.query_kind import CODEISH
 from indexes.search import Hit, Index, SearchError, is_mostly_cjk, lexical_text
 
 log = logging.getLogger("devcopilot.chat")

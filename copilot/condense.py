@@ -13,7 +13,7 @@ import re
 
 from copilot.models import ModelUnavailable, ResilientModel, StreamCut
 from copilot.prompts import language_of
-from copilot.routing import CODEISH
+from indexes.query_kind import CODEISH
 
 FOLLOW_UP = re.compile(
     r"^\s*(and|also|but|so|then|what about|how about|same|ok|okay)\b|\b(it|its|it's|that|this|those|these|they|"

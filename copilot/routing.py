@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from copilot.assistants import AssistantSpec
+from indexes.query_kind import kind_scores
 
 MENTION = re.compile(r"(?<![\w.@])@(\s?)([A-Za-z][\w\-]*)")
 
@@ -92,24 +93,6 @@ META = re.compile(r"\b(who are you|what (can|do) you do|what are you|help me use
                   r"how (do i|to) use (you|this)|what can i ask|what (is|has been|did you) index(ed)?|"
                   r"which (knowledge bases?|kbs?|sources) (do you|are)|what (do you|can you) know( about)?)\b|"
                   r"你是谁|你能做什么|怎么用你", re.IGNORECASE)
-CODE_WORDS = re.compile(
-    r"\b(signature|arguments?|args|kwargs|parameters?|params|implemented|implementation|source( code)?|"
-    r"function|method|class|subclass|attribute|returns?|return type|type hints?|def|decorator|raises?|exception|"
-    r"traceback|stack trace|module|import|defined|definition|overrid(e|es|den)|instantiate|constructor|enum|"
-    r"dataclass|field|property|async|await|coroutine|callback|hook|protocol|interface|variable|constant|"
-    r"default values?|defaults? to|by default|internally|under the hood|code path|call(s|ed)?)\b|"
-    r"源码|源代码|参数|函数|实现|类|方法|返回|定义|调用",
-    re.IGNORECASE)
-DOC_WORDS = re.compile(
-    r"\b(how (do|can|should) (i|we|you)|how to|what is|what are|what's|why|explain|tutorial|guide|example|"
-    r"concepts?|overview|difference between|when (should|to)|best practices?|configure|configuration|set ?up|"
-    r"install|get(ting)? started|quickstart|recommended|should i|can i|is it possible|walk me through|"
-    r"introduction|documentation|docs)\b|怎么|如何|什么是|为什么|教程|介绍|概念|区别|配置|安装|能否|可以",
-    re.IGNORECASE)
-# Code-shaped tokens: `quoted`, dotted.names, snake_case, calls(), camelCase, CamelCase (two humps,
-# so brand names like OpenAI or LiteLLM do not count).
-CODEISH = re.compile(r"`[^`]+`|\b\w+\.\w+\b(?!\s*$)|\b\w+_\w+\b|\b\w+\(\)?|\b[a-z]+[A-Z]\w*\b|"
-                     r"\b[A-Z][a-z]+[A-Z][a-z]+\w*\b")
 
 
 def classify(question: str, assistants: list[AssistantSpec]) -> list[AssistantSpec]:
@@ -121,8 +104,7 @@ def classify(question: str, assistants: list[AssistantSpec]) -> list[AssistantSp
         if re.search(rf"\b{re.escape(a.key)}\b", question.lower()) and a.key not in ("coding", "tutoring"):
             return [a]
     q = question.strip()
-    code = len(CODE_WORDS.findall(q)) + 1.5 * len([m for m in CODEISH.findall(q) if not _plain_word(m)])
-    doc = len(DOC_WORDS.findall(q))
+    code, doc = kind_scores(q)
     words = re.findall(r"\w+", q)
     social = (GREETING.match(q) and len(words) <= 6) or META.search(q) or not words
     if social and code == 0 and (doc == 0 or META.search(q)):
@@ -135,12 +117,6 @@ def classify(question: str, assistants: list[AssistantSpec]) -> list[AssistantSp
     if code > doc:
         return [coding]
     return [tutoring]
-
-
-def _plain_word(token: str) -> bool:
-    """`word(` from "function (" or a sentence-ending "e.g" is not code."""
-    t = token.strip("`")
-    return t.endswith("(") and t[:-1].lower() in {"i", "a", "is", "it", "the", "or", "and", "e", "for", "like"}
 
 
 # -- the Guide's structured decision -----------------------------------------------------------

@@ -18,6 +18,7 @@ import numpy as np
 from indexes.catalog import Catalog
 from indexes.embeddings import EmbeddingCache, make_embedder
 from indexes.lexical import CJK, TOKENIZER_VERSION, BM25Index, tokenize
+from indexes.query_kind import read_kind
 from indexes.stores import collection_name, make_store
 from indexes.terms_zh import english_terms
 from ingest.chunk import Chunk
@@ -194,6 +195,8 @@ class Index:
         similarity = dict(dense)
         hits = [Hit(chunks[cid], score, kb, {name: rk[cid] for name, rk in ranks.items() if cid in rk},
                     similarity.get(cid)) for cid, score in fused if cid in chunks]
+        if kind is None and s.read_kind:
+            hits = prefer_kind(hits, read_kind(query))
         if self.reranker is not None:
             hits = self.reranker.rerank(query, hits)
         return hits[:k]
@@ -202,6 +205,18 @@ class Index:
 def is_mostly_cjk(text: str) -> bool:
     letters = [ch for ch in text if ch.isalpha()]
     return sum(1 for ch in letters if CJK.match(ch)) > 0.3 * max(1, len(letters))
+
+
+def prefer_kind(hits: list[Hit], wanted: str | None, top: int = 5, lift: float = 2.25) -> list[Hit]:
+    """Within the top `top`, a hit of the kind the question asks for ("doc" or "code") is placed as
+    if its rank were `lift` times better: second place overtakes a first of the other kind, third
+    overtakes a second. Docs and source on one topic often score alike, and which of them comes
+    first is what the question's wording tells best; the top five stay the same chunks.
+    """
+    if wanted is None:
+        return hits
+    head = sorted(enumerate(hits[:top]), key=lambda ih: (ih[0] + 1) / (lift if ih[1].chunk.kind == wanted else 1.0))
+    return [h for _, h in head] + hits[top:]
 
 
 def fuse_scores(ranked: list[tuple[list[tuple[str, float]], float, float | None]], depth: int) \

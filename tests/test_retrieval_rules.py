@@ -6,8 +6,10 @@ from conftest import write_tree
 
 from indexes.build import ingest
 from indexes.lexical import TOKENIZER_VERSION, tokenize
-from indexes.search import Index, fuse, fuse_scores, is_mostly_cjk
+from indexes.query_kind import read_kind
+from indexes.search import Hit, Index, fuse, fuse_scores, is_mostly_cjk, prefer_kind
 from indexes.terms_zh import english_terms
+from ingest.chunk import Chunk
 
 
 def test_identifiers_are_kept_whole_and_split():
@@ -140,6 +142,75 @@ def test_hits_say_where_each_retriever_ranked_them(bilingual):
 def test_rrf_fusion_stays_available(bilingual, tmp_path):
     from copilot.config import load_config
 
-    cfg = load_config(env={}, overrides={"data_dir": str(bilingual.cfg.data_dir), "search": {"fusion": "rrf"}})
+    cfg = load_config(env={}, overrides={"data_dir": str(bilingual.cfg.data_dir), "search": {"fusion": "rrf",
+                                                                                        "read_kind": False}})
     hits = Index(cfg).search("how are rate limited calls retried?", k=3)
     assert hits[0].chunk.path == "docs/retries.md" and hits[0].score < 0.05  # a reciprocal-rank score
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("How do I cancel a streamed run?", "doc"),
+    ("How can I expose only read_file and write_file from an MCP server?", "doc"),  # how-to beats identifiers
+    ("Is there a way to retry failed calls?", "doc"),
+    ("What happens if I call cancel() twice?", "code"),
+    ("If I don't pass a model, which provider is used?", "code"),  # no code word, but asks for a default
+    ("How does the runner decide which tool to call first?", "code"),
+    ("Runner.run 默认最多执行多少轮？", "code"),
+    ("怎么在两个智能体之间做 handoff？", "doc"),
+    ("retries", None),
+])
+def test_the_question_wording_tells_which_kind_it_asks_for(question, kind):
+    assert read_kind(question) == kind
+
+
+def _hits(*kinds: str) -> list[Hit]:
+    return [Hit(Chunk(f"text {i}", f"f{i}", 1, 2, k, "md" if k == "doc" else "python"), 1.0 - i / 10, "default")
+            for i, k in enumerate(kinds)]
+
+
+def test_the_asked_for_kind_steps_ahead_of_close_hits_within_the_top_five():
+    hits = _hits("doc", "code", "doc", "doc", "code", "code")
+    order = [h.chunk.path for h in prefer_kind(hits, "code")]
+    # second overtakes first, fifth overtakes third and fourth; the sixth stays out of the top five
+    assert order == ["f1", "f0", "f4", "f2", "f3", "f5"]
+    assert [h.chunk.path for h in prefer_kind(hits, "doc")] == ["f0", "f2", "f3", "f1", "f4", "f5"]
+    assert prefer_kind(hits, None) == hits
+    third = _hits("doc", "doc", "code")
+    assert [h.chunk.path for h in prefer_kind(third, "code")] == ["f0", "f2", "f1"]  # third does not jump to first
+
+
+@pytest.fixture(scope="module")
+def doc_and_code(tmp_path_factory):
+    """A guide and the code it describes: both answer questions about cancelling."""
+    from copilot.config import load_config
+
+    root = write_tree(tmp_path_factory.mktemp("cancel"), {
+        "docs/streaming.md": """
+            # Cancelling a streamed run
+
+            Call `cancel()` on a streamed result to stop the run. By default it stops at once;
+            pass `mode="after_turn"` to let the current turn finish first.
+            """,
+        "pkg/result.py": '''
+            class StreamedResult:
+                """The result of a streamed run."""
+
+                def cancel(self, mode="immediate"):
+                    """Stop the streamed run: at once, or after the current turn with mode="after_turn"."""
+                    self._cancel_mode = mode
+                    if mode == "immediate":
+                        self._queue.clear()
+                    self._stopped = True
+            ''',
+    })
+    cfg = load_config(env={}, overrides={"data_dir": str(tmp_path_factory.mktemp("data"))})
+    index = Index(cfg)
+    ingest(index, [str(root)], "default")
+    return index
+
+
+def test_search_puts_first_the_kind_the_question_asks_for(doc_and_code):
+    how = [h.chunk.kind for h in doc_and_code.search("How do I cancel a streamed run?", k=3)]
+    what = [h.chunk.kind for h in doc_and_code.search("What happens if I cancel a streamed run?", k=3)]
+    assert how[0] == "doc" and what[0] == "code"
+    assert sorted(how) == sorted(what)  # the same chunks, in another order

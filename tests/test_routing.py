@@ -59,6 +59,8 @@ def test_decorators_and_emails_are_not_mentions():
     ("signature of Runner.run()", ["Coding"]),
     ("Runner.run 的参数是什么？", ["Coding"]),
     ("what does the max_turns argument of Runner.run do", ["Coding"]),
+    ("If I don't pass a model, which provider is used?", ["Coding"]),
+    ("How can I expose only read_file and write_file from an MCP server?", ["Tutoring", "Coding"]),
 ])
 def test_local_classifier(question, expected):
     assert names(classify(question, A)) == expected

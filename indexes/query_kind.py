@@ -1,0 +1,69 @@
+"""What a question asks for: the docs (how to do something) or the source (what the code does).
+
+Keyword and shape rules that work for any framework, read by search (which of two close hits
+comes first) and by the Guide's local routing (which specialist answers). Two kinds of evidence:
+
+- the question's *intent*: "how do I ...", "is there a way ..." ask for a recipe (docs);
+  "what happens if ...", "if I don't pass X, which ... is used", "how does it decide ..." ask what
+  the code does in a case (source), as do questions about defaults;
+- its *vocabulary*: code words (signature, decorator, raises) and code-shaped tokens
+  (`quoted`, snake_case, CamelCase, calls()) against tutorial words (guide, example, configure).
+
+Intent counts double: developers name identifiers in how-to questions too.
+"""
+from __future__ import annotations
+
+import re
+
+CODE_WORDS = re.compile(
+    r"\b(signature|arguments?|args|kwargs|parameters?|params|implemented|implementation|source( code)?|"
+    r"function|method|class|subclass|attribute|returns?|return type|type hints?|def|decorator|raises?|exception|"
+    r"traceback|stack trace|module|import|defined|definition|overrid(e|es|den)|instantiate|constructor|enum|"
+    r"dataclass|field|property|async|await|coroutine|callback|hook|protocol|interface|variable|constant|"
+    r"default values?|defaults? to|by default|internally|under the hood|code path|call(s|ed)?)\b|"
+    r"源码|源代码|参数|函数|实现|类|方法|返回|定义|调用",
+    re.IGNORECASE)
+DOC_WORDS = re.compile(
+    r"\b(how (do|can|should) (i|we|you)|how to|what is|what are|what's|why|explain|tutorial|guide|example|"
+    r"concepts?|overview|difference between|when (should|to)|best practices?|configure|configuration|set ?up|"
+    r"install|get(ting)? started|quickstart|recommended|should i|can i|is it possible|walk me through|"
+    r"introduction|documentation|docs)\b|怎么|如何|什么是|为什么|教程|介绍|概念|区别|配置|安装|能否|可以",
+    re.IGNORECASE)
+# Code-shaped tokens: `quoted`, dotted.names, snake_case, calls(), camelCase, CamelCase (two humps,
+# so brand names like OpenAI or LiteLLM do not count).
+CODEISH = re.compile(r"`[^`]+`|\b\w+\.\w+\b(?!\s*$)|\b\w+_\w+\b|\b\w+\(\)?|\b[a-z]+[A-Z]\w*\b|"
+                     r"\b[A-Z][a-z]+[A-Z][a-z]+\w*\b")
+# Asking for a recipe.
+HOW_TO = re.compile(
+    r"\b(how (do|can|should|would) (i|we|you|users?)|how to|is there a way|is it possible|when should|should i|"
+    r"can i|best way|what should i|walk me through|what('s| is) the difference)\b|怎么|如何|怎样|应该",
+    re.IGNORECASE)
+# Asking what the code does in a given case: what happens, what it falls back to, how it decides.
+BEHAVIOUR = re.compile(
+    r"\b(what happens|which one (wins|runs|is used)|what exact(ly)?|"
+    r"if (i|you|it|we|the \w+) (don't|do not|didn't|doesn't|does not|never) \w+|"
+    r"without (passing|setting|giving|specifying|naming)|neither\b.*\bnor|"
+    r"which \w+( \w+)? (is|are|does \w+) (used|use|requested|chosen|picked)|"
+    r"how does (the \w+|it|\w+) (decide|work out|come up|pick|choose|build|resolve|keep|notice|handle|compute|"
+    r"determine)|defaults?|by default)\b|默认|会怎样|会发生什么|是怎么判断|哪个",
+    re.IGNORECASE)
+
+
+def plain_word(token: str) -> bool:
+    """`word(` from "function (" or a sentence-ending "e.g" is not code."""
+    t = token.strip("`")
+    return t.endswith("(") and t[:-1].lower() in {"i", "a", "is", "it", "the", "or", "and", "e", "for", "like"}
+
+
+def kind_scores(question: str) -> tuple[float, float]:
+    """(code, doc) evidence in the question."""
+    identifiers = [m for m in CODEISH.findall(question) if not plain_word(m)]
+    code = len(CODE_WORDS.findall(question)) + len(identifiers) + 2 * len(BEHAVIOUR.findall(question))
+    doc = len(DOC_WORDS.findall(question)) + 2 * len(HOW_TO.findall(question))
+    return code, doc
+
+
+def read_kind(question: str) -> str | None:
+    """"code", "doc", or None when the question leans neither way."""
+    code, doc = kind_scores(question)
+    return "code" if code > doc else "doc" if doc > code else None
