@@ -9,7 +9,8 @@ comes first) and by the Guide's local routing (which specialist answers). Two ki
 - its *vocabulary*: code words (signature, decorator, raises) and code-shaped tokens
   (`quoted`, snake_case, CamelCase, calls()) against tutorial words (guide, example, configure).
 
-Intent counts double: developers name identifiers in how-to questions too.
+Intent counts double: developers name identifiers in how-to questions too. (Chinese 怎么 asks
+both "how do I" and "how does it", so only its how-to forms count as intent.)
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ CODEISH = re.compile(r"`[^`]+`|\b\w+\.\w+\b(?!\s*$)|\b\w+_\w+\b|\b\w+\(\)?|\b[a-
 # Asking for a recipe.
 HOW_TO = re.compile(
     r"\b(how (do|can|should|would) (i|we|you|users?)|how to|is there a way|is it possible|when should|should i|"
-    r"can i|best way|what should i|walk me through|what('s| is) the difference)\b|怎么|如何|怎样|应该",
+    r"can i|best way|what should i|walk me through|what('s| is) the difference)\b|如何|(应该|该)怎么|怎么(让|才能)",
     re.IGNORECASE)
 # Asking what the code does in a given case: what happens, what it falls back to, how it decides.
 BEHAVIOUR = re.compile(
@@ -58,7 +59,7 @@ def plain_word(token: str) -> bool:
 def kind_scores(question: str) -> tuple[float, float]:
     """(code, doc) evidence in the question."""
     identifiers = [m for m in CODEISH.findall(question) if not plain_word(m)]
-    code = len(CODE_WORDS.findall(question)) + len(identifiers) + 2 * len(BEHAVIOUR.findall(question))
+    code = len(CODE_WORDS.findall(question)) + 1.5 * len(identifiers) + 2 * len(BEHAVIOUR.findall(question))
     doc = len(DOC_WORDS.findall(question)) + 2 * len(HOW_TO.findall(question))
     return code, doc
 

@@ -207,16 +207,18 @@ def is_mostly_cjk(text: str) -> bool:
     return sum(1 for ch in letters if CJK.match(ch)) > 0.3 * max(1, len(letters))
 
 
-def prefer_kind(hits: list[Hit], wanted: str | None, top: int = 5, lift: float = 2.25) -> list[Hit]:
-    """Within the top `top`, a hit of the kind the question asks for ("doc" or "code") is placed as
-    if its rank were `lift` times better: second place overtakes a first of the other kind, third
-    overtakes a second. Docs and source on one topic often score alike, and which of them comes
-    first is what the question's wording tells best; the top five stay the same chunks.
+def prefer_kind(hits: list[Hit], wanted: str | None, lift: float = 3.0) -> list[Hit]:
+    """Hits of the kind the question asks for ("doc" or "code") are placed as if their rank were
+    `lift` times better: second overtakes first, sixth overtakes the second and third.
+
+    Docs and source on one topic often score alike; which the asker wants is what the question's
+    wording tells best (indexes/query_kind.py). A lift rather than a filter: a hit far ahead
+    keeps its place, so a misread question still finds the other kind.
     """
     if wanted is None:
         return hits
-    head = sorted(enumerate(hits[:top]), key=lambda ih: (ih[0] + 1) / (lift if ih[1].chunk.kind == wanted else 1.0))
-    return [h for _, h in head] + hits[top:]
+    ranked = sorted(enumerate(hits), key=lambda ih: (ih[0] + 1) / (lift if ih[1].chunk.kind == wanted else 1.0))
+    return [h for _, h in ranked]
 
 
 def fuse_scores(ranked: list[tuple[list[tuple[str, float]], float, float | None]], depth: int) \
