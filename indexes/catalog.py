@@ -205,6 +205,17 @@ class Catalog:
                 out[row[0]] = row_to_chunk(row)
         return out
 
+    def code_symbols(self, kb: str):
+        """The distinct qualified names of the KB's code chunks."""
+        return (sym for (sym,) in self.db.execute(
+            "SELECT DISTINCT symbol FROM chunks WHERE kb=? AND kind='code' AND symbol != ''", (kb,)))
+
+    def definition(self, kb: str, symbol: str) -> Chunk | None:
+        """The first chunk of the code chunks named exactly `symbol` (a class's header, a function's start)."""
+        row = self.db.execute(f"SELECT {CHUNK_COLS} FROM chunks WHERE kb=? AND kind='code' AND symbol=? "
+                              "ORDER BY path, start_line LIMIT 1", (kb, symbol)).fetchone()
+        return row_to_chunk(row) if row else None
+
     def file_chunks(self, kb: str, path: str) -> list[Chunk]:
         q = f"SELECT {CHUNK_COLS} FROM chunks WHERE kb=? AND path=? ORDER BY start_line"
         return [row_to_chunk(r) for r in self.db.execute(q, (kb, path))]

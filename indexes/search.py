@@ -18,6 +18,7 @@ import numpy as np
 from indexes.catalog import Catalog
 from indexes.embeddings import EmbeddingCache, make_embedder
 from indexes.lexical import CJK, TOKENIZER_VERSION, BM25Index, tokenize
+from indexes.plain_names import named_in_plain_words, names_by_key
 from indexes.query_kind import read_kind
 from indexes.stores import collection_name, make_store
 from indexes.terms_zh import english_terms
@@ -65,6 +66,7 @@ class Index:
         self.embedder = make_embedder(cfg)
         self._store = None
         self._lexical: dict[str, tuple[float, BM25Index]] = {}
+        self._names: dict[str, tuple[int, dict[str, set[str]]]] = {}  # kb -> (generation, defined names)
         self._lock = threading.Lock()
         self._load_lock = threading.RLock()  # one load or rebuild of a lexical index at a time
         self.reranker: Reranker | None = load_reranker(cfg.search.reranker)
@@ -195,11 +197,36 @@ class Index:
         similarity = dict(dense)
         hits = [Hit(chunks[cid], score, kb, {name: rk[cid] for name, rk in ranks.items() if cid in rk},
                     similarity.get(cid)) for cid, score in fused if cid in chunks]
-        if kind is None and s.read_kind:
-            hits = prefer_kind(hits, read_kind(query))
+        named = self.named_definitions(kb, query, info.generation) if kind != "doc" and s.plain_names else set()
+        if named:
+            hits = self._with_definitions(kb, hits, named)
+        hits = lift(hits, read_kind(query) if kind is None and s.read_kind else None, named)
         if self.reranker is not None:
             hits = self.reranker.rerank(query, hits)
         return hits[:k]
+
+
+    def named_definitions(self, kb: str, query: str, generation: int) -> set[str]:
+        """Top-level names the KB defines that the question spells in plain words."""
+        with self._lock:
+            cached = self._names.get(kb)
+        if cached is None or cached[0] != generation:
+            cached = (generation, names_by_key(self.catalog.code_symbols(kb)))
+            with self._lock:
+                self._names[kb] = cached
+        return named_in_plain_words(query, cached[1])
+
+    def _with_definitions(self, kb: str, hits: list[Hit], named: set[str], at: int = 10) -> list[Hit]:
+        """Adds the definition (first chunk) of each named symbol retrieval missed, after the first `at`
+        hits, from where the lift can carry it into the top five."""
+        have = {h.chunk.id for h in hits}
+        out = list(hits)
+        for name in sorted(named):
+            chunk = self.catalog.definition(kb, name)
+            if chunk is not None and chunk.id not in have:
+                pos = min(at, len(out))
+                out.insert(pos, Hit(chunk, out[pos - 1].score if pos else 0.0, kb))
+        return out
 
 
 def is_mostly_cjk(text: str) -> bool:
@@ -207,18 +234,27 @@ def is_mostly_cjk(text: str) -> bool:
     return sum(1 for ch in letters if CJK.match(ch)) > 0.3 * max(1, len(letters))
 
 
-def prefer_kind(hits: list[Hit], wanted: str | None, lift: float = 3.0) -> list[Hit]:
-    """Hits of the kind the question asks for ("doc" or "code") are placed as if their rank were
-    `lift` times better: second overtakes first, sixth overtakes the second and third.
+def lift(hits: list[Hit], wanted: str | None, named: set[str] = frozenset(), by: float = 3.0) -> list[Hit]:
+    """Hits of the kind the question asks for ("doc" or "code"), and chunks of a definition it
+    names, are placed as if their rank were `by` times better (each reason counts once):
+    second overtakes first, sixth overtakes the second and third.
 
     Docs and source on one topic often score alike; which the asker wants is what the question's
     wording tells best (indexes/query_kind.py). A lift rather than a filter: a hit far ahead
     keeps its place, so a misread question still finds the other kind.
     """
-    if wanted is None:
+    if wanted is None and not named:
         return hits
-    ranked = sorted(enumerate(hits), key=lambda ih: (ih[0] + 1) / (lift if ih[1].chunk.kind == wanted else 1.0))
-    return [h for _, h in ranked]
+
+    def place(i: int, h: Hit) -> float:
+        r = i + 1.0
+        if h.chunk.kind == wanted:
+            r /= by
+        if named and h.chunk.symbol.split(".", 1)[0] in named:
+            r /= by
+        return r
+
+    return [h for _, h in sorted(enumerate(hits), key=lambda ih: place(*ih))]
 
 
 def fuse_scores(ranked: list[tuple[list[tuple[str, float]], float, float | None]], depth: int) \

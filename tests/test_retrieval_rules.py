@@ -7,7 +7,7 @@ from conftest import write_tree
 from indexes.build import ingest
 from indexes.lexical import TOKENIZER_VERSION, tokenize
 from indexes.query_kind import read_kind
-from indexes.search import Hit, Index, fuse, fuse_scores, is_mostly_cjk, prefer_kind
+from indexes.search import Hit, Index, fuse, fuse_scores, is_mostly_cjk, lift
 from indexes.terms_zh import english_terms
 from ingest.chunk import Chunk
 
@@ -172,11 +172,11 @@ def test_the_asked_for_kind_steps_ahead_of_close_hits():
     hits = _hits("doc", "code", "doc", "doc", "code", "code")
     # as if its rank were three times better: the second overtakes the first, the fifth and sixth
     # overtake the third and fourth
-    assert [h.chunk.path for h in prefer_kind(hits, "code")] == ["f1", "f0", "f4", "f5", "f2", "f3"]
-    assert [h.chunk.path for h in prefer_kind(hits, "doc")] == ["f0", "f2", "f3", "f1", "f4", "f5"]
-    assert prefer_kind(hits, None) == hits
+    assert [h.chunk.path for h in lift(hits, "code")] == ["f1", "f0", "f4", "f5", "f2", "f3"]
+    assert [h.chunk.path for h in lift(hits, "doc")] == ["f0", "f2", "f3", "f1", "f4", "f5"]
+    assert lift(hits, None) == hits
     third = _hits("doc", "doc", "code")
-    assert [h.chunk.path for h in prefer_kind(third, "code")] == ["f0", "f2", "f1"]  # a third does not pass a first
+    assert [h.chunk.path for h in lift(third, "code")] == ["f0", "f2", "f1"]  # a third does not pass a first
 
 
 @pytest.fixture(scope="module")
@@ -214,3 +214,70 @@ def test_search_puts_first_the_kind_the_question_asks_for(doc_and_code):
     what = [h.chunk.kind for h in doc_and_code.search("What happens if I cancel a streamed run?", k=3)]
     assert how[0] == "doc" and what[0] == "code"
     assert sorted(how) == sorted(what)  # the same chunks, in another order
+
+
+def test_plain_words_that_spell_a_defined_name_name_it():
+    from indexes.plain_names import named_in_plain_words, names_by_key
+
+    names = names_by_key(["RealtimeRunner.__init__", "ModelSettings.resolve", "function_tool", "FunctionTool",
+                          "isthe", "Agent"])
+    assert named_in_plain_words("If I don't pass a model to the realtime runner's constructor?", names) \
+        == {"RealtimeRunner"}  # possessive kept; "don't" is no word
+    assert named_in_plain_words("Do the run-level model settings win?", names) == {"ModelSettings"}
+    assert named_in_plain_words("How is a function tool built?", names) == {"function_tool", "FunctionTool"}
+    assert named_in_plain_words("what is the agent doing", names) == set()  # one word, or stop words at the edge
+
+
+def test_a_named_definition_is_lifted_like_the_asked_for_kind():
+    hits = _hits("doc", "code", "code", "code")
+    hits[3].chunk.symbol = "RetryPolicy.delay"
+    order = [h.chunk.path for h in lift(hits, None, {"RetryPolicy"})]
+    assert order == ["f0", "f3", "f1", "f2"]  # fourth, three times better, overtakes the second and third
+    both = [h.chunk.path for h in lift(hits, "code", {"RetryPolicy"})]
+    assert both[0] == "f3" and both[1] == "f1"  # each reason counts once
+
+
+@pytest.fixture(scope="module")
+def named_class(tmp_path_factory):
+    """Many pages about a backoff schedule, and the class that holds its numbers."""
+    from copilot.config import load_config
+
+    pages = {f"docs/guide{i}.md": f"""
+        # Waiting between attempts, part {i}
+
+        When the server is busy, calls are retried. Each backoff waits longer, following the schedule:
+        the backoff schedule doubles the wait after each busy answer. Part {i} explains the backoff
+        schedule and its waits in detail, with the schedule for busy servers.
+        """ for i in range(40)}
+    root = write_tree(tmp_path_factory.mktemp("named"), {**pages, "pkg/backoff.py": '''
+        class BackoffSchedule:
+            """Waiting times between attempts."""
+
+            def __init__(self, first=0.5, factor=2.0, cap=30.0):
+                self.first, self.factor, self.cap = first, factor, cap
+        '''})
+    cfg = load_config(env={}, overrides={"data_dir": str(tmp_path_factory.mktemp("data"))})
+    index = Index(cfg)
+    ingest(index, [str(root)], "default")
+    return index
+
+
+def test_search_lifts_the_definition_a_question_names_in_plain_words(named_class):
+    q = "How long does the backoff schedule wait first?"
+    assert "BackoffSchedule" in [h.chunk.symbol for h in named_class.search(q, k=5)]  # the class header
+    named_class.cfg.search.plain_names = False
+    try:
+        assert "BackoffSchedule" not in [h.chunk.symbol for h in named_class.search(q, k=5)]
+    finally:
+        named_class.cfg.search.plain_names = True
+
+
+def test_a_named_definition_retrieval_missed_joins_the_hits(named_class):
+    named_class.cfg.search.plain_names = False
+    try:
+        hits = named_class.search("How long does the backoff schedule wait first?", k=3)
+    finally:
+        named_class.cfg.search.plain_names = True
+    added = named_class._with_definitions("default", hits, {"BackoffSchedule", "NoSuchClass"})
+    assert [h.chunk.symbol for h in added[:3]] == [h.chunk.symbol for h in hits]  # after the first ten (here: all)
+    assert len(added) == 4 and added[3].chunk.symbol == "BackoffSchedule" and added[3].chunk.start_line == 1

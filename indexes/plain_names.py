@@ -1,0 +1,44 @@
+"""Definitions a question names in plain words: "the realtime runner" is `RealtimeRunner`,
+"model settings" is `ModelSettings`, "function tool" is `function_tool` and `FunctionTool`.
+
+People write the classes and functions they ask about as ordinary words. Two or three adjacent
+words that, run together, spell a top-level name the knowledge base defines are taken to name
+it; the vocabulary is the KB's own, so the rule works for any framework.
+"""
+from __future__ import annotations
+
+import re
+
+from indexes.lexical import STOP
+
+# Whole words, possessives included ("runner's"), but not the pieces of a contraction ("don't").
+WORD = re.compile(r"(?<![\w'’])[A-Za-z][A-Za-z0-9]*(?=['’]s\b|(?![\w'’]))")
+
+
+def name_key(name: str) -> str:
+    """How a defined name is spelled as run-together lowercase words."""
+    return name.replace("_", "").lower()
+
+
+def names_by_key(symbols) -> dict[str, set[str]]:
+    """Top-level names (the part before the first dot) of `symbols`, by their run-together key."""
+    out: dict[str, set[str]] = {}
+    for sym in symbols:
+        head = sym.split(".", 1)[0]
+        if head:
+            out.setdefault(name_key(head), set()).add(head)
+    return out
+
+
+def named_in_plain_words(question: str, names: dict[str, set[str]], longest: int = 3) -> set[str]:
+    """Names spelled by 2 to `longest` adjacent words of the question (a span neither starting nor
+    ending with a stop word, so "is the" never spells `isthe`)."""
+    words = [w.lower() for w in WORD.findall(question)]
+    found: set[str] = set()
+    for size in range(2, longest + 1):
+        for i in range(len(words) - size + 1):
+            span = words[i:i + size]
+            if span[0] in STOP or span[-1] in STOP:
+                continue
+            found |= names.get("".join(span), set())
+    return found
