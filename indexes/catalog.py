@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     language TEXT, symbol TEXT, headings TEXT, context TEXT, link TEXT, text TEXT, tokens TEXT,
     PRIMARY KEY (kb, id));
 CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks (kb, source_id, path);
+CREATE INDEX IF NOT EXISTS chunks_by_symbol ON chunks (kb, kind, symbol);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
 

@@ -281,3 +281,16 @@ def test_a_named_definition_retrieval_missed_joins_the_hits(named_class):
     added = named_class._with_definitions("default", hits, {"BackoffSchedule", "NoSuchClass"})
     assert [h.chunk.symbol for h in added[:3]] == [h.chunk.symbol for h in hits]  # after the first ten (here: all)
     assert len(added) == 4 and added[3].chunk.symbol == "BackoffSchedule" and added[3].chunk.start_line == 1
+
+
+def test_named_definitions_are_looked_up_through_an_index(tmp_path):
+    from indexes.catalog import Catalog
+
+    cat = Catalog(tmp_path / "catalog.sqlite")
+    cat.db.execute("DROP INDEX chunks_by_symbol")  # a catalog written before the index existed
+    cat.close()
+    cat = Catalog(tmp_path / "catalog.sqlite")  # opening it adds the index
+    for sql in ("SELECT DISTINCT symbol FROM chunks WHERE kb='k' AND kind='code' AND symbol != ''",
+                "SELECT id FROM chunks WHERE kb='k' AND kind='code' AND symbol='X' ORDER BY path, start_line LIMIT 1"):
+        plan = " ".join(str(row) for row in cat.db.execute("EXPLAIN QUERY PLAN " + sql))
+        assert "chunks_by_symbol" in plan  # not a scan of every chunk's text
