@@ -21,7 +21,7 @@ CODE_WORDS = re.compile(
     r"function|method|class|subclass|attribute|returns?|return type|type hints?|def|decorator|raises?|exception|"
     r"traceback|stack trace|module|import|defined|definition|overrid(e|es|den)|instantiate|constructor|enum|"
     r"dataclass|field|property|async|await|coroutine|callback|hook|protocol|interface|variable|constant|"
-    r"default values?|defaults? to|by default|internally|under the hood|code path|call(s|ed)?)\b|"
+    r"default values?|defaults? to|by default|internally|under the hood|code path)\b|"
     r"源码|源代码|参数|函数|实现|类|方法|返回|定义|调用",
     re.IGNORECASE)
 DOC_WORDS = re.compile(

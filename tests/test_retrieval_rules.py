@@ -158,6 +158,7 @@ def test_rrf_fusion_stays_available(bilingual, tmp_path):
     ("Runner.run 默认最多执行多少轮？", "code"),
     ("怎么在两个智能体之间做 handoff？", "doc"),
     ("retries", None),
+    ("How are rate limited calls retried?", None),  # "calls" (tool calls, model calls) is everyday API talk
 ])
 def test_the_question_wording_tells_which_kind_it_asks_for(question, kind):
     assert read_kind(question) == kind
