@@ -36,8 +36,9 @@ CODEISH = re.compile(r"`[^`]+`|\b\w+\.\w+\b(?!\s*$)|\b\w+_\w+\b|\b\w+\(\)?|\b[a-
                      r"\b[A-Z][a-z]+[A-Z][a-z]+\w*\b")
 # Asking for a recipe.
 HOW_TO = re.compile(
-    r"\b(how (do|can|should|would) (i|we|you|users?)|how to|is there a way|is it possible|when should|should i|"
-    r"can i|best way|what should i|walk me through|what('s| is) the difference)\b|如何|(应该|该)怎么|怎么(让|才能)",
+    r"\b(how (do|can|should|would) (i|we|you|(my |our )?users?)|what (do|should) (i|we)|how to|is there a way|"
+    r"is it possible|when should|should i|can i|best way|walk me through|what('s| is) the difference)\b|"
+    r"如何|(应该|该)怎么|怎么(让|才能)",
     re.IGNORECASE)
 # Asking what the code does in a given case: what happens, what it falls back to, how it decides.
 BEHAVIOUR = re.compile(

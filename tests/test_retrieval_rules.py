@@ -152,6 +152,7 @@ def test_rrf_fusion_stays_available(bilingual, tmp_path):
     ("How do I cancel a streamed run?", "doc"),
     ("How can I expose only read_file from an MCP server?", "doc"),  # how-to beats an identifier
     ("Is there a way to retry failed calls?", "doc"),
+    ("How do my users turn on tab completion?", "doc"),
     ("What happens if I call cancel() twice?", "code"),
     ("If I don't pass a model, which provider is used?", "code"),  # no code word, but asks for a default
     ("How does the runner decide which tool to call first?", "code"),
