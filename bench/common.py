@@ -45,8 +45,10 @@ def percentile(values: list[float], p: float) -> float:
     return v[i]
 
 
-def make_index(data_dir: Path):
+def make_index(data_dir: Path, config: str | None = None):
+    """An Index over `data_dir`, with the settings of the TOML file `config` if given (to measure
+    one setting against the default, e.g. `[search] read_kind = false`)."""
     from copilot.config import load_config
     from indexes.search import Index
 
-    return Index(load_config(overrides={"data_dir": str(data_dir)}))
+    return Index(load_config(config, overrides={"data_dir": str(data_dir)}))

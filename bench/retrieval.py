@@ -3,6 +3,7 @@
     python bench/retrieval.py                      # dev corpus (openai-agents 0.24.0), indexed on first use
     python bench/retrieval.py --data-dir D --qa Q  # an already indexed KB and its questions
     python bench/retrieval.py --misses             # also list the questions missed at file@5
+    python bench/retrieval.py --config C.toml      # with other settings, e.g. [search] read_kind = false
 
 Same definitions as shared/eval/score.py (copilot/evaluate.py implements them).
 """
@@ -17,8 +18,8 @@ from common import DEV_CORPUS, SHARED_EVAL, WORK, fetch_sdist, make_index, perce
 from copilot.evaluate import load_qa, score, score_question
 
 
-def ensure_dev_index(data_dir):
-    index = make_index(data_dir)
+def ensure_dev_index(data_dir, config=None):
+    index = make_index(data_dir, config)
     from indexes.build import ingest
 
     # Always ingest: incremental, and it re-chunks when the chunker changed (figures of this code).
@@ -61,11 +62,12 @@ def main():
     ap.add_argument("--kb", default="default")
     ap.add_argument("--misses", action="store_true")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--config", help="a TOML file of settings to measure, e.g. [search] read_kind = false")
     args = ap.parse_args()
     from pathlib import Path
 
-    index = ensure_dev_index(Path(args.data_dir)) if args.kb == "default" and "openai_agents" in args.qa \
-        else make_index(Path(args.data_dir))
+    index = ensure_dev_index(Path(args.data_dir), args.config) if args.kb == "default" and "openai_agents" in args.qa \
+        else make_index(Path(args.data_dir), args.config)
     figures = run(index, load_qa(args.qa), args.kb, args.misses)
     print(json.dumps(figures) if args.json else json.dumps(figures, indent=1))
 
