@@ -3,7 +3,8 @@
     python bench/retrieval_second.py                 # click 8.5.1, indexed on first use
     python bench/retrieval_second.py --misses        # also list the questions missed at file@5
     python bench/retrieval_second.py --reindex       # drop the index and build it again
-    python bench/retrieval_second.py --corpus starlette   # the held-out third corpus
+    python bench/retrieval_second.py --corpus starlette   # the held-out corpora
+    python bench/retrieval_second.py --corpus attrs
 
 The corpus is the sdist of a framework other than the dev set's (docs in Markdown plus the
 package source), indexed like the dev corpus: .md and .py files, without tests/. Its questions
@@ -29,6 +30,8 @@ CORPORA = {
     # after the rules were fixed, and it was measured once.
     "starlette": {"package": "starlette", "version": "1.10.0", "dir": "starlette-1.10.0",
                   "include": ["*.md", "*.py"], "exclude": ["tests/**"]},
+    "attrs": {"package": "attrs", "version": "26.1.0", "dir": "attrs-26.1.0",
+              "include": ["*.md", "*.py"], "exclude": ["tests/**"]},
 }
 
 

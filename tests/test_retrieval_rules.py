@@ -7,7 +7,7 @@ from conftest import write_tree
 from indexes.build import ingest
 from indexes.lexical import TOKENIZER_VERSION, tokenize
 from indexes.query_kind import read_kind
-from indexes.search import Hit, Index, fuse, fuse_scores, is_mostly_cjk, lift
+from indexes.search import Hit, Index, fuse, fuse_scores, is_mostly_cjk, lift, lift_kind
 from indexes.terms_zh import english_terms
 from ingest.chunk import Chunk
 
@@ -170,15 +170,15 @@ def _hits(*kinds: str) -> list[Hit]:
             for i, k in enumerate(kinds)]
 
 
-def test_the_asked_for_kind_steps_ahead_of_close_hits():
+def test_the_asked_for_kind_steps_ahead_of_close_hits_within_the_top_five():
     hits = _hits("doc", "code", "doc", "doc", "code", "code")
-    # as if its rank were three times better: the second overtakes the first, the fifth and sixth
-    # overtake the third and fourth
-    assert [h.chunk.path for h in lift(hits, "code")] == ["f1", "f0", "f4", "f5", "f2", "f3"]
-    assert [h.chunk.path for h in lift(hits, "doc")] == ["f0", "f2", "f3", "f1", "f4", "f5"]
-    assert lift(hits, None) == hits
+    # as if its rank were three times better: the second overtakes the first, the fifth the third
+    # and fourth; the sixth, outside the top five, stays where it is
+    assert [h.chunk.path for h in lift_kind(hits, "code")] == ["f1", "f0", "f4", "f2", "f3", "f5"]
+    assert [h.chunk.path for h in lift_kind(hits, "doc")] == ["f0", "f2", "f3", "f1", "f4", "f5"]
+    assert lift_kind(hits, None) == hits
     third = _hits("doc", "doc", "code")
-    assert [h.chunk.path for h in lift(third, "code")] == ["f0", "f2", "f1"]  # a third does not pass a first
+    assert [h.chunk.path for h in lift_kind(third, "code")] == ["f0", "f2", "f1"]  # a third does not pass a first
 
 
 @pytest.fixture(scope="module")
@@ -230,13 +230,13 @@ def test_plain_words_that_spell_a_defined_name_name_it():
     assert named_in_plain_words("what is the agent doing", names) == set()  # one word, or stop words at the edge
 
 
-def test_a_named_definition_is_lifted_like_the_asked_for_kind():
+def test_a_named_definition_is_lifted_then_the_asked_for_kind():
     hits = _hits("doc", "code", "code", "code")
     hits[3].chunk.symbol = "RetryPolicy.delay"
-    order = [h.chunk.path for h in lift(hits, None, {"RetryPolicy"})]
-    assert order == ["f0", "f3", "f1", "f2"]  # fourth, three times better, overtakes the second and third
-    both = [h.chunk.path for h in lift(hits, "code", {"RetryPolicy"})]
-    assert both[0] == "f3" and both[1] == "f1"  # each reason counts once
+    named = lift(hits, lambda h: h.chunk.symbol.split(".")[0] == "RetryPolicy")
+    assert [h.chunk.path for h in named] == ["f0", "f3", "f1", "f2"]  # fourth, three times better, overtakes two
+    both = [h.chunk.path for h in lift_kind(named, "code")]
+    assert both == ["f3", "f0", "f1", "f2"]  # then the kind: the named code chunk, now second, passes the doc
 
 
 @pytest.fixture(scope="module")
