@@ -9,7 +9,7 @@ import importlib
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -29,7 +29,7 @@ from ingest.chunk import Chunk
 @dataclass
 class Hit:
     chunk: Chunk
-    score: float
+    score: float  # the fused score of the place the hit holds (lifts move scores with places)
     kb: str
     ranks: dict[str, int] = field(default_factory=dict)  # 0-based rank in each retriever that found it
     similarity: float | None = None  # the dense retriever's cosine, when it returned the chunk
@@ -240,8 +240,10 @@ def is_mostly_cjk(text: str) -> bool:
 def lift(hits: list[Hit], chosen: Callable[[Hit], bool], by: float = 3.0) -> list[Hit]:
     """Chosen hits are placed as if their rank were `by` times better: second overtakes first,
     sixth overtakes the second and third. A lift rather than a filter: a hit far ahead keeps
-    its place."""
-    return [h for _, h in sorted(enumerate(hits), key=lambda ih: (ih[0] + 1) / (by if chosen(ih[1]) else 1.0))]
+    its place. Scores go with the places, so a list still reads best-first by score."""
+    order = sorted(enumerate(hits), key=lambda ih: (ih[0] + 1) / (by if chosen(ih[1]) else 1.0))
+    scores = sorted((h.score for h in hits), reverse=True)
+    return [replace(h, score=sc) if h.score != sc else h for (_, h), sc in zip(order, scores)]
 
 
 def lift_kind(hits: list[Hit], wanted: str | None, top: int = 5) -> list[Hit]:

@@ -296,3 +296,11 @@ def test_named_definitions_are_looked_up_through_an_index(tmp_path):
                 "SELECT id FROM chunks WHERE kb='k' AND kind='code' AND symbol='X' ORDER BY path, start_line LIMIT 1"):
         plan = " ".join(str(row) for row in cat.db.execute("EXPLAIN QUERY PLAN " + sql))
         assert "chunks_by_symbol" in plan  # not a scan of every chunk's text
+
+
+def test_lifted_hits_still_read_best_first_by_score():
+    hits = _hits("doc", "code", "doc", "code")
+    lifted = lift_kind(hits, "code")
+    assert [h.chunk.path for h in lifted] == ["f1", "f0", "f3", "f2"]
+    assert [h.score for h in lifted] == [h.score for h in hits]  # the places keep their scores
+    assert hits[1].score == 0.9  # the caller's hits are not changed
