@@ -52,3 +52,20 @@ def make_index(data_dir: Path, config: str | None = None):
     from indexes.search import Index
 
     return Index(load_config(config, overrides={"data_dir": str(data_dir)}))
+
+
+def indexed_corpus(corpus: dict, data_dir: Path, config: str | None = None):
+    """An Index over `data_dir` holding `corpus` (an sdist: package, version, dir, include, exclude).
+
+    Always ingests: it is incremental (nothing changed: well under a second), and it re-chunks when
+    the chunker changed, so the figures are always those of the current code."""
+    import time
+
+    from indexes.build import ingest
+
+    index = make_index(data_dir, config)
+    root = fetch_sdist(corpus["package"], corpus["version"], corpus["dir"])
+    t = time.perf_counter()
+    s = ingest(index, [str(root)], "default", corpus["include"], corpus["exclude"])
+    print(s.line(), f"({time.perf_counter() - t:.0f} s)", flush=True)
+    return index

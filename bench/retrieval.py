@@ -13,20 +13,9 @@ import argparse
 import json
 import time
 
-from common import DEV_CORPUS, SHARED_EVAL, WORK, fetch_sdist, make_index, percentile
+from common import DEV_CORPUS, SHARED_EVAL, WORK, indexed_corpus, make_index, percentile
 
 from copilot.evaluate import load_qa, score, score_question
-
-
-def ensure_dev_index(data_dir, config=None):
-    index = make_index(data_dir, config)
-    from indexes.build import ingest
-
-    # Always ingest: incremental, and it re-chunks when the chunker changed (figures of this code).
-    root = fetch_sdist(DEV_CORPUS["package"], DEV_CORPUS["version"], DEV_CORPUS["dir"])
-    s = ingest(index, [str(root)], "default", DEV_CORPUS["include"], DEV_CORPUS["exclude"])
-    print(s.line(), flush=True)
-    return index
 
 
 def run(index, qa, kb="default", show_misses=False):
@@ -66,8 +55,9 @@ def main():
     args = ap.parse_args()
     from pathlib import Path
 
-    index = ensure_dev_index(Path(args.data_dir), args.config) if args.kb == "default" and "openai_agents" in args.qa \
-        else make_index(Path(args.data_dir), args.config)
+    data = Path(args.data_dir)
+    dev = args.kb == "default" and "openai_agents" in args.qa
+    index = indexed_corpus(DEV_CORPUS, data, args.config) if dev else make_index(data, args.config)
     figures = run(index, load_qa(args.qa), args.kb, args.misses)
     print(json.dumps(figures) if args.json else json.dumps(figures, indent=1))
 

@@ -16,9 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import time
 
-from common import ROOT, WORK, fetch_sdist, make_index
+from common import ROOT, WORK, indexed_corpus
 from retrieval import run
 
 from copilot.evaluate import load_qa
@@ -36,20 +35,10 @@ CORPORA = {
 
 
 def ensure_index(name: str, reindex: bool = False, config: str | None = None):
-    corpus = CORPORA[name]
     data_dir = WORK / name
     if reindex and data_dir.exists():
         shutil.rmtree(data_dir)
-    index = make_index(data_dir, config)
-    from indexes.build import ingest
-
-    # Always ingest: it is incremental (nothing changed: well under a second), and it re-chunks
-    # when the chunker changed, so the figures are always those of the current code.
-    root = fetch_sdist(corpus["package"], corpus["version"], corpus["dir"])
-    t = time.perf_counter()
-    s = ingest(index, [str(root)], "default", corpus["include"], corpus["exclude"])
-    print(s.line(), f"({time.perf_counter() - t:.0f} s)", flush=True)
-    return index
+    return indexed_corpus(CORPORA[name], data_dir, config)
 
 
 def main():

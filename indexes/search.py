@@ -208,7 +208,6 @@ class Index:
             hits = self.reranker.rerank(query, hits)
         return hits[:k]
 
-
     def named_definitions(self, kb: str, query: str, generation: int) -> set[str]:
         """Top-level names the KB defines that the question spells in plain words."""
         with self._lock:
@@ -243,7 +242,7 @@ def lift(hits: list[Hit], chosen: Callable[[Hit], bool], by: float = 3.0) -> lis
     its place. Scores go with the places, so a list still reads best-first by score."""
     order = sorted(enumerate(hits), key=lambda ih: (ih[0] + 1) / (by if chosen(ih[1]) else 1.0))
     scores = sorted((h.score for h in hits), reverse=True)
-    return [replace(h, score=sc) if h.score != sc else h for (_, h), sc in zip(order, scores)]
+    return [replace(h, score=sc) for (_, h), sc in zip(order, scores)]
 
 
 def lift_kind(hits: list[Hit], wanted: str | None, top: int = 5) -> list[Hit]:

@@ -12,6 +12,16 @@ from indexes.terms_zh import english_terms
 from ingest.chunk import Chunk
 
 
+def indexed(tmp_path_factory, name: str, files: dict[str, str]) -> Index:
+    """An Index over `files` written to a fresh folder and ingested into the default KB."""
+    from copilot.config import load_config
+
+    root = write_tree(tmp_path_factory.mktemp(name), files)
+    index = Index(load_config(env={}, overrides={"data_dir": str(tmp_path_factory.mktemp("data"))}))
+    ingest(index, [str(root)], "default")
+    return index
+
+
 def test_identifiers_are_kept_whole_and_split():
     toks = tokenize("Runner.run_streamed uses RunConfig and HTTPServer")
     expected = {"runner", "run_streamed", "run", "stream", "runconfig", "config", "httpserver", "http", "server"}
@@ -70,9 +80,7 @@ def test_unknown_fusion_is_one_sentence(tmp_path):
 @pytest.fixture(scope="module")
 def bilingual(tmp_path_factory):
     """An English doc, its Chinese translation, and code, like a framework with translated docs."""
-    from copilot.config import load_config
-
-    root = write_tree(tmp_path_factory.mktemp("bilingual"), {
+    return indexed(tmp_path_factory, "bilingual", {
         "docs/retries.md": """
             # Retries
 
@@ -99,10 +107,6 @@ def bilingual(tmp_path_factory):
                     self.timeout = timeout
             ''',
     })
-    cfg = load_config(env={}, overrides={"data_dir": str(tmp_path_factory.mktemp("data"))})
-    index = Index(cfg)
-    ingest(index, [str(root)], "default")
-    return index
 
 
 def test_english_question_ranks_the_original_above_its_translation(bilingual):
@@ -184,9 +188,7 @@ def test_the_asked_for_kind_steps_ahead_of_close_hits_within_the_top_five():
 @pytest.fixture(scope="module")
 def doc_and_code(tmp_path_factory):
     """A guide and the code it describes: both answer questions about cancelling."""
-    from copilot.config import load_config
-
-    root = write_tree(tmp_path_factory.mktemp("cancel"), {
+    return indexed(tmp_path_factory, "cancel", {
         "docs/streaming.md": """
             # Cancelling a streamed run
 
@@ -205,10 +207,6 @@ def doc_and_code(tmp_path_factory):
                     self._stopped = True
             ''',
     })
-    cfg = load_config(env={}, overrides={"data_dir": str(tmp_path_factory.mktemp("data"))})
-    index = Index(cfg)
-    ingest(index, [str(root)], "default")
-    return index
 
 
 def test_search_puts_first_the_kind_the_question_asks_for(doc_and_code):
@@ -242,8 +240,6 @@ def test_a_named_definition_is_lifted_then_the_asked_for_kind():
 @pytest.fixture(scope="module")
 def named_class(tmp_path_factory):
     """Many pages about a backoff schedule, and the class that holds its numbers."""
-    from copilot.config import load_config
-
     pages = {f"docs/guide{i}.md": f"""
         # Waiting between attempts, part {i}
 
@@ -251,17 +247,13 @@ def named_class(tmp_path_factory):
         the backoff schedule doubles the wait after each busy answer. Part {i} explains the backoff
         schedule and its waits in detail, with the schedule for busy servers.
         """ for i in range(40)}
-    root = write_tree(tmp_path_factory.mktemp("named"), {**pages, "pkg/backoff.py": '''
+    return indexed(tmp_path_factory, "named", {**pages, "pkg/backoff.py": '''
         class BackoffSchedule:
             """Waiting times between attempts."""
 
             def __init__(self, first=0.5, factor=2.0, cap=30.0):
                 self.first, self.factor, self.cap = first, factor, cap
         '''})
-    cfg = load_config(env={}, overrides={"data_dir": str(tmp_path_factory.mktemp("data"))})
-    index = Index(cfg)
-    ingest(index, [str(root)], "default")
-    return index
 
 
 def test_search_lifts_the_definition_a_question_names_in_plain_words(named_class):
