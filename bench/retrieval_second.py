@@ -31,6 +31,11 @@ CORPORA = {
                   "include": ["*.md", "*.py"], "exclude": ["tests/**"]},
     "attrs": {"package": "attrs", "version": "26.1.0", "dir": "attrs-26.1.0",
               "include": ["*.md", "*.py"], "exclude": ["tests/**"]},
+    # Held out, with examples/ folders beside the docs and the library.
+    "instructor": {"package": "instructor", "version": "1.17.0", "dir": "instructor-1.17.0",
+                   "include": ["*.md", "*.py"], "exclude": ["tests/**"]},
+    "mcp": {"package": "mcp", "version": "2.3.0", "dir": "mcp-2.3.0",
+            "include": ["*.md", "*.py"], "exclude": ["tests/**", "i18n/**"]},  # i18n/: the docs translated
 }
 
 

@@ -241,21 +241,31 @@ def lift(hits: list[Hit], chosen: Callable[[Hit], bool], by: float = 3.0) -> lis
     sixth overtakes the second and third. A lift rather than a filter: a hit far ahead keeps
     its place. Scores go with the places, so a list still reads best-first by score."""
     order = sorted(enumerate(hits), key=lambda ih: (ih[0] + 1) / (by if chosen(ih[1]) else 1.0))
-    scores = sorted((h.score for h in hits), reverse=True)
-    return [replace(h, score=sc) for (_, h), sc in zip(order, scores)]
+    return with_scores_of(hits, [h for _, h in order])
 
 
-def lift_kind(hits: list[Hit], wanted: str | None, top: int = 5) -> list[Hit]:
-    """Within the top five, hits of the kind the question asks for ("doc" or "code") are lifted.
+def lift_kind(hits: list[Hit], wanted: str | None, top: int = 5, reach: int = 15) -> list[Hit]:
+    """Within the top five, hits of the kind the question asks for ("doc" or "code") are lifted;
+    when the top five hold none of that kind, the best one of the top 15 first takes the fifth place.
 
     Docs and source on one topic often score alike; which the asker wants is what the question's
-    wording tells best (indexes/query_kind.py). Only the order of the top five changes: on the two
-    held-out question sets the reading was wrong often enough that lifting from further down
-    pushed right answers out of the top five.
+    wording tells best (indexes/query_kind.py). Only one hit comes from below the top five: on
+    held-out question sets the reading was wrong often enough that lifting every hit of the kind
+    from further down pushed right answers out of the top five.
     """
     if wanted is None:
         return hits
+    if not any(h.chunk.kind == wanted for h in hits[:top]):
+        best = next((i for i in range(top, min(reach, len(hits))) if hits[i].chunk.kind == wanted), None)
+        if best is not None:
+            hits = with_scores_of(hits, hits[:top - 1] + [hits[best]] + hits[top - 1:best] + hits[best + 1:])
     return lift(hits[:top], lambda h: h.chunk.kind == wanted) + hits[top:]
+
+
+def with_scores_of(before: list[Hit], after: list[Hit]) -> list[Hit]:
+    """`after` (a reordering of `before`) with the scores of the places the hits now hold, so a
+    list still reads best-first by score."""
+    return [replace(h, score=old.score) for h, old in zip(after, before)]
 
 
 def fuse_scores(ranked: list[tuple[list[tuple[str, float]], float, float | None]], depth: int) \

@@ -185,6 +185,19 @@ def test_the_asked_for_kind_steps_ahead_of_close_hits_within_the_top_five():
     assert [h.chunk.path for h in lift_kind(third, "code")] == ["f0", "f2", "f1"]  # a third does not pass a first
 
 
+def test_when_the_top_five_hold_none_of_the_asked_for_kind_the_best_of_the_top_fifteen_gets_a_place():
+    hits = _hits(*["doc"] * 8, "code", "code", *["doc"] * 10)
+    seated = [h.chunk.path for h in lift_kind(hits, "code")]
+    # f8 takes the fifth place, then the lift carries it past the second to fourth; f9 stays below
+    assert seated[:6] == ["f0", "f8", "f1", "f2", "f3", "f4"]
+    assert seated.index("f9") == 9 and len(seated) == len(hits)
+    assert [h.score for h in lift_kind(hits, "code")] == [h.score for h in hits]  # places keep their scores
+    too_far = _hits(*["doc"] * 15, "code")
+    assert lift_kind(too_far, "code") == too_far  # the sixteenth is left where it is
+    has_one = _hits("doc", "doc", "doc", "doc", "code", "code")
+    assert [h.chunk.path for h in lift_kind(has_one, "code")][:5] == ["f0", "f4", "f1", "f2", "f3"]  # only lifted
+
+
 @pytest.fixture(scope="module")
 def doc_and_code(tmp_path_factory):
     """A guide and the code it describes: both answer questions about cancelling."""
@@ -296,3 +309,32 @@ def test_lifted_hits_still_read_best_first_by_score():
     assert [h.chunk.path for h in lifted] == ["f1", "f0", "f3", "f2"]
     assert [h.score for h in lifted] == [h.score for h in hits]  # the places keep their scores
     assert hits[1].score == 0.9  # the caller's hits are not changed
+
+
+@pytest.fixture(scope="module")
+def busy_pages(tmp_path_factory):
+    """Eight guide pages that all talk about retrying a busy server, and the small function that
+    decides the delay, in words of its own."""
+    pages = {f"docs/busy{i}.md": f"""
+        # Busy servers, part {i}
+
+        When the server is busy, a call fails and is retried after a delay. Part {i}: how long the wait
+        before the next try is when the server stays busy, and what happens to calls that keep failing.
+        """ for i in range(8)}
+    return indexed(tmp_path_factory, "busy", {**pages, "pkg/retry.py": '''
+        def next_delay(attempt: int) -> float:
+            """Backoff for the given attempt, in seconds."""
+            return min(60.0, 0.5 * 2 ** attempt)
+        '''})
+
+
+def test_a_question_about_what_the_code_does_gets_the_code_into_the_top_five(busy_pages):
+    q = "What happens if the server stays busy: how long is the wait before the next try?"
+    assert read_kind(q) == "code"
+    assert "pkg/retry.py" in [h.chunk.path for h in busy_pages.search(q, k=5)]
+    busy_pages.cfg.search.read_kind = False
+    try:
+        paths = [h.chunk.path for h in busy_pages.search(q, k=15)]
+    finally:
+        busy_pages.cfg.search.read_kind = True
+    assert paths.index("pkg/retry.py") >= 5  # every guide page scores above it
