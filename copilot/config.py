@@ -52,8 +52,9 @@ class SearchConfig:
     rrf_k: int = 60
     dense_weight: float = 0.4  # 0.4 / 0.6 beat 0.3-0.7 and equal weights on both eval corpora
     lexical_weight: float = 0.6
-    read_kind: bool = True  # in the top 5, lift the kind (docs or source) the question's wording asks for
+    read_kind: bool = True  # lift the kind (docs or source) the question's wording asks for into and within the top 5
     plain_names: bool = True  # lift definitions the question names in plain words ("model settings")
+    side_folder_weight: float = 0.7  # code in top folders examples/, tests/, scripts/, benchmarks/: fused score x this
     reranker: str = ""  # "module:callable" returning a Reranker; empty = none
 
 

@@ -21,6 +21,7 @@ from indexes.embeddings import EmbeddingCache, make_embedder
 from indexes.lexical import CJK, TOKENIZER_VERSION, BM25Index, tokenize
 from indexes.plain_names import named_in_plain_words, names_by_key
 from indexes.query_kind import read_kind
+from indexes.side_folders import asks_for_side_folders, in_side_folder
 from indexes.stores import collection_name, make_store
 from indexes.terms_zh import english_terms
 from ingest.chunk import Chunk
@@ -191,8 +192,15 @@ class Index:
             if foreign:
                 fused = sorted(((cid, sc * (0.5 if cid in foreign else 1.0)) for cid, sc in fused),
                                key=lambda kv: -kv[1])
-        ids = [cid for cid, _ in fused[: depth]]
-        chunks = self.catalog.get_chunks(kb, ids)  # drops ids an interrupted ingest left behind
+        # Twice the depth is read, so the chunks a demotion lets in are at hand. get_chunks drops
+        # ids an interrupted ingest left behind.
+        chunks = self.catalog.get_chunks(kb, [cid for cid, _ in fused[: depth * 2]])
+        if s.side_folder_weight != 1.0 and not asks_for_side_folders(query):
+            # Code in examples/, tests/, scripts/... uses the library rather than defines it.
+            fused = sorted(((cid, sc * (s.side_folder_weight if cid in chunks and chunks[cid].kind == "code"
+                                        and in_side_folder(chunks[cid].path) else 1.0))
+                            for cid, sc in fused[: depth * 2]), key=lambda kv: -kv[1])
+        fused = fused[:depth]
         ranks = {name: {cid: r for r, (cid, _) in enumerate(found[:depth])}
                  for name, found in (("lexical", lexical), ("dense", dense))}
         similarity = dict(dense)

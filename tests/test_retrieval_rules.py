@@ -8,6 +8,7 @@ from indexes.build import ingest
 from indexes.lexical import TOKENIZER_VERSION, tokenize
 from indexes.query_kind import read_kind
 from indexes.search import Hit, Index, fuse, fuse_scores, is_mostly_cjk, lift, lift_kind
+from indexes.side_folders import asks_for_side_folders, in_side_folder
 from indexes.terms_zh import english_terms
 from ingest.chunk import Chunk
 
@@ -338,3 +339,70 @@ def test_a_question_about_what_the_code_does_gets_the_code_into_the_top_five(bus
     finally:
         busy_pages.cfg.search.read_kind = True
     assert paths.index("pkg/retry.py") >= 5  # every guide page scores above it
+
+
+def test_side_folders_are_top_folders_of_examples_tests_scripts_and_benchmarks():
+    for path in ("examples/basic/hello.py", "tests/test_x.py", "scripts/release.py", "benchmarks/run.py",
+                 "typing-examples/mypy.py", "bench/x.py"):
+        assert in_side_folder(path), path
+    for path in ("docs/examples/recipes.md", "src/pkg/testing.py", "src/pkg/examples.py", "README.md", "pkg/script.py"):
+        assert not in_side_folder(path), path
+
+
+def test_a_question_that_asks_for_examples_or_tests_is_told_apart_from_one_that_says_for_example():
+    for q in ("Show me an example of a custom tool", "Are there examples of streaming?", "Is there example code for X?",
+              "How do I write a test for my handler?", "有没有流式输出的示例？"):
+        assert asks_for_side_folders(q), q
+    for q in ("Can I block a call, for example when it holds a key?", "What sample rate is assumed?",
+              "Can I allow api.*.example.com?", "How does the runner decide to stop?"):
+        assert not asks_for_side_folders(q), q
+
+
+@pytest.fixture(scope="module")
+def library_and_example(tmp_path_factory):
+    """A library function and an example script that uses it in the same words, more often."""
+    return indexed(tmp_path_factory, "side", {
+        "pkg/cache.py": '''
+            def remember(fn, seconds=60):
+                """Keeps each result of fn cached for `seconds`; older cached results are computed again."""
+                store = {}
+                def wrapper(key):
+                    if key not in store:
+                        store[key] = fn(key)
+                    return store[key]
+                return wrapper
+            ''',
+        "examples/cache_results.py": '''
+            # Cache results: how long cached results are kept, and cache expiry.
+            from pkg.cache import remember
+
+            def slow_lookup(key):
+                return key * 2
+
+            cached = remember(slow_lookup, seconds=5)  # cached results expire: cache kept 5 seconds
+            print(cached(1), cached(1))
+            ''',
+        "examples/README.md": "# Examples\n\nSmall scripts, one per feature.\n",
+    })
+
+
+def _paths(index: Index, q: str, weight: float) -> list[str]:
+    index.cfg.search.side_folder_weight = weight
+    try:
+        return [h.chunk.path for h in index.search(q, k=4)]
+    finally:
+        index.cfg.search.side_folder_weight = 0.7
+
+
+def test_example_code_steps_behind_the_library_it_uses_at_close_scores(library_and_example):
+    q = "How long are cached results kept by remember?"
+    assert _paths(library_and_example, q, 1.0)[:3] == ["examples/cache_results.py"] * 2 + ["pkg/cache.py"]
+    # the example's best chunk is far ahead and keeps its place; its second one steps behind
+    assert _paths(library_and_example, q, 0.7)[:3] == ["examples/cache_results.py", "pkg/cache.py",
+                                                        "examples/cache_results.py"]
+
+
+def test_a_question_asking_for_an_example_keeps_examples_where_they_score(library_and_example):
+    q = "Show me an example of how long cached results are kept"
+    assert _paths(library_and_example, q, 0.7) == _paths(library_and_example, q, 1.0)
+    assert _paths(library_and_example, q, 0.7)[0] == "examples/cache_results.py"
