@@ -3,7 +3,9 @@
 
 People write the classes and functions they ask about as ordinary words. Two or three adjacent
 words that, run together, spell a top-level name the knowledge base defines are taken to name
-it; the vocabulary is the KB's own, so the rule works for any framework.
+it; the vocabulary is the KB's own, so the rule works for any framework. A name written as
+code counts too: snake_case falls apart into such words, and a CamelCase word (two humps or
+more, so not "Agent") is looked up as it is.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from indexes.lexical import STOP
 
 # Whole words, possessives included ("runner's"), but not the pieces of a contraction ("don't").
 WORD = re.compile(r"(?<![\w'’])[A-Za-z][A-Za-z0-9]*(?=['’]s\b|(?![\w'’]))")
+CAMEL_CASE = re.compile(r"[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+")
 
 
 def name_key(name: str) -> str:
@@ -32,9 +35,13 @@ def names_by_key(symbols) -> dict[str, set[str]]:
 
 def named_in_plain_words(question: str, names: dict[str, set[str]], longest: int = 3) -> set[str]:
     """Names spelled by 2 to `longest` adjacent words of the question (a span neither starting nor
-    ending with a stop word, so "is the" never spells `isthe`)."""
-    words = [w.lower() for w in WORD.findall(question)]
+    ending with a stop word, so "is the" never spells `isthe`), or written in CamelCase."""
+    written = WORD.findall(question)
+    words = [w.lower() for w in written]
     found: set[str] = set()
+    for w in written:
+        if CAMEL_CASE.fullmatch(w):
+            found |= names.get(w.lower(), set())
     for size in range(2, longest + 1):
         for i in range(len(words) - size + 1):
             span = words[i:i + size]

@@ -242,6 +242,16 @@ def test_plain_words_that_spell_a_defined_name_name_it():
     assert named_in_plain_words("what is the agent doing", names) == set()  # one word, or stop words at the edge
 
 
+def test_a_defined_name_written_as_code_names_it():
+    from indexes.plain_names import named_in_plain_words, names_by_key
+
+    names = names_by_key(["ModelSettings.resolve", "function_tool", "Agent", "Runner"])
+    assert named_in_plain_words("How strict is ModelSettings about extra keys?", names) == {"ModelSettings"}
+    assert named_in_plain_words("Does function_tool read the docstring?", names) == {"function_tool"}
+    # one hump is an ordinary capitalised word ("Agent", "Runner"), not a name written as code
+    assert named_in_plain_words("Agent or Runner: which one holds the model?", names) == set()
+
+
 def test_a_named_definition_is_lifted_then_the_asked_for_kind():
     hits = _hits("doc", "code", "code", "code")
     hits[3].chunk.symbol = "RetryPolicy.delay"
