@@ -3,9 +3,9 @@
 
 People write the classes and functions they ask about as ordinary words. Two or three adjacent
 words that, run together, spell a top-level name the knowledge base defines are taken to name
-it; the vocabulary is the KB's own, so the rule works for any framework. A name written as
-code counts too: snake_case falls apart into such words, and a CamelCase word (two humps or
-more, so not "Agent") is looked up as it is.
+it; the vocabulary is the KB's own, so the rule works for any framework. A CamelCase word (two
+humps or more, so not "Agent") names its definition too. (Looking up snake_case words the same
+way was measured and not kept: one file more on one set, a lower mrr@10 on the dev set.)
 """
 from __future__ import annotations
 

@@ -247,7 +247,6 @@ def test_a_defined_name_written_as_code_names_it():
 
     names = names_by_key(["ModelSettings.resolve", "function_tool", "Agent", "Runner"])
     assert named_in_plain_words("How strict is ModelSettings about extra keys?", names) == {"ModelSettings"}
-    assert named_in_plain_words("Does function_tool read the docstring?", names) == {"function_tool"}
     # one hump is an ordinary capitalised word ("Agent", "Runner"), not a name written as code
     assert named_in_plain_words("Agent or Runner: which one holds the model?", names) == set()
 
