@@ -5,6 +5,8 @@
     python bench/retrieval_second.py --reindex       # drop the index and build it again
     python bench/retrieval_second.py --corpus starlette   # the held-out corpora
     python bench/retrieval_second.py --corpus attrs
+    python bench/retrieval_second.py --corpus instructor  # held out, with examples/ beside docs and library
+    python bench/retrieval_second.py --corpus mcp
 
 The corpus is the sdist of a framework other than the dev set's (docs in Markdown plus the
 package source), indexed like the dev corpus: .md and .py files, without tests/. Its questions

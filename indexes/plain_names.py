@@ -16,6 +16,8 @@ from indexes.lexical import STOP
 # Whole words, possessives included ("runner's"), but not the pieces of a contraction ("don't").
 WORD = re.compile(r"(?<![\w'’])[A-Za-z][A-Za-z0-9]*(?=['’]s\b|(?![\w'’]))")
 CAMEL_CASE = re.compile(r"[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+")
+# "I got a UserError": an exception a question names is the symptom, not what it asks about.
+RAISED = re.compile(r"(Error|Exception|Warning)$")
 
 
 def name_key(name: str) -> str:
@@ -40,7 +42,7 @@ def named_in_plain_words(question: str, names: dict[str, set[str]], longest: int
     words = [w.lower() for w in written]
     found: set[str] = set()
     for w in written:
-        if CAMEL_CASE.fullmatch(w):
+        if CAMEL_CASE.fullmatch(w) and not RAISED.search(w):
             found |= names.get(w.lower(), set())
     for size in range(2, longest + 1):
         for i in range(len(words) - size + 1):

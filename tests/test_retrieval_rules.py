@@ -245,8 +245,10 @@ def test_plain_words_that_spell_a_defined_name_name_it():
 def test_a_defined_name_written_as_code_names_it():
     from indexes.plain_names import named_in_plain_words, names_by_key
 
-    names = names_by_key(["ModelSettings.resolve", "function_tool", "Agent", "Runner"])
+    names = names_by_key(["ModelSettings.resolve", "function_tool", "Agent", "Runner", "UserError"])
     assert named_in_plain_words("How strict is ModelSettings about extra keys?", names) == {"ModelSettings"}
+    # an exception the question names is what went wrong, not what it asks about
+    assert named_in_plain_words("I passed input_type and got a UserError. Why?", names) == set()
     # one hump is an ordinary capitalised word ("Agent", "Runner"), not a name written as code
     assert named_in_plain_words("Agent or Runner: which one holds the model?", names) == set()
 
