@@ -192,14 +192,17 @@ class Index:
             if foreign:
                 fused = sorted(((cid, sc * (0.5 if cid in foreign else 1.0)) for cid, sc in fused),
                                key=lambda kv: -kv[1])
-        # Twice the depth is read, so the chunks a demotion lets in are at hand. get_chunks drops
-        # ids an interrupted ingest left behind.
-        chunks = self.catalog.get_chunks(kb, [cid for cid, _ in fused[: depth * 2]])
+        chunks = self.catalog.get_chunks(kb, [cid for cid, _ in fused[:depth]])  # drops ids an interrupted
+        # ingest left behind
         if s.side_folder_weight != 1.0 and not asks_for_side_folders(query):
             # Code in examples/, tests/, scripts/... uses the library rather than defines it.
-            fused = sorted(((cid, sc * (s.side_folder_weight if cid in chunks and chunks[cid].kind == "code"
-                                        and in_side_folder(chunks[cid].path) else 1.0))
-                            for cid, sc in fused[: depth * 2]), key=lambda kv: -kv[1])
+            def side(cid: str) -> bool:
+                return cid in chunks and chunks[cid].kind == "code" and in_side_folder(chunks[cid].path)
+
+            if any(side(cid) for cid, _ in fused[:depth]):  # the next ones may step into their places
+                chunks |= self.catalog.get_chunks(kb, [cid for cid, _ in fused[depth: depth * 2]])
+                fused = sorted(((cid, sc * s.side_folder_weight if side(cid) else sc)
+                                for cid, sc in fused[: depth * 2]), key=lambda kv: -kv[1])
         fused = fused[:depth]
         ranks = {name: {cid: r for r, (cid, _) in enumerate(found[:depth])}
                  for name, found in (("lexical", lexical), ("dense", dense))}
