@@ -65,6 +65,13 @@ def indexed_corpus(corpus: dict, data_dir: Path, config: str | None = None):
 
     index = make_index(data_dir, config)
     root = fetch_sdist(corpus["package"], corpus["version"], corpus["dir"])
+    # The same corpus unpacked elsewhere (another checkout's bench/.work) would be a second source:
+    # every file twice, and figures that mean nothing.
+    other = [src["root"] for src in index.catalog.sources("default")
+             if Path(src["root"]).name == root.name and src["root"] != str(root)]
+    if other:
+        raise SystemExit(f"{data_dir} already holds {root.name} from {other[0]}; use another --data-dir, or "
+                         f"`devcopilot --data-dir {data_dir} forget {other[0]}` first.")
     t = time.perf_counter()
     s = ingest(index, [str(root)], "default", corpus["include"], corpus["exclude"])
     print(s.line(), f"({time.perf_counter() - t:.0f} s)", flush=True)
