@@ -190,10 +190,9 @@ class Index:
             # docs (ja/ko/zh) stay reachable but step behind their originals.
             foreign = lex.mostly_cjk([cid for cid, _ in fused[: depth * 2]])
             if foreign:
-                fused = sorted(((cid, sc * (0.5 if cid in foreign else 1.0)) for cid, sc in fused),
-                               key=lambda kv: -kv[1])
-        chunks = self.catalog.get_chunks(kb, [cid for cid, _ in fused[:depth]])  # drops ids an interrupted
-        # ingest left behind
+                fused = demote(fused, lambda cid: cid in foreign, 0.5)
+        # get_chunks drops ids an interrupted ingest left behind.
+        chunks = self.catalog.get_chunks(kb, [cid for cid, _ in fused[:depth]])
         if s.side_folder_weight != 1.0 and not asks_for_side_folders(query):
             # Code in examples/, tests/, scripts/... uses the library rather than defines it.
             def side(cid: str) -> bool:
@@ -201,8 +200,7 @@ class Index:
 
             if any(side(cid) for cid, _ in fused[:depth]):  # the next ones may step into their places
                 chunks |= self.catalog.get_chunks(kb, [cid for cid, _ in fused[depth: depth * 2]])
-                fused = sorted(((cid, sc * s.side_folder_weight if side(cid) else sc)
-                                for cid, sc in fused[: depth * 2]), key=lambda kv: -kv[1])
+                fused = demote(fused[: depth * 2], side, s.side_folder_weight)
         fused = fused[:depth]
         ranks = {name: {cid: r for r, (cid, _) in enumerate(found[:depth])}
                  for name, found in (("lexical", lexical), ("dense", dense))}
@@ -240,6 +238,11 @@ class Index:
                 pos = min(at, len(out))
                 out.insert(pos, Hit(chunk, out[pos - 1].score if pos else 0.0, kb))
         return out
+
+
+def demote(fused: list[tuple[str, float]], chosen: Callable[[str], bool], factor: float) -> list[tuple[str, float]]:
+    """The fused list with the chosen chunks' scores multiplied by `factor`, sorted again."""
+    return sorted(((cid, sc * factor if chosen(cid) else sc) for cid, sc in fused), key=lambda kv: -kv[1])
 
 
 def is_mostly_cjk(text: str) -> bool:
