@@ -252,8 +252,9 @@ def is_mostly_cjk(text: str) -> bool:
 
 def lift(hits: list[Hit], chosen: Callable[[Hit], bool], by: float = 3.0) -> list[Hit]:
     """Chosen hits are placed as if their rank were `by` times better: second overtakes first,
-    sixth overtakes the second and third. A lift rather than a filter: a hit far ahead keeps
-    its place. Scores go with the places, so a list still reads best-first by score."""
+    sixth overtakes the third; a tie keeps the earlier hit ahead (third stays behind first), which
+    measured better than letting the chosen one win it. A lift rather than a filter: a hit far
+    ahead keeps its place. Scores go with the places, so a list still reads best-first by score."""
     order = sorted(enumerate(hits), key=lambda ih: (ih[0] + 1) / (by if chosen(ih[1]) else 1.0))
     return with_scores_of(hits, [h for _, h in order])
 
