@@ -34,6 +34,10 @@ class StoreConfig:
     kind: str = "chroma"  # chroma | chroma-http | qdrant | qdrant-url
     url: str = ""  # chroma-http: http://host:port ; qdrant-url: http://host:6333
     api_key: str = ""
+    # Neighbours an HNSW search explores (Chroma, a Qdrant server; Qdrant's local mode is exact).
+    # Search reads the dense list 100 deep; at Chroma's 100 that list missed 3 % of the true top
+    # 100 on the dev KB and 6 % (up to half) on a 100k-chunk KB, 400 misses 0.1 % and 0.6 %.
+    ef_search: int = 400
 
 
 @dataclass
@@ -194,6 +198,9 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         raise ConfigError(unknown_store(cfg.store.kind))
     if cfg.embedding.provider not in EMBEDDING_PROVIDERS:
         raise ConfigError(unknown_provider(cfg.embedding.provider))
+    if not isinstance(cfg.store.ef_search, int) or cfg.store.ef_search < 1:
+        raise ConfigError(f"Setting 'store.ef_search' must be a whole number of at least 1, not "
+                          f"{cfg.store.ef_search!r}.")
     if cfg.search.fusion not in ("score", "rrf"):
         raise ConfigError(f"Unknown search fusion '{cfg.search.fusion}'; use score or rrf.")
     return cfg

@@ -39,7 +39,7 @@ CHROMA_MAX_BATCH = 5000  # Chroma refuses adds above ~5,400 items
 
 
 class ChromaStore:
-    def __init__(self, path: Path | None = None, url: str = ""):
+    def __init__(self, path: Path | None = None, url: str = "", ef_search: int = 400):
         import chromadb
         from chromadb.config import Settings
 
@@ -65,13 +65,19 @@ class ChromaStore:
                 raise StoreError(f"The Chroma folder '{path}' cannot be opened ({type(e).__name__}: {str(e)[:120]}); "
                                  "move it aside and run `devcopilot ingest` again to rebuild the vectors.") from None
         self._cols: dict[str, object] = {}
+        self.ef_search = ef_search
 
     def _col(self, name: str):
         col = self._cols.get(name)
         if col is None:
             try:
-                col = self.client.get_or_create_collection(name, embedding_function=None,
-                                                           metadata={"hnsw:space": "cosine"})
+                col = self.client.get_or_create_collection(
+                    name, embedding_function=None,
+                    configuration={"hnsw": {"space": "cosine", "ef_search": self.ef_search}})
+                if (col.configuration_json.get("hnsw") or {}).get("ef_search") != self.ef_search:
+                    # made before the setting or with another value; the search setting can change
+                    # (before this process first queries it)
+                    col.modify(configuration={"hnsw": {"ef_search": self.ef_search}})
             except Exception as e:
                 raise _store_error(self.label, e) from None
             self._cols[name] = col
@@ -139,9 +145,10 @@ def _point_id(chunk_id: str) -> str:
 
 
 class QdrantStore:
-    def __init__(self, path: Path | None = None, url: str = "", api_key: str = ""):
+    def __init__(self, path: Path | None = None, url: str = "", api_key: str = "", ef_search: int = 400):
         from qdrant_client import QdrantClient
 
+        self.ef_search = ef_search if url else None  # a server's HNSW; local mode searches exactly
         if url:
             self.label = f"qdrant server {url}"
             self.client = QdrantClient(url=url, api_key=api_key or None, timeout=30)
@@ -208,6 +215,8 @@ class QdrantStore:
         flt = models.Filter(must=[models.FieldCondition(key="kind", match=models.MatchValue(value=kind))]) \
             if kind else None
         r = self._call(lambda: self.client.query_points(collection, query=vector.tolist(), limit=k, query_filter=flt,
+                                                        search_params=models.SearchParams(hnsw_ef=self.ef_search)
+                                                        if self.ef_search else None,
                                                         with_payload=["chunk_id"]))
         return [(p.payload["chunk_id"], p.score) for p in r.points]
 
@@ -250,12 +259,13 @@ def unknown_store(kind: str) -> str:
 
 def make_store(cfg) -> VectorStore:
     kind = cfg.store.kind
+    ef = cfg.store.ef_search
     if kind == "chroma":
-        return ChromaStore(path=cfg.data_dir / "chroma")
+        return ChromaStore(path=cfg.data_dir / "chroma", ef_search=ef)
     if kind == "chroma-http":
-        return ChromaStore(url=cfg.store.url or "http://127.0.0.1:8000")
+        return ChromaStore(url=cfg.store.url or "http://127.0.0.1:8000", ef_search=ef)
     if kind == "qdrant":
-        return QdrantStore(path=cfg.data_dir / "qdrant")
+        return QdrantStore(path=cfg.data_dir / "qdrant", ef_search=ef)
     if kind == "qdrant-url":
-        return QdrantStore(url=cfg.store.url or "http://127.0.0.1:6333", api_key=cfg.store.api_key)
+        return QdrantStore(url=cfg.store.url or "http://127.0.0.1:6333", api_key=cfg.store.api_key, ef_search=ef)
     raise StoreError(unknown_store(kind))  # load_config refuses it first; a Config built by hand may not

@@ -152,6 +152,7 @@ def test_symlink_loop_given_as_the_source(capfd, kb):
     ("store = 3\n", "must be a table"),
     ("[embedding]\nprovider = 'cohere'\n", "Unknown embedding provider 'cohere'"),
     ("[search]\nfusion = 'max'\n", "Unknown search fusion 'max'"),
+    ("[store]\nef_search = 0\n", "must be a whole number of at least 1"),
 ])
 def test_malformed_config(capfd, kb, tmp_path, toml, expect):
     data, _ = kb

@@ -149,3 +149,51 @@ def test_qdrant_folder_in_use_is_one_sentence(tmp_path):
         assert "\n" not in str(e.value) and "qdrant-url" in str(e.value)
     finally:
         first.client.close()
+
+
+def _unit(rng, n: int, dim: int = 48) -> np.ndarray:
+    v = rng.normal(size=(n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _recall_at_100(store, col: str, vecs: np.ndarray, ids: list[str], queries: np.ndarray) -> float:
+    """Share of the exact top 100 (by cosine) that the store's top 100 holds."""
+    found = []
+    for q in queries:
+        exact = {ids[i] for i in np.argsort(-(vecs @ q))[:100]}
+        found.append(len(exact & {cid for cid, _ in store.query(col, q, 100)}) / 100)
+    return float(np.mean(found))
+
+
+OLD_STYLE_COLLECTION = """
+import sys, chromadb, numpy as np
+from chromadb.config import Settings
+client = chromadb.PersistentClient(path=sys.argv[1], settings=Settings(anonymized_telemetry=False))
+col = client.get_or_create_collection("older", embedding_function=None, metadata={"hnsw:space": "cosine"})
+vecs = np.load(sys.argv[2])
+col.upsert(ids=[f"{i:032x}" for i in range(len(vecs))], embeddings=vecs, metadatas=[{"kind": "code"}] * len(vecs))
+assert col.configuration_json["hnsw"]["ef_search"] == 100  # Chroma's own default
+"""
+
+
+def test_chroma_search_explores_enough_neighbours_to_return_the_true_top_100(tmp_path):
+    """Search reads the dense list 100 deep. With Chroma's default (explore 100 neighbours) its HNSW
+    returns about 94 % of the true top 100 of these vectors; store.ef_search (400) returns them all,
+    also for a collection made before the setting existed."""
+    rng = np.random.default_rng(0)
+    vecs, queries = _unit(rng, 4000), _unit(rng, 20)
+    ids = [f"{i:032x}" for i in range(len(vecs))]
+    metas = [{"kind": "code"}] * len(vecs)
+
+    np.save(tmp_path / "vecs.npy", vecs)
+    subprocess.run([sys.executable, "-c", OLD_STYLE_COLLECTION, str(tmp_path / "old"), str(tmp_path / "vecs.npy")],
+                   check=True, capture_output=True)
+    store = make_store(load_config(env={}, overrides={"data_dir": str(tmp_path / "unused")}))
+    assert store.ef_search == 400
+    older = type(store)(path=tmp_path / "old", ef_search=400)
+    assert _recall_at_100(older, "older", vecs, ids, queries) >= 0.99
+    assert older._col("older").configuration_json["hnsw"]["ef_search"] == 400  # kept for the next process
+
+    default = type(store)(path=tmp_path / "default", ef_search=100)
+    default.upsert("fresh", ids, vecs, metas)
+    assert _recall_at_100(default, "fresh", vecs, ids, queries) < 0.97
