@@ -6,12 +6,15 @@ A collection per KB and embedding model. Each vector carries only what filtering
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import uuid
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 class StoreError(RuntimeError):
@@ -74,12 +77,16 @@ class ChromaStore:
                 col = self.client.get_or_create_collection(
                     name, embedding_function=None,
                     configuration={"hnsw": {"space": "cosine", "ef_search": self.ef_search}})
-                if (col.configuration_json.get("hnsw") or {}).get("ef_search") != self.ef_search:
-                    # made before the setting or with another value; the search setting can change
-                    # (before this process first queries it)
-                    col.modify(configuration={"hnsw": {"ef_search": self.ef_search}})
             except Exception as e:
                 raise _store_error(self.label, e) from None
+            hnsw = (col.configuration_json or {}).get("hnsw")
+            if hnsw and hnsw.get("ef_search") != self.ef_search:
+                # Made before the setting or with another value. The search setting can change; it
+                # applies from the next time a process loads the index, so here, before any query.
+                try:
+                    col.modify(configuration={"hnsw": {"ef_search": self.ef_search}})
+                except Exception as e:  # an older server: search as the collection is
+                    log.warning("could not set ef_search on %s: %s", name, e)
             self._cols[name] = col
         return col
 
