@@ -2,7 +2,7 @@
 
     python bench/retrieval.py                      # dev corpus (openai-agents 0.24.0), indexed on first use
     python bench/retrieval.py --data-dir D --qa Q  # an already indexed KB and its questions
-    python bench/retrieval.py --misses             # also list the questions missed at file@5
+    python bench/retrieval.py --misses             # also list the missed questions, and where each was lost
     python bench/retrieval.py --config C.toml      # with other settings, e.g. [search] read_kind = false
 
 Same definitions as shared/eval/score.py (copilot/evaluate.py implements them).
@@ -15,7 +15,7 @@ import time
 
 from common import DEV_CORPUS, SHARED_EVAL, WORK, indexed_corpus, make_index, percentile
 
-from copilot.evaluate import load_qa, score, score_question
+from copilot.evaluate import load_qa, score, score_question, where_lost
 
 
 def run(index, qa, kb="default", show_misses=False):
@@ -34,14 +34,35 @@ def run(index, qa, kb="default", show_misses=False):
             figures[f"{name}"] = {"n": s["n"], "file@5": s["file@5"], "sym@5": s["sym@5"], "mrr@10": s["mrr@10"]}
     figures["search_ms_cold_p50"] = round(percentile(lat, 50), 1)
     if show_misses:
-        for q, r in zip(qa, results):
-            s = score_question(q, r)
-            if not s["file"] or not s["sym"]:
-                gold = ", ".join(f"{g['path']}{'::' + g['symbol'] if g.get('symbol') else ''}" for g in q["gold"])
-                got = " | ".join(f"{h['path']}:{h['start_line']} {h['symbol'] or ''}" for h in r[:5])
-                print(f"MISS {'file' if not s['file'] else 'sym '} {q.get('id')} [{q.get('kind')}/{q.get('lang')}] "
-                      f"{q['question'][:90]}\n   gold: {gold}\n   got:  {got}")
+        figures["lost"] = show_where_lost(index, qa, results, kb)
     return figures
+
+
+def show_where_lost(index, qa, results, kb="default") -> dict[str, int]:
+    """Print each question missed at file@5 or sym@5 with where it was lost; count them by stage."""
+    counts: dict[str, int] = {}
+    for q, r in zip(qa, results):
+        s = score_question(q, r)
+        if s["file"] and s["sym"]:
+            continue
+        deep = index.search(q["question"], kb=kb, k=30)
+        gold_chunks = [{"path": c.path, "text": c.text} for g in q["gold"]
+                       for c in index.catalog.file_chunks(kb, g["path"])]
+        stage, rank = where_lost(q, [h.to_json() for h in deep], gold_chunks)
+        miss = "file" if not s["file"] else "sym"
+        counts[f"{miss} {stage}"] = counts.get(f"{miss} {stage}", 0) + 1
+        if stage == "ranking":
+            ranks = ", ".join(f"{name} {n + 1}" for name, n in deep[rank].ranks.items()) or "added by name"
+            where = f"fused {rank + 1} of 30 ({ranks} of each retriever's 30)"
+        elif stage == "retrieval":
+            where = "not among the 30 fused hits"
+        else:
+            where = "no chunk of the gold file names the symbol"
+        gold = ", ".join(f"{g['path']}{'::' + g['symbol'] if g.get('symbol') else ''}" for g in q["gold"])
+        got = " | ".join(f"{h['path']}:{h['start_line']} {h['symbol'] or ''}" for h in r[:5])
+        print(f"MISS {miss:4s} {q.get('id')} [{q.get('kind')}/{q.get('lang')}] {q['question'][:90]}\n"
+              f"   gold: {gold}\n   lost: {stage}: {where}\n   got:  {got}")
+    return dict(sorted(counts.items()))
 
 
 def main():

@@ -1,7 +1,7 @@
 """Retrieval figures on a second corpus, to show the retrieval rules are not fitted to the dev set.
 
     python bench/retrieval_second.py                 # click 8.5.1, indexed on first use
-    python bench/retrieval_second.py --misses        # also list the questions missed at file@5
+    python bench/retrieval_second.py --misses        # also list the missed questions, and where each was lost
     python bench/retrieval_second.py --reindex       # drop the index and build it again
     python bench/retrieval_second.py --corpus starlette   # the held-out corpora
     python bench/retrieval_second.py --corpus attrs

@@ -68,3 +68,27 @@ def score(qa: list[dict], results: list[list[dict]], k: int = 5) -> dict:
     for key, vals in sorted(groups.items()):
         out[f"file@5_{key}"] = round(sum(vals) / len(vals), 3)
     return out
+
+
+def where_lost(q: dict, deep: list[dict], gold_chunks: list[dict], k: int = 5) -> tuple[str, int | None]:
+    """Where a question missed at k was lost, and the 0-based rank of its best gold chunk in `deep`
+    (the fused hits read further down, e.g. 30):
+
+    - "ranking": a gold chunk (one naming the symbol, for a symbol miss) is there, below the top k;
+    - "retrieval": none is among the fused hits;
+    - "chunking": no chunk of the gold files names the symbol at all (a symbol miss that no
+      ranking could fix). `gold_chunks` are all the chunks of the gold files.
+    """
+    file_hit = score_question(q, deep[:k], k)["file"]
+    if file_hit:  # a symbol miss
+        def wanted(c):
+            return any(_sym_ok(g, c) for g in q["gold"])
+        if not any(wanted(c) for c in gold_chunks):
+            return "chunking", None
+    else:
+        gpaths = {_norm(g["path"]) for g in q["gold"]}
+
+        def wanted(c):
+            return _norm(c.get("path", "")) in gpaths
+    rank = next((i for i, c in enumerate(deep) if wanted(c)), None)
+    return ("ranking" if rank is not None else "retrieval"), rank

@@ -1,0 +1,36 @@
+"""Where a missed question was lost: ranking, retrieval or chunking (bench/retrieval.py --misses)."""
+from __future__ import annotations
+
+from copilot.evaluate import score_question, where_lost
+
+
+def chunk(path: str, text: str = "x = 1") -> dict:
+    return {"path": path, "text": text}
+
+
+FILLER = [chunk(f"other/{i}.py") for i in range(5)]
+
+
+def test_a_gold_file_below_the_top_five_was_lost_in_ranking():
+    q = {"question": "?", "gold": [{"path": "src/run.py", "symbol": None}]}
+    deep = FILLER + [chunk("docs/x.md"), chunk("src/run.py")]
+    assert not score_question(q, deep)["file"]
+    assert where_lost(q, deep, [chunk("src/run.py")]) == ("ranking", 6)
+
+
+def test_a_gold_file_missing_from_the_fused_hits_was_lost_in_retrieval():
+    q = {"question": "?", "gold": [{"path": "src/run.py", "symbol": "Runner.run"}]}
+    assert where_lost(q, FILLER + [chunk("docs/x.md")], [chunk("src/run.py", "def run(self): ...")]) \
+        == ("retrieval", None)
+
+
+def test_a_symbol_miss_is_ranking_retrieval_or_chunking_by_the_chunk_naming_it():
+    q = {"question": "?", "gold": [{"path": "src/run.py", "symbol": "Runner.run"}]}
+    header = chunk("src/run.py", "class Runner:\n    '''Runs agents.'''")
+    method = chunk("src/run.py", "    def run(self, agent):\n        ...")
+    top = [header] + FILLER[:4]
+    assert score_question(q, top)["file"] and not score_question(q, top)["sym"]
+    assert where_lost(q, top + [method], [header, method]) == ("ranking", 5)
+    assert where_lost(q, top, [header, method]) == ("retrieval", None)
+    # the file has no chunk that names `run` as a word (e.g. a later part of a split function)
+    assert where_lost(q, top, [header, chunk("src/run.py", "        return result")]) == ("chunking", None)
