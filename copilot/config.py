@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from indexes.embeddings import EMBEDDING_PROVIDERS, unknown_provider
-from indexes.stores import STORE_KINDS, unknown_store
+from indexes.stores import EF_SEARCH, STORE_KINDS, unknown_store
 
 
 class ConfigError(ValueError):
@@ -34,10 +34,7 @@ class StoreConfig:
     kind: str = "chroma"  # chroma | chroma-http | qdrant | qdrant-url
     url: str = ""  # chroma-http: http://host:port ; qdrant-url: http://host:6333
     api_key: str = ""
-    # Neighbours an HNSW search explores (Chroma, a Qdrant server; Qdrant's local mode is exact).
-    # Search reads the dense list 100 deep; at Chroma's 100 that list missed 3 % of the true top
-    # 100 on the dev KB and 6 % (up to half) on a 100k-chunk KB, 400 misses 0.1 % and 0.6 %.
-    ef_search: int = 400
+    ef_search: int = EF_SEARCH  # neighbours an HNSW search explores (why 400: indexes/stores.py)
 
 
 @dataclass
