@@ -1,6 +1,6 @@
 # Two commands on a fresh machine:
 #   make run    set up .venv, index this repository if nothing is indexed, serve the web chat
-#   make test   set up .venv (and Chromium for the browser tests), run the tests
+#   make test   set up .venv (and Chromium for the browser tests), check the style with ruff, run the tests
 # Set-up is idempotent: it re-runs only when pyproject.toml changes.
 
 VENV   := .venv
@@ -16,7 +16,7 @@ export ANONYMIZED_TELEMETRY := False
 run: setup
 	$(VENV)/bin/devcopilot serve $(ARGS)
 
-test: setup browser
+test: setup browser lint
 	$(PY) -m pytest -q $(ARGS)
 
 setup: $(STAMP)
@@ -35,8 +35,9 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# Style is part of the tests: `make test` fails on a ruff finding.
 lint: setup
-	$(VENV)/bin/ruff check copilot ingest indexes ui tests bench
+	$(VENV)/bin/ruff check devcopilot.py copilot ingest indexes ui tests bench
 
 bench: setup
 	$(PY) bench/run_all.py

@@ -1,4 +1,5 @@
-"""Retrieval figures on a QA set: file@5, sym@5, mrr@10, broken down by kind and language.
+"""Retrieval figures on a QA set: file@5, sym@5, mrr@10, broken down by kind and language, of what
+`devcopilot search` returns and the chat cites; "ranked" gives the hybrid search's ranking alone.
 
     python bench/retrieval.py                      # dev corpus (openai-agents 0.24.0), indexed on first use
     python bench/retrieval.py --data-dir D --qa Q  # an already indexed KB and its questions
@@ -16,16 +17,22 @@ import time
 from common import DEV_CORPUS, SHARED_EVAL, WORK, indexed_corpus, make_index, percentile
 
 from copilot.evaluate import load_qa, score, score_question, where_lost
+from indexes.retrieve import retrieve
 
 
 def run(index, qa, kb="default", show_misses=False):
-    results, lat = [], []
+    """Figures of what `devcopilot search` returns and the chat cites (indexes/retrieve.py), and, under
+    "ranked", of the hybrid search's ranking alone (Index.search, before definitions are put first)."""
+    results, ranked, lat = [], [], []
     for q in qa:
         t = time.perf_counter()
-        hits = index.search(q["question"], kb=kb, k=10)
+        hits = retrieve(index, q["question"], [kb], k=10).hits
         lat.append((time.perf_counter() - t) * 1000)
         results.append([h.to_json() for h in hits])
+        ranked.append([h.to_json() for h in index.search(q["question"], kb=kb, k=10)])
     figures = score(qa, results)
+    figures["ranked"] = {key: value for key, value in score(qa, ranked).items()
+                         if key in ("file@5", "sym@5", "mrr@10")}
     for name, pred in (("doc", lambda q: q.get("kind") == "doc"), ("code", lambda q: q.get("kind") == "code"),
                        ("en", lambda q: q.get("lang") == "en"), ("zh", lambda q: q.get("lang") == "zh")):
         sub = [(q, r) for q, r in zip(qa, results) if pred(q)]

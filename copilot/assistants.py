@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from copilot.config import Config, ConfigError
+from indexes.retrieve import Retrieval, retrieve
+from indexes.search import Index
 
 GUIDE = "Guide"
 
@@ -40,6 +42,11 @@ class AssistantSpec:
     def is_guide(self) -> bool:
         return self.name == GUIDE
 
+    @property
+    def kind(self) -> str | None:
+        """The one kind it reads ("doc" or "code"), or None for both."""
+        return self.kinds[0] if len(self.kinds) == 1 else None
+
 
 def default_assistants() -> list[AssistantSpec]:
     return [
@@ -60,6 +67,11 @@ def default_assistants() -> list[AssistantSpec]:
             "classes, functions and arguments that appear in those passages; never invent an API.",
             kinds=["code"], top_k=6, tools=True),
     ]
+
+
+def retrieve_for(index: Index, spec: AssistantSpec, question: str, default_kb: str) -> Retrieval:
+    """What the assistant cites: its KBs (else `default_kb`), its kind, widened to both kinds when weak."""
+    return retrieve(index, question, spec.kbs or [default_kb], kind=spec.kind, k=spec.top_k, widen=True)
 
 
 def load_assistants(cfg: Config) -> list[AssistantSpec]:

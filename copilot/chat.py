@@ -5,23 +5,19 @@ and each speaker in order retrieves, builds a prompt with numbered sources and s
 answer; later speakers see the earlier answers. Every speaker yields start, tokens, sources,
 end. Nothing a user or a model server does makes `chat()` raise: faults become notes.
 
-Weak retrieval rule: a retrieval is weak when there are no hits, when the best embedding
-similarity is under `chat.min_similarity` (0.3 with the local model), or when the query terms found
-in any one of the top three chunks carry less than `chat.min_overlap` (0.3) of the query's IDF
-weight AND the top chunk was not in the top 10 of both retrievers. Weak retrieval gets "I don't
-know" and the closest sources, without calling a model.
+What is cited, and when retrieval is too weak to answer from ("I don't know"), is decided by
+indexes/retrieve.py, the one retrieval call every door uses.
 """
 from __future__ import annotations
 
 import logging
-import math
 import re
 import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import astuple, dataclass, field
 
-from copilot.assistants import GUIDE, AssistantSpec, load_assistants
+from copilot.assistants import GUIDE, AssistantSpec, load_assistants, retrieve_for
 from copilot.condense import condense, looks_like_follow_up
 from copilot.config import Config
 from copilot.conversations import ConversationError, Conversations  # noqa: F401 (re-exported)
@@ -47,10 +43,8 @@ from copilot.routing import (
     validate_decision,
 )
 from copilot.tools import TOOL_SPECS, ToolBox
-from indexes.catalog import CHUNK_COLS, row_to_chunk
-from indexes.lexical import tokenize
-from indexes.query_kind import CODEISH
-from indexes.search import Hit, Index, SearchError, is_mostly_cjk, lexical_text
+from indexes.retrieve import Retrieval, RetrievalDown
+from indexes.search import Hit, Index
 
 log = logging.getLogger("devcopilot.chat")
 
@@ -60,10 +54,6 @@ class Turn:
     """What one turn's speakers share."""
     answers: list[dict] = field(default_factory=list)  # earlier speakers' answers in this turn
     model_down: str = ""  # set when the model failed in this turn: later steps skip it instead of retrying again
-
-
-class RetrievalDown(RuntimeError):
-    """The index could not be searched (e.g. the vector store server is down)."""
 
 
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
@@ -170,9 +160,7 @@ class Copilot:
 
     def _prefetch_embedding(self, query: str) -> None:
         """Warm the index's query-embedding cache in the background; retrieval then skips that step."""
-        embed = getattr(self.index, "_embed_query", None)
-        if embed is not None:
-            threading.Thread(target=_quietly, args=(embed, query), daemon=True).start()
+        threading.Thread(target=_quietly, args=(self.index.embed_query, query), daemon=True).start()
 
     def _store(self, sid: str, role: str, content: str, assistant: str = "", sources=None, model: str = "",
                message_id: str | None = None) -> None:
@@ -272,118 +260,12 @@ class Copilot:
         yield Event("end", spec.name, text, list(sources or []), mid)
 
     # -- specialists --------------------------------------------------------------------------------------
-    def retrieve(self, spec: AssistantSpec, query: str) -> tuple[list[Hit], bool]:
-        """(hits, weak) for the assistant's KBs and kinds; falls back to all kinds when its own are weak."""
-        kbs = spec.kbs or [self.cfg.chat.kb]
-        kind = spec.kinds[0] if len(spec.kinds) == 1 else None
-        hits = self._search(kbs, query, spec.top_k, kind)
-        named = 0
-        if kind != "doc":
-            hits, named = self._definitions_first(kbs, query, hits, spec.top_k)
-        weak = not named and self.is_weak(query, hits)  # a definition the question names is never weak
-        if kind is not None and weak:
-            other = self._search(kbs, query, spec.top_k, None)
-            if not self.is_weak(query, other):
-                return other, False
-        return hits, weak
-
-    def _definitions_first(self, kbs: list[str], query: str, hits: list[Hit], k: int) -> tuple[list[Hit], int]:
-        """When the question names a symbol (`Runner.run`, `MemoryStore`), its definition leads the sources.
-        Returns the hits and how many definitions were put first.
-
-        Similar text about a symbol (an example calling it) often outranks the definition itself;
-        a question naming the symbol almost always wants the definition.
-        """
-        names = [n for n in (m.strip("`()") for m in CODEISH.findall(query)) if n and not n[0].isdigit()][:3]
-        if not names:
-            return hits, 0
-
-        def defines(h: Hit, name: str) -> bool:
-            sym = h.chunk.symbol
-            return bool(sym) and h.chunk.kind == "code" and (sym == name or sym.endswith("." + name))
-
-        def has_def_line(h: Hit, name: str) -> bool:  # long functions span chunks: prefer the signature's
-            last = re.escape(name.split(".")[-1])
-            return re.search(rf"^\s*(async\s+def|def|class)\s+{last}\b", h.chunk.text, re.MULTILINE) is not None
-
-        found: list[Hit] = []
-        for name in names:
-            match = [h for h in hits if defines(h, name)]
-            if not any(has_def_line(h, name) for h in match):
-                match += self._symbol_hits(kbs, name)
-            match.sort(key=lambda h: not has_def_line(h, name))  # stable: rank order otherwise
-            found += [h for h in match[:1] if all(h.chunk.id != f.chunk.id for f in found)]
-        if not found:
-            return hits, 0
-        ids = {h.chunk.id for h in found}
-        return (found + [h for h in hits if h.chunk.id not in ids])[:k], len(found)
-
-    def _symbol_hits(self, kbs: list[str], name: str, limit: int = 8) -> list[Hit]:
-        """Code chunks whose symbol is `name` or ends with `.name`, straight from the catalog."""
-        out: list[Hit] = []
-        for kb in kbs:
-            if self.index.catalog.kb(kb) is None:
-                continue
-            like = "%." + name.replace("%", "").replace("_", "\\_")
-            rows = self.index.catalog.db.execute(
-                f"SELECT {CHUNK_COLS} FROM chunks WHERE kb=? AND kind='code' "
-                "AND (symbol=? OR symbol LIKE ? ESCAPE '\\') ORDER BY path, start_line LIMIT ?",
-                (kb, name, like, limit)).fetchall()
-            out += [Hit(row_to_chunk(r), 0.0, kb) for r in rows]
-        return out
-
-    def _search(self, kbs: list[str], query: str, k: int, kind: str | None) -> list[Hit]:
-        hits: list[Hit] = []
-        for kb in kbs:
-            if self.index.catalog.kb(kb) is None:
-                continue
-            self.monitor.count("retrieval_calls")
-            try:
-                hits += self.index.search(query, kb=kb, k=k, kind=kind)
-            except SearchError as e:
-                log.info("search failed: %s", e)
-            except Exception as e:  # the store is down or damaged: say so, keep the chat alive
-                log.exception("search failed")
-                raise RetrievalDown(f"{type(e).__name__}: {clean_error(e)[:160]}") from None
-        hits.sort(key=lambda h: -h.score)
-        return hits[:k]
-
-    def is_weak(self, query: str, hits: list[Hit]) -> bool:
-        if not hits:
-            return True
-        floor = self.cfg.chat.min_similarity
-        if floor < 0:
-            floor = 0.3 if self.cfg.embedding.provider == "local" else 0.0
-        best = max((h.similarity for h in hits if h.similarity is not None), default=None)
-        if floor and best is not None and best < floor and not is_mostly_cjk(query):
-            return True  # far from everything indexed (the model reads Latin-script text only)
-        ranks = hits[0].ranks
-        agree = len(ranks) == 2 and max(ranks.values()) < 10  # both retrievers put it in their top 10
-        return self.coverage(query, hits) < self.cfg.chat.min_overlap and not agree
-
-    def coverage(self, query: str, hits: list[Hit]) -> float:
-        """Share of the query's IDF weight whose terms appear in one of the top three chunks.
-
-        Weighting by IDF means a shared common word ("world", "configure") counts for little and a
-        missing rare one ("sourdough") for much.
-        """
-        terms = set(tokenize(query))
-        if not terms:
-            return 1.0
-        lex = self.index.lexical(hits[0].kb)
-        n = len(lex.ids) if lex is not None else 0
-
-        def idf(t: str) -> float:
-            if lex is None:
-                return 1.0
-            j = lex.vocab.get(t)
-            df = 0 if j is None else int(lex.weights.indptr[j + 1] - lex.weights.indptr[j])
-            return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
-
-        weights = {t: idf(t) for t in terms}
-        total = sum(weights.values()) or 1.0
-        return max(sum(weights[t] for t in terms & set(tokenize(lexical_text(h.chunk)))) / total
-                   for h in hits[:3])
+    def retrieve(self, spec: AssistantSpec, query: str) -> Retrieval:
+        """What `spec` cites for `query` (indexes/retrieve.py holds the policy)."""
+        found = retrieve_for(self.index, spec, query, self.cfg.chat.kb)
+        if found.searches:
+            self.monitor.count("retrieval_calls", found.searches)
+        return found
 
     def _answer(self, spec: AssistantSpec, question: str, sid: str, history: list[dict], turn: Turn,
                 others: list[str]) -> Iterator[Event]:
@@ -398,10 +280,10 @@ class Copilot:
         parts: list[str] = []
         model_name = ""
         try:
-            hits, weak = self.retrieve(spec, query)
-            down = ""
+            found = self.retrieve(spec, query)
+            hits, weak, down = found.hits, found.weak, ""
         except RetrievalDown as e:
-            hits, weak, down = [], True, str(e)
+            hits, weak, down = [], True, f"{type(e.cause).__name__}: {clean_error(e.cause)[:160]}"
         sources = [to_source(n, h) for n, h in enumerate(hits, 1)]
         kbs = spec.kbs or [self.cfg.chat.kb]
         if not down and not hits and not any(self.index.catalog.kb(kb) for kb in kbs):

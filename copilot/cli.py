@@ -1,4 +1,7 @@
-"""The command line: `devcopilot ingest | search | status | eval | forget`.
+"""The command line: `devcopilot ingest | search | status | eval | forget | ask | usage`.
+
+`serve` belongs to ui/ (the server); devcopilot.py, the entry point, adds it, so this module
+never reaches up the layers.
 
 Every error a user can cause prints one sentence on stderr and exits 2; nothing here
 prints a traceback for those.
@@ -10,6 +13,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from copilot.config import ConfigError, load_config
 
@@ -33,7 +38,15 @@ def _positive(text: str) -> int:
     return n
 
 
-def build_parser() -> argparse.ArgumentParser:
+@dataclass
+class Command:
+    """A command added by a later layer (e.g. `serve`, which the entry module adds from ui/)."""
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def build_parser(extra: Mapping[str, Command] | None = None) -> argparse.ArgumentParser:
     p = _Parser(prog="devcopilot", description="A developer copilot for a framework's docs and code.")
     p.add_argument("--data-dir", help="where indexes live (env DEVCOPILOT_DATA_DIR; default ./.devcopilot)")
     p.add_argument("--config", help="TOML configuration file (env DEVCOPILOT_CONFIG)")
@@ -46,11 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--exclude", action="append", default=[], metavar="GLOB")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    s = sub.add_parser("search", help="hybrid search; with no QUERY, one query per line from stdin")
+    s = sub.add_parser("search", help="what an assistant would cite; with no QUERY, one query per line from stdin")
     s.add_argument("query", nargs="?")
-    s.add_argument("--kb", default="default")
+    s.add_argument("--kb", action="append", metavar="KB", help="knowledge base to read (repeat for more; "
+                                                                 "default: default)")
     s.add_argument("--k", type=_positive, default=10, help="how many hits (1 or more)")
     s.add_argument("--kind", choices=["doc", "code"])
+    s.add_argument("--assistant", help="cite as this assistant does (its KBs, kind and number of sources)")
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("status", help="knowledge bases, sources, counts, models, store")
@@ -70,23 +85,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--assistant", help="who answers (Tutoring, Coding, ...); default: the Guide decides")
     s.add_argument("--kb", help="knowledge base to read (default: chat.kb)")
 
-    s = sub.add_parser("serve", help="the web chat and the OpenAI-compatible API on one server")
-    s.add_argument("--host", help="interface to bind (default 127.0.0.1, loopback only; server.host)")
-    s.add_argument("--port", type=int, help="port (default 7860; server.port)")
-    s.add_argument("--auth", metavar="USER:PASSWORD", help="password for the web UI (env DEVCOPILOT_AUTH)")
-    s.add_argument("--api-token", metavar="TOKEN", help="bearer token for /v1 (env DEVCOPILOT_API_TOKEN)")
-
     s = sub.add_parser("usage", help="tokens, cost and budget per model and assistant; counters")
     s.add_argument("--json", action="store_true")
     s.add_argument("--reset", action="store_true", help="start the figures over")
+    for name, command in (extra or {}).items():
+        command.arguments(sub.add_parser(name, help=command.help))
     return p
+
+
+def config_from(args):
+    """The Config the global flags (--config, --data-dir) ask for."""
+    return load_config(args.config, overrides={"data_dir": args.data_dir} if args.data_dir else None)
 
 
 def _index(args):
     from indexes.search import Index
 
-    cfg = load_config(args.config, overrides={"data_dir": args.data_dir} if args.data_dir else None)
-    return Index(cfg)
+    return Index(config_from(args))
 
 
 def cmd_ingest(args) -> int:
@@ -118,20 +133,45 @@ def cmd_ingest(args) -> int:
 
 
 def cmd_search(args) -> int:
+    """What an assistant would cite (indexes/retrieve.py), with the verdict it would act on."""
+    from indexes.retrieve import retrieve
+
     index = _index(args)
+    kbs = args.kb or ["default"]
+    for kb in kbs:
+        index.searchable(kb)  # an unknown KB, or one embedded by another model, is one sentence
+    cite = None
+    if args.assistant:
+        from copilot.assistants import load_assistants, retrieve_for
+        from copilot.routing import resolve_name
+
+        found = resolve_name(args.assistant.strip().lstrip("@"), load_assistants(index.cfg))
+        if len(found) != 1:
+            names = ", ".join(a.name for a in load_assistants(index.cfg))
+            raise ValueError(f"There is no assistant '{args.assistant}'; use one of: {names}.")
+        spec = found[0]
+        if args.kb:
+            spec.kbs = kbs
+
+        def cite(q):
+            return retrieve_for(index, spec, q, index.cfg.chat.kb)
+
     queries = [args.query] if args.query is not None else [ln.rstrip("\n") for ln in sys.stdin]
     for q in queries:
-        hits = index.search(q, kb=args.kb, k=args.k, kind=args.kind)
+        found = cite(q) if cite else retrieve(index, q, kbs, kind=args.kind, k=args.k)
         if args.json:
-            print(json.dumps({"query": q, "hits": [h.to_json() for h in hits]}, ensure_ascii=False), flush=True)
+            print(json.dumps({"query": q, "weak": found.weak, "hits": [h.to_json() for h in found.hits]},
+                             ensure_ascii=False), flush=True)
             continue
         print(f"# {q}")
-        for n, h in enumerate(hits, 1):
+        for n, h in enumerate(found.hits, 1):
             c = h.chunk
             print(f"[{n}] {c.path}:{c.start_line}-{c.end_line}  {c.title}  ({h.score:.4f})")
             print(f"    {c.link}")
-        if not hits:
+        if not found.hits:
             print("(no results)")
+        elif found.weak:
+            print("(weak: these share little with the question; an assistant would answer \"I don't know\")")
     return 0
 
 
@@ -185,10 +225,12 @@ def _when(ts: float | None) -> str | None:
 
 def cmd_eval(args) -> int:
     from copilot.evaluate import load_qa, score
+    from indexes.retrieve import retrieve
 
     qa = load_qa(args.qa)
     index = _index(args)
-    results = [[h.to_json() for h in index.search(q["question"], kb=args.kb, k=10)] for q in qa]
+    index.searchable(args.kb)
+    results = [[h.to_json() for h in retrieve(index, q["question"], [args.kb], k=10).hits] for q in qa]
     figures = score(qa, results)
     if args.json:
         print(json.dumps(figures))
@@ -209,15 +251,11 @@ def cmd_forget(args) -> int:
     return 0
 
 
-def _config(args):
-    return load_config(args.config, overrides={"data_dir": args.data_dir} if args.data_dir else None)
-
-
 def cmd_ask(args) -> int:
     from copilot.chat import Copilot
     from copilot.routing import resolve_name
 
-    cfg = _config(args)
+    cfg = config_from(args)
     if args.kb:
         cfg.chat.kb = args.kb
     copilot = Copilot(cfg)
@@ -244,7 +282,7 @@ def cmd_ask(args) -> int:
 def cmd_usage(args) -> int:
     from copilot.monitor import Monitor
 
-    monitor = Monitor(_config(args))
+    monitor = Monitor(config_from(args))
     if args.reset:
         monitor.reset()
         print("Usage figures reset.")
@@ -272,32 +310,22 @@ def cmd_usage(args) -> int:
     return 0
 
 
-def cmd_serve(args) -> int:
-    # The only place copilot/ touches ui/: imported here, lazily, because packages depend left to
-    # right (ui on copilot, never back) and every other command must start without loading Gradio.
-    from ui.server import serve
-
-    cfg = _config(args)
-    serve(cfg, host=args.host or cfg.server.host, port=args.port or cfg.server.port,
-          auth=args.auth or cfg.server.auth, api_token=args.api_token or cfg.server.api_token)
-    return 0
-
-
 COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "status": cmd_status, "eval": cmd_eval,
-            "forget": cmd_forget, "ask": cmd_ask, "usage": cmd_usage,
-            "serve": cmd_serve}
+            "forget": cmd_forget, "ask": cmd_ask, "usage": cmd_usage}
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, extra: Mapping[str, Command] | None = None) -> int:
+    """Run one command; `extra` adds commands of later layers (devcopilot.py adds `serve`)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    parser = build_parser()
+    parser = build_parser(extra)
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
         return 0
+    run = {**COMMANDS, **{name: c.run for name, c in (extra or {}).items()}}[args.command]
     try:
-        code = COMMANDS[args.command](args)
+        code = run(args)
         sys.stdout.flush()  # here, so a closed pipe is handled below rather than at exit
         return code
     except KeyboardInterrupt:

@@ -57,6 +57,11 @@ class SearchConfig:
     plain_names: bool = True  # lift definitions the question names in plain words ("model settings")
     side_folder_weight: float = 0.7  # code in top folders examples/, tests/, scripts/, benchmarks/: fused score x this
     reranker: str = ""  # "module:callable" returning a Reranker; empty = none
+    # The weak-retrieval verdict (indexes/retrieve.py): share of the question's IDF weight found in a top chunk...
+    min_overlap: float = 0.3
+    # ...and the best embedding similarity under which a question is off-topic. -1: 0.3 with the local
+    # model (on-topic questions scored >= 0.34 on both eval corpora, off-topic <= 0.33), else off.
+    min_similarity: float = -1.0
 
 
 @dataclass
@@ -78,10 +83,6 @@ class ChatConfig:
     kb: str = "default"  # knowledge base an assistant reads when its own `kbs` is empty
     history_turns: int = 6  # earlier messages given to the model and the condenser
     max_message_chars: int = 20_000  # longer messages are refused with a clear sentence
-    min_overlap: float = 0.3  # weak-retrieval rule (share of the query's IDF weight found), see copilot/chat.py
-    # Best embedding similarity under which a question is off-topic (weak-retrieval rule). -1: 0.3 with
-    # the local model (on-topic questions scored >= 0.34 on both eval corpora, off-topic <= 0.33), else off.
-    min_similarity: float = -1.0
 
 
 @dataclass
@@ -139,6 +140,22 @@ ENV_MAP = {
 }
 
 
+# Settings that moved, read under their old names too: (old section, key) -> new section.
+MOVED = {("chat", "min_overlap"): "search", ("chat", "min_similarity"): "search"}
+
+
+def _moved(data: Mapping[str, Any]) -> dict[str, Any]:
+    """`data` with settings written under their old section moved to the new one."""
+    out = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+    for (old, key), new in MOVED.items():
+        if isinstance(out.get(old), dict) and key in out[old]:
+            out.setdefault(new, {})
+            if isinstance(out[new], dict):
+                out[new].setdefault(key, out[old][key])
+            del out[old][key]
+    return out
+
+
 def _apply(obj: Any, values: Mapping[str, Any], where: str) -> None:
     known = {f.name: f for f in fields(obj)}
     for key, value in values.items():
@@ -179,7 +196,7 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
             data = tomllib.loads(p.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"Configuration file '{p}' is not valid TOML ({e}); fix it and try again.") from None
-        _apply(cfg, data, "")
+        _apply(cfg, _moved(data), "")
     for var, (section, key) in ENV_MAP.items():
         if env.get(var):
             _apply(cfg, {section: {key: env[var]}} if section else {key: env[var]}, "")

@@ -217,6 +217,14 @@ class Catalog:
                               "ORDER BY path, start_line LIMIT 1", (kb, symbol)).fetchone()
         return row_to_chunk(row) if row else None
 
+    def symbol_chunks(self, kb: str, name: str, limit: int = 8) -> list[Chunk]:
+        """Code chunks whose symbol is `name` or ends with `.name` (a method named without its class)."""
+        like = "%." + name.replace("%", "").replace("_", "\\_")
+        rows = self.db.execute(f"SELECT {CHUNK_COLS} FROM chunks WHERE kb=? AND kind='code' "
+                               "AND (symbol=? OR symbol LIKE ? ESCAPE '\\') ORDER BY path, start_line LIMIT ?",
+                               (kb, name, like, limit))
+        return [row_to_chunk(r) for r in rows]
+
     def file_chunks(self, kb: str, path: str) -> list[Chunk]:
         q = f"SELECT {CHUNK_COLS} FROM chunks WHERE kb=? AND path=? ORDER BY start_line"
         return [row_to_chunk(r) for r in self.db.execute(q, (kb, path))]

@@ -9,6 +9,7 @@ rebuilt from the tokens stored in the catalog and saved atomically.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import threading
@@ -112,6 +113,12 @@ class BM25Index:
         if self._row is None:
             self._row = {cid: i for i, cid in enumerate(self.ids)}
         return {cid for cid in ids if (i := self._row.get(cid)) is not None and self.cjk[i]}
+
+    def idf(self, term: str) -> float:
+        """BM25's inverse document frequency of a token: a term few chunks hold weighs much."""
+        j = self.vocab.get(term)
+        df = 0 if j is None else int(self.weights.indptr[j + 1] - self.weights.indptr[j])
+        return math.log(1.0 + (len(self.ids) - df + 0.5) / (df + 0.5))
 
     def search(self, tokens: list[str], k: int, kind: str | None = None) -> list[tuple[str, float]]:
         cols = [self.vocab[t] for t in tokens if t in self.vocab]

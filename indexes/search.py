@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from indexes.catalog import Catalog
+from indexes.catalog import Catalog, KBInfo
 from indexes.embeddings import EmbeddingCache, make_embedder
 from indexes.lexical import CJK, TOKENIZER_VERSION, BM25Index, tokenize
 from indexes.plain_names import named_in_plain_words, names_by_key
@@ -73,7 +73,7 @@ class Index:
         self._load_lock = threading.RLock()  # one load or rebuild of a lexical index at a time
         self.reranker: Reranker | None = load_reranker(cfg.search.reranker)
         self.counters: dict[str, int] = {"searches": 0}
-        self._embed_query = lru_cache(maxsize=2048)(self._embed_query_uncached)
+        self.embed_query = lru_cache(maxsize=2048)(self._embed_query_uncached)  # also warms a query ahead
 
     @property
     def store(self):
@@ -150,15 +150,7 @@ class Index:
             return []
         if kind not in (None, "doc", "code"):
             raise SearchError(f"Unknown kind '{kind}'; use doc or code.")
-        info = self.catalog.kb(kb)
-        if info is None:
-            known = ", ".join(i.name for i in self.catalog.kbs()) or "none yet"
-            raise SearchError(f"There is no knowledge base named '{kb}' (known: {known}); ingest a source with "
-                              f"`devcopilot ingest SOURCE --kb {kb}`.")
-        if info.embed_model and info.embed_model != self.embedder.name:  # its vectors cannot answer this model
-            raise SearchError(f"Knowledge base '{kb}' was indexed with the embedding model {info.embed_model}, not "
-                              f"{self.embedder.name}; run `devcopilot ingest` again to re-embed it, or configure "
-                              "that model.")
+        info = self.searchable(kb)
         self.counters["searches"] += 1
         s = self.cfg.search
         depth = max(s.candidates, k)
@@ -180,7 +172,7 @@ class Index:
         # a floor that does not move with the question.
         pool = max(s.score_depth, depth) if s.fusion == "score" else depth
         lexical = lex.search(tokenize(lexical_query), pool, kind) if lex is not None else []
-        dense = self.store.query(self.collection(kb), self._embed_query(dense_query), pool, kind)
+        dense = self.store.query(self.collection(kb), self.embed_query(dense_query), pool, kind)
         if s.fusion == "rrf":
             fused = fuse([(lexical, s.lexical_weight), (dense, s.dense_weight)], s.rrf_k)
         else:  # BM25's floor is 0 (no shared term); a cosine has no natural floor: the pool's last
@@ -216,6 +208,19 @@ class Index:
         if self.reranker is not None:
             hits = self.reranker.rerank(query, hits)
         return hits[:k]
+
+    def searchable(self, kb: str) -> KBInfo:
+        """The KB's record, or SearchError saying why it cannot be searched (unknown, another model)."""
+        info = self.catalog.kb(kb)
+        if info is None:
+            known = ", ".join(i.name for i in self.catalog.kbs()) or "none yet"
+            raise SearchError(f"There is no knowledge base named '{kb}' (known: {known}); ingest a source with "
+                              f"`devcopilot ingest SOURCE --kb {kb}`.")
+        if info.embed_model and info.embed_model != self.embedder.name:  # its vectors cannot answer this model
+            raise SearchError(f"Knowledge base '{kb}' was indexed with the embedding model {info.embed_model}, not "
+                              f"{self.embedder.name}; run `devcopilot ingest` again to re-embed it, or configure "
+                              "that model.")
+        return info
 
     def named_definitions(self, kb: str, query: str, generation: int) -> set[str]:
         """Top-level names the KB defines that the question spells in plain words."""

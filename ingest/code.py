@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from ingest.chunk import Chunk
-from ingest.docs import _split_lines
+from ingest.lines import split_lines
 
 GRAMMARS = {
     "python": ("tree_sitter_python", "language"),
@@ -212,7 +212,7 @@ class _Chunker:
                 a += 1
             while b > a and not self.lines[b].strip():
                 b -= 1
-            windows = _split_lines(self.lines, a, b + 1, self.max) if self.size(a, b) > self.max else [(a, b + 1)]
+            windows = split_lines(self.lines, a, b + 1, self.max) if self.size(a, b) > self.max else [(a, b + 1)]
             signature = self.lines[a].strip()[:200]
             for i, (wa, wb) in enumerate(windows):
                 ctx = p.context
@@ -226,7 +226,7 @@ class _Chunker:
 def line_windows(text: str, path: str, language: str, max_chars: int) -> list[Chunk]:
     lines = text.split("\n")
     out = []
-    for a, b in _split_lines(lines, 0, len(lines), max_chars):
+    for a, b in split_lines(lines, 0, len(lines), max_chars):
         body = "\n".join(lines[a:b])
         if body.strip():
             out.append(Chunk(text=body, path=path, start_line=a + 1, end_line=b, kind="code", language=language))

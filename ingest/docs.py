@@ -6,12 +6,12 @@ larger than the window, so each chunk fits what the embedding model reads.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
 
 from ingest.chunk import Chunk
+from ingest.lines import FENCE, split_lines
 
 
 @dataclass
@@ -21,7 +21,6 @@ class Section:
     end: int  # exclusive
 
 
-FENCE = re.compile(r"^\s{0,3}(```+|~~~+)")
 ATX = re.compile(r"^\s{0,3}(#{1,6})\s+(.+?)\s*#*\s*$")
 SETEXT = re.compile(r"^\s{0,3}(=+|-+)\s*$")
 
@@ -190,35 +189,6 @@ def html_sections(lines: list[str]) -> tuple[list[Section], list[str]]:
     return sections, text_lines
 
 
-def _split_lines(lines: list[str], start: int, end: int, max_chars: int) -> list[tuple[int, int]]:
-    """Split [start, end) into ranges of at most ~max_chars, preferring blank-line breaks
-    outside code fences. No line is dropped."""
-    out = []
-    cur = start
-    size = 0
-    last_break = -1
-    fence = False
-    for k in range(start, end):
-        if FENCE.match(lines[k]):
-            fence = not fence
-        size += len(lines[k]) + 1
-        if not lines[k].strip() and not fence:
-            last_break = k + 1
-        if size >= max_chars and k + 1 < end:
-            cut = last_break if last_break > cur + 2 and (last_break - cur) * 2 > (k - cur) else k + 1
-            out.append((cur, cut))
-            cur = cut
-            size = sum(len(lines[j]) + 1 for j in range(cur, k + 1))
-            last_break = -1
-    if cur < end:
-        # a small tail joins the previous window rather than standing alone
-        if out and sum(len(lines[j]) + 1 for j in range(cur, end)) < max_chars // 4:
-            out[-1] = (out[-1][0], end)
-        else:
-            out.append((cur, end))
-    return out
-
-
 def sections_to_chunks(sections: list[Section], lines: list[str], shown: list[str], path: str,
                        language: str, max_chars: int, min_chars: int = 200) -> list[Chunk]:
     """Merge tiny sections into the next one, split large ones; `shown` is the text of each
@@ -237,7 +207,7 @@ def sections_to_chunks(sections: list[Section], lines: list[str], shown: list[st
         if len(body) < min_chars and sec is not sections[-1]:
             pending = sec
             continue
-        for a, b in _split_lines(shown, sec.start, sec.end, max_chars):
+        for a, b in split_lines(shown, sec.start, sec.end, max_chars):
             text = "\n".join(shown[a:b]).strip("\n")
             if not text.strip():
                 continue
@@ -261,63 +231,6 @@ def sections_to_chunks(sections: list[Section], lines: list[str], shown: list[st
     return chunks
 
 
-def _notebook(text: str, path: str, max_chars: int) -> list[Chunk]:
-    """A notebook: markdown cells by headings, code cells as code, line numbers into the .ipynb."""
-    from ingest.code import chunk_code
-
-    try:
-        nb = json.loads(text)
-    except json.JSONDecodeError:
-        return chunk_docs(text, path, "text", max_chars)
-    raw_lines = text.split("\n")
-    chunks: list[Chunk] = []
-    cursor = 0
-    lang = (nb.get("metadata", {}).get("kernelspec", {}) or {}).get("language", "python") or "python"
-    md_buf: list[str] = []
-    md_rows: list[int] = []  # the .ipynb line of each md_buf line
-    md_stack: list[tuple[int, str]] = []  # heading trail carried from cell to cell
-
-    def locate(first: str) -> int:
-        nonlocal cursor
-        needle = json.dumps(first)[1:-1][:60]
-        for i in range(cursor, len(raw_lines)):
-            if needle and needle in raw_lines[i]:
-                cursor = i
-                return i
-        return cursor
-
-    def flush_md() -> None:
-        if md_buf:
-            secs, _ = markdown_sections(md_buf, md_stack)
-            for c in sections_to_chunks(secs, md_buf, md_buf, path, "markdown", max_chars):
-                # map back to the notebook's JSON lines (one source line per JSON line)
-                c.start_line = md_rows[c.start_line - 1] + 1
-                c.end_line = max(c.start_line, md_rows[min(c.end_line, len(md_rows)) - 1] + 1)
-                chunks.append(c)
-            md_buf.clear()
-            md_rows.clear()
-
-    for cell in nb.get("cells", []):
-        src = cell.get("source", "")
-        src = "".join(src) if isinstance(src, list) else str(src)
-        if not src.strip():
-            continue
-        first_line = src.split("\n", 1)[0]
-        at = locate(first_line)
-        n = src.count("\n") + 1
-        if cell.get("cell_type") == "markdown":
-            md_buf.extend(src.split("\n"))
-            md_rows.extend(range(at, at + n))
-        elif cell.get("cell_type") == "code":
-            flush_md()
-            for c in chunk_code(src, path, lang, max_chars):
-                c.start_line += at
-                c.end_line += at
-                chunks.append(c)
-    flush_md()
-    return chunks
-
-
 def chunk_docs(text: str, path: str, language: str, max_chars: int = 1200) -> list[Chunk]:
     lines = text.split("\n")
     if language == "markdown":
@@ -328,6 +241,4 @@ def chunk_docs(text: str, path: str, language: str, max_chars: int = 1200) -> li
     if language == "html":
         sections, shown = html_sections(lines)
         return sections_to_chunks(sections, lines, shown, path, language, max_chars)
-    if language == "notebook":
-        return _notebook(text, path, max_chars)
     return sections_to_chunks([Section([], 0, len(lines))], lines, lines, path, language, max_chars)

@@ -69,8 +69,9 @@ def build_world(root: Path) -> World:
 
 
 def make_copilot(world: World, data_dir: Path, llm: LLMServer | None = None, provider: str = "openai",
-                 **chat) -> Copilot:
-    """A Copilot over the shared index with its own conversations and usage (in data_dir)."""
+                 search: dict | None = None, **chat) -> Copilot:
+    """A Copilot over the shared index with its own conversations and usage (in data_dir); `search`
+    settings (e.g. the weak-retrieval thresholds) open the shared indexes again with them."""
     cfg = copy.deepcopy(world.cfg)
     cfg.data_dir = data_dir
     cfg.chat.backoff_s = 0.01
@@ -82,6 +83,11 @@ def make_copilot(world: World, data_dir: Path, llm: LLMServer | None = None, pro
         cfg.chat.timeout_s = 5
     for k, v in chat.items():
         setattr(cfg.chat, k, v)
+    if search:
+        searched = copy.deepcopy(world.cfg)
+        for k, v in search.items():
+            setattr(searched.search, k, v)
+        return Copilot(cfg, Index(searched))
     return Copilot(cfg, world.index)
 
 

@@ -92,7 +92,7 @@ def test_a_question_far_from_everything_indexed_gets_i_dont_know(world, tmp_path
     question = "@Tutoring How do I install a kitchen sink?"
     _, answers = run(make_copilot(world, tmp_path / "a"), question)
     assert answers[0][1].startswith("I don't know")
-    _, answers = run(make_copilot(world, tmp_path / "b", min_similarity=0.0), question)
+    _, answers = run(make_copilot(world, tmp_path / "b", search={"min_similarity": 0.0}), question)
     assert not answers[0][1].startswith("I don't know")
 
 
@@ -387,12 +387,14 @@ def test_a_named_symbol_brings_its_definition_first(world, tmp_path):
 
 
 def test_a_question_naming_a_defined_symbol_is_never_weak(world, tmp_path):
+    from indexes.retrieve import definitions_first, is_weak
+
     cp = make_copilot(world, tmp_path, kb="defs")
     coding = next(a for a in cp.assistants if a.name == "Coding")
     coding.top_k = 1  # the definition is not among the hits: it comes from the catalog, unranked
     question = "What does make_widget need nowadays regarding typing, keyword-only flags and sensible fallbacks?"
-    hits, named = cp._definitions_first(["defs"], question, world.index.search(question, kb="defs", k=1), 1)
-    assert named == 1 and cp.is_weak(question, hits)  # few of the question's words are in the code
+    hits, named = definitions_first(world.index, ["defs"], question, world.index.search(question, kb="defs", k=1), 1)
+    assert named == 1 and is_weak(world.index, question, hits)  # few of the question's words are in the code
     _, answers = run(cp, "@Coding " + question)
     assert answers[0][2][0].title == "make_widget" and not answers[0][1].startswith("I don't know")
 

@@ -1,7 +1,7 @@
 """The command-line contract of the ingest/search side: `devcopilot ingest|search|status|eval|forget`.
 
 Most commands run in this process through `main(argv)` (the real CLI code, one model load);
-the console script and `python -m copilot` run as real subprocesses.
+the console script and `python -m devcopilot` run as real subprocesses.
 """
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def test_search_json_from_stdin_one_object_per_query(capsys, indexed, monkeypatc
     assert len(lines) == len(queries)
     for q, line in zip(queries, lines):
         obj = json.loads(line)
-        assert set(obj) == {"query", "hits"} and obj["query"] == q
+        assert set(obj) == {"query", "weak", "hits"} and obj["query"] == q and obj["weak"] is False
         assert 1 <= len(obj["hits"]) <= 4
         for h in obj["hits"]:
             assert set(h) >= HIT_KEYS
@@ -215,12 +215,12 @@ def test_console_script_and_python_m_copilot(indexed):
     assert r.returncode == 0, r.stderr
     obj = json.loads(r.stdout)
     assert obj["query"] == "MemoryStore save" and obj["hits"][0]["path"] == "widgets/core.py"
-    # `python -m copilot` is the same program (status needs no model, so this stays quick)
-    r2 = subprocess.run([sys.executable, "-m", "copilot", "status", "--json"], capture_output=True, text=True,
+    # `python -m devcopilot` is the same program (status needs no model, so this stays quick)
+    r2 = subprocess.run([sys.executable, "-m", "devcopilot", "status", "--json"], capture_output=True, text=True,
                         env=env, timeout=120, check=False)
     assert r2.returncode == 0, r2.stderr
     assert json.loads(r2.stdout)["knowledge_bases"][0]["chunks"] > 0
-    r3 = subprocess.run([sys.executable, "-m", "copilot", "--help"], capture_output=True, text=True, env=env,
+    r3 = subprocess.run([sys.executable, "-m", "devcopilot", "--help"], capture_output=True, text=True, env=env,
                         timeout=60, check=False)
     assert r3.returncode == 0
     for command in ("ingest", "search", "status", "eval", "forget"):
@@ -284,7 +284,7 @@ def test_progress_bar_on_a_terminal_only(capsys, tmp_path, project, monkeypatch)
 def test_output_into_a_closed_pipe_is_quiet(indexed):
     data, _ = indexed
     env = subprocess_env(DEVCOPILOT_DATA_DIR=str(data))
-    proc = subprocess.Popen([sys.executable, "-m", "copilot", "status", "--json"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "devcopilot", "status", "--json"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env)
     proc.stdout.close()  # like `devcopilot status --json | head -c 0`
     err = proc.stderr.read().decode()

@@ -166,7 +166,7 @@ def test_serve_command_indexes_on_first_run_then_serves(tmp_path):
 
 
 def test_serve_refuses_a_malformed_password_in_one_sentence(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "copilot", "--data-dir", str(tmp_path / "d"), "serve", "--auth",
+    r = subprocess.run([sys.executable, "-m", "devcopilot", "--data-dir", str(tmp_path / "d"), "serve", "--auth",
                         "nocolon"], capture_output=True, text=True, cwd=REPO, timeout=120,
                        env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert r.returncode == 2

@@ -1,3 +1,0 @@
-from copilot.cli import main
-
-raise SystemExit(main())
