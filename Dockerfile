@@ -12,7 +12,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends git && rm -rf /
 WORKDIR /app
 # CPU torch first, so sentence-transformers does not pull the CUDA build.
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md devcopilot.py ./
 COPY copilot copilot
 COPY ingest ingest
 COPY indexes indexes
