@@ -52,8 +52,11 @@ def build_parser(extra: Mapping[str, Command] | None = None) -> argparse.Argumen
     p.add_argument("--config", help="TOML configuration file (env DEVCOPILOT_CONFIG)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    s = sub.add_parser("ingest", help="index sources (folder, git URL, pkg:NAME) into a knowledge base")
+    s = sub.add_parser("ingest", help="index sources (folder, git URL, pkg:NAME, docs website URL, "
+                                      "llamaindex:MODULE.Reader) into a knowledge base")
     s.add_argument("sources", nargs="+", metavar="SOURCE")
+    s.add_argument("--reader-args", metavar="JSON", help="arguments of a llamaindex:MODULE.Reader source, as a JSON "
+                                                          "object")
     s.add_argument("--kb", default="default")
     s.add_argument("--include", action="append", default=[], metavar="GLOB")
     s.add_argument("--exclude", action="append", default=[], metavar="GLOB")
@@ -127,12 +130,31 @@ def cmd_ingest(args) -> int:
         bar.refresh()
 
     try:
-        summary = ingest(index, args.sources, args.kb, args.include, args.exclude, progress)
+        summary = ingest(index, reader_specs(args.sources, args.reader_args), args.kb, args.include, args.exclude,
+                         progress)
     finally:
         if bar is not None:
             bar.close()
     print(summary.line())
     return 0
+
+
+def reader_specs(sources: list[str], reader_args: str | None) -> list[str]:
+    """The sources, with --reader-args joined to the llamaindex: reader they belong to."""
+    if reader_args is None:
+        return sources
+    if not any(s.startswith("llamaindex:") for s in sources):
+        raise ValueError("--reader-args goes with a llamaindex:MODULE.Reader source; give one, or drop it.")
+    try:
+        parsed = json.loads(reader_args)
+    except ValueError as e:
+        raise ValueError(f"--reader-args is not valid JSON ({e}); give a JSON object like '{{\"input_dir\": "
+                         "\"docs\"}'.") from None
+    if not isinstance(parsed, dict):
+        raise ValueError("--reader-args must be a JSON object, like '{\"input_dir\": \"docs\"}'.")
+    from ingest.llamaindex import reader_spec
+
+    return [reader_spec(s, parsed) if s.startswith("llamaindex:") else s for s in sources]
 
 
 def cmd_search(args) -> int:
