@@ -107,6 +107,7 @@ class Crawl:
         self.delay = 0.0
         self._lock = threading.Lock()
         self._last = 0.0
+        self.prefetched: dict[str, httpx.Response] = {}  # pages a crawl already read
         self.client = httpx.Client(timeout=options.timeout_s, follow_redirects=True,
                                    headers={"User-Agent": USER_AGENT})
 
@@ -207,35 +208,41 @@ class Crawl:
         return out
 
     def crawl(self, first: httpx.Response) -> list[str]:
-        """Pages reachable by links from the root page, under its path, breadth first."""
+        """Pages reachable by links from the root page, under its path, breadth first. The pages read
+        on the way are kept, so each is fetched once."""
         from bs4 import BeautifulSoup
 
         path = urlsplit(self.url).path
         prefix = self.origin + (path if path.endswith("/") else path.rsplit("/", 1)[0] + "/")
-        seen = [urldefrag(str(first.url))[0]]
-        queue = [(seen[0], first)]
-        limit = self.options.max_pages + 1
-        while queue and len(seen) < limit:
+        start = urldefrag(str(first.url))[0]
+        seen, refused = {start}, set()
+        queue = [(start, first)]
+        pages: list[str] = []
+        while queue and len(pages) <= self.options.max_pages:
             url, r = queue.pop(0)
             if r is None:
                 try:
                     r = self.get(url)
                 except httpx.HTTPError:
+                    self.skipped["could not be fetched"] += 1
                     continue
             if r.status_code != 200 or "html" not in r.headers.get("content-type", ""):
+                self.skipped[f"HTTP {r.status_code}" if r.status_code != 200 else "not HTML or Markdown"] += 1
                 continue
+            pages.append(url)
+            self.prefetched[url] = r
             for a in BeautifulSoup(r.text, "html.parser").find_all("a", href=True):
                 u = urldefrag(urljoin(str(r.url), a["href"]))[0]
-                if u.startswith(prefix) and u not in seen and urlsplit(u).netloc == self.netloc \
-                        and not re.search(r"\.(png|jpe?g|gif|svg|pdf|zip|css|js|ico|woff2?)$", u, re.I):
-                    if self.robots.can_fetch(USER_AGENT, u):
-                        seen.append(u)
-                        queue.append((u, None))
-                    else:
-                        self.skipped["refused by robots.txt"] += 1
-                    if len(seen) >= limit:
-                        break
-        return seen
+                if u in seen or u in refused or not u.startswith(prefix) or urlsplit(u).netloc != self.netloc \
+                        or re.search(r"\.(png|jpe?g|gif|svg|pdf|zip|css|js|ico|woff2?)$", u, re.I):
+                    continue
+                if self.robots.can_fetch(USER_AGENT, u):
+                    seen.add(u)
+                    queue.append((u, None))
+                else:
+                    refused.add(u)
+                    self.skipped["refused by robots.txt"] += 1
+        return pages
 
     # -- fetching the pages into the mirror ---------------------------------------------------------
     def fetch_pages(self, pages: list[str]) -> Counter:
@@ -269,7 +276,7 @@ class Crawl:
             if old.get("last_modified"):
                 headers["If-Modified-Since"] = old["last_modified"]
         try:
-            r = self.get(url, headers)
+            r = self.prefetched.pop(url, None) or self.get(url, headers)
         except httpx.HTTPError:
             with self._lock:
                 self.skipped["could not be fetched"] += 1
