@@ -222,3 +222,13 @@ def test_html_to_markdown_and_mirror_paths():
     assert mirror_path("https://x.org/docs/intro.html") == "docs/intro.md"
     odd = mirror_path("https://x.org/a/../b?x=1")
     assert odd.startswith("a/b-") and odd.endswith(".md")  # no '..' in the mirror; the query kept apart
+
+
+def test_the_web_ui_may_add_websites_but_not_readers(tmp_path):
+    from ui.knowledge import SourceRefused, check_source
+
+    roots = [tmp_path.resolve()]
+    assert check_source("https://docs.example.com/llms.txt", roots) == "https://docs.example.com/llms.txt"
+    for spec in ("llamaindex:os.system", "documents:anything"):
+        with pytest.raises(SourceRefused, match="only be added from the command line"):
+            check_source(spec, roots)
