@@ -2,9 +2,10 @@
 HTTP (`devcopilot serve`, bearer token), through the `mcp` SDK's own client, side by side with the
 same searches called in-process (`retrieve()`), so the protocol's share is visible.
 
-Each transport gets a fresh server process and the same 50 distinct questions (shared/eval's first
-50, so every call embeds its query with the real model), after 3 warm-up calls. Figures: p50 / p95
-milliseconds per call, measured by the client around `call_tool`.
+Each server is a fresh process; all three get the same 50 distinct questions (shared/eval's first 50,
+so every call embeds its query with the real model), after 3 warm-up calls each, called in turn
+question by question (the order rotating) so a busy machine slows them alike. Figures: p50 / p95
+milliseconds per call, measured by the client around `call_tool` (around `retrieve()` in-process).
 
 The KB is this repository (README, docs/ and the Python packages) indexed into
 bench/.work/mcp-self, unless --data-dir names an indexed data dir.
@@ -51,32 +52,48 @@ def self_index(data_dir: Path) -> None:
     print(s.line(), flush=True)
 
 
-async def run_calls(client, qs: list[str], warm: int = 3) -> list[float]:
-    times = []
-    async with client as c:
-        for q in qs[:warm]:
-            await c.call_tool("search", {"query": "warm-up " + q, "k": 8})
-        for q in qs:
+async def timed_call(c, q: str) -> float:
+    t = time.perf_counter()
+    r = await c.call_tool("search", {"query": q, "k": 8})
+    ms = (time.perf_counter() - t) * 1000
+    assert not r.is_error, r.content[0].text
+    return ms
+
+
+async def measure(data_dir: Path, url: str, qs: list[str], warm: int = 3) -> dict[str, list[float]]:
+    """The three ways, call by call in turn (the first of each round rotates), so a busy machine
+    slows them alike."""
+    import httpx2
+    from mcp import Client, StdioServerParameters
+    from mcp.client.streamable_http import streamable_http_client
+
+    from indexes.retrieve import retrieve
+
+    index = make_index(data_dir)
+    kbs = [i.name for i in index.catalog.kbs()]
+    params = StdioServerParameters(command=sys.executable, args=[str(ROOT / "devcopilot.py"), "--data-dir",
+                                                                 str(data_dir), "mcp"], env=ENV, cwd=str(ROOT))
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)
+    times: dict[str, list[float]] = {"in-process retrieve()": [], "MCP over stdio": [], "MCP over HTTP (serve)": []}
+    async with Client(params) as stdio, Client(streamable_http_client(url, http_client=http)) as web:
+        async def inprocess(q: str) -> float:
             t = time.perf_counter()
-            r = await c.call_tool("search", {"query": q, "k": 8})
-            times.append((time.perf_counter() - t) * 1000)
-            assert not r.is_error, r.content[0].text
+            retrieve(index, q, kbs, k=8)
+            return (time.perf_counter() - t) * 1000
+
+        ways = [("in-process retrieve()", inprocess), ("MCP over stdio", lambda q: timed_call(stdio, q)),
+                ("MCP over HTTP (serve)", lambda q: timed_call(web, q))]
+        for q in qs[:warm]:
+            for _, call in ways:
+                await call("warm-up " + q)
+        for i, q in enumerate(qs):
+            for name, call in ways[i % 3:] + ways[:i % 3]:
+                times[name].append(await call(q))
     return times
 
 
-def stdio_times(data_dir: Path, qs: list[str]) -> list[float]:
-    from mcp import Client, StdioServerParameters
-
-    params = StdioServerParameters(command=sys.executable, args=[str(ROOT / "devcopilot.py"), "--data-dir",
-                                                                 str(data_dir), "mcp"], env=ENV, cwd=str(ROOT))
-    return asyncio.run(run_calls(Client(params), qs))
-
-
-def http_times(data_dir: Path, qs: list[str]) -> list[float]:
-    import httpx2
-    from mcp import Client
-    from mcp.client.streamable_http import streamable_http_client
-
+def serving(data_dir: Path):
+    """`devcopilot serve` with a bearer token in its own process: (process, MCP URL)."""
     sys.path.insert(0, str(ROOT / "tests"))
     from serve_support import free_port
 
@@ -84,37 +101,16 @@ def http_times(data_dir: Path, qs: list[str]) -> list[float]:
     proc = subprocess.Popen([sys.executable, str(ROOT / "devcopilot.py"), "--data-dir", str(data_dir), "serve",
                              "--port", str(port), "--api-token", TOKEN], env=ENV, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise SystemExit("serve did not come up") from None
-                time.sleep(0.5)
-        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)
-        return asyncio.run(run_calls(Client(streamable_http_client(f"http://127.0.0.1:{port}/mcp",
-                                                                   http_client=http)), qs))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-
-
-def inprocess_times(data_dir: Path, qs: list[str]) -> list[float]:
-    from indexes.retrieve import retrieve
-
-    index = make_index(data_dir)
-    kbs = [i.name for i in index.catalog.kbs()]
-    for q in qs[:3]:
-        retrieve(index, "warm-up " + q, kbs, k=8)
-    times = []
-    for q in qs:
-        t = time.perf_counter()
-        retrieve(index, q, kbs, k=8)
-        times.append((time.perf_counter() - t) * 1000)
-    return times
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).close()
+            return proc, f"http://127.0.0.1:{port}/mcp"
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise SystemExit("serve did not come up") from None
+            time.sleep(0.5)
 
 
 def main() -> int:
@@ -126,9 +122,12 @@ def main() -> int:
     if args.data_dir is None:
         self_index(data_dir)
     qs = questions(args.calls)
-    rows = [("in-process retrieve()", inprocess_times(data_dir, qs)),
-            ("MCP over stdio", stdio_times(data_dir, qs)),
-            ("MCP over HTTP (serve)", http_times(data_dir, qs))]
+    proc, url = serving(data_dir)
+    try:
+        rows = list(asyncio.run(measure(data_dir, url, qs)).items())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
     chunks = sum(make_index(data_dir).catalog.count_chunks(i.name) for i in make_index(data_dir).catalog.kbs())
     print(f"\nMCP search round trips: {len(qs)} distinct questions, k=8, {chunks} chunks ({data_dir})")
     print(f"{'':24s} {'p50 ms':>8s} {'p95 ms':>8s} {'mean ms':>8s}")

@@ -206,7 +206,7 @@ def build_server(copilot: Copilot) -> MCPServer:
         kb: Annotated[str | None, Field(description="Knowledge base to look in; omit for all.")] = None,
     ) -> CallToolResult:
         """Find where a class, function or method is defined in the indexed source code: its file, lines,
-        qualified name, link and the first lines of the definition (up to three places, best first)."""
+        qualified name, link and its first 60 lines (up to three places, best first; about 3,000 tokens at most)."""
         kbs = check_kb(kb)
         try:
             found = find_definitions(index, name, kbs)
@@ -239,7 +239,8 @@ def build_server(copilot: Copilot) -> MCPServer:
     ) -> CallToolResult:
         """Ask the copilot's group chat: a written answer with numbered citations [n] to the passages it
         used (path, lines, link). Without a configured language model it answers with the best passages,
-        quoted, and says so. Slower than search; prefer search when you will read the passages yourself."""
+        quoted, and says so. The answer stays within about 6,000 tokens. Slower than search; prefer search
+        when you will read the passages yourself."""
         if assistant is not None:
             names = [a.name for a in copilot.assistants]
             if len(resolve_name(assistant.strip().lstrip("@"), copilot.assistants)) != 1:

@@ -91,6 +91,7 @@ def parse_auth(auth: str) -> tuple[str, str] | None:
 
 
 def create_app(copilot, cfg, auth: str = "", api_token: str = "", host: str = "127.0.0.1") -> FastAPI:
+    from copilot.api import bearer_ok
     from copilot.mcp_server import build_server, http_app
 
     credentials = parse_auth(auth)
@@ -106,7 +107,7 @@ def create_app(copilot, cfg, auth: str = "", api_token: str = "", host: str = "1
                                            "less.", "type": "request_too_large"}}, status_code=413)
         # The API and MCP have their own bearer token; everything else (UI, viewer, avatars) needs the password.
         path = request.url.path
-        if path == "/mcp" and api_token and not _bearer_ok(request, api_token):
+        if path == "/mcp" and api_token and not bearer_ok(request, api_token):
             return JSONResponse({"error": {"message": "A bearer token is required: send 'Authorization: Bearer "
                                            "TOKEN'.", "type": "auth_error"}}, status_code=401,
                                 headers={"WWW-Authenticate": 'Bearer realm="devcopilot"'})
@@ -157,11 +158,6 @@ def _basic_ok(request: Request, credentials: tuple[str, str]) -> bool:
         return False
     return hmac.compare_digest(user.encode(), credentials[0].encode()) & \
         hmac.compare_digest(password.encode(), credentials[1].encode())
-
-
-def _bearer_ok(request: Request, token: str) -> bool:
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
 
 
 def _avatar_file(avatar: str) -> Path | None:
