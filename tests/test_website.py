@@ -17,6 +17,7 @@ from copilot.cli import main
 from ingest.sources import is_git_url, is_website_url
 from ingest.website import html_to_markdown, mirror_path
 
+DATE = "Tue, 03 Nov 2026 10:00:00 GMT"
 NAV = "<nav><a href='/'>Home</a> | <a href='/blog/'>Blog of unrelated chatter</a></nav>"
 
 
@@ -79,15 +80,17 @@ class Site:
                 kind, body = outer.pages[path]
                 data = body.encode()
                 etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
-                if self.headers.get("If-None-Match") == etag:
+                dated = path.endswith(".md")  # Markdown pages carry Last-Modified only, the others an ETag
+                validator = ("Last-Modified", DATE) if dated else ("ETag", etag)
+                if self.headers.get("If-Modified-Since" if dated else "If-None-Match") == validator[1]:
                     outer.not_modified[path] += 1
                     self.send_response(304)
-                    self.send_header("ETag", etag)
+                    self.send_header(*validator)
                     self.end_headers()
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", kind + "; charset=utf-8")
-                self.send_header("ETag", etag)
+                self.send_header(*validator)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -142,6 +145,7 @@ def test_llms_txt_pages_are_indexed_by_heading_and_cited_with_anchors(web, tmp_p
     out = ingest(data, web.url + "/llms.txt", capsys)
     assert "3 files (0 new or changed, 0 removed), 0 chunks written" in out
     assert web.not_modified["/guide/install.html"] == 1 and web.not_modified["/guide/memory.html"] == 1
+    assert web.not_modified["/guide/raw.md"] == 1  # by Last-Modified
 
     # A changed page is fetched and re-embedded alone; a page the list drops is removed.
     kind, body = web.pages["/guide/memory.html"]
