@@ -295,7 +295,7 @@ class Crawl:
         if kind.startswith(MARKDOWN_TYPES) or urlsplit(url).path.endswith((".md", ".txt")):
             title, body = "", r.text
         elif "html" in kind:
-            title, body = html_to_markdown(r.text)
+            title, body = html_to_markdown(r.text, str(r.url))
         else:
             with self._lock:
                 self.skipped["not HTML or Markdown"] += 1
@@ -338,8 +338,9 @@ def front_matter(title: str, url: str) -> str:
     return "---\n" + (f'title: "{title}"\n' if title else "") + f"source_url: {url}\n---\n\n"
 
 
-def html_to_markdown(html: str) -> tuple[str, str]:
-    """(title, Markdown of the page's main content); headings keep their anchors as `{#id}`."""
+def html_to_markdown(html: str, url: str = "") -> tuple[str, str]:
+    """(title, Markdown of the page's main content); headings keep their anchors as `{#id}`, links are
+    made absolute against the page's `url` (so a cited passage's links work where it is quoted)."""
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(html, "html.parser")
@@ -350,6 +351,9 @@ def html_to_markdown(html: str) -> tuple[str, str]:
         tag.decompose()
     for a in main.select("a.headerlink, a.anchor-link, a.hash-link, a.header-anchor"):  # the ¶ marks of doc themes
         a.decompose()
+    if url:
+        for a in main.find_all("a", href=True):
+            a["href"] = urljoin(url, a["href"])
     return title, _converter().convert_soup(main)
 
 
@@ -383,8 +387,10 @@ def _converter():
                     out = out.rstrip("\n") + f" {{#{anchor}}}\n\n"
                 return out
 
-        def language(el) -> str:
-            classes = " ".join(el.get("class", []) + (el.code.get("class", []) if el.code else []))
+        def language(el) -> str:  # `language-x` on <pre>/<code> (MkDocs, Docusaurus), `highlight-x` around (Sphinx)
+            around = [e for e in (el.parent, el.parent.parent if el.parent else None) if e is not None]
+            classes = " ".join(el.get("class", []) + (el.code.get("class", []) if el.code else [])
+                               + [c for e in around for c in e.get("class", [])])
             m = re.search(r"(?:language|lang|highlight)-([\w+-]+)", classes)
             return m.group(1) if m else ""
 

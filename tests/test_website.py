@@ -224,6 +224,12 @@ def test_html_to_markdown_and_mirror_paths():
     assert title == "T" and "## A `b` {#a-b}" in md and "- one" in md and "```bash\nls -l\n```" in md
     assert mirror_path("https://x.org/docs/") == "docs/index.md"
     assert mirror_path("https://x.org/docs/intro.html") == "docs/intro.md"
+    sphinx = ("<div role='main'><section id='quickstart'><h1>Quickstart<a class='headerlink' href='#quickstart'>"
+              "¶</a></h1><p>Use <a href='api.html#click.command'>command</a>.</p><div class='highlight-python "
+              "notranslate'><div class='highlight'><pre><span></span>import click\n</pre></div></div></section></div>")
+    _, md = html_to_markdown(f"<html><body><nav>Contents</nav>{sphinx}</body></html>", "https://x.org/docs/qs.html")
+    assert md.strip().startswith("# Quickstart {#quickstart}") and "Contents" not in md and "¶" not in md
+    assert "[command](https://x.org/docs/api.html#click.command)" in md and "```python\nimport click" in md
     odd = mirror_path("https://x.org/a/../b?x=1")
     assert odd.startswith("a/b-") and odd.endswith(".md")  # no '..' in the mirror; the query kept apart
 

@@ -33,7 +33,7 @@ def check_source(spec: str, roots: list[Path]) -> str:
     """Return the spec to ingest, or raise SourceRefused saying why it cannot be."""
     spec = (spec or "").strip()
     if not spec:
-        raise SourceRefused("Give a folder path, a git URL or pkg:NAME to add.")
+        raise SourceRefused("Give a folder path, a git URL, pkg:NAME or a docs website URL to add.")
     if any(ord(ch) < 32 for ch in spec):
         raise SourceRefused("The source contains control characters; type a plain path, git URL or pkg:NAME.")
     if ".." in re.split(r"[\\/]", spec):
