@@ -38,6 +38,12 @@ def sources_block(sources: list[Source]) -> str:
     return "\n\nSources:\n" + "\n".join(lines)
 
 
+def bearer_ok(request: Request, token: str) -> bool:
+    """The request carries `Authorization: Bearer <token>` (compared in constant time); /v1 and /mcp use it."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
+
+
 def api_router(copilot: Copilot, token: str | None = None) -> APIRouter:
     router = APIRouter()
     limit = copilot.cfg.server.max_request_bytes
@@ -49,11 +55,7 @@ def api_router(copilot: Copilot, token: str | None = None) -> APIRouter:
         return await asyncio.wrap_future(pool.submit(fn, *args))
 
     def authorized(request: Request) -> bool:
-        if not token:
-            return True
-        got = request.headers.get("authorization", "")
-        scheme, _, value = got.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
+        return not token or bearer_ok(request, token)
 
     def model_names() -> dict[str, str]:
         return {a.key: a.name for a in copilot.assistants}

@@ -1,4 +1,4 @@
-"""The command line: `devcopilot ingest | search | status | eval | forget | ask | usage`.
+"""The command line: `devcopilot ingest | search | status | eval | forget | ask | mcp | usage`.
 
 `serve` belongs to ui/ (the server); devcopilot.py, the entry point, adds it, so this module
 never reaches up the layers.
@@ -52,8 +52,11 @@ def build_parser(extra: Mapping[str, Command] | None = None) -> argparse.Argumen
     p.add_argument("--config", help="TOML configuration file (env DEVCOPILOT_CONFIG)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    s = sub.add_parser("ingest", help="index sources (folder, git URL, pkg:NAME) into a knowledge base")
+    s = sub.add_parser("ingest", help="index sources (folder, git URL, pkg:NAME, docs website URL, "
+                                      "llamaindex:MODULE.Reader) into a knowledge base")
     s.add_argument("sources", nargs="+", metavar="SOURCE")
+    s.add_argument("--reader-args", metavar="JSON", help="arguments of a llamaindex:MODULE.Reader source, as a JSON "
+                                                          "object")
     s.add_argument("--kb", default="default")
     s.add_argument("--include", action="append", default=[], metavar="GLOB")
     s.add_argument("--exclude", action="append", default=[], metavar="GLOB")
@@ -84,6 +87,9 @@ def build_parser(extra: Mapping[str, Command] | None = None) -> argparse.Argumen
     s.add_argument("question")
     s.add_argument("--assistant", help="who answers (Tutoring, Coding, ...); default: the Guide decides")
     s.add_argument("--kb", help="knowledge base to read (default: chat.kb)")
+
+    s = sub.add_parser("mcp", help="serve MCP over stdio, for a coding agent (Claude Code, Cursor, VS Code...)")
+    s.add_argument("--kb", help="knowledge base `ask` reads (default: chat.kb); the other tools take a kb argument")
 
     s = sub.add_parser("usage", help="tokens, cost and budget per model and assistant; counters")
     s.add_argument("--json", action="store_true")
@@ -124,12 +130,31 @@ def cmd_ingest(args) -> int:
         bar.refresh()
 
     try:
-        summary = ingest(index, args.sources, args.kb, args.include, args.exclude, progress)
+        summary = ingest(index, reader_specs(args.sources, args.reader_args), args.kb, args.include, args.exclude,
+                         progress)
     finally:
         if bar is not None:
             bar.close()
     print(summary.line())
     return 0
+
+
+def reader_specs(sources: list[str], reader_args: str | None) -> list[str]:
+    """The sources, with --reader-args joined to the llamaindex: reader they belong to."""
+    if reader_args is None:
+        return sources
+    if not any(s.startswith("llamaindex:") for s in sources):
+        raise ValueError("--reader-args goes with a llamaindex:MODULE.Reader source; give one, or drop it.")
+    try:
+        parsed = json.loads(reader_args)
+    except ValueError as e:
+        raise ValueError(f"--reader-args is not valid JSON ({e}); give a JSON object like '{{\"input_dir\": "
+                         "\"docs\"}'.") from None
+    if not isinstance(parsed, dict):
+        raise ValueError("--reader-args must be a JSON object, like '{\"input_dir\": \"docs\"}'.")
+    from ingest.llamaindex import reader_spec
+
+    return [reader_spec(s, parsed) if s.startswith("llamaindex:") else s for s in sources]
 
 
 def cmd_search(args) -> int:
@@ -178,15 +203,10 @@ def cmd_search(args) -> int:
 def cmd_status(args) -> int:
     index = _index(args)
     cfg = index.cfg
-    kbs = []
-    for info in index.catalog.kbs():
-        sources = index.catalog.sources(info.name)
-        kbs.append({"name": info.name, "embedding_model": info.embed_model, "store": info.store,
-                    "files": sum(s["files"] for s in sources), "chunks": index.catalog.count_chunks(info.name),
-                    "last_indexed": _when(info.indexed_at), "interrupted": info.dirty,
-                    "sources": [{"spec": s["spec"], "kind": s["kind"], "version": s["version"], "files": s["files"],
-                                 "chunks": s["chunks"], "skipped": s["skipped"], "last_indexed": _when(s["indexed_at"])}
-                                for s in sources]})
+    kbs = index.catalog.describe()
+    for kb in kbs:
+        for item in (kb, *kb["sources"]):
+            item["last_indexed"] = _when(item["last_indexed"])
     out = {"data_dir": str(cfg.data_dir), "embedding": index.embedder.name, "store": cfg.store.kind,
            "store_url": cfg.store.url, "knowledge_bases": kbs}
     out.update(status_extras(cfg))
@@ -279,6 +299,25 @@ def cmd_ask(args) -> int:
     return 2 if failed else 0
 
 
+def cmd_mcp(args) -> int:
+    """MCP over stdin/stdout: stdout carries the protocol, so everything else goes to stderr."""
+    import logging
+    import threading
+
+    from copilot.chat import Copilot
+    from copilot.mcp_server import run_stdio
+
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    cfg = config_from(args)
+    if args.kb:
+        cfg.chat.kb = args.kb
+    copilot = Copilot(cfg)
+    # Load the embedding model while the client starts up, so the first search does not wait for it.
+    threading.Thread(target=copilot.index.embed_query, args=("warm up",), daemon=True).start()
+    run_stdio(copilot)
+    return 0
+
+
 def cmd_usage(args) -> int:
     from copilot.monitor import Monitor
 
@@ -311,7 +350,7 @@ def cmd_usage(args) -> int:
 
 
 COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "status": cmd_status, "eval": cmd_eval,
-            "forget": cmd_forget, "ask": cmd_ask, "usage": cmd_usage}
+            "forget": cmd_forget, "ask": cmd_ask, "mcp": cmd_mcp, "usage": cmd_usage}
 
 
 def main(argv: list[str] | None = None, extra: Mapping[str, Command] | None = None) -> int:

@@ -8,9 +8,10 @@ numbered sources.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 
+from indexes.indexed_files import find_indexed_file, line_range
+from indexes.retrieve import find_definitions
 from indexes.search import Index, SearchError
 from ingest.chunk import Chunk
 
@@ -87,50 +88,28 @@ class ToolBox:
         symbol = symbol.strip().strip("`").removesuffix("()")
         if not symbol:
             return ToolResult("error: give a symbol name.")
-        last = symbol.split(".")[-1]
-        defines = re.compile(rf"^\s*(async\s+def|def|class)\s+{re.escape(last)}\b", re.MULTILINE)
-        candidates = self._search(symbol.replace(".", " ") + " " + symbol, 20)
-        exact = [c for c in candidates if c.symbol and (c.symbol == symbol or c.symbol.endswith("." + symbol))]
-        # A small class is one chunk: its methods are defined inside the class's chunk.
-        inside = [c for c in candidates if defines.search(c.text) and (
-            not c.symbol or symbol.startswith(c.symbol + ".") or c.symbol.split(".")[-1] == last)]
-        chunks = (exact or inside)[:3]
-        if exact:
-            return ToolResult(_listing(chunks, 40), chunks)
+        found = find_definitions(self.index, symbol, self.kbs)
         out = []
-        for c in chunks:  # show the definition itself, not the top of the enclosing class
-            m = defines.search(c.text)
-            first = c.text.count("\n", 0, m.start()) if m else 0
-            lines = c.text.splitlines()[first:first + 40]
-            out.append(f"{c.path} lines {c.start_line + first}-{c.start_line + first + len(lines) - 1} "
-                       f"(in {c.symbol or c.path}):\n" + "\n".join(lines))
-        return ToolResult("\n\n".join(out) or f"no definition of {symbol!r} in the indexed code", chunks)
+        for d in found:  # the definition itself, not the top of the enclosing class
+            c, lines = d.hit.chunk, d.lines[:40]
+            where = f"{c.path} lines {d.line}-{d.line + len(lines) - 1} ({c.symbol or c.path})"
+            out.append(where + ":\n" + "\n".join(lines))
+        return ToolResult("\n\n".join(out) or f"no definition of {symbol!r} in the indexed code",
+                          [d.hit.chunk for d in found])
 
     def read_file_range(self, path: str, start: int, end: int) -> ToolResult:
         path = path.strip().replace("\\", "/")
         if ".." in path.split("/"):
             return ToolResult("error: paths with '..' are not allowed; use a path as shown in the sources.")
-        path = path.removeprefix("./")
-        start, end = max(1, start), max(start, end)
-        end = min(end, start + MAX_LINES - 1)
-        chunks: list[Chunk] = []
-        for kb in self.kbs:
-            chunks += self.index.catalog.file_chunks(kb, path)
-        if not chunks:
+        found = find_indexed_file(self.index.catalog, path, self.kbs)
+        if found is None:
             return ToolResult(f"error: {path!r} is not an indexed file.")
-        lines: dict[int, str] = {}
-        used = []
-        for c in chunks:
-            if c.end_line < start or c.start_line > end:
-                continue
-            used.append(c)
-            for i, ln in enumerate(c.text.splitlines()):
-                if start <= c.start_line + i <= end:
-                    lines.setdefault(c.start_line + i, ln)
+        first, last, lines = line_range(found, start, end, MAX_LINES)
         if not lines:
-            return ToolResult(f"no indexed lines of {path} in {start}-{end}.")
-        body = "\n".join(f"{n:5d}  {lines[n]}" for n in sorted(lines))
-        return ToolResult(f"{path} lines {min(lines)}-{max(lines)}:\n{body}", used)
+            return ToolResult(f"no indexed lines of {found.path} in {start}-{end} (it has {len(found.lines)}).")
+        used = [c for c in found.chunks if c.start_line <= last and c.end_line >= first]
+        body = "\n".join(f"{n:5d}  {ln}" for n, ln in enumerate(lines, first))
+        return ToolResult(f"{found.path} lines {first}-{last}:\n{body}", used)
 
 
 def _int(v) -> int:

@@ -25,7 +25,8 @@ from ingest.chunk import Chunk
 from ingest.chunking import chunk_file, chunker_id
 from ingest.files import SourceFile, WalkReport, walk
 from ingest.languages import classify
-from ingest.sources import ResolvedSource, resolve
+from ingest.sources import ResolvedSource
+from ingest.specs import open_source
 
 BATCH_CHUNKS = 256
 
@@ -60,17 +61,20 @@ class _Pending:
     abspath: Path
     kind: str
     language: str
+    data: bytes | None = None  # an in-memory file's content; None: read from abspath when chunked
 
 
-def ingest(index: Index, specs: list[str], kb: str = "default", include: list[str] | None = None,
+def ingest(index: Index, specs: list[str | ResolvedSource], kb: str = "default", include: list[str] | None = None,
            exclude: list[str] | None = None, progress: Progress | None = None,
            fetch: bool = True) -> IngestSummary:
+    """Index sources into `kb`: specs (a folder, git URL, pkg:NAME, docs website URL or llamaindex:
+    reader), or sources already opened (e.g. LlamaIndex Documents from Python)."""
     t0 = time.perf_counter()
     cfg = index.cfg
     catalog = index.catalog
     summary = IngestSummary(kb)
     # Resolve (clone/fetch) everything before touching the index: a bad source changes nothing.
-    sources = [resolve(s, cfg.data_dir, cfg.ingest.git_timeout_s, fetch=fetch) for s in specs]
+    sources = [s if isinstance(s, ResolvedSource) else open_source(s, cfg, fetch=fetch) for s in specs]
     info = catalog.ensure_kb(kb, index.embedder.name, index.store.label)
     # A KB never completed (or a catalog rebuilt from scratch) may face vectors it does not list.
     was_dirty = info.dirty or info.indexed_at is None
@@ -96,12 +100,16 @@ def ingest(index: Index, specs: list[str], kb: str = "default", include: list[st
         catalog.upsert_source(kb, src.id, src.spec, src.kind, str(src.root), src.version)
         manifest = catalog.manifest(kb, src.id)
         report = WalkReport()
+        report.skipped.update(src.skipped)
         seen = set()
-        for f in walk(src.root, src.walk_root, include, exclude, cfg.ingest.max_file_bytes, report):
+        in_memory = src.files is not None  # documents, not a folder: kept in memory until chunked
+        files = src.files if in_memory else walk(src.root, src.walk_root, include, exclude,
+                                                   cfg.ingest.max_file_bytes, report)
+        for f in files:
             seen.add(f.path)
             summary.files += 1
             if manifest.get(f.path) != f.hash:
-                pending.append(_Pending(src, f.path, f.abspath, f.kind, f.language))
+                pending.append(_Pending(src, f.path, f.abspath, f.kind, f.language, f.data if in_memory else None))
             if progress:
                 progress("scan", summary.files, 0)
         summary.skipped.update(report.skipped)
@@ -141,6 +149,8 @@ def ingest(index: Index, specs: list[str], kb: str = "default", include: list[st
 
 
 def _read(p: _Pending) -> SourceFile | None:
+    if p.data is not None:
+        return SourceFile(p.path, p.abspath, p.kind, p.language, p.data)
     try:
         return SourceFile(p.path, p.abspath, p.kind, p.language, p.abspath.read_bytes())
     except OSError:
@@ -249,7 +259,7 @@ def forget(index: Index, spec: str | None, kb: str) -> str:
     if info is None:
         raise ValueError(f"There is no knowledge base named '{kb}'; `devcopilot status` lists them.")
     if spec is None:
-        gone = [s["spec"] for s in catalog.sources(kb) if s["kind"] == "git"]
+        gone = [s["spec"] for s in catalog.sources(kb) if s["kind"] in MIRRORED]
         index.store.drop(index.collection(kb))
         catalog.drop_kb(kb)
         shutil.rmtree(index.lexical_dir(kb), ignore_errors=True)
@@ -269,18 +279,23 @@ def forget(index: Index, spec: str | None, kb: str) -> str:
     index.store.delete(index.collection(kb), ids)
     index.rebuild_lexical(kb)
     catalog.set_kb(kb, dirty=0)
-    if match[0]["kind"] == "git":
+    if match[0]["kind"] in MIRRORED:
         _drop_unused_clones(index, [match[0]["spec"]])
     return f"Removed source '{match[0]['spec']}' ({len(ids)} chunks) from '{kb}'."
 
 
-def _drop_unused_clones(index: Index, urls: list[str]) -> None:
-    """Delete the local clones of git sources that no KB indexes any more."""
-    from ingest.sources import clone_dir
+MIRRORED = ("git", "website")  # sources copied into the data dir: their copy goes when no KB indexes them
 
-    still = {s["spec"] for s in index.catalog.sources() if s["kind"] == "git"}
+
+def _drop_unused_clones(index: Index, urls: list[str]) -> None:
+    """Delete the local clones of git sources, and the mirrors of websites, that no KB indexes any more."""
+    from ingest.sources import clone_dir, is_git_url
+    from ingest.website import site_dir
+
+    still = {s["spec"] for s in index.catalog.sources() if s["kind"] in MIRRORED}
     for url in set(urls) - still:
-        shutil.rmtree(clone_dir(index.cfg.data_dir, url), ignore_errors=True)
+        folder = clone_dir(index.cfg.data_dir, url) if is_git_url(url) else site_dir(index.cfg.data_dir, url)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 __all__ = ["ingest", "forget", "reconcile", "IngestSummary", "classify"]

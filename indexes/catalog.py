@@ -121,6 +121,20 @@ class Catalog:
                         "indexed_at": r[6], "skipped": json.loads(r[7] or "{}"), "files": files, "chunks": chunks})
         return out
 
+    def describe(self) -> list[dict]:
+        """Every KB with its model, store, counts, last indexing time and sources, as `devcopilot status`
+        and the MCP server's `list_knowledge_bases` show them (times are Unix seconds or None)."""
+        out = []
+        for info in self.kbs():
+            sources = self.sources(info.name)
+            out.append({"name": info.name, "embedding_model": info.embed_model, "store": info.store,
+                        "files": sum(s["files"] for s in sources), "chunks": self.count_chunks(info.name),
+                        "last_indexed": info.indexed_at, "interrupted": info.dirty,
+                        "sources": [{"spec": s["spec"], "kind": s["kind"], "version": s["version"],
+                                     "files": s["files"], "chunks": s["chunks"], "skipped": s["skipped"],
+                                     "last_indexed": s["indexed_at"]} for s in sources]})
+        return out
+
     def drop_source(self, kb: str, sid: str) -> None:
         with self.transaction():
             for table in ("chunks", "files"):

@@ -154,3 +154,37 @@ def coverage(index: Index, question: str, hits: list[Hit]) -> float:
     total = sum(weights.values()) or 1.0
     return max(sum(weights[t] for t in terms & set(tokenize(lexical_text(h.chunk)))) / total for h in hits[:3])
 
+
+
+@dataclass
+class Definition:
+    hit: Hit
+    line: int  # where the definition starts: a method of a small class is defined inside the class's chunk
+
+    @property
+    def lines(self) -> list[str]:
+        """The chunk's lines from the definition on."""
+        return self.hit.chunk.text.splitlines()[self.line - self.hit.chunk.start_line:]
+
+
+def find_definitions(index: Index, name: str, kbs: Iterable[str], limit: int = 3) -> list[Definition]:
+    """Where a class, function or method (`Runner.run`, `run`, `MemoryStore`) is defined, best first:
+    `retrieve()` for the name in code form (the definition it puts first leads), then the other code
+    chunks it found that define the name."""
+    name = name.strip().strip("`").removesuffix("()").strip()
+    if not name:
+        return []
+    last = name.split(".")[-1]
+    defines = re.compile(rf"^\s*(async\s+def|def|class)\s+{re.escape(last)}\b", re.MULTILINE)
+    found = retrieve(index, f"`{name}`", kbs, kind="code", k=20)
+    out: list[Definition] = []
+    for h in found.hits:
+        c = h.chunk
+        if c.symbol and (c.symbol == name or c.symbol.endswith("." + name)):
+            m = defines.search(c.text)
+            out.append(Definition(h, c.start_line + (c.text.count("\n", 0, m.start()) if m else 0)))
+        elif (m := defines.search(c.text)) and (not c.symbol or name.startswith(c.symbol + ".")
+                                                or c.symbol.split(".")[-1] == last):
+            out.append(Definition(h, c.start_line + c.text.count("\n", 0, m.start())))
+    exact = [d for d in out if d.hit.chunk.symbol and d.hit.chunk.symbol.split(".")[-1] == last]
+    return (exact + [d for d in out if d not in exact])[:limit]

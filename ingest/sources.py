@@ -12,7 +12,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -33,6 +33,8 @@ class ResolvedSource:
     web_base: str = ""  # e.g. https://github.com/o/r/blob/<commit>
     host: str = ""  # github | gitlab | ""
     version: str = ""  # commit or package version
+    files: list | None = None  # the SourceFiles themselves, for sources with no folder (LlamaIndex documents)
+    skipped: dict = field(default_factory=dict)  # what opening it skipped, and why (a website's pages)
 
     @property
     def id(self) -> str:
@@ -46,13 +48,28 @@ class ResolvedSource:
         return f"{(self.root / path).as_posix()}#L{start}-L{end}"
 
 
+# http(s) URLs on these hosts are repositories; on other hosts only when a path segment ends in .git.
+GIT_HOSTS = ("github.com", "gitlab.com", "bitbucket.org", "codeberg.org")
+HTTP_URL = re.compile(r"^https?://", re.IGNORECASE)
+
+
 def is_git_url(spec: str) -> bool:
+    """A URL git clones: ssh, git, file and scp-like URLs, and http(s) URLs of a repository (ending in
+    .git, or on a known git host). Any other http(s) URL is a docs website (ingest/website.py)."""
+    if HTTP_URL.match(spec):
+        host = re.sub(r"^https?://(?:[^@/]+@)?", "", spec, flags=re.IGNORECASE).split("/")[0].split(":")[0].lower()
+        return host in GIT_HOSTS or re.search(r"\.git(?![\w-])", spec) is not None
     return bool(GIT_URL.match(spec)) or (spec.endswith(".git") and not Path(spec).is_dir())
+
+
+def is_website_url(spec: str) -> bool:
+    """An http(s) URL that is not a git repository: a docs site root, an llms.txt or a sitemap."""
+    return bool(HTTP_URL.match(spec.strip())) and not is_git_url(spec.strip())
 
 
 def normalize_spec(spec: str) -> str:
     spec = spec.strip()
-    if spec.startswith("pkg:") or is_git_url(spec):
+    if spec.startswith(("pkg:", "llamaindex:", "documents:")) or is_git_url(spec) or is_website_url(spec):
         return spec.rstrip("/")
     try:
         return str(Path(spec).expanduser().resolve())

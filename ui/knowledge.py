@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.sources import is_git_url
+from ingest.sources import is_git_url, is_website_url
 
 
 class SourceRefused(ValueError):
@@ -33,11 +33,14 @@ def check_source(spec: str, roots: list[Path]) -> str:
     """Return the spec to ingest, or raise SourceRefused saying why it cannot be."""
     spec = (spec or "").strip()
     if not spec:
-        raise SourceRefused("Give a folder path, a git URL or pkg:NAME to add.")
+        raise SourceRefused("Give a folder path, a git URL, pkg:NAME or a docs website URL to add.")
     if any(ord(ch) < 32 for ch in spec):
         raise SourceRefused("The source contains control characters; type a plain path, git URL or pkg:NAME.")
     if ".." in re.split(r"[\\/]", spec):
         raise SourceRefused(f"'{spec}' contains '..'; give the folder's full path under an allowed root.")
+    if spec.startswith(("llamaindex:", "documents:")):  # a reader runs code: only from the command line
+        raise SourceRefused("LlamaIndex readers can only be added from the command line (`devcopilot ingest "
+                            "llamaindex:MODULE.Class`).")
     if spec.startswith("pkg:"):
         if not re.fullmatch(r"pkg:[A-Za-z_][\w.-]*", spec):
             raise SourceRefused(f"'{spec}' is not a package name; write pkg: followed by the import name.")
@@ -47,7 +50,7 @@ def check_source(spec: str, roots: list[Path]) -> str:
         if not _under(folder, roots):
             raise SourceRefused(_outside(spec, roots))
         return spec
-    if is_git_url(spec):
+    if is_git_url(spec) or is_website_url(spec):  # remote: cloned or fetched into the data dir
         return spec
     folder = Path(spec).expanduser()
     if not folder.is_absolute():

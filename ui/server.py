@@ -1,7 +1,7 @@
-"""`devcopilot serve`: the web UI and the OpenAI-compatible API on one FastAPI server.
+"""`devcopilot serve`: the web UI, the OpenAI-compatible API and MCP on one FastAPI server.
 
-Security defaults: loopback bind; HTTP Basic auth for everything but /v1 when `auth` is set
-(the API takes a bearer token instead); request bodies above server.max_request_bytes are
+Security defaults: loopback bind; HTTP Basic auth for everything but /v1 and /mcp when `auth` is
+set (those take the bearer token instead); request bodies above server.max_request_bytes are
 refused; the source viewer reads only files that are indexed.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 
+from indexes.indexed_files import find_indexed_file
 from ui import render
 from ui.app import CSS, build_app
 
@@ -75,8 +76,8 @@ def security_warnings(host: str, auth: str, api_token: str) -> list[str]:
         out.append(f"WARNING: serving on {host} WITHOUT a password: anyone who can reach this machine can use the "
                    "web UI and index sources. Use --auth user:password, or bind to 127.0.0.1.")
     if not api_token:
-        out.append(f"WARNING: the API at http://{host}/v1 has NO bearer token: anyone who can reach it can chat "
-                   "through your model account. Use --api-token TOKEN.")
+        out.append(f"WARNING: the API at http://{host}/v1 and MCP at /mcp have NO bearer token: anyone who can "
+                   "reach them can chat through your model account. Use --api-token TOKEN.")
     return out
 
 
@@ -89,10 +90,14 @@ def parse_auth(auth: str) -> tuple[str, str] | None:
     return user, password
 
 
-def create_app(copilot, cfg, auth: str = "", api_token: str = "") -> FastAPI:
+def create_app(copilot, cfg, auth: str = "", api_token: str = "", host: str = "127.0.0.1") -> FastAPI:
+    from copilot.api import bearer_ok
+    from copilot.mcp_server import build_server, http_app
+
     credentials = parse_auth(auth)
     max_bytes = int(cfg.server.max_request_bytes or 0)
-    app = FastAPI(title="devcopilot", docs_url=None, redoc_url=None, openapi_url=None)
+    mcp_asgi, mcp_lifespan = http_app(build_server(copilot), host)
+    app = FastAPI(title="devcopilot", docs_url=None, redoc_url=None, openapi_url=None, lifespan=mcp_lifespan)
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -100,8 +105,13 @@ def create_app(copilot, cfg, auth: str = "", api_token: str = "") -> FastAPI:
         if max_bytes and length and length.isdigit() and int(length) > max_bytes:
             return JSONResponse({"error": {"message": f"The request is larger than {max_bytes:,} bytes; send "
                                            "less.", "type": "request_too_large"}}, status_code=413)
-        # The API has its own bearer token; everything else (UI, viewer, avatars) needs the password.
-        if credentials and not request.url.path.startswith("/v1/") and not _basic_ok(request, credentials):
+        # The API and MCP have their own bearer token; everything else (UI, viewer, avatars) needs the password.
+        path = request.url.path
+        if path == "/mcp" and api_token and not bearer_ok(request, api_token):
+            return JSONResponse({"error": {"message": "A bearer token is required: send 'Authorization: Bearer "
+                                           "TOKEN'.", "type": "auth_error"}}, status_code=401,
+                                headers={"WWW-Authenticate": 'Bearer realm="devcopilot"'})
+        if credentials and not (path.startswith("/v1/") or path == "/mcp") and not _basic_ok(request, credentials):
             return PlainTextResponse("Sign in to use devcopilot.", status_code=401,
                                      headers={"WWW-Authenticate": 'Basic realm="devcopilot", charset="UTF-8"'})
         return await call_next(request)
@@ -112,6 +122,8 @@ def create_app(copilot, cfg, auth: str = "", api_token: str = "") -> FastAPI:
         log.warning("copilot.api is not available: serving the web UI without the /v1 API")
     else:
         app.include_router(api_router(copilot, token=api_token or None))
+
+    app.add_route("/mcp", mcp_asgi)  # Streamable HTTP (POST, GET and DELETE on one path)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz():
@@ -163,25 +175,10 @@ def _source_view(index, path: str, lines: str) -> Response:
         start_n, end_n = int(start or 0), int(end or start or 0)
     except ValueError:
         start_n = end_n = 0
-    target = Path(path)
-    for s in index.catalog.sources():
-        root = Path(s["root"])
-        try:
-            rel = target.relative_to(root).as_posix()
-        except ValueError:
-            continue
-        chunks = [c for c in index.catalog.file_chunks(s["kb"], rel) if c.source_id == s["id"]]
-        if not chunks:
-            continue
-        try:
-            real = (root / rel).resolve(strict=True)
-            if not real.is_relative_to(root.resolve()):  # replaced by a link pointing outside since indexing
-                raise OSError("outside the source")
-            text = real.read_text(encoding="utf-8", errors="replace")
-        except (OSError, RuntimeError):  # moved since indexing: show what the index holds
-            text = "\n".join(c.text for c in sorted(chunks, key=lambda c: c.start_line))
-        return HTMLResponse(_file_page(rel, s["spec"], text, start_n, end_n))
-    return PlainTextResponse("That file is not part of any indexed source.", status_code=404)
+    found = find_indexed_file(index.catalog, path) if Path(path).is_absolute() else None
+    if found is None:
+        return PlainTextResponse("That file is not part of any indexed source.", status_code=404)
+    return HTMLResponse(_file_page(found.path, found.spec, found.text, start_n, end_n))
 
 
 def _file_page(rel: str, spec: str, text: str, start: int, end: int) -> str:
@@ -211,10 +208,10 @@ def serve(cfg, host: str = "127.0.0.1", port: int = 7860, auth: str = "", api_to
     index = Index(cfg)
     ensure_knowledge(index, root or repo_root())
     copilot = Copilot(cfg, index=index)
-    app = create_app(copilot, cfg, auth=auth, api_token=api_token)
+    app = create_app(copilot, cfg, auth=auth, api_token=api_token, host=host)
     for line in security_warnings(host, auth, api_token):
         print(line, file=sys.stderr)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
     print(f"devcopilot is running: web chat at http://{shown}:{port}/  API at http://{shown}:{port}/v1  "
-          "(Ctrl+C stops it)")
+          f"MCP at http://{shown}:{port}/mcp  (Ctrl+C stops it)")
     uvicorn.run(app, host=host, port=port, log_level="warning")

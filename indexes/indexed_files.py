@@ -1,0 +1,88 @@
+"""Reading an indexed file back, for the source viewer, the MCP `read_source` tool and the coding tools.
+
+Only files the catalog lists can be read: a path is looked up among the indexed sources
+(never opened as given), so a path outside them, or with `..`, finds nothing. The file is
+read as it is now when it still lies inside its source's root; when it moved, or its source
+has no folder (LlamaIndex documents), the text is rebuilt from the indexed chunks, each line
+at its own number.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from indexes.catalog import Catalog
+from ingest.chunk import Chunk
+
+MAX_LINES = 200  # at most this many lines per read (MCP read_source); the viewer shows whole files
+
+
+@dataclass
+class IndexedFile:
+    kb: str
+    spec: str  # the source it belongs to, as `devcopilot status` lists it
+    path: str  # relative to the source root, as citations show it
+    text: str
+    chunks: list[Chunk]
+    from_index: bool  # True when the file could not be read and the text comes from the chunks
+
+    @property
+    def lines(self) -> list[str]:
+        return self.text.splitlines()
+
+
+def find_indexed_file(catalog: Catalog, path: str, kbs: list[str] | None = None) -> IndexedFile | None:
+    """The indexed file at `path`, absolute (the viewer's links) or relative to a source root (as
+    cited), in one of `kbs` (all KBs when None); None when no indexed source holds it."""
+    path = (path or "").strip().replace("\\", "/")
+    if not path or ".." in path.split("/"):
+        return None
+    target = Path(path)
+    for s in catalog.sources():
+        if kbs is not None and s["kb"] not in kbs:
+            continue
+        root = Path(s["root"])
+        if target.is_absolute():
+            try:
+                rel = target.relative_to(root).as_posix()
+            except ValueError:
+                continue
+        else:
+            rel = path.removeprefix("./")
+        chunks = [c for c in catalog.file_chunks(s["kb"], rel) if c.source_id == s["id"]]
+        if not chunks:
+            continue
+        text, from_index = _read(root, rel), False
+        if text is None:
+            text, from_index = text_from_chunks(chunks), True
+        return IndexedFile(s["kb"], s["spec"], rel, text, chunks, from_index)
+    return None
+
+
+def _read(root: Path, rel: str) -> str | None:
+    try:
+        real = (root / rel).resolve(strict=True)
+        if not real.is_relative_to(root.resolve()):  # replaced by a link pointing outside since indexing
+            return None
+        return real.read_text(encoding="utf-8", errors="replace").replace("\r\n", "\n")
+    except (OSError, RuntimeError):
+        return None
+
+
+def text_from_chunks(chunks: list[Chunk]) -> str:
+    """The file's text as the chunks hold it, each line at its number (lines no chunk holds are blank)."""
+    lines: dict[int, str] = {}
+    for c in chunks:
+        for i, ln in enumerate(c.text.splitlines()):
+            lines.setdefault(c.start_line + i, ln)
+    last = max(lines, default=0)
+    return "\n".join(lines.get(n, "") for n in range(1, last + 1))
+
+
+def line_range(f: IndexedFile, start: int, end: int, max_lines: int = MAX_LINES) -> tuple[int, int, list[str]]:
+    """Lines start..end (1-based, inclusive) of the file, at most `max_lines`, clamped to the file:
+    (first, last, lines); no lines when start lies past the end."""
+    lines = f.lines
+    start = max(1, start)
+    end = min(max(start, end), start + max_lines - 1, len(lines))
+    return start, end, lines[start - 1:end]
