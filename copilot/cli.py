@@ -124,7 +124,8 @@ def cmd_ingest(args) -> int:
         bar.refresh()
 
     try:
-        summary = ingest(index, args.sources, args.kb, args.include, args.exclude, progress)
+        summary = ingest(index, args.sources, args.kb, args.include, args.exclude, progress,
+                         notice=lambda text: print(text, file=sys.stderr, flush=True))
     finally:
         if bar is not None:
             bar.close()

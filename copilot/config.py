@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from indexes.embeddings import EMBEDDING_PROVIDERS, unknown_provider
+from indexes.embeddings import EMBEDDING_PROVIDERS, RUNTIMES, unknown_provider, unknown_runtime
 from indexes.stores import EF_SEARCH, STORE_KINDS, unknown_store
 
 
@@ -24,7 +24,10 @@ class ConfigError(ValueError):
 class EmbeddingConfig:
     provider: str = "local"  # local | openai | dashscope
     model: str = "all-MiniLM-L6-v2"
-    batch_size: int = 64
+    # local only: "onnx" (int8 on ONNX Runtime, the default model only; no torch at run time) | "torch"
+    runtime: str = "onnx"
+    batch_size: int = 0  # texts per batch; 0: the runtime's best (onnx 16, torch 64)
+    threads: int = 0  # onnx: threads of an ingest's batches; 0: every core
     api_key: str = ""
     base_url: str = ""
 
@@ -126,6 +129,7 @@ ENV_MAP = {
     "DEVCOPILOT_DATA_DIR": ("", "data_dir"),
     "DEVCOPILOT_EMBEDDING_PROVIDER": ("embedding", "provider"),
     "DEVCOPILOT_EMBEDDING_MODEL": ("embedding", "model"),
+    "DEVCOPILOT_EMBEDDING_RUNTIME": ("embedding", "runtime"),
     "DEVCOPILOT_STORE": ("store", "kind"),
     "DEVCOPILOT_STORE_URL": ("store", "url"),
     "DEVCOPILOT_STORE_API_KEY": ("store", "api_key"),
@@ -212,6 +216,8 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         raise ConfigError(unknown_store(cfg.store.kind))
     if cfg.embedding.provider not in EMBEDDING_PROVIDERS:
         raise ConfigError(unknown_provider(cfg.embedding.provider))
+    if cfg.embedding.runtime not in RUNTIMES:
+        raise ConfigError(unknown_runtime(cfg.embedding.runtime))
     if not isinstance(cfg.store.ef_search, int) or cfg.store.ef_search < 1:
         raise ConfigError(f"Setting 'store.ef_search' must be a whole number of at least 1, not "
                           f"{cfg.store.ef_search!r}.")

