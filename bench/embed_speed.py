@@ -4,6 +4,7 @@
     python bench/embed_speed.py --texts 500 --rounds 5
     python bench/embed_speed.py --profile           # also ONNX fp32 and int8 per-operator time: where it goes
 
+ONNX embeds each text alone, the texts side by side on one thread per core (indexes/onnx_embedder.py).
 Each round embeds the texts once with every configuration, in an order that rotates from round
 to round, so a change of load on the machine falls on all of them alike. Prints texts/s (wall)
 and texts per CPU-second (what this process's threads spent: steadier on a shared machine), the
@@ -51,7 +52,6 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--corpus", help="a folder of .md and .py files (default: the dev corpus)")
     ap.add_argument("--profile", action="store_true", help="add ONNX fp32 and print int8 time per operator")
-    ap.add_argument("--batches", default="16,32", help="ONNX int8 batch sizes to compare")
     args = ap.parse_args()
     root = Path(args.corpus) if args.corpus else fetch_sdist(DEV_CORPUS["package"], DEV_CORPUS["version"],
                                                              DEV_CORPUS["dir"])
@@ -65,15 +65,15 @@ def main():
     model = OnnxModel.locate()
     model.ensure()
     t = time.perf_counter()
-    onnx = {b: OnnxEmbedder(model, batch_size=b) for b in (int(x) for x in args.batches.split(","))}
-    next(iter(onnx.values())).embed(["warm up", "a", "b", "c", "d"])
+    onnx = OnnxEmbedder(model)
+    onnx.embed(["warm up"])
     out["load_s"]["onnx_int8"] = round(time.perf_counter() - t, 2)
 
     configs = {"torch fp32 batch 64 (before)": torch64.embed,
-               "torch fp32 batch 16": LocalEmbedder(batch_size=16).embed}
-    configs |= {f"onnx int8 batch {b}": e.embed for b, e in onnx.items()}
+               "torch fp32 batch 16": LocalEmbedder(batch_size=16).embed,
+               f"onnx int8 (each text alone, {onnx.threads} side by side)": onnx.embed}
     if args.profile:
-        configs["onnx fp32 batch 16"] = fp32_embedder(model).embed
+        configs["onnx fp32 fused (each text alone)"] = fp32_embedder(model).embed
     names = list(configs)
     runs = {n: [] for n in names}
     vectors = {}
@@ -118,7 +118,7 @@ def closeness(ref, v, queries: int = 200, k: int = 10) -> dict:
 
 def fp32_embedder(model: OnnxModel) -> OnnxEmbedder:
     """The fused fp32 graph (before quantization), exported beside the int8 one for the profile."""
-    from indexes import onnx_export
+    from indexes import onnx_embedder, onnx_export
 
     folder = model.root / f"fp32-{model.digest}"
     if not (folder / "model.onnx").is_file():
@@ -129,11 +129,9 @@ def fp32_embedder(model: OnnxModel) -> OnnxEmbedder:
             raw = Path(tmp) / "raw.onnx"
             onnx_export._to_onnx(model.source, raw, model.max_tokens)
             onnx_export._fuse(raw, folder / "model.onnx", model.source)
-        (folder / "tokenizer.json").write_bytes((model.source / "tokenizer.json").read_bytes())
-    e = OnnxEmbedder(model, batch_size=16)
-    e.name += "-fp32"
+    e = OnnxEmbedder(model)
     e._load()
-    e.path = folder / "model.onnx"
+    e.session = onnx_embedder._session(folder / "model.onnx", 1)
     return e
 
 
@@ -147,36 +145,26 @@ def profile(model: OnnxModel, texts: list[str]) -> None:
 
     so = ort.SessionOptions()
     so.enable_profiling = True
-    so.intra_op_num_threads = os.cpu_count() or 1
+    so.intra_op_num_threads = 1
     folder = model.ensure()
     sess = ort.InferenceSession(str(folder / "model.onnx"), so, providers=["CPUExecutionProvider"])
     tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
     tok.no_padding()
     tok.enable_truncation(max_length=model.max_tokens)
-    enc = sorted(tok.encode_batch(texts), key=lambda e: -len(e.ids))
-    for i in range(0, len(enc), 16):
-        part = enc[i:i + 16]
-        width = len(part[0].ids)
-        ids = np.zeros((len(part), width), np.int64)
-        mask = np.zeros_like(ids)
-        for r, e in enumerate(part):
-            ids[r, :len(e.ids)] = e.ids
-            mask[r, :len(e.ids)] = 1
-        sess.run(None, {"input_ids": ids, "attention_mask": mask})
+    enc = tok.encode_batch(texts)
+    for e in enc:
+        ids = np.asarray([e.ids], np.int64)
+        sess.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})
     trace = json.loads(Path(sess.end_profiling()).read_text())
     per_op = collections.Counter()
     for ev in trace:
         if ev.get("cat") == "Node" and ev["name"].endswith("_kernel_time"):
             per_op[ev["args"]["op_name"]] += ev["dur"]
     total = sum(per_op.values())
-    print("int8 graph, time per operator type:")
+    print("int8 graph, one thread, time per operator type:")
     for op, us in per_op.most_common(12):
         print(f"  {op:28s} {us / 1e6:7.2f} s  {100 * us / total:5.1f} %")
-    pad = sum(len(p[0].ids) * len(p) for p in (enc[i:i + 16] for i in range(0, len(enc), 16)))
-    real = sum(len(e.ids) for e in enc)
-    print(f"word pieces: {real} real, {pad} with padding ({100 * (pad - real) / pad:.1f} % padding); "
-          f"{sum(len(e.ids) == model.max_tokens for e in enc)} of {len(enc)} texts cut at {model.max_tokens}")
-
-
-if __name__ == "__main__":
-    main()
+    lengths = [len(e.ids) for e in enc]
+    cut = sum(n == model.max_tokens for n in lengths)
+    print(f"word pieces per text: mean {sum(lengths) / len(lengths):.0f}; {cut} of {len(enc)} texts cut at "
+          f"{model.max_tokens}")

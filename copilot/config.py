@@ -26,8 +26,8 @@ class EmbeddingConfig:
     model: str = "all-MiniLM-L6-v2"
     # local only: "onnx" (int8 on ONNX Runtime, the default model only; no torch at run time) | "torch"
     runtime: str = "onnx"
-    batch_size: int = 0  # texts per batch; 0: the runtime's best (onnx 16, torch 64)
-    threads: int = 0  # onnx: threads of an ingest's batches; 0: every core
+    batch_size: int = 64  # torch and remote providers: texts per call (onnx embeds each text alone)
+    threads: int = 0  # onnx: texts embedded side by side during an ingest; 0: one per CPU core
     api_key: str = ""
     base_url: str = ""
 
@@ -97,6 +97,7 @@ class ServerConfig:
     max_request_bytes: int = 1_000_000
     chat_threads: int = 64  # API turns answered at once; each waits on its model on a thread of its own
     allowed_roots: list[str] = field(default_factory=list)  # folders the UI may index
+    workers: int = 0  # `serve` processes behind the port; 0: one per CPU core
 
 
 @dataclass

