@@ -1,8 +1,9 @@
-"""Embedding speed: PyTorch fp32 against ONNX Runtime int8 on the same real chunk texts, in one run.
+"""Embedding speed: PyTorch against ONNX Runtime (fp32 fused, the default; int8) on the same real chunk
+texts, in one run.
 
     python bench/embed_speed.py                     # 2,000 chunks of the dev corpus, 3 alternating rounds
     python bench/embed_speed.py --texts 500 --rounds 5
-    python bench/embed_speed.py --profile           # also ONNX fp32 and int8 per-operator time: where it goes
+    python bench/embed_speed.py --profile           # then the ONNX graphs' time per operator: where it goes
 
 ONNX embeds each text alone, the texts side by side on one thread per core (indexes/onnx_embedder.py).
 Each round embeds the texts once with every configuration, in an order that rotates from round
@@ -51,7 +52,7 @@ def main():
     ap.add_argument("--texts", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--corpus", help="a folder of .md and .py files (default: the dev corpus)")
-    ap.add_argument("--profile", action="store_true", help="add ONNX fp32 and print int8 time per operator")
+    ap.add_argument("--profile", action="store_true", help="then time each ONNX graph per operator type")
     args = ap.parse_args()
     root = Path(args.corpus) if args.corpus else fetch_sdist(DEV_CORPUS["package"], DEV_CORPUS["version"],
                                                              DEV_CORPUS["dir"])
@@ -62,18 +63,19 @@ def main():
     torch64 = LocalEmbedder(batch_size=64)
     torch64.embed(["warm up"])
     out["load_s"] = {"torch": round(time.perf_counter() - t, 2)}
-    model = OnnxModel.locate()
-    model.ensure()
-    t = time.perf_counter()
-    onnx = OnnxEmbedder(model)
-    onnx.embed(["warm up"])
-    out["load_s"]["onnx_int8"] = round(time.perf_counter() - t, 2)
-
+    models = {v: OnnxModel.locate(variant=v) for v in ("fp32", "int8")}
+    onnx = {}
+    for v, model in models.items():
+        model.ensure()
+        t = time.perf_counter()
+        onnx[v] = OnnxEmbedder(model)
+        onnx[v].embed(["warm up"])
+        out["load_s"][f"onnx_{v}"] = round(time.perf_counter() - t, 2)
+    side = f"each text alone, {onnx['fp32'].threads} side by side"
     configs = {"torch fp32 batch 64 (before)": torch64.embed,
                "torch fp32 batch 16": LocalEmbedder(batch_size=16).embed,
-               f"onnx int8 (each text alone, {onnx.threads} side by side)": onnx.embed}
-    if args.profile:
-        configs["onnx fp32 fused (each text alone)"] = fp32_embedder(model).embed
+               f"onnx fp32 fused ({side}; the default)": onnx["fp32"].embed,
+               f"onnx int8 ({side}; runtime onnx-int8)": onnx["int8"].embed}
     names = list(configs)
     runs = {n: [] for n in names}
     vectors = {}
@@ -101,7 +103,8 @@ def main():
     out["closeness_to_torch"] = {name: closeness(ref, vectors[name]) for name in names[1:]}
     print(json.dumps(out, indent=1))
     if args.profile:
-        profile(model, texts)
+        for model in models.values():
+            profile(model, texts)
 
 
 def closeness(ref, v, queries: int = 200, k: int = 10) -> dict:
@@ -114,25 +117,6 @@ def closeness(ref, v, queries: int = 200, k: int = 10) -> dict:
     overlap = [len(set(a) & set(b)) / k for a, b in zip(top_ref, top_v)]
     return {"cosine_mean": round(float(cos.mean()), 4), "cosine_min": round(float(cos.min()), 4),
             "top10_overlap_mean": round(float(np.mean(overlap)), 3)}
-
-
-def fp32_embedder(model: OnnxModel) -> OnnxEmbedder:
-    """The fused fp32 graph (before quantization), exported beside the int8 one for the profile."""
-    from indexes import onnx_embedder, onnx_export
-
-    folder = model.root / f"fp32-{model.digest}"
-    if not (folder / "model.onnx").is_file():
-        import tempfile
-
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=folder) as tmp:
-            raw = Path(tmp) / "raw.onnx"
-            onnx_export._to_onnx(model.source, raw, model.max_tokens)
-            onnx_export._fuse(raw, folder / "model.onnx", model.source)
-    e = OnnxEmbedder(model)
-    e._load()
-    e.session = onnx_embedder._session(folder / "model.onnx", 1)
-    return e
 
 
 def profile(model: OnnxModel, texts: list[str]) -> None:
@@ -161,7 +145,7 @@ def profile(model: OnnxModel, texts: list[str]) -> None:
         if ev.get("cat") == "Node" and ev["name"].endswith("_kernel_time"):
             per_op[ev["args"]["op_name"]] += ev["dur"]
     total = sum(per_op.values())
-    print("int8 graph, one thread, time per operator type:")
+    print(f"{model.variant} graph, one thread, time per operator type:")
     for op, us in per_op.most_common(12):
         print(f"  {op:28s} {us / 1e6:7.2f} s  {100 * us / total:5.1f} %")
     lengths = [len(e.ids) for e in enc]

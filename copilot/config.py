@@ -24,7 +24,8 @@ class ConfigError(ValueError):
 class EmbeddingConfig:
     provider: str = "local"  # local | openai | dashscope
     model: str = "all-MiniLM-L6-v2"
-    # local only: "onnx" (int8 on ONNX Runtime, the default model only; no torch at run time) | "torch"
+    # local only, default model only (others run on torch): "onnx" (no torch at run time; PyTorch's
+    # vectors) | "onnx-int8" (faster, moves some neighbours: docs/performance.md) | "torch"
     runtime: str = "onnx"
     batch_size: int = 64  # torch and remote providers: texts per call (onnx embeds each text alone)
     threads: int = 0  # onnx: texts embedded side by side during an ingest; 0: one per CPU core

@@ -57,8 +57,8 @@ class IngestSummary:
 
 
 def reembed_notice(kb: str, chunks: int, old: str, new: str) -> str:
-    keep = (' (set embedding.runtime = "torch" to keep them)' if runtime_of(old) == "PyTorch"
-            and runtime_of(new) != "PyTorch" else "")
+    was = {"PyTorch": "torch", "ONNX Runtime": "onnx", "ONNX Runtime int8": "onnx-int8"}.get(runtime_of(old))
+    keep = f' (set embedding.runtime = "{was}" to keep them)' if was and runtime_of(new) != runtime_of(old) else ""
     return (f"Knowledge base '{kb}' was embedded by {old} ({runtime_of(old)}), not by {new} ({runtime_of(new)}): "
             f"re-embedding its {chunks:,} chunks rather than mixing vectors{keep}; texts embedded before by this "
             "runtime come from the cache.")

