@@ -9,7 +9,8 @@ Each round runs, in an order that rotates from round to round: the bare interpre
 two with PyTorch. PyTorch needs its own copy of the KB's vectors: the script indexes a twin data
 dir (`D-torch`, the same sources through the embedding cache) once. Prints medians, and each
 command's time beyond the interpreter's, and the load average (other work on the machine slows
-every figure alike; the differences and ratios are what to read).
+every figure alike; the differences and ratios are what to read), and the CPU seconds each
+command used (user + system), which a busy machine inflates far less than wall time.
 
 `serve`: from starting the process to the first answer of a chat request on /v1 (offline model),
 for the same data dir, ONNX and PyTorch alternately.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -41,12 +43,19 @@ def env_for(runtime: str) -> dict:
     return env
 
 
-def timed(cmd: list[str], env: dict) -> float:
+CPU: dict[str, list[float]] = {}  # command -> CPU seconds of each run (steadier than wall time on a busy machine)
+
+
+def timed(cmd: list[str], env: dict, name: str = "") -> float:
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    wall = time.perf_counter() - t
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed: {out.stderr.strip()[-400:]}")
-    return time.perf_counter() - t
+    CPU.setdefault(name, []).append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
+    return wall
 
 
 def torch_twin(data: Path) -> Path:
@@ -120,7 +129,7 @@ def main() -> int:
     loads = [os.getloadavg()[0]]
     for r in range(args.rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            times[name].append(timed(*runs[name]))
+            times[name].append(timed(*runs[name], name))
         loads.append(os.getloadavg()[0])
         print(f"round {r + 1}: " + ", ".join(f"{n} {times[n][-1]:.2f} s" for n in names), flush=True)
     floor = statistics.median(times[names[0]])
@@ -131,6 +140,7 @@ def main() -> int:
         out["median_s"][name] = round(med, 2)
         if name != names[0]:
             out["beyond_interpreter_s"][name] = round(med - floor, 2)
+    out["median_cpu_s"] = {n: round(statistics.median(CPU[n]), 2) for n in names}
     for what in ("search", "ask"):
         out[f"{what}: torch / onnx"] = round(statistics.median(t / o for t, o in zip(times[f"{what}, torch"],
                                                                                         times[f"{what}, onnx"])), 2)
