@@ -152,3 +152,7 @@ def profile(model: OnnxModel, texts: list[str]) -> None:
     cut = sum(n == model.max_tokens for n in lengths)
     print(f"word pieces per text: mean {sum(lengths) / len(lengths):.0f}; {cut} of {len(enc)} texts cut at "
           f"{model.max_tokens}")
+
+
+if __name__ == "__main__":
+    main()
