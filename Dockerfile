@@ -21,7 +21,7 @@ COPY ui ui
 # Editable, so /app is the repository the first `serve` indexes when nothing is indexed yet.
 RUN pip install -e .
 # The embedding model, exported to ONNX int8 once at build time (the server then never loads torch).
-RUN python -m indexes.onnx_export
+RUN python -m indexes.onnx_embedder
 
 RUN useradd --create-home --uid 10001 copilot && mkdir -p /data && chown copilot /data
 USER copilot

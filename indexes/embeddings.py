@@ -15,9 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-
-class EmbeddingError(RuntimeError):
-    """The embedding model could not be used; the message is one clear sentence."""
+from indexes.heap import SMALL_CALL, EmbeddingError, release_memory  # noqa: F401 (EmbeddingError re-exported)
 
 
 class Embedder(Protocol):
@@ -26,7 +24,6 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...  # (n, dim) float32, L2-normalised
 
 
-SMALL_CALL = 4  # texts; up to this many are embedded on one thread (see LocalEmbedder.embed)
 _MODELS: dict[str, object] = {}  # loaded once per process: loading takes seconds, the model is read-only
 _MODELS_LOCK = threading.Lock()
 
@@ -120,24 +117,6 @@ class _ThreadChoice:
 
 
 _QUERY_THREADS = _ThreadChoice()
-
-
-_trim = None
-
-
-def release_memory() -> None:
-    """Hand freed heap back to the OS. glibc keeps the memory a batch's activations used, so without
-    this an ingest's RSS climbs to the largest batches seen and stays there while the process runs."""
-    global _trim
-    if _trim is None:
-        try:
-            import ctypes
-
-            _trim = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):  # not glibc: nothing to do
-            _trim = False
-    if _trim:
-        _trim(0)
 
 
 class OpenAIEmbedder:

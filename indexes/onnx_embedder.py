@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexes.embeddings import SMALL_CALL, EmbeddingError, release_memory
+from indexes.heap import SMALL_CALL, EmbeddingError, release_memory
 
 RECIPE = "1"  # bump when onnx_export changes what it writes: the vectors change with it
 SOURCE_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.json",
@@ -219,3 +219,16 @@ class OnnxEmbedder:
                 out[i] = v
         release_memory()
         return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m indexes.onnx_embedder [fp32|int8]`: export now (set-up time), print where the model is."""
+    args = sys.argv[1:] if argv is None else argv
+    model = OnnxModel.locate(variant=args[0] if args else "fp32")
+    path = model.ensure()
+    print(f"ONNX embedding model ({model.variant}) ready: {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -7,12 +7,11 @@ layers only: the matrix products against constant weights are int8, attention's 
 stay fp32 (quantizing those too costs accuracy for no speed on this model).
 
 torch, transformers and onnx are needed here only; the embedder itself runs on onnxruntime and
-tokenizers. Run once, at set-up (`python -m indexes.onnx_export`) or on first use.
+tokenizers. Run once, at set-up (`python -m indexes.onnx_embedder`) or on first use.
 """
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -93,18 +92,3 @@ def _quantize(src: Path, dst: Path, variant: dict) -> None:
                      op_types_to_quantize=["MatMul", "Attention"],
                      # The fused kernels (com.microsoft domain) defeat shape inference: their outputs are fp32.
                      extra_options={"MatMulConstBOnly": True, "DefaultTensorType": TensorProto.FLOAT})
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m indexes.onnx_export [fp32|int8]`: export now (set-up time), print where the model is."""
-    from indexes.onnx_embedder import OnnxModel
-
-    args = sys.argv[1:] if argv is None else argv
-    model = OnnxModel.locate(variant=args[0] if args else "fp32")
-    path = model.ensure()
-    print(f"ONNX embedding model ({model.variant}) ready: {path}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

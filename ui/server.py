@@ -231,7 +231,7 @@ def serve(cfg, host: str = "127.0.0.1", port: int = 7860, auth: str = "", api_to
         for line in stale_kbs(index):
             print(line, file=sys.stderr)
         del index
-        run_workers(cfg, host, port, auth, api_token, workers,
+        run_workers(cfg, host, port, auth, api_token, workers, build_server_app,
                     say=lambda text: print(running if "first is ready" in text else text, flush=True))
         return
     app, index = build_server_app(cfg, auth, api_token, root)

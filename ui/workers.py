@@ -55,13 +55,15 @@ class _Worker:
     ready: bool = False
 
 
-def run_workers(cfg, host: str, port: int, auth: str, api_token: str, workers: int,
+def run_workers(cfg, host: str, port: int, auth: str, api_token: str, workers: int, build,
                 say=print) -> None:
-    """Accept on host:port and hand connections to `workers` processes until interrupted."""
+    """Accept on host:port and hand connections to `workers` processes until interrupted; each
+    builds its app with `build(cfg, auth=, api_token=) -> (app, index)` (a module-level function:
+    it travels to the worker by name)."""
     listener = socket.create_server((host, port), backlog=2048, reuse_port=False)
     listener.setblocking(False)
     context = multiprocessing.get_context("spawn")  # a clean interpreter: the parent may hold threads
-    pool = [_start(context, cfg, n, auth, api_token) for n in range(workers)]
+    pool = [_start(context, cfg, n, auth, api_token, build) for n in range(workers)]
     sel = selectors.DefaultSelector()
     for w in pool:
         sel.register(w.channel, selectors.EVENT_READ, ("worker", w))
@@ -106,7 +108,7 @@ def run_workers(cfg, host: str, port: int, auth: str, api_token: str, workers: i
                     with contextlib.suppress(KeyError, ValueError):
                         sel.unregister(w.channel)
                     w.channel.close()
-                    pool[i] = _start(context, cfg, w.number, auth, api_token)
+                    pool[i] = _start(context, cfg, w.number, auth, api_token, build)
                     sel.register(pool[i].channel, selectors.EVENT_READ, ("worker", pool[i]))
     finally:
         for s, handler in old.items():
@@ -123,9 +125,9 @@ def run_workers(cfg, host: str, port: int, auth: str, api_token: str, workers: i
                 w.process.kill()
 
 
-def _start(context, cfg, number: int, auth: str, api_token: str) -> _Worker:
+def _start(context, cfg, number: int, auth: str, api_token: str, build) -> _Worker:
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    process = context.Process(target=_worker_main, args=(cfg, number, child, auth, api_token),
+    process = context.Process(target=_worker_main, args=(cfg, number, child, auth, api_token, build),
                               name=f"devcopilot-worker-{number}", daemon=False)
     process.start()
     child.close()
@@ -178,15 +180,13 @@ def _drop(sel, pending, conn: socket.socket) -> None:
 
 
 # -- the worker process ---------------------------------------------------------------------------------
-def _worker_main(cfg, number: int, channel: socket.socket, auth: str, api_token: str) -> None:
+def _worker_main(cfg, number: int, channel: socket.socket, auth: str, api_token: str, build) -> None:
     import asyncio
 
     import uvicorn
 
-    from ui.server import build_server_app
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the whole group: the parent stops us
-    app, index = build_server_app(cfg, auth=auth, api_token=api_token)
+    app, index = build(cfg, auth=auth, api_token=api_token)
     app = _Named(app, number)
     index.embedder.embed(["warm up"])  # load the model before the first question
 
