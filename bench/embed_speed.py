@@ -139,7 +139,9 @@ def profile(model: OnnxModel, texts: list[str]) -> None:
     for e in enc:
         ids = np.asarray([e.ids], np.int64)
         sess.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})
-    trace = json.loads(Path(sess.end_profiling()).read_text())
+    trace_file = Path(sess.end_profiling())
+    trace = json.loads(trace_file.read_text())
+    trace_file.unlink()
     per_op = collections.Counter()
     for ev in trace:
         if ev.get("cat") == "Node" and ev["name"].endswith("_kernel_time"):
