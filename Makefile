@@ -21,12 +21,14 @@ test: setup browser lint
 
 setup: $(STAMP)
 
-# torch first, from the CPU wheel, so nothing pulls the multi-GB CUDA build.
+# torch first, from the CPU wheel, so nothing pulls the multi-GB CUDA build. Then the embedding model
+# is exported to ONNX once (indexes/onnx_export.py), so the first search does not wait for it.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m indexes.onnx_embedder
 	touch $(STAMP)
 
 # Debian's Chromium for the headless browser tests (Playwright drives it; its own download is not used).

@@ -6,9 +6,16 @@ copilot/ never imports ui/. Gradio is loaded only when `serve` runs.
 from __future__ import annotations
 
 import argparse
+import os
 
 from copilot.cli import Command, config_from
 from copilot.cli import main as cli_main
+
+
+def _workers(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of 1 or more")
+    return int(text)
 
 
 def serve_arguments(s: argparse.ArgumentParser) -> None:
@@ -16,14 +23,17 @@ def serve_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--port", type=int, help="port (default 7860; server.port)")
     s.add_argument("--auth", metavar="USER:PASSWORD", help="password for the web UI (env DEVCOPILOT_AUTH)")
     s.add_argument("--api-token", metavar="TOKEN", help="bearer token for /v1 (env DEVCOPILOT_API_TOKEN)")
+    s.add_argument("--workers", type=_workers, metavar="N",
+                   help="server processes behind the port (default: server.workers, 0 = one per CPU core)")
 
 
 def run_serve(args: argparse.Namespace) -> int:
     from ui.server import serve
 
     cfg = config_from(args)
+    workers = args.workers or cfg.server.workers or os.cpu_count() or 1
     serve(cfg, host=args.host or cfg.server.host, port=args.port or cfg.server.port,
-          auth=args.auth or cfg.server.auth, api_token=args.api_token or cfg.server.api_token)
+          auth=args.auth or cfg.server.auth, api_token=args.api_token or cfg.server.api_token, workers=workers)
     return 0
 
 

@@ -20,6 +20,8 @@ and to the first answer token from the model, whole turn, and the overhead beyon
 = client-measured turn time minus that turn's scripted model latency.
 
     .venv/bin/python bench/load_chat.py                                  # KB: this repository
+    .venv/bin/python bench/load_chat.py --workers 1,2 --rounds 2         # `devcopilot serve --workers N`, N=1
+                                                                         # and N=2 alternately, in one run
     .venv/bin/python bench/load_chat.py --data-dir bench/.work/dev --qa ../shared/eval/openai_agents_qa.jsonl
 """
 from __future__ import annotations
@@ -260,6 +262,9 @@ def main() -> int:
     ap.add_argument("--token-delay", type=float, default=0.005, help="model server: seconds between pieces")
     ap.add_argument("--timeout", type=float, default=120.0, help="client timeout per request")
     ap.add_argument("--plain", action="store_true", help="serve only the API router, without the web UI")
+    ap.add_argument("--workers", help="compare `devcopilot serve --workers N` for these N (e.g. 1,2), run "
+                                      "alternately; the server is the real command, its chat model the test server")
+    ap.add_argument("--rounds", type=int, default=1, help="with --workers: rounds of every N")
     ap.add_argument("--role", choices=["model", "copilot"], help=argparse.SUPPRESS)
     ap.add_argument("--model-url", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -281,6 +286,8 @@ def main() -> int:
                      if line.strip()]
 
     me = [sys.executable, str(Path(__file__).resolve())]
+    if args.workers:
+        return compare_workers(args, data_dir, questions, me)
     procs: list[subprocess.Popen] = []
     try:
         model = subprocess.Popen(me + ["--role", "model", "--latency", str(args.latency),
@@ -365,6 +372,97 @@ def main() -> int:
           f"{cpu[1]:.1f} s, clients {cpu[2]:.1f} s; {os.cpu_count()} cores, load average "
           f"{os.getloadavg()[0]:.1f}")
     return 1 if errors else 0
+
+
+def start_serve(data_dir: Path, model_url: str, workers: int, port: int) -> subprocess.Popen:
+    """`devcopilot serve --workers N` over a copy-free data dir, its chat model the test server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DEVCOPILOT_", "OPENAI_", "DASHSCOPE_"))}
+    env.update(DEVCOPILOT_CHAT_PROVIDER="openai", DEVCOPILOT_CHAT_BASE_URL=model_url, DEVCOPILOT_CHAT_API_KEY="bench",
+               DEVCOPILOT_CHAT_MODEL="load-test", GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
+    return subprocess.Popen([str(Path(sys.executable).parent / "devcopilot"), "--data-dir", str(data_dir), "serve",
+                             "--port", str(port), "--workers", str(workers)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its children (the workers)."""
+    total = cpu_of(pid)
+    try:
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            total += tree_cpu(int(child))
+    except OSError:
+        pass
+    return total
+
+
+def compare_workers(args, data_dir: Path, questions: list[str], me: list[str]) -> int:
+    """The same load against `serve --workers N` for each N, alternately, in one run."""
+    counts = [int(n) for n in args.workers.split(",")]
+    model = subprocess.Popen(me + ["--role", "model", "--latency", str(args.latency),
+                                   "--token-delay", str(args.token_delay)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    model_url = json.loads(model.stdout.readline())["url"]
+    results: dict[int, list[dict]] = {n: [] for n in counts}
+    base = 0
+    try:
+        for r in range(args.rounds):
+            for n in (counts if r % 2 == 0 else counts[::-1]):
+                port = free_port()
+                server = start_serve(data_dir, model_url, n, port)
+                url = f"http://127.0.0.1:{port}/v1"
+                deadline = time.time() + 300
+                while True:
+                    try:
+                        urllib.request.urlopen(url + "/models", timeout=5).read()
+                        break
+                    except OSError:
+                        if time.time() > deadline or server.poll() is not None:
+                            print(f"serve --workers {n} did not start: {server.stderr.read()[-400:]}",
+                                  file=sys.stderr)
+                            return 1
+                        time.sleep(0.3)
+                # warm every worker (first search, first model call) outside the figures
+                asyncio.run(run_clients(url, 2 * n, 1, ["What is an index?"], args.timeout, base=10_000 + base))
+                model.stdin.write("stats\n")
+                model.stdin.flush()
+                json.loads(model.stdout.readline())
+                cpu0, load0 = tree_cpu(server.pid), os.getloadavg()[0]
+                res = asyncio.run(run_clients(url, args.sessions, args.turns, questions, args.timeout, base=base))
+                cpu = tree_cpu(server.pid) - cpu0
+                model.stdin.write("stats\n")
+                model.stdin.flush()
+                stats = json.loads(model.stdout.readline())["stats"]
+                os.killpg(server.pid, signal.SIGINT)
+                try:
+                    server.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(server.pid, signal.SIGKILL)
+                rows = res["rows"]
+                over = [row["total"] - stats.get(row["tag"], [0, 0.0])[1] for row in rows]
+                fig = {"workers": n, "turns": len(rows), "errors": len(res["errors"]),
+                       "degraded": sum(row["degraded"] for row in rows),
+                       "turns_per_s": round(len(rows) / res["wall"], 1),
+                       "overhead_p50_ms": round(pct(over, 50) * 1000), "overhead_p95_ms": round(pct(over, 95) * 1000),
+                       "server_cpu_ms_per_turn": round(cpu / max(1, len(rows)) * 1000),
+                       "load_average": [round(load0, 1), round(os.getloadavg()[0], 1)]}
+                results[n].append(fig)
+                print(json.dumps(fig), flush=True)
+                base += 1000  # fresh tags for the next round
+    finally:
+        model.stdin.close()
+        model.terminate()
+        model.wait(timeout=15)
+    print(f"{args.sessions} sessions x {args.turns} turns, model {args.latency * 1000:.0f} ms + "
+          f"{args.token_delay * 1000:.0f} ms a piece; {os.cpu_count()} cores; medians over {args.rounds} round(s):")
+    for n in counts:
+        rs = results[n]
+        med = {k: pct([x[k] for x in rs], 50) for k in ("turns_per_s", "overhead_p50_ms", "overhead_p95_ms",
+                                                        "server_cpu_ms_per_turn")}
+        print(f"  --workers {n}: {med['turns_per_s']} turns/s, overhead beyond the model p50 "
+              f"{med['overhead_p50_ms']} ms, p95 {med['overhead_p95_ms']} ms, server CPU "
+              f"{med['server_cpu_ms_per_turn']} ms a turn, errors {sum(x['errors'] for x in rs)}, degraded "
+              f"{sum(x['degraded'] for x in rs)}")
+    return 1 if any(x["errors"] for rs in results.values() for x in rs) else 0
 
 
 if __name__ == "__main__":

@@ -131,7 +131,7 @@ def cmd_ingest(args) -> int:
 
     try:
         summary = ingest(index, reader_specs(args.sources, args.reader_args), args.kb, args.include, args.exclude,
-                         progress)
+                         progress, notice=lambda text: print(text, file=sys.stderr, flush=True))
     finally:
         if bar is not None:
             bar.close()

@@ -63,7 +63,9 @@ class Conversations:
             model: str = "", message_id: str | None = None) -> str:
         mid = message_id or uuid.uuid4().hex
         with self._lock:
-            self.db.execute("BEGIN")
+            # IMMEDIATE: the write lock is taken before seq is read, so two processes (`serve --workers`)
+            # adding to one conversation queue up instead of one failing on a stale read.
+            self.db.execute("BEGIN IMMEDIATE")
             try:
                 if self.db.execute("SELECT 1 FROM conversations WHERE id=?", (cid,)).fetchone() is None:
                     self.db.execute("INSERT INTO conversations VALUES (?, ?, ?)",

@@ -16,6 +16,7 @@ data dir, so they survive restarts; `devcopilot usage --reset` starts over.
 from __future__ import annotations
 
 import atexit
+import fcntl
 import json
 import logging
 import os
@@ -54,6 +55,7 @@ class Monitor:
         self._lock = threading.Lock()
         self._dirty, self._saved_at = False, 0.0
         self.data = self._load()
+        self._delta = _zero()  # counted here since the last save; merged into the file by _save
         atexit.register(self.flush)
 
     def _load(self) -> dict[str, Any]:
@@ -66,13 +68,19 @@ class Monitor:
         return _empty()  # missing or damaged: start over rather than fail the chat
 
     def _save(self) -> None:
-        """Write atomically; a failing disk keeps the figures in memory rather than break a chat."""
+        """Merge this process's changes into the file and write it atomically. Several processes
+        (`serve --workers N`) share the file: under a lock, each adds what it counted since its last
+        save to what the file holds now. A failing disk keeps the figures in memory rather than break a chat."""
         tmp = self.path.with_name(f".usage.{os.getpid()}.{threading.get_ident()}.tmp")
         self._dirty, self._saved_at = False, time.monotonic()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(self.data, indent=1), encoding="utf-8")
-            os.replace(tmp, self.path)
+            with open(self.path.with_name(".usage.lock"), "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                merged = _added(self._load(), self._delta)
+                tmp.write_text(json.dumps(merged, indent=1), encoding="utf-8")
+                os.replace(tmp, self.path)
+            self.data, self._delta = merged, _zero()
         except OSError:
             log.warning("could not write %s", self.path, exc_info=True)
 
@@ -83,16 +91,13 @@ class Monitor:
                estimated: bool = False) -> None:
         p = self.price(model)
         cost = (input_tokens * p.get("input", 0.0) + output_tokens * p.get("output", 0.0)) / 1e6 if p else 0.0
+        change = _zero()
+        for table, key in (("models", model), ("assistants", assistant)):
+            change[table][key] = {"calls": 1, "input_tokens": int(input_tokens), "output_tokens": int(output_tokens),
+                                  "estimated_calls": int(estimated), "cost_usd": cost}
+        change["cost_usd"] = cost
         with self._lock:
-            for table, key in (("models", model), ("assistants", assistant)):
-                row = self.data[table].setdefault(key, {"calls": 0, "input_tokens": 0, "output_tokens": 0,
-                                                        "estimated_calls": 0, "cost_usd": 0.0})
-                row["calls"] += 1
-                row["input_tokens"] += int(input_tokens)
-                row["output_tokens"] += int(output_tokens)
-                row["estimated_calls"] += int(estimated)
-                row["cost_usd"] = round(row["cost_usd"] + cost, 8)
-            self.data["cost_usd"] = round(self.data["cost_usd"] + cost, 8)
+            self.data, self._delta = _added(self.data, change), _added(self._delta, change)
             self._save()
 
     def count(self, name: str, n: int = 1) -> None:
@@ -102,7 +107,8 @@ class Monitor:
         Tokens and cost are written at once, since the budget depends on them.
         """
         with self._lock:
-            self.data["counters"][name] = self.data["counters"].get(name, 0) + n
+            for figures in (self.data, self._delta):
+                figures["counters"][name] = figures["counters"].get(name, 0) + n
             self._dirty = True
             if time.monotonic() - self._saved_at >= 1.0:
                 self._save()
@@ -153,5 +159,29 @@ class Monitor:
 
     def reset(self) -> None:
         with self._lock:
-            self.data = _empty()
+            with open(self.path.with_name(".usage.lock"), "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                self.path.unlink(missing_ok=True)
+            self.data, self._delta = _empty(), _zero()
             self._save()
+
+
+def _zero() -> dict[str, Any]:
+    """Figures of nothing: what a process has counted since it last saved starts here."""
+    return {"models": {}, "assistants": {}, "counters": {}, "cost_usd": 0.0}
+
+
+def _added(base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
+    """base + delta, table by table, row by row (a new dict; neither is changed)."""
+    out = json.loads(json.dumps(base))
+    for table in ("models", "assistants"):
+        for key, row in delta[table].items():
+            have = out[table].setdefault(key, {"calls": 0, "input_tokens": 0, "output_tokens": 0,
+                                               "estimated_calls": 0, "cost_usd": 0.0})
+            for field, value in row.items():
+                total = have.get(field, 0) + value
+                have[field] = round(total, 8) if field == "cost_usd" else total
+    for name, n in delta["counters"].items():
+        out["counters"][name] = out["counters"].get(name, 0) + n
+    out["cost_usd"] = round(out["cost_usd"] + delta["cost_usd"], 8)
+    return out

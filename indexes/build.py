@@ -10,6 +10,7 @@ lexical index, so the KB ends up exactly as a fresh ingest would leave it.
 """
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from collections import Counter
@@ -18,6 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from indexes.embeddings import runtime_of
 from indexes.lexical import TOKENIZER_VERSION
 from indexes.search import Index, lexical_tokens
 from indexes.stores import collection_name
@@ -29,6 +31,7 @@ from ingest.sources import ResolvedSource
 from ingest.specs import open_source
 
 BATCH_CHUNKS = 256
+log = logging.getLogger("devcopilot.ingest")
 
 
 @dataclass
@@ -43,12 +46,23 @@ class IngestSummary:
     total_chunks: int = 0
     skipped: Counter = field(default_factory=Counter)
     seconds: float = 0.0
+    reembedded_from: str = ""  # the embedding model (and runtime) the KB's vectors were made by before
+
 
     def line(self) -> str:
         skipped = ", ".join(f"{n} {why}" for why, n in self.skipped.most_common()) or "none"
+        again = f" (every vector remade: they were made by {self.reembedded_from})" if self.reembedded_from else ""
         return (f"KB '{self.kb}': {self.files} files ({self.changed} new or changed, {self.removed} removed), "
-                f"{self.chunks} chunks written ({self.embedded} embedded, the rest cached), {self.total_chunks} "
+                f"{self.chunks} chunks written ({self.embedded} embedded, the rest cached){again}, {self.total_chunks} "
                 f"chunks in total; skipped: {skipped}; {self.seconds:.1f} s.")
+
+
+def reembed_notice(kb: str, chunks: int, old: str, new: str) -> str:
+    was = {"PyTorch": "torch", "ONNX Runtime": "onnx", "ONNX Runtime int8": "onnx-int8"}.get(runtime_of(old))
+    keep = f' (set embedding.runtime = "{was}" to keep them)' if was and runtime_of(new) != runtime_of(old) else ""
+    return (f"Knowledge base '{kb}' was embedded by {old} ({runtime_of(old)}), not by {new} ({runtime_of(new)}): "
+            f"re-embedding its {chunks:,} chunks rather than mixing vectors{keep}; texts embedded before by this "
+            "runtime come from the cache.")
 
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -66,9 +80,11 @@ class _Pending:
 
 def ingest(index: Index, specs: list[str | ResolvedSource], kb: str = "default", include: list[str] | None = None,
            exclude: list[str] | None = None, progress: Progress | None = None,
-           fetch: bool = True) -> IngestSummary:
+           fetch: bool = True, notice: Callable[[str], None] | None = None) -> IngestSummary:
     """Index sources into `kb`: specs (a folder, git URL, pkg:NAME, docs website URL or llamaindex:
-    reader), or sources already opened (e.g. LlamaIndex Documents from Python)."""
+    reader), or sources already opened (e.g. LlamaIndex Documents from Python). `notice` hears, up
+    front, of work the user did not ask for by name (every vector remade because the embedding
+    model or runtime changed)."""
     t0 = time.perf_counter()
     cfg = index.cfg
     catalog = index.catalog
@@ -78,8 +94,12 @@ def ingest(index: Index, specs: list[str | ResolvedSource], kb: str = "default",
     info = catalog.ensure_kb(kb, index.embedder.name, index.store.label)
     # A KB never completed (or a catalog rebuilt from scratch) may face vectors it does not list.
     was_dirty = info.dirty or info.indexed_at is None
-    if info.embed_model != index.embedder.name:  # another model: every vector must be remade
+    if info.embed_model != index.embedder.name:  # another model or runtime: every vector must be remade
         index.embedder.embed(["ready?"])  # fails here (bad key, no service) before the old vectors are dropped
+        n = catalog.count_chunks(kb)
+        if n:
+            summary.reembedded_from = info.embed_model
+            (notice or log.warning)(reembed_notice(kb, n, info.embed_model, index.embedder.name))
         index.store.drop(collection_name(kb, info.embed_model))
         catalog.reset_manifest(kb)
         catalog.set_kb(kb, embed_model=index.embedder.name)

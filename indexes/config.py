@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from indexes.embeddings import EMBEDDING_PROVIDERS, unknown_provider
+from indexes.embeddings import EMBEDDING_PROVIDERS, RUNTIMES, unknown_provider, unknown_runtime
 from indexes.stores import EF_SEARCH, STORE_KINDS, unknown_store
 
 
@@ -26,7 +26,11 @@ class ConfigError(ValueError):
 class EmbeddingConfig:
     provider: str = "local"  # local | openai | dashscope
     model: str = "all-MiniLM-L6-v2"
-    batch_size: int = 64
+    # local only, default model only (others run on torch): "onnx" (no torch at run time; PyTorch's
+    # vectors) | "onnx-int8" (faster, moves some neighbours: docs/performance.md) | "torch"
+    runtime: str = "onnx"
+    batch_size: int = 64  # torch and remote providers: texts per call (onnx embeds each text alone)
+    threads: int = 0  # onnx: texts embedded side by side during an ingest; 0: one per CPU core
     api_key: str = ""
     base_url: str = ""
 
@@ -99,6 +103,7 @@ class ServerConfig:
     max_request_bytes: int = 1_000_000
     chat_threads: int = 64  # API turns answered at once; each waits on its model on a thread of its own
     allowed_roots: list[str] = field(default_factory=list)  # folders the UI may index
+    workers: int = 0  # `serve` processes behind the port; 0: one per CPU core
 
 
 @dataclass
@@ -131,6 +136,7 @@ ENV_MAP = {
     "DEVCOPILOT_DATA_DIR": ("", "data_dir"),
     "DEVCOPILOT_EMBEDDING_PROVIDER": ("embedding", "provider"),
     "DEVCOPILOT_EMBEDDING_MODEL": ("embedding", "model"),
+    "DEVCOPILOT_EMBEDDING_RUNTIME": ("embedding", "runtime"),
     "DEVCOPILOT_STORE": ("store", "kind"),
     "DEVCOPILOT_STORE_URL": ("store", "url"),
     "DEVCOPILOT_STORE_API_KEY": ("store", "api_key"),
@@ -217,6 +223,8 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         raise ConfigError(unknown_store(cfg.store.kind))
     if cfg.embedding.provider not in EMBEDDING_PROVIDERS:
         raise ConfigError(unknown_provider(cfg.embedding.provider))
+    if cfg.embedding.runtime not in RUNTIMES:
+        raise ConfigError(unknown_runtime(cfg.embedding.runtime))
     if not isinstance(cfg.store.ef_search, int) or cfg.store.ef_search < 1:
         raise ConfigError(f"Setting 'store.ef_search' must be a whole number of at least 1, not "
                           f"{cfg.store.ef_search!r}.")

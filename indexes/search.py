@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from indexes.catalog import Catalog, KBInfo
-from indexes.embeddings import EmbeddingCache, make_embedder
+from indexes.embeddings import EmbeddingCache, make_embedder, runtime_of
 from indexes.lexical import CJK, TOKENIZER_VERSION, BM25Index, tokenize
 from indexes.plain_names import named_in_plain_words, names_by_key
 from indexes.query_kind import read_kind
@@ -217,9 +217,8 @@ class Index:
             raise SearchError(f"There is no knowledge base named '{kb}' (known: {known}); ingest a source with "
                               f"`devcopilot ingest SOURCE --kb {kb}`.")
         if info.embed_model and info.embed_model != self.embedder.name:  # its vectors cannot answer this model
-            raise SearchError(f"Knowledge base '{kb}' was indexed with the embedding model {info.embed_model}, not "
-                              f"{self.embedder.name}; run `devcopilot ingest` again to re-embed it, or configure "
-                              "that model.")
+            raise SearchError(stale_vectors(kb, info.embed_model, self.embedder.name,
+                                            [s["spec"] for s in self.catalog.sources(kb)]))
         return info
 
     def named_definitions(self, kb: str, query: str, generation: int) -> set[str]:
@@ -243,6 +242,18 @@ class Index:
                 pos = min(at, len(out))
                 out.insert(pos, Hit(chunk, out[pos - 1].score if pos else 0.0, kb))
         return out
+
+
+def stale_vectors(kb: str, old: str, new: str, specs: list[str]) -> str:
+    """Why a KB embedded by another model or runtime cannot be searched, and the command that fixes it."""
+    again = f"devcopilot ingest {' '.join(specs) or 'SOURCE'} --kb {kb}"
+    if runtime_of(old) != runtime_of(new) and old.split("@")[0] == new.split("@")[0]:
+        was = {"PyTorch": "torch", "ONNX Runtime": "onnx", "ONNX Runtime int8": "onnx-int8"}[runtime_of(old)]
+        return (f"Knowledge base '{kb}' was embedded by {runtime_of(old)}, and the embedding runtime is now "
+                f"{runtime_of(new)}; run `{again}` (with the --include/--exclude you used) to re-embed it, or set "
+                f"embedding.runtime = \"{was}\".")
+    return (f"Knowledge base '{kb}' was indexed with the embedding model {old}, not {new}; run `{again}` (with "
+            "the --include/--exclude you used) to re-embed it, or configure that model.")
 
 
 def demote(fused: list[tuple[str, float]], chosen: Callable[[str], bool], factor: float) -> list[tuple[str, float]]:

@@ -92,7 +92,7 @@ def test_status_json(capsys, indexed):
     code, out, _ = run(capsys, "--data-dir", str(data), "status", "--json")
     st = json.loads(out)
     assert code == 0 and st["data_dir"] == str(data) and st["store"] == "chroma"
-    assert st["embedding"] == "local/all-MiniLM-L6-v2"
+    assert st["embedding"].startswith("local/all-MiniLM-L6-v2@onnx-fp32-")  # the default runtime
     (kb,) = st["knowledge_bases"]
     assert kb["name"] == "default" and kb["files"] == 3 and kb["chunks"] >= 5 and kb["last_indexed"]
     assert kb["interrupted"] is False

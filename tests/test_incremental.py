@@ -305,7 +305,7 @@ def test_remote_embedding_provider_by_configuration(cfg, project, embedding_serv
     # searching with another model than the KB was built with says so instead of answering half-blind
     with pytest.raises(SearchError, match="was indexed with the embedding model"):
         Index(bad).search("backoff")
-    with pytest.raises(SearchError, match="run `devcopilot ingest` again"):
+    with pytest.raises(SearchError, match="run `devcopilot ingest .* --kb default`"):  # the command that fixes it
         index.search("backoff")
 
 

@@ -7,6 +7,7 @@ refused; the source viewer reads only files that are indexed.
 from __future__ import annotations
 
 import base64
+import functools
 import hmac
 import html
 import ipaddress
@@ -196,22 +197,56 @@ tr.hit{{background:#fff5c2}} .meta{{color:#666}}</style></head><body>
 <table>{''.join(rows)}</table></body></html>"""
 
 
-def serve(cfg, host: str = "127.0.0.1", port: int = 7860, auth: str = "", api_token: str = "",
-          root: Path | None = None) -> None:
-    """Index this repository on a first run, then serve the UI and the API until interrupted."""
-    import uvicorn
-
+def build_server_app(cfg, auth: str = "", api_token: str = "", root: Path | None = None, host: str = "127.0.0.1"):
+    """The app `serve` runs (web UI + API) over the data dir, indexing `root` on a first run: (app, index)."""
     from copilot.chat import Copilot
     from indexes.search import Index
 
-    parse_auth(auth)  # a malformed --auth fails before anything slow happens
     index = Index(cfg)
     ensure_knowledge(index, root or repo_root())
     copilot = Copilot(cfg, index=index)
-    app = create_app(copilot, cfg, auth=auth, api_token=api_token, host=host)
+    return create_app(copilot, cfg, auth=auth, api_token=api_token, host=host), index
+
+
+def serve(cfg, host: str = "127.0.0.1", port: int = 7860, auth: str = "", api_token: str = "",
+          root: Path | None = None, workers: int = 1) -> None:
+    """Index this repository on a first run, then serve the UI and the API until interrupted;
+    with workers > 1, from that many processes behind the one port (ui/workers.py)."""
+    import uvicorn
+
+    parse_auth(auth)  # a malformed --auth fails before anything slow happens
     for line in security_warnings(host, auth, api_token):
         print(line, file=sys.stderr)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
-    print(f"devcopilot is running: web chat at http://{shown}:{port}/  API at http://{shown}:{port}/v1  "
-          f"MCP at http://{shown}:{port}/mcp  (Ctrl+C stops it)")
+    running = (f"devcopilot is running: web chat at http://{shown}:{port}/  API at http://{shown}:{port}/v1  "
+               f"MCP at http://{shown}:{port}/mcp  (Ctrl+C stops it)")
+    if workers > 1:
+        from indexes.search import Index
+        from ui.workers import run_workers
+
+        index = Index(cfg)
+        ensure_knowledge(index, root or repo_root())  # once, here, before the workers open the data dir
+        for line in stale_kbs(index):
+            print(line, file=sys.stderr)
+        del index
+        run_workers(cfg, host, port, auth, api_token, workers, functools.partial(build_server_app, host=host),
+                    say=lambda text: print(running if "first is ready" in text else text, flush=True))
+        return
+    app, index = build_server_app(cfg, auth, api_token, root, host)
+    for line in stale_kbs(index):
+        print(line, file=sys.stderr)
+    print(running, flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def stale_kbs(index) -> list[str]:
+    """A warning for each KB embedded by another model or runtime than the configured one."""
+    from indexes.search import SearchError
+
+    out = []
+    for info in index.catalog.kbs():
+        try:
+            index.searchable(info.name)
+        except SearchError as e:
+            out.append(f"WARNING: {e}")
+    return out
