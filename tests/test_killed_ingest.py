@@ -83,7 +83,7 @@ def start_ingest(data: Path, corpus: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 
 
-def kill_when(proc: subprocess.Popen, ready, timeout: float = 120, sig: int = signal.SIGKILL) -> None:
+def kill_when(proc: subprocess.Popen, ready, timeout: float = 600, sig: int = signal.SIGKILL) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
         if proc.poll() is not None:
