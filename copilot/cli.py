@@ -62,7 +62,7 @@ def build_parser(extra: Mapping[str, Command] | None = None) -> argparse.Argumen
     s = sub.add_parser("search", help="what an assistant would cite; with no QUERY, one query per line from stdin")
     s.add_argument("query", nargs="?")
     s.add_argument("--kb", action="append", metavar="KB", help="knowledge base to read (repeat for more; "
-                                                                 "default: default)")
+                                                                 "default: every indexed KB, as the chat)")
     s.add_argument("--k", type=_positive, default=10, help="how many hits (1 or more)")
     s.add_argument("--kind", choices=["doc", "code"])
     s.add_argument("--assistant", help="cite as this assistant does (its KBs, kind and number of sources)")
@@ -83,7 +83,7 @@ def build_parser(extra: Mapping[str, Command] | None = None) -> argparse.Argumen
     s = sub.add_parser("ask", help="ask the copilot a question; the answer streams in the terminal")
     s.add_argument("question")
     s.add_argument("--assistant", help="who answers (Tutoring, Coding, ...); default: the Guide decides")
-    s.add_argument("--kb", help="knowledge base to read (default: chat.kb)")
+    s.add_argument("--kb", help="knowledge base to read (default: chat.kb, else every indexed KB)")
 
     s = sub.add_parser("usage", help="tokens, cost and budget per model and assistant; counters")
     s.add_argument("--json", action="store_true")
@@ -134,12 +134,16 @@ def cmd_ingest(args) -> int:
 
 def cmd_search(args) -> int:
     """What an assistant would cite (indexes/retrieve.py), with the verdict it would act on."""
+    from copilot.assistants import chat_kbs
     from indexes.retrieve import retrieve
 
     index = _index(args)
-    kbs = args.kb or ["default"]
-    for kb in kbs:
-        index.searchable(kb)  # an unknown KB, or one embedded by another model, is one sentence
+    kbs = args.kb or chat_kbs(index, index.cfg.chat.kb)[0]  # as the chat reads: every indexed KB by default
+    if args.kb or index.cfg.chat.kb:
+        for kb in kbs:
+            index.searchable(kb)  # an unknown KB, or one embedded by another model, is one sentence
+    if not kbs:
+        raise ValueError("Nothing is indexed yet; run `devcopilot ingest SOURCE` first.")
     cite = None
     if args.assistant:
         from copilot.assistants import load_assistants, retrieve_for
@@ -150,11 +154,10 @@ def cmd_search(args) -> int:
             names = ", ".join(a.name for a in load_assistants(index.cfg))
             raise ValueError(f"There is no assistant '{args.assistant}'; use one of: {names}.")
         spec = found[0]
-        if args.kb:
-            spec.kbs = kbs
+        read = kbs if args.kb or not spec.kbs else spec.kbs  # --kb wins; else its own KBs narrow the chat's
 
         def cite(q):
-            return retrieve_for(index, spec, q, index.cfg.chat.kb)
+            return retrieve_for(index, spec, q, read)
 
     queries = [args.query] if args.query is not None else [ln.rstrip("\n") for ln in sys.stdin]
     for q in queries:

@@ -80,7 +80,7 @@ class ChatConfig:
     tools: bool = True  # let the Coding assistant call bounded search tools when the model supports them
     max_tool_calls: int = 3
     corpus_language: str = "English"  # retrieval queries are rewritten into it when a model is available
-    kb: str = "default"  # knowledge base an assistant reads when its own `kbs` is empty
+    kb: str = ""  # the one knowledge base the chat reads; empty: every indexed KB (an assistant's `kbs` narrows it)
     history_turns: int = 6  # earlier messages given to the model and the condenser
     max_message_chars: int = 20_000  # longer messages are refused with a clear sentence
 

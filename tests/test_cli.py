@@ -173,6 +173,8 @@ def test_forget_source_then_kb(capsys, tmp_path, project):
     st = json.loads(run(capsys, "--data-dir", data, "status", "--json")[1])
     assert st["knowledge_bases"] == []
     code, out, err = run(capsys, "--data-dir", data, "search", "memory")
+    assert code == 2 and out == "" and "Nothing is indexed yet" in err
+    code, out, err = run(capsys, "--data-dir", data, "search", "memory", "--kb", "default")
     assert code == 2 and out == "" and "no knowledge base named 'default'" in err
 
 
