@@ -100,9 +100,14 @@ class Copilot:
         self.conversations.feedback(message_id, up, comment)
 
     def usage(self) -> dict:
+        """The monitor's figures, with what the conversations tell: answers by kind and feedback per
+        day, and the coverage gaps (questions answered "I don't know" or given a thumbs-down)."""
         figures = self.monitor.figures()
         figures["feedback"] = self.conversations.feedback_counts()
         figures["chat_model"] = self.model_label()
+        figures["answers_by_day"] = self.conversations.outcomes_by_day()
+        figures["feedback_by_day"] = self.conversations.feedback_by_day()
+        figures["gaps"] = self.conversations.gaps()
         return figures
 
     def model_label(self) -> str:

@@ -9,8 +9,10 @@ prints a traceback for those.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -22,9 +24,16 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, ValueError, Runtime
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage mistakes print one sentence (not the usage block) and exit 2, like every user error."""
+    """Usage mistakes print one sentence (not the usage block) and exit 2, like every user error;
+    a mistyped command gets the closest one suggested."""
 
     def error(self, message: str):
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:
+            choices = re.findall(r"'([^']*)'", m.group(2))
+            close = difflib.get_close_matches(m.group(1), choices, n=1, cutoff=0.5)
+            hint = f"did you mean `{self.prog} {close[0]}`?" if close else f"the commands are {', '.join(choices)}."
+            self.exit(2, f"{self.prog}: Unknown command '{m.group(1)}'; {hint} See `{self.prog} --help`.\n")
         self.exit(2, f"{self.prog}: {message[:1].upper()}{message[1:].rstrip('.')}; see `{self.prog} --help`.\n")
 
 
@@ -85,9 +94,12 @@ def build_parser(extra: Mapping[str, Command] | None = None) -> argparse.Argumen
     s.add_argument("--assistant", help="who answers (Tutoring, Coding, ...); default: the Guide decides")
     s.add_argument("--kb", help="knowledge base to read (default: chat.kb, else every indexed KB)")
 
-    s = sub.add_parser("usage", help="tokens, cost and budget per model and assistant; counters")
+    s = sub.add_parser("usage", help="tokens, cost and budget per model and assistant; counters; coverage gaps")
     s.add_argument("--json", action="store_true")
     s.add_argument("--reset", action="store_true", help="start the figures over")
+    s.add_argument("--gaps", action="store_true", help="the questions most often answered \"I don't know\" or "
+                                                       "given a thumbs-down: the docs that are missing")
+    s.add_argument("--csv", action="store_true", help="with --gaps: CSV")
     for name, command in (extra or {}).items():
         command.arguments(sub.add_parser(name, help=command.help))
     return p
@@ -115,7 +127,7 @@ def cmd_ingest(args) -> int:
         bar = tqdm(total=0, unit="file", file=sys.stderr, dynamic_ncols=True)
 
     def progress(stage: str, done: int, total: int) -> None:
-        if bar is None:
+        if bar is None or stage == "embed":  # the terminal bar counts files
             return
         bar.set_description({"scan": "scanning", "index": "indexing", "lexical": "lexical index"}[stage])
         if total and bar.total != total:
@@ -265,27 +277,70 @@ def cmd_ask(args) -> int:
     if args.assistant and len(resolve_name(args.assistant.strip().lstrip("@"), copilot.assistants)) != 1:
         names = ", ".join(a.name for a in copilot.assistants)
         raise ValueError(f"There is no assistant '{args.assistant}'; use one of: {names}.")
+    events = copilot.chat(args.question, copilot.new_session(origin="cli"), args.assistant)
+    return _print_answers(events, sys.stdout.isatty())
+
+
+def _print_answers(events, terminal: bool) -> int:
+    """Stream a turn's answers. In a terminal each answer is Markdown rendered by rich (drawn live as it
+    streams, then printed whole); piped, the text is printed as it comes, for scripts."""
+    console = None
+    if terminal:
+        from rich.console import Console
+        from rich.live import Live
+        from rich.markdown import Markdown
+
+        console = Console(highlight=False)
     failed = False
-    for ev in copilot.chat(args.question, copilot.new_session(), args.assistant):
+    live, text = None, ""
+    for ev in events:
         if ev.type == "start":
-            print(f"\n{ev.assistant}:", flush=True)
+            text = ""
+            if console is None:
+                print(f"\n{ev.assistant}:", flush=True)
+            else:
+                console.print(f"\n[bold]{ev.assistant}[/bold]")
+                live = Live(Markdown(""), console=console, refresh_per_second=8, transient=True,
+                            vertical_overflow="ellipsis")
+                live.start()
         elif ev.type == "token":
-            print(ev.text, end="", flush=True)
+            text += ev.text
+            if live is not None:
+                live.update(Markdown(text))
+            else:
+                print(ev.text, end="", flush=True)
         elif ev.type == "end":
-            print()
+            if live is not None:
+                live.stop()
+                live = None
+                console.print(Markdown(ev.text or text))
+            else:
+                print()
             for s in ev.sources:
-                print(f"  [{s.n}] {s.path}:{s.start_line}-{s.end_line}" + (f"  {s.title}" if s.title else "")
-                      + (f"\n      {s.link}" if s.link and s.link != s.path else ""))
+                line = f"  [{s.n}] {s.path}:{s.start_line}-{s.end_line}" + (f"  {s.title}" if s.title else "") \
+                    + (f"  (KB {s.kb})" if s.kb else "") + (f"\n      {s.link}" if s.link and s.link != s.path else "")
+                if console is not None:
+                    console.print(line, markup=False, style="dim")
+                else:
+                    print(line)
         elif ev.type in ("notice", "error"):
+            if live is not None:
+                live.stop()
+                live = None
             print(f"{ev.assistant}: {ev.text}", file=sys.stderr)
             failed = failed or ev.type == "error"
+    if live is not None:
+        live.stop()
     return 2 if failed else 0
 
 
 def cmd_usage(args) -> int:
     from copilot.monitor import Monitor
 
-    monitor = Monitor(config_from(args))
+    cfg = config_from(args)
+    if args.gaps:
+        return print_gaps(cfg, args)
+    monitor = Monitor(cfg)
     if args.reset:
         monitor.reset()
         print("Usage figures reset.")
@@ -310,6 +365,25 @@ def cmd_usage(args) -> int:
         print("no price for: " + ", ".join(f["unpriced_models"]) + " (add them under [prices])")
     for name, n in sorted(f["counters"].items()):
         print(f"  {name}: {n}")
+    return 0
+
+
+def print_gaps(cfg, args) -> int:
+    from copilot.conversations import Conversations, gaps_csv
+
+    path = cfg.data_dir / "conversations.sqlite"
+    gaps = Conversations(path).gaps() if path.exists() else []
+    if args.csv:
+        sys.stdout.write(gaps_csv(gaps))
+    elif args.json:
+        print(json.dumps(gaps, indent=2, ensure_ascii=False))
+    elif not gaps:
+        print("No coverage gaps yet: no question was answered \"I don't know\" or given a thumbs-down.")
+    else:
+        print(f"{'asked':>5} {'idk':>4} {'down':>4}  {'last asked':16}  question")
+        for g in gaps:
+            print(f"{g['asked']:>5} {g['dont_know']:>4} {g['thumbs_down']:>4}  {g['last_asked']:16}  "
+                  f"{' '.join(g['question'].split())[:100]}")
     return 0
 
 

@@ -5,6 +5,8 @@ key or a bearer token is masked before it is written.
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import sqlite3
@@ -46,6 +48,16 @@ def scrub(text: str) -> str:
 def question_key(text: str) -> str:
     """A question's words, for counting the same question asked twice as one."""
     return " ".join(text.lower().split()).rstrip(" ?!.。？！")
+
+
+def gaps_csv(gaps: list[dict]) -> str:
+    """Coverage gaps (Conversations.gaps) as CSV, for a spreadsheet or an issue tracker."""
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(["question", "asked", "dont_know", "thumbs_down", "last_asked"])
+    for g in gaps:
+        w.writerow([g["question"], g["asked"], g["dont_know"], g["thumbs_down"], g["last_asked"]])
+    return out.getvalue()
 
 
 class ConversationError(ValueError):

@@ -41,7 +41,7 @@ DEFAULT_PRICES: dict[str, dict[str, float]] = {
 
 
 def _empty() -> dict[str, Any]:
-    return {"since": time.time(), "models": {}, "assistants": {}, "counters": {}, "cost_usd": 0.0}
+    return {"since": time.time(), "models": {}, "assistants": {}, "counters": {}, "cost_usd": 0.0, "days": {}}
 
 
 class Monitor:
@@ -60,6 +60,7 @@ class Monitor:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             if isinstance(data, dict) and {"models", "assistants", "counters"} <= set(data):
+                data.setdefault("days", {})  # figures saved before days were kept
                 return data
         except (OSError, ValueError):
             pass
@@ -93,6 +94,13 @@ class Monitor:
                 row["estimated_calls"] += int(estimated)
                 row["cost_usd"] = round(row["cost_usd"] + cost, 8)
             self.data["cost_usd"] = round(self.data["cost_usd"] + cost, 8)
+            # Per day (local time) and assistant, for the Usage tab's charts.
+            day = self.data["days"].setdefault(time.strftime("%Y-%m-%d"), {})
+            row = day.setdefault(assistant, {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0})
+            row["calls"] += 1
+            row["input_tokens"] += int(input_tokens)
+            row["output_tokens"] += int(output_tokens)
+            row["cost_usd"] = round(row["cost_usd"] + cost, 8)
             self._save()
 
     def count(self, name: str, n: int = 1) -> None:
@@ -146,7 +154,7 @@ class Monitor:
                 totals[k] += row[k]
         return {"since": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(data["since"])),
                 "totals": totals, "cost_usd": round(data["cost_usd"], 6), "models": data["models"],
-                "assistants": data["assistants"], "counters": data["counters"],
+                "assistants": data["assistants"], "counters": data["counters"], "days": data.get("days", {}),
                 "budget": {"limit_usd": self.limit, "spent_usd": round(data["cost_usd"], 6),
                            "state": self.budget_state(), "message": self.budget_message()},
                 "unpriced_models": sorted(m for m in data["models"] if not self.price(m))}

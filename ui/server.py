@@ -20,6 +20,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTex
 
 from ui import render
 from ui.app import CSS, build_app
+from ui.indexing import ProgressClock
 
 log = logging.getLogger("devcopilot.serve")
 
@@ -41,17 +42,21 @@ def ensure_knowledge(index, root: Path, say: Callable[[str], None] = print) -> b
 
     say(f"Nothing is indexed yet: indexing {root} into knowledge base 'default' so you can try it at once…")
     last = {"stage": "", "pct": -1}
+    clock = ProgressClock()
 
     def progress(stage: str, done: int, total: int) -> None:
-        if stage != "index":  # scanning and the lexical index have no meaningful total: say when they start
+        if stage == "index":  # files chunked: the chunks embedded ("embed") say more
+            return
+        if stage != "embed":  # scanning and the lexical index have no meaningful total: say when they start
             if stage != last["stage"]:
                 say({"scan": "  scanning files…", "lexical": "  building the lexical index…"}.get(stage, f"  {stage}…"))
             last["stage"] = stage
             return
         pct = int(100 * done / total) if total else 0
-        if last["stage"] != "index" or pct >= last["pct"] + 10 or done == total:
+        if last["stage"] != "embed" or pct >= last["pct"] + 10 or done >= total:
             last.update(stage=stage, pct=pct)
-            say(f"  indexing: {done}/{total} files ({pct}%)")
+            left = clock.left(done, total)
+            say(f"  embedding: {done:,} of ~{total:,} chunks ({pct}%)" + (f", about {left} left" if left else ""))
 
     summary = ingest(index, [str(root)], "default", progress=progress)
     say(summary.line())
