@@ -18,6 +18,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from indexes.lexical import TOKENIZER_VERSION
 from indexes.search import Index, lexical_tokens
 from indexes.stores import collection_name
@@ -201,7 +203,7 @@ def _write_changed(index: Index, kb: str, pending: list[_Pending], summary: Inge
     nchunks = 0
     done_files = 0
     left_bytes = sum(p.size for p in pending)
-    seen = {"bytes": 0, "chunks": 0}
+    seen = {"bytes": 0, "chunks": 0, "embedded": 0}
 
     def estimate() -> int:
         rate = seen["chunks"] / seen["bytes"] if seen["bytes"] else 1 / max(cfg.ingest.chunk_chars, 1)
@@ -212,16 +214,27 @@ def _write_changed(index: Index, kb: str, pending: list[_Pending], summary: Inge
         if not batch:
             return
         chunks = [c for _, _, cs in batch for c in cs]
-        vectors, computed = index.cache.embed(index.embedder, [c.embed_text() for c in chunks])
-        summary.embedded += computed
+        texts = [c.embed_text() for c in chunks]
+        # Embedded in slices of the model's batch size, so progress moves every few seconds, not
+        # once a batch (the store still gets the whole batch at once).
+        step = max(16, cfg.embedding.batch_size)
+        parts = []
+        for i in range(0, len(texts), step):
+            if i and cancel is not None and cancel():
+                raise _Cancelled  # this batch is not stored; what it embedded stays in the cache
+            vectors, computed = index.cache.embed(index.embedder, texts[i:i + step])
+            parts.append(vectors)
+            summary.embedded += computed
+            seen["embedded"] += len(texts[i:i + step])
+            if progress:
+                progress("embed", seen["embedded"], estimate())
+        vectors = np.concatenate(parts)
         if inflight is not None:
             inflight.result()  # keep at most one batch in flight; surfaces writer errors
         inflight = writer.submit(_store_batch, index, kb, col, batch, chunks, vectors, delta)
         summary.chunks += len(chunks)
         summary.done_files += len(batch)
         batch, nchunks = [], 0
-        if progress:
-            progress("embed", summary.chunks, estimate())
 
     try:
         for p in pending:

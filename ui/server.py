@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from ui import render
-from ui.app import CSS, build_app
+from ui.app import CSS, HEAD, build_app
 from ui.indexing import ProgressClock
 
 log = logging.getLogger("devcopilot.serve")
@@ -137,7 +137,7 @@ def create_app(copilot, cfg, auth: str = "", api_token: str = "") -> FastAPI:
 
     import gradio as gr
 
-    return gr.mount_gradio_app(app, build_app(copilot, cfg), path="/", css=CSS, footer_links=[],
+    return gr.mount_gradio_app(app, build_app(copilot, cfg), path="/", css=CSS, head=HEAD, footer_links=[],
                                show_error=False)
 
 
