@@ -49,20 +49,34 @@ footer { display: none !important; }
 #dc-title { font-size: 1.05em; padding: .2em 0 0; }
 #dc-title span { opacity: .7; margin-left: .5em; font-size: .9em; }
 #dc-chat-bar { align-items: center; gap: .8em; }
-#dc-team { font-size: .85em; opacity: .85; flex-grow: 3 !important; }
+#dc-team { font-size: .85em; opacity: .85; flex-grow: 3 !important; white-space: nowrap; overflow: hidden;
+           text-overflow: ellipsis; }
 #dc-team p { margin: 0; }
 .dc-progress { margin: .4em 0 .2em; }
 .dc-progress-label { font-size: .9em; margin-bottom: .3em; }
 .dc-progress-track { height: 14px; border-radius: 7px; background: var(--neutral-200, #e5e7eb); overflow: hidden; }
 .dc-progress-fill { height: 100%; background: var(--color-accent, #f97316); transition: width .4s ease; }
-@media (max-width: 800px) { #dc-chat { height: calc(100dvh - 330px) !important; } }
+@media (max-width: 800px) { #dc-chat { height: calc(100dvh - 330px) !important; } #dc-team { display: none; } }
 """
 
-# Scroll to the start of each new answer (not to the bottom while it streams): when a speaker line
-# appears in the chat, its message is brought to the top of the chat's scrolling area.
+# The chat is as tall as the window leaves room for (measured, so a wrapped line above it or a
+# smaller window still leaves the input in view), and follows the window's size. And it scrolls to
+# the start of each new answer (not to the bottom while it streams): when a speaker line appears in
+# the chat, its message is brought to the top of the chat's scrolling area.
 HEAD = """
 <script>
 (() => {
+  const fit = () => {
+    const chat = document.querySelector('#dc-chat'), input = document.querySelector('#dc-input');
+    if (!chat || !input || !chat.offsetParent) return;
+    const row = input.closest('.row') || input.parentElement;
+    const top = chat.getBoundingClientRect().top + window.scrollY;
+    const h = Math.max(300, Math.floor(window.innerHeight - top - row.getBoundingClientRect().height - 36));
+    if (Math.abs(chat.getBoundingClientRect().height - h) > 2) chat.style.setProperty('height', h + 'px', 'important');
+  };
+  let pending = false;
+  const soon = () => { if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; fit(); }); } };
+  window.addEventListener('resize', soon);
   const seen = new WeakSet();
   const scroller = el => {
     for (let p = el.parentElement; p; p = p.parentElement) {
@@ -81,7 +95,7 @@ HEAD = """
     const box = scroller(msg); if (!box) return;
     box.scrollTop += msg.getBoundingClientRect().top - box.getBoundingClientRect().top - 8;
   };
-  new MutationObserver(check).observe(document.documentElement, {childList: true, subtree: true});
+  new MutationObserver(() => { check(); soon(); }).observe(document.documentElement, {childList: true, subtree: true});
 })();
 </script>
 """
@@ -311,7 +325,7 @@ def build_app(copilot, cfg=None) -> gr.Blocks:
 
     # -- layout ---------------------------------------------------------------------------
     team = " · ".join(f"{render.avatar_html(a.name, a.avatar)} **{a.name}**" for a in copilot.assistants)
-    with gr.Blocks(title="devcopilot", analytics_enabled=False) as demo:
+    with gr.Blocks(title="devcopilot", analytics_enabled=False, fill_width=True) as demo:
         browser = gr.BrowserState(None, storage_key="devcopilot-conversation", secret=browser_secret(cfg))
         session = gr.State(None)
         message_ids = gr.State([])
@@ -329,7 +343,7 @@ def build_app(copilot, cfg=None) -> gr.Blocks:
                         kb_select = gr.Dropdown(choices=[(ALL_KBS, "")], value="", label="Knowledge base",
                                                 show_label=False, elem_id="dc-kb-select", interactive=True,
                                                 container=False, scale=1, min_width=200)
-                        gr.Markdown(f"{team}: mention **@Name** to ask one directly.", elem_id="dc-team")
+                        gr.Markdown(f"{team} · **@Name** asks one directly", elem_id="dc-team")
                     chatbot = gr.Chatbot(
                         label="Group chat", show_label=False, elem_id="dc-chat", height="calc(100dvh - 255px)",
                         min_height=320, group_consecutive_messages=False, autoscroll=False,
@@ -499,7 +513,8 @@ def render_usage(data: dict) -> str:
     lines = []
     if budget.get("message"):
         lines += [f"**⚠️ {budget['message']}**", ""]
-    lines.append(f"Since {data.get('since', '?')} · chat model: **{data.get('chat_model', '?')}** · "
+    lines.append(f"Chat model: {render.md_text(str(data.get('chat_model', '?')))}")
+    lines.append(f"Since {data.get('since', '?')}: "
                  f"{_fmt(t.get('calls', 0))} model calls, {_fmt(t.get('input_tokens', 0))} input + "
                  f"{_fmt(t.get('output_tokens', 0))} output tokens, **${data.get('cost_usd', 0):.4f}**"
                  + (f" of a ${budget['limit_usd']:.2f} budget" if budget.get("limit_usd") else ""))

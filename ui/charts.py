@@ -13,20 +13,23 @@ matplotlib.use("Agg")  # no display: figures are rendered to images for the page
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+# The specialists' answers by kind; the Guide's greetings and hand-overs are not counted.
 KIND_LABELS = {"model": "model answer", "offline": "offline (quoted passages)", "dont_know": "\"I don't know\"",
-               "guide": "Guide", "missing": "nothing indexed", "down": "search failed"}
-KIND_COLOURS = {"model": "#4c78a8", "offline": "#72b7b2", "dont_know": "#e45756", "guide": "#bab0ac",
-                "missing": "#f58518", "down": "#9d755d"}
+               "missing": "nothing indexed", "down": "search failed"}
+KIND_COLOURS = {"model": "#4c78a8", "offline": "#72b7b2", "dont_know": "#e45756", "missing": "#f58518",
+                "down": "#9d755d"}
+MIN_SLOTS = 7  # a week's width at least, so one day is a bar, not a wall
 
 
 def usage_figure(data: dict, days: int = 30) -> Figure:
-    fig, axes = plt.subplots(2, 2, figsize=(11, 6.2), layout="constrained")
+    fig, axes = plt.subplots(2, 2, figsize=(11, 5.4), layout="constrained")
     (tokens, cost), (kinds, thumbs) = axes
     daily = _last(data.get("days") or {}, days)
     _stacked(tokens, daily, lambda row: row["input_tokens"] + row["output_tokens"], "Tokens per day, by assistant")
     _stacked(cost, daily, lambda row: row["cost_usd"], "Cost per day (USD), by assistant")
     answers = _last(data.get("answers_by_day") or {}, days)
-    _stacked(kinds, {d: {k: {"n": n} for k, n in row.items()} for d, row in answers.items()}, lambda row: row["n"],
+    _stacked(kinds, {d: {k: {"n": n} for k, n in row.items() if k in KIND_LABELS} for d, row in answers.items()},
+             lambda row: row["n"],
              "Answers per day, by kind", labels=KIND_LABELS, colours=KIND_COLOURS)
     fb = _last(data.get("feedback_by_day") or {}, days)
     _stacked(thumbs, {d: {"up": {"n": r["up"]}, "down": {"n": r["down"]}} for d, r in fb.items()},
@@ -63,4 +66,6 @@ def _stacked(ax, by_day: dict[str, dict[str, dict]], value, title: str, labels: 
         bottom = [b + h for b, h in zip(bottom, heights)]
     ax.set_xticks(list(x), [d[5:] for d in days], rotation=45 if len(days) > 7 else 0, ha="right"
                   if len(days) > 7 else "center")
+    ax.set_xlim(-0.6, max(len(days), MIN_SLOTS) - 0.4)
+    ax.set_ylim(0, max(bottom) * 1.35 or 1)  # room for the legend above the bars
     ax.legend(fontsize=7, frameon=False, loc="upper left")

@@ -38,6 +38,11 @@ def source_href(link: str, start: int, end: int) -> str:
     return public_url(with_lines(link, start, end)) if link else ""
 
 
+def md_text(text: str) -> str:
+    """`text` shown as is in Markdown."""
+    return _md_escape(text)
+
+
 def _md_escape(text: str) -> str:
     """Text shown as is in Markdown: emphasis and link characters as HTML entities (a backslash
     escape inside a link's text loses `__init__`'s underscores in the chat's renderer)."""
