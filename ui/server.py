@@ -72,7 +72,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def security_warnings(host: str, auth: str, api_token: str) -> list[str]:
+def security_warnings(host: str, auth: str | list[str], api_token: str) -> list[str]:
     if is_loopback(host):
         return []
     out = []
@@ -85,16 +85,21 @@ def security_warnings(host: str, auth: str, api_token: str) -> list[str]:
     return out
 
 
-def parse_auth(auth: str) -> tuple[str, str] | None:
-    if not auth:
-        return None
-    user, sep, password = auth.partition(":")
-    if not sep or not user or not password:
-        raise ValueError("--auth must look like user:password, with both parts non-empty.")
-    return user, password
+def parse_auth(auth: str | list[str]) -> list[tuple[str, str]]:
+    """The web UI's users: one "user:password", or several (`--auth` repeated, or a list in the config).
+    Each signed-in user has conversations of their own."""
+    out = []
+    for entry in [auth] if isinstance(auth, str) else list(auth or []):
+        if not entry:
+            continue
+        user, sep, password = str(entry).partition(":")
+        if not sep or not user or not password:
+            raise ValueError("--auth must look like user:password, with both parts non-empty.")
+        out.append((user, password))
+    return out
 
 
-def create_app(copilot, cfg, auth: str = "", api_token: str = "") -> FastAPI:
+def create_app(copilot, cfg, auth: str | list[str] = "", api_token: str = "") -> FastAPI:
     credentials = parse_auth(auth)
     max_bytes = int(cfg.server.max_request_bytes or 0)
     app = FastAPI(title="devcopilot", docs_url=None, redoc_url=None, openapi_url=None)
@@ -141,7 +146,7 @@ def create_app(copilot, cfg, auth: str = "", api_token: str = "") -> FastAPI:
                                show_error=False)
 
 
-def _basic_ok(request: Request, credentials: tuple[str, str]) -> bool:
+def _basic_ok(request: Request, credentials: list[tuple[str, str]]) -> bool:
     header = request.headers.get("authorization", "")
     if not header.lower().startswith("basic "):
         return False
@@ -149,8 +154,11 @@ def _basic_ok(request: Request, credentials: tuple[str, str]) -> bool:
         user, _, password = base64.b64decode(header[6:].strip()).decode("utf-8").partition(":")
     except (ValueError, UnicodeDecodeError):
         return False
-    return hmac.compare_digest(user.encode(), credentials[0].encode()) & \
-        hmac.compare_digest(password.encode(), credentials[1].encode())
+    ok = False
+    for known_user, known_password in credentials:  # every pair compared, in constant time
+        ok |= hmac.compare_digest(user.encode(), known_user.encode()) & \
+            hmac.compare_digest(password.encode(), known_password.encode())
+    return bool(ok)
 
 
 def _avatar_file(avatar: str) -> Path | None:
@@ -204,7 +212,7 @@ tr.hit{{background:#fff5c2}} .meta{{color:#666}}</style></head><body>
 <table>{''.join(rows)}</table></body></html>"""
 
 
-def serve(cfg, host: str = "127.0.0.1", port: int = 7860, auth: str = "", api_token: str = "",
+def serve(cfg, host: str = "127.0.0.1", port: int = 7860, auth: str | list[str] = "", api_token: str = "",
           root: Path | None = None) -> None:
     """Index this repository on a first run, then serve the UI and the API until interrupted."""
     import uvicorn
