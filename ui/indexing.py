@@ -142,8 +142,9 @@ def progress_html(job: IndexJob) -> str:
     else:
         detail = ""
     label = f"{job.verb} {html.escape(', '.join(job.specs))} into <code>{html.escape(job.kb)}</code>: {what}"
+    chunks = (job.done, job.total) if job.stage == "embed" else (0, 0)  # data-*: chunks embedded of the estimate
     return (f'<div class="dc-progress" id="dc-progress-bar" role="progressbar" aria-valuemin="0" '
-            f'aria-valuemax="100" aria-valuenow="{pct}" data-done="{job.done}" data-total="{job.total}">'
+            f'aria-valuemax="100" aria-valuenow="{pct}" data-done="{chunks[0]}" data-total="{chunks[1]}">'
             f'<div class="dc-progress-label">{label}'
             f'{" · " + html.escape(detail) if detail else ""}</div>'
             f'<div class="dc-progress-track"><div class="dc-progress-fill" style="width:{max(pct, 1)}%"></div></div>'
