@@ -133,10 +133,14 @@ def is_weak(index: Index, question: str, hits: list[Hit]) -> bool:
     if floor < 0:
         floor = 0.3 if index.cfg.embedding.provider == "local" else 0.0
     best = max((h.similarity for h in hits if h.similarity is not None), default=None)
-    if floor and best is not None and best < floor and not is_mostly_cjk(question):
-        return True  # far from everything indexed
     ranks = hits[0].ranks
     agree = len(ranks) == 2 and max(ranks.values()) < 10  # both retrievers put it in their top 10
+    if floor and best is not None and best < floor and not is_mostly_cjk(question):
+        # Far from everything indexed, unless the top chunk holds every term of the question and both
+        # retrievers agree on it: short, generic questions ("how do I get started?") embed far from
+        # any chunk, while an off-topic question's rare words are missing from the corpus.
+        if not (agree and coverage(index, question, hits[:1]) >= 1.0):
+            return True
     return coverage(index, question, hits) < s.min_overlap and not agree
 
 

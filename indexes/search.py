@@ -290,7 +290,8 @@ def with_scores_of(before: list[Hit], after: list[Hit]) -> list[Hit]:
 
 def fuse_scores(ranked: list[tuple[list[tuple[str, float]], float, float | None]], depth: int) \
         -> list[tuple[str, float]]:
-    """Weighted sum of each retriever's scores scaled to [0, 1] over the top `depth` of each list.
+    """Score fusion (`search.fusion = "score"`, the default) of the hybrid search: the weighted sum of
+    each retriever's scores scaled to [0, 1] over the top `depth` of each list.
 
     A retriever's score is scaled between its best and a floor (None: the last score it returned,
     which is why lists are read deeper than `depth`); a chunk a retriever did not return gets 0
@@ -311,7 +312,8 @@ def fuse_scores(ranked: list[tuple[list[tuple[str, float]], float, float | None]
 
 
 def fuse(ranked: list[tuple[list[tuple[str, float]], float]], rrf_k: int) -> list[tuple[str, float]]:
-    """Weighted reciprocal rank fusion: sum of weight / (rrf_k + rank) over the lists."""
+    """Reciprocal rank fusion (`search.fusion = "rrf"`) of the hybrid search: the sum of
+    weight / (rrf_k + rank) over the lists."""
     scores: dict[str, float] = {}
     for hits, weight in ranked:
         for rank, (cid, _) in enumerate(hits):
