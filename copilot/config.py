@@ -94,6 +94,9 @@ class ServerConfig:
     max_request_bytes: int = 1_000_000
     chat_threads: int = 64  # API turns answered at once; each waits on its model on a thread of its own
     allowed_roots: list[str] = field(default_factory=list)  # folders the UI may index
+    # The address clients reach the server at (e.g. https://copilot.example.com behind a proxy): the
+    # API's citation links to the source viewer are built on it. Empty: the address each request came to.
+    public_url: str = ""
 
 
 @dataclass
