@@ -160,14 +160,7 @@ class Index:
             # running, which would write it itself) rather than answer with vectors alone.
             with self._load_lock:  # one rebuild, not one per waiting search
                 lex = self.lexical(kb) or self.rebuild_lexical(kb)
-        lexical_query, dense_query = query, query
-        if CJK.search(query):
-            # The default model reads English: add the English for the field words the question
-            # uses; the dense query keeps only what the model can read.
-            terms = english_terms(query)
-            lexical_query = f"{query} {terms}"
-            latin = " ".join(re.findall(r"[A-Za-z_][\w.]*", query))
-            dense_query = f"{latin} {terms}".strip() or query
+        lexical_query, dense_query = query_forms(query)
         # Each retriever is read deeper than the fused depth so its scores can be scaled against
         # a floor that does not move with the question.
         pool = max(s.score_depth, depth) if s.fusion == "score" else depth
@@ -243,6 +236,17 @@ class Index:
                 pos = min(at, len(out))
                 out.insert(pos, Hit(chunk, out[pos - 1].score if pos else 0.0, kb))
         return out
+
+
+def query_forms(query: str) -> tuple[str, str]:
+    """What each retriever is asked: (lexical query, dense query)."""
+    if not CJK.search(query):
+        return query, query
+    # The default model reads English: add the English for the field words the question uses; the
+    # dense query keeps only what the model can read.
+    terms = english_terms(query)
+    latin = " ".join(re.findall(r"[A-Za-z_][\w.]*", query))
+    return f"{query} {terms}", f"{latin} {terms}".strip() or query
 
 
 def demote(fused: list[tuple[str, float]], chosen: Callable[[str], bool], factor: float) -> list[tuple[str, float]]:
