@@ -167,7 +167,7 @@ def brief(s: Source, query: str, width: int = 110) -> str:
     terms = set(tokenize(query))
     lines = [ln.strip() for ln in s.excerpt.splitlines() if ln.strip() and not ln.strip().startswith(("```", "#"))]
     best = max(lines, key=lambda ln: len(terms & set(tokenize(ln))), default="")
-    best = re.sub(r"\s+", " ", best.lstrip(">-*# ")).replace("`", "")
+    best = re.sub(r"\*\*|__|`", "", re.sub(r"\s+", " ", best.lstrip(">-*# ")))  # plain text, one line
     if len(best) > width:
         best = best[:width].rsplit(" ", 1)[0] + " …"
     where = f"`{s.path}` lines {s.start_line}-{s.end_line}"
