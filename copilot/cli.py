@@ -28,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
     a mistyped command gets the closest one suggested."""
 
     def error(self, message: str):
-        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        m = re.search(r"argument COMMAND: invalid choice: '([^']*)' \(choose from (.*)\)", message)
         if m:
             choices = re.findall(r"'([^']*)'", m.group(2))
             close = difflib.get_close_matches(m.group(1), choices, n=1, cutoff=0.5)

@@ -56,7 +56,12 @@ footer { display: none !important; }
 .dc-progress-label { font-size: .9em; margin-bottom: .3em; }
 .dc-progress-track { height: 14px; border-radius: 7px; background: var(--neutral-200, #e5e7eb); overflow: hidden; }
 .dc-progress-fill { height: 100%; background: var(--color-accent, #f97316); transition: width .4s ease; }
-@media (max-width: 800px) { #dc-chat { height: calc(100dvh - 330px) !important; } #dc-team { display: none; } }
+/* A narrow screen: the chat first, the conversations under it. */
+@media (max-width: 800px) {
+  #dc-chat { height: calc(100dvh - 330px) !important; }
+  #dc-team { display: none; }
+  #dc-sidebar { order: 2; max-height: none; }
+}
 """
 
 # The chat is as tall as the window leaves room for (measured, so a wrapped line above it or a
