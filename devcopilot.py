@@ -21,7 +21,9 @@ def _workers(text: str) -> int:
 def serve_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--host", help="interface to bind (default 127.0.0.1, loopback only; server.host)")
     s.add_argument("--port", type=int, help="port (default 7860; server.port)")
-    s.add_argument("--auth", metavar="USER:PASSWORD", help="password for the web UI (env DEVCOPILOT_AUTH)")
+    s.add_argument("--auth", metavar="USER:PASSWORD", action="append",
+                   help="password for the web UI; repeat for more users, each with their own conversations "
+                        "(env DEVCOPILOT_AUTH)")
     s.add_argument("--api-token", metavar="TOKEN", help="bearer token for /v1 (env DEVCOPILOT_API_TOKEN)")
     s.add_argument("--workers", type=_workers, metavar="N",
                    help="server processes behind the port (default: server.workers, 0 = one per CPU core)")

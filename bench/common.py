@@ -76,3 +76,48 @@ def indexed_corpus(corpus: dict, data_dir: Path, config: str | None = None):
     s = ingest(index, [str(root)], "default", corpus["include"], corpus["exclude"])
     print(s.line(), f"({time.perf_counter() - t:.0f} s)", flush=True)
     return index
+
+
+def repo_index(data_dir: Path | None = None, config: dict | None = None):
+    """An Index over this repository indexed into KB 'default', as a first `make run` builds it
+    (bench/.work/repo by default; later runs re-index only what changed)."""
+    from copilot.config import load_config
+    from indexes.build import ingest
+    from indexes.search import Index
+
+    data_dir = data_dir or WORK / "repo"
+    index = Index(load_config(env={}, overrides={"data_dir": str(data_dir), **(config or {})}))
+    ingest(index, [str(ROOT)], "default")
+    return index
+
+
+class UIServer:
+    """The real app (ui/server.py: create_app) served by uvicorn in a thread on a free loopback port."""
+
+    def __init__(self, app):
+        import socket
+        import threading
+
+        import uvicorn
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        import time
+
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from copilot.chat import Copilot
 from copilot.events import Event, Source
+from copilot.links import public_links, public_url
 from copilot.models import estimate_tokens
 
 ALIASES = {"devcopilot": "guide", "default": "guide", "auto": "guide"}
@@ -30,11 +31,12 @@ def _error(status: int, message: str, kind: str = "invalid_request_error") -> JS
     return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
 
 
-def sources_block(sources: list[Source]) -> str:
+def sources_block(sources: list[Source], base: str = "") -> str:
     if not sources:
         return ""
     lines = [f"[{s.n}] {s.path}:{s.start_line}-{s.end_line}" + (f" — {s.title}" if s.title else "")
-             + (f" <{s.link}>" if s.link else "") for s in sources]
+             + (f" (KB {s.kb})" if s.kb else "") + (f" <{public_url(s.link, base)}>" if s.link else "")
+             for s in sources]
     return "\n\nSources:\n" + "\n".join(lines)
 
 
@@ -42,6 +44,11 @@ def bearer_ok(request: Request, token: str) -> bool:
     """The request carries `Authorization: Bearer <token>` (compared in constant time); /v1 and /mcp use it."""
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
+
+
+def public_base(copilot: Copilot, request: Request) -> str:
+    """Where clients reach this server: `server.public_url`, else the address the request came to."""
+    return (copilot.cfg.server.public_url or str(request.base_url)).rstrip("/")
 
 
 def api_router(copilot: Copilot, token: str | None = None) -> APIRouter:
@@ -102,15 +109,16 @@ def api_router(copilot: Copilot, token: str | None = None) -> APIRouter:
         question = _text(messages[last].get("content"))
         history = [{"role": m.get("role"), "content": _text(m.get("content"))} for m in messages[:last]
                    if m.get("role") in ("user", "assistant")]
-        sid = await in_pool(copilot.new_session, history)
+        sid = await in_pool(copilot.new_session, history, "", "api")
+        base = public_base(copilot, request)
         target = None if model == "guide" else names[model]
         cid = "chatcmpl-" + uuid.uuid4().hex[:24]
         if req.get("stream"):
             include_usage = bool((req.get("stream_options") or {}).get("include_usage"))
-            events = _stream(copilot, question, sid, target, cid, model, include_usage)
+            events = _stream(copilot, question, sid, target, cid, model, include_usage, base)
             return StreamingResponse(_threaded(events, pool), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache"})
-        return await in_pool(_complete, copilot, question, sid, target, cid, model)
+        return await in_pool(_complete, copilot, question, sid, target, cid, model, base)
 
     return router
 
@@ -152,8 +160,9 @@ class _Answer:
     """Collects events into the API's single answer. Through the Guide several may speak, so each
     speaker is labelled; a request to one assistant gets its answer alone."""
 
-    def __init__(self, labelled: bool):
+    def __init__(self, labelled: bool, base: str = ""):
         self.labelled = labelled
+        self.base = base  # citation links are absolute URLs under it
         self.speakers: list[str] = []
         self.sources: list[dict] = []
 
@@ -164,12 +173,17 @@ class _Answer:
 
     def end(self, ev: Event) -> str:
         for s in ev.sources:
-            self.sources.append({"assistant": ev.assistant, **s.to_json()})
-        return sources_block(ev.sources)
+            self.sources.append({"assistant": ev.assistant, **s.to_json(), "link": public_url(s.link, self.base)})
+        return sources_block(ev.sources, self.base)
+
+    def text(self, text: str) -> str:
+        """Answer text with links to files on the server turned into viewer URLs."""
+        return public_links(text, self.base)
 
 
-def _complete(copilot: Copilot, question: str, sid: str, target: str | None, cid: str, model: str) -> dict:
-    acc = _Answer(labelled=target is None)
+def _complete(copilot: Copilot, question: str, sid: str, target: str | None, cid: str, model: str,
+              base: str = "") -> dict:
+    acc = _Answer(labelled=target is None, base=base)
     parts: list[str] = []
     for ev in copilot.chat(question, sid, target):
         if ev.type == "start":
@@ -180,7 +194,7 @@ def _complete(copilot: Copilot, question: str, sid: str, target: str | None, cid
             parts.append(acc.end(ev))
         elif ev.type in ("notice", "error"):
             parts.append(("\n\n" if parts else "") + ev.text)
-    text = "".join(parts).strip()
+    text = acc.text("".join(parts).strip())
     return {"id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": estimate_tokens(question), "completion_tokens": estimate_tokens(text),
@@ -189,8 +203,8 @@ def _complete(copilot: Copilot, question: str, sid: str, target: str | None, cid
 
 
 def _stream(copilot: Copilot, question: str, sid: str, target: str | None, cid: str, model: str,
-            include_usage: bool = False) -> Iterator[str]:
-    acc = _Answer(labelled=target is None)
+            include_usage: bool = False, base: str = "") -> Iterator[str]:
+    acc = _Answer(labelled=target is None, base=base)
     created = int(time.time())
     sent: list[str] = []
 
@@ -209,8 +223,8 @@ def _stream(copilot: Copilot, question: str, sid: str, target: str | None, cid: 
     for ev in copilot.chat(question, sid, target):
         if ev.type == "start":
             yield chunk(acc.prefix(ev))
-        elif ev.type == "token":
-            yield chunk(ev.text)
+        elif ev.type == "token":  # offline answers stream whole paragraphs, so their links arrive whole
+            yield chunk(acc.text(ev.text))
         elif ev.type == "end":
             block = acc.end(ev)
             if block:

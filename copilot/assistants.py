@@ -29,7 +29,7 @@ class AssistantSpec:
     description: str
     avatar: str = "🤖"  # an emoji or an image path
     system_prompt: str = ""
-    kbs: list[str] = field(default_factory=list)  # empty: the chat's default KB
+    kbs: list[str] = field(default_factory=list)  # empty: the chat's KBs (every indexed KB, or the one chosen)
     kinds: list[str] = field(default_factory=list)  # "doc", "code"; empty: both
     top_k: int = 6
     tools: bool = False  # may call the bounded code tools (copilot/tools.py) when the model supports them
@@ -69,9 +69,19 @@ def default_assistants() -> list[AssistantSpec]:
     ]
 
 
-def retrieve_for(index: Index, spec: AssistantSpec, question: str, default_kb: str) -> Retrieval:
-    """What the assistant cites: its KBs (else `default_kb`), its kind, widened to both kinds when weak."""
-    return retrieve(index, question, spec.kbs or [default_kb], kind=spec.kind, k=spec.top_k, widen=True)
+def chat_kbs(index: Index, chosen: str = "") -> tuple[list[str], bool]:
+    """The knowledge bases the chat reads, and whether they were chosen: `chosen` (the KB selector,
+    `--kb`, `chat.kb`), else every KB in the catalog, read afresh each time so a KB indexed meanwhile
+    (from the Knowledge tab, the CLI or the API) is used at once."""
+    if chosen:
+        return [chosen], True
+    return [info.name for info in index.catalog.kbs()], False
+
+
+def retrieve_for(index: Index, spec: AssistantSpec, question: str, kbs: list[str]) -> Retrieval:
+    """What the assistant cites from `kbs` (the chat's KBs, already narrowed by its own `kbs`): its
+    kind, widened to both kinds when weak."""
+    return retrieve(index, question, kbs, kind=spec.kind, k=spec.top_k, widen=True)
 
 
 def load_assistants(cfg: Config) -> list[AssistantSpec]:

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import astuple, dataclass, field
 
-from copilot.assistants import GUIDE, AssistantSpec, load_assistants, retrieve_for
+from copilot.assistants import GUIDE, AssistantSpec, chat_kbs, load_assistants, retrieve_for
 from copilot.condense import condense, looks_like_follow_up
 from copilot.config import Config
 from copilot.conversations import ConversationError, Conversations  # noqa: F401 (re-exported)
@@ -54,6 +54,8 @@ class Turn:
     """What one turn's speakers share."""
     answers: list[dict] = field(default_factory=list)  # earlier speakers' answers in this turn
     model_down: str = ""  # set when the model failed in this turn: later steps skip it instead of retrying again
+    kbs: list[str] = field(default_factory=list)  # the knowledge bases the chat reads for this turn
+    narrowed: bool = False  # True when they were chosen (the KB selector, chat.kb), not "every indexed KB"
 
 
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
@@ -80,9 +82,10 @@ class Copilot:
         return [a for a in self.assistants if not a.is_guide]
 
     # -- sessions ---------------------------------------------------------------------------------
-    def new_session(self, history: list[dict] | None = None) -> str:
-        """A new conversation; `history` ({role, content[, assistant]}) seeds it (e.g. from the API)."""
-        sid = self.conversations.new()
+    def new_session(self, history: list[dict] | None = None, owner: str = "", origin: str = "") -> str:
+        """A new conversation; `history` ({role, content[, assistant]}) seeds it (e.g. from the API).
+        `owner` is the signed-in user, `origin` the door ("web", "api", "cli")."""
+        sid = self.conversations.new(owner=owner, origin=origin)
         for h in history or []:
             role = h.get("role")
             if role in ("user", "assistant") and isinstance(h.get("content"), str):
@@ -97,25 +100,50 @@ class Copilot:
         self.conversations.feedback(message_id, up, comment)
 
     def usage(self) -> dict:
+        """The monitor's figures, with what the conversations tell: answers by kind and feedback per
+        day, and the coverage gaps (questions answered "I don't know" or given a thumbs-down)."""
         figures = self.monitor.figures()
         figures["feedback"] = self.conversations.feedback_counts()
         figures["chat_model"] = self.model_label()
+        figures["answers_by_day"] = self.conversations.outcomes_by_day()
+        figures["feedback_by_day"] = self.conversations.feedback_by_day()
+        figures["gaps"] = self.conversations.gaps()
         return figures
 
     def model_label(self) -> str:
         return describe_chat_model(self.cfg)
 
     # -- one turn -----------------------------------------------------------------------------------
-    def chat(self, message: str, session_id: str, assistant: str | None = None) -> Iterator[Event]:
-        """Answer one message. `assistant` (a name) addresses one assistant like an @mention."""
+    def chat(self, message: str, session_id: str, assistant: str | None = None,
+             kb: str | None = None) -> Iterator[Event]:
+        """Answer one message. `assistant` (a name) addresses one assistant like an @mention; `kb`
+        narrows the chat to one knowledge base (default: `chat.kb`, else every indexed KB)."""
         try:
-            yield from self._turn(message, session_id, assistant)
+            yield from self._turn(message, session_id, assistant, kb)
         except Exception as e:  # the chat never dies; the log keeps the details
             log.exception("chat turn failed")
             yield Event("error", GUIDE, f"Something went wrong while answering ({type(e).__name__}: "
                                         f"{clean_error(e)[:200]}); the chat is still here, try again.")
 
-    def _turn(self, message: str, sid: str, assistant: str | None) -> Iterator[Event]:
+    def chat_kbs(self, kb: str | None = None) -> tuple[list[str], bool]:
+        """The knowledge bases a turn reads, and whether they were chosen: `kb`, else `chat.kb`, else
+        every KB in the catalog, read afresh for each message so a KB indexed meanwhile (from the
+        Knowledge tab, the CLI or the API) is used at once."""
+        try:
+            return chat_kbs(self.index, (kb or "").strip() or self.cfg.chat.kb)
+        except Exception:  # the catalog is unreadable: the answer says the KB cannot be searched
+            log.exception("could not list the knowledge bases")
+            return [], False
+
+    def assistant_kbs(self, spec: AssistantSpec, turn: Turn) -> list[str]:
+        """What `spec` reads: the chat's KBs, narrowed by its own `kbs` setting when it has one."""
+        if not spec.kbs:
+            return list(turn.kbs)
+        if not turn.narrowed:
+            return list(spec.kbs)
+        return [k for k in spec.kbs if k in turn.kbs]
+
+    def _turn(self, message: str, sid: str, assistant: str | None, kb: str | None = None) -> Iterator[Event]:
         message = CONTROL.sub("", message if isinstance(message, str) else "").strip()
         limit = self.cfg.chat.max_message_chars
         if not message:
@@ -136,6 +164,7 @@ class Copilot:
             if not targets:
                 return
         turn = Turn()
+        turn.kbs, turn.narrowed = self.chat_kbs(kb)
         if not text:  # a bare mention: "@Coding" says who it is; "@Guide" greets
             for spec in targets:
                 yield from self._say(sid, spec, f"{spec.avatar} I'm {spec.name}: {spec.description} "
@@ -163,10 +192,10 @@ class Copilot:
         threading.Thread(target=_quietly, args=(self.index.embed_query, query), daemon=True).start()
 
     def _store(self, sid: str, role: str, content: str, assistant: str = "", sources=None, model: str = "",
-               message_id: str | None = None) -> None:
+               message_id: str | None = None, outcome: str = "") -> None:
         """Record a message; a failing disk costs the record, not the answer."""
         try:
-            self.conversations.add(sid, role, content, assistant, sources, model, message_id)
+            self.conversations.add(sid, role, content, assistant, sources, model, message_id, outcome)
         except Exception:
             log.exception("could not store a message")
 
@@ -189,7 +218,7 @@ class Copilot:
         if self._usable_model(turn) is not None:
             earlier = [{"role": h["role"], "content": (f"({h['assistant']} answered:) " if h["assistant"] else "")
                         + h["content"][:500]} for h in history[-2:]]
-            msgs = [{"role": "system", "content": routing_prompt(self.assistants, self.kb_summary())},
+            msgs = [{"role": "system", "content": routing_prompt(self.assistants, self.kb_summary(turn))},
                     *earlier, {"role": "user", "content": text}]
             try:
                 raw = self.model.complete(msgs, assistant=GUIDE, json_mode=True, max_tokens=200)
@@ -221,7 +250,7 @@ class Copilot:
     def _greeting(self, text: str, turn: Turn) -> str:
         if self._usable_model(turn) is not None:
             try:
-                msgs = guide_messages(self.guide, text, self.about(), [], language_of(text))
+                msgs = guide_messages(self.guide, text, self.about(turn), [], language_of(text))
                 return self.model.complete(msgs, assistant=GUIDE, max_tokens=300)
             except (ModelUnavailable, StreamCut) as e:
                 turn.model_down = str(e)
@@ -229,40 +258,52 @@ class Copilot:
             intro = "你好！我是 Guide，负责把问题交给合适的助手。"
         else:
             intro = "Hi! I'm the Guide: I pass each question to the assistant who knows best."
-        kb = self.kb_summary()
         tip = ('Try "How do I …?" for the docs, or "@Coding what arguments does X take?" for the source.')
-        return self._who_is_here(intro) + f"\n\nIndexed: {kb}.\n\n{tip}"
+        return self._who_is_here(intro) + f"\n\n{self.kb_summary(turn)}.\n\n{tip}"
 
-    def about(self) -> str:
+    def about(self, turn: Turn | None = None) -> str:
         lines = [f"- {a.name}: {a.description}" for a in self.assistants]
         return ("A developer copilot: ask about the indexed framework's docs and code; answers cite files and "
-                "lines. Assistants:\n" + "\n".join(lines) + f"\nIndexed: {self.kb_summary()}. Mention an "
+                "lines. Assistants:\n" + "\n".join(lines) + f"\n{self.kb_summary(turn)}. Mention an "
                 "assistant with @Name to ask it directly.")
 
-    def kb_summary(self) -> str:
+    def kb_summary(self, turn: Turn | None = None) -> str:
+        """Which knowledge bases the chat reads, each with its size and first sources."""
+        kbs, narrowed = (turn.kbs, turn.narrowed) if turn is not None else self.chat_kbs()
         parts = []
         try:
-            for info in self.index.catalog.kbs():
-                specs = ", ".join(s["spec"] for s in self.index.catalog.sources(info.name)[:3])
-                parts.append(f"KB '{info.name}' ({self.index.catalog.count_chunks(info.name)} chunks from {specs})")
+            for name in kbs:
+                if self.index.catalog.kb(name) is None:
+                    parts.append(f"KB '{name}' (not indexed yet)")
+                    continue
+                sources = self.index.catalog.sources(name)
+                specs = ", ".join(s["spec"] for s in sources[:3]) + (f" and {len(sources) - 3} more"
+                                                                    if len(sources) > 3 else "")
+                parts.append(f"KB '{name}' ({self.index.catalog.count_chunks(name)} chunks from {specs})")
         except Exception:  # a summary must never break a greeting
             log.exception("kb summary failed")
-        return "; ".join(parts) or "nothing yet (run `devcopilot ingest SOURCE`)"
+        if not parts:
+            return "Nothing is indexed yet: run `devcopilot ingest SOURCE` or add a source in the Knowledge tab"
+        if narrowed:
+            return "This chat reads " + "; ".join(parts) + " (narrowed to it; choose all KBs to read every one)"
+        return ("This chat reads every indexed knowledge base: " if len(parts) > 1 else "This chat reads ") \
+            + "; ".join(parts)
 
-    def _say(self, sid: str, spec: AssistantSpec, text: str, sources: list[Source] | None = None) -> Iterator[Event]:
+    def _say(self, sid: str, spec: AssistantSpec, text: str, sources: list[Source] | None = None) \
+            -> Iterator[Event]:
         """A short message spoken at once (greetings, hand-overs, refusals), streamed in pieces."""
         mid = uuid.uuid4().hex
         yield Event("start", spec.name, message_id=mid)
         for p in pieces(text):
             yield Event("token", spec.name, p)
         yield Event("sources", spec.name, sources=list(sources or []))
-        self._store(sid, "assistant", text, spec.name, sources, message_id=mid)
+        self._store(sid, "assistant", text, spec.name, sources, message_id=mid, outcome="guide")
         yield Event("end", spec.name, text, list(sources or []), mid)
 
     # -- specialists --------------------------------------------------------------------------------------
-    def retrieve(self, spec: AssistantSpec, query: str) -> Retrieval:
-        """What `spec` cites for `query` (indexes/retrieve.py holds the policy)."""
-        found = retrieve_for(self.index, spec, query, self.cfg.chat.kb)
+    def retrieve(self, spec: AssistantSpec, query: str, kbs: list[str]) -> Retrieval:
+        """What `spec` cites for `query` from `kbs` (indexes/retrieve.py holds the policy)."""
+        found = retrieve_for(self.index, spec, query, kbs)
         if found.searches:
             self.monitor.count("retrieval_calls", found.searches)
         return found
@@ -279,26 +320,28 @@ class Copilot:
             turn.model_down = turn.model_down or "it did not answer"
         parts: list[str] = []
         model_name = ""
+        outcome = "model"
+        kbs = self.assistant_kbs(spec, turn)
         try:
-            found = self.retrieve(spec, query)
+            found = self.retrieve(spec, query, kbs)
             hits, weak, down = found.hits, found.weak, ""
         except RetrievalDown as e:
             hits, weak, down = [], True, f"{type(e.cause).__name__}: {clean_error(e.cause)[:160]}"
         sources = [to_source(n, h) for n, h in enumerate(hits, 1)]
-        kbs = spec.kbs or [self.cfg.chat.kb]
         if not down and not hits and not any(self.index.catalog.kb(kb) for kb in kbs):
-            down = "missing"
-            text = (f"I read the knowledge base {', '.join(repr(k) for k in kbs)}, which has not been indexed yet: "
-                    f"run `devcopilot ingest SOURCE --kb {kbs[0]}` (or add a source in the Knowledge tab).")
+            down, outcome = "missing", "missing"
+            text = self._nothing_to_read(spec, kbs, turn)
             for p in pieces(text):
                 yield Event("token", spec.name, p)
         elif down:
+            outcome = "down"
             text = (f"I can't search the knowledge base right now ({down}). Check the vector store "
                     "(`devcopilot status`) and ask again; nothing indexed is lost.")
             for p in pieces(text):
                 yield Event("token", spec.name, p)
             self.monitor.count("retrieval_failures")
         elif weak:
+            outcome = "dont_know"
             sources = sources[:3]
             text = dont_know(sources, lang)
             for p in pieces(text):
@@ -316,11 +359,12 @@ class Copilot:
             for p in text.split("\n\n"):
                 yield Event("token", spec.name, p + "\n\n")
             self.monitor.count("offline_answers")
+            outcome = "offline"
         else:
             model_name = self.model.model
             msgs = answer_messages(spec, question, sources, self._model_history(convo, turn.answers), lang, others)
             try:
-                yield from self._stream_model(spec, msgs, sources, parts)
+                yield from self._stream_model(spec, msgs, sources, parts, kbs)
                 text = "".join(parts)
             except ModelUnavailable as e:
                 turn.model_down = str(e)
@@ -334,14 +378,27 @@ class Copilot:
                     for p in text.split("\n\n"):
                         yield Event("token", spec.name, p + "\n\n")
                     self.monitor.count("offline_answers")
+                    outcome = "offline"
             except StreamCut as e:
                 note = f"\n\n_(The answer was cut off: {e}. What arrived is kept above; ask again for the rest.)_"
                 text = "".join(parts) + note
                 yield Event("token", spec.name, note)
         yield Event("sources", spec.name, sources=sources)
-        self._store(sid, "assistant", text, spec.name, sources, model_name, message_id=mid)
+        self._store(sid, "assistant", text, spec.name, sources, model_name, message_id=mid, outcome=outcome)
         turn.answers.append({"role": "assistant", "assistant": spec.name, "content": text, "sources": sources})
         yield Event("end", spec.name, text, sources, mid)
+
+    def _nothing_to_read(self, spec: AssistantSpec, kbs: list[str], turn: Turn) -> str:
+        """Why there is nothing to answer from, and what to do."""
+        if spec.kbs and turn.narrowed and not kbs:
+            return (f"I answer from {', '.join(repr(k) for k in spec.kbs)}, and this chat is narrowed to "
+                    f"{', '.join(repr(k) for k in turn.kbs)}: choose all knowledge bases (or one of mine) and ask "
+                    "again.")
+        if not kbs:
+            return ("Nothing is indexed yet: run `devcopilot ingest SOURCE` (or add a source in the Knowledge tab), "
+                    "then ask again.")
+        return (f"I read the knowledge base {', '.join(repr(k) for k in kbs)}, which has not been indexed yet: "
+                f"run `devcopilot ingest SOURCE --kb {kbs[0]}` (or add a source in the Knowledge tab).")
 
     def _usable_model(self, turn: Turn) -> ResilientModel | None:
         if self.model is None or self.monitor.over_budget() or turn.model_down:
@@ -364,9 +421,9 @@ class Copilot:
         return out
 
     def _stream_model(self, spec: AssistantSpec, msgs: list[dict], sources: list[Source],
-                      parts: list[str]) -> Iterator[Event]:
+                      parts: list[str], kbs: list[str]) -> Iterator[Event]:
         use_tools = spec.tools and self.cfg.chat.tools and self.model.supports_tools
-        box = ToolBox(self.index, spec.kbs or [self.cfg.chat.kb], self.cfg.chat.max_tool_calls)
+        box = ToolBox(self.index, kbs, self.cfg.chat.max_tool_calls)
         for _round in range(self.cfg.chat.max_tool_calls + 1):
             tools = TOOL_SPECS if use_tools and not box.exhausted else None
             final = None
@@ -414,7 +471,7 @@ def _quietly(fn, *args) -> None:
 def to_source(n: int, hit: Hit) -> Source:
     c = hit.chunk
     return Source(n, c.path, c.start_line, c.end_line, c.title, c.link, c.kind, c.language,
-                  c.text[:EXCERPT_CHARS])
+                  c.text[:EXCERPT_CHARS], hit.kb)
 
 
 def _source_number(sources: list[Source], chunk) -> int:

@@ -9,8 +9,10 @@ prints a traceback for those.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -22,9 +24,16 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, ValueError, Runtime
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage mistakes print one sentence (not the usage block) and exit 2, like every user error."""
+    """Usage mistakes print one sentence (not the usage block) and exit 2, like every user error;
+    a mistyped command gets the closest one suggested."""
 
     def error(self, message: str):
+        m = re.search(r"argument COMMAND: invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:
+            choices = re.findall(r"'([^']*)'", m.group(2))
+            close = difflib.get_close_matches(m.group(1), choices, n=1, cutoff=0.5)
+            hint = f"did you mean `{self.prog} {close[0]}`?" if close else f"the commands are {', '.join(choices)}."
+            self.exit(2, f"{self.prog}: Unknown command '{m.group(1)}'; {hint} See `{self.prog} --help`.\n")
         self.exit(2, f"{self.prog}: {message[:1].upper()}{message[1:].rstrip('.')}; see `{self.prog} --help`.\n")
 
 
@@ -65,7 +74,7 @@ def build_parser(extra: Mapping[str, Command] | None = None) -> argparse.Argumen
     s = sub.add_parser("search", help="what an assistant would cite; with no QUERY, one query per line from stdin")
     s.add_argument("query", nargs="?")
     s.add_argument("--kb", action="append", metavar="KB", help="knowledge base to read (repeat for more; "
-                                                                 "default: default)")
+                                                                 "default: every indexed KB, as the chat)")
     s.add_argument("--k", type=_positive, default=10, help="how many hits (1 or more)")
     s.add_argument("--kind", choices=["doc", "code"])
     s.add_argument("--assistant", help="cite as this assistant does (its KBs, kind and number of sources)")
@@ -86,14 +95,18 @@ def build_parser(extra: Mapping[str, Command] | None = None) -> argparse.Argumen
     s = sub.add_parser("ask", help="ask the copilot a question; the answer streams in the terminal")
     s.add_argument("question")
     s.add_argument("--assistant", help="who answers (Tutoring, Coding, ...); default: the Guide decides")
-    s.add_argument("--kb", help="knowledge base to read (default: chat.kb)")
+    s.add_argument("--kb", help="knowledge base to read (default: chat.kb, else every indexed KB)")
 
     s = sub.add_parser("mcp", help="serve MCP over stdio, for a coding agent (Claude Code, Cursor, VS Code...)")
-    s.add_argument("--kb", help="knowledge base `ask` reads (default: chat.kb); the other tools take a kb argument")
+    s.add_argument("--kb", help="knowledge base `ask` reads (default: chat.kb, else every indexed KB); the other "
+                                "tools take a kb argument")
 
-    s = sub.add_parser("usage", help="tokens, cost and budget per model and assistant; counters")
+    s = sub.add_parser("usage", help="tokens, cost and budget per model and assistant; counters; coverage gaps")
     s.add_argument("--json", action="store_true")
     s.add_argument("--reset", action="store_true", help="start the figures over")
+    s.add_argument("--gaps", action="store_true", help="the questions most often answered \"I don't know\" or "
+                                                       "given a thumbs-down: the docs that are missing")
+    s.add_argument("--csv", action="store_true", help="with --gaps: CSV")
     for name, command in (extra or {}).items():
         command.arguments(sub.add_parser(name, help=command.help))
     return p
@@ -121,7 +134,7 @@ def cmd_ingest(args) -> int:
         bar = tqdm(total=0, unit="file", file=sys.stderr, dynamic_ncols=True)
 
     def progress(stage: str, done: int, total: int) -> None:
-        if bar is None:
+        if bar is None or stage == "embed":  # the terminal bar counts files
             return
         bar.set_description({"scan": "scanning", "index": "indexing", "lexical": "lexical index"}[stage])
         if total and bar.total != total:
@@ -159,12 +172,16 @@ def reader_specs(sources: list[str], reader_args: str | None) -> list[str]:
 
 def cmd_search(args) -> int:
     """What an assistant would cite (indexes/retrieve.py), with the verdict it would act on."""
+    from copilot.assistants import chat_kbs
     from indexes.retrieve import retrieve
 
     index = _index(args)
-    kbs = args.kb or ["default"]
-    for kb in kbs:
-        index.searchable(kb)  # an unknown KB, or one embedded by another model, is one sentence
+    kbs = args.kb or chat_kbs(index, index.cfg.chat.kb)[0]  # as the chat reads: every indexed KB by default
+    if args.kb or index.cfg.chat.kb:
+        for kb in kbs:
+            index.searchable(kb)  # an unknown KB, or one embedded by another model, is one sentence
+    if not kbs:
+        raise ValueError("Nothing is indexed yet; run `devcopilot ingest SOURCE` first.")
     cite = None
     if args.assistant:
         from copilot.assistants import load_assistants, retrieve_for
@@ -175,11 +192,10 @@ def cmd_search(args) -> int:
             names = ", ".join(a.name for a in load_assistants(index.cfg))
             raise ValueError(f"There is no assistant '{args.assistant}'; use one of: {names}.")
         spec = found[0]
-        if args.kb:
-            spec.kbs = kbs
+        read = kbs if args.kb or not spec.kbs else spec.kbs  # --kb wins; else its own KBs narrow the chat's
 
         def cite(q):
-            return retrieve_for(index, spec, q, index.cfg.chat.kb)
+            return retrieve_for(index, spec, q, read)
 
     queries = [args.query] if args.query is not None else [ln.rstrip("\n") for ln in sys.stdin]
     for q in queries:
@@ -282,20 +298,60 @@ def cmd_ask(args) -> int:
     if args.assistant and len(resolve_name(args.assistant.strip().lstrip("@"), copilot.assistants)) != 1:
         names = ", ".join(a.name for a in copilot.assistants)
         raise ValueError(f"There is no assistant '{args.assistant}'; use one of: {names}.")
+    events = copilot.chat(args.question, copilot.new_session(origin="cli"), args.assistant)
+    return _print_answers(events, sys.stdout.isatty())
+
+
+def _print_answers(events, terminal: bool) -> int:
+    """Stream a turn's answers. In a terminal each answer is Markdown rendered by rich (drawn live as it
+    streams, then printed whole); piped, the text is printed as it comes, for scripts."""
+    console = None
+    if terminal:
+        from rich.console import Console
+        from rich.live import Live
+        from rich.markdown import Markdown
+
+        console = Console(highlight=False)
     failed = False
-    for ev in copilot.chat(args.question, copilot.new_session(), args.assistant):
+    live, text = None, ""
+    for ev in events:
         if ev.type == "start":
-            print(f"\n{ev.assistant}:", flush=True)
+            text = ""
+            if console is None:
+                print(f"\n{ev.assistant}:", flush=True)
+            else:
+                console.print(f"\n[bold]{ev.assistant}[/bold]")
+                live = Live(Markdown(""), console=console, refresh_per_second=8, transient=True,
+                            vertical_overflow="ellipsis")
+                live.start()
         elif ev.type == "token":
-            print(ev.text, end="", flush=True)
+            text += ev.text
+            if live is not None:
+                live.update(Markdown(text))
+            else:
+                print(ev.text, end="", flush=True)
         elif ev.type == "end":
-            print()
+            if live is not None:
+                live.stop()
+                live = None
+                console.print(Markdown(ev.text or text))
+            else:
+                print()
             for s in ev.sources:
-                print(f"  [{s.n}] {s.path}:{s.start_line}-{s.end_line}" + (f"  {s.title}" if s.title else "")
-                      + (f"\n      {s.link}" if s.link and s.link != s.path else ""))
+                line = f"  [{s.n}] {s.path}:{s.start_line}-{s.end_line}" + (f"  {s.title}" if s.title else "") \
+                    + (f"  (KB {s.kb})" if s.kb else "") + (f"\n      {s.link}" if s.link and s.link != s.path else "")
+                if console is not None:
+                    console.print(line, markup=False, style="dim")
+                else:
+                    print(line)
         elif ev.type in ("notice", "error"):
+            if live is not None:
+                live.stop()
+                live = None
             print(f"{ev.assistant}: {ev.text}", file=sys.stderr)
             failed = failed or ev.type == "error"
+    if live is not None:
+        live.stop()
     return 2 if failed else 0
 
 
@@ -321,7 +377,10 @@ def cmd_mcp(args) -> int:
 def cmd_usage(args) -> int:
     from copilot.monitor import Monitor
 
-    monitor = Monitor(config_from(args))
+    cfg = config_from(args)
+    if args.gaps:
+        return print_gaps(cfg, args)
+    monitor = Monitor(cfg)
     if args.reset:
         monitor.reset()
         print("Usage figures reset.")
@@ -346,6 +405,25 @@ def cmd_usage(args) -> int:
         print("no price for: " + ", ".join(f["unpriced_models"]) + " (add them under [prices])")
     for name, n in sorted(f["counters"].items()):
         print(f"  {name}: {n}")
+    return 0
+
+
+def print_gaps(cfg, args) -> int:
+    from copilot.conversations import Conversations, gaps_csv
+
+    path = cfg.data_dir / "conversations.sqlite"
+    gaps = Conversations(path).gaps() if path.exists() else []
+    if args.csv:
+        sys.stdout.write(gaps_csv(gaps))
+    elif args.json:
+        print(json.dumps(gaps, indent=2, ensure_ascii=False))
+    elif not gaps:
+        print("No coverage gaps yet: no question was answered \"I don't know\" or given a thumbs-down.")
+    else:
+        print(f"{'asked':>5} {'idk':>4} {'down':>4}  {'last asked':16}  question")
+        for g in gaps:
+            print(f"{g['asked']:>5} {g['dont_know']:>4} {g['thumbs_down']:>4}  {g['last_asked']:16}  "
+                  f"{' '.join(g['question'].split())[:100]}")
     return 0
 
 

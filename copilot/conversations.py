@@ -5,6 +5,8 @@ key or a bearer token is masked before it is written.
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import sqlite3
@@ -16,17 +18,24 @@ from pathlib import Path
 from copilot.events import Source
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS conversations (id TEXT PRIMARY KEY, created_at REAL, title TEXT);
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY, created_at REAL, title TEXT, owner TEXT DEFAULT '', origin TEXT DEFAULT '');
 CREATE TABLE IF NOT EXISTS messages (
     id TEXT PRIMARY KEY, conversation_id TEXT, seq INTEGER, role TEXT, assistant TEXT, content TEXT,
-    model TEXT, created_at REAL);
+    model TEXT, created_at REAL, outcome TEXT DEFAULT '');
 CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages (conversation_id, seq);
 CREATE TABLE IF NOT EXISTS sources (
     message_id TEXT, n INTEGER, path TEXT, start_line INTEGER, end_line INTEGER, title TEXT, link TEXT,
-    kind TEXT, language TEXT, excerpt TEXT, PRIMARY KEY (message_id, n));
+    kind TEXT, language TEXT, excerpt TEXT, kb TEXT DEFAULT '', PRIMARY KEY (message_id, n));
 CREATE TABLE IF NOT EXISTS feedback (
     message_id TEXT PRIMARY KEY, up INTEGER, comment TEXT, created_at REAL);
 """
+# Columns added after the first release: (table, column, declaration). Older files get them on open.
+ADDED_COLUMNS = [("conversations", "owner", "TEXT DEFAULT ''"), ("conversations", "origin", "TEXT DEFAULT ''"),
+                 ("messages", "outcome", "TEXT DEFAULT ''"), ("sources", "kb", "TEXT DEFAULT ''")]
+
+# What an answer was, recorded with it (the Usage tab counts them; "I don't know" feeds the coverage gaps).
+OUTCOMES = ("model", "offline", "dont_know", "guide", "missing", "down")
 
 SECRET = re.compile(r"\b(sk-[A-Za-z0-9_\-]{12,}|sk-ant-[A-Za-z0-9_\-]{12,}|(?i:bearer)\s+[A-Za-z0-9_\-\.=]{12,}"
                     r"|gh[pousr]_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16})")
@@ -34,6 +43,21 @@ SECRET = re.compile(r"\b(sk-[A-Za-z0-9_\-]{12,}|sk-ant-[A-Za-z0-9_\-]{12,}|(?i:b
 
 def scrub(text: str) -> str:
     return SECRET.sub("[secret removed]", text)
+
+
+def question_key(text: str) -> str:
+    """A question's words, for counting the same question asked twice as one."""
+    return " ".join(text.lower().split()).rstrip(" ?!.。？！")
+
+
+def gaps_csv(gaps: list[dict]) -> str:
+    """Coverage gaps (Conversations.gaps) as CSV, for a spreadsheet or an issue tracker."""
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(["question", "asked", "dont_know", "thumbs_down", "last_asked"])
+    for g in gaps:
+        w.writerow([g["question"], g["asked"], g["dont_know"], g["thumbs_down"], g["last_asked"]])
+    return out.getvalue()
 
 
 class ConversationError(ValueError):
@@ -47,12 +71,18 @@ class Conversations:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across crashes of the process, and fast
         self.db.executescript(SCHEMA)
+        for table, column, decl in ADDED_COLUMNS:
+            if column not in {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
         self._lock = threading.Lock()
 
-    def new(self, title: str = "") -> str:
+    def new(self, title: str = "", owner: str = "", origin: str = "") -> str:
+        """A new conversation; `owner` is the signed-in user (empty without --auth), `origin` the door
+        it came through ("web", "api", "cli"): the web UI lists its own."""
         cid = uuid.uuid4().hex
         with self._lock:
-            self.db.execute("INSERT INTO conversations VALUES (?, ?, ?)", (cid, time.time(), scrub(title)[:200]))
+            self.db.execute("INSERT INTO conversations (id, created_at, title, owner, origin) VALUES (?, ?, ?, ?, ?)",
+                            (cid, time.time(), scrub(title)[:200], owner, origin))
         return cid
 
     def exists(self, cid: str) -> bool:
@@ -60,24 +90,29 @@ class Conversations:
             return self.db.execute("SELECT 1 FROM conversations WHERE id=?", (cid,)).fetchone() is not None
 
     def add(self, cid: str, role: str, content: str, assistant: str = "", sources: list[Source] | None = None,
-            model: str = "", message_id: str | None = None) -> str:
+            model: str = "", message_id: str | None = None, outcome: str = "") -> str:
         mid = message_id or uuid.uuid4().hex
+        title = " ".join(scrub(content).split())[:200] if role == "user" else ""
         with self._lock:
             # IMMEDIATE: the write lock is taken before seq is read, so two processes (`serve --workers`)
             # adding to one conversation queue up instead of one failing on a stale read.
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 if self.db.execute("SELECT 1 FROM conversations WHERE id=?", (cid,)).fetchone() is None:
-                    self.db.execute("INSERT INTO conversations VALUES (?, ?, ?)",
-                                    (cid, time.time(), scrub(content)[:200] if role == "user" else ""))
+                    self.db.execute("INSERT INTO conversations (id, created_at, title) VALUES (?, ?, ?)",
+                                    (cid, time.time(), title))
+                elif title:  # titled by its first question
+                    self.db.execute("UPDATE conversations SET title=? WHERE id=? AND COALESCE(title, '')=''",
+                                    (title, cid))
                 seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id=?",
                                       (cid,)).fetchone()[0]
-                self.db.execute("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                                (mid, cid, seq, role, assistant, scrub(content), model, time.time()))
+                self.db.execute("INSERT INTO messages (id, conversation_id, seq, role, assistant, content, model, "
+                                "created_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                (mid, cid, seq, role, assistant, scrub(content), model, time.time(), outcome))
                 self.db.executemany(
-                    "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [(mid, s.n, s.path, s.start_line, s.end_line, s.title, s.link, s.kind, s.language,
-                      scrub(s.excerpt)) for s in sources or []])
+                      scrub(s.excerpt), s.kb) for s in sources or []])
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
@@ -86,16 +121,47 @@ class Conversations:
 
     def messages(self, cid: str) -> list[dict]:
         with self._lock:
-            rows = self.db.execute("SELECT id, role, assistant, content, model FROM messages WHERE conversation_id=? "
-                                   "ORDER BY seq", (cid,)).fetchall()
+            rows = self.db.execute("SELECT id, role, assistant, content, model, outcome FROM messages "
+                                   "WHERE conversation_id=? ORDER BY seq", (cid,)).fetchall()
             src: dict[str, list[Source]] = {}
             for r in self.db.execute(
-                    "SELECT s.message_id, n, path, start_line, end_line, title, link, kind, language, excerpt "
+                    "SELECT s.message_id, n, path, start_line, end_line, title, link, kind, language, excerpt, "
+                    "s.kb "
                     "FROM sources s JOIN messages m ON m.id = s.message_id WHERE m.conversation_id=? ORDER BY n",
                     (cid,)):
                 src.setdefault(r[0], []).append(Source(*r[1:]))
         return [{"role": r[1], "assistant": r[2], "content": r[3], "sources": src.get(r[0], []),
-                 "message_id": r[0], "model": r[4]} for r in rows]
+                 "message_id": r[0], "model": r[4], "outcome": r[5] or ""} for r in rows]
+
+    def listing(self, owner: str = "", origin: str = "web", limit: int = 100) -> list[dict]:
+        """The owner's conversations that hold a message, newest activity first: id, title, updated_at."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT c.id, COALESCE(c.title, ''), MAX(m.created_at) AS at FROM conversations c "
+                "JOIN messages m ON m.conversation_id = c.id WHERE COALESCE(c.owner, '')=? AND "
+                "COALESCE(c.origin, '')=? GROUP BY c.id ORDER BY at DESC LIMIT ?", (owner, origin, limit)).fetchall()
+        return [{"id": r[0], "title": r[1] or "(untitled)", "updated_at": r[2]} for r in rows]
+
+    def owner_of(self, cid: str) -> str | None:
+        """The conversation's owner ("" for none), or None when there is no such conversation."""
+        with self._lock:
+            r = self.db.execute("SELECT COALESCE(owner, '') FROM conversations WHERE id=?", (cid,)).fetchone()
+        return r[0] if r else None
+
+    def delete(self, cid: str) -> None:
+        """The conversation, its messages, their sources and feedback, gone."""
+        with self._lock:
+            self.db.execute("BEGIN")
+            try:
+                ids = "SELECT id FROM messages WHERE conversation_id=?"
+                self.db.execute(f"DELETE FROM sources WHERE message_id IN ({ids})", (cid,))
+                self.db.execute(f"DELETE FROM feedback WHERE message_id IN ({ids})", (cid,))
+                self.db.execute("DELETE FROM messages WHERE conversation_id=?", (cid,))
+                self.db.execute("DELETE FROM conversations WHERE id=?", (cid,))
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
 
     def feedback(self, message_id: str, up: bool, comment: str = "") -> None:
         with self._lock:
@@ -114,6 +180,55 @@ class Conversations:
         with self._lock:
             up, down = self.db.execute("SELECT COALESCE(SUM(up), 0), COALESCE(SUM(1 - up), 0) FROM feedback").fetchone()
         return {"up": up, "down": down}
+
+    def gaps(self, limit: int = 50) -> list[dict]:
+        """Coverage gaps: the questions most often answered "I don't know" or given a thumbs-down, with
+        how often each was asked so, each reason's count and when it was last asked. Questions are
+        grouped by their words (case, spacing and end punctuation aside); the latest wording is shown."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT u.id, u.content, u.created_at, m.outcome = 'dont_know', COALESCE(f.up, 1) = 0 "
+                "FROM messages m LEFT JOIN feedback f ON f.message_id = m.id "
+                "JOIN messages u ON u.conversation_id = m.conversation_id AND u.role = 'user' AND u.seq = ("
+                "  SELECT MAX(seq) FROM messages p WHERE p.conversation_id = m.conversation_id AND p.role = 'user' "
+                "  AND p.seq < m.seq) "
+                "WHERE m.role = 'assistant' AND (m.outcome = 'dont_know' OR f.up = 0)").fetchall()
+        turns: dict[str, dict] = {}  # one question asked once counts once, however many answered it
+        for uid, question, at, dont_know, down in rows:
+            t = turns.setdefault(uid, {"question": question, "at": at, "dont_know": False, "down": False})
+            t["dont_know"] |= bool(dont_know)
+            t["down"] |= bool(down)
+        groups: dict[str, dict] = {}
+        for t in turns.values():
+            g = groups.setdefault(question_key(t["question"]), {"question": t["question"], "asked": 0, "dont_know": 0,
+                                                                "thumbs_down": 0, "last_asked": 0.0})
+            g["asked"] += 1
+            g["dont_know"] += t["dont_know"]
+            g["thumbs_down"] += t["down"]
+            if t["at"] >= g["last_asked"]:
+                g["question"], g["last_asked"] = t["question"], t["at"]
+        ranked = sorted(groups.values(), key=lambda g: (-g["asked"], -g["last_asked"]))[:limit]
+        for g in ranked:
+            g["last_asked"] = time.strftime("%Y-%m-%d %H:%M", time.localtime(g["last_asked"]))
+        return ranked
+
+    def outcomes_by_day(self) -> dict[str, dict[str, int]]:
+        """Answers per day (local time) by what they were: model, offline, dont_know, guide..."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT date(created_at, 'unixepoch', 'localtime') AS day, outcome, COUNT(*) FROM messages "
+                "WHERE role = 'assistant' AND COALESCE(outcome, '') != '' GROUP BY day, outcome").fetchall()
+        out: dict[str, dict[str, int]] = {}
+        for day, outcome, n in rows:
+            out.setdefault(day, {})[outcome] = n
+        return dict(sorted(out.items()))
+
+    def feedback_by_day(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT date(created_at, 'unixepoch', 'localtime') AS day, SUM(up), SUM(1 - up) FROM feedback "
+                "GROUP BY day").fetchall()
+        return {day: {"up": up, "down": down} for day, up, down in sorted(rows)}
 
     def export(self, cid: str) -> str:
         return json.dumps(self.messages(cid), default=lambda o: o.__dict__, ensure_ascii=False)

@@ -16,10 +16,12 @@ class Source:
     kind: str
     language: str
     excerpt: str  # the chunk text (may be trimmed)
+    kb: str = ""  # the knowledge base it came from
 
     def label(self) -> str:
         where = f"{self.path}:{self.start_line}-{self.end_line}"
-        return f"[{self.n}] {where}" + (f" — {self.title}" if self.title else "")
+        title = f" — {self.title}" if self.title else ""
+        return f"[{self.n}] {where}{title}" + (f" (KB {self.kb})" if self.kb else "")
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -42,7 +42,7 @@ DEFAULT_PRICES: dict[str, dict[str, float]] = {
 
 
 def _empty() -> dict[str, Any]:
-    return {"since": time.time(), "models": {}, "assistants": {}, "counters": {}, "cost_usd": 0.0}
+    return {"since": time.time(), "models": {}, "assistants": {}, "counters": {}, "cost_usd": 0.0, "days": {}}
 
 
 class Monitor:
@@ -62,6 +62,7 @@ class Monitor:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             if isinstance(data, dict) and {"models", "assistants", "counters"} <= set(data):
+                data.setdefault("days", {})  # figures saved before days were kept
                 return data
         except (OSError, ValueError):
             pass
@@ -96,6 +97,9 @@ class Monitor:
             change[table][key] = {"calls": 1, "input_tokens": int(input_tokens), "output_tokens": int(output_tokens),
                                   "estimated_calls": int(estimated), "cost_usd": cost}
         change["cost_usd"] = cost
+        # Per day (local time) and assistant, for the Usage tab's charts.
+        change["days"][time.strftime("%Y-%m-%d")] = {assistant: {
+            "calls": 1, "input_tokens": int(input_tokens), "output_tokens": int(output_tokens), "cost_usd": cost}}
         with self._lock:
             self.data, self._delta = _added(self.data, change), _added(self._delta, change)
             self._save()
@@ -152,7 +156,7 @@ class Monitor:
                 totals[k] += row[k]
         return {"since": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(data["since"])),
                 "totals": totals, "cost_usd": round(data["cost_usd"], 6), "models": data["models"],
-                "assistants": data["assistants"], "counters": data["counters"],
+                "assistants": data["assistants"], "counters": data["counters"], "days": data.get("days", {}),
                 "budget": {"limit_usd": self.limit, "spent_usd": round(data["cost_usd"], 6),
                            "state": self.budget_state(), "message": self.budget_message()},
                 "unpriced_models": sorted(m for m in data["models"] if not self.price(m))}
@@ -168,7 +172,7 @@ class Monitor:
 
 def _zero() -> dict[str, Any]:
     """Figures of nothing: what a process has counted since it last saved starts here."""
-    return {"models": {}, "assistants": {}, "counters": {}, "cost_usd": 0.0}
+    return {"models": {}, "assistants": {}, "counters": {}, "cost_usd": 0.0, "days": {}}
 
 
 def _added(base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
@@ -176,12 +180,17 @@ def _added(base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
     out = json.loads(json.dumps(base))
     for table in ("models", "assistants"):
         for key, row in delta[table].items():
-            have = out[table].setdefault(key, {"calls": 0, "input_tokens": 0, "output_tokens": 0,
-                                               "estimated_calls": 0, "cost_usd": 0.0})
-            for field, value in row.items():
-                total = have.get(field, 0) + value
-                have[field] = round(total, 8) if field == "cost_usd" else total
+            _add_row(out[table].setdefault(key, {}), row)
+    for day, rows in delta["days"].items():
+        for key, row in rows.items():
+            _add_row(out.setdefault("days", {}).setdefault(day, {}).setdefault(key, {}), row)
     for name, n in delta["counters"].items():
         out["counters"][name] = out["counters"].get(name, 0) + n
     out["cost_usd"] = round(out["cost_usd"] + delta["cost_usd"], 8)
     return out
+
+
+def _add_row(have: dict[str, Any], row: dict[str, Any]) -> None:
+    for field, value in row.items():
+        total = have.get(field, 0) + value
+        have[field] = round(total, 8) if field == "cost_usd" else total

@@ -10,6 +10,7 @@ import re
 
 from copilot.assistants import AssistantSpec
 from copilot.events import Source
+from copilot.links import with_lines
 from indexes.lexical import tokenize
 
 NO_MODEL_LINE = ("_No language model is configured, so these are the best matching passages, quoted. "
@@ -128,10 +129,11 @@ def best_window(text: str, query: str, max_lines: int = 24) -> tuple[str, int]:
 
 
 def quote(s: Source, query: str, max_lines: int = 24) -> str:
+    """The passage's best window, under a head whose line range is its link's (copilot/links.py)."""
     text, offset = best_window(s.excerpt, query, max_lines)
     start = s.start_line + offset
-    end = min(s.end_line, start + len(text.splitlines()) - 1)
-    link = f" ([open]({s.link}))" if s.link else ""
+    end = max(start, min(s.end_line, start + len(text.splitlines()) - 1))
+    link = f" ([open]({_target(with_lines(s.link, start, end))}))" if s.link else ""
     head = f"**[{s.n}] `{s.path}` lines {start}-{end}**" + (f" — {s.title}" if s.title else "") + link
     if s.kind == "code":
         return head + "\n" + fence(text, s.language)
@@ -154,9 +156,33 @@ def balance_fences(before: list[str], window: list[str]) -> list[str]:
     return out + ["```"] if inside else out
 
 
+def _target(link: str) -> str:
+    """A link usable as a Markdown link target."""
+    return link.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
+
+
+def brief(s: Source, query: str, width: int = 110) -> str:
+    """One line for a passage: number, file and lines (linked), title, and its line that shares most
+    with the question."""
+    terms = set(tokenize(query))
+    lines = [ln.strip() for ln in s.excerpt.splitlines() if ln.strip() and not ln.strip().startswith(("```", "#"))]
+    best = max(lines, key=lambda ln: len(terms & set(tokenize(ln))), default="")
+    best = re.sub(r"\*\*|__|`", "", re.sub(r"\s+", " ", best.lstrip(">-*# ")))  # plain text, one line
+    if len(best) > width:
+        best = best[:width].rsplit(" ", 1)[0] + " …"
+    where = f"`{s.path}` lines {s.start_line}-{s.end_line}"
+    where = f"[{where}]({_target(s.link)})" if s.link else where
+    return f"- **[{s.n}]** {where}" + (f" — {s.title}" if s.title else "") + (f": {best}" if best else "")
+
+
 def offline_answer(sources: list[Source], query: str, note: str = NO_MODEL_LINE, n: int = 3) -> str:
-    """The best passages, quoted and cited, under one line saying why there is no written answer."""
-    return note + "\n\n" + "\n\n".join(quote(s, query) for s in sources[:n])
+    """The best passage quoted in full and the next ones in one line each, under a line saying why
+    there is no written answer: an answer that fits on a screen, each passage cited."""
+    if not sources:
+        return note
+    text = note + "\n\n" + quote(sources[0], query)
+    rest = [brief(s, query) for s in sources[1:n]]
+    return text + ("\n\n**Also relevant**\n\n" + "\n".join(rest) if rest else "")
 
 
 DONT_KNOW = {

@@ -19,6 +19,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from indexes.embeddings import runtime_of
 from indexes.lexical import TOKENIZER_VERSION
 from indexes.search import Index, lexical_tokens
@@ -47,10 +49,15 @@ class IngestSummary:
     skipped: Counter = field(default_factory=Counter)
     seconds: float = 0.0
     reembedded_from: str = ""  # the embedding model (and runtime) the KB's vectors were made by before
-
+    cancelled: bool = False  # stopped on request: the files done so far are indexed, the rest are not yet
+    done_files: int = 0  # new or changed files written (all of `changed` unless cancelled)
 
     def line(self) -> str:
         skipped = ", ".join(f"{n} {why}" for why, n in self.skipped.most_common()) or "none"
+        if self.cancelled:
+            return (f"KB '{self.kb}': cancelled after {self.done_files} of {self.changed} new or changed files; "
+                    f"{self.chunks} chunks written, {self.total_chunks} chunks in total, searchable as they are; "
+                    f"re-index to complete it; {self.seconds:.1f} s.")
         again = f" (every vector remade: they were made by {self.reembedded_from})" if self.reembedded_from else ""
         return (f"KB '{self.kb}': {self.files} files ({self.changed} new or changed, {self.removed} removed), "
                 f"{self.chunks} chunks written ({self.embedded} embedded, the rest cached){again}, {self.total_chunks} "
@@ -65,7 +72,15 @@ def reembed_notice(kb: str, chunks: int, old: str, new: str) -> str:
             "runtime come from the cache.")
 
 
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
+# (stage, done, total). Stages: "scan" (files found, total 0), "index" (files chunked of those to
+# (re)index), "embed" (chunks written, of an estimate that becomes exact once every file is chunked),
+# "lexical" (the lexical index, 0 of 1).
+Progress = Callable[[str, int, int], None]
+Cancel = Callable[[], bool]  # polled between files and batches; True stops the ingest cleanly
+
+
+class _Cancelled(Exception):
+    pass
 
 
 @dataclass
@@ -76,21 +91,26 @@ class _Pending:
     kind: str
     language: str
     data: bytes | None = None  # an in-memory file's content; None: read from abspath when chunked
+    size: int = 0  # bytes, for the estimate of chunks to come
 
 
 def ingest(index: Index, specs: list[str | ResolvedSource], kb: str = "default", include: list[str] | None = None,
            exclude: list[str] | None = None, progress: Progress | None = None,
-           fetch: bool = True, notice: Callable[[str], None] | None = None) -> IngestSummary:
+           fetch: bool = True, notice: Callable[[str], None] | None = None,
+           cancel: Cancel | None = None) -> IngestSummary:
     """Index sources into `kb`: specs (a folder, git URL, pkg:NAME, docs website URL or llamaindex:
     reader), or sources already opened (e.g. LlamaIndex Documents from Python). `notice` hears, up
     front, of work the user did not ask for by name (every vector remade because the embedding
-    model or runtime changed)."""
+    model or runtime changed). With `cancel`, a request to stop ends the ingest between two files
+    or batches: what was written stays, consistent and searchable, the sources are left unfinished
+    (the next ingest does only what is missing), and the summary says `cancelled`."""
     t0 = time.perf_counter()
     cfg = index.cfg
     catalog = index.catalog
     summary = IngestSummary(kb)
     # Resolve (clone/fetch) everything before touching the index: a bad source changes nothing.
     sources = [s if isinstance(s, ResolvedSource) else open_source(s, cfg, fetch=fetch) for s in specs]
+    created = catalog.kb(kb) is None
     info = catalog.ensure_kb(kb, index.embedder.name, index.store.label)
     # A KB never completed (or a catalog rebuilt from scratch) may face vectors it does not list.
     was_dirty = info.dirty or info.indexed_at is None
@@ -115,45 +135,25 @@ def ingest(index: Index, specs: list[str | ResolvedSource], kb: str = "default",
 
     pending: list[_Pending] = []  # what to (re)chunk: paths only, files are read again one at a time
     skipped_by_source: dict[str, dict] = {}
-    for src in sources:
-        summary.sources.append(src.spec)
-        catalog.upsert_source(kb, src.id, src.spec, src.kind, str(src.root), src.version)
-        manifest = catalog.manifest(kb, src.id)
-        report = WalkReport()
-        report.skipped.update(src.skipped)
-        seen = set()
-        in_memory = src.files is not None  # documents, not a folder: kept in memory until chunked
-        files = src.files if in_memory else walk(src.root, src.walk_root, include, exclude,
-                                                   cfg.ingest.max_file_bytes, report)
-        for f in files:
-            seen.add(f.path)
-            summary.files += 1
-            if manifest.get(f.path) != f.hash:
-                pending.append(_Pending(src, f.path, f.abspath, f.kind, f.language, f.data if in_memory else None))
-            if progress:
-                progress("scan", summary.files, 0)
-        summary.skipped.update(report.skipped)
-        gone = [p for p in manifest if p not in seen]
-        for path in gone:
-            old = catalog.chunk_ids_for_file(kb, src.id, path)
-            with catalog.transaction():
-                catalog.remove_file(kb, src.id, path)
-                catalog.bump(kb)
-            index.store.delete(index.collection(kb), old)
-            delta.removed.update(old)
-        summary.removed += len(gone)
-        changed_any |= bool(gone)
-        skipped_by_source[src.id] = dict(report.skipped)
-
-    summary.changed = len(pending)
-    if pending:
-        changed_any = True
-        _write_changed(index, kb, pending, summary, progress, delta)
-    for src in sources:  # only now is each source fully indexed
-        catalog.finish_source(kb, src.id, skipped_by_source[src.id])
+    try:
+        changed_any |= _scan(index, kb, sources, include, exclude, summary, pending, skipped_by_source, delta,
+                             progress, cancel)
+        summary.changed = len(pending)
+        if pending:
+            changed_any = True
+            _write_changed(index, kb, pending, summary, progress, delta, cancel)
+    except _Cancelled:
+        summary.cancelled = True
+    if not summary.cancelled:
+        for src in sources:  # only now is each source fully indexed
+            catalog.finish_source(kb, src.id, skipped_by_source[src.id])
     # A vector store replaced or emptied behind the catalog's back is refilled from the catalog.
     if was_dirty or index.store.count(index.collection(kb)) != catalog.count_chunks(kb):
         reconcile(index, kb)
+    if summary.cancelled and created and catalog.count_chunks(kb) == 0:  # nothing to keep: no empty KB
+        forget(index, None, kb)
+        summary.seconds = time.perf_counter() - t0
+        return summary
     if was_dirty or index.lexical(kb) is None:
         if progress:
             progress("lexical", 0, 1)
@@ -168,6 +168,48 @@ def ingest(index: Index, specs: list[str | ResolvedSource], kb: str = "default",
     return summary
 
 
+def _scan(index: Index, kb: str, sources: list[ResolvedSource], include, exclude, summary: IngestSummary,
+          pending: list[_Pending], skipped_by_source: dict[str, dict], delta: _LexicalDelta,
+          progress: Progress | None, cancel: Cancel | None) -> bool:
+    """Walk the sources: files new or changed go to `pending`, files gone are removed. True when some were."""
+    catalog = index.catalog
+    cfg = index.cfg
+    changed_any = False
+    for src in sources:
+        summary.sources.append(src.spec)
+        catalog.upsert_source(kb, src.id, src.spec, src.kind, str(src.root), src.version)
+        manifest = catalog.manifest(kb, src.id)
+        report = WalkReport()
+        report.skipped.update(src.skipped)
+        seen = set()
+        in_memory = src.files is not None  # documents, not a folder: kept in memory until chunked
+        files = src.files if in_memory else walk(src.root, src.walk_root, include, exclude,
+                                                   cfg.ingest.max_file_bytes, report)
+        for f in files:
+            seen.add(f.path)
+            summary.files += 1
+            if manifest.get(f.path) != f.hash:
+                pending.append(_Pending(src, f.path, f.abspath, f.kind, f.language,
+                                        f.data if in_memory else None, len(f.data)))
+            if progress:
+                progress("scan", summary.files, 0)
+            if cancel is not None and summary.files % 50 == 0 and cancel():
+                raise _Cancelled
+        summary.skipped.update(report.skipped)
+        gone = [p for p in manifest if p not in seen]
+        for path in gone:
+            old = catalog.chunk_ids_for_file(kb, src.id, path)
+            with catalog.transaction():
+                catalog.remove_file(kb, src.id, path)
+                catalog.bump(kb)
+            index.store.delete(index.collection(kb), old)
+            delta.removed.update(old)
+        summary.removed += len(gone)
+        changed_any |= bool(gone)
+        skipped_by_source[src.id] = dict(report.skipped)
+    return changed_any
+
+
 def _read(p: _Pending) -> SourceFile | None:
     if p.data is not None:
         return SourceFile(p.path, p.abspath, p.kind, p.language, p.data)
@@ -178,8 +220,11 @@ def _read(p: _Pending) -> SourceFile | None:
 
 
 def _write_changed(index: Index, kb: str, pending: list[_Pending], summary: IngestSummary,
-                   progress: Progress | None, delta: _LexicalDelta) -> None:
-    """Chunk and embed in batches; a writer thread stores batch N while batch N+1 embeds."""
+                   progress: Progress | None, delta: _LexicalDelta, cancel: Cancel | None = None) -> None:
+    """Chunk and embed in batches; a writer thread stores batch N while batch N+1 embeds.
+
+    Progress counts chunks written against an estimate: the chunks made so far, plus the bytes
+    still to chunk at the rate (chunks per byte) seen so far; exact once every file is chunked."""
     cfg = index.cfg
     col = index.collection(kb)
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
@@ -187,39 +232,70 @@ def _write_changed(index: Index, kb: str, pending: list[_Pending], summary: Inge
     batch: list[tuple[_Pending, str, list[Chunk]]] = []
     nchunks = 0
     done_files = 0
+    left_bytes = sum(p.size for p in pending)
+    seen = {"bytes": 0, "chunks": 0, "embedded": 0}
+
+    def estimate() -> int:
+        rate = seen["chunks"] / seen["bytes"] if seen["bytes"] else 1 / max(cfg.ingest.chunk_chars, 1)
+        return seen["chunks"] + round(left_bytes * rate)
 
     def flush():
         nonlocal inflight, batch, nchunks
         if not batch:
             return
         chunks = [c for _, _, cs in batch for c in cs]
-        vectors, computed = index.cache.embed(index.embedder, [c.embed_text() for c in chunks])
-        summary.embedded += computed
+        texts = [c.embed_text() for c in chunks]
+        # Embedded in slices of the model's batch size, so progress moves every few seconds, not
+        # once a batch (the store still gets the whole batch at once).
+        step = max(16, cfg.embedding.batch_size)
+        parts = []
+        for i in range(0, len(texts), step):
+            if i and cancel is not None and cancel():
+                raise _Cancelled  # this batch is not stored; what it embedded stays in the cache
+            vectors, computed = index.cache.embed(index.embedder, texts[i:i + step])
+            parts.append(vectors)
+            summary.embedded += computed
+            seen["embedded"] += len(texts[i:i + step])
+            if progress:
+                progress("embed", seen["embedded"], estimate())
+        vectors = np.concatenate(parts)
         if inflight is not None:
             inflight.result()  # keep at most one batch in flight; surfaces writer errors
         inflight = writer.submit(_store_batch, index, kb, col, batch, chunks, vectors, delta)
         summary.chunks += len(chunks)
+        summary.done_files += len(batch)
         batch, nchunks = [], 0
 
     try:
         for p in pending:
+            if cancel is not None and cancel():
+                raise _Cancelled  # the batch being gathered is dropped: its files are done next time
             f = _read(p)
             done_files += 1
+            left_bytes -= p.size
             if f is None:
                 continue
             chunks = [c.finalize(p.source.id, p.source.link(c.path, c.start_line, c.end_line))
                       for c in chunk_file(f.text(), f.path, f.kind, f.language, cfg.ingest.chunk_chars)]
+            seen["bytes"] += p.size
+            seen["chunks"] += len(chunks)
             batch.append((p, f.hash, chunks))
             nchunks += len(chunks)
             if nchunks >= BATCH_CHUNKS:
+                if cancel is not None and cancel():
+                    raise _Cancelled
                 flush()
             if progress:
                 progress("index", done_files, len(pending))
+        if cancel is not None and cancel():
+            raise _Cancelled
         flush()
-        if inflight is not None:
-            inflight.result()
     finally:
-        writer.shutdown(wait=True)
+        try:
+            if inflight is not None:
+                inflight.result()  # a batch already embedded is stored, cancelled or not
+        finally:
+            writer.shutdown(wait=True)
 
 
 @dataclass

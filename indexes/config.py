@@ -89,7 +89,7 @@ class ChatConfig:
     tools: bool = True  # let the Coding assistant call bounded search tools when the model supports them
     max_tool_calls: int = 3
     corpus_language: str = "English"  # retrieval queries are rewritten into it when a model is available
-    kb: str = "default"  # knowledge base an assistant reads when its own `kbs` is empty
+    kb: str = ""  # the one knowledge base the chat reads; empty: every indexed KB (an assistant's `kbs` narrows it)
     history_turns: int = 6  # earlier messages given to the model and the condenser
     max_message_chars: int = 20_000  # longer messages are refused with a clear sentence
 
@@ -103,6 +103,9 @@ class ServerConfig:
     max_request_bytes: int = 1_000_000
     chat_threads: int = 64  # API turns answered at once; each waits on its model on a thread of its own
     allowed_roots: list[str] = field(default_factory=list)  # folders the UI may index
+    # The address clients reach the server at (e.g. https://copilot.example.com behind a proxy): the
+    # API's citation links to the source viewer are built on it. Empty: the address each request came to.
+    public_url: str = ""
     workers: int = 0  # `serve` processes behind the port; 0: one per CPU core
 
 

@@ -120,6 +120,33 @@ class BM25Index:
         df = 0 if j is None else int(self.weights.indptr[j + 1] - self.weights.indptr[j])
         return math.log(1.0 + (len(self.ids) - df + 0.5) / (df + 0.5))
 
+    def df(self, term: str) -> int:
+        """How many chunks hold the term."""
+        j = self.vocab.get(term)
+        return 0 if j is None else int(self.weights.indptr[j + 1] - self.weights.indptr[j])
+
+    def scores_with(self, ids: list[str], tokens: list[str], idf: dict[str, float], k1: float = 1.2,
+                    b: float = 0.75) -> dict[str, float]:
+        """BM25 of the chunks `ids` for `tokens`, with the term weights `idf` given rather than this
+        index's own (e.g. pooled over several knowledge bases, so scores compare across them)."""
+        if self._row is None:
+            self._row = {cid: i for i, cid in enumerate(self.ids)}
+        if not self.ids:
+            return {}
+        avg = float(self.tf.sum()) / len(self.ids) or 1.0
+        qtf = Counter(t for t in tokens if t in self.vocab)
+        out: dict[str, float] = {}
+        for cid in ids:
+            i = self._row.get(cid)
+            if i is None:
+                continue
+            lo, hi = self.tf.indptr[i], self.tf.indptr[i + 1]
+            counts = dict(zip(self.tf.indices[lo:hi].tolist(), self.tf.data[lo:hi].tolist()))
+            norm = k1 * (1 - b + b * sum(counts.values()) / avg)
+            out[cid] = sum(n * idf.get(t, 0.0) * tf * (k1 + 1) / (tf + norm)
+                           for t, n in qtf.items() if (tf := counts.get(self.vocab[t], 0.0)))
+        return out
+
     def search(self, tokens: list[str], k: int, kind: str | None = None) -> list[tuple[str, float]]:
         cols = [self.vocab[t] for t in tokens if t in self.vocab]
         if not cols or not self.ids:

@@ -23,13 +23,17 @@ confidence verdict, in four steps:
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+import numpy as np
+
+from indexes.embeddings import content_hash
 from indexes.lexical import tokenize
 from indexes.query_kind import CODEISH
-from indexes.search import Hit, Index, SearchError, is_mostly_cjk, lexical_text
+from indexes.search import Hit, Index, SearchError, is_mostly_cjk, lexical_text, query_forms
 
 log = logging.getLogger("devcopilot.retrieve")
 
@@ -70,22 +74,81 @@ def retrieve(index: Index, question: str, kbs: Iterable[str] = ("default",), kin
 
 
 def _search(index: Index, kbs: list[str], question: str, k: int, kind: str | None) -> tuple[list[Hit], int]:
-    hits: list[Hit] = []
+    per_kb: dict[str, list[Hit]] = {}
     searches = 0
-    for kb in kbs:
+    for kb in dict.fromkeys(kbs):
         if index.catalog.kb(kb) is None:
             continue
         searches += 1
         try:
-            hits += index.search(question, kb=kb, k=k, kind=kind)
+            per_kb[kb] = index.search(question, kb=kb, k=k, kind=kind)
         except SearchError as e:
             log.info("search failed: %s", e)
         except Exception as e:  # the store is down or damaged: the caller says so and carries on
             log.exception("search failed")
             raise RetrievalDown(e) from None
-    if searches > 1:  # one KB's list is already in its final order (a reranker may not keep scores sorted)
-        hits.sort(key=lambda h: -h.score)
-    return hits[:k], searches
+    found = [hits for hits in per_kb.values() if hits]
+    if len(found) == 1:  # one KB's list is already in its final order (a reranker may not keep scores sorted)
+        return found[0][:k], searches
+    return merge(index, question, {kb: hits for kb, hits in per_kb.items() if hits})[:k], searches
+
+
+def merge(index: Index, question: str, per_kb: dict[str, list[Hit]]) -> list[Hit]:
+    """Hits of several KBs in one list, by a score that compares across them.
+
+    Fused scores do not: each KB's are scaled to its own best, so every KB's first hit scores
+    near 1 (a KB of one chunk scores it 0.6 whatever the question). Instead each hit is scored
+    as if the KBs were one corpus: its cosine similarity to the question (one embedding model
+    serves every KB) and its BM25 score with the term statistics pooled over the KBs, each scaled
+    over all the hits merged, weighted as the fusion weights them. Each KB keeps its own order
+    (its ranking rules); its places take its hits' scores best first, and the lists are merged
+    by them.
+    """
+    s = index.cfg.search
+    lexical_query, dense_query = query_forms(question)
+    terms = tokenize(lexical_query)
+    lexes = {kb: index.lexical(kb) for kb in per_kb}
+    n = sum(len(lx.ids) for lx in lexes.values() if lx is not None)
+    idf = {}
+    for t in set(terms):
+        df = sum(lx.df(t) for lx in lexes.values() if lx is not None)
+        idf[t] = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+    lexical: dict[tuple[str, str], float] = {}
+    for kb, hits in per_kb.items():
+        if lexes[kb] is not None:
+            got = lexes[kb].scores_with([h.chunk.id for h in hits], terms, idf)
+            lexical.update(((kb, cid), sc) for cid, sc in got.items())
+    dense = _similarities(index, dense_query, per_kb)
+    top_lex = max(lexical.values(), default=0.0) or 1.0
+    low, high = min(dense.values(), default=0.0), max(dense.values(), default=0.0)
+    span = (high - low) or 1.0
+
+    def comparable(kb: str, h: Hit) -> float:
+        key = (kb, h.chunk.id)
+        near = (dense[key] - low) / span if key in dense else 0.0  # no embedding cached: the floor
+        return s.lexical_weight * lexical.get(key, 0.0) / top_lex + s.dense_weight * near
+
+    merged: list[Hit] = []
+    for kb, hits in per_kb.items():
+        scores = sorted((comparable(kb, h) for h in hits), reverse=True)
+        merged += [replace(h, score=sc) for h, sc in zip(hits, scores)]
+    merged.sort(key=lambda h: -h.score)  # stable: a tie keeps a KB's own order
+    return merged
+
+
+def _similarities(index: Index, dense_query: str, per_kb: dict[str, list[Hit]]) -> dict[tuple[str, str], float]:
+    """Each hit's cosine similarity to the query: the dense retriever's when it returned the chunk,
+    else from the chunk's cached embedding (every indexed chunk's is in the cache)."""
+    out = {(kb, h.chunk.id): h.similarity for kb, hits in per_kb.items() for h in hits if h.similarity is not None}
+    missing = {(kb, h.chunk.id): h.chunk for kb, hits in per_kb.items() for h in hits if (kb, h.chunk.id) not in out}
+    if missing:
+        hashes = {key: content_hash(c.embed_text()) for key, c in missing.items()}
+        vectors = index.cache.get_many(index.embedder.name, list(set(hashes.values())))
+        q = index.embed_query(dense_query)
+        for key, h in hashes.items():
+            if h in vectors:
+                out[key] = float(np.dot(q, vectors[h]))
+    return out
 
 
 def named_symbols(question: str) -> list[str]:
@@ -133,10 +196,14 @@ def is_weak(index: Index, question: str, hits: list[Hit]) -> bool:
     if floor < 0:
         floor = 0.3 if index.cfg.embedding.provider == "local" else 0.0
     best = max((h.similarity for h in hits if h.similarity is not None), default=None)
-    if floor and best is not None and best < floor and not is_mostly_cjk(question):
-        return True  # far from everything indexed
     ranks = hits[0].ranks
     agree = len(ranks) == 2 and max(ranks.values()) < 10  # both retrievers put it in their top 10
+    # Far from everything indexed, unless the top chunk holds every term of the question and both
+    # retrievers agree on it: short, generic questions ("how do I get started?") embed far from any
+    # chunk, while an off-topic question's rare words are missing from the corpus.
+    if floor and best is not None and best < floor and not is_mostly_cjk(question) \
+            and not (agree and coverage(index, question, hits[:1]) >= 1.0):
+        return True
     return coverage(index, question, hits) < s.min_overlap and not agree
 
 

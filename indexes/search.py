@@ -160,14 +160,7 @@ class Index:
             # running, which would write it itself) rather than answer with vectors alone.
             with self._load_lock:  # one rebuild, not one per waiting search
                 lex = self.lexical(kb) or self.rebuild_lexical(kb)
-        lexical_query, dense_query = query, query
-        if CJK.search(query):
-            # The default model reads English: add the English for the field words the question
-            # uses; the dense query keeps only what the model can read.
-            terms = english_terms(query)
-            lexical_query = f"{query} {terms}"
-            latin = " ".join(re.findall(r"[A-Za-z_][\w.]*", query))
-            dense_query = f"{latin} {terms}".strip() or query
+        lexical_query, dense_query = query_forms(query)
         # Each retriever is read deeper than the fused depth so its scores can be scaled against
         # a floor that does not move with the question.
         pool = max(s.score_depth, depth) if s.fusion == "score" else depth
@@ -256,6 +249,17 @@ def stale_vectors(kb: str, old: str, new: str, specs: list[str]) -> str:
             "the --include/--exclude you used) to re-embed it, or configure that model.")
 
 
+def query_forms(query: str) -> tuple[str, str]:
+    """What each retriever is asked: (lexical query, dense query)."""
+    if not CJK.search(query):
+        return query, query
+    # The default model reads English: add the English for the field words the question uses; the
+    # dense query keeps only what the model can read.
+    terms = english_terms(query)
+    latin = " ".join(re.findall(r"[A-Za-z_][\w.]*", query))
+    return f"{query} {terms}", f"{latin} {terms}".strip() or query
+
+
 def demote(fused: list[tuple[str, float]], chosen: Callable[[str], bool], factor: float) -> list[tuple[str, float]]:
     """The fused list with the chosen chunks' scores multiplied by `factor`, sorted again."""
     return sorted(((cid, sc * factor if chosen(cid) else sc) for cid, sc in fused), key=lambda kv: -kv[1])
@@ -301,7 +305,8 @@ def with_scores_of(before: list[Hit], after: list[Hit]) -> list[Hit]:
 
 def fuse_scores(ranked: list[tuple[list[tuple[str, float]], float, float | None]], depth: int) \
         -> list[tuple[str, float]]:
-    """Weighted sum of each retriever's scores scaled to [0, 1] over the top `depth` of each list.
+    """Score fusion (`search.fusion = "score"`, the default) of the hybrid search: the weighted sum of
+    each retriever's scores scaled to [0, 1] over the top `depth` of each list.
 
     A retriever's score is scaled between its best and a floor (None: the last score it returned,
     which is why lists are read deeper than `depth`); a chunk a retriever did not return gets 0
@@ -322,7 +327,8 @@ def fuse_scores(ranked: list[tuple[list[tuple[str, float]], float, float | None]
 
 
 def fuse(ranked: list[tuple[list[tuple[str, float]], float]], rrf_k: int) -> list[tuple[str, float]]:
-    """Weighted reciprocal rank fusion: sum of weight / (rrf_k + rank) over the lists."""
+    """Reciprocal rank fusion (`search.fusion = "rrf"`) of the hybrid search: the sum of
+    weight / (rrf_k + rank) over the lists."""
     scores: dict[str, float] = {}
     for hits, weight in ranked:
         for rank, (cid, _) in enumerate(hits):

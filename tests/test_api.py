@@ -88,6 +88,40 @@ def test_non_streaming_answer_with_sources(api):
     assert extra["speakers"] == ["Coding"]
 
 
+def test_citation_links_are_absolute_urls_whose_lines_match_the_text(api):
+    """A file path on the server means nothing to a remote client: every link is a viewer URL built
+    from the address served (or server.public_url), and names the lines the text does."""
+    import re
+    from urllib.parse import parse_qs, urlparse
+
+    url, offline, _ = api
+    for stream in (False, True):
+        r = client(url + "/offline").chat.completions.create(
+            model="coding", stream=stream, messages=[{"role": "user", "content": "how does MemoryStore save?"}])
+        if stream:
+            chunks = list(r)
+            text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            sources = chunks[-1].model_extra["sources"]
+        else:
+            text, sources = r.choices[0].message.content, r.model_extra["sources"]
+        links = re.findall(r"\]\(([^)]+)\)", text) + re.findall(r"<([^>]+)>", text)
+        assert links and all(link.startswith(url + "/source?path=") for link in links), links
+        head = re.search(r"\[1\] `(\S+)` lines (\d+)-(\d+)\*\* — [\w.]+ \(\[open\]\(([^)]+)\)\)", text)
+        assert head, text
+        assert parse_qs(urlparse(head.group(4)).query)["lines"] == [f"{head.group(2)}-{head.group(3)}"]
+        for s in sources:
+            assert s["link"].startswith(url + "/source?path=") and s["kb"] == "default", s
+            assert parse_qs(urlparse(s["link"]).query)["lines"] == [f"{s['start_line']}-{s['end_line']}"]
+    offline.cfg.server.public_url = "https://copilot.example.com/"
+    try:
+        r = client(url + "/offline").chat.completions.create(
+            model="coding", messages=[{"role": "user", "content": "how does MemoryStore save?"}])
+        assert all(s["link"].startswith("https://copilot.example.com/source?path=")
+                   for s in r.model_extra["sources"])
+    finally:
+        offline.cfg.server.public_url = ""
+
+
 def test_streaming_answer_through_the_guide(api):
     url, offline, _ = api
     stream = client(url + "/offline").chat.completions.create(

@@ -173,6 +173,8 @@ def test_forget_source_then_kb(capsys, tmp_path, project):
     st = json.loads(run(capsys, "--data-dir", data, "status", "--json")[1])
     assert st["knowledge_bases"] == []
     code, out, err = run(capsys, "--data-dir", data, "search", "memory")
+    assert code == 2 and out == "" and "Nothing is indexed yet" in err
+    code, out, err = run(capsys, "--data-dir", data, "search", "memory", "--kb", "default")
     assert code == 2 and out == "" and "no knowledge base named 'default'" in err
 
 
@@ -289,3 +291,34 @@ def test_output_into_a_closed_pipe_is_quiet(indexed):
     proc.stdout.close()  # like `devcopilot status --json | head -c 0`
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0 and err == ""
+
+
+def test_a_mistyped_command_suggests_the_closest(capsys):
+    for typed, suggested in (("serch", "search"), ("injest", "ingest"), ("usge", "usage"), ("stauts", "status")):
+        with pytest.raises(SystemExit) as e:
+            main([typed, "x"])
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert f"Unknown command '{typed}'; did you mean `devcopilot {suggested}`?" in err, err
+        assert err.count("\n") == 1
+    with pytest.raises(SystemExit):
+        main(["zzzz"])
+    assert "the commands are ingest, search" in capsys.readouterr().err
+
+
+def test_ask_renders_markdown_in_a_terminal_and_plain_text_in_a_pipe(capsys):
+    from copilot.cli import _print_answers
+    from copilot.events import Event, Source
+
+    text = "Use **MemoryStore**:\n\n```python\nstore = MemoryStore(path)\n```\n\n- one\n- two"
+    src = Source(1, "README.md", 3, 9, "Memory", "/r/README.md#L3-L9", "doc", "markdown", "x", "default")
+    events = [Event("start", "Tutoring"), *[Event("token", "Tutoring", p) for p in text.split(" ")],
+              Event("end", "Tutoring", text, [src])]
+    assert _print_answers(iter(events), terminal=False) == 0
+    piped = capsys.readouterr().out
+    assert "**MemoryStore**" in piped and "```python" in piped  # as written, for scripts
+    assert _print_answers(iter(events), terminal=True) == 0
+    shown = capsys.readouterr().out
+    assert "MemoryStore" in shown and "**" not in shown and "```" not in shown  # rendered by rich
+    assert "• one" in shown and "store = MemoryStore(path)" in shown
+    assert "[1] README.md:3-9  Memory  (KB default)" in shown

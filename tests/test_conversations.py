@@ -44,3 +44,46 @@ def test_keys_in_messages_are_not_stored(tmp_path):
     dump = "\n".join(sqlite3.connect(path).iterdump())
     assert "abcdefghijklmnopqrstuvwxyz012345" not in dump and b"abcdefghijklmnopqrstuvwxyz012345" not in raw
     assert "[secret removed]" in store.messages(cid)[0]["content"]
+
+
+def test_conversations_are_listed_titled_and_owned(tmp_path):
+    store = Conversations(tmp_path / "c.sqlite")
+    first = store.new(owner="alice", origin="web")
+    store.add(first, "user", "How do   retries work?")
+    store.add(first, "user", "And backoff?")
+    empty = store.new(owner="alice", origin="web")  # nothing asked yet: not listed
+    api = store.new(origin="api")
+    store.add(api, "user", "from a script")
+    bobs = store.new(owner="bob", origin="web")
+    store.add(bobs, "user", "Bob's question")
+    second = store.new(owner="alice", origin="web")
+    store.add(second, "user", "Where is the config?")
+    assert [(c["id"], c["title"]) for c in store.listing(owner="alice")] == [
+        (second, "Where is the config?"), (first, "How do retries work?")]  # newest first, first question
+    assert store.owner_of(bobs) == "bob" and store.owner_of(empty) == "alice" and store.owner_of("nope") is None
+    assert [c["id"] for c in store.listing(owner="", origin="api")] == [api]
+
+
+def test_a_file_written_before_owners_and_outcomes_opens_and_keeps_its_messages(tmp_path):
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE conversations (id TEXT PRIMARY KEY, created_at REAL, title TEXT);
+        CREATE TABLE messages (id TEXT PRIMARY KEY, conversation_id TEXT, seq INTEGER, role TEXT, assistant TEXT,
+            content TEXT, model TEXT, created_at REAL);
+        CREATE TABLE sources (message_id TEXT, n INTEGER, path TEXT, start_line INTEGER, end_line INTEGER,
+            title TEXT, link TEXT, kind TEXT, language TEXT, excerpt TEXT, PRIMARY KEY (message_id, n));
+        CREATE TABLE feedback (message_id TEXT PRIMARY KEY, up INTEGER, comment TEXT, created_at REAL);
+        INSERT INTO conversations VALUES ('c1', 1.0, 'Old question');
+        INSERT INTO messages VALUES ('m1', 'c1', 1, 'user', '', 'Old question', '', 1.0);
+        INSERT INTO messages VALUES ('m2', 'c1', 2, 'assistant', 'Tutoring', 'Old answer', '', 2.0);
+        INSERT INTO sources VALUES ('m2', 1, 'a.md', 1, 2, 'A', '/r/a.md#L1-L2', 'doc', 'markdown', 'text');
+    """)
+    db.commit()
+    db.close()
+    store = Conversations(path)
+    msgs = store.messages("c1")
+    assert [m["content"] for m in msgs] == ["Old question", "Old answer"]
+    assert msgs[1]["sources"][0].path == "a.md" and msgs[1]["sources"][0].kb == "" and msgs[1]["outcome"] == ""
+    store.add("c1", "assistant", "New answer", "Tutoring", outcome="dont_know")
+    assert store.messages("c1")[-1]["outcome"] == "dont_know"

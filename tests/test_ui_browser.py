@@ -4,10 +4,23 @@ The server runs uvicorn in a thread on a free loopback port; Playwright drives D
 """
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
+from browser_support import (
+    answers,
+    ask,
+    bot_messages,
+    cited,
+    first_cited_path,
+    have_chromium,
+    launch,
+    open_chat,
+    wait_idle,
+)
 from conftest import SMALL_PROJECT, write_tree
 from serve_support import ServerThread
 
@@ -16,11 +29,15 @@ from copilot.config import load_config
 from indexes.build import ingest
 from indexes.search import Index
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.skipif(not have_chromium(), reason="Debian chromium is not installed")
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
+ZORB = {"engines/fluxring.md": """
+    # FluxRing
+
+    A FluxRing is the rotating core of a Zorb engine. A FluxRing can have at most seven spokes;
+    each spoke carries one phase coil. Fit the spokes clockwise, starting at the index mark.
+    """}
 
 
 @pytest.fixture(scope="module")
@@ -45,44 +62,16 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        b = launch(p)
         yield b
         b.close()
 
 
 @pytest.fixture
 def page(browser, world):
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
-    page.goto(world["url"] + "/")
-    page.wait_for_selector("#dc-input textarea", timeout=60_000)
+    page = open_chat(browser, world["url"])
     yield page
-    page.close()
-
-
-def ask(page, question: str, speakers_before: int | None = None):
-    """Send a question; wait until an answer with its sources has finished streaming."""
-    before = page.locator("#dc-chat .dc-speaker").count() if speakers_before is None else speakers_before
-    page.fill("#dc-input textarea", question)
-    page.click("#dc-send")
-    page.wait_for_function(
-        "n => document.querySelectorAll('#dc-chat .dc-speaker').length > n", arg=before, timeout=60_000)
-    # Streaming is over when the send event finishes: the chat's progress tracker hides again.
-    page.wait_for_function("() => !document.querySelector('#dc-chat .generating') && "
-                           "document.querySelector('#dc-input textarea').value === ''", timeout=60_000)
-    page.wait_for_timeout(300)
-
-
-def bot_messages(page) -> list[dict]:
-    """Each assistant message: speaker name, text, and its links."""
-    return page.evaluate("""() => [...document.querySelectorAll('#dc-chat .dc-speaker')].map(s => {
-        const msg = s.closest('.message') || s.parentElement.parentElement;
-        return {speaker: s.innerText.trim(), text: msg.innerText,
-                links: [...msg.querySelectorAll('a')].map(a => ({text: a.innerText, href: a.getAttribute('href')}))};
-    })""")
-
-
-def answers(page) -> list[dict]:
-    return [m for m in bot_messages(page) if m["links"]]
+    page.context.close()
 
 
 def test_question_gets_answer_from_tutoring_with_clickable_sources(page, world, browser):
@@ -97,6 +86,8 @@ def test_question_gets_answer_from_tutoring_with_clickable_sources(page, world, 
     assert href.startswith("/source?path=") and str(world["project"] / "README.md") in href
     # Every link in the answer opens in the browser: a web URL or the server's source view, never a server path.
     assert all(a["href"].startswith(("/source?", "http://", "https://")) for a in answer["links"]), answer["links"]
+    # Each citation says which knowledge base it came from.
+    assert "KB default" in answer["text"]
     # The link opens the cited file with the cited lines marked.
     view = browser.new_page()
     view.goto(world["url"] + href)
@@ -106,43 +97,79 @@ def test_question_gets_answer_from_tutoring_with_clickable_sources(page, world, 
     view.close()
 
 
+def test_citation_text_and_its_link_name_the_same_lines(page):
+    ask(page, "@Coding how does MemoryStore save a conversation?")
+    answer = answers(page)[-1]
+    text = answer["text"]
+    # The quoted passage's head ("[1] path lines a-b (open)") and its link agree...
+    head = re.search(r"\[1\] (\S+) lines (\d+)-(\d+)", text)
+    assert head, text
+    opened = [a for a in answer["links"] if a["text"] == "open"]
+    assert opened, answer["links"]
+    query = parse_qs(urlparse(opened[0]["href"]).query)
+    assert query["lines"] == [f"{head.group(2)}-{head.group(3)}"]
+    assert query["path"][0].endswith(head.group(1))
+    # ...and so does every numbered source with its link.
+    for a in cited(answer):
+        lines = parse_qs(urlparse(a["href"]).query)["lines"][0]
+        assert a["text"].endswith(":" + lines), a
+
+
 def test_at_coding_is_answered_by_coding_with_code_sources(page):
     ask(page, "@Coding what arguments does build_gadget take?")
     answer = answers(page)[-1]
     assert answer["speaker"].endswith("Coding")
-    assert any(a["text"].startswith("widgets/core.py:") for a in answer["links"]), answer["links"]
+    assert first_cited_path(answer) == "widgets/core.py", answer["links"]
     assert "build_gadget" in answer["text"]
 
 
-def test_knowledge_tab_adds_a_folder_then_chat_cites_it(page, world):
-    fresh = write_tree(world["allowed"] / "newdocs", {"ops/ports.md": """
-        # Operations
+def test_example_buttons_send(page):
+    page.get_by_text("Hello! Who can help me here?").first.click()
+    page.wait_for_function("() => document.querySelectorAll('#dc-chat .dc-speaker').length > 0", timeout=60_000)
+    wait_idle(page)
+    assert page.locator("#dc-chat [data-testid='user']").count() == 1
+    greeting = bot_messages(page)[-1]
+    assert greeting["speaker"].endswith("Guide")
+    # The greeting says which knowledge bases the chat reads.
+    assert "KB 'default'" in greeting["text"]
 
-        ## Quokka protocol
 
-        The quokka protocol listens on port 4242 and rotates its keys every ninety minutes.
-        """})
-    kb_before = world["index"].catalog.count_chunks("default")
+def test_knowledge_tab_adds_a_new_kb_that_the_next_message_uses(page, world):
+    folder = write_tree(world["allowed"] / "zorb", ZORB)
     page.get_by_role("tab", name="Knowledge").click()
-    page.wait_for_function("n => { const t = document.querySelector('#dc-kbs').innerText; "
-                           "return t.includes('default') && new RegExp('\\\\b' + n + '\\\\b').test(t); }",
-                           arg=kb_before, timeout=10_000)
-    page.fill("#dc-source textarea, #dc-source input", str(fresh))
+    page.fill("#dc-source textarea, #dc-source input", str(folder))
+    page.fill("#dc-kb textarea, #dc-kb input", "zorb")
     page.click("#dc-add")
     page.wait_for_function("() => /Indexed|❌/.test(document.querySelector('#dc-index-status').innerText)",
                            timeout=120_000)
-    assert "Indexed" in page.inner_text("#dc-index-status")
-    kb_after = world["index"].catalog.count_chunks("default")
-    assert kb_after > kb_before
-    page.wait_for_function("n => document.querySelector('#dc-kbs').innerText.includes(String(n))",
-                           arg=kb_after, timeout=10_000)
-    assert str(fresh) in page.inner_text("#dc-sources")
+    status = page.inner_text("#dc-index-status")
+    assert "Indexed" in status and "zorb" in status, status
+    page.wait_for_function("() => document.querySelector('#dc-kbs').innerText.includes('zorb')", timeout=10_000)
+    assert str(folder) in page.inner_text("#dc-sources")
 
     page.get_by_role("tab", name="Chat").click()
-    ask(page, "Which port does the quokka protocol listen on?")
+    ask(page, "How many spokes can a FluxRing have?")
     answer = answers(page)[-1]
-    assert any(a["text"].startswith("ops/ports.md:") for a in answer["links"]), answer
-    assert "4242" in answer["text"]
+    assert first_cited_path(answer) == "engines/fluxring.md", answer["links"]
+    assert "seven spokes" in answer["text"] and "KB zorb" in answer["text"]
+    # Questions about the other KB still answer from it.
+    ask(page, "@Coding what arguments does build_gadget take?")
+    assert first_cited_path(answers(page)[-1]) == "widgets/core.py"
+
+
+def test_kb_selector_narrows_the_chat_to_one_kb(page, world):
+    if world["index"].catalog.kb("zorb") is None:
+        ingest(world["index"], [str(write_tree(world["allowed"] / "zorb", ZORB))], "zorb")
+    page.locator("#dc-kb-select input").click()
+    page.get_by_role("option", name="zorb").click()
+    ask(page, "@Tutoring how do I give an agent long-term memory?")
+    narrowed = answers(page)[-1]
+    assert all("fluxring" in a["text"] for a in cited(narrowed)), narrowed["links"]
+    assert "KB default" not in narrowed["text"]
+    page.locator("#dc-kb-select input").click()
+    page.get_by_role("option", name="All knowledge bases").click()
+    ask(page, "@Tutoring how do I give an agent long-term memory?")
+    assert first_cited_path(answers(page)[-1]) == "README.md"
 
 
 @pytest.mark.parametrize("spec, says", [
@@ -170,23 +197,32 @@ def test_thumbs_up_is_stored_with_the_exchange(page, world):
     deadline = time.monotonic() + 10
     db = world["copilot"]
     while time.monotonic() < deadline and mid is None:
-        rows = _feedback_rows(db)
+        rows = db.conversations.db.execute("SELECT message_id, up FROM feedback").fetchall()
         mid = rows[-1] if rows else None
         time.sleep(0.2)
     assert mid is not None and mid[1] in (1, True)
 
 
-def _feedback_rows(copilot) -> list[tuple]:
-    conv = copilot.conversations
-    return conv.db.execute("SELECT message_id, up FROM feedback").fetchall()
-
-
-def test_usage_tab_shows_the_monitor(page):
+def test_usage_tab_draws_charts_and_lists_a_gap_after_i_dont_know(page):
+    question = "How do I bake sourdough bread with a levain?"
+    ask(page, question)
+    assert "I don't know" in bot_messages(page)[-1]["text"]
     page.get_by_role("tab", name="Usage").click()
-    page.click("#dc-usage-refresh")
-    page.wait_for_function("() => document.querySelector('#dc-usage').innerText.trim().length > 0",
-                           timeout=10_000)
+    page.wait_for_function("q => document.querySelector('#dc-gaps').innerText.includes(q)", arg=question,
+                           timeout=30_000)
+    # A chart drawn by the plotting library (an image), not text.
+    chart = page.locator("#dc-usage-chart img")
+    chart.wait_for(timeout=30_000)
+    box = chart.bounding_box()
+    assert box and box["width"] > 400 and box["height"] > 200
+    rows = page.evaluate("() => [...document.querySelectorAll('#dc-gaps [role=row]')].map(r => r.innerText)")
+    row = [r.split("\n") for r in rows if question in r]
+    assert row and row[0][1:3] == ["1", "1"], rows  # asked once, answered "I don't know" once
     assert "❌" not in page.inner_text("#dc-usage")
+    # The gaps download as CSV.
+    with page.expect_download() as dl:
+        page.click("#dc-gaps-csv")
+    assert question in Path(dl.value.path()).read_text(encoding="utf-8")
 
 
 def test_answer_streams_from_a_model_token_by_token(browser, world, tmp_path):
@@ -203,9 +239,7 @@ def test_answer_streams_from_a_model_token_by_token(browser, world, tmp_path):
     copilot = Copilot(cfg, index=world["index"])
     try:
         with ServerThread(create_app(copilot, cfg)) as url:
-            page = browser.new_page()
-            page.goto(url + "/")
-            page.wait_for_selector("#dc-input textarea", timeout=60_000)
+            page = open_chat(browser, url)
             page.fill("#dc-input textarea", "@Coding how do I call build_gadget?")
             page.click("#dc-send")
             # Part of the answer is on screen while the rest is still coming.
@@ -218,7 +252,7 @@ def test_answer_streams_from_a_model_token_by_token(browser, world, tmp_path):
             page.wait_for_function("() => [...document.querySelectorAll('#dc-chat a')]"
                                    ".some(a => a.innerText.startsWith('widgets/core.py:'))", timeout=30_000)
             assert any(m["speaker"].endswith("Coding") for m in answers(page))
-            page.close()
+            page.context.close()
     finally:
         llm.stop()
 
@@ -229,12 +263,46 @@ def test_retry_answers_again_and_new_chat_starts_empty(page):
     assert first and first[-1]["speaker"].endswith("Coding")
     page.locator("#dc-chat button[aria-label='Retry']").last.click()
     page.wait_for_timeout(500)
-    page.wait_for_function("() => !document.querySelector('#dc-chat .generating')", timeout=60_000)
+    wait_idle(page)
     page.wait_for_function("() => [...document.querySelectorAll('#dc-chat .dc-speaker')]"
                            ".some(s => s.innerText.includes('Coding'))", timeout=60_000)
     again = answers(page)
     # The retried turn replaces the old answer rather than adding a second copy of the question.
     assert len(again) == len(first)
     assert page.locator("#dc-chat [data-testid='user']").count() == 1
-    page.click("#dc-clear")
+    page.click("#dc-new")
     page.wait_for_function("() => document.querySelectorAll('#dc-chat .dc-speaker').length === 0", timeout=10_000)
+
+
+@pytest.mark.parametrize("width, height", [(1280, 800), (1280, 1100), (900, 650)])
+def test_chat_fills_the_window_and_the_input_stays_in_view(browser, world, width, height):
+    page = open_chat(browser, world["url"], width, height)
+    chat = page.locator("#dc-chat").bounding_box()
+    send = page.locator("#dc-send").bounding_box()
+    box = page.locator("#dc-input textarea").bounding_box()
+    assert chat["height"] > 0.55 * height, chat  # no fixed ~430 px panel
+    assert send["y"] + send["height"] <= height and box["y"] + box["height"] <= height, (send, box, height)
+    page.set_viewport_size({"width": width, "height": height + 200})
+    page.wait_for_timeout(300)
+    taller = page.locator("#dc-chat").bounding_box()
+    assert taller["height"] >= chat["height"] + 150  # follows the window
+    page.context.close()
+
+
+def test_view_lands_on_the_start_of_each_new_answer_and_code_wraps(browser, world):
+    page = open_chat(browser, world["url"], 1280, 700)
+    for q in ("@Coding what arguments does build_gadget take?", "@Coding how does MemoryStore save a conversation?",
+              "@Coding what arguments does build_gadget take?"):
+        ask(page, q)
+    # The last answer's first line is in view at the top of the chat, not its source list at the bottom.
+    top = page.evaluate("""() => {
+        const chat = document.querySelector('#dc-chat').getBoundingClientRect();
+        const s = [...document.querySelectorAll('#dc-chat .dc-speaker')].pop().getBoundingClientRect();
+        return {chatTop: chat.top, chatBottom: chat.bottom, speaker: s.top};
+    }""")
+    assert top["chatTop"] - 5 <= top["speaker"] <= top["chatTop"] + 0.4 * (top["chatBottom"] - top["chatTop"]), top
+    # Code blocks wrap: none is wider than its box at 1280 px.
+    wide = page.evaluate("() => [...document.querySelectorAll('#dc-chat pre')]"
+                         ".filter(p => p.scrollWidth > p.clientWidth + 1).length")
+    assert page.locator("#dc-chat pre").count() > 0 and wide == 0
+    page.context.close()

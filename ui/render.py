@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 from urllib.parse import quote
 
+from copilot.links import public_links, public_url, with_lines
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
 
 
@@ -23,46 +25,70 @@ def avatar_html(name: str, avatar: str) -> str:
     return html.escape(avatar or "🤖")
 
 
-def speaker_line(name: str, avatar: str) -> str:
-    return f'<span class="dc-speaker" data-assistant="{html.escape(name, quote=True)}">' \
+def speaker_line(name: str, avatar: str, streaming: bool = False) -> str:
+    """The speaker's avatar and name; while the answer streams it is marked `dc-streaming`."""
+    cls = "dc-speaker dc-streaming" if streaming else "dc-speaker"
+    return f'<span class="{cls}" data-assistant="{html.escape(name, quote=True)}">' \
            f'{avatar_html(name, avatar)} <strong>{html.escape(name)}</strong></span>'
 
 
 def source_href(link: str, start: int, end: int) -> str:
-    """Web links stay as they are; a local file goes through the server's read-only /source view."""
-    if re.match(r"^https?://", link or ""):
-        return link
-    path = (link or "").split("#", 1)[0]
-    return f"/source?path={quote(path, safe='/')}&lines={start}-{end}#L{start}"
+    """Web links stay as they are; a file on the server goes through its read-only /source view, for
+    lines start..end."""
+    return public_url(with_lines(link, start, end)) if link else ""
+
+
+def md_text(text: str) -> str:
+    """`text` shown as is in Markdown."""
+    return _md_escape(text)
 
 
 def _md_escape(text: str) -> str:
-    return re.sub(r"([\\`*_\[\]<>|])", r"\\\1", text)
+    """Text shown as is in Markdown: emphasis and link characters as HTML entities (a backslash
+    escape inside a link's text loses `__init__`'s underscores in the chat's renderer)."""
+    return re.sub(r"[\\`*_\[\]<>|]", lambda m: f"&#{ord(m.group(0))};", text)
 
 
 def sources_block(sources) -> str:
+    """The numbered sources under an answer: file and lines (the link opens those lines), title, KB."""
     if not sources:
         return ""
     lines = ["", "", "**Sources**", ""]
     for s in sources:
         label = f"{s.path}:{s.start_line}-{s.end_line}"
         title = f" — {_md_escape(s.title)}" if s.title and s.title != s.path else ""
+        kb = f' <span class="dc-kb">· KB {html.escape(s.kb)}</span>' if getattr(s, "kb", "") else ""
         href = source_href(s.link, s.start_line, s.end_line)
-        lines.append(f"{s.n}. [{_md_escape(label)}]({href.replace(' ', '%20').replace(')', '%29')}){title}")
+        link = f"[{_md_escape(label)}]({href.replace(' ', '%20').replace(')', '%29')})" if href else _md_escape(label)
+        lines.append(f"{s.n}. {link}{title}{kb}")
     return "\n".join(lines)
 
 
-def local_links(text: str, sources) -> str:
-    """Links in the answer to a cited local file go through /source too (a browser cannot open a server path)."""
-    for s in sources:
-        if s.link and not re.match(r"^https?://", s.link):
-            text = text.replace(f"]({s.link})", f"]({source_href(s.link, s.start_line, s.end_line)})")
-    return text
+def local_links(text: str, sources=()) -> str:
+    """Links in the answer to a file on the server go through /source (a browser cannot open a server path)."""
+    return public_links(text)
 
 
 def assistant_message(name: str, avatar: str, text: str, sources=(), streaming: bool = False) -> str:
     body = local_links(text, sources) if text else ("…" if streaming else "")
-    return f"{speaker_line(name, avatar)}\n\n{body}{sources_block(sources)}"
+    return f"{speaker_line(name, avatar, streaming)}\n\n{body}{sources_block(sources)}"
+
+
+def history(messages: list[dict], avatar_of) -> tuple[list[dict], list[str]]:
+    """A stored conversation (Conversations.messages) as the Chatbot's messages and their ids."""
+    shown: list[dict] = []
+    ids: list[str] = []
+    for m in messages:
+        if m["role"] == "user":
+            shown.append({"role": "user", "content": m["content"]})
+        elif m["role"] == "assistant":
+            name = m.get("assistant") or "Guide"
+            shown.append({"role": "assistant",
+                          "content": assistant_message(name, avatar_of(name), m["content"], m.get("sources", []))})
+        else:
+            continue
+        ids.append(m.get("message_id", ""))
+    return shown, ids
 
 
 def notice_message(text: str, error: bool = False) -> str:

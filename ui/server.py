@@ -21,7 +21,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTex
 
 from indexes.indexed_files import find_indexed_file
 from ui import render
-from ui.app import CSS, build_app
+from ui.app import CSS, HEAD, build_app
+from ui.indexing import ProgressClock
 
 log = logging.getLogger("devcopilot.serve")
 
@@ -43,17 +44,21 @@ def ensure_knowledge(index, root: Path, say: Callable[[str], None] = print) -> b
 
     say(f"Nothing is indexed yet: indexing {root} into knowledge base 'default' so you can try it at once…")
     last = {"stage": "", "pct": -1}
+    clock = ProgressClock()
 
     def progress(stage: str, done: int, total: int) -> None:
-        if stage != "index":  # scanning and the lexical index have no meaningful total: say when they start
+        if stage == "index":  # files chunked: the chunks embedded ("embed") say more
+            return
+        if stage != "embed":  # scanning and the lexical index have no meaningful total: say when they start
             if stage != last["stage"]:
                 say({"scan": "  scanning files…", "lexical": "  building the lexical index…"}.get(stage, f"  {stage}…"))
             last["stage"] = stage
             return
         pct = int(100 * done / total) if total else 0
-        if last["stage"] != "index" or pct >= last["pct"] + 10 or done == total:
+        if last["stage"] != "embed" or pct >= last["pct"] + 10 or done >= total:
             last.update(stage=stage, pct=pct)
-            say(f"  indexing: {done}/{total} files ({pct}%)")
+            left = clock.left(done, total)
+            say(f"  embedding: {done:,} of ~{total:,} chunks ({pct}%)" + (f", about {left} left" if left else ""))
 
     summary = ingest(index, [str(root)], "default", progress=progress)
     say(summary.line())
@@ -69,7 +74,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def security_warnings(host: str, auth: str, api_token: str) -> list[str]:
+def security_warnings(host: str, auth: str | list[str], api_token: str) -> list[str]:
     if is_loopback(host):
         return []
     out = []
@@ -82,16 +87,22 @@ def security_warnings(host: str, auth: str, api_token: str) -> list[str]:
     return out
 
 
-def parse_auth(auth: str) -> tuple[str, str] | None:
-    if not auth:
-        return None
-    user, sep, password = auth.partition(":")
-    if not sep or not user or not password:
-        raise ValueError("--auth must look like user:password, with both parts non-empty.")
-    return user, password
+def parse_auth(auth: str | list[str]) -> list[tuple[str, str]]:
+    """The web UI's users: one "user:password", or several (`--auth` repeated, or a list in the config).
+    Each signed-in user has conversations of their own."""
+    out = []
+    for entry in [auth] if isinstance(auth, str) else list(auth or []):
+        if not entry:
+            continue
+        user, sep, password = str(entry).partition(":")
+        if not sep or not user or not password:
+            raise ValueError("--auth must look like user:password, with both parts non-empty.")
+        out.append((user, password))
+    return out
 
 
-def create_app(copilot, cfg, auth: str = "", api_token: str = "", host: str = "127.0.0.1") -> FastAPI:
+def create_app(copilot, cfg, auth: str | list[str] = "", api_token: str = "",
+               host: str = "127.0.0.1") -> FastAPI:
     from copilot.api import bearer_ok
     from copilot.mcp_server import build_server, http_app
 
@@ -145,11 +156,11 @@ def create_app(copilot, cfg, auth: str = "", api_token: str = "", host: str = "1
 
     import gradio as gr
 
-    return gr.mount_gradio_app(app, build_app(copilot, cfg), path="/", css=CSS, footer_links=[],
+    return gr.mount_gradio_app(app, build_app(copilot, cfg), path="/", css=CSS, head=HEAD, footer_links=[],
                                show_error=False)
 
 
-def _basic_ok(request: Request, credentials: tuple[str, str]) -> bool:
+def _basic_ok(request: Request, credentials: list[tuple[str, str]]) -> bool:
     header = request.headers.get("authorization", "")
     if not header.lower().startswith("basic "):
         return False
@@ -157,8 +168,11 @@ def _basic_ok(request: Request, credentials: tuple[str, str]) -> bool:
         user, _, password = base64.b64decode(header[6:].strip()).decode("utf-8").partition(":")
     except (ValueError, UnicodeDecodeError):
         return False
-    return hmac.compare_digest(user.encode(), credentials[0].encode()) & \
-        hmac.compare_digest(password.encode(), credentials[1].encode())
+    ok = False
+    for known_user, known_password in credentials:  # every pair compared, in constant time
+        ok |= hmac.compare_digest(user.encode(), known_user.encode()) & \
+            hmac.compare_digest(password.encode(), known_password.encode())
+    return bool(ok)
 
 
 def _avatar_file(avatar: str) -> Path | None:
@@ -197,7 +211,8 @@ tr.hit{{background:#fff5c2}} .meta{{color:#666}}</style></head><body>
 <table>{''.join(rows)}</table></body></html>"""
 
 
-def build_server_app(cfg, auth: str = "", api_token: str = "", root: Path | None = None, host: str = "127.0.0.1"):
+def build_server_app(cfg, auth: str | list[str] = "", api_token: str = "", root: Path | None = None,
+                     host: str = "127.0.0.1"):
     """The app `serve` runs (web UI + API) over the data dir, indexing `root` on a first run: (app, index)."""
     from copilot.chat import Copilot
     from indexes.search import Index
@@ -208,7 +223,7 @@ def build_server_app(cfg, auth: str = "", api_token: str = "", root: Path | None
     return create_app(copilot, cfg, auth=auth, api_token=api_token, host=host), index
 
 
-def serve(cfg, host: str = "127.0.0.1", port: int = 7860, auth: str = "", api_token: str = "",
+def serve(cfg, host: str = "127.0.0.1", port: int = 7860, auth: str | list[str] = "", api_token: str = "",
           root: Path | None = None, workers: int = 1) -> None:
     """Index this repository on a first run, then serve the UI and the API until interrupted;
     with workers > 1, from that many processes behind the one port (ui/workers.py)."""

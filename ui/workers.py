@@ -55,7 +55,7 @@ class _Worker:
     ready: bool = False
 
 
-def run_workers(cfg, host: str, port: int, auth: str, api_token: str, workers: int, build,
+def run_workers(cfg, host: str, port: int, auth: str | list[str], api_token: str, workers: int, build,
                 say=print) -> None:
     """Accept on host:port and hand connections to `workers` processes until interrupted; each
     builds its app with `build(cfg, auth=, api_token=) -> (app, index)` (a module-level function:
@@ -125,7 +125,7 @@ def run_workers(cfg, host: str, port: int, auth: str, api_token: str, workers: i
                 w.process.kill()
 
 
-def _start(context, cfg, number: int, auth: str, api_token: str, build) -> _Worker:
+def _start(context, cfg, number: int, auth: str | list[str], api_token: str, build) -> _Worker:
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     process = context.Process(target=_worker_main, args=(cfg, number, child, auth, api_token, build),
                               name=f"devcopilot-worker-{number}", daemon=False)
@@ -180,7 +180,7 @@ def _drop(sel, pending, conn: socket.socket) -> None:
 
 
 # -- the worker process ---------------------------------------------------------------------------------
-def _worker_main(cfg, number: int, channel: socket.socket, auth: str, api_token: str, build) -> None:
+def _worker_main(cfg, number: int, channel: socket.socket, auth: str | list[str], api_token: str, build) -> None:
     import asyncio
 
     import uvicorn

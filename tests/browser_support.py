@@ -1,0 +1,69 @@
+"""Driving the web UI in headless Chromium (Debian's, through Playwright): launch, ask, read answers."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def have_chromium() -> bool:
+    return Path(CHROMIUM).exists()
+
+
+def launch(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+
+
+def open_chat(browser, url: str, width: int = 1280, height: int = 900, **context):
+    """A new page (in its own browser context, so its own localStorage) on the chat, ready to type."""
+    ctx = browser.new_context(viewport={"width": width, "height": height}, **context)
+    page = ctx.new_page()
+    page.goto(url + "/")
+    page.wait_for_selector("#dc-input textarea", timeout=60_000)
+    wait_idle(page)
+    return page
+
+
+def wait_idle(page, timeout: int = 120_000) -> None:
+    """Until no turn is running: Send is enabled again and nothing streams."""
+    page.wait_for_function("() => { const b = document.querySelector('#dc-send'); "
+                           "return b && !b.disabled && !document.querySelector('#dc-chat .dc-streaming'); }",
+                           timeout=timeout)
+
+
+def ask(page, question: str) -> None:
+    """Send a question; wait until every answer of the turn has finished streaming."""
+    before = page.locator("#dc-chat .dc-speaker").count()
+    page.fill("#dc-input textarea", question)
+    page.click("#dc-send")
+    page.wait_for_function(
+        "n => document.querySelectorAll('#dc-chat .dc-speaker').length > n", arg=before, timeout=60_000)
+    wait_idle(page)
+    page.wait_for_timeout(200)
+
+
+def bot_messages(page) -> list[dict]:
+    """Each assistant message: speaker name, text, and its links."""
+    return page.evaluate("""() => [...document.querySelectorAll('#dc-chat .dc-speaker')].map(s => {
+        const msg = s.closest('.message') || s.parentElement.parentElement;
+        return {speaker: s.innerText.trim(), text: msg.innerText,
+                links: [...msg.querySelectorAll('a')].map(a => ({text: a.innerText, href: a.getAttribute('href')}))};
+    })""")
+
+
+def answers(page) -> list[dict]:
+    """Assistant messages that cite sources."""
+    return [m for m in bot_messages(page) if m["links"]]
+
+
+def cited(answer: dict) -> list[dict]:
+    """The numbered sources of an answer (links whose text is file:start-end), in order."""
+    return [a for a in answer["links"] if re.match(r"^\S+:\d+-\d+$", a["text"])]
+
+
+def first_cited_path(answer: dict) -> str:
+    found = cited(answer)
+    return found[0]["text"].rsplit(":", 1)[0] if found else ""

@@ -1,0 +1,149 @@
+"""Indexing from the Knowledge tab, in headless Chromium against a real server: a progress bar in
+view that counts chunks and advances, the buttons off meanwhile, a summary at the end, and a
+cancel that leaves the knowledge base consistent and searchable."""
+from __future__ import annotations
+
+import random
+import re
+import uuid
+
+import pytest
+from browser_support import answers, ask, first_cited_path, have_chromium, launch, open_chat
+from conftest import SMALL_PROJECT, write_tree
+from serve_support import ServerThread
+
+from copilot.chat import Copilot
+from copilot.config import load_config
+from indexes.build import ingest
+from indexes.retrieve import retrieve
+from indexes.search import Index
+
+pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.skipif(not have_chromium(), reason="Debian chromium is not installed")
+
+WORDS = ("anchor beacon cobalt delta ember falcon glacier harbor indigo juniper kelvin lantern meadow nebula "
+         "orchid pylon quartz raven saffron tundra umber vortex willow xenon yarrow zephyr").split()
+
+
+def handbook(root, files: int = 40, sections: int = 9):
+    """Docs nobody embedded before (a fresh seed each time, so the embedding cache cannot shortcut them)."""
+    rng = random.Random(uuid.uuid4().int)
+    tree = {}
+    for f in range(files):
+        parts = [f"# Handbook {f}"]
+        for s in range(sections):
+            words = " ".join(rng.choice(WORDS) for _ in range(70))
+            tag = f"tag{rng.getrandbits(32):08x}"  # a word of its own, to find this section by
+            parts.append(f"## Procedure {f}.{s}\n\nThe {WORDS[(f + s) % len(WORDS)]} procedure {f}.{s} is filed "
+                         f"under {tag}: {words}.")
+        tree[f"handbook/part{f:02d}.md"] = "\n\n".join(parts) + "\n"
+    return write_tree(root, tree)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("indexing")
+    allowed = root / "allowed"
+    project = write_tree(allowed / "project", SMALL_PROJECT)
+    cfg = load_config(env={}, overrides={"data_dir": str(root / "data"), "server": {"allowed_roots": [str(allowed)]}})
+    index = Index(cfg)
+    ingest(index, [str(project)], "default")
+    copilot = Copilot(cfg, index=index)
+
+    from ui.server import create_app
+
+    with ServerThread(create_app(copilot, cfg)) as url:
+        yield {"url": url, "allowed": allowed, "index": index}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()
+
+
+def start_indexing(page, folder, kb: str) -> None:
+    page.get_by_role("tab", name="Knowledge").click()
+    page.fill("#dc-source textarea, #dc-source input", str(folder))
+    page.fill("#dc-kb textarea, #dc-kb input", kb)
+    page.click("#dc-add")
+    page.wait_for_selector("#dc-progress-bar", timeout=30_000)
+
+
+def bar(page) -> dict:
+    return page.evaluate("""() => {
+        const b = document.querySelector('#dc-progress-bar');
+        if (!b) return null;
+        const r = b.querySelector('.dc-progress-track').getBoundingClientRect();
+        const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+        return {value: +b.getAttribute('aria-valuenow'), done: +b.dataset.done, total: +b.dataset.total,
+                label: b.innerText, covered: !(hit && b.contains(hit)), inView: r.top >= 0 && r.bottom <= innerHeight,
+                add: document.querySelector('#dc-add').disabled,
+                reindex: document.querySelector('#dc-reindex').disabled};
+    }""")
+
+
+def test_the_progress_bar_is_in_view_counts_chunks_and_advances(browser, world):
+    folder = handbook(world["allowed"] / "watch")
+    page = open_chat(browser, world["url"], 1280, 800)
+    start_indexing(page, folder, "watch")
+    page.wait_for_function("() => { const b = document.querySelector('#dc-progress-bar'); "
+                           "return b && +b.dataset.done > 0; }", timeout=120_000)
+    first = bar(page)
+    assert first["inView"] and not first["covered"], first  # the element at its centre is the bar
+    assert first["add"] and first["reindex"], first  # the buttons are off while it runs
+    assert "chunks" in first["label"] and first["total"] > 100, first
+    page.wait_for_function("n => { const b = document.querySelector('#dc-progress-bar'); "
+                           "return b && +b.getAttribute('aria-valuenow') > n; }", arg=first["value"], timeout=120_000)
+    page.wait_for_function("() => /Indexed|❌/.test(document.querySelector('#dc-index-status').innerText)",
+                           timeout=300_000)
+    status = page.inner_text("#dc-index-status")
+    assert "Indexed" in status and "40 files" in status and "chunks" in status, status
+    assert page.locator("#dc-progress-bar").count() == 0
+    assert not page.locator("#dc-add").is_disabled() and not page.locator("#dc-reindex").is_disabled()
+    assert world["index"].catalog.count_chunks("watch") >= 300
+    page.context.close()
+
+
+def test_cancel_leaves_the_index_consistent_and_search_working(browser, world):
+    folder = handbook(world["allowed"] / "stop", files=60)
+    index = world["index"]
+    page = open_chat(browser, world["url"], 1280, 800)
+    start_indexing(page, folder, "stop")
+    # Past the first batch written (256 chunks), then cancel.
+    page.wait_for_function("() => { const b = document.querySelector('#dc-progress-bar'); "
+                           "return b && +b.dataset.done > 300; }", timeout=300_000)
+    page.click("#dc-cancel")
+    page.wait_for_function("() => /Cancelled|Indexed|❌/.test(document.querySelector('#dc-index-status').innerText)",
+                           timeout=120_000)
+    status = page.inner_text("#dc-index-status")
+    assert "Cancelled" in status, status
+    # Consistent: the catalog, the vector store and the lexical index hold the same chunks; nothing is dirty.
+    kept = index.catalog.count_chunks("stop")
+    total_files = 60
+    assert kept > 0
+    assert index.store.count(index.collection("stop")) == kept
+    assert set(index.lexical("stop").ids) == index.catalog.chunk_ids("stop")
+    assert not index.catalog.kb("stop").dirty
+    indexed = [r[0] for r in index.catalog.db.execute("SELECT path FROM files WHERE kb='stop' ORDER BY path")]
+    assert 0 < len(indexed) < total_files
+    # Search works on what was indexed, in the chat too.
+    tag = re.search(r"tag[0-9a-f]{8}", index.catalog.file_chunks("stop", indexed[0])[1].text).group(0)
+    found = retrieve(index, f"Which procedure is filed under {tag}?", ["stop"], k=3)
+    assert found.hits and found.hits[0].chunk.path == indexed[0]
+    page.get_by_role("tab", name="Chat").click()
+    ask(page, f"@Tutoring which procedure is filed under {tag}?")
+    assert first_cited_path(answers(page)[-1]) == indexed[0]
+    # Re-indexing completes it, embedding only what is missing.
+    page.get_by_role("tab", name="Knowledge").click()
+    page.fill("#dc-kb textarea, #dc-kb input", "stop")
+    page.click("#dc-reindex")
+    page.wait_for_function("() => /Indexed|❌/.test(document.querySelector('#dc-index-status').innerText)",
+                           timeout=300_000)
+    assert "Indexed" in page.inner_text("#dc-index-status")
+    assert index.catalog.db.execute("SELECT COUNT(*) FROM files WHERE kb='stop'").fetchone()[0] == total_files
+    page.context.close()
