@@ -10,6 +10,7 @@ lexical index, so the KB ends up exactly as a fresh ingest would leave it.
 """
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from collections import Counter
@@ -23,9 +24,11 @@ from indexes.search import Index, lexical_tokens
 from indexes.stores import collection_name
 from ingest.chunk import Chunk
 from ingest.chunking import chunk_file, chunker_id
-from ingest.files import SourceFile, WalkReport, walk
+from ingest.files import Skip, SourceFile, WalkReport, read_regular, walk
 from ingest.languages import classify
 from ingest.sources import ResolvedSource, resolve
+
+log = logging.getLogger("devcopilot.ingest")
 
 BATCH_CHUNKS = 256
 
@@ -120,7 +123,17 @@ def ingest(index: Index, specs: list[str], kb: str = "default", include: list[st
     summary.changed = len(pending)
     if pending:
         changed_any = True
-        _write_changed(index, kb, pending, summary, progress, delta)
+        bad = _write_changed(index, kb, pending, summary, progress, delta)
+        for p, reason in bad:  # a bad file is skipped and counted; what it held before is removed
+            summary.skipped[reason] += 1
+            skipped_by_source[p.source.id][reason] = skipped_by_source[p.source.id].get(reason, 0) + 1
+            old = catalog.chunk_ids_for_file(kb, p.source.id, p.path)
+            with catalog.transaction():
+                catalog.remove_file(kb, p.source.id, p.path)
+                catalog.bump(kb)
+            index.store.delete(index.collection(kb), old)
+            delta.removed.update(old)
+        summary.changed -= len(bad)
     for src in sources:  # only now is each source fully indexed
         catalog.finish_source(kb, src.id, skipped_by_source[src.id])
     # A vector store replaced or emptied behind the catalog's back is refilled from the catalog.
@@ -140,16 +153,27 @@ def ingest(index: Index, specs: list[str], kb: str = "default", include: list[st
     return summary
 
 
-def _read(p: _Pending) -> SourceFile | None:
+def _chunks_of(p: _Pending, max_bytes: int, chunk_chars: int) -> tuple[str, list[Chunk]]:
+    """(content hash, finalized chunks) of one changed file; Skip with the reason when it cannot be indexed.
+
+    The file is read again here (the scan kept only its path): it may have changed or been replaced
+    by something that is not a regular file since. Whatever a chunker fails on, only this file is
+    skipped."""
+    f = SourceFile(p.path, p.abspath, p.kind, p.language, read_regular(p.abspath, max_bytes))
     try:
-        return SourceFile(p.path, p.abspath, p.kind, p.language, p.abspath.read_bytes())
-    except OSError:
-        return None
+        raw = chunk_file(f.text(), f.path, f.kind, f.language, chunk_chars)
+    except Skip:
+        raise
+    except Exception as e:  # a chunker bug must not stop the whole ingest
+        log.warning("could not chunk %s: %s: %s", p.path, type(e).__name__, e)
+        raise Skip(f"could not be chunked ({type(e).__name__})") from None
+    return f.hash, [c.finalize(p.source.id, p.source.link(c.path, c.start_line, c.end_line)) for c in raw]
 
 
 def _write_changed(index: Index, kb: str, pending: list[_Pending], summary: IngestSummary,
-                   progress: Progress | None, delta: _LexicalDelta) -> None:
-    """Chunk and embed in batches; a writer thread stores batch N while batch N+1 embeds."""
+                   progress: Progress | None, delta: _LexicalDelta) -> list[tuple[_Pending, str]]:
+    """Chunk and embed in batches; a writer thread stores batch N while batch N+1 embeds.
+    Returns the files skipped, with the reason."""
     cfg = index.cfg
     col = index.collection(kb)
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
@@ -157,6 +181,7 @@ def _write_changed(index: Index, kb: str, pending: list[_Pending], summary: Inge
     batch: list[tuple[_Pending, str, list[Chunk]]] = []
     nchunks = 0
     done_files = 0
+    bad: list[tuple[_Pending, str]] = []
 
     def flush():
         nonlocal inflight, batch, nchunks
@@ -173,13 +198,13 @@ def _write_changed(index: Index, kb: str, pending: list[_Pending], summary: Inge
 
     try:
         for p in pending:
-            f = _read(p)
             done_files += 1
-            if f is None:
+            try:
+                file_hash, chunks = _chunks_of(p, cfg.ingest.max_file_bytes, cfg.ingest.chunk_chars)
+            except Skip as why:
+                bad.append((p, str(why)))
                 continue
-            chunks = [c.finalize(p.source.id, p.source.link(c.path, c.start_line, c.end_line))
-                      for c in chunk_file(f.text(), f.path, f.kind, f.language, cfg.ingest.chunk_chars)]
-            batch.append((p, f.hash, chunks))
+            batch.append((p, file_hash, chunks))
             nchunks += len(chunks)
             if nchunks >= BATCH_CHUNKS:
                 flush()
@@ -190,6 +215,7 @@ def _write_changed(index: Index, kb: str, pending: list[_Pending], summary: Inge
             inflight.result()
     finally:
         writer.shutdown(wait=True)
+    return bad
 
 
 @dataclass
