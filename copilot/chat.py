@@ -56,7 +56,9 @@ class Turn:
     model_down: str = ""  # set when the model failed in this turn: later steps skip it instead of retrying again
 
 
-CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+# Control and invisible characters, and lone surrogates (a JSON escape can spell them; no tokenizer
+# or database takes them): dropped from a message before anything reads it.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 EXCERPT_CHARS = 4000
 
 

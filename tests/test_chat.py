@@ -359,6 +359,13 @@ def test_a_tool_that_fails_inside_answers_the_model_with_an_error(world, tmp_pat
     assert tool_msg["content"].startswith("error: search_code failed")
 
 
+def test_a_lone_surrogate_in_a_message_is_dropped_not_an_internal_error(world, tmp_path):
+    cp = make_copilot(world, tmp_path)
+    events, answers = run(cp, "@Tutoring how do retries work?\ud800")
+    assert not [e for e in events if e.type == "error"] and "Something went wrong" not in answers[0][1]
+    assert answers[0][2]  # answered from the docs, with sources
+
+
 def test_cli_ask_streams_an_offline_answer(world, tmp_path, capsys):
     from copilot.cli import main
 
