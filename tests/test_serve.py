@@ -203,3 +203,31 @@ def test_browser_sources_stay_under_the_allowed_roots(tmp_path):
     with pytest.raises(SourceRefused):
         check_kb("../etc")
     assert check_kb("") == "default"
+
+
+def test_a_local_repository_is_under_the_allowed_roots_whatever_its_spelling(tmp_path):
+    """git reads file: URLs whatever their host (file://localhost/..., file://127.0.0.1/...,
+    file://anything/...) and decodes %-escapes; ssh to this machine and bundle files are local too."""
+    import getpass
+
+    from ui.knowledge import SourceRefused, check_source
+
+    allowed, outside = tmp_path / "allowed", tmp_path / "outside"
+    (allowed / "repo.git").mkdir(parents=True)
+    (outside / "secret.git").mkdir(parents=True)
+    (outside / "dump.git").write_bytes(b"# v2 git bundle\n")  # `git clone` reads bundle files
+    roots = [allowed.resolve()]
+    o = outside.as_posix()
+    quoted = o.replace("/outside", "/%6futside")
+    for spec in [f"file://{o}/secret.git", f"file://localhost{o}/secret.git", f"file://LOCALHOST{o}/secret.git",
+                 f"file://127.0.0.1{o}/secret.git", f"file://example.com{o}/secret.git", f"FILE://{o}/secret.git",
+                 f"file://{quoted}/secret.git", f"file://{allowed.as_posix()}/%2e%2e/outside/secret.git",
+                 f"file:///{o}/secret.git", f"file://localhost:22{o}/secret.git",
+                 f"ssh://localhost{o}/secret.git", f"ssh://{getpass.getuser()}@127.0.0.1:22{o}/secret.git",
+                 f"git@localhost:{o}/secret.git", f"someone@[::1]:{o}/secret.git", f"localhost:{o}/secret.git",
+                 f"{o}/dump.git"]:
+        with pytest.raises(SourceRefused, match="outside the folders"):
+            check_source(spec, roots)
+    inside = f"file://localhost{allowed.as_posix()}/repo.git"
+    assert check_source(inside, roots) == inside
+    assert check_source("https://localhost:3000/team/repo.git", roots)  # a server decides what it serves

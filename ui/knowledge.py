@@ -2,8 +2,10 @@
 
 The CLI may ingest any folder its user can read; the browser may not: anyone who can open
 the page could otherwise index (and then read back through citations) any file on the
-server. So folders must lie under an allowed root, `..` is refused outright, and local
-git URLs (file://) follow the same rule. Remote git URLs and installed packages are fine.
+server. So folders must lie under an allowed root, `..` is refused outright, and anything
+else that reads this machine's files follows the same rule, however it is spelled (file: URLs
+with any host or %-escapes, ssh to this machine, bundle files): `ingest.sources.local_path`
+says where a spec reads. Remote git URLs and installed packages are fine.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.sources import is_git_url
+from ingest.sources import is_git_url, local_path
 
 
 class SourceRefused(ValueError):
@@ -42,18 +44,17 @@ def check_source(spec: str, roots: list[Path]) -> str:
         if not re.fullmatch(r"pkg:[A-Za-z_][\w.-]*", spec):
             raise SourceRefused(f"'{spec}' is not a package name; write pkg: followed by the import name.")
         return spec
-    if spec.startswith("file://"):
-        folder = Path(spec[len("file://"):])
-        if not _under(folder, roots):
-            raise SourceRefused(_outside(spec, roots))
+    folder = local_path(spec)
+    if folder is None:  # remote
+        if not is_git_url(spec):
+            raise SourceRefused(f"'{spec}' is not a folder, a git URL or pkg:NAME.")
         return spec
-    if is_git_url(spec):
-        return spec
-    folder = Path(spec).expanduser()
     if not folder.is_absolute():
         folder = roots[0] / folder
     if not _under(folder, roots):
         raise SourceRefused(_outside(spec, roots))
+    if is_git_url(spec):  # a local repository under a root, read by git
+        return spec
     if not folder.exists():
         raise SourceRefused(f"The folder '{spec}' does not exist; check the path.")
     if not folder.is_dir():
