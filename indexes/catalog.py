@@ -132,6 +132,11 @@ class Catalog:
         rows = self.db.execute("SELECT path, hash FROM files WHERE kb=? AND source_id=?", (kb, sid))
         return dict(rows.fetchall())
 
+    def file_hash(self, kb: str, sid: str, path: str) -> str | None:
+        """The content hash the file had when it was indexed (None when it is not indexed)."""
+        r = self.db.execute("SELECT hash FROM files WHERE kb=? AND source_id=? AND path=?", (kb, sid, path)).fetchone()
+        return r[0] if r else None
+
     def reset_manifest(self, kb: str) -> None:
         self.db.execute("UPDATE files SET hash='' WHERE kb=?", (kb,))
 

@@ -89,6 +89,48 @@ def parse_auth(auth: str) -> tuple[str, str] | None:
     return user, password
 
 
+class BodyLimit:
+    """Refuse any request whose body grows past `max_bytes`, however it is sent.
+
+    A Content-Length header can be left out (Transfer-Encoding: chunked), so the body itself is
+    counted: it is read up to the limit before the route sees any of it, and a request that goes
+    past is answered 413 without the route running, so nothing of it is stored (an upload route
+    writes what it reads to disk as it goes)."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not self.max_bytes:
+            return await self.app(scope, receive, send)
+        parts, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client left
+                return
+            parts.append(message.get("body", b""))
+            size += len(parts[-1])
+            if size > self.max_bytes:
+                response = JSONResponse({"error": {"message": f"The request is larger than {self.max_bytes:,} "
+                                                   "bytes (server.max_request_bytes); send less.",
+                                                   "type": "request_too_large"}}, status_code=413,
+                                        headers={"Connection": "close"})
+                return await response(scope, receive, send)
+            if not message.get("more_body"):
+                break
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(parts), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
 def create_app(copilot, cfg, auth: str = "", api_token: str = "") -> FastAPI:
     credentials = parse_auth(auth)
     max_bytes = int(cfg.server.max_request_bytes or 0)
@@ -132,8 +174,9 @@ def create_app(copilot, cfg, auth: str = "", api_token: str = "") -> FastAPI:
 
     import gradio as gr
 
-    return gr.mount_gradio_app(app, build_app(copilot, cfg), path="/", css=CSS, footer_links=[],
-                               show_error=False)
+    app = gr.mount_gradio_app(app, build_app(copilot, cfg), path="/", css=CSS, footer_links=[], show_error=False)
+    app.add_middleware(BodyLimit, max_bytes=max_bytes)  # outermost: before any route reads the body
+    return app
 
 
 def _basic_ok(request: Request, credentials: tuple[str, str]) -> bool:
@@ -157,7 +200,11 @@ def _avatar_file(avatar: str) -> Path | None:
 
 
 def _source_view(index, path: str, lines: str) -> Response:
-    """A read-only view of one indexed file, the cited lines highlighted. Nothing else is readable."""
+    """A read-only view of one indexed file, the cited lines highlighted. Nothing else is readable.
+
+    The file on disk is shown only while its content is what was indexed (same hash): a file
+    replaced since, by other text or by a hard link to a file outside the source (same path, other
+    content), is shown from the catalog's own copy of the indexed lines instead."""
     try:
         start, _, end = lines.partition("-")
         start_n, end_n = int(start or 0), int(end or start or 0)
@@ -173,18 +220,40 @@ def _source_view(index, path: str, lines: str) -> Response:
         chunks = [c for c in index.catalog.file_chunks(s["kb"], rel) if c.source_id == s["id"]]
         if not chunks:
             continue
-        try:
-            real = (root / rel).resolve(strict=True)
-            if not real.is_relative_to(root.resolve()):  # replaced by a link pointing outside since indexing
-                raise OSError("outside the source")
-            text = real.read_text(encoding="utf-8", errors="replace")
-        except (OSError, RuntimeError):  # moved since indexing: show what the index holds
-            text = "\n".join(c.text for c in sorted(chunks, key=lambda c: c.start_line))
-        return HTMLResponse(_file_page(rel, s["spec"], text, start_n, end_n))
+        text = _indexed_text_on_disk(root, rel, index.catalog.file_hash(s["kb"], s["id"], rel),
+                                     index.cfg.ingest.max_file_bytes)
+        note = ""
+        if text is None:
+            text = _indexed_lines(chunks)
+            note = "This file changed since it was indexed; the indexed text is shown."
+        return HTMLResponse(_file_page(rel, s["spec"], text, start_n, end_n, note))
     return PlainTextResponse("That file is not part of any indexed source.", status_code=404)
 
 
-def _file_page(rel: str, spec: str, text: str, start: int, end: int) -> str:
+def _indexed_text_on_disk(root: Path, rel: str, indexed_hash: str | None, max_bytes: int) -> str | None:
+    """The file's text when what is on disk now is exactly what was indexed, else None."""
+    from ingest.files import Skip, SourceFile, read_regular
+
+    try:
+        real = (root / rel).resolve(strict=True)
+        if not real.is_relative_to(root.resolve()):  # replaced by a link pointing outside since indexing
+            return None
+        f = SourceFile(rel, real, "", "", read_regular(real, max_bytes))  # never blocks on a FIFO
+    except (OSError, RuntimeError, Skip):
+        return None
+    return f.text() if indexed_hash and hmac.compare_digest(f.hash, indexed_hash) else None
+
+
+def _indexed_lines(chunks) -> str:
+    """The file as the catalog holds it: each chunk's lines at their line numbers (gaps left blank)."""
+    lines: dict[int, str] = {}
+    for c in chunks:
+        for i, line in enumerate(c.text.split("\n")):
+            lines.setdefault(c.start_line + i, line)
+    return "\n".join(lines.get(n, "") for n in range(1, max(lines, default=0) + 1))
+
+
+def _file_page(rel: str, spec: str, text: str, start: int, end: int, note: str = "") -> str:
     rows = []
     for n, line in enumerate(text.splitlines(), 1):
         mark = ' class="hit"' if start <= n <= end else ""
@@ -196,6 +265,7 @@ td{{padding:0 .6em;vertical-align:top}} td.n{{text-align:right;color:#888;user-s
 text-decoration:none}} pre{{margin:0;font-family:ui-monospace,monospace;white-space:pre-wrap}}
 tr.hit{{background:#fff5c2}} .meta{{color:#666}}</style></head><body>
 <h3>{html.escape(rel)}</h3><p class="meta">from {html.escape(spec)}; lines {start}–{end} highlighted</p>
+{f'<p class="meta"><strong>{html.escape(note)}</strong></p>' if note else ''}
 <table>{''.join(rows)}</table></body></html>"""
 
 
