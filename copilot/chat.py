@@ -286,7 +286,7 @@ class Copilot:
             hits, weak, down = found.hits, found.weak, ""
         except RetrievalDown as e:
             hits, weak, down = [], True, f"{type(e.cause).__name__}: {clean_error(e.cause)[:160]}"
-        sources = [to_source(n, h) for n, h in enumerate(hits, 1)]
+        sources = [to_source(n, h, self._origin(h)) for n, h in enumerate(hits, 1)]
         kbs = spec.kbs or [self.cfg.chat.kb]
         if not down and not hits and not any(self.index.catalog.kb(kb) for kb in kbs):
             down = "missing"
@@ -344,6 +344,13 @@ class Copilot:
         self._store(sid, "assistant", text, spec.name, sources, model_name, message_id=mid)
         turn.answers.append({"role": "assistant", "assistant": spec.name, "content": text, "sources": sources})
         yield Event("end", spec.name, text, sources, mid)
+
+    def _origin(self, hit: Hit) -> str:
+        try:
+            return self.index.origin(hit.kb, hit.chunk.source_id)
+        except Exception:  # a citation's footnote must never cost the answer
+            log.exception("source origin failed")
+            return ""
 
     def _usable_model(self, turn: Turn) -> ResilientModel | None:
         if self.model is None or self.monitor.over_budget() or turn.model_down:
@@ -413,10 +420,10 @@ def _quietly(fn, *args) -> None:
         log.debug("prefetch failed", exc_info=True)
 
 
-def to_source(n: int, hit: Hit) -> Source:
+def to_source(n: int, hit: Hit, origin: str = "") -> Source:
     c = hit.chunk
     return Source(n, c.path, c.start_line, c.end_line, c.title, c.link, c.kind, c.language,
-                  c.text[:EXCERPT_CHARS])
+                  c.text[:EXCERPT_CHARS], origin)
 
 
 def _source_number(sources: list[Source], chunk) -> int:

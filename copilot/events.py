@@ -16,6 +16,7 @@ class Source:
     kind: str
     language: str
     excerpt: str  # the chunk text (may be trimmed)
+    origin: str = ""  # where its source was indexed from and when ("git 1a2b3c (tag v1); indexed ...")
 
     def label(self) -> str:
         where = f"{self.path}:{self.start_line}-{self.end_line}"

@@ -7,6 +7,10 @@ vectors are deleted. The catalog is the truth; a search drops vectors it does no
 A KB is marked dirty while an ingest runs; the next run after a kill reconciles the vector
 store with the catalog (deletes orphans, restores missing vectors) and rebuilds the
 lexical index, so the KB ends up exactly as a fresh ingest would leave it.
+
+One writer at a time per data dir: `ingest` and `forget` hold its writer lock (indexes/writer.py),
+and write on a catalog connection of their own, so that in a server their transactions never mix
+with the reads of searches running beside them.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from pathlib import Path
 from indexes.lexical import TOKENIZER_VERSION
 from indexes.search import Index, lexical_tokens
 from indexes.stores import collection_name
+from indexes.writer import Holder, writing
 from ingest.chunk import Chunk
 from ingest.chunking import chunk_file, chunker_id
 from ingest.files import Skip, SourceFile, WalkReport, read_regular, walk
@@ -67,7 +72,24 @@ class _Pending:
 
 def ingest(index: Index, specs: list[str], kb: str = "default", include: list[str] | None = None,
            exclude: list[str] | None = None, progress: Progress | None = None,
-           fetch: bool = True) -> IngestSummary:
+           fetch: bool = True, wait: bool = True, on_wait: Callable[[Holder | None], None] | None = None) \
+        -> IngestSummary:
+    """Index `specs` into KB `kb`; only what changed is re-embedded.
+
+    `include` / `exclude` (globs) apply to every source given; None means each source keeps the
+    globs it was last indexed with (a re-index or a scheduled sync does not widen a source).
+    Waits for another writer of the data dir (`on_wait` hears who), or with `wait=False` raises
+    WriterBusy."""
+    with writing(index.cfg.data_dir, f"ingest of {', '.join(specs)} into '{kb}'", wait, on_wait):
+        writer = index.for_writing()
+        try:
+            return _ingest(writer, specs, kb, include, exclude, progress, fetch)
+        finally:
+            writer.catalog.close()
+
+
+def _ingest(index: Index, specs: list[str], kb: str, include: list[str] | None, exclude: list[str] | None,
+            progress: Progress | None, fetch: bool) -> IngestSummary:
     t0 = time.perf_counter()
     cfg = index.cfg
     catalog = index.catalog
@@ -94,13 +116,16 @@ def ingest(index: Index, specs: list[str], kb: str = "default", include: list[st
 
     pending: list[_Pending] = []  # what to (re)chunk: paths only, files are read again one at a time
     skipped_by_source: dict[str, dict] = {}
+    recorded = {s["id"]: s for s in catalog.sources(kb)}
     for src in sources:
         summary.sources.append(src.spec)
-        catalog.upsert_source(kb, src.id, src.spec, src.kind, str(src.root), src.version)
+        inc = include if include is not None else recorded.get(src.id, {}).get("include", [])
+        exc = exclude if exclude is not None else recorded.get(src.id, {}).get("exclude", [])
+        catalog.upsert_source(kb, src.id, src.spec, src.kind, str(src.root), src.version, src.ref, inc, exc)
         manifest = catalog.manifest(kb, src.id)
         report = WalkReport()
         seen = set()
-        for f in walk(src.root, src.walk_root, include, exclude, cfg.ingest.max_file_bytes, report):
+        for f in walk(src.root, src.walk_root, inc, exc, cfg.ingest.max_file_bytes, report):
             seen.add(f.path)
             summary.files += 1
             if manifest.get(f.path) != f.hash:
@@ -148,6 +173,7 @@ def ingest(index: Index, specs: list[str], kb: str = "default", include: list[st
             progress("lexical", 0, 1)
         index.update_lexical(kb, delta.removed, delta.added)
     catalog.set_kb(kb, dirty=0, indexed_at=time.time())
+    catalog.mark_written()  # after the last vector write: a process serving from the store reopens it now
     summary.total_chunks = catalog.count_chunks(kb)
     summary.seconds = time.perf_counter() - t0
     return summary
@@ -265,8 +291,19 @@ def reconcile(index: Index, kb: str) -> tuple[int, int]:
     return len(orphans), len(missing)
 
 
-def forget(index: Index, spec: str | None, kb: str) -> str:
+def forget(index: Index, spec: str | None, kb: str, wait: bool = True,
+           on_wait: Callable[[Holder | None], None] | None = None) -> str:
     """Remove one source from a KB, or (spec None) the whole KB. Returns a one-line report."""
+    what = f"forget of {spec} in '{kb}'" if spec else f"removal of knowledge base '{kb}'"
+    with writing(index.cfg.data_dir, what, wait, on_wait):
+        writer = index.for_writing()
+        try:
+            return _forget(writer, spec, kb)
+        finally:
+            writer.catalog.close()
+
+
+def _forget(index: Index, spec: str | None, kb: str) -> str:
     from ingest.sources import ResolvedSource as _RS
     from ingest.sources import normalize_spec
 
@@ -295,6 +332,7 @@ def forget(index: Index, spec: str | None, kb: str) -> str:
     index.store.delete(index.collection(kb), ids)
     index.rebuild_lexical(kb)
     catalog.set_kb(kb, dirty=0)
+    catalog.mark_written()
     if match[0]["kind"] == "git":
         _drop_unused_clones(index, [match[0]["spec"]])
     return f"Removed source '{match[0]['spec']}' ({len(ids)} chunks) from '{kb}'."

@@ -34,6 +34,7 @@ class ResolvedSource:
     web_base: str = ""  # e.g. https://github.com/o/r/blob/<commit>
     host: str = ""  # github | gitlab | ""
     version: str = ""  # commit or package version
+    ref: str = ""  # the tag (or else branch) the commit is at
 
     @property
     def id(self) -> str:
@@ -150,6 +151,20 @@ def _git_info(folder: Path, timeout: int = 20) -> tuple[str, str]:
         return remote, commit
     except (OSError, subprocess.SubprocessError):
         return "", ""
+
+
+def git_ref(folder: Path, timeout: int = 20) -> str:
+    """The tag HEAD is at ("tag v1.2"), else its branch ("branch main"), else ''."""
+    if not (folder / ".git").exists():
+        return ""
+    try:
+        tag = _git(["describe", "--tags", "--exact-match", "HEAD"], folder, timeout)
+        if tag.returncode == 0 and tag.stdout.strip():
+            return f"tag {tag.stdout.strip()}"
+        branch = _git(["symbolic-ref", "--short", "-q", "HEAD"], folder, timeout)
+        return f"branch {branch.stdout.strip()}" if branch.returncode == 0 and branch.stdout.strip() else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
 
 
 def clone_dir(data_dir: Path, url: str) -> Path:
@@ -278,7 +293,7 @@ def resolve(spec: str, data_dir: Path, git_timeout: int = 300, fetch: bool = Tru
             raise SourceError(f"'{spec}' has not been cloned yet; run `devcopilot ingest {spec}`.")
         _, commit = _git_info(folder)
         web, host = web_base_for(spec, commit)
-        return ResolvedSource(spec, "git", folder, folder, web, host, commit[:12])
+        return ResolvedSource(spec, "git", folder, folder, web, host, commit[:12], git_ref(folder))
     folder = Path(spec)
     if not folder.exists():
         raise SourceError(f"Source path '{spec}' does not exist; give an existing folder, a git URL or pkg:NAME.")
@@ -286,4 +301,4 @@ def resolve(spec: str, data_dir: Path, git_timeout: int = 300, fetch: bool = Tru
         raise SourceError(f"Source '{spec}' is a file, not a folder; give the folder that contains it.")
     remote, commit = _git_info(folder)
     web, host = web_base_for(remote, commit)
-    return ResolvedSource(spec, "folder", folder, folder, web, host, commit[:12])
+    return ResolvedSource(spec, "folder", folder, folder, web, host, commit[:12], git_ref(folder) if commit else "")

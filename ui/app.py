@@ -210,7 +210,7 @@ def build_app(copilot, cfg=None) -> gr.Blocks:
                     again = gr.Button("Re-index knowledge base", elem_id="dc-reindex")
                     refresh = gr.Button("Refresh", size="sm", elem_id="dc-refresh")
                 status = gr.Markdown(elem_id="dc-index-status")
-                srcs = gr.Dataframe(headers=["KB", "source", "kind", "version", "files", "chunks", "last indexed"],
+                srcs = gr.Dataframe(headers=["KB", "source", "kind", "indexed from", "files", "chunks", "last indexed"],
                                     value=lambda: knowledge.source_rows(copilot.index), interactive=False,
                                     elem_id="dc-sources", label="Sources")
             with gr.Tab("Usage", id="usage") as usage_tab:

@@ -10,7 +10,6 @@ says where a spec reads. Remote git URLs and installed packages are fine.
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,20 +93,19 @@ class KBRow:
 
 
 def kb_rows(index) -> list[KBRow]:
-    """One row per knowledge base, read from the catalog (the source of truth)."""
-    rows = []
-    for info in index.catalog.kbs():
-        sources = index.catalog.sources(info.name)
-        rows.append(KBRow(info.name, sum(s["files"] for s in sources), index.catalog.count_chunks(info.name),
-                          len(sources), _when(info.indexed_at), info.embed_model,
-                          "interrupted: re-index to complete" if info.dirty else ""))
-    return rows
+    """One row per knowledge base, read from the catalog (the source of truth) and the writer lock."""
+    from indexes.status import knowledge_status
+
+    return [KBRow(kb["name"], kb["files"], kb["chunks"], len(kb["sources"]), kb["last_indexed"] or "never",
+                  kb["embedding_model"], kb["state"]) for kb in knowledge_status(index)["knowledge_bases"]]
 
 
 def source_rows(index, kb: str | None = None) -> list[list]:
-    return [[s["kb"], s["spec"], s["kind"], s["version"] or "", s["files"], s["chunks"], _when(s["indexed_at"])]
-            for s in index.catalog.sources(kb)]
+    """One row per source: what it was indexed from (commit and tag, package version, folder scan time),
+    when, and its state when an ingest of it is running or was interrupted."""
+    from indexes.status import knowledge_status
 
-
-def _when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "never"
+    return [[k["name"], s["spec"], s["kind"], s["origin"], s["files"], s["chunks"],
+             s["state"] or s["last_indexed"] or "never"]
+            for k in knowledge_status(index)["knowledge_bases"] if kb is None or k["name"] == kb
+            for s in k["sources"]]

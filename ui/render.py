@@ -47,8 +47,10 @@ def sources_block(sources) -> str:
     for s in sources:
         label = f"{s.path}:{s.start_line}-{s.end_line}"
         title = f" — {_md_escape(s.title)}" if s.title and s.title != s.path else ""
-        href = source_href(s.link, s.start_line, s.end_line)
-        lines.append(f"{s.n}. [{_md_escape(label)}]({href.replace(' ', '%20').replace(')', '%29')}){title}")
+        href = source_href(s.link, s.start_line, s.end_line).replace(" ", "%20").replace(")", "%29")
+        origin = getattr(s, "origin", "")  # where it was indexed from and when: the link's tooltip
+        tip = ' "' + _md_escape(origin).replace('"', "'") + '"' if origin else ""
+        lines.append(f"{s.n}. [{_md_escape(label)}]({href}{tip}){title}")
     return "\n".join(lines)
 
 

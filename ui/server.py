@@ -3,6 +3,10 @@
 Security defaults: loopback bind; HTTP Basic auth for everything but /v1 when `auth` is set
 (the API takes a bearer token instead); request bodies above server.max_request_bytes are
 refused; the source viewer reads only files that are indexed.
+
+While it runs, the server is the one process writing its data dir: it registers there, and
+`devcopilot ingest` / `forget` hand it their work through the Knowledge API (ui/knowledge_api.py,
+indexes/writer.py, indexes/jobs.py); `[sync] every` re-syncs every source on a schedule.
 """
 from __future__ import annotations
 
@@ -131,7 +135,12 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
-def create_app(copilot, cfg, auth: str = "", api_token: str = "") -> FastAPI:
+def create_app(copilot, cfg, auth: str = "", api_token: str = "", jobs=None, local_token: str = "") -> FastAPI:
+    """The FastAPI app: the API, the Knowledge API (index jobs run by `jobs`, made here when not given),
+    the viewer, the avatars and the Gradio UI."""
+    from indexes.jobs import Jobs
+    from ui.knowledge_api import knowledge_router
+
     credentials = parse_auth(auth)
     max_bytes = int(cfg.server.max_request_bytes or 0)
     app = FastAPI(title="devcopilot", docs_url=None, redoc_url=None, openapi_url=None)
@@ -154,6 +163,8 @@ def create_app(copilot, cfg, auth: str = "", api_token: str = "") -> FastAPI:
         log.warning("copilot.api is not available: serving the web UI without the /v1 API")
     else:
         app.include_router(api_router(copilot, token=api_token or None))
+    app.state.jobs = jobs if jobs is not None else Jobs(copilot.index)
+    app.include_router(knowledge_router(copilot.index, app.state.jobs, cfg, api_token, credentials, local_token))
 
     @app.get("/healthz", include_in_schema=False)
     def healthz():
@@ -272,19 +283,55 @@ tr.hit{{background:#fff5c2}} .meta{{color:#666}}</style></head><body>
 def serve(cfg, host: str = "127.0.0.1", port: int = 7860, auth: str = "", api_token: str = "",
           root: Path | None = None) -> None:
     """Index this repository on a first run, then serve the UI and the API until interrupted."""
+    import threading
+
     import uvicorn
 
     from copilot.chat import Copilot
+    from indexes.jobs import Jobs, SyncSchedule
     from indexes.search import Index
+    from indexes.writer import Registration
 
     parse_auth(auth)  # a malformed --auth fails before anything slow happens
     index = Index(cfg)
     ensure_knowledge(index, root or repo_root())
     copilot = Copilot(cfg, index=index)
-    app = create_app(copilot, cfg, auth=auth, api_token=api_token)
+    jobs = Jobs(index)
+    registration = Registration(cfg.data_dir, local_url(host, port))
+    app = create_app(copilot, cfg, auth=auth, api_token=api_token, jobs=jobs, local_token=registration.token)
     for line in security_warnings(host, auth, api_token):
         print(line, file=sys.stderr)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    started = threading.Event()
+
+    def register_when_listening() -> None:
+        # Commands find the server only once it answers, so none hands work to a server not yet there.
+        while not server.started and not server.should_exit:
+            started.wait(0.05)
+        if server.started:
+            registration.__enter__()
+            if not registration.registered:
+                log.warning("another server is registered on %s and takes its writes; this one only serves",
+                            cfg.data_dir)
+
+    threading.Thread(target=register_when_listening, daemon=True).start()
+    schedule = SyncSchedule(jobs, cfg.sync.seconds).start() if cfg.sync.seconds else None
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
     print(f"devcopilot is running: web chat at http://{shown}:{port}/  API at http://{shown}:{port}/v1  "
-          "(Ctrl+C stops it)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+          "(Ctrl+C stops it)" + (f"; every source is re-synced every {cfg.sync.every}" if schedule else ""))
+    try:
+        server.run()
+    finally:
+        started.set()
+        if schedule is not None:
+            schedule.stop()
+        registration.__exit__(None, None, None)
+
+
+def local_url(host: str, port: int) -> str:
+    """Where commands on this machine reach a server bound to `host`."""
+    if host in ("::", "::1"):
+        return f"http://[::1]:{port}"
+    if host in ("", "0.0.0.0", "localhost") or is_loopback(host):
+        return f"http://127.0.0.1:{port}"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
