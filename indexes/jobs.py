@@ -202,14 +202,15 @@ class Jobs:
                 continue
             try:
                 job.results.append(result_of(ingest(self.index, specs, kb, progress=progress)))
-            except SourceError:
+            except SourceError as e:
                 if len(specs) == 1:
-                    raise
+                    failures.append(f"'{kb}': {_one_line(e)}")
+                    continue
                 for spec in specs:  # one by one, so the reachable ones are synced
                     try:
                         job.results.append(result_of(ingest(self.index, [spec], kb, progress=progress)))
                     except SourceError as e:
-                        failures.append(_one_line(e))
+                        failures.append(f"'{kb}': {_one_line(e)}")
         lines = [r["summary"] for r in job.results]
         if failures:
             return "failed", " ".join(failures + lines)

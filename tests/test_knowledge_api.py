@@ -113,6 +113,12 @@ def test_a_package_named_with_a_dot_is_not_run_by_the_server(site, tmp_path, mon
     job = finished(site, submit(site, {"action": "add", "kb": "pkgs", "sources": ["pkg:trapdoor2.sub"]})[1])
     assert job["state"] == "done" and job["results"][0]["files"] == 1, job
     assert not marker.exists()
+    # Once the package is gone, a re-index of every KB says so and still syncs the others.
+    monkeypatch.undo()
+    job = finished(site, submit(site, {"action": "reindex"})[1])
+    assert job["state"] == "failed" and "'pkgs': No installed Python package named 'trapdoor2.sub'" in job["message"]
+    assert {r["kb"] for r in job["results"]} >= {"default"}
+    assert finished(site, submit(site, {"action": "forget", "kb": "pkgs"})[1])["state"] == "done"
 
 
 def test_malformed_jobs_get_one_sentence(site):
