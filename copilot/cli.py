@@ -136,9 +136,10 @@ def cmd_ingest(args) -> int:
         for line in lines:
             print(line, flush=True)
 
-    once(not args.no_wait)
     if args.watch:
-        watch_folders(cfg, specs, args.debounce, lambda: once(True))
+        watch_folders(cfg, specs, args.debounce, lambda: once(not args.no_wait), lambda: once(True))
+    else:
+        once(not args.no_wait)
     return 0
 
 
@@ -210,8 +211,10 @@ def run_on_server(server, body: dict, progress) -> dict:
     return job
 
 
-def watch_folders(cfg, specs: list[str], quiet_s: float, reindex) -> None:
-    """Re-index whenever files under the folder sources change, once they have been quiet for `quiet_s`."""
+def watch_folders(cfg, specs: list[str], quiet_s: float, first, reindex) -> None:
+    """Index once (`first`), then again (`reindex`) whenever files under the folder sources change, once
+    they have been quiet for `quiet_s`. The watcher starts before the first ingest, so an edit made
+    while it runs is not missed."""
     from pathlib import Path
 
     from watchfiles import DefaultFilter, watch
@@ -233,11 +236,15 @@ def watch_folders(cfg, specs: list[str], quiet_s: float, reindex) -> None:
         base = next((f for f in folders if p.is_relative_to(f)), None)
         return base is not None and not any(part.startswith(".") for part in p.relative_to(base).parts)
 
+    changes = watch(*folders, watch_filter=wanted, step=max(50, int(quiet_s * 1000)), debounce=60_000,
+                    raise_interrupt=False, yield_on_timeout=True, rust_timeout=500)
+    next(changes, None)  # the watcher is running: whatever changes from here on is seen
+    first()
     print(f"Watching {', '.join(str(f) for f in folders)} for changes (Ctrl+C stops).", file=sys.stderr, flush=True)
-    for changes in watch(*folders, watch_filter=wanted, step=max(50, int(quiet_s * 1000)), debounce=60_000,
-                         raise_interrupt=False):
-        print(f"{len(changes)} change{'s' if len(changes) != 1 else ''} seen: re-indexing.", file=sys.stderr,
-              flush=True)
+    for batch in changes:
+        if not batch:  # a quiet half second
+            continue
+        print(f"{len(batch)} change{'s' if len(batch) != 1 else ''} seen: re-indexing.", file=sys.stderr, flush=True)
         try:
             reindex()
         except USER_ERRORS as e:  # say it and keep watching: the next change may fix it

@@ -154,7 +154,8 @@ class Jobs:
             try:
                 state, message = self._run(job)
             except Cancelled:
-                state, message = "cancelled", "Cancelled; what was indexed so far is kept, and the next run completes it."
+                state, message = "cancelled", ("Cancelled; what was indexed so far is kept, and the next run "
+                                               "completes it.")
             except (SourceError, ValueError, OSError, RuntimeError) as e:
                 log.warning("job %s (%s) failed: %s", job.id, job.describe(), e)
                 state, message = "failed", _one_line(e)
