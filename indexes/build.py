@@ -109,6 +109,7 @@ def _ingest(index: Index, specs: list[str], kb: str, include: list[str] | None, 
         catalog.reset_manifest(kb)  # every file is chunked again; the embedding cache keeps this cheap
         catalog.set_meta(f"chunker:{kb}", chunker_id(cfg.ingest.chunk_chars))
     catalog.set_kb(kb, dirty=1, store=index.store.label)
+    catalog.writing(kb, True)
     if catalog.count_chunks(kb) == 0:  # all tokens will be written by this tokenizer: no retokenizing at the end
         catalog.set_meta(f"tokenizer:{kb}", TOKENIZER_VERSION)
     changed_any = False
@@ -173,6 +174,7 @@ def _ingest(index: Index, specs: list[str], kb: str, include: list[str] | None, 
             progress("lexical", 0, 1)
         index.update_lexical(kb, delta.removed, delta.added)
     catalog.set_kb(kb, dirty=0, indexed_at=time.time())
+    catalog.writing(kb, False)
     catalog.mark_written()  # after the last vector write: a process serving from the store reopens it now
     summary.total_chunks = catalog.count_chunks(kb)
     summary.seconds = time.perf_counter() - t0
@@ -327,11 +329,13 @@ def _forget(index: Index, spec: str | None, kb: str) -> str:
     sid = match[0]["id"]
     ids = [r[0] for r in catalog.db.execute("SELECT id FROM chunks WHERE kb=? AND source_id=?", (kb, sid))]
     catalog.set_kb(kb, dirty=1)
+    catalog.writing(kb, True)
     catalog.drop_source(kb, sid)
     catalog.bump(kb)
     index.store.delete(index.collection(kb), ids)
     index.rebuild_lexical(kb)
     catalog.set_kb(kb, dirty=0)
+    catalog.writing(kb, False)
     catalog.mark_written()
     if match[0]["kind"] == "git":
         _drop_unused_clones(index, [match[0]["spec"]])

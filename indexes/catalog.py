@@ -123,6 +123,19 @@ class Catalog:
                         "value = CAST(value AS INTEGER) + 1")
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('writer', ?)", (str(os.getpid()),))
 
+    def writing(self, kb: str, active: bool) -> None:
+        """Record that this process is (or no longer is) writing `kb`, so that `status` can tell the KB a
+        running writer works on from one a killed writer left unfinished."""
+        if active:
+            self.set_meta(f"writing:{kb}", str(os.getpid()))
+        else:
+            self.db.execute("DELETE FROM meta WHERE key=?", (f"writing:{kb}",))
+
+    def writer_of(self, kb: str) -> int | None:
+        """The pid of the process that last began writing `kb` and has not finished (it may be dead)."""
+        value = self.get_meta(f"writing:{kb}")
+        return int(value) if value and value.isdigit() else None
+
     def write_mark(self) -> tuple[str, str]:
         """(number of writes so far, pid of the process that made the last one)."""
         rows = dict(self.db.execute("SELECT key, value FROM meta WHERE key IN ('writes', 'writer')").fetchall())

@@ -113,8 +113,11 @@ class Index:
                 with self._lock:
                     if writes != self._seen_writes:
                         log.info("another process (pid %s) wrote to the store: reopening it", writer)
-                        store.reopen()
-                        self._seen_writes = writes
+                        try:
+                            store.reopen()
+                            self._seen_writes = writes
+                        except StoreError:  # mid-write elsewhere: search what is open, try again next time
+                            log.warning("could not reopen the store yet", exc_info=True)
             else:
                 self._seen_writes = writes
         return store

@@ -38,7 +38,8 @@ def citation_origin(source: dict) -> str:
 
 
 def state_text(unfinished: bool, writer: Holder | None, since: float | None) -> str:
-    """'' when finished; else who is indexing it now, or that it was interrupted."""
+    """'' when finished; else who is indexing it now (`writer`: the lock's holder, when it is the
+    process writing this KB), or that it was interrupted."""
     if not unfinished:
         return ""
     if writer is not None:
@@ -56,7 +57,10 @@ def knowledge_status(index) -> dict:
     for info in catalog.kbs():
         sources = catalog.sources(info.name)
         started = max((s["scanned_at"] or 0 for s in sources), default=0) or None
-        kb_state = state_text(info.dirty, writer, started)
+        # The lock's holder writes this KB only if it is the process that began writing it: another
+        # KB's writer must not make a KB a killed writer left look as if it were being indexed.
+        this_writer = writer if writer is not None and catalog.writer_of(info.name) == writer.pid else None
+        kb_state = state_text(info.dirty, this_writer, started)
         kbs.append({
             "name": info.name, "embedding_model": info.embed_model, "store": info.store,
             "files": sum(s["files"] for s in sources), "chunks": catalog.count_chunks(info.name),
@@ -65,8 +69,8 @@ def knowledge_status(index) -> dict:
                          "origin": origin_text(s), "scanned_at": when(s["scanned_at"]), "files": s["files"],
                          "chunks": s["chunks"], "skipped": s["skipped"], "include": s["include"],
                          "exclude": s["exclude"], "last_indexed": when(s["indexed_at"]),
-                         "state": state_text(s["unfinished"] or (info.dirty and s["indexed_at"] is None), writer,
-                                             s["scanned_at"])}
+                         "state": state_text(s["unfinished"] or (info.dirty and s["indexed_at"] is None),
+                                             this_writer, s["scanned_at"])}
                         for s in sources]})
     server = running_server(data_dir)
     return {"knowledge_bases": kbs, "writer": writer.describe() if writer else None,

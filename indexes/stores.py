@@ -84,10 +84,10 @@ class ChromaStore:
     def reopen(self) -> None:
         """Open the folder afresh (after another process wrote to it): new collection handles and, for an
         embedded store, a new Chroma system that reads what is on disk now."""
-        self._cols = {}
         if self.path is not None:
             _forget_chroma_system(self.path)
-            self.client = self._open(self.path, self.settings)
+            self.client = self._open(self.path, self.settings)  # on failure the open client stays
+        self._cols = {}
 
     def _col(self, name: str, create: bool = True):
         """The collection's handle. Reads pass create=False: a reader never creates a collection (in

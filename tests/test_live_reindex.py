@@ -122,6 +122,12 @@ def test_status_tells_the_truth_about_a_killed_cli_ingest(tmp_path):
     assert kb["state"].startswith("interrupted") and kb["sources"][0]["state"].startswith("interrupted")
     text = devcopilot(data, "status").stdout
     assert "interrupted" in text and "being indexed" not in text and "run ingest again" in text
+    # A writer busy with another KB does not make this one look as if it were being indexed.
+    from indexes.writer import writing
+
+    with writing(data, "an ingest of another KB"):
+        (kb,) = _status_of(data)["knowledge_bases"]
+        assert kb["state"].startswith("interrupted") and _status_of(data)["writer"].startswith("an ingest of")
     devcopilot(data, "ingest", str(corpus), "--quiet")
     (kb,) = _status_of(data)["knowledge_bases"]
     assert kb["state"] == "" and kb["sources"][0]["state"] == ""
