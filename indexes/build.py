@@ -84,7 +84,8 @@ def ingest(index: Index, specs: list[str], kb: str = "default", include: list[st
         writer = index.for_writing()
         try:
             return _ingest(writer, specs, kb, include, exclude, progress, fetch)
-        finally:
+        finally:  # also when it failed or was cancelled: the KB is left interrupted, not "being indexed"
+            writer.catalog.writing(kb, False)
             writer.catalog.close()
 
 
@@ -302,6 +303,7 @@ def forget(index: Index, spec: str | None, kb: str, wait: bool = True,
         try:
             return _forget(writer, spec, kb)
         finally:
+            writer.catalog.writing(kb, False)
             writer.catalog.close()
 
 

@@ -65,13 +65,18 @@ class Server:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = start(data, "serve", "--port", str(self.port), *extra, config=config)
+        # Its output goes to a file beside the data dir: a pipe nobody reads would fill and stop it.
+        self.log = data.parent / f"serve-{self.port}.log"
+        cmd = [str(BIN / "devcopilot"), "--data-dir", str(data)] + (["--config", str(config)] if config else [])
+        with open(self.log, "w") as out:
+            self.proc = subprocess.Popen(cmd + ["serve", "--port", str(self.port), *extra], stdout=out,
+                                         stderr=subprocess.STDOUT, text=True, env=env())
 
     def __enter__(self) -> Server:
         deadline = time.monotonic() + 180
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"serve exited: {self.proc.stderr.read()}")
+                raise RuntimeError(f"serve exited: {self.log.read_text()}")
             try:
                 with urllib.request.urlopen(self.url + "/healthz", timeout=2):
                     return self
