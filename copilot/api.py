@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -25,6 +27,63 @@ from copilot.links import public_links, public_url
 from copilot.models import estimate_tokens
 
 ALIASES = {"devcopilot": "guide", "default": "guide", "auto": "guide"}
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # JSON escapes can spell them; they are not text
+
+
+class BadRequest(ValueError):
+    """A request the API cannot take; the message is one sentence for the client."""
+
+
+@dataclass
+class ChatRequest:
+    model: str  # as sent, lower case ("" = the Guide)
+    question: str
+    history: list[dict]
+    stream: bool
+    include_usage: bool
+
+
+def parse_chat_request(body: bytes, max_chars: int) -> ChatRequest:
+    """Check every field a chat completion request uses and return what the copilot needs, or raise
+    BadRequest naming the field that is wrong. Nothing malformed reaches the copilot."""
+    try:
+        req = json.loads(body or b"{}")
+    except RecursionError:
+        raise BadRequest("The request body is nested too deeply; send plain JSON with a 'messages' list.") from None
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("The request body is not valid JSON.") from None
+    if not isinstance(req, dict) or not isinstance(req.get("messages"), list) or not req["messages"]:
+        raise BadRequest("The request needs a non-empty 'messages' list.")
+    model = req.get("model")
+    if model is not None and not isinstance(model, str):
+        raise BadRequest("'model' must be a string naming an assistant (GET /v1/models lists them).")
+    stream = req.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise BadRequest("'stream' must be true or false.")
+    options = req.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise BadRequest("'stream_options' must be an object, such as {\"include_usage\": true}.")
+    include_usage = (options or {}).get("include_usage")
+    if include_usage is not None and not isinstance(include_usage, bool):
+        raise BadRequest("'stream_options.include_usage' must be true or false.")
+    messages = []
+    for i, m in enumerate(req["messages"]):
+        if not isinstance(m, dict):
+            raise BadRequest(f"'messages[{i}]' must be an object with a 'role' and a 'content'.")
+        role = m.get("role")
+        if not isinstance(role, str):
+            raise BadRequest(f"'messages[{i}].role' must be a string such as \"user\".")
+        text = _text(m.get("content"), f"messages[{i}].content", required=role == "user")
+        if role in ("user", "assistant") and len(text) > max_chars:
+            raise BadRequest(f"'messages[{i}]' is {len(text):,} characters long and the limit is {max_chars:,} "
+                             "(chat.max_message_chars); shorten it or ask about one part.")
+        messages.append({"role": role, "content": text})
+    last = next((i for i in range(len(messages) - 1, -1, -1) if messages[i]["role"] == "user"), None)
+    if last is None:
+        raise BadRequest("The request has no user message to answer.")
+    history = [m for m in messages[:last] if m["role"] in ("user", "assistant")]
+    return ChatRequest(str(model or "").strip().lower(), messages[last]["content"], history, bool(stream),
+                       bool(include_usage))
 
 
 def _error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
@@ -91,31 +150,21 @@ def api_router(copilot: Copilot, token: str | None = None) -> APIRouter:
                 return _error(413, f"The request is larger than {limit:,} bytes (server.max_request_bytes); "
                                    "send a shorter conversation.")
         try:
-            req = json.loads(body or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            return _error(400, "The request body is not valid JSON.")
-        if not isinstance(req, dict) or not isinstance(req.get("messages"), list) or not req["messages"]:
-            return _error(400, "The request needs a non-empty 'messages' list.")
-        model = str(req.get("model") or "guide").strip().lower()
-        model = ALIASES.get(model, model)
+            req = parse_chat_request(body, copilot.cfg.chat.max_message_chars)
+        except BadRequest as e:
+            return _error(400, str(e))
+        model = ALIASES.get(req.model or "guide", req.model or "guide")
         names = model_names()
         if model not in names:
             return _error(404, f"There is no assistant '{model}'; use one of: {', '.join(names)} "
                                "(GET /v1/models lists them).", "not_found_error")
-        messages = [m for m in req["messages"] if isinstance(m, dict)]
-        last = next((i for i in range(len(messages) - 1, -1, -1) if messages[i].get("role") == "user"), None)
-        if last is None:
-            return _error(400, "The request has no user message to answer.")
-        question = _text(messages[last].get("content"))
-        history = [{"role": m.get("role"), "content": _text(m.get("content"))} for m in messages[:last]
-                   if m.get("role") in ("user", "assistant")]
+        question, history = req.question, req.history
         sid = await in_pool(copilot.new_session, history, "", "api")
         base = public_base(copilot, request)
         target = None if model == "guide" else names[model]
         cid = "chatcmpl-" + uuid.uuid4().hex[:24]
-        if req.get("stream"):
-            include_usage = bool((req.get("stream_options") or {}).get("include_usage"))
-            events = _stream(copilot, question, sid, target, cid, model, include_usage, base)
+        if req.stream:
+            events = _stream(copilot, question, sid, target, cid, model, req.include_usage, base)
             return StreamingResponse(_threaded(events, pool), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache"})
         return await in_pool(_complete, copilot, question, sid, target, cid, model, base)
@@ -147,13 +196,28 @@ def _close_later(items: Iterator[str], pool: ThreadPoolExecutor) -> None:
         items.close()
 
 
-def _text(content) -> str:
-    """Message content as text (a string, or a list of {type: text} parts)."""
+def _text(content, where: str, required: bool) -> str:
+    """Message content as text: a string, or a list of parts whose {type: text} parts are joined
+    (other parts, such as images, are passed over). BadRequest names what is wrong."""
+    if content is None and not required:
+        return ""
     if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
+        texts = [content]
+    elif isinstance(content, list):
+        texts = []
+        for j, part in enumerate(content):
+            if not isinstance(part, dict):
+                raise BadRequest(f"'{where}[{j}]' must be an object such as {{\"type\": \"text\", \"text\": \"...\"}}.")
+            if part.get("type") == "text":
+                if not isinstance(part.get("text"), str):
+                    raise BadRequest(f"'{where}[{j}].text' must be a string.")
+                texts.append(part["text"])
+    else:
+        raise BadRequest(f"'{where}' must be a string or a list of text parts.")
+    if any(LONE_SURROGATE.search(t) for t in texts):
+        raise BadRequest(f"'{where}' is not valid Unicode (it holds a lone surrogate such as \\ud800); send "
+                         "UTF-8 text.")
+    return "\n".join(texts)
 
 
 class _Answer:

@@ -58,7 +58,9 @@ class Turn:
     narrowed: bool = False  # True when they were chosen (the KB selector, chat.kb), not "every indexed KB"
 
 
-CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+# Control and invisible characters, and lone surrogates (a JSON escape can spell them; no tokenizer
+# or database takes them): dropped from a message before anything reads it.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 EXCERPT_CHARS = 4000
 
 
@@ -327,7 +329,7 @@ class Copilot:
             hits, weak, down = found.hits, found.weak, ""
         except RetrievalDown as e:
             hits, weak, down = [], True, f"{type(e.cause).__name__}: {clean_error(e.cause)[:160]}"
-        sources = [to_source(n, h) for n, h in enumerate(hits, 1)]
+        sources = [to_source(n, h, self._origin(h)) for n, h in enumerate(hits, 1)]
         if not down and not hits and not any(self.index.catalog.kb(kb) for kb in kbs):
             down, outcome = "missing", "missing"
             text = self._nothing_to_read(spec, kbs, turn)
@@ -400,6 +402,13 @@ class Copilot:
         return (f"I read the knowledge base {', '.join(repr(k) for k in kbs)}, which has not been indexed yet: "
                 f"run `devcopilot ingest SOURCE --kb {kbs[0]}` (or add a source in the Knowledge tab).")
 
+    def _origin(self, hit: Hit) -> str:
+        try:
+            return self.index.origin(hit.kb, hit.chunk.source_id)
+        except Exception:  # a citation's footnote must never cost the answer
+            log.exception("source origin failed")
+            return ""
+
     def _usable_model(self, turn: Turn) -> ResilientModel | None:
         if self.model is None or self.monitor.over_budget() or turn.model_down:
             return None
@@ -468,10 +477,10 @@ def _quietly(fn, *args) -> None:
         log.debug("prefetch failed", exc_info=True)
 
 
-def to_source(n: int, hit: Hit) -> Source:
+def to_source(n: int, hit: Hit, origin: str = "") -> Source:
     c = hit.chunk
     return Source(n, c.path, c.start_line, c.end_line, c.title, c.link, c.kind, c.language,
-                  c.text[:EXCERPT_CHARS], hit.kb)
+                  c.text[:EXCERPT_CHARS], hit.kb, origin)
 
 
 def _source_number(sources: list[Source], chunk) -> int:

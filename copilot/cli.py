@@ -14,7 +14,6 @@ import json
 import os
 import re
 import sys
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -67,9 +66,14 @@ def build_parser(extra: Mapping[str, Command] | None = None) -> argparse.Argumen
     s.add_argument("--reader-args", metavar="JSON", help="arguments of a llamaindex:MODULE.Reader source, as a JSON "
                                                           "object")
     s.add_argument("--kb", default="default")
-    s.add_argument("--include", action="append", default=[], metavar="GLOB")
+    s.add_argument("--include", action="append", default=[], metavar="GLOB",
+                   help="index only matching files (repeat; default: what the source was indexed with before)")
     s.add_argument("--exclude", action="append", default=[], metavar="GLOB")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--no-wait", action="store_true", help="refuse at once when another ingest is writing")
+    s.add_argument("--watch", action="store_true", help="then re-index the folders whenever their files change")
+    s.add_argument("--debounce", type=float, default=1.0, metavar="SECONDS",
+                   help="with --watch: re-index once the files have been quiet this long (default 1)")
 
     s = sub.add_parser("search", help="what an assistant would cite; with no QUERY, one query per line from stdin")
     s.add_argument("query", nargs="?")
@@ -91,6 +95,7 @@ def build_parser(extra: Mapping[str, Command] | None = None) -> argparse.Argumen
     s = sub.add_parser("forget", help="remove a source from a KB, or a whole KB with --kb alone")
     s.add_argument("source", nargs="?")
     s.add_argument("--kb", help="the KB (default: default); alone, without SOURCE, removes the whole KB")
+    s.add_argument("--no-wait", action="store_true", help="refuse at once when another ingest is writing")
 
     s = sub.add_parser("ask", help="ask the copilot a question; the answer streams in the terminal")
     s.add_argument("question")
@@ -124,32 +129,147 @@ def _index(args):
 
 
 def cmd_ingest(args) -> int:
-    from indexes.build import ingest
+    """Index the sources here, holding the data dir's writer lock; or, when `devcopilot serve` runs on
+    this data dir, hand the work to it (the server is then the only process writing the store, so it
+    keeps answering and sees the change at once: indexes/writer.py)."""
+    from indexes.writer import running_server
+    from ingest.sources import normalize_spec
 
-    index = _index(args)
-    bar = None
-    if not args.quiet and sys.stderr.isatty():
-        from tqdm import tqdm
+    cfg = config_from(args)
+    # Absolute paths: the server's working directory is not ours.
+    specs = [normalize_spec(s) for s in reader_specs(args.sources, args.reader_args)]
+    include, exclude = args.include or None, args.exclude or None
 
-        bar = tqdm(total=0, unit="file", file=sys.stderr, dynamic_ncols=True)
+    def once(wait: bool) -> None:
+        server = running_server(cfg.data_dir)
+        with _ProgressBar(args.quiet) as bar:
+            if server is not None:
+                job = run_on_server(server, {"action": "add", "kb": args.kb, "sources": specs, "include": include,
+                                             "exclude": exclude, "wait": wait}, bar.update)
+                lines = [r["summary"] for r in job["results"]] or [job["message"]]
+            else:
+                from indexes.build import ingest
 
-    def progress(stage: str, done: int, total: int) -> None:
-        if bar is None or stage == "embed":  # the terminal bar counts files
+                summary = ingest(_index(args), specs, args.kb, include, exclude, bar.update, wait=wait,
+                                 on_wait=_say_waiting, notice=lambda text: print(text, file=sys.stderr, flush=True))
+                lines = [summary.line()]
+        for line in lines:
+            print(line, flush=True)
+
+    if args.watch:
+        watch_folders(cfg, specs, args.debounce, lambda: once(not args.no_wait), lambda: once(True))
+    else:
+        once(not args.no_wait)
+    return 0
+
+
+class _ProgressBar:
+    """A progress bar on a terminal (not with --quiet, not when stderr is a file); `update` is an ingest's
+    progress callback."""
+
+    def __init__(self, quiet: bool):
+        self.bar = None
+        if not quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=0, unit="file", file=sys.stderr, dynamic_ncols=True)
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        if self.bar is None or stage == "embed":  # the terminal bar counts files
             return
-        bar.set_description({"scan": "scanning", "index": "indexing", "lexical": "lexical index"}[stage])
-        if total and bar.total != total:
-            bar.reset(total=total)
-        bar.n = done
-        bar.refresh()
+        names = {"scan": "scanning", "index": "indexing", "lexical": "lexical index"}
+        self.bar.set_description(names.get(stage, stage))
+        if total and self.bar.total != total:
+            self.bar.reset(total=total)
+        self.bar.n = done
+        self.bar.refresh()
+
+    def __enter__(self) -> _ProgressBar:
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _say_waiting(holder) -> None:
+    who = holder.describe() if holder else "another process"
+    print(f"Waiting for another ingest to finish: {who}…", file=sys.stderr, flush=True)
+
+
+def run_on_server(server, body: dict, progress) -> dict:
+    """Hand a job to the running server and follow it to its end; returns the job as JSON.
+
+    Ctrl+C cancels the job on the server; if the server goes away, one sentence says so."""
+    from copilot.server_client import ServerGone, cancel_job, follow_job, submit_job
+
+    print(f"Handing this to the running server ({server.url}, pid {server.pid}), which does the writing "
+          "while it serves.", file=sys.stderr, flush=True)
+    job = submit_job(server, body)
+    told = False
+
+    def seen(j: dict) -> None:
+        nonlocal told
+        if j["state"] == "queued" or j["stage"] == "waiting":
+            if not told:
+                print(f"Waiting: the server finishes its other index jobs first. {j['message']}".rstrip(),
+                      file=sys.stderr, flush=True)
+                told = True
+        elif j["state"] == "running" and j["stage"] in ("scan", "index", "lexical"):
+            progress(j["stage"], j["done"], j["total"])
 
     try:
-        summary = ingest(index, reader_specs(args.sources, args.reader_args), args.kb, args.include, args.exclude,
-                         progress, notice=lambda text: print(text, file=sys.stderr, flush=True))
-    finally:
-        if bar is not None:
-            bar.close()
-    print(summary.line())
-    return 0
+        job = follow_job(server, job["id"], seen)
+    except KeyboardInterrupt:
+        try:
+            cancel_job(server, job["id"])
+        except ServerGone:
+            pass
+        raise
+    if job["state"] != "done":
+        raise ValueError(job["message"] or f"The server's job ended {job['state']}.")
+    return job
+
+
+def watch_folders(cfg, specs: list[str], quiet_s: float, first, reindex) -> None:
+    """Index once (`first`), then again (`reindex`) whenever files under the folder sources change, once
+    they have been quiet for `quiet_s`. The watcher starts before the first ingest, so an edit made
+    while it runs is not missed."""
+    from pathlib import Path
+
+    from watchfiles import DefaultFilter, watch
+
+    from ingest.sources import local_path
+
+    folders = [Path(s) for s in specs if not s.startswith("pkg:") and local_path(s) is not None
+               and Path(s).is_dir()]
+    if not folders:
+        raise ValueError("--watch follows folders, and none of the sources is one; git URLs and packages are "
+                         "re-synced by `devcopilot serve` with [sync] every = \"1h\".")
+    data_dir = Path(cfg.data_dir).resolve()
+    default = DefaultFilter()
+
+    def wanted(change, path: str) -> bool:
+        p = Path(path)
+        if p.is_relative_to(data_dir) or not default(change, path):
+            return False
+        base = next((f for f in folders if p.is_relative_to(f)), None)
+        return base is not None and not any(part.startswith(".") for part in p.relative_to(base).parts)
+
+    changes = watch(*folders, watch_filter=wanted, step=max(50, int(quiet_s * 1000)), debounce=60_000,
+                    raise_interrupt=False, yield_on_timeout=True, rust_timeout=500)
+    next(changes, None)  # the watcher is running: whatever changes from here on is seen
+    first()
+    print(f"Watching {', '.join(str(f) for f in folders)} for changes (Ctrl+C stops).", file=sys.stderr, flush=True)
+    for batch in changes:
+        if not batch:  # a quiet half second
+            continue
+        print(f"{len(batch)} change{'s' if len(batch) != 1 else ''} seen: re-indexing.", file=sys.stderr, flush=True)
+        try:
+            reindex()
+        except USER_ERRORS as e:  # say it and keep watching: the next change may fix it
+            print(f"devcopilot: {_one_line(e)}", file=sys.stderr, flush=True)
+    print("Stopped watching.", file=sys.stderr)
 
 
 def reader_specs(sources: list[str], reader_args: str | None) -> list[str]:
@@ -217,14 +337,14 @@ def cmd_search(args) -> int:
 
 
 def cmd_status(args) -> int:
+    from indexes.status import knowledge_status
+
     index = _index(args)
     cfg = index.cfg
-    kbs = index.catalog.describe()
-    for kb in kbs:
-        for item in (kb, *kb["sources"]):
-            item["last_indexed"] = _when(item["last_indexed"])
+    known = knowledge_status(index)
+    kbs = known["knowledge_bases"]
     out = {"data_dir": str(cfg.data_dir), "embedding": index.embedder.name, "store": cfg.store.kind,
-           "store_url": cfg.store.url, "knowledge_bases": kbs}
+           "store_url": cfg.store.url, "knowledge_bases": kbs, "server": known["server"], "writer": known["writer"]}
     out.update(status_extras(cfg))
     if args.json:
         print(json.dumps(out, indent=2, ensure_ascii=False))
@@ -233,16 +353,23 @@ def cmd_status(args) -> int:
           + (f" ({cfg.store.url})" if cfg.store.url else ""))
     for key, value in status_extras(cfg).items():
         print(f"{key}: {value}")
+    if known["server"]:
+        print(f"server:    running at {known['server']['url']} (pid {known['server']['pid']}); ingest and forget "
+              "hand their work to it")
+    if known["writer"]:
+        print(f"writing:   {known['writer']}")
     if not kbs:
         print("No knowledge base yet: `devcopilot ingest SOURCE` creates one.")
     for kb in kbs:
-        flag = "  (last ingest was interrupted: run ingest again)" if kb["interrupted"] else ""
+        state = f"\n  ({kb['state']})" if kb["state"] else ""
         print(f"\nKB '{kb['name']}': {kb['files']} files, {kb['chunks']} chunks, "
-              f"last indexed {kb['last_indexed']}{flag}")
+              f"last indexed {kb['last_indexed'] or 'never'}{state}")
         for s in kb["sources"]:
             skipped = ", ".join(f"{n} {why}" for why, n in s["skipped"].items()) or "none skipped"
-            print(f"  - {s['spec']} [{s['kind']}{' ' + s['version'] if s['version'] else ''}]: {s['files']} files, "
-                  f"{s['chunks']} chunks; {skipped}")
+            globs = "".join(f" --include {g}" for g in s["include"]) + "".join(f" --exclude {g}" for g in s["exclude"])
+            state = f"\n    ({s['state']})" if s["state"] else ""
+            print(f"  - {s['spec']}{globs}\n    from {s['origin']}; indexed {s['last_indexed'] or 'never'}: "
+                  f"{s['files']} files, {s['chunks']} chunks; {skipped}{state}")
     return 0
 
 
@@ -253,10 +380,6 @@ def status_extras(cfg) -> dict:
     except ImportError:
         return {}
     return {"chat_model": describe_chat_model(cfg)}
-
-
-def _when(ts: float | None) -> str | None:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else None
 
 
 def cmd_eval(args) -> int:
@@ -278,12 +401,20 @@ def cmd_eval(args) -> int:
 
 def cmd_forget(args) -> int:
     from indexes.build import forget
+    from indexes.writer import running_server
 
     if args.source is None and args.kb is None:  # a bare `forget` must not wipe the default KB
         raise ValueError("Say what to forget: a SOURCE (as listed by `devcopilot status`), or --kb NAME to remove "
                          "a whole knowledge base.")
-    index = _index(args)
-    print(forget(index, args.source, args.kb or "default"))
+    cfg = config_from(args)
+    kb = args.kb or "default"
+    server = running_server(cfg.data_dir)
+    if server is not None:  # the server does the writing while it runs (indexes/writer.py)
+        job = run_on_server(server, {"action": "forget", "kb": kb, "sources": [args.source] if args.source else [],
+                                     "wait": not args.no_wait}, lambda *_: None)
+        print(job["message"])
+        return 0
+    print(forget(_index(args), args.source, kb, wait=not args.no_wait, on_wait=_say_waiting))
     return 0
 
 

@@ -15,6 +15,8 @@ from indexes.config import (  # noqa: F401 (re-exported)
     SearchConfig,
     ServerConfig,
     StoreConfig,
+    SyncConfig,
     load_config,
+    parse_duration,
     redact,
 )

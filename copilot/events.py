@@ -17,6 +17,7 @@ class Source:
     language: str
     excerpt: str  # the chunk text (may be trimmed)
     kb: str = ""  # the knowledge base it came from
+    origin: str = ""  # where its source was indexed from and when ("git 1a2b3c (tag v1); indexed ...")
 
     def label(self) -> str:
         where = f"{self.path}:{self.start_line}-{self.end_line}"

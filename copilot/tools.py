@@ -8,6 +8,9 @@ numbered sources.
 from __future__ import annotations
 
 import json
+import logging
+import math
+import re
 from dataclasses import dataclass, field
 
 from indexes.indexed_files import find_indexed_file, line_range
@@ -31,6 +34,55 @@ TOOL_SPECS = [
 ]
 
 MAX_LINES = 120
+MAX_INT = 10**9  # line numbers beyond this are a model's mistake, not a file
+
+log = logging.getLogger("devcopilot.tools")
+SCHEMAS = {t["function"]["name"]: t["function"]["parameters"] for t in TOOL_SPECS}
+TYPE_WORDS = {"string": "a string", "integer": "a whole number"}
+
+
+def check_arguments(name: str, args: dict) -> dict | str:
+    """The arguments of a call to tool `name`, checked against its declared parameters and converted
+    to their types; or, when they do not fit, one sentence saying which argument is wrong and why.
+
+    A model's arguments are JSON it wrote: numbers may be 1e400 (infinity once parsed), NaN, 2.5,
+    true or "ten". Whole numbers written as text ("12") are accepted."""
+    schema = SCHEMAS[name]
+    for key in schema.get("required", []):
+        if args.get(key) is None:
+            return f"'{key}' is required"
+    out = {}
+    for key, prop in schema["properties"].items():
+        if args.get(key) is None:
+            continue
+        value, want = args[key], prop["type"]
+        if want == "string" and isinstance(value, str):
+            out[key] = value
+        elif want == "integer" and (n := _whole(value)) is not None:
+            out[key] = n
+        else:
+            return f"'{key}' must be {TYPE_WORDS[want]}, not {_shown(value)}"
+    return out
+
+
+def _whole(value) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,10}\s*", value):
+        value = int(value)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and abs(value) <= MAX_INT else None
+
+
+def _shown(value) -> str:
+    text = json.dumps(value) if not isinstance(value, float) or math.isfinite(value) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _usage(name: str) -> str:
+    props = SCHEMAS[name]["properties"]
+    return "{" + ", ".join(f'"{k}": {TYPE_WORDS[p["type"]]}' for k, p in props.items()) + "}"
 
 
 @dataclass
@@ -58,17 +110,24 @@ class ToolBox:
             args = None
         if not isinstance(args, dict):
             return ToolResult(f"error: the arguments for {name} were not valid JSON; call it again with a JSON object.")
+        if name not in SCHEMAS:
+            return ToolResult(f"error: there is no tool named {name!r}; use search_code, find_definition or "
+                              "read_file_range.")
+        checked = check_arguments(name, args)
+        if isinstance(checked, str):
+            return ToolResult(f"error: {checked}; call {name} again with {_usage(name)}.")
         try:
             if name == "search_code":
-                return self.search_code(str(args.get("query", "")))
+                return self.search_code(checked["query"])
             if name == "find_definition":
-                return self.find_definition(str(args.get("symbol", "")))
-            if name == "read_file_range":
-                return self.read_file_range(str(args.get("path", "")), _int(args.get("start")), _int(args.get("end")))
-        except (SearchError, TypeError, ValueError) as e:
+                return self.find_definition(checked["symbol"])
+            return self.read_file_range(checked["path"], checked["start"], checked["end"])
+        except SearchError as e:
             return ToolResult(f"error: {e}")
-        return ToolResult(f"error: there is no tool named {name!r}; use search_code, find_definition or "
-                          "read_file_range.")
+        except Exception as e:  # a tool never ends the answer: the model hears what failed and carries on
+            log.exception("tool %s failed", name)
+            return ToolResult(f"error: {name} failed ({type(e).__name__}); try other arguments, or answer with "
+                              "what you have.")
 
     def _search(self, query: str, k: int) -> list[Chunk]:
         hits = []
@@ -110,10 +169,6 @@ class ToolBox:
         used = [c for c in found.chunks if c.start_line <= last and c.end_line >= first]
         body = "\n".join(f"{n:5d}  {ln}" for n, ln in enumerate(lines, first))
         return ToolResult(f"{found.path} lines {first}-{last}:\n{body}", used)
-
-
-def _int(v) -> int:
-    return int(v) if v is not None else 1
 
 
 def _listing(chunks: list[Chunk], max_lines: int) -> str:

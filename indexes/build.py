@@ -7,6 +7,10 @@ vectors are deleted. The catalog is the truth; a search drops vectors it does no
 A KB is marked dirty while an ingest runs; the next run after a kill reconciles the vector
 store with the catalog (deletes orphans, restores missing vectors) and rebuilds the
 lexical index, so the KB ends up exactly as a fresh ingest would leave it.
+
+One writer at a time per data dir: `ingest` and `forget` hold its writer lock (indexes/writer.py),
+and write on a catalog connection of their own, so that in a server their transactions never mix
+with the reads of searches running beside them.
 """
 from __future__ import annotations
 
@@ -25,15 +29,17 @@ from indexes.embeddings import runtime_of
 from indexes.lexical import TOKENIZER_VERSION
 from indexes.search import Index, lexical_tokens
 from indexes.stores import collection_name
+from indexes.writer import Holder, writing
 from ingest.chunk import Chunk
 from ingest.chunking import chunk_file, chunker_id
-from ingest.files import SourceFile, WalkReport, walk
+from ingest.files import Skip, SourceFile, WalkReport, read_regular, walk
 from ingest.languages import classify
 from ingest.sources import ResolvedSource
 from ingest.specs import open_source
 
-BATCH_CHUNKS = 256
 log = logging.getLogger("devcopilot.ingest")
+
+BATCH_CHUNKS = 256
 
 
 @dataclass
@@ -96,14 +102,33 @@ class _Pending:
 
 def ingest(index: Index, specs: list[str | ResolvedSource], kb: str = "default", include: list[str] | None = None,
            exclude: list[str] | None = None, progress: Progress | None = None,
-           fetch: bool = True, notice: Callable[[str], None] | None = None,
-           cancel: Cancel | None = None) -> IngestSummary:
-    """Index sources into `kb`: specs (a folder, git URL, pkg:NAME, docs website URL or llamaindex:
-    reader), or sources already opened (e.g. LlamaIndex Documents from Python). `notice` hears, up
-    front, of work the user did not ask for by name (every vector remade because the embedding
-    model or runtime changed). With `cancel`, a request to stop ends the ingest between two files
-    or batches: what was written stays, consistent and searchable, the sources are left unfinished
-    (the next ingest does only what is missing), and the summary says `cancelled`."""
+           fetch: bool = True, notice: Callable[[str], None] | None = None, cancel: Cancel | None = None,
+           wait: bool = True, on_wait: Callable[[Holder | None], None] | None = None) -> IngestSummary:
+    """Index sources into `kb`; only what changed is re-embedded. Sources are specs (a folder, git
+    URL, pkg:NAME, docs website URL or llamaindex: reader), or sources already opened (e.g.
+    LlamaIndex Documents from Python).
+
+    `include` / `exclude` (globs) apply to every source given; None means each source keeps the
+    globs it was last indexed with (a re-index or a scheduled sync does not widen a source).
+    `notice` hears, up front, of work the user did not ask for by name (every vector remade because
+    the embedding model or runtime changed). With `cancel`, a request to stop ends the ingest
+    between two files or batches: what was written stays, consistent and searchable, the sources
+    are left unfinished (the next ingest does only what is missing), and the summary says
+    `cancelled`. Waits for another writer of the data dir (`on_wait` hears who), or with
+    `wait=False` raises WriterBusy."""
+    names = ", ".join(str(getattr(s, "spec", s)) for s in specs)
+    with writing(index.cfg.data_dir, f"ingest of {names} into '{kb}'", wait, on_wait):
+        writer = index.for_writing()
+        try:
+            return _ingest(writer, specs, kb, include, exclude, progress, fetch, notice, cancel)
+        finally:  # also when it failed or was cancelled: the KB is left interrupted, not "being indexed"
+            writer.catalog.writing(kb, False)
+            writer.catalog.close()
+
+
+def _ingest(index: Index, specs: list[str | ResolvedSource], kb: str, include: list[str] | None,
+            exclude: list[str] | None, progress: Progress | None, fetch: bool,
+            notice: Callable[[str], None] | None, cancel: Cancel | None) -> IngestSummary:
     t0 = time.perf_counter()
     cfg = index.cfg
     catalog = index.catalog
@@ -128,6 +153,7 @@ def ingest(index: Index, specs: list[str | ResolvedSource], kb: str = "default",
         catalog.reset_manifest(kb)  # every file is chunked again; the embedding cache keeps this cheap
         catalog.set_meta(f"chunker:{kb}", chunker_id(cfg.ingest.chunk_chars))
     catalog.set_kb(kb, dirty=1, store=index.store.label)
+    catalog.writing(kb, True)
     if catalog.count_chunks(kb) == 0:  # all tokens will be written by this tokenizer: no retokenizing at the end
         catalog.set_meta(f"tokenizer:{kb}", TOKENIZER_VERSION)
     changed_any = False
@@ -141,7 +167,12 @@ def ingest(index: Index, specs: list[str | ResolvedSource], kb: str = "default",
         summary.changed = len(pending)
         if pending:
             changed_any = True
-            _write_changed(index, kb, pending, summary, progress, delta, cancel)
+            bad = _write_changed(index, kb, pending, summary, progress, delta, cancel)
+            for p, reason in bad:  # a bad file is skipped and counted; what it held before is removed
+                summary.skipped[reason] += 1
+                skipped_by_source[p.source.id][reason] = skipped_by_source[p.source.id].get(reason, 0) + 1
+                _remove_file(index, kb, p.source.id, p.path, delta)
+            summary.changed -= len(bad)
     except _Cancelled:
         summary.cancelled = True
     if not summary.cancelled:
@@ -151,7 +182,7 @@ def ingest(index: Index, specs: list[str | ResolvedSource], kb: str = "default",
     if was_dirty or index.store.count(index.collection(kb)) != catalog.count_chunks(kb):
         reconcile(index, kb)
     if summary.cancelled and created and catalog.count_chunks(kb) == 0:  # nothing to keep: no empty KB
-        forget(index, None, kb)
+        _forget(index, None, kb)  # this process already holds the writer lock
         summary.seconds = time.perf_counter() - t0
         return summary
     if was_dirty or index.lexical(kb) is None:
@@ -163,6 +194,8 @@ def ingest(index: Index, specs: list[str | ResolvedSource], kb: str = "default",
             progress("lexical", 0, 1)
         index.update_lexical(kb, delta.removed, delta.added)
     catalog.set_kb(kb, dirty=0, indexed_at=time.time())
+    catalog.writing(kb, False)
+    catalog.mark_written()  # after the last vector write: a process serving from the store reopens it now
     summary.total_chunks = catalog.count_chunks(kb)
     summary.seconds = time.perf_counter() - t0
     return summary
@@ -175,16 +208,19 @@ def _scan(index: Index, kb: str, sources: list[ResolvedSource], include, exclude
     catalog = index.catalog
     cfg = index.cfg
     changed_any = False
+    recorded = {s["id"]: s for s in catalog.sources(kb)}
     for src in sources:
         summary.sources.append(src.spec)
-        catalog.upsert_source(kb, src.id, src.spec, src.kind, str(src.root), src.version)
+        inc = include if include is not None else recorded.get(src.id, {}).get("include", [])
+        exc = exclude if exclude is not None else recorded.get(src.id, {}).get("exclude", [])
+        catalog.upsert_source(kb, src.id, src.spec, src.kind, str(src.root), src.version, src.ref, inc, exc)
         manifest = catalog.manifest(kb, src.id)
         report = WalkReport()
         report.skipped.update(src.skipped)
         seen = set()
         in_memory = src.files is not None  # documents, not a folder: kept in memory until chunked
-        files = src.files if in_memory else walk(src.root, src.walk_root, include, exclude,
-                                                   cfg.ingest.max_file_bytes, report)
+        files = src.files if in_memory else walk(src.root, src.walk_root, inc, exc, cfg.ingest.max_file_bytes,
+                                                   report)
         for f in files:
             seen.add(f.path)
             summary.files += 1
@@ -198,30 +234,46 @@ def _scan(index: Index, kb: str, sources: list[ResolvedSource], include, exclude
         summary.skipped.update(report.skipped)
         gone = [p for p in manifest if p not in seen]
         for path in gone:
-            old = catalog.chunk_ids_for_file(kb, src.id, path)
-            with catalog.transaction():
-                catalog.remove_file(kb, src.id, path)
-                catalog.bump(kb)
-            index.store.delete(index.collection(kb), old)
-            delta.removed.update(old)
+            _remove_file(index, kb, src.id, path, delta)
         summary.removed += len(gone)
         changed_any |= bool(gone)
         skipped_by_source[src.id] = dict(report.skipped)
     return changed_any
 
 
-def _read(p: _Pending) -> SourceFile | None:
-    if p.data is not None:
-        return SourceFile(p.path, p.abspath, p.kind, p.language, p.data)
+def _remove_file(index: Index, kb: str, source_id: str, path: str, delta: _LexicalDelta) -> None:
+    """Drop one file's chunks: the catalog first (a search drops vectors it does not list), then its vectors."""
+    old = index.catalog.chunk_ids_for_file(kb, source_id, path)
+    with index.catalog.transaction():
+        index.catalog.remove_file(kb, source_id, path)
+        index.catalog.bump(kb)
+    index.store.delete(index.collection(kb), old)
+    delta.removed.update(old)
+
+
+def _chunks_of(p: _Pending, max_bytes: int, chunk_chars: int) -> tuple[str, list[Chunk]]:
+    """(content hash, finalized chunks) of one changed file; Skip with the reason when it cannot be indexed.
+
+    The file is read again here (the scan kept only its path): it may have changed or been replaced
+    by something that is not a regular file since. Whatever a chunker fails on, only this file is
+    skipped. An in-memory document (LlamaIndex) is chunked from its content."""
+    data = p.data if p.data is not None else read_regular(p.abspath, max_bytes)
+    f = SourceFile(p.path, p.abspath, p.kind, p.language, data)
     try:
-        return SourceFile(p.path, p.abspath, p.kind, p.language, p.abspath.read_bytes())
-    except OSError:
-        return None
+        raw = chunk_file(f.text(), f.path, f.kind, f.language, chunk_chars)
+    except Skip:
+        raise
+    except Exception as e:  # a chunker bug must not stop the whole ingest
+        log.warning("could not chunk %s: %s: %s", p.path, type(e).__name__, e)
+        raise Skip(f"could not be chunked ({type(e).__name__})") from None
+    return f.hash, [c.finalize(p.source.id, p.source.link(c.path, c.start_line, c.end_line)) for c in raw]
 
 
 def _write_changed(index: Index, kb: str, pending: list[_Pending], summary: IngestSummary,
-                   progress: Progress | None, delta: _LexicalDelta, cancel: Cancel | None = None) -> None:
+                   progress: Progress | None, delta: _LexicalDelta,
+                   cancel: Cancel | None = None) -> list[tuple[_Pending, str]]:
     """Chunk and embed in batches; a writer thread stores batch N while batch N+1 embeds.
+    Returns the files skipped, with the reason.
 
     Progress counts chunks written against an estimate: the chunks made so far, plus the bytes
     still to chunk at the rate (chunks per byte) seen so far; exact once every file is chunked."""
@@ -234,6 +286,7 @@ def _write_changed(index: Index, kb: str, pending: list[_Pending], summary: Inge
     done_files = 0
     left_bytes = sum(p.size for p in pending)
     seen = {"bytes": 0, "chunks": 0, "embedded": 0}
+    bad: list[tuple[_Pending, str]] = []
 
     def estimate() -> int:
         rate = seen["chunks"] / seen["bytes"] if seen["bytes"] else 1 / max(cfg.ingest.chunk_chars, 1)
@@ -270,16 +323,16 @@ def _write_changed(index: Index, kb: str, pending: list[_Pending], summary: Inge
         for p in pending:
             if cancel is not None and cancel():
                 raise _Cancelled  # the batch being gathered is dropped: its files are done next time
-            f = _read(p)
             done_files += 1
             left_bytes -= p.size
-            if f is None:
+            try:
+                file_hash, chunks = _chunks_of(p, cfg.ingest.max_file_bytes, cfg.ingest.chunk_chars)
+            except Skip as why:
+                bad.append((p, str(why)))
                 continue
-            chunks = [c.finalize(p.source.id, p.source.link(c.path, c.start_line, c.end_line))
-                      for c in chunk_file(f.text(), f.path, f.kind, f.language, cfg.ingest.chunk_chars)]
             seen["bytes"] += p.size
             seen["chunks"] += len(chunks)
-            batch.append((p, f.hash, chunks))
+            batch.append((p, file_hash, chunks))
             nchunks += len(chunks)
             if nchunks >= BATCH_CHUNKS:
                 if cancel is not None and cancel():
@@ -296,6 +349,7 @@ def _write_changed(index: Index, kb: str, pending: list[_Pending], summary: Inge
                 inflight.result()  # a batch already embedded is stored, cancelled or not
         finally:
             writer.shutdown(wait=True)
+    return bad
 
 
 @dataclass
@@ -345,8 +399,20 @@ def reconcile(index: Index, kb: str) -> tuple[int, int]:
     return len(orphans), len(missing)
 
 
-def forget(index: Index, spec: str | None, kb: str) -> str:
+def forget(index: Index, spec: str | None, kb: str, wait: bool = True,
+           on_wait: Callable[[Holder | None], None] | None = None) -> str:
     """Remove one source from a KB, or (spec None) the whole KB. Returns a one-line report."""
+    what = f"forget of {spec} in '{kb}'" if spec else f"removal of knowledge base '{kb}'"
+    with writing(index.cfg.data_dir, what, wait, on_wait):
+        writer = index.for_writing()
+        try:
+            return _forget(writer, spec, kb)
+        finally:
+            writer.catalog.writing(kb, False)
+            writer.catalog.close()
+
+
+def _forget(index: Index, spec: str | None, kb: str) -> str:
     from ingest.sources import ResolvedSource as _RS
     from ingest.sources import normalize_spec
 
@@ -370,11 +436,14 @@ def forget(index: Index, spec: str | None, kb: str) -> str:
     sid = match[0]["id"]
     ids = [r[0] for r in catalog.db.execute("SELECT id FROM chunks WHERE kb=? AND source_id=?", (kb, sid))]
     catalog.set_kb(kb, dirty=1)
+    catalog.writing(kb, True)
     catalog.drop_source(kb, sid)
     catalog.bump(kb)
     index.store.delete(index.collection(kb), ids)
     index.rebuild_lexical(kb)
     catalog.set_kb(kb, dirty=0)
+    catalog.writing(kb, False)
+    catalog.mark_written()
     if match[0]["kind"] in MIRRORED:
         _drop_unused_clones(index, [match[0]["spec"]])
     return f"Removed source '{match[0]['spec']}' ({len(ids)} chunks) from '{kb}'."

@@ -6,6 +6,7 @@ catalog is dropped, so an interrupted ingest never shows half-written data.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -30,6 +31,14 @@ CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks (kb, source_id, path);
 CREATE INDEX IF NOT EXISTS chunks_by_symbol ON chunks (kb, kind, symbol);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
+
+# Columns added after the first release: (table, column, type); a catalog made before gets them on open.
+ADDED_COLUMNS = [
+    ("sources", "ref", "TEXT DEFAULT ''"),  # the git tag (or branch) the commit in `version` was indexed from
+    ("sources", "scanned_at", "REAL"),  # when the source was last scanned (an ingest of it began)
+    ("sources", "include", "TEXT DEFAULT '[]'"),  # the --include / --exclude globs it is indexed with
+    ("sources", "exclude", "TEXT DEFAULT '[]'"),
+]
 
 CHUNK_COLS = "id, source_id, path, start_line, end_line, kind, language, symbol, headings, context, link, text"
 
@@ -64,9 +73,20 @@ class Catalog:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
+            self._add_columns()
         except sqlite3.DatabaseError as e:
             raise CatalogError(f"The catalog '{path}' is damaged ({e}); move it aside and run `devcopilot ingest` "
                                "again to rebuild it.") from None
+
+    def _add_columns(self) -> None:
+        for table, column, kind in ADDED_COLUMNS:
+            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                try:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                except sqlite3.OperationalError as e:  # another process added it a moment ago
+                    if "duplicate column" not in str(e):
+                        raise
 
     # -- transactions ---------------------------------------------------------------
     def transaction(self):
@@ -92,33 +112,72 @@ class Catalog:
         self.db.execute(f"UPDATE kbs SET {cols} WHERE name=?", (*values.values(), name))
 
     def bump(self, name: str) -> None:
+        """A KB's content changed: its generation, and the data dir's write mark, move on."""
         self.db.execute("UPDATE kbs SET generation = generation + 1 WHERE name=?", (name,))
+        self.mark_written()
+
+    def mark_written(self) -> None:
+        """Count a write to the data dir and say which process made it, so that a process serving from
+        the same store knows when another one wrote to it (indexes/search.py reopens the store then)."""
+        self.db.execute("INSERT INTO meta VALUES ('writes', '1') ON CONFLICT (key) DO UPDATE SET "
+                        "value = CAST(value AS INTEGER) + 1")
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('writer', ?)", (str(os.getpid()),))
+
+    def writing(self, kb: str, active: bool) -> None:
+        """Record that this process is (or no longer is) writing `kb`, so that `status` can tell the KB a
+        running writer works on from one a killed writer left unfinished."""
+        if active:
+            self.set_meta(f"writing:{kb}", str(os.getpid()))
+        else:
+            self.db.execute("DELETE FROM meta WHERE key=?", (f"writing:{kb}",))
+
+    def writer_of(self, kb: str) -> int | None:
+        """The pid of the process that last began writing `kb` and has not finished (it may be dead)."""
+        value = self.get_meta(f"writing:{kb}")
+        return int(value) if value and value.isdigit() else None
+
+    def write_mark(self) -> tuple[str, str]:
+        """(number of writes so far, pid of the process that made the last one)."""
+        rows = dict(self.db.execute("SELECT key, value FROM meta WHERE key IN ('writes', 'writer')").fetchall())
+        return rows.get("writes", "0"), rows.get("writer", "")
 
     def drop_kb(self, name: str) -> None:
         with self.transaction():
             for table in ("chunks", "files", "sources"):
                 self.db.execute(f"DELETE FROM {table} WHERE kb=?", (name,))
             self.db.execute("DELETE FROM kbs WHERE name=?", (name,))
+            self.mark_written()
 
     # -- sources and manifest -------------------------------------------------------------
-    def upsert_source(self, kb: str, sid: str, spec: str, kind: str, root: str, version: str) -> None:
-        self.db.execute("INSERT INTO sources (kb, id, spec, kind, root, version) VALUES (?, ?, ?, ?, ?, ?) "
-                        "ON CONFLICT (kb, id) DO UPDATE SET root=excluded.root, version=excluded.version",
-                        (kb, sid, spec, kind, root, version))
+    def upsert_source(self, kb: str, sid: str, spec: str, kind: str, root: str, version: str, ref: str = "",
+                      include: list[str] | None = None, exclude: list[str] | None = None) -> None:
+        """Record a source as its ingest begins: what it is read from now (commit, tag, version), when
+        it was scanned, and the globs it is indexed with. `indexed_at` moves only when it finishes."""
+        self.db.execute("INSERT INTO sources (kb, id, spec, kind, root, version, ref, scanned_at, include, exclude) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kb, id) DO UPDATE SET root=excluded.root, "
+                        "version=excluded.version, ref=excluded.ref, scanned_at=excluded.scanned_at, "
+                        "include=excluded.include, exclude=excluded.exclude",
+                        (kb, sid, spec, kind, root, version, ref, time.time(), json.dumps(include or []),
+                         json.dumps(exclude or [])))
 
     def finish_source(self, kb: str, sid: str, skipped: dict) -> None:
         self.db.execute("UPDATE sources SET indexed_at=?, skipped=? WHERE kb=? AND id=?",
                         (time.time(), json.dumps(skipped), kb, sid))
 
     def sources(self, kb: str | None = None) -> list[dict]:
-        q = "SELECT kb, id, spec, kind, root, version, indexed_at, skipped FROM sources"
-        rows = self.db.execute(q + (" WHERE kb=?" if kb else "") + " ORDER BY kb, spec", (kb,) if kb else ())
+        q = ("SELECT kb, id, spec, kind, root, version, indexed_at, skipped, ref, scanned_at, include, exclude "
+             "FROM sources")
+        rows = self.db.execute(q + (" WHERE kb=?" if kb else "") + " ORDER BY kb, spec", (kb,) if kb else ()).fetchall()
         out = []
         for r in rows:
             files, chunks = self.db.execute("SELECT COUNT(*), COALESCE(SUM(chunks), 0) FROM files WHERE kb=? AND "
                                             "source_id=?", (r[0], r[1])).fetchone()
             out.append({"kb": r[0], "id": r[1], "spec": r[2], "kind": r[3], "root": r[4], "version": r[5],
-                        "indexed_at": r[6], "skipped": json.loads(r[7] or "{}"), "files": files, "chunks": chunks})
+                        "indexed_at": r[6], "skipped": json.loads(r[7] or "{}"), "files": files, "chunks": chunks,
+                        "ref": r[8] or "", "scanned_at": r[9], "include": json.loads(r[10] or "[]"),
+                        "exclude": json.loads(r[11] or "[]"),
+                        # begun and not finished: running now, or interrupted (writer.holder() tells which)
+                        "unfinished": r[9] is not None and (r[6] is None or r[9] > r[6])})
         return out
 
     def describe(self) -> list[dict]:
@@ -140,11 +199,17 @@ class Catalog:
             for table in ("chunks", "files"):
                 self.db.execute(f"DELETE FROM {table} WHERE kb=? AND source_id=?", (kb, sid))
             self.db.execute("DELETE FROM sources WHERE kb=? AND id=?", (kb, sid))
+            self.mark_written()
 
     def manifest(self, kb: str, sid: str) -> dict[str, str]:
         """path -> content hash of every file indexed for this source."""
         rows = self.db.execute("SELECT path, hash FROM files WHERE kb=? AND source_id=?", (kb, sid))
         return dict(rows.fetchall())
+
+    def file_hash(self, kb: str, sid: str, path: str) -> str | None:
+        """The content hash the file had when it was indexed (None when it is not indexed)."""
+        r = self.db.execute("SELECT hash FROM files WHERE kb=? AND source_id=? AND path=?", (kb, sid, path)).fetchone()
+        return r[0] if r else None
 
     def reset_manifest(self, kb: str) -> None:
         self.db.execute("UPDATE files SET hash='' WHERE kb=?", (kb,))

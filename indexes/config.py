@@ -8,6 +8,7 @@ explicit overrides (CLI flags). No other module reads os.environ; they get a Con
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -110,6 +111,29 @@ class ServerConfig:
 
 
 @dataclass
+class SyncConfig:
+    # `serve` re-syncs every source this often (git fetch, folder and package rescan): "1h", "30m"; "" = never
+    every: str = ""
+
+    @property
+    def seconds(self) -> float:
+        return parse_duration(self.every)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in "90s", "30m", "1h", "1d", "1h30m" or a plain number of seconds; 0 for ""."""
+    text = str(text).strip().lower()
+    if not text:
+        return 0.0
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([smhd])", text)
+    if not parts or re.sub(r"(\d+(?:\.\d+)?)\s*([smhd])|\s+", "", text):
+        raise ConfigError(f"Setting 'sync.every' must be a duration such as 30m, 1h or 1d, not {text!r}.")
+    return sum(float(n) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[u] for n, u in parts)
+
+
+@dataclass
 class BudgetConfig:
     limit_usd: float = 0.0  # 0 = no budget; model calls are refused once spending reaches it
     warn_ratio: float = 0.8
@@ -125,6 +149,7 @@ class Config:
     chat: ChatConfig = field(default_factory=ChatConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
     prices: dict[str, Any] = field(default_factory=dict)  # model -> {input, output} USD per million tokens
     assistants: list[dict[str, Any]] = field(default_factory=list)  # [[assistants]] tables, see copilot/assistants.py
     extra: dict[str, Any] = field(default_factory=dict)  # tables other parts own (e.g. chat, assistants)
@@ -231,6 +256,8 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     if not isinstance(cfg.store.ef_search, int) or cfg.store.ef_search < 1:
         raise ConfigError(f"Setting 'store.ef_search' must be a whole number of at least 1, not "
                           f"{cfg.store.ef_search!r}.")
+    if cfg.sync.every and cfg.sync.seconds < 1:
+        raise ConfigError(f"Setting 'sync.every' ({cfg.sync.every!r}) must be at least one second.")
     if cfg.search.fusion not in ("score", "rrf"):
         raise ConfigError(f"Unknown search fusion '{cfg.search.fusion}'; use score or rrf.")
     return cfg

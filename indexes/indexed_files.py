@@ -1,20 +1,24 @@
 """Reading an indexed file back, for the source viewer, the MCP `read_source` tool and the coding tools.
 
 Only files the catalog lists can be read: a path is looked up among the indexed sources
-(never opened as given), so a path outside them, or with `..`, finds nothing. The file is
-read as it is now when it still lies inside its source's root; when it moved, or its source
-has no folder (LlamaIndex documents), the text is rebuilt from the indexed chunks, each line
-at its own number.
+(never opened as given), so a path outside them, or with `..`, finds nothing. The file on disk
+is shown only while it is exactly what was indexed (its content hash matches, it is a regular
+file inside its source's root): a file rewritten since, or replaced by a hard link to an outside
+file or by a FIFO, is not read. Then, and for sources with no folder (LlamaIndex documents), the
+text is rebuilt from the indexed chunks, each line at its own number.
 """
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from pathlib import Path
 
 from indexes.catalog import Catalog
 from ingest.chunk import Chunk
+from ingest.files import Skip, SourceFile, read_regular
 
 MAX_LINES = 200  # at most this many lines per read (MCP read_source); the viewer shows whole files
+MAX_READ_BYTES = 50_000_000  # a file this large was never indexed (ingest.max_file_bytes is far lower)
 
 
 @dataclass
@@ -24,7 +28,7 @@ class IndexedFile:
     path: str  # relative to the source root, as citations show it
     text: str
     chunks: list[Chunk]
-    from_index: bool  # True when the file could not be read and the text comes from the chunks
+    from_index: bool  # True when the file on disk is not what was indexed: the text comes from the chunks
 
     @property
     def lines(self) -> list[str]:
@@ -52,21 +56,23 @@ def find_indexed_file(catalog: Catalog, path: str, kbs: list[str] | None = None)
         chunks = [c for c in catalog.file_chunks(s["kb"], rel) if c.source_id == s["id"]]
         if not chunks:
             continue
-        text, from_index = _read(root, rel), False
+        text, from_index = _read(root, rel, catalog.file_hash(s["kb"], s["id"], rel)), False
         if text is None:
             text, from_index = text_from_chunks(chunks), True
         return IndexedFile(s["kb"], s["spec"], rel, text, chunks, from_index)
     return None
 
 
-def _read(root: Path, rel: str) -> str | None:
+def _read(root: Path, rel: str, indexed_hash: str | None) -> str | None:
+    """The file's text when what is on disk now is exactly what was indexed, else None."""
     try:
         real = (root / rel).resolve(strict=True)
         if not real.is_relative_to(root.resolve()):  # replaced by a link pointing outside since indexing
             return None
-        return real.read_text(encoding="utf-8", errors="replace").replace("\r\n", "\n")
-    except (OSError, RuntimeError):
+        f = SourceFile(rel, real, "", "", read_regular(real, MAX_READ_BYTES))  # never blocks on a FIFO
+    except (OSError, RuntimeError, Skip):
         return None
+    return f.text() if indexed_hash and hmac.compare_digest(f.hash, indexed_hash) else None
 
 
 def text_from_chunks(chunks: list[Chunk]) -> str:

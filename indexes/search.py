@@ -5,7 +5,10 @@ store and the embedding model once, keeps the lexical indexes warm, and answers 
 """
 from __future__ import annotations
 
+import copy
 import importlib
+import logging
+import os
 import re
 import threading
 from collections.abc import Callable
@@ -22,9 +25,11 @@ from indexes.lexical import CJK, TOKENIZER_VERSION, BM25Index, tokenize
 from indexes.plain_names import named_in_plain_words, names_by_key
 from indexes.query_kind import read_kind
 from indexes.side_folders import asks_for_side_folders, in_side_folder
-from indexes.stores import collection_name, make_store
+from indexes.stores import StoreError, collection_name, make_store
 from indexes.terms_zh import english_terms
 from ingest.chunk import Chunk
+
+log = logging.getLogger("devcopilot.search")
 
 
 @dataclass
@@ -67,8 +72,10 @@ class Index:
         self.cache = EmbeddingCache(cfg.data_dir / "embeddings.sqlite")
         self.embedder = make_embedder(cfg)
         self._store = None
+        self._seen_writes: str | None = None  # the catalog's write count when the store was opened
         self._lexical: dict[str, tuple[float, BM25Index]] = {}
         self._names: dict[str, tuple[int, dict[str, set[str]]]] = {}  # kb -> (generation, defined names)
+        self._origins: dict[str, tuple[str, dict[str, str]]] = {}  # kb -> (write mark, source id -> origin)
         self._lock = threading.Lock()
         self._load_lock = threading.RLock()  # one load or rebuild of a lexical index at a time
         self.reranker: Reranker | None = load_reranker(cfg.search.reranker)
@@ -78,8 +85,53 @@ class Index:
     @property
     def store(self):
         if self._store is None:
-            self._store = make_store(self.cfg)
+            with self._lock:
+                if self._store is None:
+                    self._seen_writes = self.catalog.write_mark()[0]
+                    self._store = make_store(self.cfg)
         return self._store
+
+    def for_writing(self) -> Index:
+        """This index with a catalog connection of its own, for an ingest running beside searches (in a
+        server): its transactions never mix with their reads on one SQLite connection. The store, the
+        model, the caches and the lexical indexes are shared."""
+        _ = self.store  # opened once, shared
+        writer = copy.copy(self)
+        writer.catalog = Catalog(self.cfg.catalog_path)
+        return writer
+
+    def fresh_store(self):
+        """The store, reopened first if another process wrote to it since it was opened.
+
+        The normal path has one writer: the server itself (indexes/writer.py). A process that wrote
+        anyway (started before the server, another tool) is noticed through the catalog's write mark,
+        and an embedded Chroma is then reopened, since its reader never sees another process's writes."""
+        store = self.store
+        writes, writer = self.catalog.write_mark()
+        if writes != self._seen_writes:
+            if writer != str(os.getpid()) and hasattr(store, "reopen"):
+                with self._lock:
+                    if writes != self._seen_writes:
+                        log.info("another process (pid %s) wrote to the store: reopening it", writer)
+                        try:
+                            store.reopen()
+                            self._seen_writes = writes
+                        except StoreError:  # mid-write elsewhere: search what is open, try again next time
+                            log.warning("could not reopen the store yet", exc_info=True)
+            else:
+                self._seen_writes = writes
+        return store
+
+    def _dense(self, kb: str, vector: np.ndarray, depth: int, kind: str | None) -> list[tuple[str, float]]:
+        """The dense retriever's list; a store error is retried once on a reopened store."""
+        try:
+            return self.fresh_store().query(self.collection(kb), vector, depth, kind)
+        except StoreError:
+            if not hasattr(self.store, "reopen"):
+                raise
+            log.warning("vector search failed; reopening the store and trying once more", exc_info=True)
+            self.store.reopen()
+            return self.store.query(self.collection(kb), vector, depth, kind)
 
     def collection(self, kb: str) -> str:
         return collection_name(kb, self.embedder.name)
@@ -165,7 +217,7 @@ class Index:
         # a floor that does not move with the question.
         pool = max(s.score_depth, depth) if s.fusion == "score" else depth
         lexical = lex.search(tokenize(lexical_query), pool, kind) if lex is not None else []
-        dense = self.store.query(self.collection(kb), self.embed_query(dense_query), pool, kind)
+        dense = self._dense(kb, self.embed_query(dense_query), pool, kind)
         if s.fusion == "rrf":
             fused = fuse([(lexical, s.lexical_weight), (dense, s.dense_weight)], s.rrf_k)
         else:  # BM25's floor is 0 (no shared term); a cosine has no natural floor: the pool's last
@@ -213,6 +265,19 @@ class Index:
             raise SearchError(stale_vectors(kb, info.embed_model, self.embedder.name,
                                             [s["spec"] for s in self.catalog.sources(kb)]))
         return info
+
+    def origin(self, kb: str, source_id: str) -> str:
+        """Where a chunk's source was indexed from, and when (what a citation's tooltip says); '' if unknown."""
+        from indexes.status import citation_origin
+
+        mark = self.catalog.write_mark()[0]
+        with self._lock:
+            cached = self._origins.get(kb)
+        if cached is None or cached[0] != mark:
+            cached = (mark, {s["id"]: citation_origin(s) for s in self.catalog.sources(kb)})
+            with self._lock:
+                self._origins[kb] = cached
+        return cached[1].get(source_id, "")
 
     def named_definitions(self, kb: str, query: str, generation: int) -> set[str]:
         """Top-level names the KB defines that the question spells in plain words."""

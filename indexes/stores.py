@@ -65,23 +65,45 @@ class ChromaStore:
         else:
             path.mkdir(parents=True, exist_ok=True)
             self.label = f"chroma {path}"
-            try:
-                self.client = chromadb.PersistentClient(path=str(path), settings=settings)
-            except Exception as e:  # a damaged folder: the catalog still holds everything to rebuild it
-                _forget_chroma_system(path)
-                raise StoreError(f"The Chroma folder '{path}' cannot be opened ({type(e).__name__}: {str(e)[:120]}); "
-                                 "move it aside and run `devcopilot ingest` again to rebuild the vectors.") from None
+            self.client = self._open(path, settings)
+        self.path, self.settings = path, settings
         self._cols: dict[str, object] = {}
         self.ef_search = ef_search
 
-    def _col(self, name: str):
+    @staticmethod
+    def _open(path: Path, settings):
+        import chromadb
+
+        try:
+            return chromadb.PersistentClient(path=str(path), settings=settings)
+        except Exception as e:  # a damaged folder: the catalog still holds everything to rebuild it
+            _forget_chroma_system(path)
+            raise StoreError(f"The Chroma folder '{path}' cannot be opened ({type(e).__name__}: {str(e)[:120]}); "
+                             "move it aside and run `devcopilot ingest` again to rebuild the vectors.") from None
+
+    def reopen(self) -> None:
+        """Open the folder afresh (after another process wrote to it): new collection handles and, for an
+        embedded store, a new Chroma system that reads what is on disk now."""
+        if self.path is not None:
+            _forget_chroma_system(self.path)
+            self.client = self._open(self.path, self.settings)  # on failure the open client stays
+        self._cols = {}
+
+    def _col(self, name: str, create: bool = True):
+        """The collection's handle. Reads pass create=False: a reader never creates a collection (in
+        another process than the writer, a collection made by the reader is one it cannot read later)."""
         col = self._cols.get(name)
         if col is None:
             try:
-                col = self.client.get_or_create_collection(
-                    name, embedding_function=None,
-                    configuration={"hnsw": {"space": "cosine", "ef_search": self.ef_search}})
+                if not create:
+                    col = self.client.get_collection(name, embedding_function=None)
+                else:
+                    col = self.client.get_or_create_collection(
+                        name, embedding_function=None,
+                        configuration={"hnsw": {"space": "cosine", "ef_search": self.ef_search}})
             except Exception as e:
+                if not create and _is_missing(e):
+                    return None
                 raise _store_error(self.label, e) from None
             hnsw = (col.configuration_json or {}).get("hnsw")
             if hnsw and hnsw.get("ef_search") != self.ef_search:
@@ -116,22 +138,27 @@ class ChromaStore:
 
     def query(self, collection, vector, k, kind=None):
         where = {"kind": kind} if kind else None
-        r = self._call(lambda: self._col(collection).query(query_embeddings=[vector], n_results=k, where=where,
-                                                            include=["distances"]))
+        col = self._call(lambda: self._col(collection, create=False))
+        if col is None:  # not written yet (a KB being created): nothing to find
+            return []
+        r = self._call(lambda: col.query(query_embeddings=[vector], n_results=k, where=where, include=["distances"]))
         return [(i, 1.0 - d) for i, d in zip(r["ids"][0], r["distances"][0])]
 
     def ids(self, collection):
+        col = self._call(lambda: self._col(collection, create=False))
         out: set[str] = set()
         offset = 0
-        while True:
-            r = self._call(lambda offset=offset: self._col(collection).get(include=[], limit=5000, offset=offset))
+        while col is not None:
+            r = self._call(lambda offset=offset: col.get(include=[], limit=5000, offset=offset))
             out.update(r["ids"])
             if len(r["ids"]) < 5000:
-                return out
+                break
             offset += 5000
+        return out
 
     def count(self, collection):
-        return self._call(lambda: self._col(collection).count())
+        col = self._call(lambda: self._col(collection, create=False))
+        return 0 if col is None else self._call(lambda: col.count())
 
     def drop(self, collection):
         self._cols.pop(collection, None)
@@ -139,6 +166,11 @@ class ChromaStore:
             self.client.delete_collection(collection)
         except Exception:
             pass  # already gone
+
+
+def _is_missing(e: Exception) -> bool:
+    """Chroma's "no such collection" (its error classes differ between versions: judge by name and text)."""
+    return type(e).__name__ in ("NotFoundError", "InvalidCollectionException") or "does not exist" in str(e)
 
 
 def _forget_chroma_system(path: Path) -> None:

@@ -1,9 +1,11 @@
 """Walk a source folder: the files worth indexing, and a count of those skipped and why."""
 from __future__ import annotations
 
+import errno
 import fnmatch
 import hashlib
 import os
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,55 @@ class SourceFile:
         # Invalid UTF-8 is decoded with replacement characters rather than refused; Windows line
         # endings become '\n' (same line numbers) so chunks do not carry stray '\r'.
         return self.data.decode("utf-8", errors="replace").lstrip("\ufeff").replace("\r\n", "\n")
+
+
+class Skip(Exception):
+    """A file that is not indexed; the message is the reason, counted in the ingest's summary."""
+
+
+def read_regular(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most `max_bytes`, or Skip saying why not.
+
+    Opened without blocking and checked on the open descriptor: a FIFO, socket or device named
+    like a doc is refused instead of blocking the ingest forever, even if it replaced a regular
+    file after the scan; a file growing past the limit while it is read is refused too."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise Skip("not a regular file" if e.errno == errno.ENXIO else "unreadable") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise Skip("not a regular file")
+        if st.st_size > max_bytes:
+            raise Skip(f"larger than {max_bytes:,} bytes")
+        parts, size = [], 0
+        while True:
+            part = os.read(fd, 1 << 20)
+            if not part:
+                break
+            size += len(part)
+            if size > max_bytes:
+                raise Skip(f"larger than {max_bytes:,} bytes")
+            parts.append(part)
+        return b"".join(parts)
+    except OSError:
+        raise Skip("unreadable") from None
+    finally:
+        os.close(fd)
+
+
+def printable(name: str) -> str:
+    """A file name as text even when it is not valid UTF-8 (os.walk hands those over with surrogates)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def valid_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass
@@ -77,8 +128,10 @@ def walk(root: Path, walk_root: Path | None = None, include: list[str] | None = 
     """Yield SourceFile for each indexable file under walk_root (default root), sorted.
 
     Paths are relative to `root`. Hidden and vendored folders, .gitignore'd paths, binary,
-    oversized and unsupported files are skipped and counted in `report`. Symbolic links are
-    followed only when they stay inside the root; loops and dangling links are skipped.
+    oversized and unsupported files are skipped and counted in `report`, as are names that are not
+    valid UTF-8 (they could not be stored or cited) and anything that is not a regular file (a
+    FIFO would block the read). Symbolic links are followed only when they stay inside the root;
+    loops and dangling links are skipped.
     """
     report = report if report is not None else WalkReport()
     root = root.resolve()
@@ -105,6 +158,9 @@ def walk(root: Path, walk_root: Path | None = None, include: list[str] | None = 
         for name in sorted(dirnames):
             full = d / name
             rel = full.relative_to(root).as_posix()
+            if not valid_utf8(name):
+                report.skip("folder name is not valid UTF-8", printable(rel) + "/")
+                continue
             if name.startswith("."):  # hidden folders (.github, .venv...) are never content
                 if name not in (".git", ".hg", ".svn"):  # version control is not worth a mention
                     report.skip("hidden folder", rel + "/")
@@ -122,6 +178,10 @@ def walk(root: Path, walk_root: Path | None = None, include: list[str] | None = 
         for name in sorted(filenames):
             full = d / name
             rel = full.relative_to(root).as_posix()
+            if not valid_utf8(name):
+                if not name.startswith("."):
+                    report.skip("file name is not valid UTF-8", printable(rel))
+                continue
             if name.startswith("."):
                 if classify(rel) is not None:  # would have been indexed (.env.md); .gitignore is not
                     report.skip("hidden file", rel)
@@ -149,13 +209,9 @@ def walk(root: Path, walk_root: Path | None = None, include: list[str] | None = 
                 report.skip("unsupported file type", rel)
                 continue
             try:
-                size = full.stat().st_size
-                if size > max_bytes:
-                    report.skip(f"larger than {max_bytes:,} bytes", rel)
-                    continue
-                data = full.read_bytes()
-            except OSError:
-                report.skip("unreadable", rel)
+                data = read_regular(full, max_bytes)
+            except Skip as why:
+                report.skip(str(why), rel)
                 continue
             if b"\0" in data[:8192]:
                 report.skip("binary", rel)

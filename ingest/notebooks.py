@@ -9,18 +9,32 @@ import json
 from ingest.chunk import Chunk
 from ingest.code import chunk_code
 from ingest.docs import chunk_docs, markdown_sections, sections_to_chunks
+from ingest.files import Skip
+
+NOT_A_NOTEBOOK = "could not be read as a notebook"
 
 
 def chunk_notebook(text: str, path: str, max_chars: int) -> list[Chunk]:
-    """A notebook: markdown cells by headings, code cells as code, line numbers into the .ipynb."""
+    """A notebook: markdown cells by headings, code cells as code, line numbers into the .ipynb.
+
+    Text that is not JSON is chunked as plain text. JSON of another shape (no `cells` list), or
+    nested beyond what the parser can follow, is skipped (Skip); odd cells inside a notebook
+    (not an object, a source that is not text) are passed over."""
     try:
         nb = json.loads(text)
     except json.JSONDecodeError:
         return chunk_docs(text, path, "text", max_chars)
+    except RecursionError:
+        raise Skip(f"{NOT_A_NOTEBOOK}: nested too deeply") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells", []), list):
+        raise Skip(f"{NOT_A_NOTEBOOK}: not a notebook's shape")
     raw_lines = text.split("\n")
     chunks: list[Chunk] = []
     cursor = 0
-    lang = (nb.get("metadata", {}).get("kernelspec", {}) or {}).get("language", "python") or "python"
+    meta = nb.get("metadata")
+    kernel = meta.get("kernelspec") if isinstance(meta, dict) else None
+    lang = kernel.get("language") if isinstance(kernel, dict) else None
+    lang = lang if isinstance(lang, str) and lang.strip() else "python"
     md_buf: list[str] = []
     md_rows: list[int] = []  # the .ipynb line of each md_buf line
     md_stack: list[tuple[int, str]] = []  # heading trail carried from cell to cell
@@ -46,8 +60,13 @@ def chunk_notebook(text: str, path: str, max_chars: int) -> list[Chunk]:
             md_rows.clear()
 
     for cell in nb.get("cells", []):
+        if not isinstance(cell, dict):
+            continue
         src = cell.get("source", "")
-        src = "".join(src) if isinstance(src, list) else str(src)
+        if isinstance(src, list):
+            src = "".join(part for part in src if isinstance(part, str))
+        if not isinstance(src, str):
+            continue
         if not src.strip():
             continue
         first_line = src.split("\n", 1)[0]

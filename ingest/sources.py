@@ -6,6 +6,7 @@ to a line (a web URL with a line anchor for known git hosts, else a file path).
 from __future__ import annotations
 
 import hashlib
+import importlib.machinery
 import importlib.util
 import os
 import re
@@ -35,6 +36,7 @@ class ResolvedSource:
     version: str = ""  # commit or package version
     files: list | None = None  # the SourceFiles themselves, for sources with no folder (LlamaIndex documents)
     skipped: dict = field(default_factory=dict)  # what opening it skipped, and why (a website's pages)
+    ref: str = ""  # the tag (or else branch) the commit is at
 
     @property
     def id(self) -> str:
@@ -67,6 +69,65 @@ def is_website_url(spec: str) -> bool:
     return bool(HTTP_URL.match(spec.strip())) and not is_git_url(spec.strip())
 
 
+_REMOTE = re.compile(r"^(https?|git|ssh)://(?:[^@/?#]*@)?(\[[^\]]*\]|[^/:?#]*)(?::\d*)?(/[^?#]*)?", re.IGNORECASE)
+_FILE_URL = re.compile(r"^file://([^/]*)(/.*)?$", re.IGNORECASE | re.DOTALL)
+_SCP_LIKE = re.compile(r"^(?:[^@/:]+@)?(\[[^\]]*\]|[^/:\[]+):(.*)$", re.DOTALL)
+
+
+def is_this_machine(host: str) -> bool:
+    """True for the names and addresses that reach this machine: localhost, 127.x, ::1, its host name."""
+    import ipaddress
+    import socket
+
+    host = host.strip("[]").lower().rstrip(".")
+    if host in ("", "localhost", "localhost.localdomain", "ip6-localhost", "0.0.0.0", "::"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        return host in (socket.gethostname().lower(), socket.getfqdn().lower())
+    except OSError:
+        return False
+
+
+def local_path(spec: str) -> Path | None:
+    """The place on this machine's file system that a source spec reads, however it is spelled; None
+    for a remote git URL (http, https, git, ssh to another host) or an installed package.
+
+    This is what a rule on local paths (the web UI's allowed roots) must check, because git reads
+    local paths in many spellings: file: URLs with any host (git ignores it: file://localhost/p,
+    file://127.0.0.1/p, file://example.com/p) and %-escapes (decoded), ssh URLs and `user@host:path`
+    to this machine, and plain paths (a folder, or a bundle file named *.git)."""
+    from urllib.parse import unquote
+
+    spec = spec.strip()
+    if spec.startswith("pkg:"):
+        return None
+    m = _FILE_URL.match(spec)
+    if m:
+        return Path(unquote(m.group(2) or "/"))
+    m = _REMOTE.match(spec)
+    if m:
+        if m.group(1).lower() != "ssh" or not is_this_machine(m.group(2)):
+            return None  # a web or git server decides what it serves
+        return _home_relative(unquote(m.group(3) or "/"))
+    m = _SCP_LIKE.match(spec)
+    if m and "/" not in spec.split(":", 1)[0]:
+        return _home_relative(m.group(2)) if is_this_machine(m.group(1)) else None
+    return Path(spec).expanduser()
+
+
+def _home_relative(path: str) -> Path:
+    """A path as ssh reads it on the host: `~/x`, `~user/x` and relative paths start at a home folder."""
+    if path.startswith("/~"):
+        path = path[1:]
+    if path.startswith("~"):
+        return Path(path).expanduser()
+    return Path(path) if path.startswith("/") else Path.home() / path
+
+
 def normalize_spec(spec: str) -> str:
     spec = spec.strip()
     if spec.startswith(("pkg:", "llamaindex:", "documents:")) or is_git_url(spec) or is_website_url(spec):
@@ -78,8 +139,10 @@ def normalize_spec(spec: str) -> str:
 
 
 def _git(args: list[str], cwd: Path | None, timeout: int) -> subprocess.CompletedProcess:
-    # Never through a shell; prompts off so a private URL fails instead of hanging.
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
+    # Never through a shell; prompts off so a private URL fails instead of hanging; only the plain
+    # transports (no ext:: helpers running commands, whatever the user's git configuration says).
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true",
+           "GIT_ALLOW_PROTOCOL": "http:https:ssh:git:file"}
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -105,6 +168,20 @@ def _git_info(folder: Path, timeout: int = 20) -> tuple[str, str]:
         return remote, commit
     except (OSError, subprocess.SubprocessError):
         return "", ""
+
+
+def git_ref(folder: Path, timeout: int = 20) -> str:
+    """The tag HEAD is at ("tag v1.2"), else its branch ("branch main"), else ''."""
+    if not (folder / ".git").exists():
+        return ""
+    try:
+        tag = _git(["describe", "--tags", "--exact-match", "HEAD"], folder, timeout)
+        if tag.returncode == 0 and tag.stdout.strip():
+            return f"tag {tag.stdout.strip()}"
+        branch = _git(["symbolic-ref", "--short", "-q", "HEAD"], folder, timeout)
+        return f"branch {branch.stdout.strip()}" if branch.returncode == 0 and branch.stdout.strip() else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
 
 
 def clone_dir(data_dir: Path, url: str) -> Path:
@@ -153,41 +230,87 @@ def _first_line(text: str) -> str:
     return (lines[-1] if lines else "no detail")[:200]
 
 
+def find_package(name: str) -> tuple[Path, Path]:
+    """(the sys.path folder it lies in, its own folder or file) of an installed package or module,
+    found without importing it.
+
+    `importlib.util.find_spec("a.b")` imports `a`, which runs its code inside this process: a
+    source spec must never do that. The top-level name is looked up by the import system's
+    finders (they read the file system, and know editable installs); each further part inside the
+    folders found so far, the way the import system would, but without executing anything.
+    """
+    mod = name.replace("-", "_")
+    missing = SourceError(f"No installed Python package named '{name}'; install it (pip install {name}) "
+                          "or check the import name.")
+    if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", mod):
+        raise missing
+    top, *rest = mod.split(".")
+    try:
+        spec = importlib.util.find_spec(top)  # no dot: nothing is imported
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not (spec.origin or spec.submodule_search_locations):
+        raise missing
+    locations = list(spec.submodule_search_locations or [])
+    origin = spec.origin if not locations else None
+    for part in rest:
+        if not locations:  # a module, not a package: it has no parts
+            raise missing
+        locations, origin = _find_part(part, locations)
+        if not locations and not origin:
+            raise missing
+    walk_root = Path(locations[0]) if locations else Path(origin)
+    return walk_root.parents[len(rest)], walk_root
+
+
+_LOADERS = [(importlib.machinery.ExtensionFileLoader, importlib.machinery.EXTENSION_SUFFIXES),
+            (importlib.machinery.SourceFileLoader, importlib.machinery.SOURCE_SUFFIXES),
+            (importlib.machinery.SourcelessFileLoader, importlib.machinery.BYTECODE_SUFFIXES)]
+
+
+def _find_part(part: str, locations: list[str]) -> tuple[list[str], str | None]:
+    """(package folders, module file) of `part` inside a package's folders, as the import system's
+    file finder sees them; a namespace package may have portions in several folders."""
+    portions: list[str] = []
+    for loc in locations:
+        found = importlib.machinery.FileFinder(loc, *_LOADERS).find_spec(part)
+        if found is None:
+            continue
+        if found.loader is not None:  # a regular package or a module: it wins over namespace portions
+            return list(found.submodule_search_locations or []), None if found.submodule_search_locations \
+                else found.origin
+        portions += list(found.submodule_search_locations or [])
+    return portions, None
+
+
+def package_version(name: str) -> str:
+    """The version of the distribution that installs the import name's top-level package, or ''."""
+    from importlib import metadata
+
+    top = name.replace("-", "_").split(".")[0]
+    candidates = [name.split(".")[0]] + list(metadata.packages_distributions().get(top, []))
+    for dist in candidates:
+        try:
+            return metadata.version(dist)
+        except (metadata.PackageNotFoundError, ValueError):
+            continue
+    return ""
+
+
 def resolve(spec: str, data_dir: Path, git_timeout: int = 300, fetch: bool = True) -> ResolvedSource:
     """Turn a spec into a folder to walk. Git URLs are cloned/fetched when `fetch`."""
     spec = normalize_spec(spec)
     if spec.startswith("pkg:"):
         name = spec[4:].strip()
-        mod = name.replace("-", "_")
-        try:
-            found = importlib.util.find_spec(mod) if re.fullmatch(r"[A-Za-z_][\w.]*", mod) else None
-        except (ImportError, ValueError):
-            found = None
-        if found is None or not (found.origin or found.submodule_search_locations):
-            raise SourceError(f"No installed Python package named '{name}'; install it (pip install {name}) "
-                              "or check the import name.")
-        if found.submodule_search_locations:
-            walk_root = Path(list(found.submodule_search_locations)[0])
-        else:
-            walk_root = Path(found.origin)
-        version = ""
-        try:
-            from importlib.metadata import PackageNotFoundError
-            from importlib.metadata import version as dist_version
-            try:
-                version = dist_version(name)
-            except PackageNotFoundError:
-                version = ""
-        except ImportError:
-            pass
-        return ResolvedSource(spec, "package", walk_root.parent, walk_root, version=version)
+        root, walk_root = find_package(name)
+        return ResolvedSource(spec, "package", root, walk_root, version=package_version(name))
     if is_git_url(spec):
         folder = sync_git(spec, data_dir, git_timeout) if fetch else clone_dir(data_dir, spec)
         if not folder.exists():
             raise SourceError(f"'{spec}' has not been cloned yet; run `devcopilot ingest {spec}`.")
         _, commit = _git_info(folder)
         web, host = web_base_for(spec, commit)
-        return ResolvedSource(spec, "git", folder, folder, web, host, commit[:12])
+        return ResolvedSource(spec, "git", folder, folder, web, host, commit[:12], git_ref(folder))
     folder = Path(spec)
     if not folder.exists():
         raise SourceError(f"Source path '{spec}' does not exist; give an existing folder, a git URL or pkg:NAME.")
@@ -195,4 +318,4 @@ def resolve(spec: str, data_dir: Path, git_timeout: int = 300, fetch: bool = Tru
         raise SourceError(f"Source '{spec}' is a file, not a folder; give the folder that contains it.")
     remote, commit = _git_info(folder)
     web, host = web_base_for(remote, commit)
-    return ResolvedSource(spec, "folder", folder, folder, web, host, commit[:12])
+    return ResolvedSource(spec, "folder", folder, folder, web, host, commit[:12], git_ref(folder) if commit else "")

@@ -1,6 +1,7 @@
 """The OpenAI-compatible API through the real `openai` client against a real uvicorn server on loopback."""
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -191,6 +192,67 @@ def test_unknown_model_oversized_and_malformed_requests_get_clear_errors(api):
     r = httpx.post(url + "/offline/v1/chat/completions",
                    json={"model": "coding", "messages": [{"role": "user", "content": "   "}]})
     assert r.status_code == 200 and "empty" in r.json()["choices"][0]["message"]["content"]
+
+
+def post_raw(url: str, body: bytes) -> httpx.Response:
+    return httpx.post(url + "/offline/v1/chat/completions", content=body,
+                      headers={"Content-Type": "application/json"}, timeout=30)
+
+
+def user(content) -> dict:
+    return {"model": "coding", "messages": [{"role": "user", "content": content}]}
+
+
+@pytest.mark.parametrize("body, says", [
+    (b'{"model": "coding", "messages": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested too deeply"),
+    (json.dumps(user([{"type": "text", "text": 5}])).encode(), "'messages[0].content[0].text' must be a string"),
+    (json.dumps(user([{"type": "text", "text": "hi"}, "plain"])).encode(),
+     "'messages[0].content[1]' must be an object"),
+    (json.dumps(user(123)).encode(), "'messages[0].content' must be a string or a list of text parts"),
+    (json.dumps(user({"text": "hi"})).encode(), "'messages[0].content' must be a string or a list of text parts"),
+    (json.dumps({**user("hi"), "stream": True, "stream_options": "yes"}).encode(),
+     "'stream_options' must be an object"),
+    (json.dumps({**user("hi"), "stream": "no"}).encode(), "'stream' must be true or false"),
+    (json.dumps({"model": "coding", "messages": [{"role": "user", "content": "hi"}, 7]}).encode(),
+     "'messages[1]' must be an object"),
+    (json.dumps({"model": 5, "messages": [{"role": "user", "content": "hi"}]}).encode(), "'model' must be a string"),
+    (b'{"model": "coding", "messages": [{"role": "user", "content": "why \\ud800 here?"}]}',
+     "not valid Unicode"),
+])
+def test_malformed_fields_are_a_400_with_one_sentence(api, body, says):
+    url, _, _ = api
+    r = post_raw(url, body)
+    assert r.status_code == 400, (r.status_code, r.text[:300])
+    message = r.json()["error"]["message"]
+    assert says in message and message.endswith("."), message
+    assert "Error" not in message  # no internal exception name leaks
+
+
+def test_a_lone_surrogate_is_refused_not_answered_with_an_internal_error(api):
+    url, _, _ = api
+    body = b'{"model": "coding", "messages": [{"role": "user", "content": "what is \\udc80?"}]}'
+    assert b"\\udc80" in body
+    r = post_raw(url, body)
+    assert r.status_code == 400 and "TypeError" not in r.text
+
+
+def test_a_message_over_the_length_limit_is_a_4xx(api, monkeypatch):
+    url, offline, _ = api
+    monkeypatch.setattr(offline.cfg.chat, "max_message_chars", 500)
+    r = post_raw(url, json.dumps(user("how do retries work? " * 40)).encode())
+    assert r.status_code == 400 and "limit is 500" in r.json()["error"]["message"]
+    r = post_raw(url, json.dumps({"model": "coding", "stream": True, "messages": [
+        {"role": "user", "content": "x" * 600}]}).encode())
+    assert r.status_code == 400
+
+
+def test_stream_false_and_true_are_taken_as_given(api):
+    url, _, _ = api
+    r = post_raw(url, json.dumps({**user("how do retries work?"), "stream": False}).encode())
+    assert r.status_code == 200 and r.json()["object"] == "chat.completion"
+    r = post_raw(url, json.dumps({**user("how do retries work?"), "stream": True,
+                                  "stream_options": {"include_usage": True}}).encode())
+    assert r.status_code == 200 and r.text.rstrip().endswith("data: [DONE]")
 
 
 def test_more_streams_than_the_shared_worker_threads_are_answered_at_once(world, tmp_path):

@@ -321,6 +321,51 @@ def test_malformed_tool_arguments_get_a_clear_tool_error(world, tmp_path, llm, p
     assert "not valid JSON" in tool_msg["content"] and answers[0][1] == "Done."
 
 
+@pytest.mark.parametrize("arguments, says", [
+    ('{"path": "widgets/core.py", "start": 1e400, "end": 5}', "'start' must be a whole number"),
+    ('{"path": "widgets/core.py", "start": NaN, "end": 5}', "'start' must be a whole number"),
+    ('{"path": "widgets/core.py", "start": 2.5, "end": 5}', "'start' must be a whole number"),
+    ('{"path": "widgets/core.py", "start": "ten", "end": 5}', "'start' must be a whole number"),
+    ('{"path": "widgets/core.py", "start": true, "end": 5}', "'start' must be a whole number"),
+    ('{"path": "widgets/core.py", "start": 1, "end": -1e300}', "'end' must be a whole number"),
+    ('{"path": ["widgets/core.py"], "start": 1, "end": 5}', "'path' must be a string"),
+    ('{"start": 1, "end": 5}', "'path' is required"),
+])
+def test_tool_arguments_of_the_wrong_type_get_an_error_the_model_can_act_on(world, tmp_path, llm, arguments, says):
+    cp = make_copilot(world, tmp_path, llm)
+    llm.script(Reply(text="", tool_calls=[{"name": "read_file_range", "arguments": arguments}]),
+               Reply(text="Done after the tool error."))
+    events, answers = run(cp, "@Coding show me the start of widgets/core.py")
+    assert not [e for e in events if e.type == "error"], [e.text for e in events if e.type == "error"]
+    assert answers[0][1] == "Done after the tool error."
+    tool_msg = next(m for m in answers_of(llm.bodies())[-1]["messages"] if m["role"] == "tool")
+    assert tool_msg["content"].startswith("error:") and says in tool_msg["content"], tool_msg["content"]
+    assert "read_file_range" in tool_msg["content"]  # says which call to make again
+
+
+def test_a_tool_that_fails_inside_answers_the_model_with_an_error(world, tmp_path, llm, monkeypatch):
+    from copilot.tools import ToolBox
+
+    def broken(self, query):
+        raise OverflowError("something deep inside the search")
+
+    monkeypatch.setattr(ToolBox, "search_code", broken)
+    cp = make_copilot(world, tmp_path, llm)
+    llm.script(Reply(text="", tool_calls=[{"name": "search_code", "arguments": '{"query": "gadget"}'}]),
+               Reply(text="Answered without the tool."))
+    events, answers = run(cp, "@Coding where is the gadget built?")
+    assert answers[0][1] == "Answered without the tool."
+    tool_msg = next(m for m in answers_of(llm.bodies())[-1]["messages"] if m["role"] == "tool")
+    assert tool_msg["content"].startswith("error: search_code failed")
+
+
+def test_a_lone_surrogate_in_a_message_is_dropped_not_an_internal_error(world, tmp_path):
+    cp = make_copilot(world, tmp_path)
+    events, answers = run(cp, "@Tutoring how do retries work?\ud800")
+    assert not [e for e in events if e.type == "error"] and "Something went wrong" not in answers[0][1]
+    assert answers[0][2]  # answered from the docs, with sources
+
+
 def test_cli_ask_streams_an_offline_answer(world, tmp_path, capsys):
     from copilot.cli import main
 

@@ -203,3 +203,136 @@ def test_browser_sources_stay_under_the_allowed_roots(tmp_path):
     with pytest.raises(SourceRefused):
         check_kb("../etc")
     assert check_kb("") == "default"
+
+
+def test_a_local_repository_is_under_the_allowed_roots_whatever_its_spelling(tmp_path):
+    """git reads file: URLs whatever their host (file://localhost/..., file://127.0.0.1/...,
+    file://anything/...) and decodes %-escapes; ssh to this machine and bundle files are local too."""
+    import getpass
+
+    from ui.knowledge import SourceRefused, check_source
+
+    allowed, outside = tmp_path / "allowed", tmp_path / "outside"
+    (allowed / "repo.git").mkdir(parents=True)
+    (outside / "secret.git").mkdir(parents=True)
+    (outside / "dump.git").write_bytes(b"# v2 git bundle\n")  # `git clone` reads bundle files
+    roots = [allowed.resolve()]
+    o = outside.as_posix()
+    quoted = o.replace("/outside", "/%6futside")
+    for spec in [f"file://{o}/secret.git", f"file://localhost{o}/secret.git", f"file://LOCALHOST{o}/secret.git",
+                 f"file://127.0.0.1{o}/secret.git", f"file://example.com{o}/secret.git", f"FILE://{o}/secret.git",
+                 f"file://{quoted}/secret.git", f"file://{allowed.as_posix()}/%2e%2e/outside/secret.git",
+                 f"file:///{o}/secret.git", f"file://localhost:22{o}/secret.git",
+                 f"ssh://localhost{o}/secret.git", f"ssh://{getpass.getuser()}@127.0.0.1:22{o}/secret.git",
+                 f"git@localhost:{o}/secret.git", f"someone@[::1]:{o}/secret.git", f"localhost:{o}/secret.git",
+                 f"{o}/dump.git"]:
+        with pytest.raises(SourceRefused, match="outside the folders"):
+            check_source(spec, roots)
+    inside = f"file://localhost{allowed.as_posix()}/repo.git"
+    assert check_source(inside, roots) == inside
+    assert check_source("https://localhost:3000/team/repo.git", roots)  # a server decides what it serves
+
+
+@pytest.fixture
+def plain_server(tmp_path):
+    """A server (no password) over a freshly indexed small project, with a 50 kB request limit."""
+    project = write_tree(tmp_path / "project", SMALL_PROJECT)
+    cfg = load_config(env={}, overrides={"data_dir": str(tmp_path / "data"), "server": {"max_request_bytes": 50_000}})
+    index = Index(cfg)
+    ingest(index, [str(project)], "default")
+    with ServerThread(create_app(Copilot(cfg, index=index), cfg)) as url:
+        yield url, project
+
+
+def test_the_viewer_shows_only_what_was_indexed(plain_server, tmp_path):
+    """A file replaced after indexing (by a hard link to a file outside the source, by other text, by a
+    FIFO) is not read through the viewer: the catalog's own copy of the indexed text is shown."""
+    url, project = plain_server
+    outside = tmp_path / "outside-secret.txt"
+    outside.write_text("TOP SECRET line one\nTOP SECRET line two\n")
+    readme = project / "README.md"
+    readme.unlink()
+    os.link(outside, readme)  # same inode: inside the source by path, outside by content
+    code, body = get(f"{url}/source?path={readme}&lines=1-3")
+    assert code == 200 and "TOP SECRET" not in body
+    assert "Widgets is a tiny framework" in body and "changed since it was indexed" in body
+    guide = project / "docs" / "guide.md"
+    guide.write_text("# Guide\n\nRewritten after indexing: NEW WORDS.\n")
+    code, body = get(f"{url}/source?path={guide}&lines=1-2")
+    assert code == 200 and "NEW WORDS" not in body and "exponential backoff" in body
+    core = project / "widgets" / "core.py"
+    core.unlink()
+    os.mkfifo(core)
+    code, body = get(f"{url}/source?path={core}&lines=1-2")  # must not block on the FIFO
+    assert code == 200 and "class MemoryStore" in body
+    # Line numbers still match the citation: line 7 of the indexed core.py is the class line.
+    assert re.search(r'<tr id="L7"[^>]*><td class="n"><a href="#L7">7</a></td><td><pre>class MemoryStore', body)
+
+
+def test_an_unchanged_file_is_shown_from_disk(plain_server):
+    url, project = plain_server
+    code, body = get(f"{url}/source?path={project / 'README.md'}&lines=1-2")
+    assert code == 200 and "Widgets is a tiny framework" in body and "changed since" not in body
+
+
+def send_chunked(url: str, path: str, chunks, headers: dict) -> tuple[int | None, str]:
+    """POST a body with Transfer-Encoding: chunked (no Content-Length); (status or None, body)."""
+    import socket
+    from urllib.parse import urlparse
+
+    u = urlparse(url)
+    s = socket.create_connection((u.hostname, u.port), timeout=30)
+    head = f"POST {path} HTTP/1.1\r\nHost: {u.hostname}\r\nTransfer-Encoding: chunked\r\n" + "".join(
+        f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    try:
+        s.sendall(head.encode())
+        for c in chunks:
+            s.sendall(f"{len(c):x}\r\n".encode() + c + b"\r\n")
+        s.sendall(b"0\r\n\r\n")
+    except OSError:  # the server answered and hung up before taking it all
+        pass
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data or len(data) < 200:
+            part = s.recv(65536)
+            if not part:
+                break
+            data += part
+    except OSError:
+        pass
+    s.close()
+    m = re.match(rb"HTTP/1\.1 (\d+)", data)
+    return (int(m.group(1)) if m else None), data.decode("latin-1")
+
+
+def test_a_chunked_upload_over_the_limit_is_refused_and_not_stored(plain_server):
+    from gradio.utils import get_upload_folder
+
+    url, _ = plain_server
+    folder = Path(get_upload_folder())
+    before = {p for p in folder.rglob("*")} if folder.exists() else set()
+    boundary = "dcboundary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.md\"\r\n"
+            "Content-Type: text/markdown\r\n\r\n").encode()
+    body = [head] + [b"A" * 65536] * 320 + [f"\r\n--{boundary}--\r\n".encode()]  # 20 MB
+    status, text = send_chunked(url, "/gradio_api/upload", body,
+                                {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert status in (413, None), text[:300]
+    if status == 413:
+        assert "larger than 50,000 bytes" in text
+    after = {p for p in folder.rglob("*")} if folder.exists() else set()
+    stored = [p for p in after - before if p.is_file()]
+    assert not stored, stored
+    # Small chunked uploads still work, and the server is fine.
+    ok, text = send_chunked(url, "/gradio_api/upload", [head, b"# Small\n\nfine\n", f"\r\n--{boundary}--\r\n".encode()],
+                            {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert ok == 200, text[:300]
+    assert get(url + "/healthz")[0] == 200
+
+
+def test_a_chunked_api_request_over_the_limit_is_a_413(plain_server):
+    url, _ = plain_server
+    big = json.dumps({"model": "guide", "messages": [{"role": "user", "content": "x" * 60_000}]}).encode()
+    status, text = send_chunked(url, "/v1/chat/completions", [big[i:i + 4096] for i in range(0, len(big), 4096)],
+                                {"Content-Type": "application/json"})
+    assert status == 413 and "larger than" in text

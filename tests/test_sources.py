@@ -66,6 +66,32 @@ def test_installed_package_source(cfg):
         resolve("pkg:no-such-pkg-xyz", cfg.data_dir)
 
 
+def test_package_specs_are_resolved_without_running_the_package(tmp_path, cfg, monkeypatch):
+    """`pkg:NAME.sub` used to import NAME (running its __init__) to find the subpackage."""
+    marker = tmp_path / "ran"
+    site = write_tree(tmp_path / "site", {
+        "trapdoor/__init__.py": f"open({str(marker)!r}, 'w').write('imported')\n",
+        "trapdoor/sub/__init__.py": f"open({str(marker)!r}, 'w').write('imported sub')\n",
+        "trapdoor/sub/engine.py": "def crank():\n    return 1\n",
+        "trapdoor/single.py": "X = 1\n",
+        "trapns/part/mod.py": "Y = 2\n",  # a namespace package: no __init__.py
+    })
+    monkeypatch.syspath_prepend(str(site))
+    for spec, walk_root in [("pkg:trapdoor", site / "trapdoor"), ("pkg:trapdoor.sub", site / "trapdoor" / "sub"),
+                            ("pkg:trapdoor.single", site / "trapdoor" / "single.py"),
+                            ("pkg:trapns.part", site / "trapns" / "part")]:
+        src = resolve(spec, cfg.data_dir)
+        # Paths are import paths (trapdoor/sub/engine.py): relative to the folder on sys.path.
+        assert src.kind == "package" and src.walk_root == walk_root and src.root == site, spec
+    assert not marker.exists(), marker.read_text()
+    summary = ingest(Index(cfg), ["pkg:trapdoor.sub"], kb="trap")
+    assert summary.files == 2 and not marker.exists()
+    for missing in ("pkg:trapdoor.nothing", "pkg:trapdoor.single.deeper", "pkg:no_such_top.sub"):
+        with pytest.raises(SourceError, match="No installed Python package named"):
+            resolve(missing, cfg.data_dir)
+    assert not marker.exists()
+
+
 def test_installed_package_ingested_with_paths_from_site_packages(cfg):
     index = Index(cfg)
     summary = ingest(index, ["pkg:pathspec"], kb="pkgs", include=["pathspec/gitignore.py", "__init__.py"])

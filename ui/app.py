@@ -380,7 +380,7 @@ def build_app(copilot, cfg=None) -> gr.Blocks:
                     refresh = gr.Button("Refresh", size="sm", elem_id="dc-refresh")
                 progress = gr.HTML(elem_id="dc-index-progress")
                 status = gr.Markdown(elem_id="dc-index-status")
-                srcs = gr.Dataframe(headers=["KB", "source", "kind", "version", "files", "chunks", "last indexed"],
+                srcs = gr.Dataframe(headers=["KB", "source", "kind", "indexed from", "files", "chunks", "last indexed"],
                                     value=lambda: knowledge.source_rows(copilot.index), interactive=False,
                                     elem_id="dc-sources", label="Sources")
                 ticker = gr.Timer(POLL_S, active=False)

@@ -2,17 +2,19 @@
 
 The CLI may ingest any folder its user can read; the browser may not: anyone who can open
 the page could otherwise index (and then read back through citations) any file on the
-server. So folders must lie under an allowed root, `..` is refused outright, and local
-git URLs (file://) follow the same rule. Remote git URLs and installed packages are fine.
+server. So folders must lie under an allowed root, `..` is refused outright, and anything
+else that reads this machine's files follows the same rule, however it is spelled (file: URLs
+with any host or %-escapes, ssh to this machine, bundle files): `ingest.sources.local_path`
+says where a spec reads. Remote git URLs and installed packages are fine.
 """
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from ingest.sources import is_git_url, is_website_url
+from ingest.sources import is_git_url, is_this_machine, is_website_url, local_path
 
 
 class SourceRefused(ValueError):
@@ -45,18 +47,21 @@ def check_source(spec: str, roots: list[Path]) -> str:
         if not re.fullmatch(r"pkg:[A-Za-z_][\w.-]*", spec):
             raise SourceRefused(f"'{spec}' is not a package name; write pkg: followed by the import name.")
         return spec
-    if spec.startswith("file://"):
-        folder = Path(spec[len("file://"):])
-        if not _under(folder, roots):
-            raise SourceRefused(_outside(spec, roots))
+    folder = local_path(spec)
+    if folder is None:  # remote: cloned or fetched into the data dir
+        if is_website_url(spec) and is_this_machine(urlsplit(spec).hostname or ""):
+            # The server would fetch its own loopback services (an admin page, another port) for the browser.
+            raise SourceRefused(f"'{spec}' is a website on this machine; add it from the command line "
+                                "(`devcopilot ingest URL`).")
+        if not (is_git_url(spec) or is_website_url(spec)):
+            raise SourceRefused(f"'{spec}' is not a folder, a git URL, a docs website URL or pkg:NAME.")
         return spec
-    if is_git_url(spec) or is_website_url(spec):  # remote: cloned or fetched into the data dir
-        return spec
-    folder = Path(spec).expanduser()
     if not folder.is_absolute():
         folder = roots[0] / folder
     if not _under(folder, roots):
         raise SourceRefused(_outside(spec, roots))
+    if is_git_url(spec):  # a local repository under a root, read by git
+        return spec
     if not folder.exists():
         raise SourceRefused(f"The folder '{spec}' does not exist; check the path.")
     if not folder.is_dir():
@@ -96,20 +101,19 @@ class KBRow:
 
 
 def kb_rows(index) -> list[KBRow]:
-    """One row per knowledge base, read from the catalog (the source of truth)."""
-    rows = []
-    for info in index.catalog.kbs():
-        sources = index.catalog.sources(info.name)
-        rows.append(KBRow(info.name, sum(s["files"] for s in sources), index.catalog.count_chunks(info.name),
-                          len(sources), _when(info.indexed_at), info.embed_model,
-                          "interrupted: re-index to complete" if info.dirty else ""))
-    return rows
+    """One row per knowledge base, read from the catalog (the source of truth) and the writer lock."""
+    from indexes.status import knowledge_status
+
+    return [KBRow(kb["name"], kb["files"], kb["chunks"], len(kb["sources"]), kb["last_indexed"] or "never",
+                  kb["embedding_model"], kb["state"]) for kb in knowledge_status(index)["knowledge_bases"]]
 
 
 def source_rows(index, kb: str | None = None) -> list[list]:
-    return [[s["kb"], s["spec"], s["kind"], s["version"] or "", s["files"], s["chunks"], _when(s["indexed_at"])]
-            for s in index.catalog.sources(kb)]
+    """One row per source: what it was indexed from (commit and tag, package version, folder scan time),
+    when, and its state when an ingest of it is running or was interrupted."""
+    from indexes.status import knowledge_status
 
-
-def _when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "never"
+    return [[k["name"], s["spec"], s["kind"], s["origin"], s["files"], s["chunks"],
+             s["state"] or s["last_indexed"] or "never"]
+            for k in knowledge_status(index)["knowledge_bases"] if kb is None or k["name"] == kb
+            for s in k["sources"]]

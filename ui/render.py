@@ -58,8 +58,10 @@ def sources_block(sources) -> str:
         label = f"{s.path}:{s.start_line}-{s.end_line}"
         title = f" — {_md_escape(s.title)}" if s.title and s.title != s.path else ""
         kb = f' <span class="dc-kb">· KB {html.escape(s.kb)}</span>' if getattr(s, "kb", "") else ""
-        href = source_href(s.link, s.start_line, s.end_line)
-        link = f"[{_md_escape(label)}]({href.replace(' ', '%20').replace(')', '%29')})" if href else _md_escape(label)
+        href = source_href(s.link, s.start_line, s.end_line).replace(" ", "%20").replace(")", "%29")
+        origin = getattr(s, "origin", "")  # where it was indexed from and when: the link's tooltip
+        tip = ' "' + _md_escape(origin).replace('"', "'") + '"' if origin else ""
+        link = f"[{_md_escape(label)}]({href}{tip})" if href else _md_escape(label)
         lines.append(f"{s.n}. {link}{title}{kb}")
     return "\n".join(lines)
 

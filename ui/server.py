@@ -3,6 +3,10 @@
 Security defaults: loopback bind; HTTP Basic auth for everything but /v1 and /mcp when `auth` is
 set (those take the bearer token instead); request bodies above server.max_request_bytes are
 refused; the source viewer reads only files that are indexed.
+
+While it runs, the server is the one process writing its data dir: it registers there, and
+`devcopilot ingest` / `forget` hand it their work through the Knowledge API (ui/knowledge_api.py,
+indexes/writer.py, indexes/jobs.py); `[sync] every` re-syncs every source on a schedule.
 """
 from __future__ import annotations
 
@@ -101,10 +105,56 @@ def parse_auth(auth: str | list[str]) -> list[tuple[str, str]]:
     return out
 
 
-def create_app(copilot, cfg, auth: str | list[str] = "", api_token: str = "",
-               host: str = "127.0.0.1") -> FastAPI:
+class BodyLimit:
+    """Refuse any request whose body grows past `max_bytes`, however it is sent.
+
+    A Content-Length header can be left out (Transfer-Encoding: chunked), so the body itself is
+    counted: it is read up to the limit before the route sees any of it, and a request that goes
+    past is answered 413 without the route running, so nothing of it is stored (an upload route
+    writes what it reads to disk as it goes)."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not self.max_bytes:
+            return await self.app(scope, receive, send)
+        parts, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client left
+                return
+            parts.append(message.get("body", b""))
+            size += len(parts[-1])
+            if size > self.max_bytes:
+                response = JSONResponse({"error": {"message": f"The request is larger than {self.max_bytes:,} "
+                                                   "bytes (server.max_request_bytes); send less.",
+                                                   "type": "request_too_large"}}, status_code=413,
+                                        headers={"Connection": "close"})
+                return await response(scope, receive, send)
+            if not message.get("more_body"):
+                break
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(parts), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def create_app(copilot, cfg, auth: str | list[str] = "", api_token: str = "", host: str = "127.0.0.1", jobs=None,
+               local_token: str = "") -> FastAPI:
+    """The FastAPI app: the API, MCP, the Knowledge API (index jobs run by `jobs`, made here when not
+    given), the viewer, the avatars and the Gradio UI."""
     from copilot.api import bearer_ok
     from copilot.mcp_server import build_server, http_app
+    from indexes.jobs import Jobs
+    from ui.knowledge_api import knowledge_router
 
     credentials = parse_auth(auth)
     max_bytes = int(cfg.server.max_request_bytes or 0)
@@ -134,6 +184,8 @@ def create_app(copilot, cfg, auth: str | list[str] = "", api_token: str = "",
         log.warning("copilot.api is not available: serving the web UI without the /v1 API")
     else:
         app.include_router(api_router(copilot, token=api_token or None))
+    app.state.jobs = jobs if jobs is not None else Jobs(copilot.index)
+    app.include_router(knowledge_router(copilot.index, app.state.jobs, cfg, api_token, credentials, local_token))
 
     app.add_route("/mcp", mcp_asgi)  # Streamable HTTP (POST, GET and DELETE on one path)
 
@@ -156,8 +208,10 @@ def create_app(copilot, cfg, auth: str | list[str] = "", api_token: str = "",
 
     import gradio as gr
 
-    return gr.mount_gradio_app(app, build_app(copilot, cfg), path="/", css=CSS, head=HEAD, footer_links=[],
-                               show_error=False)
+    app = gr.mount_gradio_app(app, build_app(copilot, cfg), path="/", css=CSS, head=HEAD, footer_links=[],
+                              show_error=False)
+    app.add_middleware(BodyLimit, max_bytes=max_bytes)  # outermost: before any route reads the body
+    return app
 
 
 def _basic_ok(request: Request, credentials: list[tuple[str, str]]) -> bool:
@@ -184,7 +238,11 @@ def _avatar_file(avatar: str) -> Path | None:
 
 
 def _source_view(index, path: str, lines: str) -> Response:
-    """A read-only view of one indexed file, the cited lines highlighted. Nothing else is readable."""
+    """A read-only view of one indexed file, the cited lines highlighted. Nothing else is readable.
+
+    The file on disk is shown only while its content is what was indexed (same hash): a file
+    replaced since, by other text or by a hard link to a file outside the source (same path, other
+    content), is shown from the catalog's own copy of the indexed lines instead."""
     try:
         start, _, end = lines.partition("-")
         start_n, end_n = int(start or 0), int(end or start or 0)
@@ -193,10 +251,34 @@ def _source_view(index, path: str, lines: str) -> Response:
     found = find_indexed_file(index.catalog, path) if Path(path).is_absolute() else None
     if found is None:
         return PlainTextResponse("That file is not part of any indexed source.", status_code=404)
-    return HTMLResponse(_file_page(found.path, found.spec, found.text, start_n, end_n))
+    note = "This file changed since it was indexed; the indexed text is shown." if found.from_index else ""
+    return HTMLResponse(_file_page(found.path, found.spec, found.text, start_n, end_n, note))
 
 
-def _file_page(rel: str, spec: str, text: str, start: int, end: int) -> str:
+def _indexed_text_on_disk(root: Path, rel: str, indexed_hash: str | None, max_bytes: int) -> str | None:
+    """The file's text when what is on disk now is exactly what was indexed, else None."""
+    from ingest.files import Skip, SourceFile, read_regular
+
+    try:
+        real = (root / rel).resolve(strict=True)
+        if not real.is_relative_to(root.resolve()):  # replaced by a link pointing outside since indexing
+            return None
+        f = SourceFile(rel, real, "", "", read_regular(real, max_bytes))  # never blocks on a FIFO
+    except (OSError, RuntimeError, Skip):
+        return None
+    return f.text() if indexed_hash and hmac.compare_digest(f.hash, indexed_hash) else None
+
+
+def _indexed_lines(chunks) -> str:
+    """The file as the catalog holds it: each chunk's lines at their line numbers (gaps left blank)."""
+    lines: dict[int, str] = {}
+    for c in chunks:
+        for i, line in enumerate(c.text.split("\n")):
+            lines.setdefault(c.start_line + i, line)
+    return "\n".join(lines.get(n, "") for n in range(1, max(lines, default=0) + 1))
+
+
+def _file_page(rel: str, spec: str, text: str, start: int, end: int, note: str = "") -> str:
     rows = []
     for n, line in enumerate(text.splitlines(), 1):
         mark = ' class="hit"' if start <= n <= end else ""
@@ -208,33 +290,55 @@ td{{padding:0 .6em;vertical-align:top}} td.n{{text-align:right;color:#888;user-s
 text-decoration:none}} pre{{margin:0;font-family:ui-monospace,monospace;white-space:pre-wrap}}
 tr.hit{{background:#fff5c2}} .meta{{color:#666}}</style></head><body>
 <h3>{html.escape(rel)}</h3><p class="meta">from {html.escape(spec)}; lines {start}–{end} highlighted</p>
+{f'<p class="meta"><strong>{html.escape(note)}</strong></p>' if note else ''}
 <table>{''.join(rows)}</table></body></html>"""
 
 
 def build_server_app(cfg, auth: str | list[str] = "", api_token: str = "", root: Path | None = None,
-                     host: str = "127.0.0.1"):
-    """The app `serve` runs (web UI + API) over the data dir, indexing `root` on a first run: (app, index)."""
+                     host: str = "127.0.0.1", local_token: str = "", schedules: bool = True):
+    """The app `serve` runs (web UI, API, MCP, Knowledge API) over the data dir, indexing `root` on a
+    first run: (app, index). With `schedules` and `[sync] every`, this process re-syncs every source
+    on that schedule (one process of several does)."""
     from copilot.chat import Copilot
+    from indexes.jobs import Jobs, SyncSchedule
     from indexes.search import Index
 
     index = Index(cfg)
     ensure_knowledge(index, root or repo_root())
     copilot = Copilot(cfg, index=index)
-    return create_app(copilot, cfg, auth=auth, api_token=api_token, host=host), index
+    jobs = Jobs(index)
+    app = create_app(copilot, cfg, auth=auth, api_token=api_token, host=host, jobs=jobs, local_token=local_token)
+    app.state.schedule = SyncSchedule(jobs, cfg.sync.seconds).start() if schedules and cfg.sync.seconds else None
+    return app, index
 
 
 def serve(cfg, host: str = "127.0.0.1", port: int = 7860, auth: str | list[str] = "", api_token: str = "",
           root: Path | None = None, workers: int = 1) -> None:
     """Index this repository on a first run, then serve the UI and the API until interrupted;
-    with workers > 1, from that many processes behind the one port (ui/workers.py)."""
+    with workers > 1, from that many processes behind the one port (ui/workers.py).
+
+    The server registers on its data dir once it listens (indexes/writer.py): `devcopilot ingest`
+    and `forget` then hand it their work, so it is the one process writing the store."""
+    import threading
+
     import uvicorn
 
+    from indexes.writer import Registration
+
     parse_auth(auth)  # a malformed --auth fails before anything slow happens
+    registration = Registration(cfg.data_dir, local_url(host, port))
     for line in security_warnings(host, auth, api_token):
         print(line, file=sys.stderr)
+
+    def register() -> None:
+        registration.__enter__()
+        if not registration.registered:
+            log.warning("another server is registered on %s and takes its writes; this one only serves", cfg.data_dir)
+
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
+    synced = f"; every source is re-synced every {cfg.sync.every}" if cfg.sync.seconds else ""
     running = (f"devcopilot is running: web chat at http://{shown}:{port}/  API at http://{shown}:{port}/v1  "
-               f"MCP at http://{shown}:{port}/mcp  (Ctrl+C stops it)")
+               f"MCP at http://{shown}:{port}/mcp  (Ctrl+C stops it){synced}")
     if workers > 1:
         from indexes.search import Index
         from ui.workers import run_workers
@@ -244,14 +348,41 @@ def serve(cfg, host: str = "127.0.0.1", port: int = 7860, auth: str | list[str] 
         for line in stale_kbs(index):
             print(line, file=sys.stderr)
         del index
-        run_workers(cfg, host, port, auth, api_token, workers, functools.partial(build_server_app, host=host),
-                    say=lambda text: print(running if "first is ready" in text else text, flush=True))
+
+        def said(text: str) -> None:
+            if "first is ready" in text:
+                text = running
+                register()
+            print(text, flush=True)
+
+        try:
+            run_workers(cfg, host, port, auth, api_token, workers,
+                        functools.partial(build_server_app, host=host, local_token=registration.token), say=said)
+        finally:
+            registration.__exit__(None, None, None)
         return
-    app, index = build_server_app(cfg, auth, api_token, root, host)
+    app, index = build_server_app(cfg, auth, api_token, root, host, local_token=registration.token)
     for line in stale_kbs(index):
         print(line, file=sys.stderr)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    started = threading.Event()
+
+    def register_when_listening() -> None:
+        # Commands find the server only once it answers, so none hands work to a server not yet there.
+        while not server.started and not server.should_exit:
+            started.wait(0.05)
+        if server.started:
+            register()
+
+    threading.Thread(target=register_when_listening, daemon=True).start()
     print(running, flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    try:
+        server.run()
+    finally:
+        started.set()
+        if app.state.schedule is not None:
+            app.state.schedule.stop()
+        registration.__exit__(None, None, None)
 
 
 def stale_kbs(index) -> list[str]:
@@ -265,3 +396,12 @@ def stale_kbs(index) -> list[str]:
         except SearchError as e:
             out.append(f"WARNING: {e}")
     return out
+
+
+def local_url(host: str, port: int) -> str:
+    """Where commands on this machine reach a server bound to `host`."""
+    if host in ("::", "::1"):
+        return f"http://[::1]:{port}"
+    if host in ("", "0.0.0.0", "localhost") or is_loopback(host):
+        return f"http://127.0.0.1:{port}"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -6,7 +6,9 @@ as an open socket (SCM_RIGHTS), to one of N worker processes, which serve it wit
 `serve` builds; it reads nothing but the first bytes of the request, without consuming them, to
 choose the worker:
 
-- `/v1/...` (the API, which keeps no state in the process): the next worker in turn;
+- `/v1/knowledge...` (index jobs, polled by id): always the first worker, which holds the jobs
+  and runs the `[sync]` schedule;
+- the rest of `/v1/...` (the API, which keeps no state in the process): the next worker in turn;
 - everything else (the web UI): the worker chosen by the client's address, because Gradio keeps
   a browser session's state (its queue, its event stream) in the process that started it.
 
@@ -42,6 +44,8 @@ def route(head: bytes, client: str, workers: int, turn: int) -> int:
     """The worker for a connection whose first bytes are `head` (see the module's doc)."""
     parts = head.split(b" ", 2)
     path = parts[1] if len(parts) > 1 else b""
+    if path.startswith(b"/v1/knowledge"):
+        return 0
     if path.startswith(b"/v1/"):
         return turn % workers
     return zlib.crc32(client.encode()) % workers
@@ -58,8 +62,8 @@ class _Worker:
 def run_workers(cfg, host: str, port: int, auth: str | list[str], api_token: str, workers: int, build,
                 say=print) -> None:
     """Accept on host:port and hand connections to `workers` processes until interrupted; each
-    builds its app with `build(cfg, auth=, api_token=) -> (app, index)` (a module-level function:
-    it travels to the worker by name)."""
+    builds its app with `build(cfg, auth=, api_token=, schedules=) -> (app, index)` (a module-level
+    function: it travels to the worker by name); only the first worker runs schedules."""
     listener = socket.create_server((host, port), backlog=2048, reuse_port=False)
     listener.setblocking(False)
     context = multiprocessing.get_context("spawn")  # a clean interpreter: the parent may hold threads
@@ -186,7 +190,7 @@ def _worker_main(cfg, number: int, channel: socket.socket, auth: str | list[str]
     import uvicorn
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the whole group: the parent stops us
-    app, index = build(cfg, auth=auth, api_token=api_token)
+    app, index = build(cfg, auth=auth, api_token=api_token, schedules=number == 0)
     app = _Named(app, number)
     index.embedder.embed(["warm up"])  # load the model before the first question
 

@@ -1,0 +1,77 @@
+"""What is indexed, from what, and in what state: one description for `devcopilot status`, the
+Knowledge API and tab, and the citations.
+
+Each source records what it was indexed from (a git commit and its tag or branch, a package's
+version, a folder's scan time) and when. Its state comes from the catalog and the writer lock
+together: begun and not finished while a writer holds the lock is "being indexed now"; without a
+writer, whoever was killed (an ingest, a server running one), it is "interrupted".
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from indexes.writer import Holder, holder, running_server
+
+
+def when(ts: float | None) -> str | None:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else None
+
+
+def origin_text(source: dict) -> str:
+    """What a source was indexed from, e.g. "git 1a2b3c4d5e6f (tag v1.2)", "package 0.24.0",
+    "folder scanned 2025-11-28 04:20:11"."""
+    version, ref = source.get("version") or "", source.get("ref") or ""
+    at = f" ({ref})" if ref else ""
+    if source["kind"] == "git":
+        return f"git {version}{at}" if version else "git"
+    if source["kind"] == "package":
+        return f"package {version}" if version else "package (version unknown)"
+    scanned = f"folder scanned {when(source.get('scanned_at'))}" if source.get("scanned_at") else "folder"
+    return scanned + (f", git {version}{at}" if version else "")
+
+
+def citation_origin(source: dict) -> str:
+    """The line a citation's tooltip shows: where its source was indexed from, and when."""
+    indexed = when(source.get("indexed_at"))
+    return f"{source['spec']}: {origin_text(source)}" + (f"; indexed {indexed}" if indexed else "")
+
+
+def state_text(unfinished: bool, writer: Holder | None, since: float | None) -> str:
+    """'' when finished; else who is indexing it now (`writer`: the lock's holder, when it is the
+    process writing this KB), or that it was interrupted."""
+    if not unfinished:
+        return ""
+    if writer is not None:
+        return f"being indexed now by {writer.describe()}"
+    stamp = f" (started {when(since)})" if since else ""
+    return f"interrupted{stamp}: the ingest stopped before it finished; run ingest again to complete it"
+
+
+def knowledge_status(index) -> dict:
+    """Every KB and its sources, with what each was indexed from, when, and its state."""
+    data_dir = Path(index.cfg.data_dir)
+    writer = holder(data_dir)
+    catalog = index.catalog
+    kbs = []
+    for info in catalog.kbs():
+        sources = catalog.sources(info.name)
+        started = max((s["scanned_at"] or 0 for s in sources), default=0) or None
+        # The lock's holder writes this KB only if it is the process that began writing it: another
+        # KB's writer must not make a KB a killed writer left look as if it were being indexed.
+        this_writer = writer if writer is not None and catalog.writer_of(info.name) == writer.pid else None
+        kb_state = state_text(info.dirty, this_writer, started)
+        kbs.append({
+            "name": info.name, "embedding_model": info.embed_model, "store": info.store,
+            "files": sum(s["files"] for s in sources), "chunks": catalog.count_chunks(info.name),
+            "last_indexed": when(info.indexed_at), "interrupted": info.dirty and writer is None, "state": kb_state,
+            "sources": [{"spec": s["spec"], "kind": s["kind"], "version": s["version"], "ref": s["ref"],
+                         "origin": origin_text(s), "scanned_at": when(s["scanned_at"]), "files": s["files"],
+                         "chunks": s["chunks"], "skipped": s["skipped"], "include": s["include"],
+                         "exclude": s["exclude"], "last_indexed": when(s["indexed_at"]),
+                         "state": state_text(s["unfinished"] or (info.dirty and s["indexed_at"] is None),
+                                             this_writer, s["scanned_at"])}
+                        for s in sources]})
+    server = running_server(data_dir)
+    return {"knowledge_bases": kbs, "writer": writer.describe() if writer else None,
+            "server": {"pid": server.pid, "url": server.url} if server else None}
