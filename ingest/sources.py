@@ -310,7 +310,7 @@ def resolve(spec: str, data_dir: Path, git_timeout: int = 300, fetch: bool = Tru
             raise SourceError(f"'{spec}' has not been cloned yet; run `devcopilot ingest {spec}`.")
         _, commit = _git_info(folder)
         web, host = web_base_for(spec, commit)
-        return ResolvedSource(spec, "git", folder, folder, web, host, commit[:12], git_ref(folder))
+        return ResolvedSource(spec, "git", folder, folder, web, host, commit[:12], ref=git_ref(folder))
     folder = Path(spec)
     if not folder.exists():
         raise SourceError(f"Source path '{spec}' does not exist; give an existing folder, a git URL or pkg:NAME.")
@@ -318,4 +318,4 @@ def resolve(spec: str, data_dir: Path, git_timeout: int = 300, fetch: bool = Tru
         raise SourceError(f"Source '{spec}' is a file, not a folder; give the folder that contains it.")
     remote, commit = _git_info(folder)
     web, host = web_base_for(remote, commit)
-    return ResolvedSource(spec, "folder", folder, folder, web, host, commit[:12], git_ref(folder) if commit else "")
+    return ResolvedSource(spec, "folder", folder, folder, web, host, commit[:12], ref=git_ref(folder) if commit else "")

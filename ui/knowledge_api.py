@@ -21,7 +21,6 @@ Posts must be `Content-Type: application/json`, which a web page on another site
 from __future__ import annotations
 
 import asyncio
-import base64
 import hmac
 import json
 
@@ -32,13 +31,14 @@ from indexes.jobs import Jobs
 from indexes.status import knowledge_status
 from indexes.writer import busy_sentence, holder
 from ui import knowledge
+from ui.auth import basic_ok
 
 
 def _error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
 
 
-def knowledge_router(index, jobs: Jobs, cfg, api_token: str = "", credentials: tuple[str, str] | None = None,
+def knowledge_router(index, jobs: Jobs, cfg, api_token: str = "", credentials: list[tuple[str, str]] | None = None,
                      local_token: str = "") -> APIRouter:
     router = APIRouter()
     roots = knowledge.allowed_roots(cfg)
@@ -54,13 +54,7 @@ def knowledge_router(index, jobs: Jobs, cfg, api_token: str = "", credentials: t
             ok = scheme.lower() == "bearer" and hmac.compare_digest(value.encode(), api_token.encode())
             return "remote" if ok else None
         if credentials:
-            try:
-                user, _, password = base64.b64decode(value).decode("utf-8").partition(":")
-            except (ValueError, UnicodeDecodeError):
-                return None
-            ok = scheme.lower() == "basic" and hmac.compare_digest(user.encode(), credentials[0].encode()) \
-                & hmac.compare_digest(password.encode(), credentials[1].encode())
-            return "remote" if ok else None
+            return "remote" if basic_ok(request.headers.get("authorization", ""), credentials) else None
         return "remote"
 
     def refused() -> JSONResponse:

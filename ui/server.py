@@ -10,9 +10,7 @@ indexes/writer.py, indexes/jobs.py); `[sync] every` re-syncs every source on a s
 """
 from __future__ import annotations
 
-import base64
 import functools
-import hmac
 import html
 import ipaddress
 import logging
@@ -26,6 +24,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTex
 from indexes.indexed_files import find_indexed_file
 from ui import render
 from ui.app import CSS, HEAD, build_app
+from ui.auth import basic_ok
 from ui.indexing import ProgressClock
 
 log = logging.getLogger("devcopilot.serve")
@@ -215,18 +214,7 @@ def create_app(copilot, cfg, auth: str | list[str] = "", api_token: str = "", ho
 
 
 def _basic_ok(request: Request, credentials: list[tuple[str, str]]) -> bool:
-    header = request.headers.get("authorization", "")
-    if not header.lower().startswith("basic "):
-        return False
-    try:
-        user, _, password = base64.b64decode(header[6:].strip()).decode("utf-8").partition(":")
-    except (ValueError, UnicodeDecodeError):
-        return False
-    ok = False
-    for known_user, known_password in credentials:  # every pair compared, in constant time
-        ok |= hmac.compare_digest(user.encode(), known_user.encode()) & \
-            hmac.compare_digest(password.encode(), known_password.encode())
-    return bool(ok)
+    return basic_ok(request.headers.get("authorization", ""), credentials)
 
 
 def _avatar_file(avatar: str) -> Path | None:
@@ -253,29 +241,6 @@ def _source_view(index, path: str, lines: str) -> Response:
         return PlainTextResponse("That file is not part of any indexed source.", status_code=404)
     note = "This file changed since it was indexed; the indexed text is shown." if found.from_index else ""
     return HTMLResponse(_file_page(found.path, found.spec, found.text, start_n, end_n, note))
-
-
-def _indexed_text_on_disk(root: Path, rel: str, indexed_hash: str | None, max_bytes: int) -> str | None:
-    """The file's text when what is on disk now is exactly what was indexed, else None."""
-    from ingest.files import Skip, SourceFile, read_regular
-
-    try:
-        real = (root / rel).resolve(strict=True)
-        if not real.is_relative_to(root.resolve()):  # replaced by a link pointing outside since indexing
-            return None
-        f = SourceFile(rel, real, "", "", read_regular(real, max_bytes))  # never blocks on a FIFO
-    except (OSError, RuntimeError, Skip):
-        return None
-    return f.text() if indexed_hash and hmac.compare_digest(f.hash, indexed_hash) else None
-
-
-def _indexed_lines(chunks) -> str:
-    """The file as the catalog holds it: each chunk's lines at their line numbers (gaps left blank)."""
-    lines: dict[int, str] = {}
-    for c in chunks:
-        for i, line in enumerate(c.text.split("\n")):
-            lines.setdefault(c.start_line + i, line)
-    return "\n".join(lines.get(n, "") for n in range(1, max(lines, default=0) + 1))
 
 
 def _file_page(rel: str, spec: str, text: str, start: int, end: int, note: str = "") -> str:

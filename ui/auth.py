@@ -1,0 +1,21 @@
+"""The web UI's passwords (HTTP Basic), checked by the server's guard and the Knowledge API alike."""
+from __future__ import annotations
+
+import base64
+import hmac
+
+
+def basic_ok(authorization: str, credentials: list[tuple[str, str]]) -> bool:
+    """True when an `Authorization: Basic ...` header names one of the users with its password."""
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        user, _, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    ok = False
+    for known_user, known_password in credentials:  # every pair compared, in constant time
+        ok |= hmac.compare_digest(user.encode(), known_user.encode()) & \
+            hmac.compare_digest(password.encode(), known_password.encode())
+    return bool(ok)
