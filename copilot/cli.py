@@ -540,10 +540,10 @@ def cmd_usage(args) -> int:
 
 
 def print_gaps(cfg, args) -> int:
-    from copilot.conversations import Conversations, gaps_csv
+    from copilot.conversations import gaps_csv, open_conversations
 
-    path = cfg.data_dir / "conversations.sqlite"
-    gaps = Conversations(path).gaps() if path.exists() else []
+    nothing_yet = not cfg.server.database_url and not (cfg.data_dir / "conversations.sqlite").exists()
+    gaps = [] if nothing_yet else open_conversations(cfg).gaps()  # no file: none is made to say so
     if args.csv:
         sys.stdout.write(gaps_csv(gaps))
     elif args.json:

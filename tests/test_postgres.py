@@ -1,0 +1,346 @@
+"""PostgreSQL as the shared conversation store (`[server] database_url`): every behaviour of the SQLite
+store, the same on both, and several servers ("replicas") on one database seeing each other's
+conversations, feedback and coverage gaps.
+
+Real parts: a PostgreSQL server (Debian's package) started here in a temporary folder, on a free port on
+loopback, run as the `postgres` system user when the tests run as root (postgres refuses root).
+"""
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from copilot.config import ConfigError, load_config
+from copilot.conversations import ConversationError, Conversations, open_conversations
+from copilot.database import DatabaseDown
+from copilot.events import Source
+from tests.test_stores import free_port
+
+PG_BINS = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name))
+SRC = Source(1, "docs/guide.md", 3, 6, "Guide > Retries", "https://x/docs/guide.md#L3-L6", "doc", "markdown",
+             "Calls that fail are retried.", "default")
+
+
+class PostgresServer:
+    """`postgres` in a temporary folder, trust auth, on 127.0.0.1:port; `fresh()` makes an empty database."""
+
+    def __init__(self):
+        if not PG_BINS or not Path(PG_BINS[-1], "postgres").exists():
+            pytest.skip("PostgreSQL is not installed (Debian package postgresql; `make test` installs it)")
+        self.bin = Path(PG_BINS[-1])
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:  # postgres will not run as root: it runs as the postgres system user
+            if shutil.which("runuser") is None or subprocess.run(["id", "-u", "postgres"], capture_output=True
+                                                                  ).returncode != 0:
+                pytest.skip("running as root without a postgres system user (or runuser) to run PostgreSQL as")
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self.root = Path(tempfile.mkdtemp(prefix="devcopilot-pg-"))
+        if self.as_user:
+            shutil.chown(self.root, "postgres", "postgres")
+        self.port = free_port()
+        self.run(str(self.bin / "initdb"), "-D", str(self.root / "data"), "-A", "trust", "-U", "postgres",
+                 "-E", "UTF8", "--locale=C", "--no-sync")
+        self.process: subprocess.Popen | None = None
+        self.start()
+
+    def run(self, *command: str) -> None:
+        subprocess.run([*self.as_user, *command], check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        self.log = open(self.root / "server.log", "ab")  # noqa: SIM115 (open while the server runs)
+        self.process = subprocess.Popen(
+            [*self.as_user, str(self.bin / "postgres"), "-D", str(self.root / "data"), "-p", str(self.port),
+             "-k", str(self.root), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=100"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        import psycopg
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                psycopg.connect(self.url("postgres"), connect_timeout=2).close()
+                return
+            except psycopg.OperationalError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("PostgreSQL did not start: "
+                                       + (self.root / "server.log").read_text(errors="replace")[-2000:]) from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # "smart" shutdown would wait for clients; SIGTERM is "fast"
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+    def url(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute(sql)
+
+    def fresh(self) -> str:
+        name = "t_" + uuid.uuid4().hex[:12]
+        self.admin(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    server = PostgresServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def where(request, tmp_path) -> Path | str:
+    """Where a store lives: a SQLite file, or a fresh database on the test's PostgreSQL server."""
+    if request.param == "sqlite":
+        return tmp_path / "conversations.sqlite"
+    return request.getfixturevalue("postgres").fresh()
+
+
+def conversation(store: Conversations, question: str, outcome: str, down: bool = False, owner: str = "") -> str:
+    cid = store.new(owner=owner, origin="web")
+    store.add(cid, "user", question)
+    store.add(cid, "assistant", "@Tutoring will take this.", "Guide", outcome="guide")
+    mid = store.add(cid, "assistant", "I don't know." if outcome == "dont_know" else "An answer.", "Tutoring",
+                    [SRC], outcome=outcome)
+    if down:
+        store.feedback(mid, False)
+    return cid
+
+
+# -- the same behaviour on both -----------------------------------------------------------------------
+def test_messages_sources_and_feedback_persist(where):
+    store = Conversations(where)
+    cid = store.new()
+    store.add(cid, "user", "How do retries work? my key sk-proj-abcdefghijklmnopqrstuvwxyz012345")
+    mid = store.add(cid, "assistant", "With backoff [1].", "Tutoring", [SRC], "gpt-4o-mini", outcome="model")
+    store.feedback(mid, False, "too short")
+    store.close()
+
+    again = Conversations(where)
+    msgs = again.messages(cid)
+    assert [(m["role"], m["assistant"], m["content"], m["outcome"]) for m in msgs] == [
+        ("user", "", "How do retries work? my key [secret removed]", ""),
+        ("assistant", "Tutoring", "With backoff [1].", "model")]
+    assert msgs[1]["sources"] == [SRC] and msgs[1]["message_id"] == mid and msgs[1]["model"] == "gpt-4o-mini"
+    assert again.get_feedback(mid)["up"] is False and again.get_feedback(mid)["comment"] == "too short"
+    again.feedback(mid, True)  # changing one's mind replaces the vote
+    assert again.feedback_counts() == {"up": 1, "down": 0}
+    assert again.get_feedback("nope") is None and again.exists(cid) and not again.exists("nope")
+    assert '"Calls that fail are retried."' in again.export(cid)
+    with pytest.raises(ConversationError, match="no message"):
+        again.feedback("nope", True)
+
+
+def test_listing_is_titled_owned_and_newest_first(where):
+    store = Conversations(where)
+    first = store.new(owner="alice", origin="web")
+    store.add(first, "user", "How do   retries work?")
+    store.add(first, "user", "And backoff?")
+    empty = store.new(owner="alice", origin="web")  # nothing asked yet: not listed
+    api = store.new(origin="api")
+    store.add(api, "user", "from a script")
+    bobs = store.new(owner="bob", origin="web")
+    store.add(bobs, "user", "Bob's question")
+    second = store.new(owner="alice", origin="web")
+    store.add(second, "user", "Where is the config?")
+    assert [(c["id"], c["title"]) for c in store.listing(owner="alice")] == [
+        (second, "Where is the config?"), (first, "How do retries work?")]
+    assert [c["id"] for c in store.listing(owner="bob")] == [bobs]
+    assert store.owner_of(bobs) == "bob" and store.owner_of(empty) == "alice" and store.owner_of("nope") is None
+    assert [c["id"] for c in store.listing(owner="", origin="api")] == [api]
+    assert len(store.listing(owner="alice", limit=1)) == 1
+
+
+def test_gaps_answers_and_feedback_by_day(where):
+    store = Conversations(where)
+    conversation(store, "How do I bake bread?", "dont_know")
+    conversation(store, "how do I  bake bread", "dont_know")  # the same question, written differently
+    conversation(store, "What is a widget?", "offline", down=True)
+    conversation(store, "What is a gadget?", "offline")  # answered, no complaint: not a gap
+    assert [(g["question"], g["asked"], g["dont_know"], g["thumbs_down"]) for g in store.gaps()] == [
+        ("how do I  bake bread", 2, 2, 0), ("What is a widget?", 1, 0, 1)]
+    today = time.strftime("%Y-%m-%d")
+    assert store.outcomes_by_day() == {today: {"guide": 4, "dont_know": 2, "offline": 2}}
+    assert store.feedback_by_day() == {today: {"up": 0, "down": 1}}
+
+
+def test_delete_removes_messages_feedback_and_gaps(where):
+    store = Conversations(where)
+    cid = conversation(store, "How do I bake bread?", "dont_know", down=True)
+    kept = conversation(store, "What is a widget?", "offline", down=True)
+    store.delete(cid)
+    assert store.messages(cid) == [] and store.owner_of(cid) is None
+    assert [g["question"] for g in store.gaps()] == ["What is a widget?"]
+    assert store.feedback_counts() == {"up": 0, "down": 1} and len(store.messages(kept)) == 3
+
+
+# -- several servers on one database ---------------------------------------------------------------
+def test_two_replicas_see_each_others_conversations_feedback_and_gaps(where):
+    a, b = Conversations(where), Conversations(where)
+    cid = conversation(a, "How do I bake bread?", "dont_know", owner="alice")
+    assert [c["id"] for c in b.listing(owner="alice")] == [cid] and b.listing(owner="bob") == []
+    answer = b.messages(cid)[-1]
+    assert answer["content"] == "I don't know." and answer["sources"] == [SRC]
+    b.add(cid, "user", "And rye bread?")  # the conversation goes on on the other replica
+    b.feedback(answer["message_id"], False, "no help")
+    assert [m["content"] for m in a.messages(cid)][-1] == "And rye bread?"
+    assert a.get_feedback(answer["message_id"])["comment"] == "no help"
+    assert a.gaps()[0]["thumbs_down"] == 1 and a.feedback_counts() == {"up": 0, "down": 1}
+    a.delete(cid)
+    assert b.owner_of(cid) is None and b.gaps() == []
+
+
+def test_concurrent_writes_from_threads_and_replicas_keep_every_message_in_order(where):
+    stores = [Conversations(where) for _ in range(3)]  # three replicas, each written by three threads
+    cid = stores[0].new(owner="alice", origin="web")
+    errors: list[BaseException] = []
+
+    def write(store: Conversations, worker: int) -> None:
+        try:
+            for i in range(10):
+                store.add(cid, "user", f"w{worker} q{i}")
+                store.add(store.new(origin="api"), "user", f"w{worker} alone {i}")
+        except BaseException as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=write, args=(stores[n % 3], n)) for n in range(9)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    msgs = stores[1].messages(cid)
+    assert len(msgs) == 90 and len({m["message_id"] for m in msgs}) == 90
+    for worker in range(9):  # each writer's messages come in the order it wrote them
+        assert [m["content"] for m in msgs if m["content"].startswith(f"w{worker} ")] == [
+            f"w{worker} q{i}" for i in range(10)]
+    assert len(stores[2].listing(owner="", origin="api")) == 90
+
+
+# -- PostgreSQL only ------------------------------------------------------------------------------
+def test_servers_starting_at_once_create_the_schema_once(postgres):
+    url = postgres.fresh()
+    opened: list[Conversations] = []
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        try:
+            opened.append(Conversations(url))
+        except BaseException as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=open_store) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(opened) == 8
+    cid = opened[0].new()
+    opened[7].add(cid, "user", "hello")
+    assert opened[3].messages(cid)[0]["content"] == "hello"
+
+
+def test_a_database_made_before_owners_and_outcomes_gets_them(postgres):
+    import psycopg
+
+    url = postgres.fresh()
+    with psycopg.connect(url, autocommit=True) as conn:
+        for sql in [
+            "CREATE TABLE conversations (id TEXT PRIMARY KEY, created_at DOUBLE PRECISION, title TEXT)",
+            "CREATE TABLE messages (id TEXT PRIMARY KEY, conversation_id TEXT, seq INTEGER, role TEXT, "
+            "assistant TEXT, content TEXT, model TEXT, created_at DOUBLE PRECISION)",
+            "CREATE TABLE sources (message_id TEXT, n INTEGER, path TEXT, start_line INTEGER, end_line INTEGER, "
+            "title TEXT, link TEXT, kind TEXT, language TEXT, excerpt TEXT, PRIMARY KEY (message_id, n))",
+            "CREATE TABLE feedback (message_id TEXT PRIMARY KEY, up INTEGER, comment TEXT, "
+            "created_at DOUBLE PRECISION)",
+            "INSERT INTO conversations VALUES ('c1', 1.0, 'Old question')",
+            "INSERT INTO messages VALUES ('m1', 'c1', 1, 'user', '', 'Old question', '', 1.0)",
+            "INSERT INTO messages VALUES ('m2', 'c1', 2, 'assistant', 'Tutoring', 'Old answer', '', 2.0)",
+            "INSERT INTO sources VALUES ('m2', 1, 'a.md', 1, 2, 'A', '/r/a.md#L1-L2', 'doc', 'markdown', 'text')",
+        ]:
+            conn.execute(sql)
+    store = Conversations(url)
+    msgs = store.messages("c1")
+    assert [m["content"] for m in msgs] == ["Old question", "Old answer"]
+    assert msgs[1]["sources"][0].kb == "" and msgs[1]["outcome"] == "" and store.owner_of("c1") == ""
+    store.add("c1", "assistant", "New answer", "Tutoring", outcome="dont_know")
+    assert store.messages("c1")[-1]["outcome"] == "dont_know"
+
+
+def test_the_setting_comes_from_the_config_file_or_the_environment(tmp_path, postgres):
+    url = postgres.fresh()
+    conf = tmp_path / "devcopilot.toml"
+    conf.write_text(f'[server]\ndatabase_url = "{url}"\n')
+    cfg = load_config(conf, env={}, overrides={"data_dir": str(tmp_path / "a")})
+    open_conversations(cfg).new(owner="alice")
+    env_cfg = load_config(env={"DEVCOPILOT_DATABASE_URL": url}, overrides={"data_dir": str(tmp_path / "b")})
+    store = open_conversations(env_cfg)
+    cid = store.new(owner="bob")
+    assert store.owner_of(cid) == "bob" and store.db.describe() == f"PostgreSQL at {url}"
+    assert not (tmp_path / "a" / "conversations.sqlite").exists()  # nothing in the data dir
+    assert load_config(env={}).server.database_url == ""  # default: SQLite in the data dir
+
+
+def test_a_bad_url_is_one_sentence_at_load():
+    for bad in ["mysql://u:secretpw@h/db", "postgresql://h:notaport/db", "not a url"]:
+        with pytest.raises(ConfigError, match="is not a PostgreSQL URL") as e:
+            load_config(env={"DEVCOPILOT_DATABASE_URL": bad})
+        assert "secretpw" not in str(e.value) and "\n" not in str(e.value)
+
+
+def test_an_unreachable_server_is_one_sentence_without_the_password():
+    url = f"postgresql://me:secretpw@127.0.0.1:{free_port()}/devcopilot"
+    with pytest.raises(DatabaseDown, match="cannot be reached") as e:
+        Conversations(url)
+    message = str(e.value)
+    assert "secretpw" not in message and "me:***@127.0.0.1" in message and "\n" not in message
+
+
+def test_the_command_line_says_so_in_one_sentence(tmp_path):
+    env = {**os.environ, "DEVCOPILOT_DATABASE_URL": f"postgresql://me:secretpw@127.0.0.1:{free_port()}/x"}
+    for command in (["usage", "--gaps"], ["serve", "--port", str(free_port())]):
+        r = subprocess.run([sys.executable, "-m", "devcopilot", "--data-dir", str(tmp_path / "d"), *command],
+                           env=env, capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.count("\n") == 1 and "cannot be reached" in r.stderr and "Traceback" not in r.stderr
+        assert "secretpw" not in r.stderr
+    bad = {**os.environ, "DEVCOPILOT_DATABASE_URL": "mysql://h/x"}
+    r = subprocess.run([sys.executable, "-m", "devcopilot", "usage", "--gaps"], env=bad, capture_output=True,
+                       text=True, timeout=120, cwd=Path(__file__).parent.parent)
+    assert r.returncode == 2 and "is not a PostgreSQL URL" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_connection_lost_mid_use_is_reopened(postgres, monkeypatch):
+    monkeypatch.setattr("copilot.database.RETRY_AFTER_S", 0.0)
+    url = postgres.fresh()
+    store = Conversations(url)
+    cid = store.new()
+    name = url.rsplit("/", 1)[1]
+    postgres.admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+    with pytest.raises(DatabaseDown, match="cannot be reached"):
+        store.add(cid, "user", "lost")
+    store.add(cid, "user", "kept")  # the next call connects again
+    assert [m["content"] for m in store.messages(cid)] == ["kept"]
