@@ -344,3 +344,85 @@ def test_a_connection_lost_mid_use_is_reopened(postgres, monkeypatch):
         store.add(cid, "user", "lost")
     store.add(cid, "user", "kept")  # the next call connects again
     assert [m["content"] for m in store.messages(cid)] == ["kept"]
+
+
+# -- servers on one database ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory):
+    """The small project, indexed once; each server below reads it with a data dir of its own."""
+    from conftest import SMALL_PROJECT, write_tree
+
+    from indexes.build import ingest
+    from indexes.search import Index
+
+    root = tmp_path_factory.mktemp("kb")
+    index = Index(load_config(env={}, overrides={"data_dir": str(root / "data")}))
+    ingest(index, [str(write_tree(root / "project", SMALL_PROJECT))])
+    return index
+
+
+def copilot_on(url: str, data_dir: Path, index):
+    from copilot.chat import Copilot
+
+    cfg = load_config(env={"DEVCOPILOT_DATABASE_URL": url}, overrides={"data_dir": str(data_dir)})
+    return Copilot(cfg, index=index)
+
+
+def test_two_servers_with_their_own_data_dirs_share_conversations_through_the_api(postgres, indexed, tmp_path):
+    import openai
+
+    from tests.test_api import serve
+    from ui.server import create_app
+
+    url = postgres.fresh()
+    a, b = copilot_on(url, tmp_path / "a", indexed), copilot_on(url, tmp_path / "b", indexed)
+    servers = [serve(create_app(c, c.cfg)) for c in (a, b)]
+    try:
+        ask = [openai.OpenAI(base_url=f"{base}/v1", api_key="none", max_retries=0, timeout=60).chat.completions
+               for base, _, _ in servers]
+        question = "How are failed calls retried with backoff?"
+        answer = ask[0].create(model="tutoring", messages=[{"role": "user", "content": question}])
+        assert "guide.md" in answer.choices[0].message.content
+
+        (listed,) = b.conversations.listing(origin="api")  # made on server A, listed by server B
+        assert listed["title"] == question
+        said = b.history(listed["id"])
+        assert [m["role"] for m in said] == ["user", "assistant"] and said[1]["content"]
+        assert any(s.path == "docs/guide.md" for s in said[1]["sources"])
+        b.feedback(said[1]["message_id"], False, "not what I asked")  # a thumbs-down on B...
+        gaps = a.usage()["gaps"]  # ...is a coverage gap on A
+        assert [(g["question"], g["thumbs_down"]) for g in gaps] == [(question, 1)]
+        assert a.usage()["feedback"] == {"up": 0, "down": 1}
+
+        ask[1].create(model="tutoring", messages=[{"role": "user", "content": "What does the widget module do?"}])
+        assert [c["title"] for c in a.conversations.listing(origin="api")] == ["What does the widget module do?",
+                                                                              question]
+        assert not (tmp_path / "a" / "conversations.sqlite").exists()
+        assert not (tmp_path / "b" / "conversations.sqlite").exists()
+    finally:
+        for _, server, thread in servers:
+            server.should_exit = True
+            thread.join(5)
+
+
+def test_a_database_outage_during_a_chat_costs_the_record_not_the_answer(postgres, indexed, tmp_path, monkeypatch):
+    monkeypatch.setattr("copilot.database.RETRY_AFTER_S", 0.0)
+    url = postgres.fresh()
+    name = url.rsplit("/", 1)[1]
+    copilot = copilot_on(url, tmp_path / "a", indexed)
+    sid = copilot.new_session(owner="alice", origin="web")
+    question = "How are failed calls retried with backoff?"
+
+    postgres.admin(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")  # the database goes away...
+    postgres.admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+    events = list(copilot.chat(question, sid, "Tutoring"))
+    assert [e.type for e in events if e.type == "error"] == []
+    assert "guide.md" in [e for e in events if e.type == "end"][-1].text
+    down_sid = copilot.new_session(origin="api")  # a new conversation is answered too, recorded later
+    assert [e.type for e in copilot.chat(question, down_sid, "Tutoring") if e.type == "error"] == []
+
+    postgres.admin(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")  # ...and comes back: no restart needed
+    list(copilot.chat("And how long does it wait?", sid, "Tutoring"))
+    stored = copilot.conversations.messages(sid)
+    assert [m["content"] for m in stored if m["role"] == "user"] == ["And how long does it wait?"]
+    assert [c["id"] for c in copilot.conversations.listing(owner="alice")] == [sid]
