@@ -82,6 +82,7 @@ class Conversations:
 
     def __init__(self, where: Path | str):
         self.db = Database(where, SCHEMA, ADDED_COLUMNS)
+        self.db.connect()  # here, so a server that cannot be reached is said at start-up
 
     def new(self, title: str = "", owner: str = "", origin: str = "") -> str:
         """A new conversation; `owner` is the signed-in user (empty without --auth), `origin` the door

@@ -1,5 +1,5 @@
-"""The SQL database behind the conversation store: SQLite in the data dir, or PostgreSQL shared by
-several `devcopilot serve` replicas on different machines (`[server] database_url`).
+"""The SQL database behind the conversation store and the usage figures: SQLite in the data dir, or
+PostgreSQL shared by several `devcopilot serve` replicas on different machines (`[server] database_url`).
 
 The SQL is written once, in the dialect both understand, with `?` placeholders; the few differences
 (placeholders, transactions, adding a column, a timestamp's quarter hour) live here. psycopg is
@@ -28,7 +28,8 @@ class DatabaseDown(RuntimeError):
 
 
 class Database:
-    """One connection, used under a lock (as the SQLite store always was), reopened after a failure.
+    """One connection, opened at the first query, used under a lock (as the SQLite store always was),
+    and opened again after a failure.
 
     `where` is a SQLite file or a PostgreSQL URL; `schema` is run on every (re)connection (CREATE ... IF
     NOT EXISTS), then `added_columns` ((table, column, declaration)) are added where missing."""
@@ -40,6 +41,10 @@ class Database:
         self.lock = threading.RLock()
         self.conn = None
         self._failed_at = 0.0
+
+    def connect(self) -> None:
+        """Connect now (rather than at the first query): a database that cannot be reached is then
+        said at start-up, in one sentence (DatabaseDown)."""
         with self.lock:
             self._connection()
 
@@ -156,7 +161,7 @@ class Database:
             raise DatabaseDown(self._down_sentence(_first_line(e))) from None
 
     def _down_sentence(self, why: str) -> str:
-        return (f"The conversation database ({self.describe()}) cannot be reached ({why}); check that the server "
+        return (f"The database ({self.describe()}) cannot be reached ({why}); check that the server "
                 "runs and that server.database_url is right.")
 
 

@@ -77,12 +77,8 @@ class PostgresServer:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()  # "smart" shutdown would wait for clients; SIGTERM is "fast"
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            self.run(str(self.bin / "pg_ctl"), "stop", "-D", str(self.root / "data"), "-m", "fast")
+            self.process.wait(30)
         self.log.close()
 
     def url(self, database: str) -> str:
@@ -426,3 +422,47 @@ def test_a_database_outage_during_a_chat_costs_the_record_not_the_answer(postgre
     stored = copilot.conversations.messages(sid)
     assert [m["content"] for m in stored if m["role"] == "user"] == ["And how long does it wait?"]
     assert [c["id"] for c in copilot.conversations.listing(owner="alice")] == [sid]
+
+
+# -- usage figures ----------------------------------------------------------------------------------
+def monitor_on(where: Path | str, data_dir: Path, **budget):
+    from copilot.monitor import Monitor
+
+    env = {"DEVCOPILOT_DATABASE_URL": where} if isinstance(where, str) else {}
+    return Monitor(load_config(env=env, overrides={"data_dir": str(data_dir), "budget": budget or None}))
+
+
+def test_usage_figures_and_the_budget_are_shared_by_every_server(where, tmp_path):
+    shared = where if isinstance(where, str) else tmp_path / "data"  # SQLite: two workers on one data dir
+    a = monitor_on(shared, tmp_path / "a" if isinstance(where, str) else shared, limit_usd=1.0)
+    b = monitor_on(shared, tmp_path / "b" if isinstance(where, str) else shared, limit_usd=1.0)
+    a.record("gpt-4o-mini", "Coding", 1_000_000, 0)  # $0.15
+    b.record("gpt-4o-mini", "Tutoring", 0, 1_000_000)  # $0.60
+    b.count("retrieval_calls", 3)
+    b.flush()
+    a.count("retrieval_calls")
+    a.flush()
+    figures = monitor_on(shared, tmp_path / "c").figures()
+    assert figures["totals"]["calls"] == 2 and figures["cost_usd"] == pytest.approx(0.75)
+    assert figures["counters"]["retrieval_calls"] == 4 and set(figures["assistants"]) == {"Coding", "Tutoring"}
+    a.record("gpt-4o-mini", "Coding", 1_000_000, 0)  # a sees b's spending: $0.90 of $1 is a warning
+    assert a.budget_state() == "warn"
+    b.reset()
+    assert monitor_on(shared, tmp_path / "c").figures()["totals"]["calls"] == 0
+    if isinstance(where, str):
+        assert not any((tmp_path / d / "usage.json").exists() for d in "abc")
+
+
+def test_usage_counted_while_the_database_is_down_is_added_once_it_is_back(postgres, tmp_path, monkeypatch):
+    monkeypatch.setattr("copilot.database.RETRY_AFTER_S", 0.0)
+    url = postgres.fresh()
+    name = url.rsplit("/", 1)[1]
+    m = monitor_on(url, tmp_path / "a")
+    m.record("gpt-4o-mini", "Coding", 10, 10)
+    postgres.admin(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+    postgres.admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+    m.record("gpt-4o-mini", "Coding", 10, 10)  # kept in memory, no error
+    assert m.figures()["totals"]["calls"] == 2
+    postgres.admin(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+    m.record("gpt-4o-mini", "Coding", 10, 10)
+    assert monitor_on(url, tmp_path / "b").figures()["totals"]["calls"] == 3
