@@ -297,6 +297,8 @@ def test_the_setting_comes_from_the_config_file_or_the_environment(tmp_path, pos
     cid = store.new(owner="bob")
     assert store.owner_of(cid) == "bob" and store.db.describe() == f"PostgreSQL at {url}"
     assert not (tmp_path / "a" / "conversations.sqlite").exists()  # nothing in the data dir
+    socket_url = f"postgresql://postgres@/{url.rsplit('/', 1)[1]}?host={postgres.root}&port={postgres.port}"
+    assert open_conversations(load_config(env={"DEVCOPILOT_DATABASE_URL": socket_url})).owner_of(cid) == "bob"
     assert load_config(env={}).server.database_url == ""  # default: SQLite in the data dir
 
 
@@ -466,3 +468,44 @@ def test_usage_counted_while_the_database_is_down_is_added_once_it_is_back(postg
     postgres.admin(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
     m.record("gpt-4o-mini", "Coding", 10, 10)
     assert monitor_on(url, tmp_path / "b").figures()["totals"]["calls"] == 3
+
+
+# -- the web UI on two servers ------------------------------------------------------------------------
+def test_the_web_ui_on_another_server_lists_and_reopens_a_conversation_and_answers_through_an_outage(
+        postgres, indexed, tmp_path, monkeypatch):
+    from browser_support import answers, ask, first_cited_path, have_chromium, launch, open_chat, wait_idle
+    from serve_support import ServerThread
+
+    from ui.server import create_app
+
+    if not have_chromium():
+        pytest.skip("Debian chromium is not installed")
+    playwright = pytest.importorskip("playwright.sync_api")
+    monkeypatch.setattr("copilot.database.RETRY_AFTER_S", 0.0)
+    url = postgres.fresh()
+    name = url.rsplit("/", 1)[1]
+    login = {"http_credentials": {"username": "alice", "password": "pw-alice"}}
+    a, b = copilot_on(url, tmp_path / "a", indexed), copilot_on(url, tmp_path / "b", indexed)
+    with ServerThread(create_app(a, a.cfg, auth="alice:pw-alice")) as url_a, \
+            ServerThread(create_app(b, b.cfg, auth="alice:pw-alice")) as url_b, \
+            playwright.sync_playwright() as p:
+        browser = launch(p)
+        on_a = open_chat(browser, url_a, **login)
+        ask(on_a, "@Tutoring how are rate limits retried?")
+        first = answers(on_a)
+
+        on_b = open_chat(browser, url_b, **login)  # the same user, through the other server
+        on_b.wait_for_function("() => document.querySelectorAll('#dc-conversations label').length === 1")
+        on_b.locator("#dc-conversations label").first.click()
+        on_b.wait_for_function("() => document.querySelectorAll('#dc-chat .dc-speaker').length >= 1", timeout=30_000)
+        wait_idle(on_b)
+        assert [first_cited_path(x) for x in answers(on_b)] == [first_cited_path(x) for x in first]
+        on_b.screenshot(path=str(tmp_path / "reopened-on-b.png"))
+
+        postgres.admin(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")  # the database goes away
+        postgres.admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+        ask(on_b, "@Coding what arguments does build_gadget take?")
+        assert "build_gadget" in answers(on_b)[-1]["text"] and "went wrong" not in on_b.inner_text("#dc-chat")
+        on_b.screenshot(path=str(tmp_path / "answered-while-down.png"))
+        postgres.admin(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+        browser.close()
