@@ -24,7 +24,9 @@ from copilot.config import ConfigError, load_config
 from copilot.conversations import ConversationError, Conversations, open_conversations
 from copilot.database import DatabaseDown
 from copilot.events import Source
+from tests.test_conversations import check_listing
 from tests.test_stores import free_port
+from tests.test_usage_gaps import conversation
 
 PG_BINS = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name))
 SRC = Source(1, "docs/guide.md", 3, 6, "Guide > Retries", "https://x/docs/guide.md#L3-L6", "doc", "markdown",
@@ -115,17 +117,6 @@ def where(request, tmp_path) -> Path | str:
     return request.getfixturevalue("postgres").fresh()
 
 
-def conversation(store: Conversations, question: str, outcome: str, down: bool = False, owner: str = "") -> str:
-    cid = store.new(owner=owner, origin="web")
-    store.add(cid, "user", question)
-    store.add(cid, "assistant", "@Tutoring will take this.", "Guide", outcome="guide")
-    mid = store.add(cid, "assistant", "I don't know." if outcome == "dont_know" else "An answer.", "Tutoring",
-                    [SRC], outcome=outcome)
-    if down:
-        store.feedback(mid, False)
-    return cid
-
-
 # -- the same behaviour on both -----------------------------------------------------------------------
 def test_messages_sources_and_feedback_persist(where):
     store = Conversations(where)
@@ -151,23 +142,7 @@ def test_messages_sources_and_feedback_persist(where):
 
 
 def test_listing_is_titled_owned_and_newest_first(where):
-    store = Conversations(where)
-    first = store.new(owner="alice", origin="web")
-    store.add(first, "user", "How do   retries work?")
-    store.add(first, "user", "And backoff?")
-    empty = store.new(owner="alice", origin="web")  # nothing asked yet: not listed
-    api = store.new(origin="api")
-    store.add(api, "user", "from a script")
-    bobs = store.new(owner="bob", origin="web")
-    store.add(bobs, "user", "Bob's question")
-    second = store.new(owner="alice", origin="web")
-    store.add(second, "user", "Where is the config?")
-    assert [(c["id"], c["title"]) for c in store.listing(owner="alice")] == [
-        (second, "Where is the config?"), (first, "How do retries work?")]
-    assert [c["id"] for c in store.listing(owner="bob")] == [bobs]
-    assert store.owner_of(bobs) == "bob" and store.owner_of(empty) == "alice" and store.owner_of("nope") is None
-    assert [c["id"] for c in store.listing(owner="", origin="api")] == [api]
-    assert len(store.listing(owner="alice", limit=1)) == 1
+    check_listing(Conversations(where))
 
 
 def test_gaps_answers_and_feedback_by_day(where):
@@ -196,10 +171,10 @@ def test_delete_removes_messages_feedback_and_gaps(where):
 # -- several servers on one database ---------------------------------------------------------------
 def test_two_replicas_see_each_others_conversations_feedback_and_gaps(where):
     a, b = Conversations(where), Conversations(where)
-    cid = conversation(a, "How do I bake bread?", "dont_know", owner="alice")
-    assert [c["id"] for c in b.listing(owner="alice")] == [cid] and b.listing(owner="bob") == []
+    cid = conversation(a, "How do I bake bread?", "dont_know")
+    assert [c["id"] for c in b.listing()] == [cid] and b.listing(owner="bob") == []
     answer = b.messages(cid)[-1]
-    assert answer["content"] == "I don't know." and answer["sources"] == [SRC]
+    assert answer["content"] == "I don't know." and [s.path for s in answer["sources"]] == ["README.md"]
     b.add(cid, "user", "And rye bread?")  # the conversation goes on on the other replica
     b.feedback(answer["message_id"], False, "no help")
     assert [m["content"] for m in a.messages(cid)][-1] == "And rye bread?"
@@ -435,22 +410,24 @@ def monitor_on(where: Path | str, data_dir: Path, **budget):
 
 
 def test_usage_figures_and_the_budget_are_shared_by_every_server(where, tmp_path):
-    shared = where if isinstance(where, str) else tmp_path / "data"  # SQLite: two workers on one data dir
-    a = monitor_on(shared, tmp_path / "a" if isinstance(where, str) else shared, limit_usd=1.0)
-    b = monitor_on(shared, tmp_path / "b" if isinstance(where, str) else shared, limit_usd=1.0)
+    def server(name: str):
+        """PostgreSQL: a server with a data dir of its own; SQLite: a worker process on the shared data dir."""
+        return monitor_on(where, tmp_path / (name if isinstance(where, str) else "data"), limit_usd=1.0)
+
+    a, b = server("a"), server("b")
     a.record("gpt-4o-mini", "Coding", 1_000_000, 0)  # $0.15
     b.record("gpt-4o-mini", "Tutoring", 0, 1_000_000)  # $0.60
     b.count("retrieval_calls", 3)
     b.flush()
     a.count("retrieval_calls")
     a.flush()
-    figures = monitor_on(shared, tmp_path / "c").figures()
+    figures = server("c").figures()
     assert figures["totals"]["calls"] == 2 and figures["cost_usd"] == pytest.approx(0.75)
     assert figures["counters"]["retrieval_calls"] == 4 and set(figures["assistants"]) == {"Coding", "Tutoring"}
     a.record("gpt-4o-mini", "Coding", 1_000_000, 0)  # a sees b's spending: $0.90 of $1 is a warning
     assert a.budget_state() == "warn"
     b.reset()
-    assert monitor_on(shared, tmp_path / "c").figures()["totals"]["calls"] == 0
+    assert server("c").figures()["totals"]["calls"] == 0
     if isinstance(where, str):
         assert not any((tmp_path / d / "usage.json").exists() for d in "abc")
 
