@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from copilot.config import ConfigError, load_config
+from copilot.config import ConfigError, load_config, redact_url
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, ValueError, RuntimeError, OSError)
 
@@ -379,7 +379,9 @@ def status_extras(cfg) -> dict:
         from copilot.models import describe_chat_model
     except ImportError:
         return {}
-    return {"chat_model": describe_chat_model(cfg)}
+    url = cfg.server.database_url
+    return {"chat_model": describe_chat_model(cfg),
+            "conversations": f"PostgreSQL at {redact_url(url)}" if url else str(cfg.data_dir / "conversations.sqlite")}
 
 
 def cmd_eval(args) -> int:

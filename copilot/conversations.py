@@ -150,6 +150,7 @@ class Conversations:
     def delete(self, cid: str) -> None:
         """The conversation, its messages, their sources and feedback, gone."""
         with self.db.transaction() as tx:
+            tx.lock_row("conversations", "id", cid)  # a message being added to it lands first, then goes too
             ids = "SELECT id FROM messages WHERE conversation_id=?"
             tx.all(f"DELETE FROM sources WHERE message_id IN ({ids})", (cid,))
             tx.all(f"DELETE FROM feedback WHERE message_id IN ({ids})", (cid,))

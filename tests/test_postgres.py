@@ -486,3 +486,15 @@ def test_the_web_ui_on_another_server_lists_and_reopens_a_conversation_and_answe
         on_b.screenshot(path=str(tmp_path / "answered-while-down.png"))
         postgres.admin(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
         browser.close()
+
+
+def test_status_says_where_conversations_live_without_the_password(tmp_path, capsys):
+    from copilot.cli import main
+
+    url = "postgresql://me:secretpw@db.example.com:5432/devcopilot"
+    conf = tmp_path / "c.toml"
+    conf.write_text(f'[server]\ndatabase_url = "{url}"\n')
+    assert main(["--data-dir", str(tmp_path / "d"), "--config", str(conf), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "conversations: PostgreSQL at postgresql://me:***@db.example.com:5432/devcopilot" in out
+    assert "secretpw" not in out
