@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from copilot.assistants import GUIDE, AssistantSpec, chat_kbs, load_assistants, 
 from copilot.condense import condense, looks_like_follow_up
 from copilot.config import Config
 from copilot.conversations import ConversationError, Conversations, open_conversations  # noqa: F401 (re-exported)
+from copilot.database import DatabaseDown
 from copilot.events import Event, Source
 from copilot.models import ModelUnavailable, ResilientModel, StreamCut, clean_error, describe_chat_model, make_model
 from copilot.monitor import Monitor
@@ -64,6 +66,16 @@ CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e
 EXCERPT_CHARS = 4000
 
 
+def store_failed(what: str) -> None:
+    """Log a failure of the conversation store: one line when its database is out of reach (said again
+    for every message while it is down), the traceback for anything else."""
+    error = sys.exc_info()[1]
+    if isinstance(error, DatabaseDown):
+        log.warning("%s: %s", what, error)
+    else:
+        log.exception(what)
+
+
 class Copilot:
     def __init__(self, cfg: Config, index: Index | None = None, model: ResilientModel | None = None):
         self.cfg = cfg
@@ -90,7 +102,7 @@ class Copilot:
         try:
             sid = self.conversations.new(owner=owner, origin=origin)
         except Exception:  # the store is down: the conversation is answered, and recorded once it is back
-            log.exception("could not start a stored conversation")
+            store_failed("could not start a stored conversation")
             sid = uuid.uuid4().hex
         for h in history or []:
             role = h.get("role")
@@ -202,7 +214,7 @@ class Copilot:
         try:
             return self.conversations.messages(sid) if sid and self.conversations.exists(sid) else []
         except Exception:
-            log.exception("could not read the conversation")
+            store_failed("could not read the conversation")
             return []
 
     def _store(self, sid: str, role: str, content: str, assistant: str = "", sources=None, model: str = "",
@@ -211,7 +223,7 @@ class Copilot:
         try:
             self.conversations.add(sid, role, content, assistant, sources, model, message_id, outcome)
         except Exception:
-            log.exception("could not store a message")
+            store_failed("could not store a message")
 
     def _addressed(self, message: str, assistant: str | None) -> tuple[list[AssistantSpec], str, list[str]]:
         """(targets, question text, unknown names). Guide as target means: let the Guide decide."""

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from copilot.chat import store_failed
 from ui import charts, knowledge, render
 from ui.indexing import IndexJob, Jobs, progress_html, summary_markdown
 
@@ -124,7 +125,7 @@ def build_app(copilot, cfg=None) -> gr.Blocks:
         try:
             return [(_short(c["title"]), c["id"]) for c in copilot.conversations.listing(owner=user)]
         except Exception:  # the conversation store is out of reach (a shared database down): the chat goes on
-            log.exception("could not list the conversations")
+            store_failed("could not list the conversations")
             return []
 
     def sidebar(user: str, current: str | None):
@@ -135,7 +136,7 @@ def build_app(copilot, cfg=None) -> gr.Blocks:
         try:
             return bool(cid) and copilot.conversations.owner_of(cid) == user
         except Exception:  # cannot be checked while the store is out of reach: a new conversation then
-            log.exception("could not read the conversation's owner")
+            store_failed("could not read the conversation's owner")
             return False
 
     def open_conversation(cid: str | None, request: gr.Request):
