@@ -19,7 +19,8 @@ from copilot.config import check_database_url, redact_url
 
 CONNECT_TIMEOUT_S = 5  # a server that does not answer in this time is down: the chat goes on without the record
 RETRY_AFTER_S = 5.0  # after a failed connection, calls fail at once for this long instead of each waiting again
-# Held while the schema is created or migrated, so servers starting at once do not race on the catalog.
+# Held while the schema is created or migrated, so servers starting at once do not race on PostgreSQL's own
+# tables (CREATE TABLE IF NOT EXISTS alone can fail when two run at once).
 SCHEMA_LOCK = zlib.crc32(b"devcopilot schema")
 
 
@@ -41,6 +42,7 @@ class Database:
         self.lock = threading.RLock()
         self.conn = None
         self._failed_at = 0.0
+        self._in_transaction = False
 
     def connect(self) -> None:
         """Connect now (rather than at the first query): a database that cannot be reached is then
@@ -53,13 +55,16 @@ class Database:
 
     # -- queries --------------------------------------------------------------------------------
     def all(self, sql: str, params: Sequence = ()) -> list[tuple]:
-        """The rows `sql` returns (none for a statement that returns none)."""
-        with self.lock, self._translated():
-            conn = self._connection()
-            if not self.postgres:
-                return conn.execute(sql, params).fetchall()
-            cur = conn.execute(sql.replace("?", "%s"), params)
-            return cur.fetchall() if cur.description is not None else []
+        """The rows `sql` returns (none for a statement that returns none). Outside a transaction, a
+        connection found dead (the server restarted, a proxy dropped it while idle) is replaced once."""
+        with self.lock:
+            had = self.conn is not None
+            try:
+                return self._fetch(sql, params)
+            except DatabaseDown:
+                if not had or self.conn is not None or self._in_transaction:
+                    raise
+            return self._fetch(sql, params)
 
     def one(self, sql: str, params: Sequence = ()) -> tuple | None:
         rows = self.all(sql, params)
@@ -81,19 +86,18 @@ class Database:
         """All or nothing. SQLite takes its write lock at once (BEGIN IMMEDIATE), so processes writing
         the same file queue up instead of failing on a stale read; PostgreSQL rows are locked with
         `lock_row`."""
-        with self.lock, self._translated():
-            conn = self._connection()
-            if self.postgres:
-                with conn.transaction():
-                    yield self
-                return
-            conn.execute("BEGIN IMMEDIATE")
+        with self.lock:
+            self.all("BEGIN" if self.postgres else "BEGIN IMMEDIATE")
+            self._in_transaction = True  # from here on, nothing is retried on a new connection
             try:
                 yield self
+                self.all("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                with contextlib.suppress(DatabaseDown):  # a lost connection has rolled it back already
+                    self.all("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+            finally:
+                self._in_transaction = False
 
     def lock_row(self, table: str, key: str, value) -> None:
         """Inside a transaction: other writers of this row wait until it ends (SQLite: the whole file
@@ -113,6 +117,14 @@ class Database:
                 self.conn = None
 
     # -- connecting -----------------------------------------------------------------------------
+    def _fetch(self, sql: str, params: Sequence) -> list[tuple]:
+        with self._translated():
+            conn = self._connection()
+            if not self.postgres:
+                return conn.execute(sql, params).fetchall()
+            cur = conn.execute(sql.replace("?", "%s"), params)
+            return cur.fetchall() if cur.description is not None else []
+
     def _connection(self):
         if self.conn is not None and not (self.postgres and self.conn.closed):
             return self.conn
@@ -130,6 +142,7 @@ class Database:
             raise DatabaseDown(self._down_sentence("it failed a moment ago"))
         import psycopg
 
+        conn = None
         try:
             conn = psycopg.connect(self.where, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
             with conn.transaction():
@@ -139,6 +152,8 @@ class Database:
                 for table, column, decl in self.added_columns:
                     conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {decl}")
         except psycopg.Error as e:
+            if conn is not None:
+                conn.close()
             self._failed_at = time.monotonic()
             raise DatabaseDown(self._down_sentence(_first_line(e))) from None
         self.conn = conn
@@ -156,8 +171,7 @@ class Database:
             yield
         except (psycopg.OperationalError, psycopg.InterfaceError) as e:
             if self.conn is not None and (self.conn.closed or self.conn.broken):
-                self.conn = None
-                self._failed_at = time.monotonic()
+                self.conn = None  # opened again by the next call
             raise DatabaseDown(self._down_sentence(_first_line(e))) from None
 
     def _down_sentence(self, why: str) -> str:

@@ -306,19 +306,6 @@ def test_the_command_line_says_so_in_one_sentence(tmp_path):
     assert r.returncode == 2 and "is not a PostgreSQL URL" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_a_connection_lost_mid_use_is_reopened(postgres, monkeypatch):
-    monkeypatch.setattr("copilot.database.RETRY_AFTER_S", 0.0)
-    url = postgres.fresh()
-    store = Conversations(url)
-    cid = store.new()
-    name = url.rsplit("/", 1)[1]
-    postgres.admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
-    with pytest.raises(DatabaseDown, match="cannot be reached"):
-        store.add(cid, "user", "lost")
-    store.add(cid, "user", "kept")  # the next call connects again
-    assert [m["content"] for m in store.messages(cid)] == ["kept"]
-
-
 # -- servers on one database ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory):
@@ -498,3 +485,26 @@ def test_status_says_where_conversations_live_without_the_password(tmp_path, cap
     out = capsys.readouterr().out
     assert "conversations: PostgreSQL at postgresql://me:***@db.example.com:5432/devcopilot" in out
     assert "secretpw" not in out
+
+
+def test_a_connection_dropped_while_idle_is_replaced_without_losing_the_call(postgres):
+    url = postgres.fresh()
+    store = Conversations(url)
+    cid = store.new()
+    name = url.rsplit("/", 1)[1]
+    postgres.admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+    store.add(cid, "user", "kept")  # a proxy or a restart dropped the idle connection: a new one is opened
+    postgres.admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+    assert [m["content"] for m in store.messages(cid)] == ["kept"]
+
+
+def test_a_connection_lost_inside_a_transaction_commits_nothing_and_is_not_retried(postgres):
+    store = Conversations(postgres.fresh())
+    cid = store.new()
+    with pytest.raises(DatabaseDown, match="cannot be reached"), store.db.transaction() as tx:
+        tx.all("INSERT INTO messages (id, conversation_id, seq, role, content) VALUES ('m1', ?, 1, 'user', 'x')",
+               (cid,))
+        tx.all("SELECT pg_terminate_backend(pg_backend_pid())")  # the connection dies mid-transaction
+    assert store.messages(cid) == []  # nothing half-written; the next call has a new connection
+    store.add(cid, "user", "after")
+    assert [m["content"] for m in store.messages(cid)] == ["after"]
