@@ -508,12 +508,14 @@ def cmd_mcp(args) -> int:
 
 
 def cmd_usage(args) -> int:
-    from copilot.monitor import Monitor
+    from copilot.monitor import Monitor, usage_store
 
     cfg = config_from(args)
     if args.gaps:
         return print_gaps(cfg, args)
-    monitor = Monitor(cfg)
+    store = usage_store(cfg)
+    store.load()  # a shared database out of reach is said here, in one sentence, not shown as no usage
+    monitor = Monitor(cfg, store)
     if args.reset:
         monitor.reset()
         print("Usage figures reset.")

@@ -120,10 +120,15 @@ def _checked(data: Any) -> dict[str, Any] | None:
     return None
 
 
+def usage_store(cfg: Config) -> UsageFile | UsageTable:
+    """Where the figures are kept: the shared database at `server.database_url`, else usage.json."""
+    url = cfg.server.database_url
+    return UsageTable(url) if url else UsageFile(cfg.data_dir / "usage.json")
+
+
 class Monitor:
-    def __init__(self, cfg: Config):
-        url = cfg.server.database_url
-        self.store = UsageTable(url) if url else UsageFile(cfg.data_dir / "usage.json")
+    def __init__(self, cfg: Config, store: UsageFile | UsageTable | None = None):
+        self.store = store or usage_store(cfg)
         self.prices = {**DEFAULT_PRICES, **{k: dict(v) for k, v in (cfg.prices or {}).items()
                                             if isinstance(v, dict)}}
         self.limit = float(cfg.budget.limit_usd or 0.0)

@@ -294,7 +294,7 @@ def test_an_unreachable_server_is_one_sentence_without_the_password():
 
 def test_the_command_line_says_so_in_one_sentence(tmp_path):
     env = {**os.environ, "DEVCOPILOT_DATABASE_URL": f"postgresql://me:secretpw@127.0.0.1:{free_port()}/x"}
-    for command in (["usage", "--gaps"], ["serve", "--port", str(free_port())]):
+    for command in (["usage", "--gaps"], ["usage"], ["serve", "--port", str(free_port())]):
         r = subprocess.run([sys.executable, "-m", "devcopilot", "--data-dir", str(tmp_path / "d"), *command],
                            env=env, capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent)
         assert r.returncode == 2, r.stderr
