@@ -1,6 +1,7 @@
 # Two commands on a fresh machine:
 #   make run    set up .venv, index this repository if nothing is indexed, serve the web chat
-#   make test   set up .venv (and Chromium for the browser tests), check the style with ruff, run the tests
+#   make test   set up .venv (and Chromium for the browser tests, PostgreSQL for the shared-store tests),
+#               check the style with ruff, run the tests
 # Set-up is idempotent: it re-runs only when pyproject.toml changes.
 
 VENV   := .venv
@@ -11,12 +12,12 @@ export HF_HUB_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: run test setup browser lint bench
+.PHONY: run test setup browser postgres lint bench
 
 run: setup
 	$(VENV)/bin/devcopilot serve $(ARGS)
 
-test: setup browser lint
+test: setup browser postgres lint
 	$(PY) -m pytest -q $(ARGS)
 
 setup: $(STAMP)
@@ -36,6 +37,13 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Debian's PostgreSQL for the shared conversation store's tests, which start a server of their own in a
+# temporary folder (the package's own cluster is not used).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 # Style is part of the tests: `make test` fails on a ruff finding.
 lint: setup

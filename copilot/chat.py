@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -20,7 +21,8 @@ from dataclasses import astuple, dataclass, field
 from copilot.assistants import GUIDE, AssistantSpec, chat_kbs, load_assistants, retrieve_for
 from copilot.condense import condense, looks_like_follow_up
 from copilot.config import Config
-from copilot.conversations import ConversationError, Conversations  # noqa: F401 (re-exported)
+from copilot.conversations import ConversationError, Conversations, open_conversations  # noqa: F401 (re-exported)
+from copilot.database import DatabaseDown
 from copilot.events import Event, Source
 from copilot.models import ModelUnavailable, ResilientModel, StreamCut, clean_error, describe_chat_model, make_model
 from copilot.monitor import Monitor
@@ -64,6 +66,16 @@ CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e
 EXCERPT_CHARS = 4000
 
 
+def store_failed(what: str) -> None:
+    """Log a failure of the conversation store: one line when its database is out of reach (said again
+    for every message while it is down), the traceback for anything else."""
+    error = sys.exc_info()[1]
+    if isinstance(error, DatabaseDown):
+        log.warning("%s: %s", what, error)
+    else:
+        log.exception(what)
+
+
 class Copilot:
     def __init__(self, cfg: Config, index: Index | None = None, model: ResilientModel | None = None):
         self.cfg = cfg
@@ -73,7 +85,7 @@ class Copilot:
         self.model = model if model is not None else make_model(cfg, self.monitor)
         if self.model is not None and self.model.monitor is None:
             self.model.monitor = self.monitor
-        self.conversations = Conversations(cfg.data_dir / "conversations.sqlite")
+        self.conversations = open_conversations(cfg)
         self._warned_budget = False
 
     @property
@@ -87,11 +99,15 @@ class Copilot:
     def new_session(self, history: list[dict] | None = None, owner: str = "", origin: str = "") -> str:
         """A new conversation; `history` ({role, content[, assistant]}) seeds it (e.g. from the API).
         `owner` is the signed-in user, `origin` the door ("web", "api", "cli")."""
-        sid = self.conversations.new(owner=owner, origin=origin)
+        try:
+            sid = self.conversations.new(owner=owner, origin=origin)
+        except Exception:  # the store is down: the conversation is answered, and recorded once it is back
+            store_failed("could not start a stored conversation")
+            sid = uuid.uuid4().hex
         for h in history or []:
             role = h.get("role")
             if role in ("user", "assistant") and isinstance(h.get("content"), str):
-                self.conversations.add(sid, role, h["content"], h.get("assistant", ""))
+                self._store(sid, role, h["content"], h.get("assistant", ""))
         return sid
 
     def history(self, session_id: str) -> list[dict]:
@@ -155,7 +171,7 @@ class Copilot:
             yield Event("error", GUIDE, f"The message is {len(message):,} characters long and the limit is "
                                         f"{limit:,} (chat.max_message_chars); shorten it or ask about one part.")
             return
-        history = self.conversations.messages(sid) if sid and self.conversations.exists(sid) else []
+        history = self._stored_history(sid)
         if not sid:
             sid = self.new_session()
         self._store(sid, "user", message)
@@ -193,13 +209,21 @@ class Copilot:
         """Warm the index's query-embedding cache in the background; retrieval then skips that step."""
         threading.Thread(target=_quietly, args=(self.index.embed_query, query), daemon=True).start()
 
+    def _stored_history(self, sid: str) -> list[dict]:
+        """The conversation so far; a store that cannot be read costs the context, not the answer."""
+        try:
+            return self.conversations.messages(sid) if sid and self.conversations.exists(sid) else []
+        except Exception:
+            store_failed("could not read the conversation")
+            return []
+
     def _store(self, sid: str, role: str, content: str, assistant: str = "", sources=None, model: str = "",
                message_id: str | None = None, outcome: str = "") -> None:
         """Record a message; a failing disk costs the record, not the answer."""
         try:
             self.conversations.add(sid, role, content, assistant, sources, model, message_id, outcome)
         except Exception:
-            log.exception("could not store a message")
+            store_failed("could not store a message")
 
     def _addressed(self, message: str, assistant: str | None) -> tuple[list[AssistantSpec], str, list[str]]:
         """(targets, question text, unknown names). Guide as target means: let the Guide decide."""

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from copilot.config import ConfigError, load_config
+from copilot.config import ConfigError, load_config, redact_url
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, ValueError, RuntimeError, OSError)
 
@@ -379,7 +379,9 @@ def status_extras(cfg) -> dict:
         from copilot.models import describe_chat_model
     except ImportError:
         return {}
-    return {"chat_model": describe_chat_model(cfg)}
+    url = cfg.server.database_url
+    return {"chat_model": describe_chat_model(cfg),
+            "conversations": f"PostgreSQL at {redact_url(url)}" if url else str(cfg.data_dir / "conversations.sqlite")}
 
 
 def cmd_eval(args) -> int:
@@ -506,12 +508,14 @@ def cmd_mcp(args) -> int:
 
 
 def cmd_usage(args) -> int:
-    from copilot.monitor import Monitor
+    from copilot.monitor import Monitor, usage_store
 
     cfg = config_from(args)
     if args.gaps:
         return print_gaps(cfg, args)
-    monitor = Monitor(cfg)
+    store = usage_store(cfg)
+    store.load()  # a shared database out of reach is said here, in one sentence, not shown as no usage
+    monitor = Monitor(cfg, store)
     if args.reset:
         monitor.reset()
         print("Usage figures reset.")
@@ -540,10 +544,10 @@ def cmd_usage(args) -> int:
 
 
 def print_gaps(cfg, args) -> int:
-    from copilot.conversations import Conversations, gaps_csv
+    from copilot.conversations import gaps_csv, open_conversations
 
-    path = cfg.data_dir / "conversations.sqlite"
-    gaps = Conversations(path).gaps() if path.exists() else []
+    nothing_yet = not cfg.server.database_url and not (cfg.data_dir / "conversations.sqlite").exists()
+    gaps = [] if nothing_yet else open_conversations(cfg).gaps()  # no file: none is made to say so
     if args.csv:
         sys.stdout.write(gaps_csv(gaps))
     elif args.json:

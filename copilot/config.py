@@ -16,7 +16,9 @@ from indexes.config import (  # noqa: F401 (re-exported)
     ServerConfig,
     StoreConfig,
     SyncConfig,
+    check_database_url,
     load_config,
     parse_duration,
     redact,
+    redact_url,
 )

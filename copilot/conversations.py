@@ -1,4 +1,5 @@
-"""Conversations, messages, their sources and feedback, in SQLite in the data dir.
+"""Conversations, messages, their sources and feedback: in SQLite in the data dir, or in a PostgreSQL
+database that several servers share (`[server] database_url`).
 
 No secrets are stored: no keys or config, and anything in a message that looks like an API
 key or a bearer token is masked before it is written.
@@ -9,26 +10,26 @@ import csv
 import io
 import json
 import re
-import sqlite3
-import threading
 import time
 import uuid
 from pathlib import Path
 
+from copilot.database import Database
 from copilot.events import Source
 
+# Written for both databases; DOUBLE PRECISION for times (PostgreSQL's REAL keeps 6 digits, too few for a Unix time).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
-    id TEXT PRIMARY KEY, created_at REAL, title TEXT, owner TEXT DEFAULT '', origin TEXT DEFAULT '');
+    id TEXT PRIMARY KEY, created_at DOUBLE PRECISION, title TEXT, owner TEXT DEFAULT '', origin TEXT DEFAULT '');
 CREATE TABLE IF NOT EXISTS messages (
     id TEXT PRIMARY KEY, conversation_id TEXT, seq INTEGER, role TEXT, assistant TEXT, content TEXT,
-    model TEXT, created_at REAL, outcome TEXT DEFAULT '');
+    model TEXT, created_at DOUBLE PRECISION, outcome TEXT DEFAULT '');
 CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages (conversation_id, seq);
 CREATE TABLE IF NOT EXISTS sources (
     message_id TEXT, n INTEGER, path TEXT, start_line INTEGER, end_line INTEGER, title TEXT, link TEXT,
     kind TEXT, language TEXT, excerpt TEXT, kb TEXT DEFAULT '', PRIMARY KEY (message_id, n));
 CREATE TABLE IF NOT EXISTS feedback (
-    message_id TEXT PRIMARY KEY, up INTEGER, comment TEXT, created_at REAL);
+    message_id TEXT PRIMARY KEY, up INTEGER, comment TEXT, created_at DOUBLE PRECISION);
 """
 # Columns added after the first release: (table, column, declaration). Older files get them on open.
 ADDED_COLUMNS = [("conversations", "owner", "TEXT DEFAULT ''"), ("conversations", "origin", "TEXT DEFAULT ''"),
@@ -50,6 +51,11 @@ def question_key(text: str) -> str:
     return " ".join(text.lower().split()).rstrip(" ?!.。？！")
 
 
+def local_day(quarter_hour: float) -> str:
+    """The local date of a quarter hour since 1970 (Database.quarter_hour)."""
+    return time.strftime("%Y-%m-%d", time.localtime(quarter_hour * 900))
+
+
 def gaps_csv(gaps: list[dict]) -> str:
     """Coverage gaps (Conversations.gaps) as CSV, for a spreadsheet or an issue tracker."""
     out = io.StringIO()
@@ -60,71 +66,66 @@ def gaps_csv(gaps: list[dict]) -> str:
     return out.getvalue()
 
 
+def open_conversations(cfg) -> Conversations:
+    """The store the configuration names: the PostgreSQL database at `server.database_url`, else SQLite
+    in the data dir."""
+    return Conversations(cfg.server.database_url or cfg.data_dir / "conversations.sqlite")
+
+
 class ConversationError(ValueError):
     """e.g. feedback on a message that does not exist; one clear sentence."""
 
 
 class Conversations:
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across crashes of the process, and fast
-        self.db.executescript(SCHEMA)
-        for table, column, decl in ADDED_COLUMNS:
-            if column not in {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}:
-                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
-        self._lock = threading.Lock()
+    """The store. `where` is a SQLite file, or a PostgreSQL URL (`[server] database_url`) that several
+    servers share; both behave the same (copilot/database.py holds their few differences)."""
+
+    def __init__(self, where: Path | str):
+        self.db = Database(where, SCHEMA, ADDED_COLUMNS)
+        self.db.connect()  # here, so a server that cannot be reached is said at start-up
 
     def new(self, title: str = "", owner: str = "", origin: str = "") -> str:
         """A new conversation; `owner` is the signed-in user (empty without --auth), `origin` the door
         it came through ("web", "api", "cli"): the web UI lists its own."""
         cid = uuid.uuid4().hex
-        with self._lock:
-            self.db.execute("INSERT INTO conversations (id, created_at, title, owner, origin) VALUES (?, ?, ?, ?, ?)",
-                            (cid, time.time(), scrub(title)[:200], owner, origin))
+        self.db.all("INSERT INTO conversations (id, created_at, title, owner, origin) VALUES (?, ?, ?, ?, ?)",
+                    (cid, time.time(), scrub(title)[:200], owner, origin))
         return cid
 
     def exists(self, cid: str) -> bool:
-        with self._lock:
-            return self.db.execute("SELECT 1 FROM conversations WHERE id=?", (cid,)).fetchone() is not None
+        return self.db.one("SELECT 1 FROM conversations WHERE id=?", (cid,)) is not None
 
     def add(self, cid: str, role: str, content: str, assistant: str = "", sources: list[Source] | None = None,
             model: str = "", message_id: str | None = None, outcome: str = "") -> str:
         mid = message_id or uuid.uuid4().hex
         title = " ".join(scrub(content).split())[:200] if role == "user" else ""
-        with self._lock:
-            # IMMEDIATE: the write lock is taken before seq is read, so two processes (`serve --workers`)
-            # adding to one conversation queue up instead of one failing on a stale read.
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                if self.db.execute("SELECT 1 FROM conversations WHERE id=?", (cid,)).fetchone() is None:
-                    self.db.execute("INSERT INTO conversations (id, created_at, title) VALUES (?, ?, ?)",
-                                    (cid, time.time(), title))
-                elif title:  # titled by its first question
-                    self.db.execute("UPDATE conversations SET title=? WHERE id=? AND COALESCE(title, '')=''",
-                                    (title, cid))
-                seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id=?",
-                                      (cid,)).fetchone()[0]
-                self.db.execute("INSERT INTO messages (id, conversation_id, seq, role, assistant, content, model, "
-                                "created_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                (mid, cid, seq, role, assistant, scrub(content), model, time.time(), outcome))
-                self.db.executemany(
-                    "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        # Writers of one conversation (threads, `serve --workers`, replicas) queue up on it, so each
+        # reads the last seq after the previous one wrote it.
+        with self.db.transaction() as tx:
+            tx.all("INSERT INTO conversations (id, created_at, title) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                   (cid, time.time(), title))
+            tx.lock_row("conversations", "id", cid)
+            if title:  # titled by its first question
+                tx.all("UPDATE conversations SET title=? WHERE id=? AND COALESCE(title, '')=''", (title, cid))
+            seq = tx.one("SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id=?", (cid,))[0]
+            tx.all("INSERT INTO messages (id, conversation_id, seq, role, assistant, content, model, created_at, "
+                   "outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (mid, cid, seq, role, assistant, scrub(content), model, time.time(), outcome))
+            tx.many("INSERT INTO sources (message_id, n, path, start_line, end_line, title, link, kind, language, "
+                    "excerpt, kb) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id, n) DO UPDATE SET "
+                    "path=excluded.path, start_line=excluded.start_line, end_line=excluded.end_line, "
+                    "title=excluded.title, link=excluded.link, kind=excluded.kind, language=excluded.language, "
+                    "excerpt=excluded.excerpt, kb=excluded.kb",
                     [(mid, s.n, s.path, s.start_line, s.end_line, s.title, s.link, s.kind, s.language,
                       scrub(s.excerpt), s.kb) for s in sources or []])
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
         return mid
 
     def messages(self, cid: str) -> list[dict]:
-        with self._lock:
-            rows = self.db.execute("SELECT id, role, assistant, content, model, outcome FROM messages "
-                                   "WHERE conversation_id=? ORDER BY seq", (cid,)).fetchall()
+        with self.db.lock:  # both reads see the same conversation
+            rows = self.db.all("SELECT id, role, assistant, content, model, outcome FROM messages "
+                               "WHERE conversation_id=? ORDER BY seq", (cid,))
             src: dict[str, list[Source]] = {}
-            for r in self.db.execute(
+            for r in self.db.all(
                     "SELECT s.message_id, n, path, start_line, end_line, title, link, kind, language, excerpt, "
                     "s.kb "
                     "FROM sources s JOIN messages m ON m.id = s.message_id WHERE m.conversation_id=? ORDER BY n",
@@ -135,64 +136,54 @@ class Conversations:
 
     def listing(self, owner: str = "", origin: str = "web", limit: int = 100) -> list[dict]:
         """The owner's conversations that hold a message, newest activity first: id, title, updated_at."""
-        with self._lock:
-            rows = self.db.execute(
-                "SELECT c.id, COALESCE(c.title, ''), MAX(m.created_at) AS at FROM conversations c "
-                "JOIN messages m ON m.conversation_id = c.id WHERE COALESCE(c.owner, '')=? AND "
-                "COALESCE(c.origin, '')=? GROUP BY c.id ORDER BY at DESC LIMIT ?", (owner, origin, limit)).fetchall()
+        rows = self.db.all(
+            "SELECT c.id, COALESCE(c.title, ''), MAX(m.created_at) AS last_at FROM conversations c "
+            "JOIN messages m ON m.conversation_id = c.id WHERE COALESCE(c.owner, '')=? AND "
+            "COALESCE(c.origin, '')=? GROUP BY c.id ORDER BY last_at DESC LIMIT ?", (owner, origin, limit))
         return [{"id": r[0], "title": r[1] or "(untitled)", "updated_at": r[2]} for r in rows]
 
     def owner_of(self, cid: str) -> str | None:
         """The conversation's owner ("" for none), or None when there is no such conversation."""
-        with self._lock:
-            r = self.db.execute("SELECT COALESCE(owner, '') FROM conversations WHERE id=?", (cid,)).fetchone()
+        r = self.db.one("SELECT COALESCE(owner, '') FROM conversations WHERE id=?", (cid,))
         return r[0] if r else None
 
     def delete(self, cid: str) -> None:
         """The conversation, its messages, their sources and feedback, gone."""
-        with self._lock:
-            self.db.execute("BEGIN")
-            try:
-                ids = "SELECT id FROM messages WHERE conversation_id=?"
-                self.db.execute(f"DELETE FROM sources WHERE message_id IN ({ids})", (cid,))
-                self.db.execute(f"DELETE FROM feedback WHERE message_id IN ({ids})", (cid,))
-                self.db.execute("DELETE FROM messages WHERE conversation_id=?", (cid,))
-                self.db.execute("DELETE FROM conversations WHERE id=?", (cid,))
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
+        with self.db.transaction() as tx:
+            tx.lock_row("conversations", "id", cid)  # a message being added to it lands first, then goes too
+            ids = "SELECT id FROM messages WHERE conversation_id=?"
+            tx.all(f"DELETE FROM sources WHERE message_id IN ({ids})", (cid,))
+            tx.all(f"DELETE FROM feedback WHERE message_id IN ({ids})", (cid,))
+            tx.all("DELETE FROM messages WHERE conversation_id=?", (cid,))
+            tx.all("DELETE FROM conversations WHERE id=?", (cid,))
 
     def feedback(self, message_id: str, up: bool, comment: str = "") -> None:
-        with self._lock:
-            if self.db.execute("SELECT 1 FROM messages WHERE id=?", (message_id,)).fetchone() is None:
-                raise ConversationError(f"There is no message '{message_id[:40]}' to give feedback on.")
-            self.db.execute("INSERT OR REPLACE INTO feedback VALUES (?, ?, ?, ?)",
-                            (message_id, int(bool(up)), scrub(comment)[:2000], time.time()))
+        if self.db.one("SELECT 1 FROM messages WHERE id=?", (message_id,)) is None:
+            raise ConversationError(f"There is no message '{message_id[:40]}' to give feedback on.")
+        self.db.all("INSERT INTO feedback (message_id, up, comment, created_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (message_id) DO UPDATE SET up=excluded.up, comment=excluded.comment, "
+                    "created_at=excluded.created_at",
+                    (message_id, int(bool(up)), scrub(comment)[:2000], time.time()))
 
     def get_feedback(self, message_id: str) -> dict | None:
-        with self._lock:
-            r = self.db.execute("SELECT up, comment, created_at FROM feedback WHERE message_id=?",
-                                (message_id,)).fetchone()
+        r = self.db.one("SELECT up, comment, created_at FROM feedback WHERE message_id=?", (message_id,))
         return {"up": bool(r[0]), "comment": r[1], "created_at": r[2]} if r else None
 
     def feedback_counts(self) -> dict:
-        with self._lock:
-            up, down = self.db.execute("SELECT COALESCE(SUM(up), 0), COALESCE(SUM(1 - up), 0) FROM feedback").fetchone()
-        return {"up": up, "down": down}
+        up, down = self.db.one("SELECT COALESCE(SUM(up), 0), COALESCE(SUM(1 - up), 0) FROM feedback")
+        return {"up": int(up), "down": int(down)}
 
     def gaps(self, limit: int = 50) -> list[dict]:
         """Coverage gaps: the questions most often answered "I don't know" or given a thumbs-down, with
         how often each was asked so, each reason's count and when it was last asked. Questions are
         grouped by their words (case, spacing and end punctuation aside); the latest wording is shown."""
-        with self._lock:
-            rows = self.db.execute(
-                "SELECT u.id, u.content, u.created_at, m.outcome = 'dont_know', COALESCE(f.up, 1) = 0 "
-                "FROM messages m LEFT JOIN feedback f ON f.message_id = m.id "
-                "JOIN messages u ON u.conversation_id = m.conversation_id AND u.role = 'user' AND u.seq = ("
-                "  SELECT MAX(seq) FROM messages p WHERE p.conversation_id = m.conversation_id AND p.role = 'user' "
-                "  AND p.seq < m.seq) "
-                "WHERE m.role = 'assistant' AND (m.outcome = 'dont_know' OR f.up = 0)").fetchall()
+        rows = self.db.all(
+            "SELECT u.id, u.content, u.created_at, m.outcome = 'dont_know', COALESCE(f.up, 1) = 0 "
+            "FROM messages m LEFT JOIN feedback f ON f.message_id = m.id "
+            "JOIN messages u ON u.conversation_id = m.conversation_id AND u.role = 'user' AND u.seq = ("
+            "  SELECT MAX(seq) FROM messages p WHERE p.conversation_id = m.conversation_id AND p.role = 'user' "
+            "  AND p.seq < m.seq) "
+            "WHERE m.role = 'assistant' AND (m.outcome = 'dont_know' OR f.up = 0)")
         turns: dict[str, dict] = {}  # one question asked once counts once, however many answered it
         for uid, question, at, dont_know, down in rows:
             t = turns.setdefault(uid, {"question": question, "at": at, "dont_know": False, "down": False})
@@ -214,21 +205,23 @@ class Conversations:
 
     def outcomes_by_day(self) -> dict[str, dict[str, int]]:
         """Answers per day (local time) by what they were: model, offline, dont_know, guide..."""
-        with self._lock:
-            rows = self.db.execute(
-                "SELECT date(created_at, 'unixepoch', 'localtime') AS day, outcome, COUNT(*) FROM messages "
-                "WHERE role = 'assistant' AND COALESCE(outcome, '') != '' GROUP BY day, outcome").fetchall()
+        quarter = self.db.quarter_hour("created_at")
+        rows = self.db.all(f"SELECT {quarter} AS q, outcome, COUNT(*) FROM messages "
+                           "WHERE role = 'assistant' AND COALESCE(outcome, '') != '' GROUP BY q, outcome")
         out: dict[str, dict[str, int]] = {}
-        for day, outcome, n in rows:
-            out.setdefault(day, {})[outcome] = n
+        for q, outcome, n in rows:
+            day = out.setdefault(local_day(q), {})
+            day[outcome] = day.get(outcome, 0) + int(n)
         return dict(sorted(out.items()))
 
     def feedback_by_day(self) -> dict[str, dict[str, int]]:
-        with self._lock:
-            rows = self.db.execute(
-                "SELECT date(created_at, 'unixepoch', 'localtime') AS day, SUM(up), SUM(1 - up) FROM feedback "
-                "GROUP BY day").fetchall()
-        return {day: {"up": up, "down": down} for day, up, down in sorted(rows)}
+        quarter = self.db.quarter_hour("created_at")
+        out: dict[str, dict[str, int]] = {}
+        for q, up, down in self.db.all(f"SELECT {quarter} AS q, SUM(up), SUM(1 - up) FROM feedback GROUP BY q"):
+            day = out.setdefault(local_day(q), {"up": 0, "down": 0})
+            day["up"] += int(up)
+            day["down"] += int(down)
+        return dict(sorted(out.items()))
 
     def export(self, cid: str) -> str:
         return json.dumps(self.messages(cid), default=lambda o: o.__dict__, ensure_ascii=False)

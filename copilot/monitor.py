@@ -11,11 +11,13 @@ output = 1.2
 ```
 With `[budget] limit_usd` set, a warning comes at 80% and model calls are refused at 100%;
 offline answers (retrieved passages) keep working. Figures persist in `usage.json` in the
-data dir, so they survive restarts; `devcopilot usage --reset` starts over.
+data dir, or in the shared database when `server.database_url` is set, so they survive restarts;
+`devcopilot usage --reset` starts over.
 """
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import json
 import logging
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from copilot.config import Config
+from copilot.database import Database, DatabaseDown
 
 log = logging.getLogger("devcopilot.monitor")
 
@@ -45,9 +48,87 @@ def _empty() -> dict[str, Any]:
     return {"since": time.time(), "models": {}, "assistants": {}, "counters": {}, "cost_usd": 0.0, "days": {}}
 
 
+class UsageFile:
+    """The figures in `usage.json` in the data dir. Several processes (`serve --workers N`) share the
+    file: under a lock, each adds what it counted since its last save to what the file holds now."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def load(self) -> dict[str, Any] | None:
+        """What the file holds; None when it is missing or damaged."""
+        try:
+            return _checked(json.loads(self.path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            return None
+
+    def merge(self, delta: dict[str, Any]) -> dict[str, Any]:
+        """Add `delta` to the file, written atomically; the figures it then holds."""
+        tmp = self.path.with_name(f".usage.{os.getpid()}.{threading.get_ident()}.tmp")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            merged = _added(self.load() or _empty(), delta)
+            tmp.write_text(json.dumps(merged, indent=1), encoding="utf-8")
+            os.replace(tmp, self.path)
+        return merged
+
+    def clear(self) -> None:
+        with self._locked():
+            self.path.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def _locked(self):
+        with open(self.path.with_name(".usage.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+
+class UsageTable:
+    """The figures in one row of the shared database (`server.database_url`), so every server adds to
+    the same figures and spends the same budget; merged as the file is, under the row's lock."""
+
+    SCHEMA = "CREATE TABLE IF NOT EXISTS usage_figures (id INTEGER PRIMARY KEY, figures TEXT)"
+
+    def __init__(self, url: str):
+        self.db = Database(url, self.SCHEMA)
+
+    def load(self) -> dict[str, Any] | None:
+        row = self.db.one("SELECT figures FROM usage_figures WHERE id=1")
+        try:
+            return _checked(json.loads(row[0])) if row else None
+        except ValueError:
+            return None
+
+    def merge(self, delta: dict[str, Any]) -> dict[str, Any]:
+        with self.db.transaction() as tx:
+            tx.all("INSERT INTO usage_figures (id, figures) VALUES (1, ?) ON CONFLICT (id) DO NOTHING",
+                   (json.dumps(_empty()),))
+            tx.lock_row("usage_figures", "id", 1)
+            merged = _added(self.load() or _empty(), delta)
+            tx.all("UPDATE usage_figures SET figures=? WHERE id=1", (json.dumps(merged),))
+        return merged
+
+    def clear(self) -> None:
+        self.db.all("DELETE FROM usage_figures WHERE id=1")
+
+
+def _checked(data: Any) -> dict[str, Any] | None:
+    """Saved figures, or None when they are not figures."""
+    if isinstance(data, dict) and {"models", "assistants", "counters"} <= set(data):
+        data.setdefault("days", {})  # figures saved before days were kept
+        return data
+    return None
+
+
+def usage_store(cfg: Config) -> UsageFile | UsageTable:
+    """Where the figures are kept: the shared database at `server.database_url`, else usage.json."""
+    url = cfg.server.database_url
+    return UsageTable(url) if url else UsageFile(cfg.data_dir / "usage.json")
+
+
 class Monitor:
-    def __init__(self, cfg: Config):
-        self.path: Path = cfg.data_dir / "usage.json"
+    def __init__(self, cfg: Config, store: UsageFile | UsageTable | None = None):
+        self.store = store or usage_store(cfg)
         self.prices = {**DEFAULT_PRICES, **{k: dict(v) for k, v in (cfg.prices or {}).items()
                                             if isinstance(v, dict)}}
         self.limit = float(cfg.budget.limit_usd or 0.0)
@@ -55,35 +136,27 @@ class Monitor:
         self._lock = threading.Lock()
         self._dirty, self._saved_at = False, 0.0
         self.data = self._load()
-        self._delta = _zero()  # counted here since the last save; merged into the file by _save
+        self._delta = _zero()  # counted here since the last save; merged into the stored figures by _save
         atexit.register(self.flush)
 
     def _load(self) -> dict[str, Any]:
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            if isinstance(data, dict) and {"models", "assistants", "counters"} <= set(data):
-                data.setdefault("days", {})  # figures saved before days were kept
-                return data
-        except (OSError, ValueError):
-            pass
-        return _empty()  # missing or damaged: start over rather than fail the chat
+            return self.store.load() or _empty()
+        except DatabaseDown as e:
+            log.warning("could not read the usage figures: %s", e)
+            return _empty()  # missing, damaged or out of reach: start over rather than fail the chat
 
     def _save(self) -> None:
-        """Merge this process's changes into the file and write it atomically. Several processes
-        (`serve --workers N`) share the file: under a lock, each adds what it counted since its last
-        save to what the file holds now. A failing disk keeps the figures in memory rather than break a chat."""
-        tmp = self.path.with_name(f".usage.{os.getpid()}.{threading.get_ident()}.tmp")
+        """Add this process's changes to the stored figures (other processes and servers add theirs).
+        A failing disk or database keeps them in memory, added at the next save, rather than break a chat."""
         self._dirty, self._saved_at = False, time.monotonic()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path.with_name(".usage.lock"), "w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                merged = _added(self._load(), self._delta)
-                tmp.write_text(json.dumps(merged, indent=1), encoding="utf-8")
-                os.replace(tmp, self.path)
+            merged = self.store.merge(self._delta)
             self.data, self._delta = merged, _zero()
+        except DatabaseDown as e:  # one sentence says it all
+            log.warning("could not save the usage figures: %s", e)
         except OSError:
-            log.warning("could not write %s", self.path, exc_info=True)
+            log.warning("could not save the usage figures", exc_info=True)
 
     def price(self, model: str) -> dict[str, float] | None:
         return self.prices.get(model) or self.prices.get(model.split("/")[-1])
@@ -163,9 +236,7 @@ class Monitor:
 
     def reset(self) -> None:
         with self._lock:
-            with open(self.path.with_name(".usage.lock"), "w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                self.path.unlink(missing_ok=True)
+            self.store.clear()
             self.data, self._delta = _empty(), _zero()
             self._save()
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from indexes.embeddings import EMBEDDING_PROVIDERS, RUNTIMES, unknown_provider, unknown_runtime
 from indexes.stores import EF_SEARCH, STORE_KINDS, unknown_store
@@ -108,6 +109,9 @@ class ServerConfig:
     # API's citation links to the source viewer are built on it. Empty: the address each request came to.
     public_url: str = ""
     workers: int = 0  # `serve` processes behind the port; 0: one per CPU core
+    # Conversations, feedback and usage figures in a PostgreSQL database that several servers share
+    # ("postgresql://user:password@host:5432/devcopilot"); empty: SQLite and a file in the data dir.
+    database_url: str = ""
 
 
 @dataclass
@@ -175,6 +179,7 @@ ENV_MAP = {
     "DEVCOPILOT_CHAT_FALLBACK_MODEL": ("chat", "fallback_model"),
     "DEVCOPILOT_API_TOKEN": ("server", "api_token"),
     "DEVCOPILOT_AUTH": ("server", "auth"),  # user:password for the web UI
+    "DEVCOPILOT_DATABASE_URL": ("server", "database_url"),  # holds a password
     "DEVCOPILOT_BUDGET_USD": ("budget", "limit_usd"),
 }
 
@@ -258,6 +263,8 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
                           f"{cfg.store.ef_search!r}.")
     if cfg.sync.every and cfg.sync.seconds < 1:
         raise ConfigError(f"Setting 'sync.every' ({cfg.sync.every!r}) must be at least one second.")
+    if cfg.server.database_url:
+        check_database_url(cfg.server.database_url)
     if cfg.search.fusion not in ("score", "rrf"):
         raise ConfigError(f"Unknown search fusion '{cfg.search.fusion}'; use score or rrf.")
     return cfg
@@ -280,6 +287,33 @@ def _auto_chat(chat: ChatConfig, env: Mapping[str, str]) -> None:
         chat.base_url = chat.base_url or env.get("DASHSCOPE_HTTP_BASE_URL", "")
     if chat.provider not in ("openai", "dashscope", "offline"):
         raise ConfigError(f"Unknown chat provider '{chat.provider}'; use openai, dashscope or offline.")
+
+
+def check_database_url(url: str) -> str:
+    """The URL if it names a PostgreSQL database, else a ConfigError in one sentence."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises on a port that is not a number)
+    except ValueError:
+        parts = None
+    has_host = parts is not None and (parts.hostname or "host=" in parts.query)  # ?host=/run/postgresql: a socket
+    if not has_host or parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigError(f"Setting 'server.database_url' ({redact_url(url)!r}) is not a PostgreSQL URL; write it "
+                          "as postgresql://user:password@host:5432/database, or leave it empty for SQLite in the "
+                          "data dir.")
+    return url
+
+
+def redact_url(url: str) -> str:
+    """A database URL with its password hidden."""
+    try:
+        parts = urlsplit(url)
+        if parts.password:
+            host = parts.netloc.rsplit("@", 1)[1]
+            return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+    except ValueError:
+        return "(an unreadable URL)"
+    return url
 
 
 def redact(secret: str) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from copilot.chat import store_failed
 from ui import charts, knowledge, render
 from ui.indexing import IndexJob, Jobs, progress_html, summary_markdown
 
@@ -121,14 +122,22 @@ def build_app(copilot, cfg=None) -> gr.Blocks:
 
     # -- conversations ---------------------------------------------------------------
     def conversation_choices(user: str) -> list[tuple[str, str]]:
-        return [(_short(c["title"]), c["id"]) for c in copilot.conversations.listing(owner=user)]
+        try:
+            return [(_short(c["title"]), c["id"]) for c in copilot.conversations.listing(owner=user)]
+        except Exception:  # the conversation store is out of reach (a shared database down): the chat goes on
+            store_failed("could not list the conversations")
+            return []
 
     def sidebar(user: str, current: str | None):
         choices = conversation_choices(user)
         return gr.update(choices=choices, value=current if any(c[1] == current for c in choices) else None)
 
     def owned(cid: str | None, user: str) -> bool:
-        return bool(cid) and copilot.conversations.owner_of(cid) == user
+        try:
+            return bool(cid) and copilot.conversations.owner_of(cid) == user
+        except Exception:  # cannot be checked while the store is out of reach: a new conversation then
+            store_failed("could not read the conversation's owner")
+            return False
 
     def open_conversation(cid: str | None, request: gr.Request):
         """Show a stored conversation, with its sources, or an empty chat."""

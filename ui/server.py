@@ -291,6 +291,10 @@ def serve(cfg, host: str = "127.0.0.1", port: int = 7860, auth: str | list[str] 
     from indexes.writer import Registration
 
     parse_auth(auth)  # a malformed --auth fails before anything slow happens
+    if cfg.server.database_url:  # a database that cannot be reached stops the start in one sentence
+        from copilot.conversations import open_conversations
+
+        open_conversations(cfg).close()
     registration = Registration(cfg.data_dir, local_url(host, port))
     for line in security_warnings(host, auth, api_token):
         print(line, file=sys.stderr)

@@ -14,7 +14,8 @@ choose the worker:
 
 A connection stays with its worker for its life (keep-alive included). The workers share the
 data dir: the catalog, conversations and embedding cache are SQLite in WAL mode, usage figures
-are merged under a file lock (copilot/monitor.py). A worker that dies is started again.
+are merged under a file lock (copilot/monitor.py); with `server.database_url`, conversations and
+usage are in that PostgreSQL database instead. A worker that dies is started again.
 """
 from __future__ import annotations
 
