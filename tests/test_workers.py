@@ -109,3 +109,15 @@ def test_usage_figures_of_two_processes_add_up(tmp_path):
     assert figures["cost_usd"] > 0
     two.record("gpt-4o-mini", "Coding", 10, 1)  # sees what the other wrote, adds its own
     assert two.figures()["totals"]["calls"] == 3
+
+
+def test_index_jobs_always_go_to_the_first_worker_and_the_api_takes_turns():
+    from ui.workers import route
+
+    post = b"POST /v1/knowledge/jobs HTTP/1.1\r\n"
+    poll = b"GET /v1/knowledge/jobs/job-1?wait=5 HTTP/1.1\r\n"
+    assert route(post, "10.0.0.1", 2, 7) is None and route(poll, "10.0.0.2", 1, 8) is None  # the jobs' worker
+    chat = b"POST /v1/chat/completions HTTP/1.1\r\n"
+    assert {route(chat, "10.0.0.1", 2, turn) for turn in range(4)} == {0, 1}
+    page = b"GET / HTTP/1.1\r\n"
+    assert len({route(page, "10.0.0.9", 2, turn) for turn in range(4)}) == 1  # a browser stays on its worker

@@ -319,14 +319,12 @@ def serve(cfg, host: str = "127.0.0.1", port: int = 7860, auth: str | list[str] 
         del index
 
         def said(text: str) -> None:
-            if "first is ready" in text:
-                text = running
-                register()
-            print(text, flush=True)
+            print(running if "first is ready" in text else text, flush=True)
 
         try:
             run_workers(cfg, host, port, auth, api_token, workers,
-                        functools.partial(build_server_app, host=host, local_token=registration.token), say=said)
+                        functools.partial(build_server_app, host=host, local_token=registration.token), say=said,
+                        first_ready=register)
         finally:
             registration.__exit__(None, None, None)
         return

@@ -41,12 +41,14 @@ def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def route(head: bytes, client: str, workers: int, turn: int) -> int:
-    """The worker for a connection whose first bytes are `head` (see the module's doc)."""
+def route(head: bytes, client: str, workers: int, turn: int) -> int | None:
+    """The worker (of those ready) for a connection whose first bytes are `head` (see the module's
+    doc); None: the first worker, ready or not (the jobs live there: a job asked of another worker
+    could not be polled)."""
     parts = head.split(b" ", 2)
     path = parts[1] if len(parts) > 1 else b""
     if path.startswith(b"/v1/knowledge"):
-        return 0
+        return None
     if path.startswith(b"/v1/"):
         return turn % workers
     return zlib.crc32(client.encode()) % workers
@@ -61,10 +63,11 @@ class _Worker:
 
 
 def run_workers(cfg, host: str, port: int, auth: str | list[str], api_token: str, workers: int, build,
-                say=print) -> None:
+                say=print, first_ready=None) -> None:
     """Accept on host:port and hand connections to `workers` processes until interrupted; each
     builds its app with `build(cfg, auth=, api_token=, schedules=) -> (app, index)` (a module-level
-    function: it travels to the worker by name); only the first worker runs schedules."""
+    function: it travels to the worker by name). Only the first worker runs schedules and index jobs;
+    `first_ready()` is called once it is ready (the server registers then)."""
     listener = socket.create_server((host, port), backlog=2048, reuse_port=False)
     listener.setblocking(False)
     context = multiprocessing.get_context("spawn")  # a clean interpreter: the parent may hold threads
@@ -85,6 +88,9 @@ def run_workers(cfg, host: str, port: int, auth: str | list[str], api_token: str
     try:
         while not stopping:
             ready = [w for w in pool if w.ready]
+            if pool[0].ready and first_ready is not None:
+                first_ready()
+                first_ready = None
             if ready and not announced:  # accept only once a worker can serve
                 sel.register(listener, selectors.EVENT_READ, ("accept", None))
                 announced = True
@@ -167,7 +173,8 @@ def _dispatch(sel, pending, conn: socket.socket, pool: list[_Worker], turn: int)
         _drop(sel, pending, conn)
         return
     ready = [w for w in pool if w.ready] or pool
-    w = ready[route(head, client, len(ready), turn)]
+    chosen = route(head, client, len(ready), turn)
+    w = pool[0] if chosen is None else ready[chosen]  # a worker not ready yet takes it once it starts
     sel.unregister(conn)
     pending.pop(conn, None)
     try:
