@@ -63,6 +63,7 @@ class Server:
     def __init__(self, data: Path, config: Path | None = None, *extra: str):
         from serve_support import free_port
 
+        self.data = data
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # Its output goes to a file beside the data dir: a pipe nobody reads would fill and stop it.
@@ -73,13 +74,19 @@ class Server:
                                          stderr=subprocess.STDOUT, text=True, env=env())
 
     def __enter__(self) -> Server:
+        from indexes.writer import running_server
+
         deadline = time.monotonic() + 180
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"serve exited: {self.log.read_text()}")
             try:
                 with urllib.request.urlopen(self.url + "/healthz", timeout=2):
-                    return self
+                    # Answering, and registered on the data dir (with --workers, once the first
+                    # worker is ready): from then on commands hand it their writes.
+                    if running_server(self.data) is not None:
+                        return self
+                    raise OSError("not registered yet")
             except OSError:
                 if time.monotonic() > deadline:
                     raise RuntimeError("serve did not start") from None

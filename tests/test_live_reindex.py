@@ -141,7 +141,7 @@ def test_status_tells_the_truth_when_the_server_running_the_ingest_is_killed(tmp
     project = write_tree(tmp_path / "project", SMALL_PROJECT)
     data = tmp_path / "data"
     devcopilot(data, "ingest", str(project), "--quiet")
-    with Server(data) as server:
+    with Server(data, None, "--workers", "1") as server:  # one process: the one killed is the one writing
         cli = start(data, "ingest", str(corpus), "--kb", "big")
         deadline = time.monotonic() + 120
         while True:
