@@ -447,6 +447,8 @@ def compare_workers(args, data_dir: Path, questions: list[str], me: list[str]) -
                        "load_average": [round(load0, 1), round(os.getloadavg()[0], 1)]}
                 results[n].append(fig)
                 print(json.dumps(fig), flush=True)
+                for e in res["errors"][:3]:
+                    print("  error:", e, flush=True)
                 base += 1000  # fresh tags for the next round
     finally:
         model.stdin.close()
