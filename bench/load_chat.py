@@ -36,6 +36,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -158,7 +159,8 @@ def run_copilot_server(data_dir: str, model_url: str, port: int, plain: bool) ->
         app.include_router(api_router(copilot))
         how = how or "FastAPI + copilot.api.api_router"
     index.embedder.embed(["warm up"])  # the model loads before the first request, as after `serve` starts
-    print(json.dumps({"app": how, "chunks": index.catalog.count_chunks(cfg.chat.kb)}), flush=True)
+    chunks = sum(index.catalog.count_chunks(kb.name) for kb in index.catalog.kbs())  # the chat reads every KB
+    print(json.dumps({"app": how, "chunks": chunks}), flush=True)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
@@ -379,9 +381,11 @@ def start_serve(data_dir: Path, model_url: str, workers: int, port: int) -> subp
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DEVCOPILOT_", "OPENAI_", "DASHSCOPE_"))}
     env.update(DEVCOPILOT_CHAT_PROVIDER="openai", DEVCOPILOT_CHAT_BASE_URL=model_url, DEVCOPILOT_CHAT_API_KEY="bench",
                DEVCOPILOT_CHAT_MODEL="load-test", GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
-    return subprocess.Popen([str(Path(sys.executable).parent / "devcopilot"), "--data-dir", str(data_dir), "serve",
-                             "--port", str(port), "--workers", str(workers)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # Its output goes to a file: a pipe nobody reads would fill up and stop the server mid-run.
+    with open(Path(tempfile.gettempdir()) / f"load-chat-serve-{port}.log", "w") as log:  # the child keeps its copy
+        return subprocess.Popen([str(Path(sys.executable).parent / "devcopilot"), "--data-dir", str(data_dir),
+                                 "serve", "--port", str(port), "--workers", str(workers)], env=env,
+                                stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
 def tree_cpu(pid: int) -> float:
@@ -417,8 +421,8 @@ def compare_workers(args, data_dir: Path, questions: list[str], me: list[str]) -
                         break
                     except OSError:
                         if time.time() > deadline or server.poll() is not None:
-                            print(f"serve --workers {n} did not start: {server.stderr.read()[-400:]}",
-                                  file=sys.stderr)
+                            log = Path(tempfile.gettempdir()) / f"load-chat-serve-{port}.log"
+                            print(f"serve --workers {n} did not start: {log.read_text()[-400:]}", file=sys.stderr)
                             return 1
                         time.sleep(0.3)
                 # warm every worker (first search, first model call) outside the figures

@@ -106,8 +106,10 @@ def build_server(copilot: Copilot) -> MCPServer:
         return [kb]
 
     what = ", ".join(f"'{n}'" for n in kb_names())
-    server = MCPServer("devcopilot", instructions=INSTRUCTIONS.format(what=f" (knowledge bases: {what})" if what
-                                                                         else ""))
+    # log_level: the SDK configures the root logger with it; INFO would log every HTTP request
+    # the chat's model client makes, on every turn.
+    about = f" (knowledge bases: {what})" if what else ""
+    server = MCPServer("devcopilot", log_level="WARNING", instructions=INSTRUCTIONS.format(what=about))
 
     @server.tool(annotations=READ_ONLY, structured_output=False)
     def list_knowledge_bases() -> CallToolResult:
