@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 # Weight formats of the quantized matrix products, by CPU (see quant_variant in onnx_embedder):
@@ -64,7 +65,9 @@ def _to_onnx(source: Path, path: Path, max_tokens: int) -> None:
             return torch.nn.functional.normalize(mean, p=2.0, dim=1)
 
     ids = torch.ones((2, min(16, max_tokens)), dtype=torch.int64)
-    with torch.no_grad():
+    # The exporter warns about its own internals (legacy exporter, tracing); nothing a user acts on.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(Pooled(model), (ids, torch.ones_like(ids)), str(path),
                           input_names=["input_ids", "attention_mask"], output_names=["embedding"],
                           dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
