@@ -191,16 +191,14 @@ def test_knowledge_tab_refuses_paths_outside_allowed_roots(page, world, spec, sa
 
 def test_thumbs_up_is_stored_with_the_exchange(page, world):
     ask(page, "@Tutoring how are rate limits retried?")
+    conversations = world["copilot"].conversations
+    before = conversations.feedback_counts()["up"]
     liked = page.locator("#dc-chat button[aria-label='Like']").last
     liked.click()
-    mid = None
     deadline = time.monotonic() + 10
-    db = world["copilot"]
-    while time.monotonic() < deadline and mid is None:
-        rows = db.conversations.db.execute("SELECT message_id, up FROM feedback").fetchall()
-        mid = rows[-1] if rows else None
+    while time.monotonic() < deadline and conversations.feedback_counts()["up"] == before:
         time.sleep(0.2)
-    assert mid is not None and mid[1] in (1, True)
+    assert conversations.feedback_counts() == {"up": before + 1, "down": 0}  # stored, as a thumbs up
 
 
 def test_usage_tab_draws_charts_and_lists_a_gap_after_i_dont_know(page):
