@@ -261,14 +261,24 @@ def watch_folders(cfg, specs: list[str], quiet_s: float, first, reindex) -> None
     next(changes, None)  # the watcher is running: whatever changes from here on is seen
     first()
     print(f"Watching {', '.join(str(f) for f in folders)} for changes (Ctrl+C stops).", file=sys.stderr, flush=True)
-    for batch in changes:
-        if not batch:  # a quiet half second
-            continue
-        print(f"{len(batch)} change{'s' if len(batch) != 1 else ''} seen: re-indexing.", file=sys.stderr, flush=True)
-        try:
-            reindex()
-        except USER_ERRORS as e:  # say it and keep watching: the next change may fix it
-            print(f"devcopilot: {_one_line(e)}", file=sys.stderr, flush=True)
+    busy = False
+    try:
+        for batch in changes:
+            if not batch:  # a quiet half second
+                continue
+            print(f"{len(batch)} change{'s' if len(batch) != 1 else ''} seen: re-indexing.", file=sys.stderr,
+                  flush=True)
+            busy = True
+            try:
+                reindex()
+            except USER_ERRORS as e:  # say it and keep watching: the next change may fix it
+                print(f"devcopilot: {_one_line(e)}", file=sys.stderr, flush=True)
+            busy = False
+    except KeyboardInterrupt:
+        # Ctrl+C while waiting usually ends the loop by itself; it can also land in our filter,
+        # between two batches: that is a plain stop. During a re-index it is an interruption.
+        if busy:
+            raise
     print("Stopped watching.", file=sys.stderr)
 
 
