@@ -181,8 +181,9 @@ def test_knowledge_tab_refuses_paths_outside_allowed_roots(page, world, spec, sa
     page.get_by_role("tab", name="Knowledge").click()
     page.fill("#dc-source textarea, #dc-source input", spec.format(allowed=world["allowed"]))
     page.click("#dc-add")
-    page.wait_for_function("() => document.querySelector('#dc-index-status').innerText.includes('❌')",
-                           timeout=30_000)
+    # The message, once Gradio's "processing" overlay on the element has gone.
+    page.wait_for_function("() => { const t = document.querySelector('#dc-index-status').innerText; "
+                           "return t.includes('❌') && !t.includes('processing'); }", timeout=30_000)
     status = page.inner_text("#dc-index-status")
     assert says in status
     assert "Traceback" not in status and len(status.strip().splitlines()) == 1
