@@ -121,3 +121,13 @@ def test_index_jobs_always_go_to_the_first_worker_and_the_api_takes_turns():
     assert {route(chat, "10.0.0.1", 2, turn) for turn in range(4)} == {0, 1}
     page = b"GET / HTTP/1.1\r\n"
     assert len({route(page, "10.0.0.9", 2, turn) for turn in range(4)}) == 1  # a browser stays on its worker
+
+
+def test_the_parent_process_never_loads_the_web_ui():
+    """With --workers N, the parent only accepts and hands over connections; loading Gradio there
+    (seconds of CPU) would delay every worker's start on a small machine."""
+    code = ("import sys; import devcopilot, ui.server, ui.workers; "
+            "print('LOADED', sorted(m for m in ('gradio', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert "LOADED []" in out.stdout

@@ -6,12 +6,10 @@ nothing recorded are left out rather than drawn as empty bars.
 """
 from __future__ import annotations
 
-import matplotlib
+from typing import TYPE_CHECKING
 
-matplotlib.use("Agg")  # no display: figures are rendered to images for the page
-
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # The specialists' answers by kind; the Guide's greetings and hand-overs are not counted.
 KIND_LABELS = {"model": "model answer", "offline": "offline (quoted passages)", "dont_know": "\"I don't know\"",
@@ -22,6 +20,11 @@ MIN_SLOTS = 7  # a week's width at least, so one day is a bar, not a wall
 
 
 def usage_figure(data: dict, days: int = 30) -> Figure:
+    import matplotlib  # here, not at the top: it is a quarter of a second of every server start
+
+    matplotlib.use("Agg")  # no display: figures are rendered to images for the page
+    import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(2, 2, figsize=(11, 5.4), layout="constrained")
     (tokens, cost), (kinds, thumbs) = axes
     daily = _last(data.get("days") or {}, days)

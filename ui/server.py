@@ -23,7 +23,6 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTex
 
 from indexes.indexed_files import find_indexed_file
 from ui import render
-from ui.app import CSS, HEAD, build_app
 from ui.auth import basic_ok
 from ui.indexing import ProgressClock
 
@@ -205,7 +204,9 @@ def create_app(copilot, cfg, auth: str | list[str] = "", api_token: str = "", ho
                     return FileResponse(found)
         return Response(status_code=404)
 
-    import gradio as gr
+    import gradio as gr  # here, not at the top: `serve --workers N`'s parent process never builds the UI
+
+    from ui.app import CSS, HEAD, build_app
 
     app = gr.mount_gradio_app(app, build_app(copilot, cfg), path="/", css=CSS, head=HEAD, footer_links=[],
                               show_error=False)
