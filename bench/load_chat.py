@@ -203,15 +203,43 @@ def rss_of(pid: int) -> dict[str, float]:
 
 
 async def run_clients(url: str, sessions: int, turns: int, questions: list[str], timeout: float,
-                      base: int = 0) -> dict:
+                      base: int = 0, client_kind: str = "lean") -> dict:
+    """`sessions` conversations at once, `turns` streamed turns each. The clients are either the real
+    `openai.AsyncOpenAI` or a lean reader of the same stream (aiohttp, a JSON parse per line): 50
+    users' clients run on 50 machines, not on the server's cores, and the openai client's own CPU
+    would otherwise be part of what this 2-core machine spends."""
     import httpx
     import openai
 
-    client = openai.AsyncOpenAI(base_url=url, api_key="none", max_retries=0, timeout=timeout,
-                                http_client=httpx.AsyncClient(limits=httpx.Limits(max_connections=sessions + 10),
-                                                              timeout=timeout))
+    http = httpx.AsyncClient(limits=httpx.Limits(max_connections=sessions + 10), timeout=timeout)
+    client = openai.AsyncOpenAI(base_url=url, api_key="none", max_retries=0, timeout=timeout, http_client=http)
     rows: list[dict] = []
     errors: list[str] = []
+
+    async def pieces_openai(model: str, messages: list[dict]):
+        stream = await client.chat.completions.create(model=model, messages=messages, stream=True)
+        async for chunk in stream:
+            for choice in chunk.choices:
+                if choice.delta and choice.delta.content:
+                    yield choice.delta.content
+
+    async def pieces_lean(model: str, messages: list[dict]):
+        body = {"model": model, "messages": messages, "stream": True}
+        async with lean.post(url + "/chat/completions", json=body) as r:
+            r.raise_for_status()
+            async for line in r.content:
+                if line.startswith(b"data: {"):
+                    for choice in json.loads(line[6:]).get("choices") or []:
+                        if (choice.get("delta") or {}).get("content"):
+                            yield choice["delta"]["content"]
+
+    lean = None
+    if client_kind == "lean":
+        import aiohttp  # C-accelerated HTTP; installed with the LlamaIndex integrations
+
+        lean = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=sessions + 10),
+                                     timeout=aiohttp.ClientTimeout(total=timeout))
+    pieces = pieces_openai if client_kind == "openai" else pieces_lean
 
     async def one_session(s: int) -> None:
         messages: list[dict] = []
@@ -226,16 +254,12 @@ async def run_clients(url: str, sessions: int, turns: int, questions: list[str],
             first = first_answer = None
             parts: list[str] = []
             try:
-                stream = await client.chat.completions.create(model=model, messages=messages, stream=True)
-                async for chunk in stream:
-                    for choice in chunk.choices:
-                        c = choice.delta.content if choice.delta else None
-                        if c:
-                            now = time.perf_counter() - t0
-                            first = first if first is not None else now
-                            if first_answer is None and MARK in c:
-                                first_answer = now
-                            parts.append(c)
+                async for c in pieces(model, messages):
+                    now = time.perf_counter() - t0
+                    first = first if first is not None else now
+                    if first_answer is None and MARK in c:
+                        first_answer = now
+                    parts.append(c)
             except Exception as e:  # counted, and the session goes on
                 errors.append(f"session {s} turn {t}: {type(e).__name__}: {str(e)[:160]}")
                 messages.pop()
@@ -250,6 +274,8 @@ async def run_clients(url: str, sessions: int, turns: int, questions: list[str],
     await asyncio.gather(*(one_session(base + s) for s in range(sessions)))
     wall = time.perf_counter() - t0
     await client.close()
+    if lean is not None:
+        await lean.close()
     return {"rows": rows, "errors": errors, "wall": wall}
 
 
@@ -266,6 +292,9 @@ def main() -> int:
     ap.add_argument("--plain", action="store_true", help="serve only the API router, without the web UI")
     ap.add_argument("--workers", help="compare `devcopilot serve --workers N` for these N (e.g. 1,2), run "
                                       "alternately; the server is the real command, its chat model the test server")
+    ap.add_argument("--client", default="lean",
+                    help="the clients: lean (aiohttp reading the stream, the default), openai (openai.AsyncOpenAI), "
+                         "or both, compared in one run (openai,lean)")
     ap.add_argument("--rounds", type=int, default=1, help="with --workers: rounds of every N")
     ap.add_argument("--role", choices=["model", "copilot"], help=argparse.SUPPRESS)
     ap.add_argument("--model-url", help=argparse.SUPPRESS)
@@ -307,16 +336,9 @@ def main() -> int:
             print("the devcopilot server did not start", file=sys.stderr)
             return 1
         url = f"http://127.0.0.1:{port}/v1"
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(url + "/models", timeout=5).read()
-                break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    print("the devcopilot server did not answer /v1/models", file=sys.stderr)
-                    return 1
-                time.sleep(0.3)
+        if not api_answers(url, server, 120):
+            print("the devcopilot server did not answer /v1/models", file=sys.stderr)
+            return 1
         # One warm-up turn (first search, first model call) outside the figures.
         warm = asyncio.run(run_clients(url, 1, 1, ["What is an index?"], args.timeout,
                                       base=10_000))
@@ -324,7 +346,8 @@ def main() -> int:
             print("warm-up failed:", warm["errors"][0], file=sys.stderr)
         rss_before = rss_of(server.pid)
         cpu0 = [cpu_of(p) for p in (server.pid, model.pid, os.getpid())]
-        res = asyncio.run(run_clients(url, args.sessions, args.turns, questions, args.timeout))
+        res = asyncio.run(run_clients(url, args.sessions, args.turns, questions, args.timeout,
+                                      client_kind=args.client.split(",")[0]))
         cpu = [cpu_of(p) - c for p, c in zip((server.pid, model.pid, os.getpid()), cpu0)]
         rss_after = rss_of(server.pid)
         model.stdin.write("stats\n")
@@ -388,6 +411,19 @@ def start_serve(data_dir: Path, model_url: str, workers: int, port: int) -> subp
                                 stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
+def api_answers(url: str, server: subprocess.Popen, timeout: float) -> bool:
+    """Wait until the server answers GET /v1/models; False if it stops or the time runs out first."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url + "/models", timeout=5).read()
+            return True
+        except OSError:
+            if time.time() > deadline or server.poll() is not None:
+                return False
+            time.sleep(0.3)
+
+
 def tree_cpu(pid: int) -> float:
     """CPU seconds of a process and its children (the workers)."""
     total = cpu_of(pid)
@@ -401,38 +437,33 @@ def tree_cpu(pid: int) -> float:
 
 def compare_workers(args, data_dir: Path, questions: list[str], me: list[str]) -> int:
     """The same load against `serve --workers N` for each N, alternately, in one run."""
-    counts = [int(n) for n in args.workers.split(",")]
+    configs = [(int(n), kind) for n in args.workers.split(",") for kind in args.client.split(",")]
     model = subprocess.Popen(me + ["--role", "model", "--latency", str(args.latency),
                                    "--token-delay", str(args.token_delay)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     model_url = json.loads(model.stdout.readline())["url"]
-    results: dict[int, list[dict]] = {n: [] for n in counts}
+    results: dict[tuple[int, str], list[dict]] = {c: [] for c in configs}
     base = 0
     try:
         for r in range(args.rounds):
-            for n in (counts if r % 2 == 0 else counts[::-1]):
+            for n, kind in (configs if r % 2 == 0 else configs[::-1]):
                 port = free_port()
                 server = start_serve(data_dir, model_url, n, port)
                 url = f"http://127.0.0.1:{port}/v1"
-                deadline = time.time() + 300
-                while True:
-                    try:
-                        urllib.request.urlopen(url + "/models", timeout=5).read()
-                        break
-                    except OSError:
-                        if time.time() > deadline or server.poll() is not None:
-                            log = Path(tempfile.gettempdir()) / f"load-chat-serve-{port}.log"
-                            print(f"serve --workers {n} did not start: {log.read_text()[-400:]}", file=sys.stderr)
-                            return 1
-                        time.sleep(0.3)
+                if not api_answers(url, server, 300):
+                    log = Path(tempfile.gettempdir()) / f"load-chat-serve-{port}.log"
+                    print(f"serve --workers {n} did not start: {log.read_text()[-400:]}", file=sys.stderr)
+                    return 1
                 # warm every worker (first search, first model call) outside the figures
                 asyncio.run(run_clients(url, 2 * n, 1, ["What is an index?"], args.timeout, base=10_000 + base))
                 model.stdin.write("stats\n")
                 model.stdin.flush()
                 json.loads(model.stdout.readline())
-                cpu0, load0 = tree_cpu(server.pid), os.getloadavg()[0]
-                res = asyncio.run(run_clients(url, args.sessions, args.turns, questions, args.timeout, base=base))
-                cpu = tree_cpu(server.pid) - cpu0
+                measures = ((tree_cpu, server.pid), (cpu_of, model.pid), (cpu_of, os.getpid()))  # not our children
+                cpu0, load0 = [f(p) for f, p in measures], os.getloadavg()[0]
+                res = asyncio.run(run_clients(url, args.sessions, args.turns, questions, args.timeout, base=base,
+                                              client_kind=kind))
+                cpu, model_cpu, clients_cpu = (f(p) - then for (f, p), then in zip(measures, cpu0))
                 model.stdin.write("stats\n")
                 model.stdin.flush()
                 stats = json.loads(model.stdout.readline())["stats"]
@@ -443,13 +474,18 @@ def compare_workers(args, data_dir: Path, questions: list[str], me: list[str]) -
                     os.killpg(server.pid, signal.SIGKILL)
                 rows = res["rows"]
                 over = [row["total"] - stats.get(row["tag"], [0, 0.0])[1] for row in rows]
-                fig = {"workers": n, "turns": len(rows), "errors": len(res["errors"]),
+                fig = {"workers": n, "client": kind, "turns": len(rows), "errors": len(res["errors"]),
                        "degraded": sum(row["degraded"] for row in rows),
                        "turns_per_s": round(len(rows) / res["wall"], 1),
                        "overhead_p50_ms": round(pct(over, 50) * 1000), "overhead_p95_ms": round(pct(over, 95) * 1000),
                        "server_cpu_ms_per_turn": round(cpu / max(1, len(rows)) * 1000),
+                       # the bench's own processes share the 2 cores: their CPU is part of the picture
+                       "model_server_cpu_ms_per_turn": round(model_cpu / max(1, len(rows)) * 1000),
+                       "clients_cpu_ms_per_turn": round(clients_cpu / max(1, len(rows)) * 1000),
+                       "model_ms_per_turn_p50": round(pct([stats.get(row["tag"], [0, 0.0])[1] for row in rows], 50)
+                                                      * 1000),
                        "load_average": [round(load0, 1), round(os.getloadavg()[0], 1)]}
-                results[n].append(fig)
+                results[(n, kind)].append(fig)
                 print(json.dumps(fig), flush=True)
                 for e in res["errors"][:3]:
                     print("  error:", e, flush=True)
@@ -460,13 +496,15 @@ def compare_workers(args, data_dir: Path, questions: list[str], me: list[str]) -
         model.wait(timeout=15)
     print(f"{args.sessions} sessions x {args.turns} turns, model {args.latency * 1000:.0f} ms + "
           f"{args.token_delay * 1000:.0f} ms a piece; {os.cpu_count()} cores; medians over {args.rounds} round(s):")
-    for n in counts:
-        rs = results[n]
+    for (n, kind), rs in results.items():
         med = {k: pct([x[k] for x in rs], 50) for k in ("turns_per_s", "overhead_p50_ms", "overhead_p95_ms",
-                                                        "server_cpu_ms_per_turn")}
-        print(f"  --workers {n}: {med['turns_per_s']} turns/s, overhead beyond the model p50 "
+                                                        "server_cpu_ms_per_turn", "model_server_cpu_ms_per_turn",
+                                                        "clients_cpu_ms_per_turn")}
+        print(f"  --workers {n}, {kind} clients: {med['turns_per_s']} turns/s, overhead beyond the model p50 "
               f"{med['overhead_p50_ms']} ms, p95 {med['overhead_p95_ms']} ms, server CPU "
-              f"{med['server_cpu_ms_per_turn']} ms a turn, errors {sum(x['errors'] for x in rs)}, degraded "
+              f"{med['server_cpu_ms_per_turn']} ms a turn (the bench's model server "
+              f"{med['model_server_cpu_ms_per_turn']} ms, its clients {med['clients_cpu_ms_per_turn']} ms), "
+              f"errors {sum(x['errors'] for x in rs)}, degraded "
               f"{sum(x['degraded'] for x in rs)}")
     return 1 if any(x["errors"] for rs in results.values() for x in rs) else 0
 

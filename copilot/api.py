@@ -9,9 +9,11 @@ A bearer token is required when one is configured; request bodies are size-limit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import re
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -173,27 +175,53 @@ def api_router(copilot: Copilot, token: str | None = None) -> APIRouter:
 
 
 async def _threaded(items: Iterator[str], pool: ThreadPoolExecutor) -> AsyncIterator[str]:
-    """Step a blocking generator on `pool`; if the client goes away, close it once its step ends."""
+    """Run a blocking generator on `pool` and yield what it makes, joining the pieces that are ready
+    together into one write (a busy server sends fewer, larger writes rather than falling behind).
+    If the client goes away, the generator is closed, on its own thread, after its current step."""
+    loop = asyncio.get_running_loop()
+    ready: list[str] = []
+    wake = asyncio.Event()
     end = object()
-    step = None
+    stop = threading.Event()
+
+    def deliver(item) -> None:  # on the event loop
+        ready.append(item)
+        wake.set()
+
+    def produce() -> None:  # on a pool thread
+        try:
+            for item in items:
+                if stop.is_set():
+                    break
+                loop.call_soon_threadsafe(deliver, item)
+        except BaseException as e:  # noqa: BLE001 - handed to the event loop, raised there
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+                loop.call_soon_threadsafe(deliver, e)
+        finally:
+            items.close()
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(deliver, end)
+
+    pool.submit(produce)
     try:
         while True:
-            step = pool.submit(next, items, end)
-            item = await asyncio.wrap_future(step)
-            if item is end:
-                step = None
-                return
-            yield item
+            await wake.wait()
+            wake.clear()
+            batch, ready[:] = ready[:], []
+            text = []
+            for item in batch:
+                if isinstance(item, str):
+                    text.append(item)
+                    continue
+                if text:
+                    yield "".join(text)
+                if item is end:
+                    return
+                raise item
+            if text:
+                yield "".join(text)
     finally:
-        if step is not None:  # cut short; a generator cannot be closed while a thread runs it
-            step.add_done_callback(lambda _done: _close_later(items, pool))
-
-
-def _close_later(items: Iterator[str], pool: ThreadPoolExecutor) -> None:
-    try:
-        pool.submit(items.close)
-    except RuntimeError:  # the server is shutting down
-        items.close()
+        stop.set()
 
 
 def _text(content, where: str, required: bool) -> str:

@@ -99,16 +99,13 @@ class Copilot:
     def new_session(self, history: list[dict] | None = None, owner: str = "", origin: str = "") -> str:
         """A new conversation; `history` ({role, content[, assistant]}) seeds it (e.g. from the API).
         `owner` is the signed-in user, `origin` the door ("web", "api", "cli")."""
+        seed = [(h["role"], h["content"], h.get("assistant", "")) for h in history or []
+                if h.get("role") in ("user", "assistant") and isinstance(h.get("content"), str)]
         try:
-            sid = self.conversations.new(owner=owner, origin=origin)
+            return self.conversations.new(owner=owner, origin=origin, messages=seed)
         except Exception:  # the store is down: the conversation is answered, and recorded once it is back
             store_failed("could not start a stored conversation")
-            sid = uuid.uuid4().hex
-        for h in history or []:
-            role = h.get("role")
-            if role in ("user", "assistant") and isinstance(h.get("content"), str):
-                self._store(sid, role, h["content"], h.get("assistant", ""))
-        return sid
+            return uuid.uuid4().hex
 
     def history(self, session_id: str) -> list[dict]:
         return [{k: m[k] for k in ("role", "assistant", "content", "sources", "message_id")}

@@ -12,6 +12,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from copilot.database import Database
@@ -84,12 +85,17 @@ class Conversations:
         self.db = Database(where, SCHEMA, ADDED_COLUMNS)
         self.db.connect()  # here, so a server that cannot be reached is said at start-up
 
-    def new(self, title: str = "", owner: str = "", origin: str = "") -> str:
+    def new(self, title: str = "", owner: str = "", origin: str = "",
+            messages: Sequence[tuple[str, str, str]] = ()) -> str:
         """A new conversation; `owner` is the signed-in user (empty without --auth), `origin` the door
-        it came through ("web", "api", "cli"): the web UI lists its own."""
+        it came through ("web", "api", "cli"): the web UI lists its own. `messages` ((role, content,
+        assistant)) seed it, in the same transaction (an API request brings its whole history)."""
         cid = uuid.uuid4().hex
-        self.db.all("INSERT INTO conversations (id, created_at, title, owner, origin) VALUES (?, ?, ?, ?, ?)",
-                    (cid, time.time(), scrub(title)[:200], owner, origin))
+        with self.db.transaction() as tx:
+            tx.all("INSERT INTO conversations (id, created_at, title, owner, origin) VALUES (?, ?, ?, ?, ?)",
+                   (cid, time.time(), scrub(title)[:200], owner, origin))
+            for role, content, assistant in messages:
+                self._add(tx, cid, role, content, assistant)
         return cid
 
     def exists(self, cid: str) -> bool:
@@ -97,27 +103,33 @@ class Conversations:
 
     def add(self, cid: str, role: str, content: str, assistant: str = "", sources: list[Source] | None = None,
             model: str = "", message_id: str | None = None, outcome: str = "") -> str:
-        mid = message_id or uuid.uuid4().hex
-        title = " ".join(scrub(content).split())[:200] if role == "user" else ""
         # Writers of one conversation (threads, `serve --workers`, replicas) queue up on it, so each
         # reads the last seq after the previous one wrote it.
         with self.db.transaction() as tx:
             tx.all("INSERT INTO conversations (id, created_at, title) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                   (cid, time.time(), title))
+                   (cid, time.time(), ""))
             tx.lock_row("conversations", "id", cid)
-            if title:  # titled by its first question
-                tx.all("UPDATE conversations SET title=? WHERE id=? AND COALESCE(title, '')=''", (title, cid))
-            seq = tx.one("SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id=?", (cid,))[0]
-            tx.all("INSERT INTO messages (id, conversation_id, seq, role, assistant, content, model, created_at, "
-                   "outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   (mid, cid, seq, role, assistant, scrub(content), model, time.time(), outcome))
-            tx.many("INSERT INTO sources (message_id, n, path, start_line, end_line, title, link, kind, language, "
-                    "excerpt, kb) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id, n) DO UPDATE SET "
-                    "path=excluded.path, start_line=excluded.start_line, end_line=excluded.end_line, "
-                    "title=excluded.title, link=excluded.link, kind=excluded.kind, language=excluded.language, "
-                    "excerpt=excluded.excerpt, kb=excluded.kb",
-                    [(mid, s.n, s.path, s.start_line, s.end_line, s.title, s.link, s.kind, s.language,
-                      scrub(s.excerpt), s.kb) for s in sources or []])
+            return self._add(tx, cid, role, content, assistant, sources, model, message_id, outcome)
+
+    @staticmethod
+    def _add(tx: Database, cid: str, role: str, content: str, assistant: str = "", sources: list[Source] | None = None,
+             model: str = "", message_id: str | None = None, outcome: str = "") -> str:
+        """Inside a transaction holding the conversation's row: one message, after the last."""
+        mid = message_id or uuid.uuid4().hex
+        title = " ".join(scrub(content).split())[:200] if role == "user" else ""
+        if title:  # titled by its first question
+            tx.all("UPDATE conversations SET title=? WHERE id=? AND COALESCE(title, '')=''", (title, cid))
+        seq = tx.one("SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id=?", (cid,))[0]
+        tx.all("INSERT INTO messages (id, conversation_id, seq, role, assistant, content, model, created_at, "
+               "outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               (mid, cid, seq, role, assistant, scrub(content), model, time.time(), outcome))
+        tx.many("INSERT INTO sources (message_id, n, path, start_line, end_line, title, link, kind, language, "
+                "excerpt, kb) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id, n) DO UPDATE SET "
+                "path=excluded.path, start_line=excluded.start_line, end_line=excluded.end_line, "
+                "title=excluded.title, link=excluded.link, kind=excluded.kind, language=excluded.language, "
+                "excerpt=excluded.excerpt, kb=excluded.kb",
+                [(mid, s.n, s.path, s.start_line, s.end_line, s.title, s.link, s.kind, s.language,
+                  scrub(s.excerpt), s.kb) for s in sources or []])
         return mid
 
     def messages(self, cid: str) -> list[dict]:

@@ -111,8 +111,6 @@ class OpenAIModel:
         self.cfg = c
 
     def stream(self, messages, *, tools=None, json_mode=False, max_tokens=None, model=None):
-        import httpx
-
         openai = self._openai
         kwargs: dict[str, Any] = {"model": model or self.model, "messages": messages, "stream": True,
                                   "stream_options": {"include_usage": True}, "temperature": self.cfg.temperature,
@@ -121,9 +119,14 @@ class OpenAIModel:
             kwargs["tools"] = tools
         if json_mode:
             kwargs["response_format"] = {"type": "json_object"}
+        # The raw stream, read line by line: the client's typed chunks cost more CPU than the rest of a
+        # turn together (a busy server streams for dozens of sessions), and reading to the very end,
+        # past [DONE], lets the connection be reused for the next call.
+        create = self.client.chat.completions.with_streaming_response.create
         try:
             try:
-                stream = self.client.chat.completions.create(**kwargs)
+                response_cm = create(**kwargs)
+                response = response_cm.__enter__()
             except openai.BadRequestError as e:
                 # Some compatible servers reject optional features: drop the one named and ask again.
                 said = str(e.message).lower()
@@ -135,7 +138,8 @@ class OpenAIModel:
                     kwargs.pop(k)
                 if "tools" in dropped:
                     self.supports_tools = False
-                stream = self.client.chat.completions.create(**kwargs)
+                response_cm = create(**kwargs)
+                response = response_cm.__enter__()
         except openai.APIStatusError as e:
             raise ModelError(_status_message(e.status_code, e.message), e.status_code == 429 or e.status_code >= 500
                              or e.status_code == 408, _retry_after(e.response.headers), e.status_code) from None
@@ -147,28 +151,53 @@ class OpenAIModel:
         usage = None
         finish = ""
         try:
-            for chunk in stream:
-                if getattr(chunk, "usage", None):
-                    usage = Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
-                for choice in chunk.choices or []:
-                    d = choice.delta
-                    if d is not None and d.content:
-                        yield Delta(text=d.content)
-                    for tc in (d.tool_calls or []) if d is not None else []:
-                        slot = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
-                        slot["id"] = tc.id or slot["id"]
-                        if tc.function is not None:
-                            slot["name"] += tc.function.name or ""
-                            slot["arguments"] += tc.function.arguments or ""
-                    finish = choice.finish_reason or finish
-        except openai.APITimeoutError:
+            for line in response.iter_lines():
+                if not line.startswith("data:") or line[5:].strip() == "[DONE]":
+                    continue
+                chunk = json.loads(line[5:])
+                if not isinstance(chunk, dict):
+                    raise ValueError("a stream event that is not an object")
+                if chunk.get("error"):
+                    error = chunk["error"]
+                    raise ModelError(f"the stream broke ({error.get('message') if isinstance(error, dict) else error})",
+                                     True)
+                if chunk.get("usage"):
+                    figures = chunk["usage"]
+                    usage = Usage(figures.get("prompt_tokens") or 0, figures.get("completion_tokens") or 0)
+                for choice in chunk.get("choices") or []:
+                    d = choice.get("delta") or {}
+                    if d.get("content"):
+                        yield Delta(text=d["content"])
+                    for tc in d.get("tool_calls") or []:
+                        slot = calls.setdefault(tc.get("index", 0), {"id": "", "name": "", "arguments": ""})
+                        slot["id"] = tc.get("id") or slot["id"]
+                        function = tc.get("function") or {}
+                        slot["name"] += function.get("name") or ""
+                        slot["arguments"] += function.get("arguments") or ""
+                    finish = choice.get("finish_reason") or finish
+        except _http_errors(timeouts=True):
             raise ModelError("the model stopped answering (timeout)", True) from None
-        except (openai.APIError, httpx.HTTPError, OSError, ValueError) as e:  # ValueError: a broken SSE line
+        except (*_http_errors(), openai.APIError, OSError, ValueError, AttributeError) as e:  # a broken SSE line
             raise ModelError(f"the stream broke ({clean_error(e)})", True) from None
         finally:  # also when the turn is abandoned (its client left): stop the model's answer now
-            stream.close()
+            response_cm.__exit__(None, None, None)
         yield Delta(tool_calls=[ToolCall(c["id"] or f"call_{i}", c["name"], c["arguments"])
                                 for i, c in sorted(calls.items())], usage=usage, finish=finish or "stop")
+
+
+def _http_errors(timeouts: bool = False) -> tuple[type[Exception], ...]:
+    """The HTTP library's errors (or its timeouts) when a stream is read: httpx, and httpx2, which
+    recent `openai` releases are built on."""
+    import httpx
+
+    out = [httpx.TimeoutException if timeouts else httpx.HTTPError]
+    try:
+        import httpx2
+
+        out.append(httpx2.TimeoutException if timeouts else httpx2.HTTPError)
+    except ImportError:
+        pass
+    return tuple(out)
 
 
 # -- DashScope ------------------------------------------------------------------------------------

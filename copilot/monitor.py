@@ -135,6 +135,7 @@ class Monitor:
         self.warn_ratio = float(cfg.budget.warn_ratio)
         self._lock = threading.Lock()
         self._dirty, self._saved_at = False, 0.0
+        self._timer: threading.Timer | None = None
         self.data = self._load()
         self._delta = _zero()  # counted here since the last save; merged into the stored figures by _save
         atexit.register(self.flush)
@@ -175,13 +176,19 @@ class Monitor:
             "calls": 1, "input_tokens": int(input_tokens), "output_tokens": int(output_tokens), "cost_usd": cost}}
         with self._lock:
             self.data, self._delta = _added(self.data, change), _added(self._delta, change)
-            self._save()
+            self._dirty = True
+            # With a budget, spending is shared at once (other processes stop on it); without one,
+            # at most once a second, like the counters: a save is a locked read and write of every figure.
+            if self.limit > 0 or time.monotonic() - self._saved_at >= 1.0:
+                self._save()
+            else:
+                self._save_soon()
 
     def count(self, name: str, n: int = 1) -> None:
         """A custom counter (retrieval calls, offline answers, retries...).
 
         Counters are written at most once a second (and at exit): they sit on the path to the first token.
-        Tokens and cost are written at once, since the budget depends on them.
+        Tokens and cost too, unless a budget is set (see `record`).
         """
         with self._lock:
             for figures in (self.data, self._delta):
@@ -189,6 +196,16 @@ class Monitor:
             self._dirty = True
             if time.monotonic() - self._saved_at >= 1.0:
                 self._save()
+            else:
+                self._save_soon()
+
+    def _save_soon(self) -> None:
+        """Under the lock: save within a second even if nothing else is counted meanwhile, so the
+        figures other processes read (`devcopilot usage`, another worker's Usage tab) are never older."""
+        if self._timer is None or not self._timer.is_alive():
+            self._timer = threading.Timer(1.0, self.flush)
+            self._timer.daemon = True
+            self._timer.start()
 
     def flush(self) -> None:
         with self._lock:

@@ -64,3 +64,21 @@ def test_a_damaged_usage_file_starts_over(tmp_path):
     m = Monitor(cfg)
     m.record("gpt-4o", "Guide", 1, 1)
     assert Monitor(cfg).figures()["totals"]["calls"] == 1
+
+
+def test_spending_reaches_other_processes_at_once_with_a_budget_and_within_seconds_without(tmp_path):
+    import time
+
+    budgeted = Monitor(cfg_with(tmp_path / "b", budget={"limit_usd": 10.0}))
+    budgeted.record("gpt-4o-mini", "Coding", 1_000, 0)
+    budgeted.record("gpt-4o-mini", "Coding", 1_000, 0)
+    assert Monitor(cfg_with(tmp_path / "b")).figures()["totals"]["calls"] == 2  # no flush: saved at once
+
+    free = Monitor(cfg_with(tmp_path / "f"))
+    free.record("gpt-4o-mini", "Coding", 1_000, 0)  # the first save is immediate
+    free.record("gpt-4o-mini", "Coding", 1_000, 0)  # the next within a second, with no other call
+    deadline = time.monotonic() + 30
+    while Monitor(cfg_with(tmp_path / "f")).figures()["totals"]["calls"] < 2:
+        assert time.monotonic() < deadline, "the second record never reached usage.json"
+        time.sleep(0.1)
+    assert free.figures()["totals"]["calls"] == 2  # nothing counted twice by the merge

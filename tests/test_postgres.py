@@ -423,7 +423,7 @@ def test_usage_counted_while_the_database_is_down_is_added_once_it_is_back(postg
     monkeypatch.setattr("copilot.database.RETRY_AFTER_S", 0.0)
     url = postgres.fresh()
     name = url.rsplit("/", 1)[1]
-    m = monitor_on(url, tmp_path / "a")
+    m = monitor_on(url, tmp_path / "a", limit_usd=100.0)  # with a budget, every record is saved at once
     m.record("gpt-4o-mini", "Coding", 10, 10)
     postgres.admin(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
     postgres.admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")

@@ -74,6 +74,7 @@ def test_tokens_and_cost_are_kept_per_day_and_assistant(tmp_path):
     m.record("gpt-4o-mini", "Coding", 1000, 500)
     m.record("gpt-4o-mini", "Tutoring", 2000, 100)
     m.record("gpt-4o-mini", "Coding", 10, 10)
+    m.flush()  # what a second's wait, or the server's exit, does
     (day, rows), = Monitor(cfg).figures()["days"].items()  # kept on disk
     assert rows["Coding"]["calls"] == 2 and rows["Coding"]["input_tokens"] == 1010
     assert rows["Tutoring"]["cost_usd"] > 0

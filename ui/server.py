@@ -145,6 +145,25 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
+class Guard:
+    """Answer `refusal(request)` instead of the app when it gives a response (size, password, token).
+
+    Plain ASGI rather than Starlette's BaseHTTPMiddleware, which relays every piece of a streamed
+    answer through a memory stream of its own: with 50 chat sessions streaming, that relay was the
+    largest single cost of the server's event loop."""
+
+    def __init__(self, app, refusal: Callable[[Request], Response | None]):
+        self.app = app
+        self.refusal = refusal
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            response = self.refusal(Request(scope))
+            if response is not None:
+                return await response(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
 def create_app(copilot, cfg, auth: str | list[str] = "", api_token: str = "", host: str = "127.0.0.1", jobs=None,
                local_token: str = "") -> FastAPI:
     """The FastAPI app: the API, MCP, the Knowledge API (index jobs run by `jobs`, made here when not
@@ -159,8 +178,8 @@ def create_app(copilot, cfg, auth: str | list[str] = "", api_token: str = "", ho
     mcp_asgi, mcp_lifespan = http_app(build_server(copilot), host)
     app = FastAPI(title="devcopilot", docs_url=None, redoc_url=None, openapi_url=None, lifespan=mcp_lifespan)
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
+    def refusal(request: Request) -> Response | None:
+        """The answer to a request refused before any route sees it, or None to let it through."""
         length = request.headers.get("content-length")
         if max_bytes and length and length.isdigit() and int(length) > max_bytes:
             return JSONResponse({"error": {"message": f"The request is larger than {max_bytes:,} bytes; send "
@@ -174,7 +193,7 @@ def create_app(copilot, cfg, auth: str | list[str] = "", api_token: str = "", ho
         if credentials and not (path.startswith("/v1/") or path == "/mcp") and not _basic_ok(request, credentials):
             return PlainTextResponse("Sign in to use devcopilot.", status_code=401,
                                      headers={"WWW-Authenticate": 'Basic realm="devcopilot", charset="UTF-8"'})
-        return await call_next(request)
+        return None
 
     try:
         from copilot.api import api_router
@@ -210,6 +229,7 @@ def create_app(copilot, cfg, auth: str | list[str] = "", api_token: str = "", ho
 
     app = gr.mount_gradio_app(app, build_app(copilot, cfg), path="/", css=CSS, head=HEAD, footer_links=[],
                               show_error=False)
+    app.add_middleware(Guard, refusal=refusal)
     app.add_middleware(BodyLimit, max_bytes=max_bytes)  # outermost: before any route reads the body
     return app
 
