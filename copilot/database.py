@@ -8,6 +8,7 @@ imported only when a PostgreSQL URL is given.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import sqlite3
 import threading
 import time
@@ -43,6 +44,7 @@ class Database:
         self.conn = None
         self._failed_at = 0.0
         self._in_transaction = False
+        self._queue_file = None  # SQLite: the lock file writers queue on (see _writers_queue)
 
     def connect(self) -> None:
         """Connect now (rather than at the first query): a database that cannot be reached is then
@@ -86,7 +88,7 @@ class Database:
         """All or nothing. SQLite takes its write lock at once (BEGIN IMMEDIATE), so processes writing
         the same file queue up instead of failing on a stale read; PostgreSQL rows are locked with
         `lock_row`."""
-        with self.lock:
+        with self.lock, self._writers_queue():
             self.all("BEGIN" if self.postgres else "BEGIN IMMEDIATE")
             self._in_transaction = True  # from here on, nothing is retried on a new connection
             try:
@@ -98,6 +100,23 @@ class Database:
                 raise
             finally:
                 self._in_transaction = False
+
+    @contextlib.contextmanager
+    def _writers_queue(self) -> Iterator[None]:
+        """SQLite: processes writing the same file (`serve --workers N`) queue on a lock file first.
+        The kernel wakes the next writer the moment one ends, where SQLite's own wait for its lock
+        sleeps up to 100 ms between tries: under load, those sleeps were the slowest turns."""
+        if self.postgres:
+            yield
+            return
+        if self._queue_file is None:
+            self.where.parent.mkdir(parents=True, exist_ok=True)
+            self._queue_file = open(self.where.with_name(self.where.name + ".writers"), "a")  # noqa: SIM115 - held open
+        fcntl.flock(self._queue_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._queue_file, fcntl.LOCK_UN)
 
     def lock_row(self, table: str, key: str, value) -> None:
         """Inside a transaction: other writers of this row wait until it ends (SQLite: the whole file
@@ -115,6 +134,9 @@ class Database:
             if self.conn is not None:
                 self.conn.close()
                 self.conn = None
+            if self._queue_file is not None:
+                self._queue_file.close()
+                self._queue_file = None
 
     # -- connecting -----------------------------------------------------------------------------
     def _fetch(self, sql: str, params: Sequence) -> list[tuple]:

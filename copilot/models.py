@@ -119,14 +119,19 @@ class OpenAIModel:
             kwargs["tools"] = tools
         if json_mode:
             kwargs["response_format"] = {"type": "json_object"}
-        # The raw stream, read line by line: the client's typed chunks cost more CPU than the rest of a
-        # turn together (a busy server streams for dozens of sessions), and reading to the very end,
-        # past [DONE], lets the connection be reused for the next call.
-        create = self.client.chat.completions.with_streaming_response.create
+        # The client's plain `post` with the body as it is, and its raw stream read line by line: typing
+        # the request and each chunk cost more CPU than the rest of a turn together (a busy server
+        # streams for dozens of sessions). Reading to the very end, past [DONE], lets the connection be
+        # reused for the next call. The header is the client's own way to ask for the raw stream (its
+        # `with_streaming_response` sets it).
+        def send():
+            return self.client.post("/chat/completions", cast_to=object, body=kwargs, stream=True,
+                                    stream_cls=openai.Stream[object],
+                                    options={"headers": {"X-Stainless-Raw-Response": "stream"}})
+
         try:
             try:
-                response_cm = create(**kwargs)
-                response = response_cm.__enter__()
+                response = send()
             except openai.BadRequestError as e:
                 # Some compatible servers reject optional features: drop the one named and ask again.
                 said = str(e.message).lower()
@@ -138,8 +143,7 @@ class OpenAIModel:
                     kwargs.pop(k)
                 if "tools" in dropped:
                     self.supports_tools = False
-                response_cm = create(**kwargs)
-                response = response_cm.__enter__()
+                response = send()
         except openai.APIStatusError as e:
             raise ModelError(_status_message(e.status_code, e.message), e.status_code == 429 or e.status_code >= 500
                              or e.status_code == 408, _retry_after(e.response.headers), e.status_code) from None
@@ -180,7 +184,7 @@ class OpenAIModel:
         except (*_http_errors(), openai.APIError, OSError, ValueError, AttributeError) as e:  # a broken SSE line
             raise ModelError(f"the stream broke ({clean_error(e)})", True) from None
         finally:  # also when the turn is abandoned (its client left): stop the model's answer now
-            response_cm.__exit__(None, None, None)
+            response.close()
         yield Delta(tool_calls=[ToolCall(c["id"] or f"call_{i}", c["name"], c["arguments"])
                                 for i, c in sorted(calls.items())], usage=usage, finish=finish or "stop")
 
