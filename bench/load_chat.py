@@ -265,14 +265,14 @@ async def run_clients(url: str, sessions: int, turns: int, questions: list[str],
                 messages.pop()
                 continue
             text = "".join(parts)
-            rows.append({"tag": f"lc{s}t{t}", "total": time.perf_counter() - t0, "first": first,
+            rows.append({"tag": f"lc{s}t{t}", "started": t0 - began, "total": time.perf_counter() - t0, "first": first,
                          "first_answer": first_answer,
                          "degraded": MARK not in text or any(n in text for n in FAULT_NOTES), "text": text})
             messages.append({"role": "assistant", "content": text})
 
-    t0 = time.perf_counter()
+    began = time.perf_counter()
     await asyncio.gather(*(one_session(base + s) for s in range(sessions)))
-    wall = time.perf_counter() - t0
+    wall = time.perf_counter() - began
     await client.close()
     if lean is not None:
         await lean.close()

@@ -78,6 +78,9 @@ class LLMServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # As real model servers do: each small write goes out at once. With Nagle's algorithm the
+            # stream's last bytes waited for the client's delayed ACK (~40 ms a request).
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):  # keep test output clean
                 pass

@@ -201,6 +201,9 @@ def _worker_main(cfg, number: int, channel: socket.socket, auth: str | list[str]
     app, index = build(cfg, auth=auth, api_token=api_token, schedules=number == 0)
     app = _Named(app, number)
     index.embedder.embed(["warm up"])  # load the model before the first question
+    from ui.server import freeze_startup_objects
+
+    freeze_startup_objects()
 
     class Server(uvicorn.Server):
         """uvicorn, fed connections the parent accepted instead of listening itself."""
