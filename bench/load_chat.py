@@ -7,8 +7,10 @@ Three processes on loopback, all stopped by the script:
 - the devcopilot server: `ui.server.create_app` (web UI + /v1) when it can be built, else a
   FastAPI app with `copilot.api.api_router`, under uvicorn, over an indexed KB, with its chat
   model pointed at the test server;
-- this process: `--sessions` sessions (50) run at once with the real `openai.AsyncOpenAI`
-  client, `--turns` (5) streamed turns each, the whole conversation sent every turn.
+- this process: `--sessions` sessions (50) run at once, `--turns` (5) streamed turns each, the
+  whole conversation sent every turn, with the real `openai.AsyncOpenAI` client or (`--client
+  lean`) a lean reader of the same stream; the figures include the CPU each process spent, since
+  all three share the machine's cores.
 
 Each turn carries a tag in its message (session and turn numbers written with chess symbols,
 which the lexical index drops and the embedding model reads as unknown, so it does not change
@@ -22,6 +24,7 @@ and to the first answer token from the model, whole turn, and the overhead beyon
     .venv/bin/python bench/load_chat.py                                  # KB: this repository
     .venv/bin/python bench/load_chat.py --workers 1,2 --rounds 2         # `devcopilot serve --workers N`, N=1
                                                                          # and N=2 alternately, in one run
+    .venv/bin/python bench/load_chat.py --workers 1,2 --client openai,lean   # both kinds of client too
     .venv/bin/python bench/load_chat.py --data-dir bench/.work/dev --qa ../shared/eval/openai_agents_qa.jsonl
 """
 from __future__ import annotations
@@ -203,7 +206,7 @@ def rss_of(pid: int) -> dict[str, float]:
 
 
 async def run_clients(url: str, sessions: int, turns: int, questions: list[str], timeout: float,
-                      base: int = 0, client_kind: str = "lean") -> dict:
+                      base: int = 0, client_kind: str = "openai") -> dict:
     """`sessions` conversations at once, `turns` streamed turns each. The clients are either the real
     `openai.AsyncOpenAI` or a lean reader of the same stream (aiohttp, a JSON parse per line): 50
     users' clients run on 50 machines, not on the server's cores, and the openai client's own CPU
@@ -292,9 +295,9 @@ def main() -> int:
     ap.add_argument("--plain", action="store_true", help="serve only the API router, without the web UI")
     ap.add_argument("--workers", help="compare `devcopilot serve --workers N` for these N (e.g. 1,2), run "
                                       "alternately; the server is the real command, its chat model the test server")
-    ap.add_argument("--client", default="lean",
-                    help="the clients: lean (aiohttp reading the stream, the default), openai (openai.AsyncOpenAI), "
-                         "or both, compared in one run (openai,lean)")
+    ap.add_argument("--client", default="openai",
+                    help="the clients: openai (openai.AsyncOpenAI, the default), lean (aiohttp reading the stream), "
+                         "or both, compared in one run with --workers (openai,lean)")
     ap.add_argument("--rounds", type=int, default=1, help="with --workers: rounds of every N")
     ap.add_argument("--role", choices=["model", "copilot"], help=argparse.SUPPRESS)
     ap.add_argument("--model-url", help=argparse.SUPPRESS)

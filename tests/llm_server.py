@@ -67,7 +67,7 @@ def last_user(body: dict) -> str:
 
 class LLMServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
-        self.requests: list[dict] = []  # {"protocol", "path", "headers", "body" (OpenAI shape), "raw"}
+        self.requests: list[dict] = []  # {"protocol", "path", "headers", "body" (OpenAI shape), "raw", "peer"}
         self.pieces_sent = 0  # streamed text pieces written so far, to observe streaming from a test
         self.queue: deque[Reply] = deque()
         self.rules: list[tuple[Callable[[dict], bool], Reply | Responder]] = []
@@ -107,7 +107,8 @@ class LLMServer:
                     return
                 with server._lock:
                     server.requests.append({"protocol": protocol, "path": self.path,
-                                            "headers": dict(self.headers), "body": body, "raw": raw})
+                                            "headers": dict(self.headers), "body": body, "raw": raw,
+                                            "peer": self.client_address})  # one per connection
                 reply = server._pick(body)
                 if reply.delay:
                     server._stop.wait(reply.delay)

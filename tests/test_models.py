@@ -155,3 +155,14 @@ def test_an_optional_feature_the_server_rejects_is_dropped(llm, tmp_path):
     llm.default = Reply(text="fine without it")
     assert model.complete(USER, assistant="Coding") == "fine without it"
     assert ["stream_options" in b for b in llm.bodies()] == [True, False] and waits == []
+
+
+def test_the_stream_is_read_to_its_end_so_the_next_call_reuses_the_connection(llm, tmp_path):
+    model, monitor, _ = model_for(llm, tmp_path)
+    llm.script(Reply(text="first answer"), Reply(text="second answer"))
+    for expected in ("first answer", "second answer"):
+        deltas = list(model.stream(USER, assistant="Coding"))
+        assert "".join(d.text for d in deltas) == expected
+        assert deltas[-1].finish == "stop" and deltas[-1].usage is not None
+    assert len(llm.requests) == 2
+    assert llm.requests[0]["peer"] == llm.requests[1]["peer"]  # same client port: one connection

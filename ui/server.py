@@ -11,7 +11,6 @@ indexes/writer.py, indexes/jobs.py); `[sync] every` re-syncs every source on a s
 from __future__ import annotations
 
 import functools
-import gc
 import html
 import ipaddress
 import logging
@@ -354,6 +353,8 @@ def serve(cfg, host: str = "127.0.0.1", port: int = 7860, auth: str | list[str] 
     for line in stale_kbs(index):
         print(line, file=sys.stderr)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    from ui.workers import freeze_startup_objects
+
     freeze_startup_objects()
     started = threading.Event()
 
@@ -373,15 +374,6 @@ def serve(cfg, host: str = "127.0.0.1", port: int = 7860, auth: str | list[str] 
         if app.state.schedule is not None:
             app.state.schedule.stop()
         registration.__exit__(None, None, None)
-
-
-def freeze_startup_objects() -> None:
-    """Once the app is built: exclude everything made so far (Gradio, the indexes, ~230,000 objects)
-    from the cyclic garbage collector's full passes. Each such pass walked them all, ~120 ms with
-    every thread of the process stopped, and under load one came every few seconds: the slowest
-    turns of 50 concurrent sessions were those pauses."""
-    gc.collect()
-    gc.freeze()
 
 
 def stale_kbs(index) -> list[str]:
