@@ -1,7 +1,9 @@
 """Driving the web UI in headless Chromium (Debian's, through Playwright): launch, ask, read answers."""
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
@@ -67,3 +69,26 @@ def cited(answer: dict) -> list[dict]:
 def first_cited_path(answer: dict) -> str:
     found = cited(answer)
     return found[0]["text"].rsplit(":", 1)[0] if found else ""
+
+
+@contextlib.contextmanager
+def small_project_server(root: Path) -> Iterator[dict]:
+    """conftest's SMALL_PROJECT, under an allowed root, indexed as KB 'default' and served by the real
+    app (offline model): {url, allowed, copilot, index, project}."""
+    from conftest import SMALL_PROJECT, write_tree
+    from serve_support import ServerThread
+
+    from copilot.chat import Copilot
+    from copilot.config import load_config
+    from indexes.build import ingest
+    from indexes.search import Index
+    from ui.server import create_app
+
+    allowed = root / "allowed"
+    project = write_tree(allowed / "project", SMALL_PROJECT)
+    cfg = load_config(env={}, overrides={"data_dir": str(root / "data"), "server": {"allowed_roots": [str(allowed)]}})
+    index = Index(cfg)
+    ingest(index, [str(project)], "default")
+    copilot = Copilot(cfg, index=index)
+    with ServerThread(create_app(copilot, cfg)) as url:
+        yield {"url": url, "allowed": allowed, "copilot": copilot, "index": index, "project": project}

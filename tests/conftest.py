@@ -102,3 +102,15 @@ def ingested_data_dir(root: Path) -> tuple[Path, Path]:
     data = root / "data"
     assert main(["--data-dir", str(data), "ingest", str(project), "--quiet"]) == 0
     return data, project
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium through Playwright (tests/browser_support.py), one per test module."""
+    from browser_support import launch
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()

@@ -15,7 +15,6 @@ from browser_support import (
     cited,
     first_cited_path,
     have_chromium,
-    launch,
     open_chat,
     wait_idle,
 )
@@ -40,16 +39,6 @@ def server(tmp_path_factory):
     assert copilot.model is None  # offline mode, as a first run without a key
     with ServerThread(create_app(copilot, cfg)) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -17,17 +17,16 @@ from browser_support import (
     cited,
     first_cited_path,
     have_chromium,
-    launch,
     open_chat,
+    small_project_server,
     wait_idle,
 )
-from conftest import SMALL_PROJECT, write_tree
+from conftest import write_tree
 from serve_support import ServerThread
 
 from copilot.chat import Copilot
 from copilot.config import load_config
 from indexes.build import ingest
-from indexes.search import Index
 
 pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not have_chromium(), reason="Debian chromium is not installed")
@@ -42,29 +41,8 @@ ZORB = {"engines/fluxring.md": """
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ui")
-    allowed = root / "allowed"
-    project = write_tree(allowed / "project", SMALL_PROJECT)
-    cfg = load_config(env={}, overrides={"data_dir": str(root / "data"),
-                                         "server": {"allowed_roots": [str(allowed)]}})
-    index = Index(cfg)
-    ingest(index, [str(project)], "default")
-    copilot = Copilot(cfg, index=index)
-
-    from ui.server import create_app
-
-    with ServerThread(create_app(copilot, cfg)) as url:
-        yield {"url": url, "allowed": allowed, "copilot": copilot, "index": index, "project": project}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
+    with small_project_server(tmp_path_factory.mktemp("ui")) as world:
+        yield world
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ reload and a server restart, deleted; with --auth each user sees only their own.
 from __future__ import annotations
 
 import pytest
-from browser_support import answers, ask, first_cited_path, have_chromium, launch, open_chat, wait_idle
+from browser_support import answers, ask, first_cited_path, have_chromium, open_chat, wait_idle
 from conftest import SMALL_PROJECT, write_tree
 from serve_support import ServerThread
 
@@ -31,16 +31,6 @@ def serve(cfg, auth: str | list[str] = "", port: int | None = None):
     from ui.server import create_app
 
     return ServerThread(create_app(Copilot(cfg, index=Index(cfg)), cfg, auth=auth), port)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
 
 
 def sidebar(page) -> list[str]:
