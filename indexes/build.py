@@ -434,7 +434,7 @@ def _forget(index: Index, spec: str | None, kb: str) -> str:
         specs = ", ".join(s["spec"] for s in catalog.sources(kb)) or "none"
         raise ValueError(f"Knowledge base '{kb}' has no source '{spec}' (it has: {specs}).")
     sid = match[0]["id"]
-    ids = [r[0] for r in catalog.db.execute("SELECT id FROM chunks WHERE kb=? AND source_id=?", (kb, sid))]
+    ids = catalog.chunk_ids_of_source(kb, sid)
     catalog.set_kb(kb, dirty=1)
     catalog.writing(kb, True)
     catalog.drop_source(kb, sid)

@@ -239,6 +239,9 @@ class Catalog:
     def chunk_ids(self, kb: str) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT id FROM chunks WHERE kb=?", (kb,))}
 
+    def chunk_ids_of_source(self, kb: str, sid: str) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE kb=? AND source_id=?", (kb, sid))]
+
     def count_chunks(self, kb: str) -> int:
         return self.db.execute("SELECT COUNT(*) FROM chunks WHERE kb=?", (kb,)).fetchone()[0]
 
