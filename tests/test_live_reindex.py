@@ -102,7 +102,7 @@ def _status_of(data: Path) -> dict:
 def test_status_tells_the_truth_about_a_killed_cli_ingest(tmp_path):
     from test_killed_ingest import make_corpus
 
-    corpus = make_corpus(tmp_path / "corpus", 120)
+    corpus = make_corpus(tmp_path / "corpus", 600)  # long enough that it cannot end before the kill
     data = tmp_path / "data"
     proc = start(data, "ingest", str(corpus), "--quiet")
     deadline = time.monotonic() + 120
@@ -137,7 +137,7 @@ def test_status_tells_the_truth_when_the_server_running_the_ingest_is_killed(tmp
     """The CLI hands its ingest to the running server; the server is killed part-way."""
     from test_killed_ingest import make_corpus
 
-    corpus = make_corpus(tmp_path / "corpus", 120)
+    corpus = make_corpus(tmp_path / "corpus", 600)  # long enough that it cannot end before the kill
     project = write_tree(tmp_path / "project", SMALL_PROJECT)
     data = tmp_path / "data"
     devcopilot(data, "ingest", str(project), "--quiet")
