@@ -195,9 +195,8 @@ def _drop(sel, pending, conn: socket.socket) -> None:
 # -- the worker process ---------------------------------------------------------------------------------
 def freeze_startup_objects() -> None:
     """Once the app is built: exclude everything made so far (Gradio, the indexes, ~230,000 objects)
-    from the cyclic garbage collector's full passes. Each such pass walked them all, ~120 ms with
-    every thread of the process stopped, and under load one came every few seconds: the slowest
-    turns of 50 concurrent sessions were those pauses."""
+    from the cyclic garbage collector's full passes, which walked them all (~120 ms with every thread
+    of the process stopped) though none of them is ever freed."""
     gc.collect()
     gc.freeze()
 
