@@ -86,7 +86,8 @@ def main() -> int:
             shot("2-example-answered")
             ask(page, "@Coding where is the hybrid search fusion implemented?")
             shot("3-code-answer")
-            page.click("#dc-new")
+            page.click("#dc-new")  # the chat empties a moment later: ask() counts answers from there
+            page.wait_for_function("() => !document.querySelector('#dc-chat .dc-speaker')")
             ask(page, "How do I add my own assistant?")
             page.reload()
             page.wait_for_selector("#dc-input textarea")
