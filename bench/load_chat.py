@@ -211,11 +211,6 @@ async def run_clients(url: str, sessions: int, turns: int, questions: list[str],
     `openai.AsyncOpenAI` or a lean reader of the same stream (aiohttp, a JSON parse per line): 50
     users' clients run on 50 machines, not on the server's cores, and the openai client's own CPU
     would otherwise be part of what this 2-core machine spends."""
-    import httpx
-    import openai
-
-    http = httpx.AsyncClient(limits=httpx.Limits(max_connections=sessions + 10), timeout=timeout)
-    client = openai.AsyncOpenAI(base_url=url, api_key="none", max_retries=0, timeout=timeout, http_client=http)
     rows: list[dict] = []
     errors: list[str] = []
 
@@ -236,13 +231,20 @@ async def run_clients(url: str, sessions: int, turns: int, questions: list[str],
                         if (choice.get("delta") or {}).get("content"):
                             yield choice["delta"]["content"]
 
-    lean = None
     if client_kind == "lean":
         import aiohttp  # C-accelerated HTTP; installed with the LlamaIndex integrations
 
         lean = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=sessions + 10),
                                      timeout=aiohttp.ClientTimeout(total=timeout))
-    pieces = pieces_openai if client_kind == "openai" else pieces_lean
+        pieces, close = pieces_lean, lean.close
+    else:
+        import httpx
+        import openai
+
+        client = openai.AsyncOpenAI(base_url=url, api_key="none", max_retries=0, timeout=timeout,
+                                    http_client=httpx.AsyncClient(limits=httpx.Limits(max_connections=sessions + 10),
+                                                                  timeout=timeout))
+        pieces, close = pieces_openai, client.close
 
     async def one_session(s: int) -> None:
         messages: list[dict] = []
@@ -276,9 +278,7 @@ async def run_clients(url: str, sessions: int, turns: int, questions: list[str],
     began = time.perf_counter()
     await asyncio.gather(*(one_session(base + s) for s in range(sessions)))
     wall = time.perf_counter() - began
-    await client.close()
-    if lean is not None:
-        await lean.close()
+    await close()
     return {"rows": rows, "errors": errors, "wall": wall}
 
 

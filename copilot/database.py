@@ -105,7 +105,7 @@ class Database:
     def _writers_queue(self) -> Iterator[None]:
         """SQLite: processes writing the same file (`serve --workers N`) queue on a lock file first.
         The kernel wakes the next writer the moment one ends, where SQLite's own wait for its lock
-        sleeps up to 100 ms between tries: under load, those sleeps were the slowest turns."""
+        sleeps up to 100 ms between tries."""
         if self.postgres:
             yield
             return

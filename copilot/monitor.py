@@ -176,13 +176,9 @@ class Monitor:
             "calls": 1, "input_tokens": int(input_tokens), "output_tokens": int(output_tokens), "cost_usd": cost}}
         with self._lock:
             self.data, self._delta = _added(self.data, change), _added(self._delta, change)
-            self._dirty = True
             # With a budget, spending is shared at once (other processes stop on it); without one,
             # at most once a second, like the counters: a save is a locked read and write of every figure.
-            if self.limit > 0 or time.monotonic() - self._saved_at >= 1.0:
-                self._save()
-            else:
-                self._save_soon()
+            self._changed(at_once=self.limit > 0)
 
     def count(self, name: str, n: int = 1) -> None:
         """A custom counter (retrieval calls, offline answers, retries...).
@@ -193,16 +189,16 @@ class Monitor:
         with self._lock:
             for figures in (self.data, self._delta):
                 figures["counters"][name] = figures["counters"].get(name, 0) + n
-            self._dirty = True
-            if time.monotonic() - self._saved_at >= 1.0:
-                self._save()
-            else:
-                self._save_soon()
+            self._changed()
 
-    def _save_soon(self) -> None:
-        """Under the lock: save within a second even if nothing else is counted meanwhile, so the
-        figures other processes read (`devcopilot usage`, another worker's Usage tab) are never older."""
-        if self._timer is None or not self._timer.is_alive():
+    def _changed(self, at_once: bool = False) -> None:
+        """Under the lock, after a change: save now if asked or if the last save is a second old;
+        else within a second even if nothing else is counted meanwhile, so the figures other
+        processes read (`devcopilot usage`, another worker's Usage tab) are never older."""
+        self._dirty = True
+        if at_once or time.monotonic() - self._saved_at >= 1.0:
+            self._save()
+        elif self._timer is None or not self._timer.is_alive():
             self._timer = threading.Timer(1.0, self.flush)
             self._timer.daemon = True
             self._timer.start()
