@@ -37,6 +37,7 @@ import os
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -414,17 +415,25 @@ def start_serve(data_dir: Path, model_url: str, workers: int, port: int) -> subp
                                 stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
-def api_answers(url: str, server: subprocess.Popen, timeout: float) -> bool:
-    """Wait until the server answers GET /v1/models; False if it stops or the time runs out first."""
+def api_answers(url: str, server: subprocess.Popen, timeout: float, workers: int = 1) -> bool:
+    """Wait until the server answers GET /v1/models from each of its `workers` processes (a fresh
+    connection goes to the next worker that is ready; the header names the worker); False if it
+    stops or the time runs out first. `serve` accepts once its first worker is ready: measuring
+    before the others are would time their start-up."""
     deadline = time.time() + timeout
+    seen: set[str] = set()
     while True:
         try:
-            urllib.request.urlopen(url + "/models", timeout=5).read()
-            return True
+            with urllib.request.urlopen(url + "/models", timeout=5) as r:
+                r.read()
+                seen.add(r.headers.get("x-devcopilot-worker") or "0")
+            if len(seen) >= workers:
+                return True
         except OSError:
-            if time.time() > deadline or server.poll() is not None:
-                return False
-            time.sleep(0.3)
+            pass
+        if time.time() > deadline or server.poll() is not None:
+            return False
+        time.sleep(0.1 if seen else 0.3)
 
 
 def tree_cpu(pid: int) -> float:
@@ -453,7 +462,7 @@ def compare_workers(args, data_dir: Path, questions: list[str], me: list[str]) -
                 port = free_port()
                 server = start_serve(data_dir, model_url, n, port)
                 url = f"http://127.0.0.1:{port}/v1"
-                if not api_answers(url, server, 300):
+                if not api_answers(url, server, 300, workers=n):
                     log = Path(tempfile.gettempdir()) / f"load-chat-serve-{port}.log"
                     print(f"serve --workers {n} did not start: {log.read_text()[-400:]}", file=sys.stderr)
                     return 1
@@ -500,11 +509,15 @@ def compare_workers(args, data_dir: Path, questions: list[str], me: list[str]) -
     print(f"{args.sessions} sessions x {args.turns} turns, model {args.latency * 1000:.0f} ms + "
           f"{args.token_delay * 1000:.0f} ms a piece; {os.cpu_count()} cores; medians over {args.rounds} round(s):")
     for (n, kind), rs in results.items():
-        med = {k: pct([x[k] for x in rs], 50) for k in ("turns_per_s", "overhead_p50_ms", "overhead_p95_ms",
-                                                        "server_cpu_ms_per_turn", "model_server_cpu_ms_per_turn",
-                                                        "clients_cpu_ms_per_turn")}
+        # the median of the rounds (of an even number, the mean of the middle two), and the range
+        med = {k: round(statistics.median(x[k] for x in rs), 1) for k in (
+            "turns_per_s", "overhead_p50_ms", "overhead_p95_ms", "server_cpu_ms_per_turn",
+            "model_server_cpu_ms_per_turn", "clients_cpu_ms_per_turn")}
+        spread = {k: f" ({min(x[k] for x in rs)}-{max(x[k] for x in rs)})" if len(rs) > 1 else ""
+                  for k in ("overhead_p50_ms", "overhead_p95_ms")}
         print(f"  --workers {n}, {kind} clients: {med['turns_per_s']} turns/s, overhead beyond the model p50 "
-              f"{med['overhead_p50_ms']} ms, p95 {med['overhead_p95_ms']} ms, server CPU "
+              f"{med['overhead_p50_ms']} ms{spread['overhead_p50_ms']}, p95 {med['overhead_p95_ms']} ms"
+              f"{spread['overhead_p95_ms']}, server CPU "
               f"{med['server_cpu_ms_per_turn']} ms a turn (the bench's model server "
               f"{med['model_server_cpu_ms_per_turn']} ms, its clients {med['clients_cpu_ms_per_turn']} ms), "
               f"errors {sum(x['errors'] for x in rs)}, degraded "

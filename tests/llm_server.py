@@ -260,6 +260,11 @@ class LLMServer:
                     pass
 
         class Server(ThreadingHTTPServer):
+            # Python's default listen backlog is 5: a burst of new connections (50 sessions starting at
+            # once) overflowed it, and each dropped connection attempt was retried a second later.
+            # Model servers in use (uvicorn, Go's net/http) listen with backlogs in the thousands.
+            request_queue_size = 1024
+
             def handle_error(self, request, client_address):  # a client that gave up (timeout) is expected
                 pass
 
