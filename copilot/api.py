@@ -167,61 +167,117 @@ def api_router(copilot: Copilot, token: str | None = None) -> APIRouter:
         cid = "chatcmpl-" + uuid.uuid4().hex[:24]
         if req.stream:
             events = _stream(copilot, question, sid, target, cid, model, req.include_usage, base)
-            return StreamingResponse(_threaded(events, pool), media_type="text/event-stream",
+            pace = max(0, copilot.cfg.server.stream_pace_ms) / 1000
+            return StreamingResponse(_threaded(events, pool, pace), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache"})
         return await in_pool(_complete, copilot, question, sid, target, cid, model, base)
 
     return router
 
 
-async def _threaded(items: Iterator[str], pool: ThreadPoolExecutor) -> AsyncIterator[str]:
-    """Run a blocking generator on `pool` and yield what it makes, joining the pieces that are ready
-    together into one write (a busy server sends fewer, larger writes rather than falling behind).
-    If the client goes away, the generator is closed, on its own thread, after its current step."""
+async def _threaded(items: Iterator[dict | str], pool: ThreadPoolExecutor, pace: float) -> AsyncIterator[str]:
+    """Run a blocking generator of stream chunks on `pool` and send them as server-sent events.
+    Writes are at least `pace` seconds apart (the first and the last go at once): what arrives in
+    between goes out as one write, its text-only chunks merged into one chunk (`sse`). A model
+    streams a few characters at a time; a client then parses one event where it would parse
+    dozens, and a busy server makes fewer writes. The generator's thread wakes the event loop only
+    when the loop waits for it. If the client goes away, the generator is closed, on its own
+    thread, after its current step."""
     loop = asyncio.get_running_loop()
-    ready: list[str] = []
+    ready: list = []
+    lock = threading.Lock()
     wake = asyncio.Event()
+    waiting = False  # the loop is waiting for the next item: the next `put` wakes it
     end = object()
     stop = threading.Event()
 
-    def deliver(item) -> None:  # on the event loop
-        ready.append(item)
-        wake.set()
+    def put(item) -> None:  # on the pool thread
+        nonlocal waiting
+        with lock:
+            ready.append(item)
+            if not waiting and item is not end:
+                return
+            waiting = False
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+            loop.call_soon_threadsafe(wake.set)
 
     def produce() -> None:  # on a pool thread
         try:
             for item in items:
                 if stop.is_set():
                     break
-                loop.call_soon_threadsafe(deliver, item)
+                put(item)
         except BaseException as e:  # noqa: BLE001 - handed to the event loop, raised there
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
-                loop.call_soon_threadsafe(deliver, e)
+            put(e)
         finally:
             items.close()
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(deliver, end)
+            put(end)
 
     pool.submit(produce)
+    last_write = -pace
     try:
         while True:
-            await wake.wait()
-            wake.clear()
-            batch, ready[:] = ready[:], []
-            text = []
+            with lock:
+                idle = waiting = not ready
+                wake.clear()
+            if idle:
+                await wake.wait()
+            pause = last_write + pace - loop.time()
+            with lock:
+                ended = any(item is end for item in ready)
+                wake.clear()
+            if pause > 0 and not ended:  # `put(end)` sets `wake`: the last write goes at once
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), pause)
+            with lock:
+                batch, ready[:] = ready[:], []
+            chunks = []
             for item in batch:
-                if isinstance(item, str):
-                    text.append(item)
+                if isinstance(item, (dict, str)):
+                    chunks.append(item)
                     continue
-                if text:
-                    yield "".join(text)
+                if chunks:
+                    yield sse(chunks)
                 if item is end:
                     return
                 raise item
-            if text:
-                yield "".join(text)
+            if chunks:
+                last_write = loop.time()
+                yield sse(chunks)
     finally:
         stop.set()
+
+
+def sse(chunks: list[dict | str]) -> str:
+    """Chunk objects (and the closing "[DONE]") as server-sent events, in order; consecutive chunks
+    that carry only answer text become one chunk with their texts joined."""
+    events: list[dict | str] = []
+    texts: list[dict] = []
+
+    def merge() -> None:
+        if texts:
+            first = texts[0]
+            content = "".join(t["choices"][0]["delta"]["content"] for t in texts)
+            events.append({**first, "choices": [{**first["choices"][0], "delta": {"content": content}}]})
+            texts.clear()
+
+    for c in chunks:
+        if _text_only(c):
+            texts.append(c)
+        else:
+            merge()
+            events.append(c)
+    merge()
+    return "".join("data: " + (c if isinstance(c, str) else json.dumps(c, ensure_ascii=False)) + "\n\n"
+                   for c in events)
+
+
+def _text_only(chunk: dict | str) -> bool:
+    if not isinstance(chunk, dict) or chunk.keys() != {"id", "object", "created", "model", "choices"}:
+        return False
+    choices = chunk["choices"]
+    return (len(choices) == 1 and choices[0]["finish_reason"] is None and choices[0]["delta"].keys() == {"content"}
+            and bool(choices[0]["delta"]["content"]))
 
 
 def _text(content, where: str, required: bool) -> str:
@@ -295,20 +351,20 @@ def _complete(copilot: Copilot, question: str, sid: str, target: str | None, cid
 
 
 def _stream(copilot: Copilot, question: str, sid: str, target: str | None, cid: str, model: str,
-            include_usage: bool = False, base: str = "") -> Iterator[str]:
+            include_usage: bool = False, base: str = "") -> Iterator[dict | str]:
+    """The turn as OpenAI chat completion chunks (objects), then "[DONE]"; `sse` writes them."""
     acc = _Answer(labelled=target is None, base=base)
     created = int(time.time())
     sent: list[str] = []
 
-    def chunk(content: str | None = None, finish: str | None = None, role: str | None = None, **extra) -> str:
+    def chunk(content: str | None = None, finish: str | None = None, role: str | None = None, **extra) -> dict:
         delta = {"content": content} if content is not None else {}
         if role:
             delta["role"] = role
         if content:
             sent.append(content)
-        obj = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
-        return "data: " + json.dumps(obj, ensure_ascii=False) + "\n\n"
+        return {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
 
     yield chunk("", role="assistant")
     first = True
@@ -327,7 +383,6 @@ def _stream(copilot: Copilot, question: str, sid: str, target: str | None, cid: 
     yield chunk(None, "stop", sources=acc.sources, speakers=acc.speakers, session_id=sid)
     if include_usage:  # as OpenAI does: a last chunk with no choices and the usage (counted locally)
         p, c = estimate_tokens(question), estimate_tokens("".join(sent))
-        yield "data: " + json.dumps({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-                                     "choices": [], "usage": {"prompt_tokens": p, "completion_tokens": c,
-                                                              "total_tokens": p + c}}) + "\n\n"
-    yield "data: [DONE]\n\n"
+        yield {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [],
+               "usage": {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}}
+    yield "[DONE]"

@@ -104,6 +104,9 @@ class ServerConfig:
     api_token: str = ""  # bearer token for /v1/*; empty = no token (fine on loopback)
     max_request_bytes: int = 1_000_000
     chat_threads: int = 64  # API turns answered at once; each waits on its model on a thread of its own
+    # Streamed API answers are written at most this often; what arrives in between goes out as one
+    # chunk (clients parse fewer events, the server makes fewer writes). 0: every piece as it comes.
+    stream_pace_ms: int = 30
     allowed_roots: list[str] = field(default_factory=list)  # folders the UI may index
     # The address clients reach the server at (e.g. https://copilot.example.com behind a proxy): the
     # API's citation links to the source viewer are built on it. Empty: the address each request came to.

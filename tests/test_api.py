@@ -14,7 +14,7 @@ from chat_support import build_world, make_copilot
 from fastapi import FastAPI
 from llm_server import LLMServer, Reply, system_text
 
-from copilot.api import api_router
+from copilot.api import api_router, sse
 
 TOKEN = "api-token-for-tests"
 
@@ -132,7 +132,7 @@ def test_streaming_answer_through_the_guide(api):
     assert chunks[-1].usage.completion_tokens > 10 and not chunks[-1].choices
     chunks = chunks[:-1]
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert len(chunks) > 10 and chunks[-1].choices[0].finish_reason == "stop"
+    assert chunks[0].choices[0].delta.role == "assistant" and chunks[-1].choices[0].finish_reason == "stop"
     assert text.startswith("**Guide:** @Tutoring will take this.\n\n**Tutoring:** ")
     assert "MemoryStore(path)" in text and "Sources:\n[1] README.md" in text
     last = chunks[-1].model_extra
@@ -166,6 +166,48 @@ def test_streaming_with_a_model(api, model_server):
         model="tutoring", stream=True, messages=[{"role": "user", "content": "how do retries work?"}])
     text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert text.startswith("Streamed from the model, word by word [1].\n\nSources:\n[1] docs/guide.md")
+
+
+def test_a_streamed_answer_is_written_in_paced_chunks_with_the_same_text(world, tmp_path):
+    """Pieces that come faster than server.stream_pace_ms go out merged; with 0, one chunk each."""
+    model = LLMServer().start()
+    words = [f"word{i} " for i in range(60)]
+    model.default = Reply(text="".join(words) + "[1].", token_delay=0.005)
+    copilot = make_copilot(world, tmp_path, model)
+    url, server, thread = serve_router(api_router(copilot))
+    try:
+        streams = {}
+        for pace in (0, 30):
+            copilot.cfg.server.stream_pace_ms = pace
+            stream = client(url).chat.completions.create(
+                model="tutoring", stream=True, messages=[{"role": "user", "content": "how do retries work?"}])
+            streams[pace] = [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
+    finally:
+        server.should_exit = True
+        thread.join(5)
+        model.stop()
+    texts = {pace: "".join(parts) for pace, parts in streams.items()}
+    assert texts[0] == texts[30] and texts[0].startswith("".join(words) + "[1].\n\nSources:\n[1] docs/guide.md")
+    assert streams[0][:60] == words  # unpaced: every piece the model sent is a chunk of its own
+    # paced: writes at least 30 ms apart over a stream of about 300 ms; all 60 apart would need 1.8 s
+    assert 2 <= len(streams[30]) <= 30, streams[30]
+
+
+def test_sse_merges_only_consecutive_text_chunks():
+    def chunk(content=None, finish=None, role=None, **extra):
+        delta = ({"content": content} if content is not None else {}) | ({"role": role} if role else {})
+        return {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+
+    events = [chunk("", role="assistant"), chunk("a "), chunk("b "), chunk(None, "stop", sources=[]),
+              {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [],
+               "usage": {"total_tokens": 3}}, "[DONE]"]
+    written = sse(events)
+    assert written.endswith("data: [DONE]\n\n") and written.count("data: ") == 5
+    sent = [json.loads(line[6:]) for line in written.split("\n\n") if line.startswith("data: {")]
+    assert sent == [events[0], chunk("a b "), events[3], events[4]]
+    assert events[1]["choices"][0]["delta"]["content"] == "a "  # the chunks given are not changed
+    assert sse([chunk("x"), chunk("", role="assistant"), chunk("y")]).count("data: ") == 3
 
 
 def test_bearer_token_required_when_set(api):
