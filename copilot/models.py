@@ -1,4 +1,4 @@
-"""Chat-model backends: OpenAI-compatible (the `openai` client), DashScope (its own SDK), or none.
+"""Chat-model backends: OpenAI-compatible (over HTTP with `requests`), DashScope (its own SDK), or none.
 
 Every backend streams `Delta`s. `ResilientModel` wraps one with what a shared copilot needs:
 retries with exponential backoff on 429 / 5xx / timeouts (honouring Retry-After), a per-call
@@ -8,6 +8,7 @@ fails it raises `ModelUnavailable`, and the chat answers offline with a note ins
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -96,67 +97,79 @@ def _retry_after(headers: Any) -> float | None:
 
 # -- OpenAI-compatible ---------------------------------------------------------------------------
 class OpenAIModel:
+    """Any server that speaks OpenAI's chat completions (OpenAI, Ollama, vLLM, llama.cpp, ...),
+    over plain HTTP with `requests`: one session, its connections kept and shared by every turn's
+    thread. The `openai` client spent about twice the CPU on each streamed call (its request
+    building, and per piece of the stream its HTTP layers); a busy server streams for dozens of
+    sessions at once (bench/load_chat.py). Like the `openai` client: the key as a bearer token,
+    OPENAI_BASE_URL / OPENAI_ORG_ID / OPENAI_PROJECT_ID from the environment, proxies and CA
+    certificates from the environment too."""
+
     provider = "openai"
 
     def __init__(self, cfg: Config):
-        import openai
+        import requests
 
         c = cfg.chat
         self.model = c.model or DEFAULT_MODELS["openai"]
         self.supports_tools = c.tools
-        self._openai = openai
-        # Retries are ours (Retry-After, fallback, monitor), so the client's own are off.
-        self.client = openai.OpenAI(api_key=c.api_key or "no-key", base_url=c.base_url or None,
-                                    timeout=c.timeout_s, max_retries=0)
         self.cfg = c
+        base = c.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        self.url = base.rstrip("/") + "/chat/completions"
+        self.headers = {"Authorization": f"Bearer {c.api_key or 'no-key'}", "Content-Type": "application/json",
+                        "Accept": "text/event-stream", "User-Agent": "devcopilot"}
+        for header, variable in (("OpenAI-Organization", "OPENAI_ORG_ID"), ("OpenAI-Project", "OPENAI_PROJECT_ID")):
+            if os.environ.get(variable):
+                self.headers[header] = os.environ[variable]
+        self._requests = requests
+        self.session = requests.Session()
+        # Every turn answered at once holds a connection: keep that many (the default keeps 10, and
+        # drops the rest after each call).
+        pool = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(16, cfg.server.chat_threads))
+        for scheme in ("http://", "https://"):
+            self.session.mount(scheme, pool)
 
     def stream(self, messages, *, tools=None, json_mode=False, max_tokens=None, model=None):
-        openai = self._openai
-        kwargs: dict[str, Any] = {"model": model or self.model, "messages": messages, "stream": True,
-                                  "stream_options": {"include_usage": True}, "temperature": self.cfg.temperature,
-                                  "max_tokens": max_tokens or self.cfg.max_tokens}
+        requests = self._requests
+        body: dict[str, Any] = {"model": model or self.model, "messages": messages, "stream": True,
+                                "stream_options": {"include_usage": True}, "temperature": self.cfg.temperature,
+                                "max_tokens": max_tokens or self.cfg.max_tokens}
         if tools:
-            kwargs["tools"] = tools
+            body["tools"] = tools
         if json_mode:
-            kwargs["response_format"] = {"type": "json_object"}
-        # The client's plain `post` with the body as it is, and its raw stream read line by line: typing
-        # the request and each chunk cost more CPU than the rest of a turn together (a busy server
-        # streams for dozens of sessions). Reading to the very end, past [DONE], lets the connection be
-        # reused for the next call. The header is the client's own way to ask for the raw stream (its
-        # `with_streaming_response` sets it).
-        def send():
-            return self.client.post("/chat/completions", cast_to=object, body=kwargs, stream=True,
-                                    stream_cls=openai.Stream[object],
-                                    options={"headers": {"X-Stainless-Raw-Response": "stream"}})
-
+            body["response_format"] = {"type": "json_object"}
         try:
-            try:
-                response = send()
-            except openai.BadRequestError as e:
+            response = self._post(body)
+            if response.status_code == 400:
                 # Some compatible servers reject optional features: drop the one named and ask again.
-                said = str(e.message).lower()
+                said = response.text.lower()
                 dropped = [k for k, word in (("stream_options", "stream_options"), ("response_format",
-                           "response_format"), ("tools", "tool")) if k in kwargs and word in said]
-                if not dropped:
-                    raise
-                for k in dropped:
-                    kwargs.pop(k)
-                if "tools" in dropped:
-                    self.supports_tools = False
-                response = send()
-        except openai.APIStatusError as e:
-            raise ModelError(_status_message(e.status_code, e.message), e.status_code == 429 or e.status_code >= 500
-                             or e.status_code == 408, _retry_after(e.response.headers), e.status_code) from None
-        except openai.APITimeoutError:
+                           "response_format"), ("tools", "tool")) if k in body and word in said]
+                if dropped:
+                    response.close()
+                    for k in dropped:
+                        body.pop(k)
+                    if "tools" in dropped:
+                        self.supports_tools = False
+                    response = self._post(body)
+        except requests.Timeout:
             raise ModelError("the model did not answer in time", True) from None
-        except openai.APIConnectionError as e:
-            raise ModelError(f"could not reach the model server ({clean_error(e)})", True) from None
+        except requests.RequestException as e:
+            raise ModelError(f"could not reach the model server ({clean_error(_reason(e))})", True) from None
+        if response.status_code >= 400:
+            status = response.status_code
+            detail = _error_detail(response)
+            response.close()
+            raise ModelError(_status_message(status, detail), status == 429 or status >= 500 or status == 408,
+                             _retry_after(response.headers), status)
         calls: dict[int, dict] = {}
         usage = None
         finish = ""
         try:
-            for line in response.iter_lines():
-                if not line.startswith("data:") or line[5:].strip() == "[DONE]":
+            # Read to the very end, past [DONE]: the connection then goes back to the pool for the
+            # next call. chunk_size=None: whatever each read brings, at once.
+            for line in response.iter_lines(chunk_size=None):
+                if not line.startswith(b"data:") or line[5:].strip() == b"[DONE]":
                     continue
                 chunk = json.loads(line[5:])
                 if not isinstance(chunk, dict):
@@ -179,29 +192,38 @@ class OpenAIModel:
                         slot["name"] += function.get("name") or ""
                         slot["arguments"] += function.get("arguments") or ""
                     finish = choice.get("finish_reason") or finish
-        except _http_errors(timeouts=True):
+        except requests.Timeout:
             raise ModelError("the model stopped answering (timeout)", True) from None
-        except (*_http_errors(), openai.APIError, OSError, ValueError, AttributeError) as e:  # a broken SSE line
-            raise ModelError(f"the stream broke ({clean_error(e)})", True) from None
+        except (requests.RequestException, OSError, ValueError, AttributeError) as e:  # a broken SSE line
+            raise ModelError(f"the stream broke ({clean_error(_reason(e))})", True) from None
         finally:  # also when the turn is abandoned (its client left): stop the model's answer now
             response.close()
         yield Delta(tool_calls=[ToolCall(c["id"] or f"call_{i}", c["name"], c["arguments"])
                                 for i, c in sorted(calls.items())], usage=usage, finish=finish or "stop")
 
+    def _post(self, body: dict):
+        return self.session.post(self.url, data=json.dumps(body, ensure_ascii=False).encode(), headers=self.headers,
+                                 stream=True, timeout=(self.cfg.timeout_s, self.cfg.timeout_s))
 
-def _http_errors(timeouts: bool = False) -> tuple[type[Exception], ...]:
-    """The HTTP library's errors (or its timeouts) when a stream is read: httpx, and httpx2, which
-    recent `openai` releases are built on."""
-    import httpx
 
-    out = [httpx.TimeoutException if timeouts else httpx.HTTPError]
+def _error_detail(response) -> str:
+    """What an error response says: OpenAI's {"error": {"message": ...}}, else its text."""
     try:
-        import httpx2
-
-        out.append(httpx2.TimeoutException if timeouts else httpx2.HTTPError)
-    except ImportError:
+        error = response.json().get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+        if message:
+            return str(message)
+    except (ValueError, AttributeError):
         pass
-    return tuple(out)
+    return response.text[:300] or response.reason or ""
+
+
+def _reason(e: Exception) -> str:
+    """The innermost cause of a requests error ("Connection refused"), not its pool's long repr."""
+    while e.args and isinstance(e.args[0], Exception):
+        e = e.args[0]
+    reason = str(getattr(e, "reason", None) or e)
+    return re.sub(r"^\w+\(host=[^)]*\): ", "", reason)  # "HTTPConnection(host='h', port=1): Failed ..."
 
 
 # -- DashScope ------------------------------------------------------------------------------------

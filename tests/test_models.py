@@ -1,4 +1,5 @@
-"""Chat-model backends through the real `openai` client and the real `dashscope` SDK over HTTP."""
+"""Chat-model backends over real HTTP: the OpenAI-compatible one (requests) and the real `dashscope` SDK,
+both against the local test model server."""
 from __future__ import annotations
 
 import pytest
@@ -166,3 +167,17 @@ def test_the_stream_is_read_to_its_end_so_the_next_call_reuses_the_connection(ll
         assert deltas[-1].finish == "stop" and deltas[-1].usage is not None
     assert len(llm.requests) == 2
     assert llm.requests[0]["peer"] == llm.requests[1]["peer"]  # same client port: one connection
+
+
+def test_calls_answered_at_once_keep_their_connections_for_the_next_ones(llm, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    model, _, _ = model_for(llm, tmp_path)
+    llm.default = Reply(text="a b c d e", token_delay=0.02)
+    for _wave in range(2):
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(lambda _: model.complete(USER, assistant="Coding"), range(16)))
+        assert answers == ["a b c d e"] * 16
+    assert len(llm.requests) == 32
+    # the second wave reused the first wave's connections (a pool of 10 would have dropped 6 of them)
+    assert len({r["peer"] for r in llm.requests}) <= 16
