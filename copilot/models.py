@@ -130,6 +130,8 @@ class OpenAIModel:
             self.session.mount(scheme, pool)
 
     def stream(self, messages, *, tools=None, json_mode=False, max_tokens=None, model=None):
+        import urllib3
+
         requests = self._requests
         body: dict[str, Any] = {"model": model or self.model, "messages": messages, "stream": True,
                                 "stream_options": {"include_usage": True}, "temperature": self.cfg.temperature,
@@ -167,8 +169,8 @@ class OpenAIModel:
         finish = ""
         try:
             # Read to the very end, past [DONE]: the connection then goes back to the pool for the
-            # next call. chunk_size=None: whatever each read brings, at once.
-            for line in response.iter_lines(chunk_size=None):
+            # next call.
+            for line in _lines(response.raw):
                 if not line.startswith(b"data:") or line[5:].strip() == b"[DONE]":
                     continue
                 chunk = json.loads(line[5:])
@@ -192,10 +194,10 @@ class OpenAIModel:
                         slot["name"] += function.get("name") or ""
                         slot["arguments"] += function.get("arguments") or ""
                     finish = choice.get("finish_reason") or finish
-        except requests.Timeout:
+        except (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError):
             raise ModelError("the model stopped answering (timeout)", True) from None
-        except (requests.RequestException, OSError, ValueError, AttributeError) as e:  # a broken SSE line
-            raise ModelError(f"the stream broke ({clean_error(_reason(e))})", True) from None
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError, AttributeError) as e:
+            raise ModelError(f"the stream broke ({clean_error(_reason(e))})", True) from None  # or a broken line
         finally:  # also when the turn is abandoned (its client left): stop the model's answer now
             response.close()
         yield Delta(tool_calls=[ToolCall(c["id"] or f"call_{i}", c["name"], c["arguments"])
@@ -204,6 +206,23 @@ class OpenAIModel:
     def _post(self, body: dict):
         return self.session.post(self.url, data=json.dumps(body, ensure_ascii=False).encode(), headers=self.headers,
                                  stream=True, timeout=(self.cfg.timeout_s, self.cfg.timeout_s))
+
+
+def _lines(raw) -> Iterator[bytes]:
+    """A streamed body's lines as they arrive, whatever each read brings; chunked or not (for a body
+    sent without chunks, urllib3's own stream waits for the whole of it)."""
+    if raw.chunked and raw.supports_chunked_reads():
+        reads = raw.read_chunked(None, decode_content=True)
+    else:
+        reads = iter(lambda: raw.read1(65536, decode_content=True), b"")
+    rest = b""
+    for data in reads:
+        lines = (rest + data).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            yield line.rstrip(b"\r")
+    if rest:
+        yield rest.rstrip(b"\r")
 
 
 def _error_detail(response) -> str:

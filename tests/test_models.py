@@ -2,6 +2,8 @@
 both against the local test model server."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from llm_server import LLMServer, Reply
 
@@ -181,3 +183,45 @@ def test_calls_answered_at_once_keep_their_connections_for_the_next_ones(llm, tm
     assert len(llm.requests) == 32
     # the second wave reused the first wave's connections (a pool of 10 would have dropped 6 of them)
     assert len({r["peer"] for r in llm.requests}) <= 16
+
+
+def test_a_stream_sent_without_chunks_still_arrives_piece_by_piece(tmp_path):
+    """Some servers send server-sent events with no chunked encoding, until they close the
+    connection: the first piece must reach the caller while the server still holds the rest."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    release = threading.Event()
+    waited: list[bool] = []
+
+    def event(text: str) -> bytes:
+        return f"data: {json.dumps({'choices': [{'index': 0, 'delta': {'content': text}}]})}\n\n".encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(event("first "))
+            self.wfile.flush()
+            waited.append(release.wait(10))  # True: the caller had the first piece before we gave up
+            self.wfile.write(event("second") + b"data: [DONE]\n\n")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        cfg = load_config(env={}, overrides={"data_dir": str(tmp_path), "chat": {
+            "provider": "openai", "base_url": f"http://127.0.0.1:{server.server_address[1]}/v1", "timeout_s": 30}})
+        deltas = make_model(cfg).backend.stream(USER)
+        assert next(deltas).text == "first "
+        release.set()
+        assert [d.text for d in deltas if d.text] == ["second"]
+    finally:
+        release.set()
+        server.shutdown()
+    assert waited == [True]
