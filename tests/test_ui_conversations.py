@@ -3,6 +3,9 @@
 reload and a server restart, deleted; with --auth each user sees only their own."""
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from browser_support import answers, ask, first_cited_path, have_chromium, open_chat, wait_idle
 from conftest import SMALL_PROJECT, write_tree
@@ -83,6 +86,40 @@ def test_a_conversation_survives_a_reload_and_a_restart_and_reopens_from_the_sid
         ask(page, "@Coding what arguments does build_gadget take?")
         assert len(answers(page)) == len(first) + 1
         page.context.close()
+
+
+def test_a_question_asked_before_the_page_finished_loading_is_not_wiped(browser, data):
+    """The page's load event restores the browser's last conversation and fills the sidebar; on a
+    busy server its answer can come after the first question's. With nothing to restore it must
+    leave the chat alone (it used to empty it, answer and all)."""
+    from ui.server import create_app
+
+    copilot = Copilot(data, index=Index(data))
+    app = create_app(copilot, data)
+    listing, calls, loaded = copilot.conversations.listing, [], threading.Event()
+
+    def slow_first_listing(*args, **kwargs):  # the load event's sidebar, slow as on a busy server
+        first = not calls
+        calls.append(1)
+        if first:
+            time.sleep(4)
+        try:
+            return listing(*args, **kwargs)
+        finally:
+            if first:
+                loaded.set()
+
+    copilot.conversations.listing = slow_first_listing
+    with ServerThread(app) as url:
+        page = browser.new_context().new_page()
+        page.goto(url + "/")
+        page.wait_for_selector("#dc-input textarea", timeout=60_000)
+        ask(page, "@Coding what arguments does build_gadget take?")
+        assert not loaded.is_set()  # the answer came first
+        assert loaded.wait(30)
+        page.wait_for_timeout(1000)  # the load event's answer reaches the page
+        found = answers(page)
+        assert found and first_cited_path(found[-1]) == "widgets/core.py", found
 
 
 def test_delete_removes_the_conversation_and_new_chat_starts_empty(browser, data):

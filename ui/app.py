@@ -147,6 +147,14 @@ def build_app(copilot, cfg=None) -> gr.Blocks:
         history, ids = render.history(copilot.conversations.messages(cid), avatar_of)
         return history, ids, cid, cid, sidebar(user, cid)
 
+    def restore_conversation(cid: str | None, request: gr.Request):
+        """On page load: the browser's last conversation. With none, the chat is left as it is: it
+        starts empty, and a question asked (or an example clicked) before this answer arrives must not
+        be wiped by it."""
+        if not owned(cid, user_of(request)):
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), sidebar(user_of(request), None)
+        return open_conversation(cid, request)
+
     def new_chat(request: gr.Request):
         return [], [], None, None, sidebar(user_of(request), None), "", gr.update(interactive=True)
 
@@ -408,7 +416,7 @@ def build_app(copilot, cfg=None) -> gr.Blocks:
 
         # Chats from different browsers run side by side (Gradio's default is one at a time per event).
         chat_out = [chatbot, message_ids, session, browser, conversations, box, send]
-        demo.load(open_conversation, browser, [chatbot, message_ids, session, browser, conversations]) \
+        demo.load(restore_conversation, browser, [chatbot, message_ids, session, browser, conversations]) \
             .then(kb_choices, None, kb_select)
         box.submit(submit, [box, chatbot, message_ids, session, kb_select], chat_out, concurrency_limit=None)
         send.click(submit, [box, chatbot, message_ids, session, kb_select], chat_out, concurrency_limit=None)
