@@ -140,7 +140,8 @@ def cmd_ingest(args) -> int:
     specs = [normalize_spec(s) for s in reader_specs(args.sources, args.reader_args)]
     include, exclude = args.include or None, args.exclude or None
 
-    def once(wait: bool) -> None:
+    def once(wait: bool) -> list[str]:
+        """Index (or have the server index) once; the summary lines to say."""
         server = running_server(cfg.data_dir)
         with _ProgressBar(args.quiet) as bar:
             if server is not None:
@@ -153,13 +154,12 @@ def cmd_ingest(args) -> int:
                 summary = ingest(_index(args), specs, args.kb, include, exclude, bar.update, wait=wait,
                                  on_wait=_say_waiting, notice=lambda text: print(text, file=sys.stderr, flush=True))
                 lines = [summary.line()]
-        for line in lines:
-            print(line, flush=True)
+        return lines
 
     if args.watch:
         watch_folders(cfg, specs, args.debounce, lambda: once(not args.no_wait), lambda: once(True))
     else:
-        once(not args.no_wait)
+        _say(once(not args.no_wait))
     return 0
 
 
@@ -231,10 +231,15 @@ def run_on_server(server, body: dict, progress) -> dict:
     return job
 
 
+def _say(lines: list[str]) -> None:
+    for line in lines:
+        print(line, flush=True)
+
+
 def watch_folders(cfg, specs: list[str], quiet_s: float, first, reindex) -> None:
     """Index once (`first`), then again (`reindex`) whenever files under the folder sources change, once
-    they have been quiet for `quiet_s`. The watcher starts before the first ingest, so an edit made
-    while it runs is not missed."""
+    they have been quiet for `quiet_s`; each returns the summary lines to print. The watcher starts
+    before the first ingest, so an edit made while it runs is not missed."""
     from pathlib import Path
 
     from watchfiles import DefaultFilter, watch
@@ -259,7 +264,7 @@ def watch_folders(cfg, specs: list[str], quiet_s: float, first, reindex) -> None
     changes = watch(*folders, watch_filter=wanted, step=max(50, int(quiet_s * 1000)), debounce=60_000,
                     raise_interrupt=False, yield_on_timeout=True, rust_timeout=500)
     next(changes, None)  # the watcher is running: whatever changes from here on is seen
-    first()
+    _say(first())
     print(f"Watching {', '.join(str(f) for f in folders)} for changes (Ctrl+C stops).", file=sys.stderr, flush=True)
     busy = False
     try:
@@ -268,12 +273,13 @@ def watch_folders(cfg, specs: list[str], quiet_s: float, first, reindex) -> None
                 continue
             print(f"{len(batch)} change{'s' if len(batch) != 1 else ''} seen: re-indexing.", file=sys.stderr,
                   flush=True)
-            busy = True
+            busy, said = True, []
             try:
-                reindex()
+                said = reindex()
             except USER_ERRORS as e:  # say it and keep watching: the next change may fix it
                 print(f"devcopilot: {_one_line(e)}", file=sys.stderr, flush=True)
-            busy = False
+            busy = False  # before the summary: Ctrl+C once it is shown is no interruption
+            _say(said)
     except KeyboardInterrupt:
         # Ctrl+C while waiting usually ends the loop by itself; it can also land in our filter,
         # between two batches: that is a plain stop. During a re-index it is an interruption.
