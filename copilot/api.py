@@ -160,17 +160,16 @@ def api_router(copilot: Copilot, token: str | None = None) -> APIRouter:
         if model not in names:
             return _error(404, f"There is no assistant '{model}'; use one of: {', '.join(names)} "
                                "(GET /v1/models lists them).", "not_found_error")
-        question, history = req.question, req.history
-        sid = await in_pool(copilot.new_session, history, "", "api")
         base = public_base(copilot, request)
         target = None if model == "guide" else names[model]
         cid = "chatcmpl-" + uuid.uuid4().hex[:24]
+        # The turn's thread also stores the conversation it starts: one hand-over to a thread per turn.
         if req.stream:
-            events = _stream(copilot, question, sid, target, cid, model, req.include_usage, base)
+            events = _stream(copilot, req.question, req.history, target, cid, model, req.include_usage, base)
             pace = max(0, copilot.cfg.server.stream_pace_ms) / 1000
             return StreamingResponse(_threaded(events, pool, pace), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache"})
-        return await in_pool(_complete, copilot, question, sid, target, cid, model, base)
+        return await in_pool(_complete, copilot, req.question, req.history, target, cid, model, base)
 
     return router
 
@@ -329,8 +328,10 @@ class _Answer:
         return public_links(text, self.base)
 
 
-def _complete(copilot: Copilot, question: str, sid: str, target: str | None, cid: str, model: str,
+def _complete(copilot: Copilot, question: str, history: list[dict], target: str | None, cid: str, model: str,
               base: str = "") -> dict:
+    """The turn as one chat completion, in a new stored conversation seeded with `history`."""
+    sid = copilot.new_session(history, "", "api")
     acc = _Answer(labelled=target is None, base=base)
     parts: list[str] = []
     for ev in copilot.chat(question, sid, target):
@@ -350,9 +351,11 @@ def _complete(copilot: Copilot, question: str, sid: str, target: str | None, cid
             "sources": acc.sources, "speakers": acc.speakers, "session_id": sid}
 
 
-def _stream(copilot: Copilot, question: str, sid: str, target: str | None, cid: str, model: str,
+def _stream(copilot: Copilot, question: str, history: list[dict], target: str | None, cid: str, model: str,
             include_usage: bool = False, base: str = "") -> Iterator[dict | str]:
-    """The turn as OpenAI chat completion chunks (objects), then "[DONE]"; `sse` writes them."""
+    """The turn as OpenAI chat completion chunks (objects), then "[DONE]", in a new stored conversation
+    seeded with `history`; `sse` writes them."""
+    sid = copilot.new_session(history, "", "api")
     acc = _Answer(labelled=target is None, base=base)
     created = int(time.time())
     sent: list[str] = []
