@@ -16,10 +16,11 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import astuple, dataclass, field
 
 from copilot.assistants import GUIDE, AssistantSpec, chat_kbs, load_assistants, retrieve_for
-from copilot.condense import condense, looks_like_follow_up
+from copilot.condense import condense, looks_like_follow_up, searched_as_is
 from copilot.config import Config
 from copilot.conversations import ConversationError, Conversations, open_conversations  # noqa: F401 (re-exported)
 from copilot.database import DatabaseDown
@@ -58,6 +59,7 @@ class Turn:
     model_down: str = ""  # set when the model failed in this turn: later steps skip it instead of retrying again
     kbs: list[str] = field(default_factory=list)  # the knowledge bases the chat reads for this turn
     narrowed: bool = False  # True when they were chosen (the KB selector, chat.kb), not "every indexed KB"
+    ahead: tuple | None = None  # (assistant, query, kbs, Future of its Retrieval): searched during routing
 
 
 # Control and invisible characters, and lone surrogates (a JSON escape can spell them; no tokenizer
@@ -188,8 +190,8 @@ class Copilot:
                 yield from self._say(sid, self.guide, self._greeting(message, turn))
             return
         if not targets:
-            if self._usable_model(turn) is not None and not history and language_of(text) is None:
-                self._prefetch_embedding(text)  # computed while the Guide's routing call is out
+            if self._usable_model(turn) is not None:
+                self._search_ahead(text, history, turn)  # while the Guide's routing call is out
             decision = self._decide(text, history, turn)
             if not decision.targets:
                 yield from self._say(sid, self.guide, decision.reply or self._greeting(text, turn))
@@ -202,9 +204,26 @@ class Copilot:
             self._warned_budget = True
             yield Event("notice", GUIDE, self.monitor.budget_message())
 
-    def _prefetch_embedding(self, query: str) -> None:
-        """Warm the index's query-embedding cache in the background; retrieval then skips that step."""
-        threading.Thread(target=_quietly, args=(self.index.embed_query, query), daemon=True).start()
+    def _search_ahead(self, text: str, history: list[dict], turn: Turn) -> None:
+        """Run, on a thread, the retrieval the Guide's likely pick will need, while the routing call is
+        out: the local classifier's first pick, for the question as condense will leave it. `_answer`
+        takes the result when the assistant, the query and the KBs turn out the same; otherwise only
+        the query's embedding (cached) is of use. Either way the answer cites what it would have."""
+        guess = classify(text, self.assistants)
+        if not guess or not searched_as_is(text, history, self.cfg.chat.corpus_language):
+            return
+        spec = guess[0]
+        kbs = self.assistant_kbs(spec, turn)
+        found: Future = Future()
+
+        def search() -> None:
+            try:
+                found.set_result(retrieve_for(self.index, spec, text, kbs))
+            except BaseException as e:  # noqa: BLE001 - raised where the result is taken, as it would be there
+                found.set_exception(e)
+
+        threading.Thread(target=search, daemon=True).start()
+        turn.ahead = (spec.name, text, kbs, found)
 
     def _stored_history(self, sid: str) -> list[dict]:
         """The conversation so far; a store that cannot be read costs the context, not the answer."""
@@ -324,9 +343,15 @@ class Copilot:
         yield Event("end", spec.name, text, list(sources or []), mid)
 
     # -- specialists --------------------------------------------------------------------------------------
-    def retrieve(self, spec: AssistantSpec, query: str, kbs: list[str]) -> Retrieval:
-        """What `spec` cites for `query` from `kbs` (indexes/retrieve.py holds the policy)."""
-        found = retrieve_for(self.index, spec, query, kbs)
+    def retrieve(self, spec: AssistantSpec, query: str, kbs: list[str], turn: Turn | None = None) -> Retrieval:
+        """What `spec` cites for `query` from `kbs` (indexes/retrieve.py holds the policy); taken from
+        the turn's search ahead when it searched the same."""
+        ahead = turn.ahead if turn is not None else None
+        if ahead is not None and ahead[:3] == (spec.name, query, kbs):
+            turn.ahead = None
+            found = ahead[3].result()
+        else:
+            found = retrieve_for(self.index, spec, query, kbs)
         if found.searches:
             self.monitor.count("retrieval_calls", found.searches)
         return found
@@ -346,7 +371,7 @@ class Copilot:
         outcome = "model"
         kbs = self.assistant_kbs(spec, turn)
         try:
-            found = self.retrieve(spec, query, kbs)
+            found = self.retrieve(spec, query, kbs, turn)
             hits, weak, down = found.hits, found.weak, ""
         except RetrievalDown as e:
             hits, weak, down = [], True, f"{type(e.cause).__name__}: {clean_error(e.cause)[:160]}"
@@ -489,13 +514,6 @@ class Copilot:
                 if self.model.provider == "dashscope":  # DashScope also wants the tool's name
                     msg["name"] = tc.name
                 msgs.append(msg)
-
-
-def _quietly(fn, *args) -> None:
-    try:
-        fn(*args)
-    except Exception:  # a prefetch that fails costs nothing: retrieval embeds the query itself
-        log.debug("prefetch failed", exc_info=True)
 
 
 def to_source(n: int, hit: Hit, origin: str = "") -> Source:

@@ -47,11 +47,21 @@ def local_condense(question: str, history: list[dict]) -> str:
     return (question + " " + " ".join(seen)).strip()
 
 
+def searched_as_is(question: str, history: list[dict], corpus_language: str) -> bool:
+    """Whether `condense` leaves the question as it is, whatever the model: it is neither a follow-up
+    nor in another language than the corpus."""
+    return not (bool(history) and looks_like_follow_up(question)) and not _foreign(question, corpus_language)
+
+
+def _foreign(question: str, corpus_language: str) -> bool:
+    return language_of(question) is not None and language_of(corpus_language) is None
+
+
 def condense(question: str, history: list[dict], model: ResilientModel | None, corpus_language: str,
              assistant: str) -> tuple[str, str]:
     """(retrieval query, how: "as-is" | "local" | "model" | "model-failed")."""
     follow_up = bool(history) and looks_like_follow_up(question)
-    foreign = language_of(question) is not None and language_of(corpus_language) is None
+    foreign = _foreign(question, corpus_language)
     if model is None:
         if foreign:  # no model to translate: the Latin-script words (identifiers, product names) search best
             latin = " ".join(re.findall(r"[A-Za-z_][\w.]*[\w]|[A-Za-z]", question))

@@ -480,3 +480,69 @@ def test_an_offline_follow_up_stays_with_the_assistant_who_answered(world, tmp_p
     assert answers[-1][0] == "Tutoring"
     _, answers = run(cp, "and what does that return?", sid)  # alone, the classifier would pick Coding
     assert [a[0] for a in answers] == ["Guide", "Tutoring"]
+
+
+# -- searching while the Guide routes ------------------------------------------------------------------
+def record_searches(monkeypatch, index, steps: list) -> None:
+    """Note each index search (query, kind) in `steps` as it starts, then run it."""
+    real = index.search
+
+    def search(query, kb="default", k=10, kind=None):
+        steps.append(("search", query, kind))
+        return real(query, kb=kb, k=k, kind=kind)
+
+    monkeypatch.setattr(index, "search", search)
+
+
+def guided_turn(cp, question: str, steps: list, sid: str | None = None) -> dict:
+    """Ask through the Guide, noting in `steps` when each speaker's answer ends; {speaker: sources}."""
+    sources = {}
+    for e in cp.chat(question, sid or cp.new_session()):
+        if e.type == "end":
+            steps.append(("answered", e.assistant))
+            sources[e.assistant] = [(s.path, s.start_line, s.end_line) for s in e.sources]
+    return sources
+
+
+def test_the_guides_likely_pick_is_searched_while_the_routing_call_is_out(world, tmp_path, llm, monkeypatch):
+    cp = make_copilot(world, tmp_path, llm)
+    question = "What arguments does build_gadget take?"  # the local classifier also picks Coding
+    llm.default = Reply(text="It takes a name and a size [1].")
+    _, direct = run(cp, f"@Coding {question}")
+    llm.rule(ROUTING, Reply(text=json.dumps({"route": ["Coding"], "reply": ""}), delay=1.0))
+    steps: list = []
+    record_searches(monkeypatch, cp.index, steps)
+    sources = guided_turn(cp, question, steps)
+    hand_over = steps.index(("answered", "Guide"))
+    assert steps[:hand_over] and all(s[0] == "search" and s[1] == question for s in steps[:hand_over])
+    assert not [s for s in steps[hand_over:] if s[0] == "search"]  # the answer took what was searched
+    assert sources["Coding"] == [(s.path, s.start_line, s.end_line) for s in direct[0][2]]  # and cites the same
+
+
+def test_when_the_guide_picks_another_assistant_that_one_searches_for_itself(world, tmp_path, llm, monkeypatch):
+    cp = make_copilot(world, tmp_path, llm)
+    question = "What arguments does build_gadget take?"  # the local classifier would pick Coding
+    llm.default = Reply(text="Call it with a name [1].")
+    _, direct = run(cp, f"@Tutoring {question}")
+    llm.rule(ROUTING, Reply(text=json.dumps({"route": ["Tutoring"], "reply": ""}), delay=0.5))
+    steps: list = []
+    record_searches(monkeypatch, cp.index, steps)
+    sources = guided_turn(cp, question, steps)
+    hand_over = steps.index(("answered", "Guide"))
+    assert {s[2] for s in steps[:hand_over]} == {"code"}  # Coding's search, ahead of the routing answer
+    assert "doc" in {s[2] for s in steps[hand_over:] if s[0] == "search"}  # Tutoring's own, once it was picked
+    assert sources["Tutoring"] == [(s.path, s.start_line, s.end_line) for s in direct[0][2]]
+
+
+def test_a_follow_up_is_searched_only_once_condensed(world, tmp_path, llm, monkeypatch):
+    cp = make_copilot(world, tmp_path, llm)
+    sid = cp.new_session()
+    llm.default = Reply(text="It takes a name and a size [1].")
+    run(cp, "@Coding what arguments does build_gadget take?", sid)
+    route_to(llm, "Coding")
+    llm.rule(CONDENSE, Reply(text="build_gadget return value"))
+    steps: list = []
+    record_searches(monkeypatch, cp.index, steps)
+    guided_turn(cp, "and what does it return?", steps, sid)
+    searched = {s[1] for s in steps if s[0] == "search"}
+    assert searched == {"build_gadget return value"}  # not the bare follow-up, ahead of the condensing
