@@ -11,6 +11,7 @@ indexes/retrieve.py, the one retrieval call every door uses.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import threading
@@ -89,6 +90,9 @@ class Copilot:
             self.model.monitor = self.monitor
         self.conversations = open_conversations(cfg)
         self._warned_budget = False
+        # Searches ahead of the Guide's routing answer (`_search_ahead`) run at most one per core at once:
+        # a guess that proves wrong is work wasted, so it only takes what a burst of turns leaves free.
+        self.ahead_slots = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
 
     @property
     def guide(self) -> AssistantSpec:
@@ -208,9 +212,12 @@ class Copilot:
         """Run, on a thread, the retrieval the Guide's likely pick will need, while the routing call is
         out: the local classifier's first pick, for the question as condense will leave it. `_answer`
         takes the result when the assistant, the query and the KBs turn out the same; otherwise only
-        the query's embedding (cached) is of use. Either way the answer cites what it would have."""
+        the query's embedding (cached) is of use. Either way the answer cites what it would have.
+        Skipped while as many searches ahead run as the machine has cores."""
         guess = classify(text, self.assistants)
         if not guess or not searched_as_is(text, history, self.cfg.chat.corpus_language):
+            return
+        if not self.ahead_slots.acquire(blocking=False):  # a busy server: searching ahead would slow the rest
             return
         spec = guess[0]
         kbs = self.assistant_kbs(spec, turn)
@@ -221,6 +228,8 @@ class Copilot:
                 found.set_result(retrieve_for(self.index, spec, text, kbs))
             except BaseException as e:  # noqa: BLE001 - raised where the result is taken, as it would be there
                 found.set_exception(e)
+            finally:
+                self.ahead_slots.release()
 
         threading.Thread(target=search, daemon=True).start()
         turn.ahead = (spec.name, text, kbs, found)

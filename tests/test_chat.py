@@ -546,3 +546,21 @@ def test_a_follow_up_is_searched_only_once_condensed(world, tmp_path, llm, monke
     guided_turn(cp, "and what does it return?", steps, sid)
     searched = {s[1] for s in steps if s[0] == "search"}
     assert searched == {"build_gadget return value"}  # not the bare follow-up, ahead of the condensing
+
+
+def test_no_search_ahead_while_as_many_run_as_there_are_cores(world, tmp_path, llm, monkeypatch):
+    cp = make_copilot(world, tmp_path, llm)
+    question = "What arguments does build_gadget take?"
+    llm.default = Reply(text="It takes a name and a size [1].")
+    llm.rule(ROUTING, Reply(text=json.dumps({"route": ["Coding"], "reply": ""}), delay=0.5))
+    taken = 0
+    while cp.ahead_slots.acquire(blocking=False):  # a burst of turns holds every slot
+        taken += 1
+    steps: list = []
+    record_searches(monkeypatch, cp.index, steps)
+    busy = guided_turn(cp, question, steps)
+    assert taken >= 1 and steps.index(("answered", "Guide")) == 0  # searched after the hand-over, as before
+    for _ in range(taken):
+        cp.ahead_slots.release()
+    steps.clear()
+    assert guided_turn(cp, question, steps) == busy and steps[0][0] == "search"  # a slot free: searched ahead
