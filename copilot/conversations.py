@@ -91,11 +91,14 @@ class Conversations:
         it came through ("web", "api", "cli"): the web UI lists its own. `messages` ((role, content,
         assistant)) seed it, in the same transaction (an API request brings its whole history)."""
         cid = uuid.uuid4().hex
-        with self.db.transaction() as tx:
+
+        def write(tx: Database) -> None:
             tx.all("INSERT INTO conversations (id, created_at, title, owner, origin) VALUES (?, ?, ?, ?, ?)",
                    (cid, time.time(), scrub(title)[:200], owner, origin))
             for role, content, assistant in messages:
                 self._add(tx, cid, role, content, assistant)
+
+        self.db.write(write)
         return cid
 
     def exists(self, cid: str) -> bool:
@@ -105,11 +108,13 @@ class Conversations:
             model: str = "", message_id: str | None = None, outcome: str = "") -> str:
         # Writers of one conversation (threads, `serve --workers`, replicas) queue up on it, so each
         # reads the last seq after the previous one wrote it.
-        with self.db.transaction() as tx:
+        def write(tx: Database) -> str:
             tx.all("INSERT INTO conversations (id, created_at, title) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING",
                    (cid, time.time(), ""))
             tx.lock_row("conversations", "id", cid)
             return self._add(tx, cid, role, content, assistant, sources, model, message_id, outcome)
+
+        return self.db.write(write)
 
     @staticmethod
     def _add(tx: Database, cid: str, role: str, content: str, assistant: str = "", sources: list[Source] | None = None,

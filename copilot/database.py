@@ -13,8 +13,9 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from copilot.config import check_database_url, redact_url
 
@@ -23,6 +24,7 @@ RETRY_AFTER_S = 5.0  # after a failed connection, calls fail at once for this lo
 # Held while the schema is created or migrated, so servers starting at once do not race on PostgreSQL's own
 # tables (CREATE TABLE IF NOT EXISTS alone can fail when two run at once).
 SCHEMA_LOCK = zlib.crc32(b"devcopilot schema")
+T = TypeVar("T")
 
 
 class DatabaseDown(RuntimeError):
@@ -45,6 +47,9 @@ class Database:
         self._failed_at = 0.0
         self._in_transaction = False
         self._queue_file = None  # SQLite: the lock file writers queue on (see _writers_queue)
+        self._group = threading.Condition()  # SQLite: writes waiting to be committed together (see write)
+        self._queued: list[_Write] = []
+        self._committing = False
 
     def connect(self) -> None:
         """Connect now (rather than at the first query): a database that cannot be reached is then
@@ -82,6 +87,58 @@ class Database:
                     cur.executemany(sql.replace("?", "%s"), rows)
             else:
                 conn.executemany(sql, rows)
+
+    def write(self, fn: Callable[[Database], T]) -> T:
+        """`fn(tx)` in a transaction; its result, or its error. Not for use inside `transaction()`.
+
+        With SQLite, writes that this process's threads ask for while one commits wait for it, then
+        go together in the next transaction (group commit): the file's write lock is taken once for
+        them all, where each took it in turn, and a burst of writers (50 chat turns starting at once)
+        stops queueing behind each other's commits. Each caller still returns once its own write is
+        committed, in the order asked. PostgreSQL locks rows rather than the file, and replicas
+        locking several in different orders could deadlock: there each write has its own transaction."""
+        if self.postgres:
+            with self.transaction() as tx:
+                return fn(tx)
+        job = _Write(fn)
+        with self._group:
+            self._queued.append(job)
+            while self._committing and not job.done:
+                self._group.wait()
+            if not job.done:  # the next batch is this thread's to commit: every write queued until now
+                batch, self._queued = self._queued, []
+                self._committing = True
+        if not job.done:
+            try:
+                self._commit(batch)
+            finally:
+                with self._group:
+                    self._committing = False
+                    self._group.notify_all()
+        return job.outcome()
+
+    def _commit(self, batch: list[_Write]) -> None:
+        try:
+            try:
+                with self.transaction() as tx:
+                    results = [job.fn(tx) for job in batch]
+            except Exception as e:
+                if len(batch) == 1:
+                    batch[0].fail(e)
+                    return
+                for job in batch:  # one write's error must not cost the others: each again on its own
+                    try:
+                        with self.transaction() as tx:
+                            job.succeed(job.fn(tx))
+                    except Exception as err:
+                        job.fail(err)
+                return
+            for job, result in zip(batch, results):
+                job.succeed(result)
+        finally:
+            for job in batch:  # interrupted (KeyboardInterrupt): nobody waits forever
+                if not job.done:
+                    job.fail(DatabaseDown("The write was interrupted before it was committed."))
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Database]:
@@ -199,6 +256,27 @@ class Database:
     def _down_sentence(self, why: str) -> str:
         return (f"The database ({self.describe()}) cannot be reached ({why}); check that the server "
                 "runs and that server.database_url is right.")
+
+
+class _Write:
+    """One write waiting for its batch (Database.write): the function, then its result or its error."""
+
+    def __init__(self, fn: Callable):
+        self.fn = fn
+        self.done = False
+        self.result = None
+        self.error: BaseException | None = None
+
+    def succeed(self, result) -> None:
+        self.result, self.done = result, True
+
+    def fail(self, error: BaseException) -> None:
+        self.error, self.done = error, True
+
+    def outcome(self):
+        if self.error is not None:
+            raise self.error
+        return self.result
 
 
 def _first_line(e: BaseException) -> str:

@@ -1,11 +1,15 @@
-"""Conversations, sources and feedback persist in SQLite; secrets are not stored."""
+"""Conversations, sources and feedback persist in SQLite; secrets are not stored; writers at once are
+committed together."""
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 
 import pytest
 
 from copilot.conversations import ConversationError, Conversations
+from copilot.database import Database
 from copilot.events import Source
 
 
@@ -92,3 +96,67 @@ def test_a_file_written_before_owners_and_outcomes_opens_and_keeps_its_messages(
     assert msgs[1]["sources"][0].path == "a.md" and msgs[1]["sources"][0].kb == "" and msgs[1]["outcome"] == ""
     store.add("c1", "assistant", "New answer", "Tutoring", outcome="dont_know")
     assert store.messages("c1")[-1]["outcome"] == "dont_know"
+
+
+def test_writes_from_many_threads_at_once_are_committed_together_each_in_its_order(tmp_path, monkeypatch):
+    store = Conversations(tmp_path / "conversations.sqlite")
+    cids = [store.new(origin="api") for _ in range(4)]
+    transactions = []
+    real = store.db.transaction
+
+    def counted():
+        transactions.append(threading.get_ident())
+        return real()
+
+    monkeypatch.setattr(store.db, "transaction", counted)
+    start = threading.Barrier(40)
+
+    def write(worker: int) -> None:
+        start.wait()
+        for i in range(5):
+            store.add(cids[worker % 4], "user", f"w{worker} q{i}")
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(transactions) < 200 / 2  # 200 messages, written in batches
+    for worker in range(40):  # each writer's messages are all there, in the order it wrote them
+        said = [m["content"] for m in store.messages(cids[worker % 4]) if m["content"].startswith(f"w{worker} ")]
+        assert said == [f"w{worker} q{i}" for i in range(5)]
+
+
+def test_a_write_that_fails_in_a_batch_costs_only_its_own_caller(tmp_path):
+    db = Database(tmp_path / "t.sqlite", "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY);")
+    go = threading.Event()
+    outcomes: dict[str, object] = {}
+
+    def insert(key: str, wait: bool = False):
+        def fn(tx):
+            tx.all("INSERT INTO t (k) VALUES (?)", (key,))
+            if wait:
+                go.wait(10)
+            return key
+        return fn
+
+    def write(name: str, fn) -> None:
+        try:
+            outcomes[name] = db.write(fn)
+        except Exception as e:  # noqa: BLE001 - the outcome under test
+            outcomes[name] = e
+
+    first = threading.Thread(target=write, args=("first", insert("a", wait=True)))
+    first.start()  # commits alone, held open while the others queue up for the next batch
+    time.sleep(0.2)
+    queued = [threading.Thread(target=write, args=(name, insert(key))) for name, key in
+              (("b", "b"), ("again", "a"), ("d", "d"))]
+    for t in queued:
+        t.start()
+    time.sleep(0.2)
+    go.set()
+    for t in [first, *queued]:
+        t.join()
+    assert outcomes["first"] == "a" and outcomes["b"] == "b" and outcomes["d"] == "d"
+    assert isinstance(outcomes["again"], sqlite3.IntegrityError)  # its own error, and only its own
+    assert sorted(r[0] for r in db.all("SELECT k FROM t")) == ["a", "b", "d"]
