@@ -225,3 +225,19 @@ def test_a_stream_sent_without_chunks_still_arrives_piece_by_piece(tmp_path):
         release.set()
         server.shutdown()
     assert waited == [True]
+
+
+def test_the_environments_proxy_carries_the_calls_and_no_proxy_is_honoured(llm, tmp_path, monkeypatch):
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", llm.url.rsplit("/v1", 1)[0])  # the test server, acting as the proxy
+    nowhere = "http://127.0.0.1:9/v1"  # nothing listens there
+    model, _, _ = model_for(llm, tmp_path, base_url=nowhere, max_retries=0)
+    llm.default = Reply(text="Through the proxy.")
+    assert model.complete(USER, assistant="Tutoring") == "Through the proxy."
+    assert llm.requests[-1]["path"] == nowhere + "/chat/completions"  # asked of the proxy, for that URL
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    direct, _, _ = model_for(llm, tmp_path, base_url=nowhere, max_retries=0)
+    with pytest.raises(ModelUnavailable, match="could not reach the model server"):
+        direct.complete(USER, assistant="Tutoring")  # straight to the address, where nobody answers
+    assert len(llm.requests) == 1
