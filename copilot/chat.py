@@ -54,13 +54,25 @@ log = logging.getLogger("devcopilot.chat")
 
 
 @dataclass
+class SearchAhead:
+    """A retrieval started before it is known to be needed (Copilot._search_ahead)."""
+    assistant: str
+    query: str
+    kbs: list[str]
+    found: Future  # of its Retrieval
+
+    def searched(self, assistant: str, query: str, kbs: list[str]) -> bool:
+        return (assistant, query, kbs) == (self.assistant, self.query, self.kbs)
+
+
+@dataclass
 class Turn:
     """What one turn's speakers share."""
     answers: list[dict] = field(default_factory=list)  # earlier speakers' answers in this turn
     model_down: str = ""  # set when the model failed in this turn: later steps skip it instead of retrying again
     kbs: list[str] = field(default_factory=list)  # the knowledge bases the chat reads for this turn
     narrowed: bool = False  # True when they were chosen (the KB selector, chat.kb), not "every indexed KB"
-    ahead: tuple | None = None  # (assistant, query, kbs, Future of its Retrieval): searched during routing
+    ahead: SearchAhead | None = None  # a retrieval started during the Guide's routing call
 
 
 # Control and invisible characters, and lone surrogates (a JSON escape can spell them; no tokenizer
@@ -232,7 +244,7 @@ class Copilot:
                 self.ahead_slots.release()
 
         threading.Thread(target=search, daemon=True).start()
-        turn.ahead = (spec.name, text, kbs, found)
+        turn.ahead = SearchAhead(spec.name, text, kbs, found)
 
     def _stored_history(self, sid: str) -> list[dict]:
         """The conversation so far; a store that cannot be read costs the context, not the answer."""
@@ -356,9 +368,9 @@ class Copilot:
         """What `spec` cites for `query` from `kbs` (indexes/retrieve.py holds the policy); taken from
         the turn's search ahead when it searched the same."""
         ahead = turn.ahead if turn is not None else None
-        if ahead is not None and ahead[:3] == (spec.name, query, kbs):
+        if ahead is not None and ahead.searched(spec.name, query, kbs):
             turn.ahead = None
-            found = ahead[3].result()
+            found = ahead.found.result()
         else:
             found = retrieve_for(self.index, spec, query, kbs)
         if found.searches:

@@ -50,7 +50,11 @@ def local_condense(question: str, history: list[dict]) -> str:
 def searched_as_is(question: str, history: list[dict], corpus_language: str) -> bool:
     """Whether `condense` leaves the question as it is, whatever the model: it is neither a follow-up
     nor in another language than the corpus."""
-    return not (bool(history) and looks_like_follow_up(question)) and not _foreign(question, corpus_language)
+    return not _follow_up(question, history) and not _foreign(question, corpus_language)
+
+
+def _follow_up(question: str, history: list[dict]) -> bool:
+    return bool(history) and looks_like_follow_up(question)
 
 
 def _foreign(question: str, corpus_language: str) -> bool:
@@ -60,7 +64,7 @@ def _foreign(question: str, corpus_language: str) -> bool:
 def condense(question: str, history: list[dict], model: ResilientModel | None, corpus_language: str,
              assistant: str) -> tuple[str, str]:
     """(retrieval query, how: "as-is" | "local" | "model" | "model-failed")."""
-    follow_up = bool(history) and looks_like_follow_up(question)
+    follow_up = _follow_up(question, history)
     foreign = _foreign(question, corpus_language)
     if model is None:
         if foreign:  # no model to translate: the Latin-script words (identifiers, product names) search best

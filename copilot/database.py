@@ -105,10 +105,11 @@ class Database:
             self._queued.append(job)
             while self._committing and not job.done:
                 self._group.wait()
-            if not job.done:  # the next batch is this thread's to commit: every write queued until now
+            leading = not job.done  # the next batch is this thread's to commit: every write queued until now
+            if leading:
                 batch, self._queued = self._queued, []
                 self._committing = True
-        if not job.done:
+        if leading:
             try:
                 self._commit(batch)
             finally:
@@ -119,26 +120,30 @@ class Database:
 
     def _commit(self, batch: list[_Write]) -> None:
         try:
-            try:
-                with self.transaction() as tx:
-                    results = [job.fn(tx) for job in batch]
-            except Exception as e:
-                if len(batch) == 1:
-                    batch[0].fail(e)
-                    return
-                for job in batch:  # one write's error must not cost the others: each again on its own
-                    try:
-                        with self.transaction() as tx:
-                            job.succeed(job.fn(tx))
-                    except Exception as err:
-                        job.fail(err)
-                return
-            for job, result in zip(batch, results):
-                job.succeed(result)
+            error = self._together(batch)
+            if error is not None and len(batch) == 1:
+                batch[0].fail(error)
+            elif error is not None:  # one write's error must not cost the others: each again on its own
+                for job in batch:
+                    error = self._together([job])
+                    if error is not None:
+                        job.fail(error)
         finally:
             for job in batch:  # interrupted (KeyboardInterrupt): nobody waits forever
                 if not job.done:
                     job.fail(DatabaseDown("The write was interrupted before it was committed."))
+
+    def _together(self, jobs: list[_Write]) -> Exception | None:
+        """The jobs' writes in one transaction, each job given its result; or the error that rolled
+        them all back."""
+        try:
+            with self.transaction() as tx:
+                results = [job.fn(tx) for job in jobs]
+        except Exception as e:
+            return e
+        for job, result in zip(jobs, results):
+            job.succeed(result)
+        return None
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Database]:

@@ -504,34 +504,36 @@ def guided_turn(cp, question: str, steps: list, sid: str | None = None) -> dict:
     return sources
 
 
+def asked_directly_then_guided(cp, llm, monkeypatch, question: str, pick: str, routing_delay: float):
+    """Ask `@pick question`, then the same through a Guide that takes `routing_delay` to pick `pick`.
+    (the direct answer's cited lines, the guided turn's steps, its {speaker: cited lines})."""
+    llm.default = Reply(text="It takes a name and a size [1].")
+    _, direct = run(cp, f"@{pick} {question}")
+    llm.rule(ROUTING, Reply(text=json.dumps({"route": [pick], "reply": ""}), delay=routing_delay))
+    steps: list = []
+    record_searches(monkeypatch, cp.index, steps)
+    guided = guided_turn(cp, question, steps)
+    return [(s.path, s.start_line, s.end_line) for s in direct[0][2]], steps, guided
+
+
 def test_the_guides_likely_pick_is_searched_while_the_routing_call_is_out(world, tmp_path, llm, monkeypatch):
     cp = make_copilot(world, tmp_path, llm)
     question = "What arguments does build_gadget take?"  # the local classifier also picks Coding
-    llm.default = Reply(text="It takes a name and a size [1].")
-    _, direct = run(cp, f"@Coding {question}")
-    llm.rule(ROUTING, Reply(text=json.dumps({"route": ["Coding"], "reply": ""}), delay=1.0))
-    steps: list = []
-    record_searches(monkeypatch, cp.index, steps)
-    sources = guided_turn(cp, question, steps)
+    direct, steps, sources = asked_directly_then_guided(cp, llm, monkeypatch, question, "Coding", 1.0)
     hand_over = steps.index(("answered", "Guide"))
     assert steps[:hand_over] and all(s[0] == "search" and s[1] == question for s in steps[:hand_over])
     assert not [s for s in steps[hand_over:] if s[0] == "search"]  # the answer took what was searched
-    assert sources["Coding"] == [(s.path, s.start_line, s.end_line) for s in direct[0][2]]  # and cites the same
+    assert sources["Coding"] == direct  # and cites the same
 
 
 def test_when_the_guide_picks_another_assistant_that_one_searches_for_itself(world, tmp_path, llm, monkeypatch):
     cp = make_copilot(world, tmp_path, llm)
     question = "What arguments does build_gadget take?"  # the local classifier would pick Coding
-    llm.default = Reply(text="Call it with a name [1].")
-    _, direct = run(cp, f"@Tutoring {question}")
-    llm.rule(ROUTING, Reply(text=json.dumps({"route": ["Tutoring"], "reply": ""}), delay=0.5))
-    steps: list = []
-    record_searches(monkeypatch, cp.index, steps)
-    sources = guided_turn(cp, question, steps)
+    direct, steps, sources = asked_directly_then_guided(cp, llm, monkeypatch, question, "Tutoring", 0.5)
     hand_over = steps.index(("answered", "Guide"))
     assert {s[2] for s in steps[:hand_over]} == {"code"}  # Coding's search, ahead of the routing answer
     assert "doc" in {s[2] for s in steps[hand_over:] if s[0] == "search"}  # Tutoring's own, once it was picked
-    assert sources["Tutoring"] == [(s.path, s.start_line, s.end_line) for s in direct[0][2]]
+    assert sources["Tutoring"] == direct
 
 
 def test_a_follow_up_is_searched_only_once_condensed(world, tmp_path, llm, monkeypatch):
