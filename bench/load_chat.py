@@ -16,10 +16,11 @@ Each turn carries a tag in its message (session and turn numbers written with ch
 which the lexical index drops and the embedding model reads as unknown, so it does not change
 what is retrieved or whether it counts as weak), so the model server can add up the scripted
 latency (delay + pieces x token delay) of every model request the turn caused (routing,
-condensing, answer). Figures: errors (HTTP or client failures; must be 0), degraded answers
-(a fault note or no model text), throughput, time to first content (the Guide's hand-over)
-and to the first answer token from the model, whole turn, and the overhead beyond the model
-= client-measured turn time minus that turn's scripted model latency.
+condensing, answer), counting the time when two were out at once once. Figures: errors (HTTP or
+client failures; must be 0), degraded answers (a fault note or no model text), throughput, time
+to first content (the Guide's hand-over) and to the first answer token from the model, whole
+turn, and the overhead beyond the model = client-measured turn time minus that turn's scripted
+model latency.
 
     .venv/bin/python bench/load_chat.py                                  # KB: this repository
     .venv/bin/python bench/load_chat.py --workers 1,2 --rounds 2         # `devcopilot serve --workers N`, N=1
@@ -95,7 +96,9 @@ def pct(values: list[float], p: float) -> float:
 def run_model_server(latency: float, token_delay: float) -> None:
     from llm_server import LLMServer, Reply, last_user, pieces, system_text
 
-    stats: dict[str, list] = defaultdict(lambda: [0, 0.0])  # tag -> [requests, scripted seconds]
+    # tag -> (arrival, arrival + scripted seconds) of each request: a turn's model time counts
+    # requests out at the same time (routing and condensing a follow-up) once
+    asked: dict[str, list[tuple[float, float]]] = defaultdict(list)
     lock = threading.Lock()
 
     def respond(body: dict) -> Reply:
@@ -113,9 +116,9 @@ def run_model_server(latency: float, token_delay: float) -> None:
         tags = TAG.findall(user)
         key = "lc{}t{}".format(*untag(tags[-1])) if tags else "untagged"
         scripted = latency + (token_delay * len(pieces(text)) if body.get("stream") else 0.0)
+        now = time.monotonic()
         with lock:
-            stats[key][0] += 1
-            stats[key][1] += scripted
+            asked[key].append((now, now + scripted))
         return Reply(text=text, delay=latency, token_delay=token_delay)
 
     server = LLMServer()
@@ -125,8 +128,18 @@ def run_model_server(latency: float, token_delay: float) -> None:
     for line in sys.stdin:  # the parent asks for the figures, then closes stdin
         if line.strip() == "stats":
             with lock:
+                stats = {key: [len(spans), model_time(spans)] for key, spans in asked.items()}
                 print(json.dumps({"stats": stats, "requests": len(server.requests)}), flush=True)
     server.stop()
+
+
+def model_time(spans: list[tuple[float, float]]) -> float:
+    """Seconds during which at least one of the (start, end) spans was running."""
+    total, reached = 0.0, float("-inf")
+    for start, end in sorted(spans):
+        total += max(0.0, end - max(start, reached))
+        reached = max(reached, end)
+    return total
 
 
 # -- process 2: the devcopilot server -----------------------------------------------------------------
@@ -490,6 +503,7 @@ def compare_workers(args, data_dir: Path, questions: list[str], me: list[str]) -
                        "degraded": sum(row["degraded"] for row in rows),
                        "turns_per_s": round(len(rows) / res["wall"], 1),
                        "overhead_p50_ms": round(pct(over, 50) * 1000), "overhead_p95_ms": round(pct(over, 95) * 1000),
+                       "turn_p50_ms": round(pct([row["total"] for row in rows], 50) * 1000),
                        "server_cpu_ms_per_turn": round(cpu / max(1, len(rows)) * 1000),
                        # the bench's own processes share the 2 cores: their CPU is part of the picture
                        "model_server_cpu_ms_per_turn": round(model_cpu / max(1, len(rows)) * 1000),

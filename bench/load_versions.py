@@ -25,7 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-FIGURES = ("turns_per_s", "overhead_p50_ms", "overhead_p95_ms", "server_cpu_ms_per_turn", "clients_cpu_ms_per_turn")
+FIGURES = ("turns_per_s", "overhead_p50_ms", "overhead_p95_ms", "turn_p50_ms", "server_cpu_ms_per_turn",
+           "clients_cpu_ms_per_turn")
 
 
 def run_side(code: Path, data_dir: Path, args) -> list[dict]:
