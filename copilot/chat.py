@@ -14,10 +14,9 @@ import logging
 import os
 import re
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import astuple, dataclass, field
 
 from copilot.assistants import GUIDE, AssistantSpec, chat_kbs, load_assistants, retrieve_for
@@ -73,6 +72,7 @@ class Turn:
     kbs: list[str] = field(default_factory=list)  # the knowledge bases the chat reads for this turn
     narrowed: bool = False  # True when they were chosen (the KB selector, chat.kb), not "every indexed KB"
     ahead: SearchAhead | None = None  # a retrieval started during the Guide's routing call
+    condensed: Future | None = None  # of (retrieval query, how): condensed once a turn, maybe during routing
 
 
 # Control and invisible characters, and lone surrogates (a JSON escape can spell them; no tokenizer
@@ -102,9 +102,11 @@ class Copilot:
             self.model.monitor = self.monitor
         self.conversations = open_conversations(cfg)
         self._warned_budget = False
-        # Searches ahead of the Guide's routing answer (`_search_ahead`) run at most one per core at once:
-        # a guess that proves wrong is work wasted, so it only takes what a burst of turns leaves free.
-        self.ahead_slots = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+        # Searches ahead of the Guide's routing answer (`_search_ahead`) queue for one thread per core: a
+        # burst of turns has them run one after another while its routing calls are out, never all at once.
+        self.ahead_pool = ThreadPoolExecutor(max(1, os.cpu_count() or 1), thread_name_prefix="search-ahead")
+        # Follow-ups condensed during the routing call (`_look_ahead`): each waits on the model, as a turn does.
+        self.condense_pool = ThreadPoolExecutor(max(1, cfg.server.chat_threads), thread_name_prefix="condense-ahead")
 
     @property
     def guide(self) -> AssistantSpec:
@@ -198,6 +200,16 @@ class Copilot:
                 return
         turn = Turn()
         turn.kbs, turn.narrowed = self.chat_kbs(kb)
+        try:
+            yield from self._speak(message, text, targets, sid, history, turn)
+        finally:  # what was started ahead and not taken (the Guide answered itself, the client left) need not run
+            for ahead in (turn.ahead.found if turn.ahead else None, turn.condensed):
+                if ahead is not None:
+                    ahead.cancel()
+
+    def _speak(self, message: str, text: str, targets: list[AssistantSpec], sid: str, history: list[dict],
+               turn: Turn) -> Iterator[Event]:
+        """The turn's messages once its knowledge bases are known: greetings, the Guide's pick, answers."""
         if not text:  # a bare mention: "@Coding" says who it is; "@Guide" greets
             for spec in targets:
                 yield from self._say(sid, spec, f"{spec.avatar} I'm {spec.name}: {spec.description} "
@@ -207,7 +219,7 @@ class Copilot:
             return
         if not targets:
             if self._usable_model(turn) is not None:
-                self._search_ahead(text, history, turn)  # while the Guide's routing call is out
+                self._look_ahead(text, history, turn)  # while the Guide's routing call is out
             decision = self._decide(text, history, turn)
             if not decision.targets:
                 yield from self._say(sid, self.guide, decision.reply or self._greeting(text, turn))
@@ -220,31 +232,32 @@ class Copilot:
             self._warned_budget = True
             yield Event("notice", GUIDE, self.monitor.budget_message())
 
-    def _search_ahead(self, text: str, history: list[dict], turn: Turn) -> None:
-        """Run, on a thread, the retrieval the Guide's likely pick will need, while the routing call is
-        out: the local classifier's first pick, for the question as condense will leave it. `_answer`
-        takes the result when the assistant, the query and the KBs turn out the same; otherwise only
-        the query's embedding (cached) is of use. Either way the answer cites what it would have.
-        Skipped while as many searches ahead run as the machine has cores."""
+    def _look_ahead(self, text: str, history: list[dict], turn: Turn) -> None:
+        """Start, while the Guide's routing call is out, what the answer will need whoever is picked:
+        the question condensed into a search query when it needs it (a follow-up, another language:
+        a model call of its own), then the search of the local classifier's first pick for that query.
+        The answer takes each when it needs the same; either way it cites what it would have."""
         guess = classify(text, self.assistants)
-        if not guess or not searched_as_is(text, history, self.cfg.chat.corpus_language):
+        if searched_as_is(text, history, self.cfg.chat.corpus_language):
+            if guess:
+                self._search_ahead(guess[0], text, turn)
             return
-        if not self.ahead_slots.acquire(blocking=False):  # a busy server: searching ahead would slow the rest
-            return
-        spec = guess[0]
+        model = self._usable_model(turn)
+
+        def condensed() -> tuple[str, str]:
+            query, how = condense(text, self._convo(history), model, self.cfg.chat.corpus_language, GUIDE)
+            if guess:
+                self._search_ahead(guess[0], query, turn)  # before the answer can take the query: it will see this
+            return query, how
+
+        turn.condensed = self.condense_pool.submit(condensed)
+
+    def _search_ahead(self, spec: AssistantSpec, query: str, turn: Turn) -> None:
+        """Queue `spec`'s retrieval for `query`; `retrieve` takes it when the assistant, the query and the
+        KBs turn out the same (otherwise only the query's embedding, cached, is of use)."""
         kbs = self.assistant_kbs(spec, turn)
-        found: Future = Future()
-
-        def search() -> None:
-            try:
-                found.set_result(retrieve_for(self.index, spec, text, kbs))
-            except BaseException as e:  # noqa: BLE001 - raised where the result is taken, as it would be there
-                found.set_exception(e)
-            finally:
-                self.ahead_slots.release()
-
-        threading.Thread(target=search, daemon=True).start()
-        turn.ahead = SearchAhead(spec.name, text, kbs, found)
+        turn.ahead = SearchAhead(spec.name, query, kbs, self.ahead_pool.submit(retrieve_for, self.index, spec, query,
+                                                                                kbs))
 
     def _stored_history(self, sid: str) -> list[dict]:
         """The conversation so far; a store that cannot be read costs the context, not the answer."""
@@ -368,10 +381,13 @@ class Copilot:
         """What `spec` cites for `query` from `kbs` (indexes/retrieve.py holds the policy); taken from
         the turn's search ahead when it searched the same."""
         ahead = turn.ahead if turn is not None else None
-        if ahead is not None and ahead.searched(spec.name, query, kbs):
+        found = None
+        if ahead is not None:
             turn.ahead = None
-            found = ahead.found.result()
-        else:
+            # Still queued: searched here, at once (and a wrong guess never runs). Started: awaited.
+            if not ahead.found.cancel() and ahead.searched(spec.name, query, kbs):
+                found = ahead.found.result()
+        if found is None:
             found = retrieve_for(self.index, spec, query, kbs)
         if found.searches:
             self.monitor.count("retrieval_calls", found.searches)
@@ -382,9 +398,14 @@ class Copilot:
         mid = uuid.uuid4().hex
         yield Event("start", spec.name, message_id=mid)
         lang = language_of(question)
-        convo = [{"role": h["role"], "content": h["content"], "sources": h.get("sources", [])}
-                 for h in history[-self.cfg.chat.history_turns:]]
-        query, how = condense(question, convo, self._usable_model(turn), self.cfg.chat.corpus_language, spec.name)
+        convo = self._convo(history)
+        # Condensed once a turn (a later speaker searches for the same query); here, unless it already was
+        # or is being condensed during the routing call.
+        if turn.condensed is None or turn.condensed.cancel():
+            turn.condensed = Future()
+            turn.condensed.set_result(condense(question, convo, self._usable_model(turn), self.cfg.chat.corpus_language,
+                                               spec.name))
+        query, how = turn.condensed.result()
         if how == "model-failed":
             turn.model_down = turn.model_down or "it did not answer"
         parts: list[str] = []
@@ -486,6 +507,11 @@ class Copilot:
             return "_" + self.monitor.budget_message() + "_"
         return (f"_The language model could not answer ({reason}), so these are the best matching passages, "
                 "quoted._")
+
+    def _convo(self, history: list[dict]) -> list[dict]:
+        """The conversation an answer (and its condensed query) goes by."""
+        return [{"role": h["role"], "content": h["content"], "sources": h.get("sources", [])}
+                for h in history[-self.cfg.chat.history_turns:]]
 
     def _model_history(self, convo: list[dict], turn: list[dict]) -> list[dict]:
         out = []

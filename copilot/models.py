@@ -123,9 +123,9 @@ class OpenAIModel:
                 self.headers[header] = os.environ[variable]
         self._requests = requests
         self.session = requests.Session()
-        # Every turn answered at once holds a connection: keep that many (the default keeps 10, and
-        # drops the rest after each call).
-        pool = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(16, cfg.server.chat_threads))
+        # Every turn answered at once holds a connection, two while a follow-up is condensed during its
+        # routing call: keep that many (the default keeps 10, and drops the rest after each call).
+        pool = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(16, 2 * cfg.server.chat_threads))
         for scheme in ("http://", "https://"):
             self.session.mount(scheme, pool)
         # The environment's proxy (NO_PROXY included) and CA certificates for this one URL, read once:

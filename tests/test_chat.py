@@ -3,6 +3,8 @@ to the local test model server, or no model at all (offline mode)."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 from chat_support import build_world, make_copilot, run
@@ -550,19 +552,96 @@ def test_a_follow_up_is_searched_only_once_condensed(world, tmp_path, llm, monke
     assert searched == {"build_gadget return value"}  # not the bare follow-up, ahead of the condensing
 
 
-def test_no_search_ahead_while_as_many_run_as_there_are_cores(world, tmp_path, llm, monkeypatch):
+def hold_search_ahead_threads(cp, seconds: float | None = None) -> threading.Event:
+    """Keep every search-ahead thread busy until the returned event is set (or `seconds` pass), as a
+    burst of turns would."""
+    release = threading.Event()
+    started = [threading.Event() for _ in range(cp.ahead_pool._max_workers)]
+    for s in started:
+        cp.ahead_pool.submit(lambda s=s: (s.set(), release.wait(seconds)))
+    for s in started:
+        s.wait(5)
+    return release
+
+
+def drain_search_ahead(cp) -> None:
+    """Wait until every search ahead queued so far has run (or was cancelled)."""
+    done = [cp.ahead_pool.submit(lambda: None) for _ in range(cp.ahead_pool._max_workers)]
+    for f in done:
+        f.result(timeout=30)
+
+
+@pytest.mark.parametrize("pick", ["Coding", "Tutoring"])
+def test_a_search_ahead_still_queued_when_the_answer_needs_it_is_not_waited_for(world, tmp_path, llm, monkeypatch,
+                                                                                pick):
+    cp = make_copilot(world, tmp_path, llm)
+    question = "What arguments does build_gadget take?"  # the local classifier picks Coding
+    release = hold_search_ahead_threads(cp)
+    try:
+        direct, steps, sources = asked_directly_then_guided(cp, llm, monkeypatch, question, pick, 0.3)
+    finally:
+        release.set()
+    drain_search_ahead(cp)
+    hand_over = steps.index(("answered", "Guide"))
+    assert hand_over == 0 and sources[pick] == direct  # searched by the answer itself, at once, citing the same
+    searched = [s for s in steps if s[0] == "search"]
+    once: list = []  # the searches of one retrieval for the assistant picked
+    record_searches(monkeypatch, cp.index, once)
+    cp.retrieve(next(a for a in cp.assistants if a.name == pick), question, cp.chat_kbs()[0])
+    assert searched == once  # and the queued search ahead (Coding's) never ran
+
+
+def test_searches_ahead_queued_in_a_burst_run_while_the_routing_call_is_out(world, tmp_path, llm, monkeypatch):
     cp = make_copilot(world, tmp_path, llm)
     question = "What arguments does build_gadget take?"
     llm.default = Reply(text="It takes a name and a size [1].")
-    llm.rule(ROUTING, Reply(text=json.dumps({"route": ["Coding"], "reply": ""}), delay=0.5))
-    taken = 0
-    while cp.ahead_slots.acquire(blocking=False):  # a burst of turns holds every slot
-        taken += 1
+    llm.rule(ROUTING, Reply(text=json.dumps({"route": ["Coding"], "reply": ""}), delay=1.5))
+    hold_search_ahead_threads(cp, seconds=0.3)  # the threads are busy when the turn starts, free soon after
     steps: list = []
     record_searches(monkeypatch, cp.index, steps)
-    busy = guided_turn(cp, question, steps)
-    assert taken >= 1 and steps.index(("answered", "Guide")) == 0  # searched after the hand-over, as before
-    for _ in range(taken):
-        cp.ahead_slots.release()
-    steps.clear()
-    assert guided_turn(cp, question, steps) == busy and steps[0][0] == "search"  # a slot free: searched ahead
+    guided_turn(cp, question, steps)
+    hand_over = steps.index(("answered", "Guide"))
+    assert steps[:hand_over] and set(steps[:hand_over]) == {("search", question, "code")}  # queued, then run
+    assert not [s for s in steps[hand_over:] if s[0] == "search"]
+
+
+def test_a_guided_follow_up_is_condensed_and_searched_while_the_routing_call_is_out(world, tmp_path, llm,
+                                                                                    monkeypatch):
+    cp = make_copilot(world, tmp_path, llm)
+    sid = cp.new_session()
+    llm.default = Reply(text="It takes a name and a size [1].")
+    run(cp, "@Coding what arguments does build_gadget take?", sid)
+    asked: dict[str, float] = {}
+
+    def routing(body: dict) -> Reply:
+        asked["routing"] = time.monotonic()
+        return Reply(text=json.dumps({"route": ["Coding"], "reply": ""}), delay=1.0)
+
+    def condensing(body: dict) -> Reply:
+        asked["condense"] = time.monotonic()
+        return Reply(text="build_gadget return value")
+
+    llm.rule(ROUTING, routing)
+    llm.rule(CONDENSE, condensing)
+    steps: list = []
+    record_searches(monkeypatch, cp.index, steps)
+    sources = guided_turn(cp, "and what does it return?", steps, sid)
+    assert abs(asked["condense"] - asked["routing"]) < 0.5  # asked side by side, not after the routing answer
+    hand_over = steps.index(("answered", "Guide"))
+    assert steps[:hand_over] and set(steps[:hand_over]) == {("search", "build_gadget return value", "code")}
+    assert not [s for s in steps[hand_over:] if s[0] == "search"] and sources["Coding"]
+    assert sum(CONDENSE in system_text(b) for b in llm.bodies()) == 1
+
+
+def test_two_speakers_share_one_condensed_query(world, tmp_path, llm, monkeypatch):
+    cp = make_copilot(world, tmp_path, llm)
+    sid = cp.new_session()
+    llm.default = Reply(text="It takes a name and a size [1].")
+    run(cp, "@Coding what arguments does build_gadget take?", sid)
+    llm.rule(CONDENSE, Reply(text="build_gadget return value"))
+    steps: list = []
+    record_searches(monkeypatch, cp.index, steps)
+    _, answers = run(cp, "@Tutoring @Coding and what does it return?", sid)
+    assert [a[0] for a in answers] == ["Tutoring", "Coding"]
+    assert {s[1] for s in steps if s[0] == "search"} == {"build_gadget return value"}
+    assert sum(CONDENSE in system_text(b) for b in llm.bodies()) == 1
