@@ -87,6 +87,7 @@ class BM25Index:
         self.tf = tf  # raw term counts (chunks x terms): kept so an update touches only changed rows
         self.weights = _bm25_weights(tf, k1, b)
         self.generation = generation
+        self._of_kind: dict[str, list[str]] = {}
 
     @classmethod
     def build(cls, rows, generation: int) -> BM25Index:
@@ -146,6 +147,14 @@ class BM25Index:
             out[cid] = sum(n * idf.get(t, 0.0) * tf * (k1 + 1) / (tf + norm)
                            for t, n in qtf.items() if (tf := counts.get(self.vocab[t], 0.0)))
         return out
+
+    def ids_of(self, kind: str) -> list[str]:
+        """The ids of the chunks of `kind` ("doc" or "code"), worked out once (an update makes a new index)."""
+        found = self._of_kind.get(kind)
+        if found is None:
+            wanted = 1 if kind == "code" else 0
+            found = self._of_kind[kind] = [cid for cid, k in zip(self.ids, self.kinds) if k == wanted]
+        return found
 
     def search(self, tokens: list[str], k: int, kind: str | None = None) -> list[tuple[str, float]]:
         cols = [self.vocab[t] for t in tokens if t in self.vocab]

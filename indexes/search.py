@@ -122,16 +122,18 @@ class Index:
                 self._seen_writes = writes
         return store
 
-    def _dense(self, kb: str, vector: np.ndarray, depth: int, kind: str | None) -> list[tuple[str, float]]:
-        """The dense retriever's list; a store error is retried once on a reopened store."""
+    def _dense(self, kb: str, vector: np.ndarray, depth: int, kind: str | None,
+               among: list[str] | None = None) -> list[tuple[str, float]]:
+        """The dense retriever's list (`among`: the ids of `kind`, when known); a store error is retried
+        once on a reopened store."""
         try:
-            return self.fresh_store().query(self.collection(kb), vector, depth, kind)
+            return self.fresh_store().query(self.collection(kb), vector, depth, kind, among)
         except StoreError:
             if not hasattr(self.store, "reopen"):
                 raise
             log.warning("vector search failed; reopening the store and trying once more", exc_info=True)
             self.store.reopen()
-            return self.store.query(self.collection(kb), vector, depth, kind)
+            return self.store.query(self.collection(kb), vector, depth, kind, among)
 
     def collection(self, kb: str) -> str:
         return collection_name(kb, self.embedder.name)
@@ -217,7 +219,8 @@ class Index:
         # a floor that does not move with the question.
         pool = max(s.score_depth, depth) if s.fusion == "score" else depth
         lexical = lex.search(tokenize(lexical_query), pool, kind) if lex is not None else []
-        dense = self._dense(kb, self.embed_query(dense_query), pool, kind)
+        among = lex.ids_of(kind) if lex is not None and kind else None
+        dense = self._dense(kb, self.embed_query(dense_query), pool, kind, among)
         if s.fusion == "rrf":
             fused = fuse([(lexical, s.lexical_weight), (dense, s.dense_weight)], s.rrf_k)
         else:  # BM25's floor is 0 (no shared term); a cosine has no natural floor: the pool's last

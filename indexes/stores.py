@@ -26,7 +26,8 @@ class VectorStore(Protocol):
 
     def upsert(self, collection: str, ids: list[str], vectors: np.ndarray, metas: list[dict]) -> None: ...
     def delete(self, collection: str, ids: list[str]) -> None: ...
-    def query(self, collection: str, vector: np.ndarray, k: int, kind: str | None) -> list[tuple[str, float]]: ...
+    def query(self, collection: str, vector: np.ndarray, k: int, kind: str | None,
+              among: list[str] | None = None) -> list[tuple[str, float]]: ...
     def ids(self, collection: str) -> set[str]: ...
     def count(self, collection: str) -> int: ...
     def drop(self, collection: str) -> None: ...
@@ -136,11 +137,22 @@ class ChromaStore:
             part = ids[i:i + CHROMA_MAX_BATCH]
             self._call(lambda part=part: self._col(collection).delete(ids=part))
 
-    def query(self, collection, vector, k, kind=None):
-        where = {"kind": kind} if kind else None
+    def query(self, collection, vector, k, kind=None, among=None):
+        """The k nearest vectors of `kind` (None: any). `among`: that kind's ids, when the caller knows
+        them: Chroma searches among given ids 2-5x faster than it filters on their metadata (which
+        reads every matching row per query: 21 ms on 20,000 vectors, 4 ms given the ids). If one of
+        them is not in the store (a write of another process not seen yet), the metadata filter."""
         col = self._call(lambda: self._col(collection, create=False))
         if col is None:  # not written yet (a KB being created): nothing to find
             return []
+        if kind and among is not None:
+            try:
+                r = col.query(query_embeddings=[vector], n_results=k, ids=among, include=["distances"]) \
+                    if among else {"ids": [[]], "distances": [[]]}
+                return [(i, 1.0 - d) for i, d in zip(r["ids"][0], r["distances"][0])]
+            except Exception:  # noqa: BLE001 - an id it lacks; any other fault shows again just below
+                log.info("search among the ids of kind %s failed; filtering on metadata", kind, exc_info=True)
+        where = {"kind": kind} if kind else None
         r = self._call(lambda: col.query(query_embeddings=[vector], n_results=k, where=where, include=["distances"]))
         return [(i, 1.0 - d) for i, d in zip(r["ids"][0], r["distances"][0])]
 
@@ -251,9 +263,11 @@ class QdrantStore:
             self._call(lambda: self.client.delete(collection, points_selector=models.PointIdsList(
                 points=[_point_id(i) for i in ids])))
 
-    def query(self, collection, vector, k, kind=None):
+    def query(self, collection, vector, k, kind=None, among=None):  # Qdrant filters on its own index of kinds
         from qdrant_client import models
 
+        if kind and among is not None and not among:  # no chunk of that kind
+            return []
         if not self._exists(collection):
             return []
         flt = models.Filter(must=[models.FieldCondition(key="kind", match=models.MatchValue(value=kind))]) \

@@ -122,6 +122,14 @@ def test_store_contract(kind, tmp_path, request):
     assert top[0][0] == ids[3] and top[0][1] == pytest.approx(1.0, abs=1e-4)
     assert all(cid in ids[1::2] for cid, _ in store.query(col, vecs[3], 6, "code"))
     assert all(cid in ids[0::2] for cid, _ in store.query(col, vecs[3], 6, "doc"))
+    for k in ("code", "doc"):  # given the kind's ids (search does, from its lexical index): the same answer
+        of_kind = [cid for cid, m in zip(ids, metas) if m["kind"] == k]
+        filtered = store.query(col, vecs[3], 6, k)
+        for among in (of_kind, of_kind + ["e" * 32]):  # one the store lacks (a write not seen yet): filtered
+            found = store.query(col, vecs[3], 6, k, among)
+            assert [cid for cid, _ in found] == [cid for cid, _ in filtered]
+            assert [score for _, score in found] == pytest.approx([score for _, score in filtered], abs=1e-6)
+    assert store.query(col, vecs[3], 6, "code", []) == []
     store.delete(col, ids[:3])
     assert store.ids(col) == set(ids[3:])
     store.delete(col, ["f" * 32])  # deleting an unknown id is not an error
