@@ -9,6 +9,7 @@ the same indexed data dir. Prints each round's figures as they come, then the me
 
     .venv/bin/python bench/load_versions.py 67edcee                       # REV against this checkout
     .venv/bin/python bench/load_versions.py HEAD~1 --rounds 3 --workers 1,2 --client openai,lean
+    .venv/bin/python bench/load_versions.py HEAD~1 --data-dir bench/.work/dev --qa ../shared/eval/openai_agents_qa.jsonl
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def run_side(code: Path, data_dir: Path, args) -> list[dict]:
     env = {**os.environ, "PYTHONPATH": str(code)}
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "load_chat.py"), "--data-dir", str(data_dir),
                           "--workers", args.workers, "--client", args.client, "--rounds", "1",
-                          "--sessions", str(args.sessions), "--turns", str(args.turns)],
+                          "--sessions", str(args.sessions), "--turns", str(args.turns)]
+                         + (["--qa", args.qa] if args.qa else []),
                          cwd=ROOT, env=env, capture_output=True, text=True)
     rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     if out.returncode != 0 or not rows:
@@ -51,6 +53,7 @@ def main() -> int:
     ap.add_argument("--sessions", type=int, default=50)
     ap.add_argument("--turns", type=int, default=5)
     ap.add_argument("--data-dir", help="an indexed data dir (default: this repository, as load_chat.py indexes it)")
+    ap.add_argument("--qa", help="a QA .jsonl to take the questions from (with --data-dir: questions about that KB)")
     args = ap.parse_args()
 
     rev = subprocess.run(["git", "rev-parse", "--short", args.rev], cwd=ROOT, capture_output=True, text=True)
