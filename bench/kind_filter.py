@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from common import DEV_CORPUS, SHARED_EVAL, WORK, indexed_corpus, make_index
 
+from copilot.evaluate import load_qa
 from indexes.stores import ChromaStore
 
 
@@ -74,8 +75,7 @@ def main() -> int:
     lex = index.lexical(args.kb)
     if lex is None:
         raise SystemExit(f"KB '{args.kb}' in {data} has no lexical index; index it first.")
-    questions = [json.loads(line)["question"] for line in Path(args.qa).read_text(encoding="utf-8").splitlines()
-                 if line.strip()]
+    questions = [q["question"] for q in load_qa(args.qa)]
     vectors = [index.embed_query(q) for q in questions]
     of_kind = {k: lex.ids_of(k) for k in ("doc", "code")}
     fig = side_by_side(index.store, index.collection(args.kb), vectors, of_kind, args.rounds)
