@@ -18,8 +18,8 @@ from pathlib import Path
 
 from common import DEV_CORPUS, SHARED_EVAL, WORK, fetch_sdist, make_index, percentile
 
-from copilot.evaluate import load_qa
 from indexes.build import ingest
+from indexes.evaluate import load_qa
 
 
 def main():

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from common import DEV_CORPUS, SHARED_EVAL, WORK, indexed_corpus, make_index
 
-from copilot.evaluate import load_qa
+from indexes.evaluate import load_qa
 from indexes.stores import ChromaStore
 
 

@@ -5,7 +5,7 @@ Three processes on loopback, all stopped by the script:
   (200 ms) and streaming its answer with `--token-delay` between pieces; routing requests get
   a valid JSON decision, follow-up condensing a standalone query;
 - the devcopilot server: `ui.server.create_app` (web UI + /v1) when it can be built, else a
-  FastAPI app with `copilot.api.api_router`, under uvicorn, over an indexed KB, with its chat
+  FastAPI app with `ui.api.api_router`, under uvicorn, over an indexed KB, with its chat
   model pointed at the test server;
 - this process: `--sessions` sessions (50) run at once, `--turns` (5) streamed turns each, the
   whole conversation sent every turn, with the real `openai.AsyncOpenAI` client or (`--client
@@ -166,15 +166,15 @@ def run_copilot_server(data_dir: str, model_url: str, port: int, plain: bool) ->
 
             app, how = create_app(copilot, chat_cfg), "ui.server.create_app (web UI + /v1)"
         except Exception as e:  # the UI is optional for this bench
-            how = f"FastAPI + copilot.api.api_router (ui.server.create_app failed: {type(e).__name__})"
+            how = f"FastAPI + ui.api.api_router (ui.server.create_app failed: {type(e).__name__})"
     if not how or plain:
         from fastapi import FastAPI
 
-        from copilot.api import api_router
+        from ui.api import api_router
 
         app = FastAPI()
         app.include_router(api_router(copilot))
-        how = how or "FastAPI + copilot.api.api_router"
+        how = how or "FastAPI + ui.api.api_router"
     index.embedder.embed(["warm up"])  # the model loads before the first request, as after `serve` starts
     chunks = sum(index.catalog.count_chunks(kb.name) for kb in index.catalog.kbs())  # the chat reads every KB
     print(json.dumps({"app": how, "chunks": chunks}), flush=True)

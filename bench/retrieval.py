@@ -6,7 +6,7 @@
     python bench/retrieval.py --misses             # also list the missed questions, and where each was lost
     python bench/retrieval.py --config C.toml      # with other settings, e.g. [search] read_kind = false
 
-Same definitions as shared/eval/score.py (copilot/evaluate.py implements them).
+Same definitions as shared/eval/score.py (indexes/evaluate.py implements them).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import time
 
 from common import DEV_CORPUS, SHARED_EVAL, WORK, indexed_corpus, make_index, percentile
 
-from copilot.evaluate import load_qa, score, score_question, where_lost
+from indexes.evaluate import load_qa, score, score_question, where_lost
 from indexes.retrieve import retrieve
 
 

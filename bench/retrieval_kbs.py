@@ -27,8 +27,8 @@ from common import DEV_CORPUS, SHARED_EVAL, WORK, fetch_sdist, make_index
 from retrieval_second import CORPORA
 
 import indexes.retrieve as retrieve_module
-from copilot.evaluate import load_qa, score
 from indexes.build import ingest
+from indexes.evaluate import load_qa, score
 
 SETS = {"dev": (DEV_CORPUS, SHARED_EVAL / "openai_agents_qa.jsonl"),
         **{name: (c, Path(__file__).parent / "qa" / f"{name}_qa.jsonl") for name, c in CORPORA.items()}}

@@ -22,7 +22,7 @@ import shutil
 from common import ROOT, WORK, indexed_corpus
 from retrieval import run
 
-from copilot.evaluate import load_qa
+from indexes.evaluate import load_qa
 
 CORPORA = {
     "click": {"package": "click", "version": "8.5.1", "dir": "click-8.5.1",

@@ -84,7 +84,7 @@ def main() -> int:
 
     index = repo_index()
     llm = LLMServer().start()
-    llm.default = Reply(text="The command line is defined in copilot/cli.py [1]. " + "More words follow. " * 20)
+    llm.default = Reply(text="The command line is defined in ui/cli.py [1]. " + "More words follow. " * 20)
     out = {}
     try:
         with sync_playwright() as p:

@@ -96,7 +96,7 @@ def no_devcopilot_env(monkeypatch):
 
 def ingested_data_dir(root: Path) -> tuple[Path, Path]:
     """SMALL_PROJECT written under root and ingested through the CLI: (data dir, project)."""
-    from copilot.cli import main
+    from ui.cli import main
 
     project = write_tree(root / "project", SMALL_PROJECT)
     data = root / "data"

@@ -14,7 +14,7 @@ from chat_support import build_world, make_copilot
 from fastapi import FastAPI
 from llm_server import LLMServer, Reply, system_text
 
-from copilot.api import api_router, sse
+from ui.api import api_router, sse
 
 TOKEN = "api-token-for-tests"
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from copilot.cli import main
 from tests.conftest import SMALL_PROJECT, ingested_data_dir, write_tree
+from ui.cli import main
 
 BIN = Path(sys.executable).parent
 

@@ -369,7 +369,7 @@ def test_a_lone_surrogate_in_a_message_is_dropped_not_an_internal_error(world, t
 
 
 def test_cli_ask_streams_an_offline_answer(world, tmp_path, capsys):
-    from copilot.cli import main
+    from ui.cli import main
 
     assert main(["--data-dir", str(world.cfg.data_dir), "ask", "what arguments does build_gadget take?",
                  "--assistant", "code"]) == 0

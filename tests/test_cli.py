@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from copilot.cli import main
-from copilot.evaluate import load_qa, score
+from indexes.evaluate import load_qa, score
 from tests.conftest import ingested_data_dir, write_tree
+from ui.cli import main
 
 HIT_KEYS = {"path", "start_line", "end_line", "kind", "language", "symbol", "score", "text", "link"}
 SCORE_PY = Path(__file__).resolve().parents[2] / "shared" / "eval" / "score.py"
@@ -307,8 +307,8 @@ def test_a_mistyped_command_suggests_the_closest(capsys):
 
 
 def test_ask_renders_markdown_in_a_terminal_and_plain_text_in_a_pipe(capsys):
-    from copilot.cli import _print_answers
     from copilot.events import Event, Source
+    from ui.cli import _print_answers
 
     text = "Use **MemoryStore**:\n\n```python\nstore = MemoryStore(path)\n```\n\n- one\n- two"
     src = Source(1, "README.md", 3, 9, "Memory", "/r/README.md#L3-L9", "doc", "markdown", "x", "default")

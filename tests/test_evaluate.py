@@ -1,7 +1,7 @@
 """Where a missed question was lost: ranking, retrieval or chunking (bench/retrieval.py --misses)."""
 from __future__ import annotations
 
-from copilot.evaluate import score_question, where_lost
+from indexes.evaluate import score_question, where_lost
 
 
 def chunk(path: str, text: str = "x = 1") -> dict:

@@ -67,7 +67,7 @@ def test_the_greeting_example_says_who_is_here_and_what_is_indexed(page):
 @pytest.mark.parametrize("question, speaker, path, also", [
     # The chat's examples (ui/app.py EXAMPLES), sent by clicking them.
     ("How do I get started?", "Tutoring", "README.md", "make run"),
-    ("@Coding where is the command line defined?", "Coding", "copilot/cli.py", "def main"),
+    ("@Coding where is the command line defined?", "Coding", "ui/cli.py", "def main"),
     ("@Tutoring how do I add a source and re-index?", "Tutoring", "README.md", "devcopilot ingest"),
 ])
 def test_each_example_answers_from_the_right_file(page, question, speaker, path, also):

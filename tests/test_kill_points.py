@@ -45,7 +45,7 @@ LAUNCHER = textwrap.dedent("""
     setattr(owner, name, wrapped)
     # As from a terminal: a runner that started us in the background may have set SIGINT to "ignore".
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    from copilot.cli import main
+    from ui.cli import main
     sys.exit(main(sys.argv[6:]))
 """)
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from copilot.cli import main
 from copilot.config import load_config
 from indexes.build import ingest
 from indexes.search import Index
+from ui.cli import main
 
 BIN = Path(sys.executable).parent
 N_FILES = 160  # about 400 chunks: two write batches, several seconds of embedding

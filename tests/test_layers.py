@@ -1,6 +1,6 @@
 """The packages depend left to right (ingest → indexes → copilot → ui → devcopilot.py), with no
-circles between modules, and no module imports another's private names. Read from the source, so
-an import inside a function counts too."""
+circles between modules, no module imports another's private names, and only ui/ (the doors) imports
+a door library. Read from the source, so an import inside a function counts too."""
 from __future__ import annotations
 
 import ast
@@ -8,6 +8,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 LAYERS = ["ingest", "indexes", "copilot", "ui"]
+# The libraries of the doors (web, HTTP, CLI, MCP, terminal): only ui/ may import them.
+DOOR_LIBRARIES = {"fastapi", "starlette", "gradio", "argparse", "mcp", "uvicorn", "rich", "watchfiles"}
 
 
 def imports(path: Path) -> list[tuple[str, list[str]]]:
@@ -34,6 +36,12 @@ def test_packages_depend_only_on_the_layers_to_their_left():
             top = target.split(".")[0]
             if (top in LAYERS and top not in allowed) or top == "devcopilot":
                 wrong.append(f"{name} imports {target}")
+    assert wrong == []
+
+
+def test_only_the_doors_import_a_door_library():
+    wrong = [f"{name} imports {target}" for name, path in modules().items() if not name.startswith("ui.")
+             for target, _ in imports(path) if target.split(".")[0] in DOOR_LIBRARIES]
     assert wrong == []
 
 

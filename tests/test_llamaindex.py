@@ -13,10 +13,10 @@ from llama_index.core.response_synthesizers.no_text import NoText
 from llama_index.core.schema import NodeWithScore, TextNode
 from llama_index.core.tools import RetrieverTool
 
-from copilot.cli import main
 from indexes.llamaindex import DevcopilotRetriever, ingest_documents
 from ingest.llamaindex import DevcopilotNodeParser
 from ingest.sources import SourceError
+from ui.cli import main
 
 QUERIES = ["long-term memory for an agent", "how are failed calls retried?", "build_gadget size"]
 

@@ -101,7 +101,7 @@ def test_searching_with_the_onnx_runtime_never_imports_torch(tmp_path):
     data, _ = ingested_data_dir(tmp_path)
     code = textwrap.dedent(f"""
         import sys
-        from copilot.cli import main
+        from ui.cli import main
         assert main(["--data-dir", {str(data)!r}, "search", "long-term memory", "--k", "1"]) == 0
         assert main(["--data-dir", {str(data)!r}, "status"]) == 0
         heavy = sorted(m for m in ("torch", "transformers", "sentence_transformers") if m in sys.modules)

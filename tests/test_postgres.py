@@ -476,7 +476,7 @@ def test_the_web_ui_on_another_server_lists_and_reopens_a_conversation_and_answe
 
 
 def test_status_says_where_conversations_live_without_the_password(tmp_path, capsys):
-    from copilot.cli import main
+    from ui.cli import main
 
     url = "postgresql://me:secretpw@db.example.com:5432/devcopilot"
     conf = tmp_path / "c.toml"

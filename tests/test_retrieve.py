@@ -8,9 +8,9 @@ import pytest
 from chat_support import build_world, make_copilot, run
 from llm_server import LLMServer
 
-from copilot.cli import main
 from copilot.config import load_config
 from indexes.retrieve import retrieve
+from ui.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ import csv
 import io
 import json
 
-from copilot.cli import main
 from copilot.config import load_config
 from copilot.conversations import Conversations, gaps_csv
 from copilot.events import Source
 from copilot.monitor import Monitor
+from ui.cli import main
 
 SRC = Source(1, "README.md", 1, 3, "Intro", "/r/README.md#L1-L3", "doc", "markdown", "Hello", "default")
 

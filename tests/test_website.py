@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from serve_support import free_port
 
-from copilot.cli import main
 from ingest.sources import is_git_url, is_website_url
 from ingest.website import html_to_markdown, mirror_path
+from ui.cli import main
 
 DATE = "Tue, 03 Nov 2026 10:00:00 GMT"
 NAV = "<nav><a href='/'>Home</a> | <a href='/blog/'>Blog of unrelated chatter</a></nav>"

@@ -1,4 +1,5 @@
-"""The web UI's passwords (HTTP Basic), checked by the server's guard and the Knowledge API alike."""
+"""The web UI's passwords (HTTP Basic), checked by the server's guard and the Knowledge API alike,
+and the signed-in user a page's request comes from."""
 from __future__ import annotations
 
 import base64
@@ -19,3 +20,17 @@ def basic_ok(authorization: str, credentials: list[tuple[str, str]]) -> bool:
         ok |= hmac.compare_digest(user.encode(), known_user.encode()) & \
             hmac.compare_digest(password.encode(), known_password.encode())
     return bool(ok)
+
+
+def user_of(request) -> str:
+    """The signed-in user of a Gradio request (HTTP Basic, checked by the server before the page is
+    served), else ""."""
+    header = ""
+    if request is not None:
+        header = (request.headers or {}).get("authorization", "") if hasattr(request, "headers") else ""
+    if not header.lower().startswith("basic "):
+        return ""
+    try:
+        return base64.b64decode(header[6:].strip()).decode("utf-8").partition(":")[0]
+    except (ValueError, UnicodeDecodeError):
+        return ""

@@ -168,10 +168,10 @@ def create_app(copilot, cfg, auth: str | list[str] = "", api_token: str = "", ho
                local_token: str = "") -> FastAPI:
     """The FastAPI app: the API, MCP, the Knowledge API (index jobs run by `jobs`, made here when not
     given), the viewer, the avatars and the Gradio UI."""
-    from copilot.api import bearer_ok
-    from copilot.mcp_server import build_server, http_app
     from indexes.jobs import Jobs
+    from ui.api import api_router, bearer_ok
     from ui.knowledge_api import knowledge_router
+    from ui.mcp_server import build_server, http_app
 
     credentials = parse_auth(auth)
     max_bytes = int(cfg.server.max_request_bytes or 0)
@@ -195,12 +195,7 @@ def create_app(copilot, cfg, auth: str | list[str] = "", api_token: str = "", ho
                                      headers={"WWW-Authenticate": 'Basic realm="devcopilot", charset="UTF-8"'})
         return None
 
-    try:
-        from copilot.api import api_router
-    except ImportError:
-        log.warning("copilot.api is not available: serving the web UI without the /v1 API")
-    else:
-        app.include_router(api_router(copilot, token=api_token or None))
+    app.include_router(api_router(copilot, token=api_token or None))
     app.state.jobs = jobs if jobs is not None else Jobs(copilot.index)
     app.include_router(knowledge_router(copilot.index, app.state.jobs, cfg, api_token, credentials, local_token))
 

@@ -1,7 +1,7 @@
-"""The command line: `devcopilot ingest | search | status | eval | forget | ask | mcp | usage`.
+"""The command line: `devcopilot ingest | search | status | eval | forget | ask | mcp | usage | serve`.
 
-`serve` belongs to ui/ (the server); devcopilot.py, the entry point, adds it, so this module
-never reaches up the layers.
+A thin layer over the core: each command parses its flags and calls indexes/ or copilot/; `serve`
+starts ui/server.py, `mcp` ui/mcp_server.py over stdio.
 
 Every error a user can cause prints one sentence on stderr and exits 2; nothing here
 prints a traceback for those.
@@ -14,8 +14,6 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 from copilot.config import ConfigError, load_config, redact_url
 
@@ -46,15 +44,13 @@ def _positive(text: str) -> int:
     return n
 
 
-@dataclass
-class Command:
-    """A command added by a later layer (e.g. `serve`, which the entry module adds from ui/)."""
-    help: str
-    arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
+def _workers(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of 1 or more")
+    return int(text)
 
 
-def build_parser(extra: Mapping[str, Command] | None = None) -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="devcopilot", description="A developer copilot for a framework's docs and code.")
     p.add_argument("--data-dir", help="where indexes live (env DEVCOPILOT_DATA_DIR; default ./.devcopilot)")
     p.add_argument("--config", help="TOML configuration file (env DEVCOPILOT_CONFIG)")
@@ -112,8 +108,15 @@ def build_parser(extra: Mapping[str, Command] | None = None) -> argparse.Argumen
     s.add_argument("--gaps", action="store_true", help="the questions most often answered \"I don't know\" or "
                                                        "given a thumbs-down: the docs that are missing")
     s.add_argument("--csv", action="store_true", help="with --gaps: CSV")
-    for name, command in (extra or {}).items():
-        command.arguments(sub.add_parser(name, help=command.help))
+    s = sub.add_parser("serve", help="the web chat and the OpenAI-compatible API on one server")
+    s.add_argument("--host", help="interface to bind (default 127.0.0.1, loopback only; server.host)")
+    s.add_argument("--port", type=int, help="port (default 7860; server.port)")
+    s.add_argument("--auth", metavar="USER:PASSWORD", action="append",
+                   help="password for the web UI; repeat for more users, each with their own conversations "
+                        "(env DEVCOPILOT_AUTH)")
+    s.add_argument("--api-token", metavar="TOKEN", help="bearer token for /v1 (env DEVCOPILOT_API_TOKEN)")
+    s.add_argument("--workers", type=_workers, metavar="N",
+                   help="server processes behind the port (default: server.workers, 0 = one per CPU core)")
     return p
 
 
@@ -201,7 +204,7 @@ def run_on_server(server, body: dict, progress) -> dict:
     """Hand a job to the running server and follow it to its end; returns the job as JSON.
 
     Ctrl+C cancels the job on the server; if the server goes away, one sentence says so."""
-    from copilot.server_client import ServerGone, cancel_job, follow_job, submit_job
+    from ui.server_client import ServerGone, cancel_job, follow_job, submit_job
 
     print(f"Handing this to the running server ({server.url}, pid {server.pid}), which does the writing "
           "while it serves.", file=sys.stderr, flush=True)
@@ -401,7 +404,7 @@ def status_extras(cfg) -> dict:
 
 
 def cmd_eval(args) -> int:
-    from copilot.evaluate import load_qa, score
+    from indexes.evaluate import load_qa, score
     from indexes.retrieve import retrieve
 
     qa = load_qa(args.qa)
@@ -510,7 +513,7 @@ def cmd_mcp(args) -> int:
     import threading
 
     from copilot.chat import Copilot
-    from copilot.mcp_server import run_stdio
+    from ui.mcp_server import run_stdio
 
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     cfg = config_from(args)
@@ -578,20 +581,30 @@ def print_gaps(cfg, args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from ui.server import serve
+
+    cfg = config_from(args)
+    workers = args.workers or cfg.server.workers or os.cpu_count() or 1
+    serve(cfg, host=args.host or cfg.server.host, port=args.port or cfg.server.port,
+          auth=args.auth or cfg.server.auth, api_token=args.api_token or cfg.server.api_token, workers=workers)
+    return 0
+
+
 COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "status": cmd_status, "eval": cmd_eval,
-            "forget": cmd_forget, "ask": cmd_ask, "mcp": cmd_mcp, "usage": cmd_usage}
+            "forget": cmd_forget, "ask": cmd_ask, "mcp": cmd_mcp, "usage": cmd_usage, "serve": cmd_serve}
 
 
-def main(argv: list[str] | None = None, extra: Mapping[str, Command] | None = None) -> int:
-    """Run one command; `extra` adds commands of later layers (devcopilot.py adds `serve`)."""
+def main(argv: list[str] | None = None) -> int:
+    """Run one command."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    parser = build_parser(extra)
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
         return 0
-    run = {**COMMANDS, **{name: c.run for name, c in (extra or {}).items()}}[args.command]
+    run = COMMANDS[args.command]
     try:
         code = run(args)
         sys.stdout.flush()  # here, so a closed pipe is handled below rather than at exit
