@@ -12,6 +12,7 @@ from indexes.config import (  # noqa: F401 (re-exported)
     ConfigError,
     EmbeddingConfig,
     IngestConfig,
+    NetworkConfig,
     SearchConfig,
     ServerConfig,
     StoreConfig,

