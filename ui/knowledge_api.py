@@ -10,12 +10,13 @@
     DELETE /v1/knowledge/jobs/ID     cancel
     GET    /v1/knowledge             KBs and sources: what each was indexed from, when, and its state
 
-Who may call it (ui/edge.py, POLICY): with `server.api_token`, its bearer token; else, with a UI
-password, that password (HTTP Basic); else anyone who can reach the server (loopback by default),
-like the Knowledge tab. Sources added this way follow the Knowledge tab's rules (ui/knowledge.py:
-folders, local repositories in any spelling, only under `server.allowed_roots`). `devcopilot ingest` on
-this machine hands its work here with the token the server left in the data dir for its users
-(indexes/writer.py); it may index any folder its user can, as it could without a server.
+Who may call it (the edge's POLICY, ui/edge.py): with `server.api_token`, its bearer token; else,
+with a UI password, that password (HTTP Basic); else anyone who can reach the server (loopback by
+default), like the Knowledge tab. Sources added this way follow the Knowledge tab's rules
+(ui/knowledge.py: folders, local repositories in any spelling, only under `server.allowed_roots`).
+`devcopilot ingest` on this machine hands its work here with the token the server left in the data
+dir for its users (indexes/writer.py); it may index any folder its user can, as it could without a
+server.
 Posts must be `Content-Type: application/json`, which a web page on another site cannot send here.
 """
 from __future__ import annotations
