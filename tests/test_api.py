@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from llm_server import LLMServer, Reply, system_text
 
 from ui.api import api_router, sse
+from ui.edge import POLICY, Gate, Rule, install
 
 TOKEN = "api-token-for-tests"
 
@@ -54,13 +55,16 @@ def serve_router(router) -> tuple[str, uvicorn.Server, threading.Thread]:
 
 @pytest.fixture(scope="module")
 def api(world, tmp_path_factory, model_server):
-    """Two copilots behind one app: offline at /offline (no token), with a model at /model (token)."""
+    """Two copilots behind one app and the server's edge (a 20,000-byte limit): offline at /offline
+    (open), with a model at /model (the API's rule: the token)."""
     offline = make_copilot(world, tmp_path_factory.mktemp("offline"))
-    offline.cfg.server.max_request_bytes = 20_000
     online = make_copilot(world, tmp_path_factory.mktemp("online"), model_server)
     app = FastAPI()
     app.include_router(api_router(offline), prefix="/offline")
-    app.include_router(api_router(online, token=TOKEN), prefix="/model")
+    app.include_router(api_router(online), prefix="/model")
+    api_rule = next(rule for rule in POLICY if rule.matches("/v1/models"))
+    policy = (Rule("/model/*", api_rule.needs, api_rule.refusal), Rule("*", (), api_rule.refusal))
+    install(app, Gate(api_token=TOKEN, policy=policy), max_bytes=20_000)
     url, server, thread = serve(app)
     yield url, offline, online
     server.should_exit = True

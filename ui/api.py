@@ -4,13 +4,13 @@
 `guide` lets the Guide route; the last user message is the question and the earlier
 messages are the history. Sources are appended to the answer as a numbered list and also
 returned in an extra `sources` field. `GET /v1/models` lists the assistants.
-A bearer token is required when one is configured; request bodies are size-limited.
+Who may call it (a bearer token when one is configured) and how large a request may be are the
+HTTP edge's to say (ui/edge.py); this module reads the request (`ChatRequest`) and answers it.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import re
 import threading
@@ -21,75 +21,68 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from copilot.chat import Copilot
 from copilot.events import Event, Source
 from copilot.links import public_links, public_url
 from copilot.models import estimate_tokens
+from ui.edge import HTTPError, read_json
 
 ALIASES = {"devcopilot": "guide", "default": "guide", "auto": "guide"}
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # JSON escapes can spell them; they are not text
 
 
-class BadRequest(ValueError):
-    """A request the API cannot take; the message is one sentence for the client."""
-
-
 @dataclass
 class ChatRequest:
+    """A chat completion request, checked: what the copilot needs of it."""
     model: str  # as sent, lower case ("" = the Guide)
     question: str
     history: list[dict]
     stream: bool
     include_usage: bool
 
+    @classmethod
+    def parse(cls, body: bytes, max_chars: int) -> ChatRequest:
+        """Check every field a chat completion request uses, or raise HTTPError 400 naming the field
+        that is wrong, in one sentence. Nothing malformed reaches the copilot."""
+        req = read_json(body, too_deep="The request body is nested too deeply; send plain JSON with a 'messages' "
+                                       "list.")
+        if not isinstance(req, dict) or not isinstance(req.get("messages"), list) or not req["messages"]:
+            raise HTTPError(400, "The request needs a non-empty 'messages' list.")
+        model = req.get("model")
+        if model is not None and not isinstance(model, str):
+            raise HTTPError(400, "'model' must be a string naming an assistant (GET /v1/models lists them).")
+        stream = req.get("stream")
+        if stream is not None and not isinstance(stream, bool):
+            raise HTTPError(400, "'stream' must be true or false.")
+        options = req.get("stream_options")
+        if options is not None and not isinstance(options, dict):
+            raise HTTPError(400, "'stream_options' must be an object, such as {\"include_usage\": true}.")
+        include_usage = (options or {}).get("include_usage")
+        if include_usage is not None and not isinstance(include_usage, bool):
+            raise HTTPError(400, "'stream_options.include_usage' must be true or false.")
+        messages = [_message(m, i, max_chars) for i, m in enumerate(req["messages"])]
+        last = next((i for i in range(len(messages) - 1, -1, -1) if messages[i]["role"] == "user"), None)
+        if last is None:
+            raise HTTPError(400, "The request has no user message to answer.")
+        history = [m for m in messages[:last] if m["role"] in ("user", "assistant")]
+        return cls(str(model or "").strip().lower(), messages[last]["content"], history, bool(stream),
+                   bool(include_usage))
 
-def parse_chat_request(body: bytes, max_chars: int) -> ChatRequest:
-    """Check every field a chat completion request uses and return what the copilot needs, or raise
-    BadRequest naming the field that is wrong. Nothing malformed reaches the copilot."""
-    try:
-        req = json.loads(body or b"{}")
-    except RecursionError:
-        raise BadRequest("The request body is nested too deeply; send plain JSON with a 'messages' list.") from None
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("The request body is not valid JSON.") from None
-    if not isinstance(req, dict) or not isinstance(req.get("messages"), list) or not req["messages"]:
-        raise BadRequest("The request needs a non-empty 'messages' list.")
-    model = req.get("model")
-    if model is not None and not isinstance(model, str):
-        raise BadRequest("'model' must be a string naming an assistant (GET /v1/models lists them).")
-    stream = req.get("stream")
-    if stream is not None and not isinstance(stream, bool):
-        raise BadRequest("'stream' must be true or false.")
-    options = req.get("stream_options")
-    if options is not None and not isinstance(options, dict):
-        raise BadRequest("'stream_options' must be an object, such as {\"include_usage\": true}.")
-    include_usage = (options or {}).get("include_usage")
-    if include_usage is not None and not isinstance(include_usage, bool):
-        raise BadRequest("'stream_options.include_usage' must be true or false.")
-    messages = []
-    for i, m in enumerate(req["messages"]):
-        if not isinstance(m, dict):
-            raise BadRequest(f"'messages[{i}]' must be an object with a 'role' and a 'content'.")
-        role = m.get("role")
-        if not isinstance(role, str):
-            raise BadRequest(f"'messages[{i}].role' must be a string such as \"user\".")
-        text = _text(m.get("content"), f"messages[{i}].content", required=role == "user")
-        if role in ("user", "assistant") and len(text) > max_chars:
-            raise BadRequest(f"'messages[{i}]' is {len(text):,} characters long and the limit is {max_chars:,} "
+
+def _message(m, i: int, max_chars: int) -> dict:
+    """`messages[i]` as {"role", "content"} with its content as text, or HTTPError 400 naming what is wrong."""
+    if not isinstance(m, dict):
+        raise HTTPError(400, f"'messages[{i}]' must be an object with a 'role' and a 'content'.")
+    role = m.get("role")
+    if not isinstance(role, str):
+        raise HTTPError(400, f"'messages[{i}].role' must be a string such as \"user\".")
+    text = _text(m.get("content"), f"messages[{i}].content", required=role == "user")
+    if role in ("user", "assistant") and len(text) > max_chars:
+        raise HTTPError(400, f"'messages[{i}]' is {len(text):,} characters long and the limit is {max_chars:,} "
                              "(chat.max_message_chars); shorten it or ask about one part.")
-        messages.append({"role": role, "content": text})
-    last = next((i for i in range(len(messages) - 1, -1, -1) if messages[i]["role"] == "user"), None)
-    if last is None:
-        raise BadRequest("The request has no user message to answer.")
-    history = [m for m in messages[:last] if m["role"] in ("user", "assistant")]
-    return ChatRequest(str(model or "").strip().lower(), messages[last]["content"], history, bool(stream),
-                       bool(include_usage))
-
-
-def _error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
+    return {"role": role, "content": text}
 
 
 def sources_block(sources: list[Source], base: str = "") -> str:
@@ -101,20 +94,15 @@ def sources_block(sources: list[Source], base: str = "") -> str:
     return "\n\nSources:\n" + "\n".join(lines)
 
 
-def bearer_ok(request: Request, token: str) -> bool:
-    """The request carries `Authorization: Bearer <token>` (compared in constant time); /v1 and /mcp use it."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
-
-
 def public_base(copilot: Copilot, request: Request) -> str:
     """Where clients reach this server: `server.public_url`, else the address the request came to."""
     return (copilot.cfg.server.public_url or str(request.base_url)).rstrip("/")
 
 
-def api_router(copilot: Copilot, token: str | None = None) -> APIRouter:
+def api_router(copilot: Copilot) -> APIRouter:
+    """The OpenAI-compatible routes. Who may call them is the edge's business (ui/edge.py: POLICY);
+    so is the request-size limit."""
     router = APIRouter()
-    limit = copilot.cfg.server.max_request_bytes
     # Turns run on threads of their own: a turn waiting on its model holds one of these, not one of
     # the 40 the rest of the server shares (50 streaming sessions queued behind those 40).
     pool = ThreadPoolExecutor(max_workers=max(1, copilot.cfg.server.chat_threads), thread_name_prefix="chat-turn")
@@ -122,16 +110,8 @@ def api_router(copilot: Copilot, token: str | None = None) -> APIRouter:
     async def in_pool(fn, *args):
         return await asyncio.wrap_future(pool.submit(fn, *args))
 
-    def authorized(request: Request) -> bool:
-        return not token or bearer_ok(request, token)
-
-    def model_names() -> dict[str, str]:
-        return {a.key: a.name for a in copilot.assistants}
-
     @router.get("/v1/models")
-    async def models(request: Request):
-        if not authorized(request):
-            return _error(401, "A bearer token is required: send 'Authorization: Bearer TOKEN'.", "auth_error")
+    async def models():
         now = int(time.time())
         return {"object": "list", "data": [{"id": a.key, "object": "model", "created": now, "owned_by": "devcopilot",
                                             "name": a.name, "description": a.description}
@@ -139,27 +119,12 @@ def api_router(copilot: Copilot, token: str | None = None) -> APIRouter:
 
     @router.post("/v1/chat/completions")
     async def completions(request: Request):
-        if not authorized(request):
-            return _error(401, "A bearer token is required: send 'Authorization: Bearer TOKEN'.", "auth_error")
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            return _error(413, f"The request is larger than {limit:,} bytes (server.max_request_bytes); "
-                               "send a shorter conversation.")
-        body = b""
-        async for part in request.stream():
-            body += part
-            if len(body) > limit:
-                return _error(413, f"The request is larger than {limit:,} bytes (server.max_request_bytes); "
-                                   "send a shorter conversation.")
-        try:
-            req = parse_chat_request(body, copilot.cfg.chat.max_message_chars)
-        except BadRequest as e:
-            return _error(400, str(e))
+        req = ChatRequest.parse(await request.body(), copilot.cfg.chat.max_message_chars)
         model = ALIASES.get(req.model or "guide", req.model or "guide")
-        names = model_names()
+        names = {a.key: a.name for a in copilot.assistants}
         if model not in names:
-            return _error(404, f"There is no assistant '{model}'; use one of: {', '.join(names)} "
-                               "(GET /v1/models lists them).", "not_found_error")
+            raise HTTPError(404, f"There is no assistant '{model}'; use one of: {', '.join(names)} "
+                                 "(GET /v1/models lists them).", "not_found_error")
         base = public_base(copilot, request)
         target = None if model == "guide" else names[model]
         cid = "chatcmpl-" + uuid.uuid4().hex[:24]
@@ -281,7 +246,7 @@ def _text_only(chunk: dict | str) -> bool:
 
 def _text(content, where: str, required: bool) -> str:
     """Message content as text: a string, or a list of parts whose {type: text} parts are joined
-    (other parts, such as images, are passed over). BadRequest names what is wrong."""
+    (other parts, such as images, are passed over). HTTPError 400 names what is wrong."""
     if content is None and not required:
         return ""
     if isinstance(content, str):
@@ -290,16 +255,17 @@ def _text(content, where: str, required: bool) -> str:
         texts = []
         for j, part in enumerate(content):
             if not isinstance(part, dict):
-                raise BadRequest(f"'{where}[{j}]' must be an object such as {{\"type\": \"text\", \"text\": \"...\"}}.")
+                raise HTTPError(400, f"'{where}[{j}]' must be an object such as "
+                                     "{\"type\": \"text\", \"text\": \"...\"}.")
             if part.get("type") == "text":
                 if not isinstance(part.get("text"), str):
-                    raise BadRequest(f"'{where}[{j}].text' must be a string.")
+                    raise HTTPError(400, f"'{where}[{j}].text' must be a string.")
                 texts.append(part["text"])
     else:
-        raise BadRequest(f"'{where}' must be a string or a list of text parts.")
+        raise HTTPError(400, f"'{where}' must be a string or a list of text parts.")
     if any(LONE_SURROGATE.search(t) for t in texts):
-        raise BadRequest(f"'{where}' is not valid Unicode (it holds a lone surrogate such as \\ud800); send "
-                         "UTF-8 text.")
+        raise HTTPError(400, f"'{where}' is not valid Unicode (it holds a lone surrogate such as \\ud800); send "
+                             "UTF-8 text.")
     return "\n".join(texts)
 
 

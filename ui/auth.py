@@ -1,25 +1,25 @@
-"""The web UI's passwords (HTTP Basic), checked by the server's guard and the Knowledge API alike,
-and the signed-in user a page's request comes from."""
+"""The web UI's passwords (HTTP Basic), checked at the server's edge (ui/edge.py), and the signed-in
+user a page's request comes from."""
 from __future__ import annotations
 
 import base64
 import hmac
 
 
-def basic_ok(authorization: str, credentials: list[tuple[str, str]]) -> bool:
-    """True when an `Authorization: Basic ...` header names one of the users with its password."""
+def basic_user(authorization: str, credentials: list[tuple[str, str]]) -> str | None:
+    """The user an `Authorization: Basic ...` header names, when it gives that user's password; else None."""
     scheme, _, value = authorization.partition(" ")
     if scheme.lower() != "basic":
-        return False
+        return None
     try:
         user, _, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
     except (ValueError, UnicodeDecodeError):
-        return False
+        return None
     ok = False
     for known_user, known_password in credentials:  # every pair compared, in constant time
         ok |= hmac.compare_digest(user.encode(), known_user.encode()) & \
             hmac.compare_digest(password.encode(), known_password.encode())
-    return bool(ok)
+    return user if ok else None
 
 
 def user_of(request) -> str:

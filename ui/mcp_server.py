@@ -12,7 +12,7 @@ instead); results are cut to a budget of about MAX_RESULT_CHARS characters.
 # No `from __future__ import annotations`: the SDK reads the tools' Annotated types at run time.
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Literal
 
 from mcp.server.mcpserver import MCPServer
@@ -87,36 +87,47 @@ def render_hits(hits: list[Hit], budget: int = MAX_RESULT_CHARS) -> tuple[str, i
 
 def build_server(copilot: Copilot) -> MCPServer:
     """An MCPServer whose tools read `copilot`'s index and ask its group chat."""
-    index = copilot.index
+    tools = Tools(copilot)
+    what = ", ".join(f"'{n}'" for n in tools.kb_names())
+    # log_level: the SDK configures the root logger with it; INFO would log every HTTP request
+    # the chat's model client makes, on every turn.
+    about = f" (knowledge bases: {what})" if what else ""
+    server = MCPServer("devcopilot", log_level="WARNING", instructions=INSTRUCTIONS.format(what=about))
+    for tool in (tools.list_knowledge_bases, tools.search, tools.read_source, tools.find_definition):
+        server.add_tool(tool, annotations=READ_ONLY, structured_output=False)
+    server.add_tool(ask_tool(copilot), annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
+                    structured_output=False)
+    return server
 
-    def kb_names() -> list[str]:
-        return [i.name for i in index.catalog.kbs()]
 
-    def check_kb(kb: str | None) -> list[str]:
-        names = kb_names()
+class Tools:
+    """The tools that read the index: each public method but `kb_names` is one, registered by its
+    name, its docstring as the description and its Annotated parameters as the argument schema."""
+
+    def __init__(self, copilot: Copilot):
+        self.index = copilot.index
+
+    def kb_names(self) -> list[str]:
+        return [i.name for i in self.index.catalog.kbs()]
+
+    def _check_kb(self, kb: str | None) -> list[str]:
+        names = self.kb_names()
         if not names:
             raise ToolError("Nothing is indexed yet: run `devcopilot ingest SOURCE` on the machine running this "
                             "server, then call again.")
         if kb is None:
             return names
         try:
-            index.searchable(kb)
+            self.index.searchable(kb)
         except SearchError as e:
             raise ToolError(f"{e} Call list_knowledge_bases to see them.") from None
         return [kb]
 
-    what = ", ".join(f"'{n}'" for n in kb_names())
-    # log_level: the SDK configures the root logger with it; INFO would log every HTTP request
-    # the chat's model client makes, on every turn.
-    about = f" (knowledge bases: {what})" if what else ""
-    server = MCPServer("devcopilot", log_level="WARNING", instructions=INSTRUCTIONS.format(what=about))
-
-    @server.tool(annotations=READ_ONLY, structured_output=False)
-    def list_knowledge_bases() -> CallToolResult:
+    def list_knowledge_bases(self) -> CallToolResult:
         """List the knowledge bases this copilot has indexed: for each, its sources (folder, git URL,
         installed package or docs website, with version), file and chunk counts and when it was last
         indexed. Call this to learn which `kb` names the other tools accept."""
-        kbs = index.catalog.describe()
+        kbs = self.index.catalog.describe()
         for kb in kbs:
             for item in (kb, *kb["sources"]):
                 item["last_indexed"] = _when(item["last_indexed"])
@@ -131,8 +142,8 @@ def build_server(copilot: Copilot) -> MCPServer:
         return CallToolResult(content=[TextContent(type="text", text=text)],
                               structured_content={"knowledge_bases": kbs})
 
-    @server.tool(annotations=READ_ONLY, structured_output=False)
     def search(
+        self,
         query: Annotated[str, Field(min_length=1, max_length=2000,
                                     description="What to look for, in words or code (`Runner.run`, "
                                                 "'how do I add memory to an agent').")],
@@ -148,9 +159,9 @@ def build_server(copilot: Copilot) -> MCPServer:
         knowledge base, link and text. These are exactly the passages the copilot's assistants would
         cite. Results stay within about 6,000 tokens: long passages are cut (read_source reads the rest).
         When the result says the match is weak, the indexed sources probably do not cover the question."""
-        kbs = check_kb(kb)
+        kbs = self._check_kb(kb)
         try:
-            found = retrieve(index, query, kbs, kind=kind, k=k)
+            found = retrieve(self.index, query, kbs, kind=kind, k=k)
         except RetrievalDown as e:
             raise ToolError(f"The index cannot be searched right now ({e}); try again later.") from None
         text, shown = render_hits(found.hits)
@@ -164,6 +175,7 @@ def build_server(copilot: Copilot) -> MCPServer:
                                                   "hits": [passage(h) for h in found.hits[:shown]]})
 
     def read_source(
+        self,
         kb: Annotated[str, Field(description="The knowledge base holding the file (as search results give it).")],
         path: Annotated[str, Field(min_length=1, description="The file's path exactly as search results give "
                                                              "it, e.g. 'src/pkg/module.py'.")],
@@ -171,8 +183,8 @@ def build_server(copilot: Copilot) -> MCPServer:
         end_line: Annotated[int | None, Field(ge=1, description="Last line to read (inclusive); omit for "
                                                                 f"{MAX_LINES} lines.")] = None,
     ) -> CallToolResult:
-        kbs = check_kb(kb)
-        found = find_indexed_file(index.catalog, path, kbs)
+        kbs = self._check_kb(kb)
+        found = find_indexed_file(self.index.catalog, path, kbs)
         if found is None:
             raise ToolError(f"'{path}' is not an indexed file of knowledge base '{kb}'. Use a path exactly as "
                             "search or find_definition return it.")
@@ -198,10 +210,9 @@ def build_server(copilot: Copilot) -> MCPServer:
     read_source.__doc__ = (f"Read lines of one indexed file (only files the copilot indexed can be read), "
                            f"numbered: at most {MAX_LINES} lines and about 6,000 tokens per call; call again "
                            "with a later start_line for more.")
-    server.add_tool(read_source, annotations=READ_ONLY, structured_output=False)
 
-    @server.tool(annotations=READ_ONLY, structured_output=False)
     def find_definition(
+        self,
         name: Annotated[str, Field(min_length=1, max_length=200,
                                    description="A class, function or method name: 'Runner', 'Runner.run' or "
                                                "'run'.")],
@@ -209,9 +220,9 @@ def build_server(copilot: Copilot) -> MCPServer:
     ) -> CallToolResult:
         """Find where a class, function or method is defined in the indexed source code: its file, lines,
         qualified name, link and its first 60 lines (up to three places, best first; about 3,000 tokens at most)."""
-        kbs = check_kb(kb)
+        kbs = self._check_kb(kb)
         try:
-            found = find_definitions(index, name, kbs)
+            found = find_definitions(self.index, name, kbs)
         except RetrievalDown as e:
             raise ToolError(f"The index cannot be searched right now ({e}); try again later.") from None
         if not found:
@@ -230,7 +241,11 @@ def build_server(copilot: Copilot) -> MCPServer:
         return CallToolResult(content=[TextContent(type="text", text="\n\n".join(parts))],
                               structured_content={"definitions": items})
 
-    @server.tool(annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False), structured_output=False)
+
+def ask_tool(copilot: Copilot) -> Callable[..., CallToolResult]:
+    """The `ask` tool for `copilot`: a function of its own, as its question's length limit is the
+    copilot's setting (chat.max_message_chars), read when the schema is made."""
+
     def ask(
         question: Annotated[str, Field(min_length=1, max_length=copilot.cfg.chat.max_message_chars,
                                        description="The question, as you would ask a colleague who knows the "
@@ -249,7 +264,7 @@ def build_server(copilot: Copilot) -> MCPServer:
                 raise ToolError(f"There is no assistant '{assistant}'; use one of: {', '.join(names)}, or omit it.")
         return answer(copilot, question, assistant)
 
-    return server
+    return ask
 
 
 def answer(copilot: Copilot, question: str, assistant: str | None) -> CallToolResult:

@@ -1,8 +1,9 @@
 """`devcopilot serve`: the web UI, the OpenAI-compatible API and MCP on one FastAPI server.
 
-Security defaults: loopback bind; HTTP Basic auth for everything but /v1 and /mcp when `auth` is
-set (those take the bearer token instead); request bodies above server.max_request_bytes are
-refused; the source viewer reads only files that are indexed.
+Security defaults: loopback bind; every request passes the one edge (ui/edge.py: who may call
+which path, the request-size limit, the errors): HTTP Basic for the web UI when `auth` is set, the
+bearer token for /v1 and /mcp when `api_token` is; the source viewer (ui/viewer.py) reads only
+files that are indexed.
 
 While it runs, the server is the one process writing its data dir: it registers there, and
 `devcopilot ingest` / `forget` hand it their work through the Knowledge API (ui/knowledge_api.py,
@@ -11,19 +12,17 @@ indexes/writer.py, indexes/jobs.py); `[sync] every` re-syncs every source on a s
 from __future__ import annotations
 
 import functools
-import html
 import ipaddress
 import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, Response
 
-from indexes.indexed_files import find_indexed_file
 from ui import render
-from ui.auth import basic_ok
+from ui.edge import Gate, install
 from ui.indexing import ProgressClock
 
 log = logging.getLogger("devcopilot.serve")
@@ -103,111 +102,28 @@ def parse_auth(auth: str | list[str]) -> list[tuple[str, str]]:
     return out
 
 
-class BodyLimit:
-    """Refuse any request whose body grows past `max_bytes`, however it is sent.
-
-    A Content-Length header can be left out (Transfer-Encoding: chunked), so the body itself is
-    counted: it is read up to the limit before the route sees any of it, and a request that goes
-    past is answered 413 without the route running, so nothing of it is stored (an upload route
-    writes what it reads to disk as it goes)."""
-
-    def __init__(self, app, max_bytes: int):
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not self.max_bytes:
-            return await self.app(scope, receive, send)
-        parts, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client left
-                return
-            parts.append(message.get("body", b""))
-            size += len(parts[-1])
-            if size > self.max_bytes:
-                response = JSONResponse({"error": {"message": f"The request is larger than {self.max_bytes:,} "
-                                                   "bytes (server.max_request_bytes); send less.",
-                                                   "type": "request_too_large"}}, status_code=413,
-                                        headers={"Connection": "close"})
-                return await response(scope, receive, send)
-            if not message.get("more_body"):
-                break
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": b"".join(parts), "more_body": False}
-
-        await self.app(scope, replay, send)
-
-
-class Guard:
-    """Answer `refusal(request)` instead of the app when it gives a response (size, password, token).
-
-    Plain ASGI rather than Starlette's BaseHTTPMiddleware, which relays every piece of a streamed
-    answer through a memory stream of its own: with 50 chat sessions streaming, that relay was the
-    largest single cost of the server's event loop."""
-
-    def __init__(self, app, refusal: Callable[[Request], Response | None]):
-        self.app = app
-        self.refusal = refusal
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            response = self.refusal(Request(scope))
-            if response is not None:
-                return await response(scope, receive, send)
-        await self.app(scope, receive, send)
-
-
 def create_app(copilot, cfg, auth: str | list[str] = "", api_token: str = "", host: str = "127.0.0.1", jobs=None,
                local_token: str = "") -> FastAPI:
     """The FastAPI app: the API, MCP, the Knowledge API (index jobs run by `jobs`, made here when not
-    given), the viewer, the avatars and the Gradio UI."""
+    given), the viewer, the avatars and the Gradio UI, all behind the one edge (ui/edge.py)."""
     from indexes.jobs import Jobs
-    from ui.api import api_router, bearer_ok
+    from ui.api import api_router
     from ui.knowledge_api import knowledge_router
     from ui.mcp_server import build_server, http_app
+    from ui.viewer import viewer_router
 
-    credentials = parse_auth(auth)
-    max_bytes = int(cfg.server.max_request_bytes or 0)
+    gate = Gate(api_token=api_token, users=parse_auth(auth), local_token=local_token)
     mcp_asgi, mcp_lifespan = http_app(build_server(copilot), host)
     app = FastAPI(title="devcopilot", docs_url=None, redoc_url=None, openapi_url=None, lifespan=mcp_lifespan)
-
-    def refusal(request: Request) -> Response | None:
-        """The answer to a request refused before any route sees it, or None to let it through."""
-        length = request.headers.get("content-length")
-        if max_bytes and length and length.isdigit() and int(length) > max_bytes:
-            return JSONResponse({"error": {"message": f"The request is larger than {max_bytes:,} bytes; send "
-                                           "less.", "type": "request_too_large"}}, status_code=413)
-        # The API and MCP have their own bearer token; everything else (UI, viewer, avatars) needs the password.
-        path = request.url.path
-        if path == "/mcp" and api_token and not bearer_ok(request, api_token):
-            return JSONResponse({"error": {"message": "A bearer token is required: send 'Authorization: Bearer "
-                                           "TOKEN'.", "type": "auth_error"}}, status_code=401,
-                                headers={"WWW-Authenticate": 'Bearer realm="devcopilot"'})
-        if credentials and not (path.startswith("/v1/") or path == "/mcp") and not _basic_ok(request, credentials):
-            return PlainTextResponse("Sign in to use devcopilot.", status_code=401,
-                                     headers={"WWW-Authenticate": 'Basic realm="devcopilot", charset="UTF-8"'})
-        return None
-
-    app.include_router(api_router(copilot, token=api_token or None))
+    app.include_router(api_router(copilot))
     app.state.jobs = jobs if jobs is not None else Jobs(copilot.index)
-    app.include_router(knowledge_router(copilot.index, app.state.jobs, cfg, api_token, credentials, local_token))
-
+    app.include_router(knowledge_router(copilot.index, app.state.jobs, cfg))
+    app.include_router(viewer_router(copilot.index))
     app.add_route("/mcp", mcp_asgi)  # Streamable HTTP (POST, GET and DELETE on one path)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz():
         return {"ok": True}
-
-    @app.get("/source", include_in_schema=False)
-    def source(path: str, lines: str = ""):
-        return _source_view(copilot.index, path, lines)
 
     @app.get("/avatars/{name}", include_in_schema=False)
     def avatar(name: str):
@@ -224,13 +140,7 @@ def create_app(copilot, cfg, auth: str | list[str] = "", api_token: str = "", ho
 
     app = gr.mount_gradio_app(app, build_app(copilot, cfg), path="/", css=CSS, head=HEAD, footer_links=[],
                               show_error=False)
-    app.add_middleware(Guard, refusal=refusal)
-    app.add_middleware(BodyLimit, max_bytes=max_bytes)  # outermost: before any route reads the body
-    return app
-
-
-def _basic_ok(request: Request, credentials: list[tuple[str, str]]) -> bool:
-    return basic_ok(request.headers.get("authorization", ""), credentials)
+    return install(app, gate, max_bytes=int(cfg.server.max_request_bytes or 0))
 
 
 def _avatar_file(avatar: str) -> Path | None:
@@ -239,40 +149,6 @@ def _avatar_file(avatar: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
-
-
-def _source_view(index, path: str, lines: str) -> Response:
-    """A read-only view of one indexed file, the cited lines highlighted. Nothing else is readable.
-
-    The file on disk is shown only while its content is what was indexed (same hash): a file
-    replaced since, by other text or by a hard link to a file outside the source (same path, other
-    content), is shown from the catalog's own copy of the indexed lines instead."""
-    try:
-        start, _, end = lines.partition("-")
-        start_n, end_n = int(start or 0), int(end or start or 0)
-    except ValueError:
-        start_n = end_n = 0
-    found = find_indexed_file(index.catalog, path) if Path(path).is_absolute() else None
-    if found is None:
-        return PlainTextResponse("That file is not part of any indexed source.", status_code=404)
-    note = "This file changed since it was indexed; the indexed text is shown." if found.from_index else ""
-    return HTMLResponse(_file_page(found.path, found.spec, found.text, start_n, end_n, note))
-
-
-def _file_page(rel: str, spec: str, text: str, start: int, end: int, note: str = "") -> str:
-    rows = []
-    for n, line in enumerate(text.splitlines(), 1):
-        mark = ' class="hit"' if start <= n <= end else ""
-        rows.append(f'<tr id="L{n}"{mark}><td class="n"><a href="#L{n}">{n}</a></td>'
-                    f"<td><pre>{html.escape(line)}</pre></td></tr>")
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(rel)}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:1.5em}} table{{border-collapse:collapse;font-size:13px}}
-td{{padding:0 .6em;vertical-align:top}} td.n{{text-align:right;color:#888;user-select:none}} td.n a{{color:inherit;
-text-decoration:none}} pre{{margin:0;font-family:ui-monospace,monospace;white-space:pre-wrap}}
-tr.hit{{background:#fff5c2}} .meta{{color:#666}}</style></head><body>
-<h3>{html.escape(rel)}</h3><p class="meta">from {html.escape(spec)}; lines {start}–{end} highlighted</p>
-{f'<p class="meta"><strong>{html.escape(note)}</strong></p>' if note else ''}
-<table>{''.join(rows)}</table></body></html>"""
 
 
 def build_server_app(cfg, auth: str | list[str] = "", api_token: str = "", root: Path | None = None,
