@@ -19,6 +19,8 @@ from indexes.search import Index
 
 
 class Ahead:
+    """The pools the work done ahead runs on, and the hand-over of what it found to the answer."""
+
     def __init__(self, cfg: Config, index: Index):
         self.cfg = cfg
         self.index = index

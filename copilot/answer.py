@@ -51,6 +51,8 @@ def paragraphs(text: str) -> list[str]:
 
 
 class Answers:
+    """Each specialist's answer in a turn: retrieval, the outcome, its stream, its stored message."""
+
     def __init__(self, cfg: Config, index: Index, monitor: Monitor, sessions: Sessions, ahead: Ahead,
                  tools: ToolLoop):
         self.cfg = cfg

@@ -120,13 +120,19 @@ class Transcript(Reply):
     def write(self, ev: Event) -> str | None:
         """Fold `ev` in and return the text it adds: None for none, "" for an unlabelled answer's start
         (the answer has begun, with nothing to show yet)."""
-        item = self.feed(ev)
         kind = ev.type
+        if kind == TOKEN:  # most events: `feed`'s step for a token, done here, as this runs for every token
+            answer = self.current
+            if answer is None:
+                return None
+            text = ev.text
+            answer.pieces.append(text)
+            self.parts.append(text)
+            return text
+        item = self.feed(ev)
         if item is None or kind == SOURCES:
             return None
-        if kind == TOKEN:
-            text = ev.text
-        elif kind == START:
+        if kind == START:
             text = ("\n\n" if len(self.answers) > 1 else "") + (f"**{item.assistant}:** " if self.labelled else "")
         elif kind == END:
             text = cite_block(item.sources, self.cites, self.base)

@@ -27,6 +27,8 @@ def store_failed(what: str) -> None:
 
 
 class Sessions:
+    """The Copilot's conversations (copilot/conversations.py) as a turn and the doors use them."""
+
     def __init__(self, conversations: Conversations, monitor: Monitor):
         self.conversations = conversations
         self.monitor = monitor

@@ -27,6 +27,8 @@ class Notice:
 
 
 class ToolLoop:
+    """The model's answer, round after round of tool calls while it makes them and may."""
+
     def __init__(self, cfg: Config, index: Index, monitor: Monitor):
         self.cfg = cfg
         self.index = index
