@@ -52,6 +52,33 @@ def resolve_name(name: str, assistants: list[AssistantSpec]) -> list[AssistantSp
     return found
 
 
+class UnknownAssistant(ValueError):
+    """A name that is no assistant here (none is called so, or it fits several). Each door says it in
+    its own words around `sentence`: the CLI as is, MCP adds ", or omit it", the API lists its model ids."""
+
+    def __init__(self, name: str, names: list[str]):
+        self.name = name  # as it was given
+        self.names = names  # the assistants there are
+        super().__init__(self.sentence())
+
+    def sentence(self, names: list[str] | None = None, hint: str = "") -> str:
+        """The sentence, naming `names` (default: the assistants' names) and ending with `hint`."""
+        return f"There is no assistant '{self.name}'; use one of: {', '.join(names or self.names)}{hint}."
+
+
+def find_assistant(name: str, assistants: list[AssistantSpec], exact: bool = False) -> AssistantSpec:
+    """The one assistant `name` means, as `resolve_name` finds it (an "@" and spaces around it are
+    dropped); with `exact`, only the one whose lower-case name it is (the API's model ids).
+    UnknownAssistant when there is none, or several."""
+    if exact:
+        found = [a for a in assistants if a.key == name]
+    else:
+        found = resolve_name(name.strip().lstrip("@"), assistants)
+    if len(found) != 1:
+        raise UnknownAssistant(name, [a.name for a in assistants])
+    return found[0]
+
+
 def parse_mentions(message: str, assistants: list[AssistantSpec]) -> Mentions:
     out = Mentions()
     spans: list[tuple[int, int]] = []

@@ -24,9 +24,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from copilot.chat import Copilot
-from copilot.events import Event, Source
+from copilot.citations import CiteStyle
+from copilot.events import TOKEN
 from copilot.links import public_links, public_url
 from copilot.models import estimate_tokens
+from copilot.reply import Transcript
+from copilot.routing import UnknownAssistant, find_assistant
 from ui.edge import HTTPError, read_json
 
 ALIASES = {"devcopilot": "guide", "default": "guide", "auto": "guide"}
@@ -85,13 +88,9 @@ def _message(m, i: int, max_chars: int) -> dict:
     return {"role": role, "content": text}
 
 
-def sources_block(sources: list[Source], base: str = "") -> str:
-    if not sources:
-        return ""
-    lines = [f"[{s.n}] {s.path}:{s.start_line}-{s.end_line}" + (f" — {s.title}" if s.title else "")
-             + (f" (KB {s.kb})" if s.kb else "") + (f" <{public_url(s.link, base)}>" if s.link else "")
-             for s in sources]
-    return "\n\nSources:\n" + "\n".join(lines)
+# How an answer's sources read: "[1] src/app.py:3-9 — App.run (KB default) <https://host/source?path=...>",
+# each link an absolute URL (under `server.public_url`, else the address the request came to).
+CITES = CiteStyle(url=lambda s, base: public_url(s.link, base))
 
 
 def public_base(copilot: Copilot, request: Request) -> str:
@@ -121,12 +120,13 @@ def api_router(copilot: Copilot) -> APIRouter:
     async def completions(request: Request):
         req = ChatRequest.parse(await request.body(), copilot.cfg.chat.max_message_chars)
         model = ALIASES.get(req.model or "guide", req.model or "guide")
-        names = {a.key: a.name for a in copilot.assistants}
-        if model not in names:
-            raise HTTPError(404, f"There is no assistant '{model}'; use one of: {', '.join(names)} "
-                                 "(GET /v1/models lists them).", "not_found_error")
+        try:
+            spec = find_assistant(model, copilot.assistants, exact=True)
+        except UnknownAssistant as e:
+            names = [a.key for a in copilot.assistants]
+            raise HTTPError(404, e.sentence(names, " (GET /v1/models lists them)"), "not_found_error") from None
         base = public_base(copilot, request)
-        target = None if model == "guide" else names[model]
+        target = None if spec.is_guide else spec.name
         cid = "chatcmpl-" + uuid.uuid4().hex[:24]
         # The turn's thread also stores the conversation it starts: one hand-over to a thread per turn.
         if req.stream:
@@ -269,52 +269,23 @@ def _text(content, where: str, required: bool) -> str:
     return "\n".join(texts)
 
 
-class _Answer:
-    """Collects events into the API's single answer. Through the Guide several may speak, so each
-    speaker is labelled; a request to one assistant gets its answer alone."""
-
-    def __init__(self, labelled: bool, base: str = ""):
-        self.labelled = labelled
-        self.base = base  # citation links are absolute URLs under it
-        self.speakers: list[str] = []
-        self.sources: list[dict] = []
-
-    def prefix(self, ev: Event) -> str:
-        self.speakers.append(ev.assistant)
-        sep = "\n\n" if len(self.speakers) > 1 else ""
-        return sep + (f"**{ev.assistant}:** " if self.labelled else "")
-
-    def end(self, ev: Event) -> str:
-        for s in ev.sources:
-            self.sources.append({"assistant": ev.assistant, **s.to_json(), "link": public_url(s.link, self.base)})
-        return sources_block(ev.sources, self.base)
-
-    def text(self, text: str) -> str:
-        """Answer text with links to files on the server turned into viewer URLs."""
-        return public_links(text, self.base)
+def _sources(turn: Transcript, base: str) -> list[dict]:
+    """The `sources` field: each cited source with its speaker, its link an absolute URL."""
+    return [{"assistant": name, **s.to_json(), "link": public_url(s.link, base)} for name, s in turn.sources]
 
 
 def _complete(copilot: Copilot, question: str, history: list[dict], target: str | None, cid: str, model: str,
               base: str = "") -> dict:
-    """The turn as one chat completion, in a new stored conversation seeded with `history`."""
+    """The turn as one chat completion, in a new stored conversation seeded with `history`. Through the
+    Guide several may speak, so each speaker is labelled; a request to one assistant gets its answer alone."""
     sid = copilot.new_session(history, "", "api")
-    acc = _Answer(labelled=target is None, base=base)
-    parts: list[str] = []
-    for ev in copilot.chat(question, sid, target):
-        if ev.type == "start":
-            parts.append(acc.prefix(ev))
-        elif ev.type == "token":
-            parts.append(ev.text)
-        elif ev.type == "end":
-            parts.append(acc.end(ev))
-        elif ev.type in ("notice", "error"):
-            parts.append(("\n\n" if parts else "") + ev.text)
-    text = acc.text("".join(parts).strip())
+    turn = Transcript(CITES, labelled=target is None, base=base).take(copilot.chat(question, sid, target))
+    text = public_links(turn.text, base)  # links to files on the server turned into viewer URLs
     return {"id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": estimate_tokens(question), "completion_tokens": estimate_tokens(text),
                       "total_tokens": estimate_tokens(question) + estimate_tokens(text)},
-            "sources": acc.sources, "speakers": acc.speakers, "session_id": sid}
+            "sources": _sources(turn, base), "speakers": turn.speakers, "session_id": sid}
 
 
 def _stream(copilot: Copilot, question: str, history: list[dict], target: str | None, cid: str, model: str,
@@ -322,7 +293,7 @@ def _stream(copilot: Copilot, question: str, history: list[dict], target: str | 
     """The turn as OpenAI chat completion chunks (objects), then "[DONE]", in a new stored conversation
     seeded with `history`; `sse` writes them."""
     sid = copilot.new_session(history, "", "api")
-    acc = _Answer(labelled=target is None, base=base)
+    turn = Transcript(CITES, labelled=target is None, base=base)
     created = int(time.time())
     sent: list[str] = []
 
@@ -336,20 +307,11 @@ def _stream(copilot: Copilot, question: str, history: list[dict], target: str | 
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
 
     yield chunk("", role="assistant")
-    first = True
     for ev in copilot.chat(question, sid, target):
-        if ev.type == "start":
-            yield chunk(acc.prefix(ev))
-        elif ev.type == "token":  # offline answers stream whole paragraphs, so their links arrive whole
-            yield chunk(acc.text(ev.text))
-        elif ev.type == "end":
-            block = acc.end(ev)
-            if block:
-                yield chunk(block)
-        elif ev.type in ("notice", "error"):
-            yield chunk(("" if first else "\n\n") + ev.text)
-        first = False
-    yield chunk(None, "stop", sources=acc.sources, speakers=acc.speakers, session_id=sid)
+        text = turn.write(ev)
+        if text is not None:  # offline answers stream whole paragraphs, so their links arrive whole
+            yield chunk(public_links(text, base) if ev.type == TOKEN else text)
+    yield chunk(None, "stop", sources=_sources(turn, base), speakers=turn.speakers, session_id=sid)
     if include_usage:  # as OpenAI does: a last chunk with no choices and the usage (counted locally)
         p, c = estimate_tokens(question), estimate_tokens("".join(sent))
         yield {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [],

@@ -13,6 +13,8 @@ from pathlib import Path
 import gradio as gr
 
 from copilot.chat import store_failed
+from copilot.events import END, START, TOKEN
+from copilot.reply import Note, Reply
 from ui import render
 from ui.auth import user_of
 
@@ -94,41 +96,32 @@ class ChatTab:
         history.append({"role": "user", "content": message})
         ids.append("")
         yield history, ids
+        reply = Reply()
         current = None  # index in history of the answer being streamed
-        parts: dict = {}
         last = 0.0
         try:
             for ev in self.copilot.chat(message, session_id, kb=kb or None):
-                if ev.type == "start":
-                    parts = {"name": ev.assistant, "text": "", "sources": []}
-                    history.append({"role": "assistant", "content": render.assistant_message(
-                        ev.assistant, self.avatar_of(ev.assistant), "", streaming=True)})
-                    ids.append(ev.message_id or "")
-                    current = len(history) - 1
-                elif ev.type == "token" and current is not None:
-                    parts["text"] += ev.text
-                elif ev.type == "sources" and current is not None:
-                    parts["sources"] = list(ev.sources)
-                elif ev.type == "end" and current is not None:
-                    parts["text"] = ev.text or parts["text"]
-                    parts["sources"] = list(ev.sources) or parts["sources"]
-                    if ev.message_id:
-                        ids[current] = ev.message_id
-                elif ev.type in ("notice", "error"):
+                said = reply.feed(ev)
+                if isinstance(said, Note):
                     history.append({"role": "assistant", "content": _notice(ev, self.avatar_of)})
-                    ids.append(ev.message_id or "")
+                    ids.append("")
                     yield history, ids
                     continue
-                if current is not None and parts:
-                    history[current] = {"role": "assistant", "content": render.assistant_message(
-                        parts["name"], self.avatar_of(parts["name"]), parts["text"], parts["sources"],
-                        streaming=ev.type != "end")}
-                    now = time.monotonic()
-                    if ev.type != "token" or now - last >= STREAM_INTERVAL_S:
-                        last = now
-                        yield history, ids
-                if ev.type == "end":
-                    current, parts = None, {}
+                if said is None:
+                    continue
+                if ev.type == START:
+                    history.append({"role": "assistant", "content": ""})
+                    ids.append(said.message_id)
+                    current = len(history) - 1
+                elif ev.type == END:
+                    ids[current] = said.message_id
+                history[current] = {"role": "assistant", "content": render.assistant_message(
+                    said.assistant, self.avatar_of(said.assistant), said.text, said.sources,
+                    streaming=not said.ended)}
+                now = time.monotonic()
+                if ev.type != TOKEN or now - last >= STREAM_INTERVAL_S:
+                    last = now
+                    yield history, ids
         except Exception as e:  # the chat never dies in the browser: one sentence, details in the log
             log.exception("chat failed")
             history.append({"role": "assistant", "content": render.notice_message(_one_line(e), error=True)})

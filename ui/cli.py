@@ -325,13 +325,9 @@ def cmd_search(args) -> int:
     cite = None
     if args.assistant:
         from copilot.assistants import load_assistants, retrieve_for
-        from copilot.routing import resolve_name
+        from copilot.routing import find_assistant
 
-        found = resolve_name(args.assistant.strip().lstrip("@"), load_assistants(index.cfg))
-        if len(found) != 1:
-            names = ", ".join(a.name for a in load_assistants(index.cfg))
-            raise ValueError(f"There is no assistant '{args.assistant}'; use one of: {names}.")
-        spec = found[0]
+        spec = find_assistant(args.assistant, load_assistants(index.cfg))  # UnknownAssistant: its sentence
         read = kbs if args.kb or not spec.kbs else spec.kbs  # --kb wins; else its own KBs narrow the chat's
 
         def cite(q):
@@ -442,15 +438,14 @@ def cmd_forget(args) -> int:
 
 def cmd_ask(args) -> int:
     from copilot.chat import Copilot
-    from copilot.routing import resolve_name
+    from copilot.routing import find_assistant
 
     cfg = config_from(args)
     if args.kb:
         cfg.chat.kb = args.kb
     copilot = Copilot(cfg)
-    if args.assistant and len(resolve_name(args.assistant.strip().lstrip("@"), copilot.assistants)) != 1:
-        names = ", ".join(a.name for a in copilot.assistants)
-        raise ValueError(f"There is no assistant '{args.assistant}'; use one of: {names}.")
+    if args.assistant:
+        find_assistant(args.assistant, copilot.assistants)  # UnknownAssistant: its sentence
     events = copilot.chat(args.question, copilot.new_session(origin="cli"), args.assistant)
     return _print_answers(events, sys.stdout.isatty())
 
@@ -458,6 +453,13 @@ def cmd_ask(args) -> int:
 def _print_answers(events, terminal: bool) -> int:
     """Stream a turn's answers. In a terminal each answer is Markdown rendered by rich (drawn live as it
     streams, then printed whole); piped, the text is printed as it comes, for scripts."""
+    from copilot.citations import CiteStyle, cite_line
+    from copilot.events import END, START, TOKEN
+    from copilot.reply import Note, Reply
+
+    # "  [1] src/app.py:3-9  App.run  (KB default)" and the link below it, unless it is just the path.
+    cites = CiteStyle(number="  [{}] ", title="  {}", kb="  (KB {})", link="\n      {}",
+                      url=lambda s, base: s.link if s.link != s.path else "")
     console = None
     if terminal:
         from rich.console import Console
@@ -465,47 +467,46 @@ def _print_answers(events, terminal: bool) -> int:
         from rich.markdown import Markdown
 
         console = Console(highlight=False)
-    failed = False
-    live, text = None, ""
+    reply = Reply()
+    live = None
     for ev in events:
-        if ev.type == "start":
-            text = ""
-            if console is None:
-                print(f"\n{ev.assistant}:", flush=True)
-            else:
-                console.print(f"\n[bold]{ev.assistant}[/bold]")
-                live = Live(Markdown(""), console=console, refresh_per_second=8, transient=True,
-                            vertical_overflow="ellipsis")
-                live.start()
-        elif ev.type == "token":
-            text += ev.text
-            if live is not None:
-                live.update(Markdown(text))
-            else:
-                print(ev.text, end="", flush=True)
-        elif ev.type == "end":
+        said = reply.feed(ev)
+        if isinstance(said, Note):
             if live is not None:
                 live.stop()
                 live = None
-                console.print(Markdown(ev.text or text))
+            print(f"{said.assistant}: {said.text}", file=sys.stderr)
+        elif said is None:
+            continue
+        elif ev.type == START:
+            if console is None:
+                print(f"\n{said.assistant}:", flush=True)
+            else:
+                console.print(f"\n[bold]{said.assistant}[/bold]")
+                live = Live(Markdown(""), console=console, refresh_per_second=8, transient=True,
+                            vertical_overflow="ellipsis")
+                live.start()
+        elif ev.type == TOKEN:
+            if live is not None:
+                live.update(Markdown(said.text))
+            else:
+                print(ev.text, end="", flush=True)
+        elif ev.type == END:
+            if live is not None:
+                live.stop()
+                live = None
+                console.print(Markdown(said.text))
             else:
                 print()
-            for s in ev.sources:
-                line = f"  [{s.n}] {s.path}:{s.start_line}-{s.end_line}" + (f"  {s.title}" if s.title else "") \
-                    + (f"  (KB {s.kb})" if s.kb else "") + (f"\n      {s.link}" if s.link and s.link != s.path else "")
+            for s in said.sources:
+                line = cite_line(s, cites)
                 if console is not None:
                     console.print(line, markup=False, style="dim")
                 else:
                     print(line)
-        elif ev.type in ("notice", "error"):
-            if live is not None:
-                live.stop()
-                live = None
-            print(f"{ev.assistant}: {ev.text}", file=sys.stderr)
-            failed = failed or ev.type == "error"
     if live is not None:
         live.stop()
-    return 2 if failed else 0
+    return 2 if reply.failed else 0
 
 
 def cmd_mcp(args) -> int:

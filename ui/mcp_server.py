@@ -21,7 +21,9 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from copilot.chat import Copilot
-from copilot.routing import resolve_name
+from copilot.citations import CiteStyle
+from copilot.reply import Transcript
+from copilot.routing import UnknownAssistant, find_assistant
 from indexes.indexed_files import MAX_LINES, find_indexed_file, line_range
 from indexes.retrieve import RetrievalDown, find_definitions, retrieve
 from indexes.search import Hit, SearchError
@@ -259,39 +261,28 @@ def ask_tool(copilot: Copilot) -> Callable[..., CallToolResult]:
         quoted, and says so. The answer stays within about 6,000 tokens. Slower than search; prefer search
         when you will read the passages yourself."""
         if assistant is not None:
-            names = [a.name for a in copilot.assistants]
-            if len(resolve_name(assistant.strip().lstrip("@"), copilot.assistants)) != 1:
-                raise ToolError(f"There is no assistant '{assistant}'; use one of: {', '.join(names)}, or omit it.")
+            try:
+                find_assistant(assistant, copilot.assistants)
+            except UnknownAssistant as e:
+                raise ToolError(e.sentence(hint=", or omit it")) from None
         return answer(copilot, question, assistant)
 
     return ask
 
 
+# How an answer's sources read: "[1] src/app.py:3-9 · App.run <link>".
+CITES = CiteStyle(title=" · {}", kb="")
+
+
 def answer(copilot: Copilot, question: str, assistant: str | None) -> CallToolResult:
     """One turn of the group chat, collected: each speaker's answer and its numbered sources."""
-    parts: list[str] = []
-    sources: list[dict] = []
-    speakers: list[str] = []
-    failed = False
-    for ev in copilot.chat(question, copilot.new_session(), assistant):
-        if ev.type == "start":
-            speakers.append(ev.assistant)
-            parts.append(("\n\n" if len(speakers) > 1 else "") + f"**{ev.assistant}:** ")
-        elif ev.type == "token":
-            parts.append(ev.text)
-        elif ev.type == "end" and ev.sources:
-            parts.append("\n\nSources:\n" + "\n".join(
-                f"[{s.n}] {s.path}:{s.start_line}-{s.end_line}" + (f" · {s.title}" if s.title else "")
-                + (f" <{s.link}>" if s.link else "") for s in ev.sources))
-            sources += [{"assistant": ev.assistant, **{k: v for k, v in s.to_json().items() if k != "excerpt"}}
-                        for s in ev.sources]
-        elif ev.type in ("notice", "error"):
-            parts.append(("\n\n" if parts else "") + ev.text)
-            failed = failed or ev.type == "error"
-    text, _ = _cut("".join(parts).strip(), MAX_RESULT_CHARS)
+    turn = Transcript(CITES).take(copilot.chat(question, copilot.new_session(), assistant))
+    text, _ = _cut(turn.text, MAX_RESULT_CHARS)
+    sources = [{"assistant": name, **{k: v for k, v in s.to_json().items() if k != "excerpt"}}
+               for name, s in turn.sources]
     return CallToolResult(content=[TextContent(type="text", text=text)],
-                          structured_content={"answer": text, "speakers": speakers, "sources": sources},
-                          is_error=failed)
+                          structured_content={"answer": text, "speakers": turn.speakers, "sources": sources},
+                          is_error=turn.failed)
 
 
 def http_app(server: MCPServer, host: str = "127.0.0.1"):

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from urllib.parse import quote
 
+from copilot.citations import CiteStyle, cite_block
 from copilot.links import public_links, public_url, with_lines
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
@@ -49,21 +50,20 @@ def _md_escape(text: str) -> str:
     return re.sub(r"[\\`*_\[\]<>|]", lambda m: f"&#{ord(m.group(0))};", text)
 
 
+def _cited_href(s, base: str) -> str:
+    """A source's link to its lines, as a Markdown link's target."""
+    return source_href(s.link, s.start_line, s.end_line).replace(" ", "%20").replace(")", "%29")
+
+
+# How an answer's sources read: "1. [src/app.py:3-9](/source?path=... "origin") — App.run" and the KB, the
+# place a link that opens those lines, the origin (where it was indexed from, and when) its tooltip.
+CITES = CiteStyle(number="{}. ", kb=' <span class="dc-kb">· KB {}</span>', link="", heading="\n\n**Sources**\n\n",
+                  url=_cited_href, markdown=_md_escape)
+
+
 def sources_block(sources) -> str:
     """The numbered sources under an answer: file and lines (the link opens those lines), title, KB."""
-    if not sources:
-        return ""
-    lines = ["", "", "**Sources**", ""]
-    for s in sources:
-        label = f"{s.path}:{s.start_line}-{s.end_line}"
-        title = f" — {_md_escape(s.title)}" if s.title and s.title != s.path else ""
-        kb = f' <span class="dc-kb">· KB {html.escape(s.kb)}</span>' if getattr(s, "kb", "") else ""
-        href = source_href(s.link, s.start_line, s.end_line).replace(" ", "%20").replace(")", "%29")
-        origin = getattr(s, "origin", "")  # where it was indexed from and when: the link's tooltip
-        tip = ' "' + _md_escape(origin).replace('"', "'") + '"' if origin else ""
-        link = f"[{_md_escape(label)}]({href}{tip})" if href else _md_escape(label)
-        lines.append(f"{s.n}. {link}{title}{kb}")
-    return "\n".join(lines)
+    return cite_block(sources, CITES)
 
 
 def local_links(text: str, sources=()) -> str:

@@ -1,0 +1,199 @@
+"""A specialist's answer: what it cites, and what becomes of it.
+
+Retrieval (indexes/retrieve.py) decides what is cited and whether it is too weak to answer from.
+Then one of five outcomes, stored with the message: nothing indexed to read ("missing"), the
+search is down ("down"), "I don't know" ("dont_know"), the best passages quoted when there is no
+usable model ("offline"), or the model's answer ("model"; "offline" after all when the model
+fails before saying anything). Whatever the outcome, its words stream through one loop.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Generator, Iterable, Iterator
+from dataclasses import astuple, dataclass
+
+from copilot.ahead import Ahead
+from copilot.assistants import AssistantSpec, retrieve_for
+from copilot.config import Config
+from copilot.events import END, NOTICE, SOURCES, START, TOKEN, Event, Source
+from copilot.models import ModelUnavailable, StreamCut, clean_error
+from copilot.monitor import Monitor
+from copilot.prompts import answer_messages, dont_know, language_of, no_model_line, offline_answer, pieces
+from copilot.sessions import Sessions
+from copilot.toolloop import Notice, ToolLoop
+from copilot.turn import Turn, conversation
+from indexes.retrieve import Retrieval, RetrievalDown
+from indexes.search import Hit, Index
+
+log = logging.getLogger("devcopilot.chat")
+
+
+@dataclass
+class Outcome:
+    """How an answer turned out: its words as they stream, and what it cites."""
+    kind: str  # stored with the message: model | offline | dont_know | down | missing
+    sources: list[Source]
+    said: Iterable[str | Notice]  # streamed by the answer's one loop
+    text: str = ""  # the whole answer (a model's, once it has streamed)
+    model: str = ""  # the model that wrote it
+    counter: str = ""  # the monitor's count of it, made once it has streamed
+
+
+def spoken(kind: str, sources: list[Source], text: str, counter: str = "") -> Outcome:
+    """An answer written at once, streamed in word-sized pieces."""
+    return Outcome(kind, sources, pieces(text), text, counter=counter)
+
+
+def paragraphs(text: str) -> list[str]:
+    """Quoted passages stream a paragraph at a time, so their links arrive whole."""
+    return [p + "\n\n" for p in text.split("\n\n")]
+
+
+class Answers:
+    """Each specialist's answer in a turn: retrieval, the outcome, its stream, its stored message."""
+
+    def __init__(self, cfg: Config, index: Index, monitor: Monitor, sessions: Sessions, ahead: Ahead,
+                 tools: ToolLoop):
+        self.cfg = cfg
+        self.index = index
+        self.monitor = monitor
+        self.sessions = sessions
+        self.ahead = ahead
+        self.tools = tools
+
+    def answer(self, spec: AssistantSpec, question: str, sid: str, history: list[dict], turn: Turn,
+               others: list[str]) -> Iterator[Event]:
+        """`spec`'s answer to `question` in `turn` (`others` answer it too): start, tokens, sources, end."""
+        mid = uuid.uuid4().hex
+        yield Event(START, spec.name, message_id=mid)
+        convo = conversation(history, self.cfg.chat.history_turns)
+        query, how = self.ahead.query(turn, question, convo, spec.name)
+        if how == "model-failed":
+            turn.model_down = turn.model_down or "it did not answer"
+        out = self.outcome(spec, question, query, convo, turn, others)
+        name, said = spec.name, out.said
+        try:
+            for piece in said:  # the one loop: every outcome's words stream here
+                if piece.__class__ is str:
+                    yield Event(TOKEN, name, piece)
+                else:
+                    yield Event(NOTICE, name, piece.text)
+        finally:  # a client that left stops the model's stream now (its generator and `out` hold each other)
+            if isinstance(said, Generator):
+                said.close()
+        if out.counter:
+            self.monitor.count(out.counter)
+        yield Event(SOURCES, name, sources=out.sources)
+        self.sessions.store(sid, "assistant", out.text, name, out.sources, out.model, message_id=mid,
+                            outcome=out.kind)
+        turn.answers.append({"role": "assistant", "assistant": name, "content": out.text, "sources": out.sources})
+        yield Event(END, name, out.text, out.sources, mid)
+
+    def outcome(self, spec: AssistantSpec, question: str, query: str, convo: list[dict], turn: Turn,
+                others: list[str]) -> Outcome:
+        """What `spec` cites for `query`, and which of the five outcomes its answer is."""
+        kbs = turn.kbs_of(spec)
+        try:
+            found = self.retrieve(spec, query, kbs, turn)
+            hits, weak, down = found.hits, found.weak, ""
+        except RetrievalDown as e:
+            hits, weak, down = [], True, f"{type(e.cause).__name__}: {clean_error(e.cause)[:160]}"
+        sources = [Source.of(n, h.chunk, h.kb, self.origin(h)) for n, h in enumerate(hits, 1)]
+        lang = language_of(question)
+        if not down and not hits and not any(self.index.catalog.kb(kb) for kb in kbs):
+            return spoken("missing", sources, self.nothing_to_read(spec, kbs, turn))
+        if down:
+            return spoken("down", sources, f"I can't search the knowledge base right now ({down}). Check the vector "
+                                           "store (`devcopilot status`) and ask again; nothing indexed is lost.",
+                          "retrieval_failures")
+        if weak:
+            return spoken("dont_know", sources[:3], dont_know(sources[:3], lang), "dont_know_answers")
+        model = turn.usable_model()
+        if model is None:
+            return self.quoted(sources, query, turn, no_model_line(lang) if turn.model is None
+                               else self.fault_note(turn.model_down))
+        out = Outcome("model", sources, (), model=model.model)
+        msgs = answer_messages(spec, question, sources, model_history(convo, turn.answers), lang, others)
+        out.said = self.from_model(out, spec, msgs, query, kbs, turn)
+        return out
+
+    def quoted(self, sources: list[Source], query: str, turn: Turn, note: str) -> Outcome:
+        """The best passages, quoted under `note` (why there is no model's answer)."""
+        # A second speaker in the same turn quotes what the first did not, when there is enough.
+        quoted = {(s.path, s.start_line) for t in turn.answers for s in t["sources"]}
+        fresh = [s for s in sources if (s.path, s.start_line) not in quoted]
+        if len(fresh) >= 2 and len(fresh) < len(sources):
+            sources = [Source(n, *astuple(s)[1:]) for n, s in enumerate(fresh, 1)]
+        sources = sources[:3]
+        text = offline_answer(sources, query, note)
+        return Outcome("offline", sources, paragraphs(text), text, counter="offline_answers")
+
+    def from_model(self, out: Outcome, spec: AssistantSpec, msgs: list[dict], query: str, kbs: list[str],
+                   turn: Turn) -> Iterator[str | Notice]:
+        """The model's answer as it streams; `out` learns its text, and its outcome when the model fails."""
+        parts: list[str] = []
+        try:
+            yield from self.tools.stream(turn.model, spec, msgs, out.sources, parts, kbs)
+            out.text = "".join(parts)
+        except ModelUnavailable as e:
+            turn.model_down = str(e)
+            out.sources = out.sources[:3]
+            if parts:
+                note = f"\n\n_(The model stopped before finishing: {e}. The sources below are what it was given.)_"
+                out.text = "".join(parts) + note
+                yield note
+            else:  # nothing said yet: the passages, quoted
+                out.text = offline_answer(out.sources, query, self.fault_note(str(e)))
+                out.kind, out.counter = "offline", "offline_answers"
+                yield from paragraphs(out.text)
+        except StreamCut as e:
+            note = f"\n\n_(The answer was cut off: {e}. What arrived is kept above; ask again for the rest.)_"
+            out.text = "".join(parts) + note
+            yield note
+
+    def retrieve(self, spec: AssistantSpec, query: str, kbs: list[str], turn: Turn | None = None) -> Retrieval:
+        """What `spec` cites for `query` from `kbs` (indexes/retrieve.py holds the policy); taken from
+        the turn's search ahead when it searched the same."""
+        found = self.ahead.take(turn, spec, query, kbs)
+        if found is None:
+            found = retrieve_for(self.index, spec, query, kbs)
+        if found.searches:
+            self.monitor.count("retrieval_calls", found.searches)
+        return found
+
+    def nothing_to_read(self, spec: AssistantSpec, kbs: list[str], turn: Turn) -> str:
+        """Why there is nothing to answer from, and what to do."""
+        if spec.kbs and turn.narrowed and not kbs:
+            return (f"I answer from {', '.join(repr(k) for k in spec.kbs)}, and this chat is narrowed to "
+                    f"{', '.join(repr(k) for k in turn.kbs)}: choose all knowledge bases (or one of mine) and ask "
+                    "again.")
+        if not kbs:
+            return ("Nothing is indexed yet: run `devcopilot ingest SOURCE` (or add a source in the Knowledge tab), "
+                    "then ask again.")
+        return (f"I read the knowledge base {', '.join(repr(k) for k in kbs)}, which has not been indexed yet: "
+                f"run `devcopilot ingest SOURCE --kb {kbs[0]}` (or add a source in the Knowledge tab).")
+
+    def origin(self, hit: Hit) -> str:
+        try:
+            return self.index.origin(hit.kb, hit.chunk.source_id)
+        except Exception:  # a citation's footnote must never cost the answer
+            log.exception("source origin failed")
+            return ""
+
+    def fault_note(self, reason: str) -> str:
+        if self.monitor.over_budget():
+            return "_" + self.monitor.budget_message() + "_"
+        return (f"_The language model could not answer ({reason}), so these are the best matching passages, "
+                "quoted._")
+
+
+def model_history(convo: list[dict], turn: list[dict]) -> list[dict]:
+    """The conversation as the model reads it, then what earlier speakers in this turn answered."""
+    out = []
+    for h in convo:
+        if h["role"] in ("user", "assistant"):
+            out.append({"role": h["role"], "content": h["content"][:1500]})
+    for t in turn:  # earlier speakers in this turn
+        out.append({"role": "assistant", "content": f"({t['assistant']} answered:) {t['content'][:2500]}"})
+    return out
