@@ -444,6 +444,8 @@ def _checked(name: str, hint: Any, value: Any, source: str) -> Any:
     """`value` as the setting's type, within its rules, or a ConfigError in one sentence."""
     kind, rules = kind_and_rules(hint)
     via = "" if source in (FILE, OVERRIDE) else f" (set by {source})"
+    if any(isinstance(r, Duration) for r in rules) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)  # `every = 3600`: a plain number of seconds, as it has always been read
     typed = _typed(kind, value, text=source != FILE)
     if typed is None:
         raise ConfigError(_wrong_type(name, via, kind, _expected(kind, rules), value, source))

@@ -297,6 +297,7 @@ def test_every_door_says_the_one_errors_sentence(data, capsys, monkeypatch):
     from copilot.config import load_config
     from ui.api import api_router
     from ui.cli import main
+    from ui.edge import Gate, install
     from ui.mcp_server import build_server
 
     sentence = UnknownAssistant.sentence
@@ -319,6 +320,7 @@ def test_every_door_says_the_one_errors_sentence(data, capsys, monkeypatch):
 
     app = FastAPI()
     app.include_router(api_router(copilot))
+    install(app, Gate(), max_bytes=1_000_000)  # the one edge renders the API's errors
     r = TestClient(app).post("/v1/chat/completions", json={"model": "Wizard", "messages": [
         {"role": "user", "content": "hi"}]})
     assert r.status_code == 404
