@@ -222,8 +222,8 @@ def create_app(copilot, cfg, auth: str | list[str] = "", api_token: str = "", ho
 
     from ui.app import CSS, HEAD, build_app
 
-    app = gr.mount_gradio_app(app, build_app(copilot, cfg), path="/", css=CSS, head=HEAD, footer_links=[],
-                              show_error=False)
+    app = gr.mount_gradio_app(app, build_app(copilot, cfg, app.state.jobs), path="/", css=CSS, head=HEAD,
+                              footer_links=[], show_error=False)
     app.add_middleware(Guard, refusal=refusal)
     app.add_middleware(BodyLimit, max_bytes=max_bytes)  # outermost: before any route reads the body
     return app
