@@ -3,8 +3,9 @@
 
 Jobs run one at a time on a thread of their own, under the data dir's writer lock
 (indexes/writer.py), while searches go on beside them; a caller gets a job id at once and
-polls its progress (stage, files done of total), or cancels it. The HTTP API, `devcopilot
-ingest` handing its work to a running server, and the sync schedule all go through here.
+polls its progress (stage, files done of total), or cancels it, also while it waits for the
+lock. A server has one queue: the Knowledge tab, the HTTP API, `devcopilot ingest` handing its
+work to a running server, and the sync schedule all go through here.
 """
 from __future__ import annotations
 
@@ -15,21 +16,18 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from indexes.build import IngestSummary, forget, ingest
 from indexes.search import Index
-from indexes.writer import Holder, writing
+from indexes.writer import Cancelled, Holder, writing
 from ingest.sources import SourceError
 
 log = logging.getLogger("devcopilot.jobs")
 
 ACTIONS = ("add", "reindex", "forget")
 ACTIVE = ("queued", "running")
-
-
-class Cancelled(Exception):
-    """Raised inside a job's progress callback when the job was asked to stop."""
 
 
 @dataclass
@@ -42,14 +40,17 @@ class Job:
     exclude: list[str] | None = None
     by: str = "api"  # who asked: api | cli | sync | ui
     state: str = "queued"  # queued | running | done | failed | cancelled
-    stage: str = ""  # waiting | resolving | scan | index | lexical
-    done: int = 0
+    stage: str = ""  # waiting | resolving | scan | index | embed | lexical
+    done: int = 0  # the last progress report, of `total` (files chunked, chunks embedded: see `stage`)
     total: int = 0
     message: str = ""  # what it is doing, or how it ended (one sentence)
     results: list[dict] = field(default_factory=list)  # one per KB indexed: the ingest's figures
     created_at: float = field(default_factory=time.time)
     started_at: float | None = None
     finished_at: float | None = None
+    files: int = 0  # files found by the scan of the KB being indexed
+    chunks_done: int = 0  # chunks embedded of an estimate that ends exact (the "embed" stage's reports)
+    chunks_total: int = 0
     cancel_requested: bool = False
 
     def describe(self) -> str:
@@ -71,7 +72,8 @@ class Job:
 def result_of(s: IngestSummary) -> dict:
     return {"kb": s.kb, "sources": s.sources, "files": s.files, "changed": s.changed, "removed": s.removed,
             "chunks_written": s.chunks, "embedded": s.embedded, "total_chunks": s.total_chunks,
-            "skipped": dict(s.skipped), "seconds": round(s.seconds, 2), "summary": s.line()}
+            "skipped": dict(s.skipped), "seconds": round(s.seconds, 2), "summary": s.line(),
+            "cancelled": s.cancelled, "done_files": s.done_files}
 
 
 class Jobs:
@@ -114,22 +116,26 @@ class Jobs:
         return [j for j in self.all() if j.state in ACTIVE]
 
     def cancel(self, job_id: str) -> Job | None:
-        """Ask a job to stop: a queued one never starts; a running one stops at its next file, leaving
-        its KB to be completed by the next ingest (as after a kill)."""
+        """Ask a job to stop: a queued one never starts; one waiting for the writer lock stops waiting
+        and writes nothing; a running one stops between two files or batches, what it wrote consistent
+        and searchable, its KB completed by the next ingest."""
         with self._changed:
             job = self._jobs.get(job_id)
             if job is not None and job.state in ACTIVE:
                 job.cancel_requested = True
                 if job.state == "queued":
                     self._finish(job, "cancelled", "Cancelled before it started.")
+                self._changed.notify_all()
             return job
 
-    def wait(self, job_id: str, timeout: float) -> Job | None:
-        """The job once it has ended, or as it is when `timeout` seconds have passed."""
+    def wait(self, job_id: str, timeout: float, until: Callable[[Job], bool] | None = None) -> Job | None:
+        """The job once it has ended (or once `until(job)` holds: its stage changed, say), or as it is
+        when `timeout` seconds have passed."""
         deadline = time.monotonic() + timeout
         with self._changed:
             job = self._jobs.get(job_id)
-            while job is not None and job.state in ACTIVE and (left := deadline - time.monotonic()) > 0:
+            while (job is not None and job.state in ACTIVE and not (until and until(job))
+                   and (left := deadline - time.monotonic()) > 0):
                 self._changed.wait(min(left, 1.0))
             return job
 
@@ -154,7 +160,9 @@ class Jobs:
             try:
                 state, message = self._run(job)
             except Cancelled:
-                state, message = "cancelled", ("Cancelled; what was indexed so far is kept, and the next run "
+                state, message = "cancelled", ("Cancelled while it waited for another writer; nothing was written."
+                                               if job.stage == "waiting" else
+                                               "Cancelled; what was indexed so far is kept, and the next run "
                                                "completes it.")
             except (SourceError, ValueError, OSError, RuntimeError) as e:
                 log.warning("job %s (%s) failed: %s", job.id, job.describe(), e)
@@ -165,30 +173,53 @@ class Jobs:
             with self._changed:
                 self._finish(job, state, message)
 
+    def _report(self, job: Job, stage: str, done: int = 0, total: int = 0) -> None:
+        """Progress: the figures a caller draws, and callers waiting on the job (`wait(until=...)`) look again."""
+        with self._changed:
+            job.stage, job.done, job.total = stage, done, total
+            if stage == "scan":
+                job.files = done
+            elif stage == "embed":
+                job.chunks_done, job.chunks_total = done, total
+            self._changed.notify_all()
+
     def _run(self, job: Job) -> tuple[str, str]:
         def waiting(holder: Holder | None) -> None:
-            job.stage, job.message = "waiting", f"Waiting for {holder.describe() if holder else 'another writer'}."
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if job.cancel_requested:
-                raise Cancelled()
-            job.stage, job.done, job.total = stage, done, total
+            job.message = f"Waiting for {holder.describe() if holder else 'another writer'}."
+            self._report(job, "waiting")
 
         what = f"devcopilot serve, {job.id}: {job.describe()}"
-        with writing(self.index.cfg.data_dir, what, on_wait=waiting):
-            progress("resolving", 0, 0)
+        with writing(self.index.cfg.data_dir, what, on_wait=waiting, cancelled=lambda: job.cancel_requested):
+            if job.cancel_requested:  # asked just as the lock came
+                raise Cancelled()
             job.message = ""
+            self._report(job, "resolving")
             if job.action == "forget":
                 specs = job.sources or [None]
                 lines = [forget(self.index, spec, job.kb) for spec in specs]
                 return "done", " ".join(lines)
             if job.action == "add":
-                summary = ingest(self.index, job.sources, job.kb or "default", job.include, job.exclude, progress)
-                job.results.append(result_of(summary))
-                return "done", summary.line()
-            return self._reindex(job, progress)
+                self._ingest(job, job.sources, job.kb or "default", job.include, job.exclude)
+                return "done", job.results[-1]["summary"]
+            return self._reindex(job)
 
-    def _reindex(self, job: Job, progress) -> tuple[str, str]:
+    def _ingest(self, job: Job, specs: list[str], kb: str, include: list[str] | None = None,
+                exclude: list[str] | None = None) -> None:
+        """One ingest of the job, its figures added to `job.results`; Cancelled once it stopped on request
+        (what it wrote is kept, consistent: indexes/build.py)."""
+        if job.cancel_requested:
+            raise Cancelled()
+
+        def progress(stage: str, done: int, total: int) -> None:
+            self._report(job, stage, done, total)
+
+        job.files = job.chunks_done = job.chunks_total = 0  # this KB's figures, not the previous one's
+        summary = ingest(self.index, specs, kb, include, exclude, progress, cancel=lambda: job.cancel_requested)
+        job.results.append(result_of(summary))
+        if summary.cancelled:
+            raise Cancelled()
+
+    def _reindex(self, job: Job) -> tuple[str, str]:
         """Every source of the KB (or of every KB) again: git sources are fetched, folders and packages
         scanned; each keeps its globs. A source that fails (an unreachable remote) does not keep the
         others of its KB from being synced."""
@@ -202,14 +233,14 @@ class Jobs:
             if not specs:
                 continue
             try:
-                job.results.append(result_of(ingest(self.index, specs, kb, progress=progress)))
+                self._ingest(job, specs, kb)
             except SourceError as e:
                 if len(specs) == 1:
                     failures.append(f"'{kb}': {_one_line(e)}")
                     continue
                 for spec in specs:  # one by one, so the reachable ones are synced
                     try:
-                        job.results.append(result_of(ingest(self.index, [spec], kb, progress=progress)))
+                        self._ingest(job, [spec], kb)
                     except SourceError as e:
                         failures.append(f"'{kb}': {_one_line(e)}")
         lines = [r["summary"] for r in job.results]

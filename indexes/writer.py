@@ -32,10 +32,16 @@ from pathlib import Path
 LOCK = "writer.lock"
 SERVER_LOCK = "server.lock"
 SERVER_INFO = "server.json"
+WAIT_POLL_S = 0.05  # how often a cancellable wait for the lock looks at `cancelled()`
 
 
 class WriterBusy(RuntimeError):
     """Another process (or job) is writing the data dir and the caller asked not to wait."""
+
+
+class Cancelled(Exception):
+    """The caller gave up (its `cancelled()` said so) while waiting for the lock: nothing was written.
+    Index jobs (indexes/jobs.py) raise it too when asked to stop."""
 
 
 @dataclass
@@ -74,10 +80,12 @@ def busy_sentence(holder: Holder | None) -> str:
 
 
 @contextmanager
-def writing(data_dir: Path, what: str, wait: bool = True,
-            on_wait: Callable[[Holder | None], None] | None = None) -> Iterator[None]:
+def writing(data_dir: Path, what: str, wait: bool = True, on_wait: Callable[[Holder | None], None] | None = None,
+            cancelled: Callable[[], bool] | None = None) -> Iterator[None]:
     """Hold the data dir's writer lock for the block. With `wait`, wait for the current writer
-    (calling `on_wait` once with who it is); without, raise WriterBusy at once."""
+    (calling `on_wait` once with who it is); without, raise WriterBusy at once. With `cancelled`,
+    the wait looks at it every few hundredths of a second and, once it says True, raises
+    Cancelled (an index job asked to stop must not wait for another writer to finish)."""
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     pl = _process_lock(data_dir)
@@ -86,24 +94,15 @@ def writing(data_dir: Path, what: str, wait: bool = True,
             raise WriterBusy(busy_sentence(holder(data_dir)))
         if on_wait:
             on_wait(holder(data_dir))
-        pl.thread_lock.acquire()
+        if cancelled is None:
+            pl.thread_lock.acquire()
+        else:
+            while not pl.thread_lock.acquire(timeout=WAIT_POLL_S):
+                if cancelled():
+                    raise Cancelled()
     try:
         if pl.depth == 0:
-            fd = os.open(data_dir / LOCK, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
-            try:
-                if not _try_flock(fd):
-                    current = _read_holder(data_dir / LOCK)
-                    if not wait:
-                        raise WriterBusy(busy_sentence(current)) from None
-                    if on_wait:
-                        on_wait(current)
-                    fcntl.flock(fd, fcntl.LOCK_EX)  # Ctrl-C interrupts the wait
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, json.dumps({"pid": os.getpid(), "what": what, "since": time.time()}).encode(), 0)
-            except BaseException:
-                os.close(fd)
-                raise
-            pl.fd = fd
+            pl.fd = _flock(data_dir, what, wait, on_wait, cancelled)
         pl.depth += 1
         try:
             yield
@@ -117,6 +116,31 @@ def writing(data_dir: Path, what: str, wait: bool = True,
                     os.close(fd)  # closing releases the flock
     finally:
         pl.thread_lock.release()
+
+
+def _flock(data_dir: Path, what: str, wait: bool, on_wait: Callable[[Holder | None], None] | None,
+           cancelled: Callable[[], bool] | None) -> int:
+    """Take the lock file's flock (waiting for another process as `writing` says) and sign it; the open fd."""
+    fd = os.open(data_dir / LOCK, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        if not _try_flock(fd):
+            current = _read_holder(data_dir / LOCK)
+            if not wait:
+                raise WriterBusy(busy_sentence(current)) from None
+            if on_wait:
+                on_wait(current)
+            if cancelled is None:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # Ctrl-C interrupts the wait
+            else:
+                while not _try_flock(fd):  # each try takes a few hundredths of a second
+                    if cancelled():
+                        raise Cancelled()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "what": what, "since": time.time()}).encode(), 0)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _try_flock(fd: int) -> bool:

@@ -63,7 +63,11 @@ def test_add_a_source_then_poll_the_job_until_the_chat_cites_it(site):
     assert status == 202 and job["id"].startswith("job-") and job["state"] in ("queued", "running")
     job = finished(site, job)
     assert job["state"] == "done" and job["results"][0]["changed"] == 1, job
-    assert "KB 'default'" in job["message"]
+    assert "KB 'default'" in job["message"] and job["by"] == "api"
+    # The figures a progress bar draws (the Knowledge tab's): files found, chunks embedded of the estimate.
+    result = job["results"][0]
+    assert job["files"] == result["files"] == 1 and not result["cancelled"] and result["done_files"] == 1
+    assert job["chunks_done"] == job["chunks_total"] == result["chunks_written"] > 0
     question = {"role": "user", "content": "Do sea otters hold hands?"}
     status, answer = request(site["url"] + "/v1/chat/completions", {"model": "tutoring", "messages": [question]}, TOKEN)
     assert status == 200 and any(s["path"] == "otters.md" for s in answer["sources"])

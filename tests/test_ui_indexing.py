@@ -1,17 +1,21 @@
 """Indexing from the Knowledge tab, in headless Chromium against a real server: a progress bar in
-view that counts chunks and advances, the buttons off meanwhile, a summary at the end, and a
-cancel that leaves the knowledge base consistent and searchable."""
+view that counts chunks and advances, a job the Knowledge API lists, a second request queued behind
+the first, a summary at the end, a cancel that leaves the knowledge base consistent and searchable,
+and a bar that says whom a job waits for while another writer holds the lock, cancelled at once."""
 from __future__ import annotations
 
 import random
 import re
+import threading
 import uuid
 
 import pytest
 from browser_support import answers, ask, first_cited_path, have_chromium, open_chat, small_project_server
 from conftest import write_tree
+from live_support import request
 
 from indexes.retrieve import retrieve
+from indexes.writer import writing
 
 pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not have_chromium(), reason="Debian chromium is not installed")
@@ -70,15 +74,27 @@ def test_the_progress_bar_is_in_view_counts_chunks_and_advances(browser, world):
                            "return b && +b.dataset.done > 0; }", timeout=120_000)
     first = bar(page)
     assert first["inView"] and not first["covered"], first  # the element at its centre is the bar
-    assert first["add"] and first["reindex"], first  # the buttons are off while it runs
     assert "chunks" in first["label"] and first["total"] > 100, first
+    # The server's one queue runs it: the Knowledge API lists it, as the tab's.
+    listed = request(world["url"] + "/v1/knowledge/jobs")[1]["jobs"]
+    assert [(j["by"], j["state"]) for j in listed if j["kb"] == "watch"] == [("ui", "running")], listed
+    # A second request meanwhile is queued behind it, and the page says so.
+    assert not first["add"] and not first["reindex"], first
+    small = write_tree(world["allowed"] / "watch-more", {"more.md": "# More\n\nOne more page of the handbook.\n"})
+    page.fill("#dc-source textarea, #dc-source input", str(small))
+    page.click("#dc-add")
+    page.wait_for_function("() => /Queued/.test(document.querySelector('#dc-index-status').innerText)",
+                           timeout=30_000)
+    assert f"add {small} to 'watch' starts when" in page.inner_text("#dc-index-status")
+    assert f"Queued after it: add {small}" in bar(page)["label"]
     page.wait_for_function("n => { const b = document.querySelector('#dc-progress-bar'); "
                            "return b && +b.getAttribute('aria-valuenow') > n; }", arg=first["value"], timeout=120_000)
     page.wait_for_function("() => /Indexed|❌/.test(document.querySelector('#dc-index-status').innerText)",
                            timeout=300_000)
+    page.wait_for_function("() => !document.querySelector('#dc-progress-bar')", timeout=120_000)
     status = page.inner_text("#dc-index-status")
     assert "Indexed" in status and "40 files" in status and "chunks" in status, status
-    assert page.locator("#dc-progress-bar").count() == 0
+    assert status.count("Indexed") == 2 and "1 files" in status, status  # both jobs, each summed up
     assert not page.locator("#dc-add").is_disabled() and not page.locator("#dc-reindex").is_disabled()
     assert world["index"].catalog.count_chunks("watch") >= 300
     page.context.close()
@@ -122,3 +138,34 @@ def test_cancel_leaves_the_index_consistent_and_search_working(browser, world):
     assert "Indexed" in page.inner_text("#dc-index-status")
     assert index.catalog.db.execute("SELECT COUNT(*) FROM files WHERE kb='stop'").fetchone()[0] == total_files
     page.context.close()
+
+
+def test_the_bar_says_whom_a_job_waits_for_and_cancel_stops_the_wait(browser, world):
+    folder = write_tree(world["allowed"] / "later", {"later.md": "# Later\n\nWritten once the lock is free.\n"})
+    index = world["index"]
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with writing(index.cfg.data_dir, "a test holder"):
+            held.set()
+            release.wait(300)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert held.wait(30)
+    page = open_chat(browser, world["url"], 1280, 800)
+    try:
+        start_indexing(page, folder, "later")
+        page.wait_for_function("() => /Waiting for a test holder/.test("
+                               "document.querySelector('#dc-progress-bar').innerText)", timeout=30_000)
+        assert "Fetching" not in bar(page)["label"]
+        page.click("#dc-cancel")
+        page.wait_for_function("() => /Cancelled|Indexed|❌/.test(document.querySelector('#dc-index-status')"
+                               ".innerText)", timeout=30_000)
+        assert page.inner_text("#dc-index-status").strip() == ("⏹️ Cancelled while it waited for another writer; "
+                                                               "nothing was written.")
+        assert holder.is_alive() and index.catalog.kb("later") is None  # it gave up; the lock was never its
+    finally:
+        release.set()
+        holder.join(30)
+        page.context.close()

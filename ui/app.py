@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from indexes.jobs import Jobs
 from ui.chat_tab import EXAMPLES, ChatTab  # noqa: F401 (EXAMPLES: the chat's examples, read by tests)
 from ui.knowledge_tab import KnowledgeTab
 from ui.usage_tab import UsageTab
@@ -85,10 +86,12 @@ HEAD = """
 """
 
 
-def build_app(copilot, cfg=None) -> gr.Blocks:
+def build_app(copilot, cfg=None, jobs: Jobs | None = None) -> gr.Blocks:
+    """The web app; its Knowledge tab submits to `jobs`, the server's index job queue (one made here when
+    none is given)."""
     cfg = cfg or getattr(copilot, "cfg", None) or copilot.index.cfg
     chat = ChatTab(copilot, cfg)
-    knowledge = KnowledgeTab(copilot, cfg, chat.kb_choices)
+    knowledge = KnowledgeTab(copilot, cfg, chat.kb_choices, jobs if jobs is not None else Jobs(copilot.index))
     usage = UsageTab(copilot)
     with gr.Blocks(title="devcopilot", analytics_enabled=False, fill_width=True) as demo:
         chat.states()

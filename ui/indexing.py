@@ -1,23 +1,21 @@
-"""Indexing from the Knowledge tab: one job at a time, in a thread, with progress you can watch.
+"""What the Knowledge tab draws of an index job: the bar (what is happening, chunks embedded of the
+estimate, the time left, the jobs queued after it) and the summary at the end.
 
-The job runs `indexes.build.ingest` and keeps what its progress callback reports (chunks
-written of an estimated total), so the page can draw a bar with the time left whoever asks
-(the tab polls it; a reload finds the job still running). Cancel asks the ingest to stop between
-two files or batches: what was written stays, consistent and searchable.
+The jobs run in the server's one queue (indexes/jobs.py), whoever asked: the tab, the Knowledge API,
+`devcopilot ingest` handing its work to the server, the sync schedule. The tab polls the queue and
+draws its job from the figures the job keeps; Cancel goes through the queue too.
 """
 from __future__ import annotations
 
 import html
-import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
-log = logging.getLogger("devcopilot.ui")
+from indexes.jobs import Job
 
-STAGES = {"resolve": "Fetching the sources", "scan": "Scanning files", "index": "Chunking files",
-          "embed": "Embedding chunks", "lexical": "Building the lexical index", "done": "Done"}
+STAGES = {"": "Queued", "resolving": "Fetching the sources", "scan": "Scanning files", "index": "Chunking files",
+          "embed": "Embedding chunks", "lexical": "Building the lexical index"}
+ASKED_BY = {"cli": "from the command line", "api": "from the Knowledge API", "sync": "by the sync schedule"}
 
 
 class ProgressClock:
@@ -46,122 +44,113 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-@dataclass
-class IndexJob:
-    kb: str
-    specs: list[str]
-    verb: str = "Indexing"  # or "Re-indexing"
-    stage: str = "resolve"
-    done: int = 0
-    total: int = 0
-    files: int = 0  # files found by the scan
-    started: float = field(default_factory=time.monotonic)
-    summary: object | None = None  # the IngestSummary, once finished
-    error: str = ""
-    cancel_requested: threading.Event = field(default_factory=threading.Event)
-    clock: ProgressClock = field(default_factory=ProgressClock)
-    left: str = ""
-    _thread: threading.Thread | None = None
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def progress(self, stage: str, done: int, total: int) -> None:
-        if stage == "scan":
-            self.files = done
-        if stage == "index" and self.stage == "embed":
-            return  # the chunk count is the bar; files chunked only move it before the first batch
-        self.stage, self.done, self.total = stage, done, total
-        if stage == "embed":
-            self.left = self.clock.left(done, total)
-
-    def percent(self) -> int:
-        if self.stage == "lexical":
-            return 99
-        if self.stage in ("embed", "index") and self.total:
-            share = min(1.0, self.done / self.total)
-            # chunking the first files runs ahead of embedding; keep the bar honest about chunks
-            return int(100 * share) if self.stage == "embed" else int(5 * share)
-        return 0
-
-    def run(self, work: Callable[[IndexJob], object], on_error: Callable[[BaseException], str]) -> None:
-        def target():
-            try:
-                self.summary = work(self)
-            except BaseException as e:  # shown as one sentence; the log keeps the rest
-                self.error = on_error(e)
-            finally:
-                self.stage = "done"
-
-        self._thread = threading.Thread(target=target, name=f"index-{self.kb}", daemon=True)
-        self._thread.start()
-
-    def cancel(self) -> None:
-        self.cancel_requested.set()
-
-    def wait(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-
-class Jobs:
-    """The one indexing job a server runs at a time (two ingests into one data dir must not overlap)."""
+class JobClock:
+    """The time left of the job being embedded, from the chunk counts seen each time a page draws it
+    (one job runs at a time; a new one starts a new clock)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.current: IndexJob | None = None
+        self._lock = threading.Lock()  # pages poll at once
+        self._job_id = ""
+        self._clock = ProgressClock()
 
-    def start(self, job: IndexJob, work: Callable[[IndexJob], object],
-              on_error: Callable[[BaseException], str]) -> IndexJob | None:
-        """Start `job`, or return the job already running (and start nothing)."""
+    def left(self, job: Job) -> str:
+        if stage_of(job) != "embed":
+            return ""
         with self._lock:
-            if self.current is not None and self.current.running:
-                return self.current
-            self.current = job
-            job.run(work, on_error)
-            return None
-
-    def running(self) -> IndexJob | None:
-        job = self.current
-        return job if job is not None and job.running else None
+            if job.id != self._job_id:
+                self._job_id, self._clock = job.id, ProgressClock()
+            return self._clock.left(job.chunks_done, job.chunks_total)
 
 
-def progress_html(job: IndexJob) -> str:
-    """The bar: what is happening, chunks written of the estimate, the time left."""
-    pct = job.percent()
-    what = STAGES.get(job.stage, job.stage)
-    if job.cancel_requested.is_set():
-        what = "Cancelling: finishing the batch in progress"
-    if job.stage == "embed" and job.total:
-        detail = f"{job.done:,} of ~{job.total:,} chunks ({pct} %)" + (f", about {job.left} left" if job.left else "")
-    elif job.stage == "scan":
+def stage_of(job: Job) -> str:
+    """The stage the bar shows: once chunks are embedded their count is the bar (files chunked only move
+    it before the first batch)."""
+    if job.stage == "index" and job.chunks_total:
+        return "embed"
+    return job.stage
+
+
+def percent(job: Job) -> int:
+    stage = stage_of(job)
+    if stage == "lexical":
+        return 99
+    if stage == "embed" and job.chunks_total:
+        return int(100 * min(1.0, job.chunks_done / job.chunks_total))
+    if stage == "index" and job.total:
+        # chunking the first files runs ahead of embedding; keep the bar honest about chunks
+        return int(5 * min(1.0, job.done / job.total))
+    return 0
+
+
+def heading(job: Job) -> str:
+    """What the job does, in HTML: "Indexing /src/docs into <code>docs</code>", and who asked unless the tab."""
+    where = f"<code>{html.escape(job.kb)}</code>" if job.kb else "every knowledge base"
+    sources = html.escape(", ".join(job.sources))
+    if job.action == "add":
+        text = f"Indexing {sources} into {where}"
+    elif job.action == "reindex":
+        text = f"Re-indexing {where}"
+    else:
+        text = f"Forgetting {sources} in {where}" if job.sources else f"Removing {where}"
+    asked = ASKED_BY.get(job.by)
+    return f"{text} ({asked})" if asked else text
+
+
+def progress_html(job: Job, left: str = "", queued: list[Job] | None = None) -> str:
+    """The bar: what is happening (or whom it waits for), chunks embedded of the estimate, the time left;
+    under it, the jobs queued after it."""
+    pct = percent(job)
+    stage = stage_of(job)
+    what = job.message.rstrip(".") if stage == "waiting" and job.message else STAGES.get(stage, stage)
+    if job.cancel_requested:
+        what = "Cancelling" if stage in ("", "waiting") else "Cancelling: finishing the batch in progress"
+    if stage == "embed" and job.chunks_total:
+        detail = f"{job.chunks_done:,} of ~{job.chunks_total:,} chunks ({pct} %)" + (f", about {left} left"
+                                                                                    if left else "")
+    elif stage == "scan":
         detail = f"{job.files:,} files found"
-    elif job.stage == "index" and job.total:
+    elif stage == "index" and job.total:
         detail = f"{job.done:,} of {job.total:,} files chunked"
     else:
         detail = ""
-    label = f"{job.verb} {html.escape(', '.join(job.specs))} into <code>{html.escape(job.kb)}</code>: {what}"
-    chunks = (job.done, job.total) if job.stage == "embed" else (0, 0)  # data-*: chunks embedded of the estimate
+    label = f"{heading(job)}: {html.escape(what)}"
+    chunks = (job.chunks_done, job.chunks_total) if stage == "embed" else (0, 0)  # data-*: chunks embedded
+    after = ""
+    if queued:
+        after = (f'<div class="dc-progress-label dc-progress-queued">Queued after it: '
+                 f"{html.escape('; '.join(j.describe() for j in queued))}</div>")
     return (f'<div class="dc-progress" id="dc-progress-bar" role="progressbar" aria-valuemin="0" '
-            f'aria-valuemax="100" aria-valuenow="{pct}" data-done="{chunks[0]}" data-total="{chunks[1]}">'
+            f'aria-valuemax="100" aria-valuenow="{pct}" data-done="{chunks[0]}" data-total="{chunks[1]}" '
+            f'data-job="{html.escape(job.id)}" data-stage="{html.escape(stage)}">'
             f'<div class="dc-progress-label">{label}'
             f'{" · " + html.escape(detail) if detail else ""}</div>'
             f'<div class="dc-progress-track"><div class="dc-progress-fill" style="width:{max(pct, 1)}%"></div></div>'
-            "</div>")
+            f"{after}</div>")
 
 
-def summary_markdown(summary, error: str = "") -> str:
-    """The end of a job in a few lines: files, chunks, what was skipped and why."""
+def summary_markdown(result: dict, error: str = "") -> str:
+    """The end of one ingest in a few lines (a job's `results` entry: indexes.jobs.result_of): files,
+    chunks, what was skipped and why."""
     if error:
         return f"❌ {error}"
-    s = summary
-    if s.cancelled:
-        return (f"⏹️ **Cancelled.** {s.done_files:,} of {s.changed:,} new or changed files were indexed "
-                f"({s.chunks:,} chunks); knowledge base `{s.kb}` holds {s.total_chunks:,} chunks and answers from "
-                "them. Re-index it to complete the rest.")
-    skipped = "".join(f"\n  - {n:,} {why}" for why, n in s.skipped.most_common())
-    return (f"✅ **Indexed** into `{s.kb}` in {s.seconds:.1f} s: {s.files:,} files ({s.changed:,} new or changed, "
-            f"{s.removed:,} removed), {s.chunks:,} chunks written ({s.embedded:,} embedded, the rest cached), "
-            f"{s.total_chunks:,} chunks in the knowledge base.\n\n"
+    r = result
+    if r["cancelled"]:
+        return (f"⏹️ **Cancelled.** {r['done_files']:,} of {r['changed']:,} new or changed files were indexed "
+                f"({r['chunks_written']:,} chunks); knowledge base `{r['kb']}` holds {r['total_chunks']:,} chunks "
+                "and answers from them. Re-index it to complete the rest.")
+    by_count = sorted(r["skipped"].items(), key=lambda item: -item[1])  # most skipped first
+    skipped = "".join(f"\n  - {n:,} {why}" for why, n in by_count)
+    return (f"✅ **Indexed** into `{r['kb']}` in {r['seconds']:.1f} s: {r['files']:,} files ({r['changed']:,} new "
+            f"or changed, {r['removed']:,} removed), {r['chunks_written']:,} chunks written ({r['embedded']:,} "
+            f"embedded, the rest cached), {r['total_chunks']:,} chunks in the knowledge base.\n\n"
             + (f"Skipped:{skipped}" if skipped else "Nothing was skipped."))
+
+
+def job_summary(job: Job) -> str:
+    """How an ended job went: each ingest's summary, or the job's one sentence (a failure, a cancel before
+    it wrote anything, a forget)."""
+    if job.state == "failed":
+        return summary_markdown({}, job.message)
+    if job.results:
+        return "\n\n".join(summary_markdown(r) for r in job.results)
+    return f"{'⏹️' if job.state == 'cancelled' else '✅'} {job.message}"

@@ -1,30 +1,43 @@
 """The web app's Knowledge tab: the knowledge bases and their sources, adding a source, re-indexing,
 with a progress bar, the time left and a cancel button.
 
-What the browser may index is decided by ui/knowledge.py; the indexing runs as a job it can watch and
-cancel (ui/indexing.py).
+What the browser may index is decided by ui/knowledge.py. The indexing runs in the server's one job
+queue (indexes/jobs.py), beside the Knowledge API's, the CLI's and the sync schedule's jobs: the tab
+draws whatever job the queue runs, whoever asked (ui/indexing.py), queues a second request behind it,
+and cancels through the queue.
 """
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 import gradio as gr
 
+from indexes.jobs import Job, Jobs
 from ui import knowledge
-from ui.indexing import IndexJob, Jobs, progress_html, summary_markdown
+from ui.indexing import JobClock, job_summary, progress_html
 
 log = logging.getLogger("devcopilot.ui")
 
 POLL_S = 0.5  # how often the tab redraws a running job's progress
 
 
+@dataclass
+class Following:
+    """What one page follows of the queue (its gr.State): the jobs it started or showed, summed up once
+    none is left to run, and the job its bar shows now."""
+    jobs: list[str] = field(default_factory=list)
+    shown: str = ""
+
+
 class KnowledgeTab:
     """The Knowledge tab's components and handlers; `layout()` builds it inside a `gr.Tab`."""
 
-    def __init__(self, copilot, cfg, kb_choices):
+    def __init__(self, copilot, cfg, kb_choices, jobs: Jobs):
         self.copilot = copilot
         self.roots = knowledge.allowed_roots(cfg)
-        self.jobs = Jobs()
+        self.jobs = jobs  # the server's queue
+        self.clock = JobClock()
         self.kb_choices = kb_choices  # the Chat tab's selector learns of a KB indexed here
 
     def kb_table(self):
@@ -37,61 +50,62 @@ class KnowledgeTab:
     def refresh(self):
         return self.kb_table(), self.source_table()
 
-    def busy(self, job: IndexJob):
-        """Outputs while a job runs: the bar, the buttons off, cancel on, polling on."""
-        return ("", progress_html(job), gr.update(interactive=False), gr.update(interactive=False),
-                gr.update(visible=True, interactive=not job.cancel_requested.is_set()), gr.Timer(active=True))
+    def queue_now(self) -> tuple[Job | None, list[Job]]:
+        """The job the queue runs now (or starts next), and the jobs queued after it."""
+        active = self.jobs.active()
+        current = next((j for j in active if j.state == "running"), active[0] if active else None)
+        return current, [j for j in active if j is not current]
 
-    def idle(self, message: str):
-        return (message, "", gr.update(interactive=True), gr.update(interactive=True),
-                gr.update(visible=False), gr.Timer(active=False))
+    def show(self, following: Following, current_kb: str | None, note: str | None = None):
+        """The tab's outputs for what the queue does now: status, bar, cancel, ticker, what the page follows,
+        and the two tables and the chat's KB selector (redrawn once the jobs followed have all ended).
+        `note` is said in the status (a refusal, a job queued)."""
+        job, queued = self.queue_now()
+        if job is not None:
+            fresh = job.id != following.shown  # a new job in the bar: what the status said is stale
+            status = note if note is not None else ("" if fresh else gr.update())
+            jobs = following.jobs if job.id in following.jobs else [*following.jobs, job.id]
+            return (status, progress_html(job, self.clock.left(job), queued),
+                    gr.update(visible=True, interactive=not job.cancel_requested), gr.Timer(active=True),
+                    Following(jobs, job.id), gr.update(), gr.update(), gr.update())
+        ended = [j for j in map(self.jobs.get, following.jobs) if j is not None]
+        said = "\n\n".join(([note] if note else []) + [job_summary(j) for j in ended])
+        idle = (said, "", gr.update(visible=False), gr.Timer(active=False), Following())
+        if not following.jobs:
+            return (*idle, gr.update(), gr.update(), gr.update())
+        return (*idle, *self.refresh(), self.kb_choices(current_kb))
 
-    def start(self, specs: list[str], kb: str, verb: str):
-        job = IndexJob(kb, specs, verb)
-        index = self.copilot.index
+    def submit(self, action: str, kb: str, specs: list[str], following: Following, current_kb: str | None):
+        """Hand the job to the queue; behind the job it runs, if any, saying so."""
+        ahead, _ = self.queue_now()
+        job = self.jobs.submit(action, kb, specs, by="ui")
+        note = f"⏳ Queued: {job.describe()} starts when {ahead.describe()} ends." if ahead else ""
+        return self.show(Following([*following.jobs, job.id], following.shown), current_kb, note)
 
-        def work(job: IndexJob):
-            from indexes.build import ingest
-
-            return ingest(index, job.specs, job.kb, progress=job.progress, cancel=job.cancel_requested.is_set)
-
-        other = self.jobs.start(job, work, user_error)
-        if other is not None:
-            return self.idle(f"❌ {other.verb} into '{other.kb}' is running; wait for it, or cancel it, then try "
-                             "again.")
-        return self.busy(job)
-
-    def add_source(self, spec: str, kb: str):
+    def add_source(self, spec: str, kb: str, following: Following, current_kb: str | None = None):
         try:
             kb = knowledge.check_kb(kb)
             spec = knowledge.check_source(spec, self.roots)
         except Exception as e:
-            return self.idle(f"❌ {user_error(e)}")
-        return self.start([spec], kb, "Indexing")
+            return self.show(following, current_kb, f"❌ {user_error(e)}")
+        return self.submit("add", kb, [spec], following, current_kb)
 
-    def reindex(self, kb: str):
+    def reindex(self, kb: str, following: Following, current_kb: str | None = None):
         try:
             kb = knowledge.check_kb(kb)
-            specs = [s["spec"] for s in self.copilot.index.catalog.sources(kb)]
-            if not specs:
+            if not self.copilot.index.catalog.sources(kb):
                 raise knowledge.SourceRefused(f"Knowledge base '{kb}' has no sources yet; add one first.")
         except Exception as e:
-            return self.idle(f"❌ {user_error(e)}")
-        return self.start(specs, kb, "Re-indexing")
+            return self.show(following, current_kb, f"❌ {user_error(e)}")
+        return self.submit("reindex", kb, [], following, current_kb)
 
-    def poll(self, current_kb: str | None):
-        job = self.jobs.current
-        if job is not None and job.running:
-            return (*self.busy(job), gr.update(), gr.update(), gr.update())
-        if job is None:
-            return (*self.idle(""), gr.update(), gr.update(), gr.update())
-        self.jobs.current = None  # shown once
-        return (*self.idle(summary_markdown(job.summary, job.error)), *self.refresh(), self.kb_choices(current_kb))
+    def poll(self, following: Following, current_kb: str | None):
+        return self.show(following, current_kb)
 
-    def cancel_job(self):
-        job = self.jobs.running()
-        if job is not None:
-            job.cancel()
+    def cancel_job(self, following: Following):
+        """Cancel the job this page's bar shows, through the queue (also while it waits for the writer lock)."""
+        if following.shown:
+            self.jobs.cancel(following.shown)
         return gr.update(interactive=False)
 
     def layout(self) -> None:
@@ -117,15 +131,17 @@ class KnowledgeTab:
         self.srcs = gr.Dataframe(headers=["KB", "source", "kind", "indexed from", "files", "chunks", "last indexed"],
                                  value=self.source_table, interactive=False, elem_id="dc-sources", label="Sources")
         self.ticker = gr.Timer(POLL_S, active=False)
+        self.following = gr.State(Following())
 
     def wire(self, tab: gr.Tab, kb_select: gr.Dropdown) -> None:
-        out = [self.status, self.progress, self.add, self.again, self.cancel, self.ticker]
-        self.add.click(self.add_source, [self.spec, self.kb_name], out)
-        self.again.click(self.reindex, [self.kb_name], out)
-        self.cancel.click(self.cancel_job, None, self.cancel, queue=False)
-        self.ticker.tick(self.poll, kb_select, [*out, self.kbs, self.srcs, kb_select], concurrency_limit=None,
-                         show_progress="hidden")
-        tab.select(self.poll, kb_select, [*out, self.kbs, self.srcs, kb_select])
+        out = [self.status, self.progress, self.cancel, self.ticker, self.following, self.kbs, self.srcs, kb_select]
+        near = [self.status, self.progress]  # where a click shows that it is being handled
+        self.add.click(self.add_source, [self.spec, self.kb_name, self.following, kb_select], out,
+                       show_progress_on=near)
+        self.again.click(self.reindex, [self.kb_name, self.following, kb_select], out, show_progress_on=near)
+        self.cancel.click(self.cancel_job, self.following, self.cancel, queue=False)
+        self.ticker.tick(self.poll, [self.following, kb_select], out, concurrency_limit=None, show_progress="hidden")
+        tab.select(self.poll, [self.following, kb_select], out, show_progress_on=near)
         self.refresh_btn.click(self.refresh, None, [self.kbs, self.srcs])
 
 

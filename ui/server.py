@@ -138,8 +138,8 @@ def create_app(copilot, cfg, auth: str | list[str] = "", api_token: str = "", ho
 
     from ui.app import CSS, HEAD, build_app
 
-    app = gr.mount_gradio_app(app, build_app(copilot, cfg), path="/", css=CSS, head=HEAD, footer_links=[],
-                              show_error=False)
+    app = gr.mount_gradio_app(app, build_app(copilot, cfg, app.state.jobs), path="/", css=CSS, head=HEAD,
+                              footer_links=[], show_error=False)
     return install(app, gate, max_bytes=int(cfg.server.max_request_bytes or 0))
 
 
