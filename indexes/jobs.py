@@ -17,7 +17,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from indexes.build import IngestSummary, forget, ingest
 from indexes.search import Index
@@ -63,10 +63,14 @@ class Job:
 
     def to_json(self) -> dict:
         out = asdict(self)
-        out.pop("cancel_requested")
         out["description"] = self.describe()
         out["percent"] = round(100 * self.done / self.total) if self.total and self.stage == "index" else None
         return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> Job:
+        """A job as `to_json` wrote it (read back by another process: ui/server_client.py)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 def result_of(s: IngestSummary) -> dict:

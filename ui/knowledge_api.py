@@ -76,8 +76,9 @@ def knowledge_router(index, jobs: Jobs, cfg) -> APIRouter:
             busy = holder(cfg.data_dir)
             raise HTTPError(409, busy_sentence(busy) if busy else "The server is running other index jobs; try "
                             "again when they finish, or leave out --no-wait to wait for them.", "busy")
-        job = jobs.submit(req.action, req.kb, req.sources, req.include, req.exclude,
-                          by="cli" if who.kind == LOCAL else "api")
+        # This machine's callers say which door asked (the CLI, or the web app of another worker process).
+        by = (req.by or "cli") if who.kind == LOCAL else "api"
+        job = jobs.submit(req.action, req.kb, req.sources, req.include, req.exclude, by=by)
         return JSONResponse(job.to_json(), status_code=202, headers={"Location": f"/v1/knowledge/jobs/{job.id}"})
 
     return router
@@ -92,6 +93,7 @@ class JobRequest:
     include: list[str] | None  # glob patterns
     exclude: list[str] | None
     wait: bool  # False: refuse rather than queue behind other work
+    by: str | None = None  # who asked, "cli" or "ui": heeded from this machine's callers only
 
     @classmethod
     def parse(cls, body: bytes, local: bool, roots: list[Path]) -> JobRequest:
@@ -135,4 +137,7 @@ class JobRequest:
         wait = req.get("wait", True)
         if not isinstance(wait, bool):
             raise refuse("'wait' must be true or false.")
-        return cls(action, kb, sources, globs[0], globs[1], wait)
+        by = req.get("by")
+        if by is not None and by not in ("cli", "ui"):
+            raise refuse("'by' must be \"cli\" or \"ui\" when given.")
+        return cls(action, kb, sources, globs[0], globs[1], wait, by)

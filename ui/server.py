@@ -152,10 +152,11 @@ def _avatar_file(avatar: str) -> Path | None:
 
 
 def build_server_app(cfg, auth: str | list[str] = "", api_token: str = "", root: Path | None = None,
-                     host: str = "127.0.0.1", local_token: str = "", schedules: bool = True):
+                     host: str = "127.0.0.1", local_token: str = "", schedules: bool = True, queue_url: str = ""):
     """The app `serve` runs (web UI, API, MCP, Knowledge API) over the data dir, indexing `root` on a
-    first run: (app, index). With `schedules` and `[sync] every`, this process re-syncs every source
-    on that schedule (one process of several does)."""
+    first run: (app, index). With `schedules`, this process holds the server's job queue and, with
+    `[sync] every`, re-syncs every source on that schedule; the other worker processes of `--workers N`
+    hand their Knowledge tab's jobs to it, at `queue_url` (ui/server_client.py)."""
     from copilot.chat import Copilot
     from indexes.jobs import Jobs, SyncSchedule
     from indexes.search import Index
@@ -163,7 +164,12 @@ def build_server_app(cfg, auth: str | list[str] = "", api_token: str = "", root:
     index = Index(cfg)
     ensure_knowledge(index, root or repo_root())
     copilot = Copilot(cfg, index=index)
-    jobs = Jobs(index)
+    if schedules or not queue_url:
+        jobs = Jobs(index)
+    else:
+        from ui.server_client import RemoteJobs
+
+        jobs = RemoteJobs(queue_url, local_token)
     app = create_app(copilot, cfg, auth=auth, api_token=api_token, host=host, jobs=jobs, local_token=local_token)
     app.state.schedule = SyncSchedule(jobs, cfg.sync.seconds).start() if schedules and cfg.sync.seconds else None
     return app, index
@@ -215,7 +221,8 @@ def serve(cfg, host: str = "127.0.0.1", port: int = 7860, auth: str | list[str] 
 
         try:
             run_workers(cfg, host, port, auth, api_token, workers,
-                        functools.partial(build_server_app, host=host, local_token=registration.token), say=said,
+                        functools.partial(build_server_app, host=host, local_token=registration.token,
+                                          queue_url=local_url(host, port)), say=said,
                         first_ready=register)
         finally:
             registration.__exit__(None, None, None)

@@ -1,4 +1,6 @@
-"""The CLI's side of handing index work to a running `devcopilot serve` (indexes/writer.py says why).
+"""Handing index work to the server's one job queue from another process: `devcopilot ingest` and
+`forget` while a `devcopilot serve` runs (indexes/writer.py says why), and the web app of a worker
+process that does not hold the queue (`serve --workers N`: `RemoteJobs`).
 
 It speaks the server's Knowledge API (`/v1/knowledge/jobs`, the one a CI job calls with curl), with
 the token the server left for this machine's users in the data dir.
@@ -10,6 +12,9 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
+
+from indexes.jobs import Job
 
 POLL_S = 0.5
 
@@ -54,3 +59,45 @@ def follow_job(server, job_id: str, seen: Callable[[dict], None]) -> dict:
         if job["state"] not in ("queued", "running"):
             return job
         time.sleep(0.05)
+
+
+@dataclass
+class Queue:
+    """Where the queue is: the server's address on this machine and its local token."""
+    url: str
+    token: str
+    pid: int = 0
+
+
+class RemoteJobs:
+    """The server's one job queue, held by its first worker process, as another worker's Knowledge tab
+    uses it (`serve --workers N`): the calls of indexes.jobs.Jobs the tab makes, over the Knowledge API.
+    The parent process routes /v1/knowledge to the first worker (ui/workers.py), so the tab's jobs are
+    listed, followed and cancelled there like any other."""
+
+    def __init__(self, url: str, token: str):
+        self.server = Queue(url, token)
+
+    def submit(self, action: str, kb: str | None = None, sources: list[str] | None = None,
+               include: list[str] | None = None, exclude: list[str] | None = None, by: str = "ui") -> Job:
+        body = {"action": action, "kb": kb, "sources": list(sources or []), "include": include, "exclude": exclude,
+                "by": by}
+        return Job.from_json(submit_job(self.server, body))
+
+    def get(self, job_id: str) -> Job | None:
+        try:
+            return Job.from_json(_call(self.server, "GET", f"/v1/knowledge/jobs/{job_id}"))
+        except ValueError:  # the queue forgot it (it keeps the last 200)
+            return None
+
+    def all(self) -> list[Job]:
+        return [Job.from_json(j) for j in reversed(_call(self.server, "GET", "/v1/knowledge/jobs")["jobs"])]
+
+    def active(self) -> list[Job]:
+        return [j for j in self.all() if j.state in ("queued", "running")]
+
+    def cancel(self, job_id: str) -> Job | None:
+        try:
+            return Job.from_json(cancel_job(self.server, job_id))
+        except ValueError:
+            return None
