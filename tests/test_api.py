@@ -10,9 +10,9 @@ import httpx
 import openai
 import pytest
 import uvicorn
-from chat_support import build_world, make_copilot
 from fastapi import FastAPI
-from llm_server import LLMServer, Reply, system_text
+from support.chat import build_world, make_copilot
+from support.llm_server import LLMServer, Reply, system_text
 
 from ui.api import api_router, sse
 

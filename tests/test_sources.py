@@ -6,11 +6,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.corpus import write_tree
 
 from indexes.build import ingest
 from indexes.search import Index
 from ingest.sources import SourceError, clone_dir, resolve, web_base_for
-from tests.conftest import write_tree
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}

@@ -23,6 +23,7 @@ def ask(client: openai.OpenAI, question: str) -> str:
     return r.choices[0].message.content
 
 
+@pytest.mark.slow
 def test_chroma_server_down_then_back_while_serving(project, tmp_path):
     if not CHROMA.exists():
         pytest.skip(f"the chroma command is not installed at {CHROMA}")

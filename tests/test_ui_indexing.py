@@ -8,13 +8,14 @@ import re
 import uuid
 
 import pytest
-from browser_support import answers, ask, first_cited_path, have_chromium, open_chat, small_project_server
-from conftest import write_tree
+from support.browser import answers, ask, first_cited_path, have_chromium, open_chat, small_project_server
+from support.corpus import write_tree
 
 from indexes.retrieve import retrieve
 
 pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(not have_chromium(), reason="Debian chromium is not installed")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not have_chromium(), reason="Debian chromium is not installed")]
 
 WORDS = ("anchor beacon cobalt delta ember falcon glacier harbor indigo juniper kelvin lantern meadow nebula "
          "orchid pylon quartz raven saffron tundra umber vortex willow xenon yarrow zephyr").split()
