@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 
@@ -13,6 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 from support.chat import build_world, make_copilot
 from support.llm_server import LLMServer, Reply, system_text
+from support.servers import serve
 
 from ui.api import api_router, sse
 
@@ -29,21 +29,6 @@ def model_server():
     s = LLMServer().start()
     yield s
     s.stop()
-
-
-def serve(app: FastAPI) -> tuple[str, uvicorn.Server, threading.Thread]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.02)
-    return f"http://127.0.0.1:{port}", server, thread
 
 
 def serve_router(router) -> tuple[str, uvicorn.Server, threading.Thread]:

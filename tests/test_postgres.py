@@ -19,14 +19,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+from support.conversations import check_listing, conversation
+from support.servers import free_port
 
 from copilot.config import ConfigError, load_config
 from copilot.conversations import ConversationError, Conversations, open_conversations
 from copilot.database import DatabaseDown
 from copilot.events import Source
-from tests.test_conversations import check_listing
-from tests.test_stores import free_port
-from tests.test_usage_gaps import conversation
 
 PG_BINS = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name))
 SRC = Source(1, "docs/guide.md", 3, 6, "Guide > Retries", "https://x/docs/guide.md#L3-L6", "doc", "markdown",
@@ -334,8 +333,8 @@ def copilot_on(url: str, data_dir: Path, index):
 @pytest.mark.postgres
 def test_two_servers_with_their_own_data_dirs_share_conversations_through_the_api(postgres, indexed, tmp_path):
     import openai
+    from support.servers import serve
 
-    from tests.test_api import serve
     from ui.server import create_app
 
     url = postgres.fresh()

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import openai
 import pytest
+from support.chroma import CHROMA, start_chroma, stop
+from support.servers import free_port, serve
 
 from copilot.chat import Copilot
 from copilot.config import load_config
 from indexes.build import ingest
 from indexes.search import Index
-from tests.test_api import serve
-from tests.test_stores import CHROMA, free_port, start_chroma, stop
 from ui.server import create_app
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from support.corpus import SMALL_PROJECT, write_tree
+from support.git import commit_all, git
 from support.live import Server, devcopilot, request, start
-from test_sources import commit_all, git
 
 pytestmark = pytest.mark.slow  # real servers and processes, waiting on schedules and watches
 
