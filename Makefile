@@ -1,8 +1,11 @@
 # Two commands on a fresh machine:
-#   make run    set up .venv, index this repository if nothing is indexed, serve the web chat
-#   make test   set up .venv (and Chromium for the browser tests, PostgreSQL for the shared-store tests),
-#               check the style with ruff, run the tests
-# Set-up is idempotent: it re-runs only when pyproject.toml changes.
+#   make run        set up .venv, index this repository if nothing is indexed, serve the web chat
+#   make test       set up .venv (and Chromium for the browser tests, PostgreSQL for the shared-store tests),
+#                   check the style with ruff, run every test (what .ci/run calls)
+# and one while you work:
+#   make test-fast  set up .venv, ruff, then every test but those marked browser, postgres or slow (markers in
+#                   pyproject.toml): no Chromium, no PostgreSQL, no server killed and restarted; a few minutes
+# Set-up is idempotent: it re-runs only when pyproject.toml changes. ARGS go to pytest (or to serve).
 
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -12,13 +15,16 @@ export HF_HUB_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: run test setup browser postgres lint bench
+.PHONY: run test test-fast setup browser postgres lint bench
 
 run: setup
 	$(VENV)/bin/devcopilot serve $(ARGS)
 
 test: setup browser postgres lint
 	$(PY) -m pytest -q $(ARGS)
+
+test-fast: setup lint
+	$(PY) -m pytest -q -m "not browser and not postgres and not slow" $(ARGS)
 
 setup: $(STAMP)
 

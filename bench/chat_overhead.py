@@ -1,6 +1,6 @@
 """Overhead beyond the model: time to first token through Copilot.chat with a zero-latency model.
 
-A local OpenAI-compatible test server (tests/llm_server.py) answers at once: routing calls get a
+A local OpenAI-compatible test server (tests/support/llm_server.py) answers at once: routing calls get a
 valid JSON decision, answers stream immediately. What is measured is therefore everything the
 copilot adds: the Guide's routing call, retrieval (embedding + BM25 + vector search + fusion),
 prompt building, HTTP through the real openai client, and the event stream. Figures:
@@ -25,9 +25,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests"))  # support.*: helpers shared with the tests
 
-from llm_server import LLMServer, Reply, system_text  # noqa: E402
+from support.llm_server import LLMServer, Reply, system_text  # noqa: E402
 
 from copilot.chat import Copilot  # noqa: E402
 from copilot.config import load_config  # noqa: E402

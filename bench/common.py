@@ -13,6 +13,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# tests/support/ holds what benches share with the tests (servers, the test model, corpora, the browser):
+# `import support.*`. A bench never imports a test module (test_*.py, conftest.py).
+sys.path.insert(0, str(ROOT / "tests"))
 WORK = ROOT / "bench" / ".work"
 SHARED_EVAL = ROOT.parent / "shared" / "eval"
 
@@ -89,35 +92,3 @@ def repo_index(data_dir: Path | None = None, config: dict | None = None):
     index = Index(load_config(env={}, overrides={"data_dir": str(data_dir), **(config or {})}))
     ingest(index, [str(ROOT)], "default")
     return index
-
-
-class UIServer:
-    """The real app (ui/server.py: create_app) served by uvicorn in a thread on a free loopback port."""
-
-    def __init__(self, app):
-        import socket
-        import threading
-
-        import uvicorn
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        import time
-
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.05)
-        return f"http://127.0.0.1:{self.port}"
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]

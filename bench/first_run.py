@@ -23,7 +23,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import CHROMIUM_ARGS, ROOT
+from common import ROOT
+from support.browser import launch
 
 STAGES = {"Nothing is indexed yet": "set-up done, indexing starts", "devcopilot is running": "serving"}
 
@@ -75,7 +76,7 @@ def main() -> int:
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = launch(p)
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.goto(url + "/")
             page.wait_for_selector("#dc-input textarea", timeout=120_000)

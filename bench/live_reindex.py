@@ -35,11 +35,8 @@ import time
 from pathlib import Path
 
 from common import ROOT, percentile
-
-sys.path.insert(0, str(ROOT / "tests"))
-
-from live_support import BIN, ChatLoop, Server, devcopilot, env, request  # noqa: E402
-from test_killed_ingest import make_corpus  # noqa: E402
+from support.corpus import make_corpus
+from support.live import BIN, ChatLoop, Server, devcopilot, env, request
 
 ANIMALS = ["axolotl", "bonobo", "caracal", "dugong", "echidna", "fossa", "gharial", "hoatzin", "ibex", "jerboa",
            "kinkajou", "loris", "margay", "numbat", "okapi", "pangolin", "quoll", "saiga", "tarsier", "urial",

@@ -1,7 +1,7 @@
 """Load: concurrent chat sessions through the OpenAI-compatible API of the real HTTP server.
 
 Three processes on loopback, all stopped by the script:
-- a test model server (tests/llm_server.py) answering every request after `--latency` seconds
+- a test model server (tests/support/llm_server.py) answering every request after `--latency` seconds
   (200 ms) and streaming its answer with `--token-delay` between pieces; routing requests get
   a valid JSON decision, follow-up condensing a standalone query;
 - the devcopilot server: `ui.server.create_app` (web UI + /v1) when it can be built, else a
@@ -53,7 +53,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests"))  # support.*: helpers shared with the tests
 WORK = ROOT / "bench" / ".work"
 
 DIGITS = "♔♕♖♗♘♙♚♛♜♝"  # 0-9
@@ -94,7 +94,7 @@ def pct(values: list[float], p: float) -> float:
 
 # -- process 1: the test model server ----------------------------------------------------------------
 def run_model_server(latency: float, token_delay: float) -> None:
-    from llm_server import LLMServer, Reply, last_user, pieces, system_text
+    from support.llm_server import LLMServer, Reply, last_user, pieces, system_text
 
     # tag -> (arrival, arrival + scripted seconds) of each request: a turn's model time counts
     # requests out at the same time (routing and condensing a follow-up) once

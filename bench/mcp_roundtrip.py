@@ -94,8 +94,7 @@ async def measure(data_dir: Path, url: str, qs: list[str], warm: int = 3) -> dic
 
 def serving(data_dir: Path):
     """`devcopilot serve` with a bearer token in its own process: (process, MCP URL)."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from serve_support import free_port
+    from support.servers import free_port
 
     port = free_port()
     proc = subprocess.Popen([sys.executable, str(ROOT / "devcopilot.py"), "--data-dir", str(data_dir), "serve",

@@ -16,7 +16,9 @@ import random
 import tempfile
 from pathlib import Path
 
-from common import CHROMIUM_ARGS, WORK, UIServer, repo_index
+from common import WORK, repo_index
+from support.browser import launch
+from support.servers import ServerThread
 
 from copilot.chat import Copilot
 from ui.server import create_app
@@ -66,8 +68,8 @@ def main() -> int:
     cfg.server.allowed_roots = [str(scratch)]
     copilot = Copilot(cfg, index=index)
     shots = []
-    with UIServer(create_app(copilot, cfg)) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+    with ServerThread(create_app(copilot, cfg)) as url, sync_playwright() as p:
+        browser = launch(p)
         for size, (w, h) in SIZES.items():
             page = browser.new_context(viewport={"width": w, "height": h}).new_page()
             page.goto(url + "/")

@@ -2,7 +2,7 @@
 
 A real server (ui/server.py) over this repository's KB (bench/common.py: repo_index), driven by
 headless Chromium. Two set-ups side by side: offline (no model: the answer is the quoted
-passages) and a zero-latency model (tests/llm_server.py, an OpenAI-compatible server that streams
+passages) and a zero-latency model (tests/support/llm_server.py, an OpenAI-compatible server that streams
 at once), so what is measured is what the copilot and the page add. The clock runs in the page:
 from the click to the first text of the answering assistant's message (the Guide is skipped by
 addressing @Coding / @Tutoring), and to the end of the turn.
@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import sys
 import tempfile
 from pathlib import Path
 
-from common import CHROMIUM_ARGS, ROOT, UIServer, percentile, repo_index
-
-sys.path.insert(0, str(ROOT / "tests"))
-from llm_server import LLMServer, Reply  # noqa: E402
+from common import percentile, repo_index
+from support.browser import launch
+from support.llm_server import LLMServer, Reply
+from support.servers import ServerThread
 
 from copilot.chat import Copilot  # noqa: E402
 from ui.server import create_app  # noqa: E402
@@ -88,14 +87,14 @@ def main() -> int:
     out = {}
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = launch(p)
             for name in ("offline", "zero-latency model"):
                 cfg = copy.deepcopy(index.cfg)
                 cfg.data_dir = Path(tempfile.mkdtemp(prefix="ui-latency-"))  # conversations and usage apart
                 if name != "offline":
                     cfg.chat.provider, cfg.chat.base_url, cfg.chat.model = "openai", llm.url, "test-model"
                     cfg.chat.api_key = "sk-test-key-0123456789"
-                with UIServer(create_app(Copilot(cfg, index=index), cfg)) as url:
+                with ServerThread(create_app(Copilot(cfg, index=index), cfg)) as url:
                     out[name] = measure(browser, url, args.rounds)
                 if not args.json:
                     f = out[name]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 
@@ -10,9 +9,10 @@ import httpx
 import openai
 import pytest
 import uvicorn
-from chat_support import build_world, make_copilot
 from fastapi import FastAPI
-from llm_server import LLMServer, Reply, system_text
+from support.chat import build_world, make_copilot
+from support.llm_server import LLMServer, Reply, system_text
+from support.servers import serve
 
 from ui.api import api_router, sse
 from ui.edge import POLICY, Gate, Rule, install
@@ -30,21 +30,6 @@ def model_server():
     s = LLMServer().start()
     yield s
     s.stop()
-
-
-def serve(app: FastAPI) -> tuple[str, uvicorn.Server, threading.Thread]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.02)
-    return f"http://127.0.0.1:{port}", server, thread
 
 
 def serve_router(router) -> tuple[str, uvicorn.Server, threading.Thread]:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import write_tree
+from support.corpus import write_tree
 
 from indexes.build import ingest
 from indexes.search import Index

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.corpus import SMALL_PROJECT, ingested_data_dir, write_tree
 
-from tests.conftest import SMALL_PROJECT, ingested_data_dir, write_tree
 from ui.cli import main
 
 BIN = Path(sys.executable).parent

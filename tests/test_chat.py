@@ -7,8 +7,8 @@ import threading
 import time
 
 import pytest
-from chat_support import build_world, make_copilot, run
-from llm_server import LLMServer, Reply, last_user, system_text
+from support.chat import build_world, make_copilot, run
+from support.llm_server import LLMServer, Reply, last_user, system_text
 
 from copilot.conversations import ConversationError, Conversations
 from copilot.prompts import NO_MODEL_LINE

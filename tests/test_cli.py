@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.corpus import ingested_data_dir, write_tree
 
 from indexes.evaluate import load_qa, score
-from tests.conftest import ingested_data_dir, write_tree
 from ui.cli import main
 
 HIT_KEYS = {"path", "start_line", "end_line", "kind", "language", "symbol", "score", "text", "link"}

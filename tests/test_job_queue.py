@@ -15,9 +15,9 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
-from conftest import SMALL_PROJECT, write_tree
-from live_support import request
-from serve_support import ServerThread
+from support.corpus import SMALL_PROJECT, write_tree
+from support.live import request
+from support.servers import ServerThread
 
 from copilot.chat import Copilot
 from copilot.config import load_config

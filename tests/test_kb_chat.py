@@ -4,8 +4,8 @@ a KB indexed meanwhile is used by the next message; the Guide says which KBs the
 from __future__ import annotations
 
 import pytest
-from chat_support import build_world, make_copilot, run
-from conftest import write_tree
+from support.chat import build_world, make_copilot, run
+from support.corpus import write_tree
 
 from copilot.assistants import load_assistants
 from indexes.build import ingest

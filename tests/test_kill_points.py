@@ -15,11 +15,14 @@ import sys
 import textwrap
 
 import pytest
+from support.corpus import N_FILES, make_corpus
+from support.kb_state import snapshot
 
 from copilot.config import load_config
 from indexes.build import ingest
 from indexes.search import Index
-from tests.test_killed_ingest import N_FILES, make_corpus, snapshot
+
+pytestmark = pytest.mark.slow  # a real ingest killed and completed, eleven times
 
 LAUNCHER = textwrap.dedent("""
     import importlib, os, signal, sys

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+from support.corpus import N_FILES, make_corpus
+from support.kb_state import snapshot
 
 from copilot.config import load_config
 from indexes.build import ingest
@@ -20,29 +22,6 @@ from indexes.search import Index
 from ui.cli import main
 
 BIN = Path(sys.executable).parent
-N_FILES = 160  # about 400 chunks: two write batches, several seconds of embedding
-WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo",
-         "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango", "uniform", "victor",
-         "whiskey", "xray", "yankee", "zulu"]
-
-
-def make_corpus(root: Path, n: int = N_FILES) -> Path:
-    """n small files (Python and Markdown), every one distinct, about 3 chunks each."""
-    for i in range(n):
-        w = [WORDS[(i * 7 + k) % len(WORDS)] for k in range(6)]
-        pkg = root / f"pkg{i % 12}"
-        pkg.mkdir(parents=True, exist_ok=True)
-        if i % 2:
-            (pkg / f"mod_{i}.py").write_text(
-                f'"""Module {i} about {w[0]} and {w[1]}."""\n\nLIMIT_{i} = {i}\n\n\n'
-                f"def {w[2]}_{i}(value):\n    \"\"\"Scale the {w[3]} value by {i}.\"\"\"\n    return value * {i}\n\n\n"
-                f"class {w[4].title()}{i}:\n    \"\"\"Keeps {w[5]} records number {i}.\"\"\"\n\n"
-                f"    def add_{w[1]}(self, item):\n        return [item, {i}]\n")
-        else:
-            (pkg / f"page_{i}.md").write_text(
-                f"# Page {i}: {w[0]} {w[1]}\n\n" + f"The {w[2]} guide explains {w[3]} number {i}. " * 6 +
-                f"\n\n## Using {w[4]}\n\n" + f"Call the {w[4]} helper with {w[5]} set to {i}. " * 6 + "\n")
-    return root
 
 
 def peek(db_path: Path, sql: str) -> int:
@@ -56,24 +35,6 @@ def peek(db_path: Path, sql: str) -> int:
             con.close()
     except sqlite3.Error:
         return -1
-
-
-def snapshot(index: Index, kb: str = "default") -> dict:
-    cat = index.catalog
-    rows = cat.db.execute("SELECT id, path, start_line, end_line FROM chunks WHERE kb=?", (kb,)).fetchall()
-    ids = [r[0] for r in rows]
-    assert len(ids) == len(set(ids))
-    spans = [(r[1], r[2], r[3]) for r in rows]
-    assert len(spans) == len(set(spans)), "two chunks cover the same lines"
-    manifest = dict(cat.db.execute("SELECT path, hash FROM files WHERE kb=?", (kb,)).fetchall())
-    per_file = dict(cat.db.execute("SELECT path, chunks FROM files WHERE kb=?", (kb,)).fetchall())
-    counted = dict(cat.db.execute("SELECT path, COUNT(*) FROM chunks WHERE kb=? GROUP BY path", (kb,)).fetchall())
-    assert per_file == counted, "manifest and chunks disagree"
-    vectors = index.store.ids(index.collection(kb))
-    assert vectors == set(ids), f"{len(vectors - set(ids))} orphan vectors, {len(set(ids) - vectors)} missing"
-    assert set(index.lexical(kb).ids) == set(ids)
-    assert not cat.kb(kb).dirty
-    return {"ids": set(ids), "manifest": manifest}
 
 
 def start_ingest(data: Path, corpus: Path) -> subprocess.Popen:
@@ -130,6 +91,7 @@ def keep_cache(data: Path, tmp_path_factory) -> None:
 
 
 # Ctrl-C at a precise point is tested in test_kill_points.py (a signal sent from outside can race the end).
+@pytest.mark.slow
 @pytest.mark.parametrize("point", ["before-any-write", "after-first-batch"])
 def test_killed_ingest_completes_to_a_fresh_ingest(point, corpus, tmp_path, tmp_path_factory, request, capsys):
     data = tmp_path / "data"
@@ -170,6 +132,7 @@ def test_killed_ingest_completes_to_a_fresh_ingest(point, corpus, tmp_path, tmp_
     assert again.changed == 0 and again.embedded == 0 and snapshot(index) == got
 
 
+@pytest.mark.slow
 def test_killed_reingest_after_changes(corpus, tmp_path, tmp_path_factory):
     """Kill a re-ingest of a changed corpus; the re-run equals a fresh ingest of the changed corpus."""
     work = shutil.copytree(corpus, tmp_path / "corpus")

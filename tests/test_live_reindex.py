@@ -8,8 +8,11 @@ import signal
 import time
 from pathlib import Path
 
-from conftest import SMALL_PROJECT, write_tree
-from live_support import ChatLoop, Server, devcopilot, request, start
+import pytest
+from support.corpus import SMALL_PROJECT, make_corpus, write_tree
+from support.live import ChatLoop, Server, devcopilot, request, start
+
+pytestmark = pytest.mark.slow  # real servers and ingests, killed part-way
 
 # The delay this product states (README, docs/live-reindex.md) between the end of an ingest and
 # the first answer using it.
@@ -65,8 +68,6 @@ def test_serve_keeps_answering_while_another_process_ingests(tmp_path):
 
 
 def test_a_second_ingest_waits_and_no_wait_refuses(tmp_path):
-    from test_killed_ingest import make_corpus
-
     corpus = make_corpus(tmp_path / "corpus", 120)
     small = write_tree(tmp_path / "small", {"a.md": "# A\n\nAardvarks dig at night.\n"})
     data = tmp_path / "data"
@@ -100,8 +101,6 @@ def _status_of(data: Path) -> dict:
 
 
 def test_status_tells_the_truth_about_a_killed_cli_ingest(tmp_path):
-    from test_killed_ingest import make_corpus
-
     corpus = make_corpus(tmp_path / "corpus", 600)  # long enough that it cannot end before the kill
     data = tmp_path / "data"
     proc = start(data, "ingest", str(corpus), "--quiet")
@@ -135,8 +134,6 @@ def test_status_tells_the_truth_about_a_killed_cli_ingest(tmp_path):
 
 def test_status_tells_the_truth_when_the_server_running_the_ingest_is_killed(tmp_path):
     """The CLI hands its ingest to the running server; the server is killed part-way."""
-    from test_killed_ingest import make_corpus
-
     corpus = make_corpus(tmp_path / "corpus", 600)  # long enough that it cannot end before the kill
     project = write_tree(tmp_path / "project", SMALL_PROJECT)
     data = tmp_path / "data"
@@ -164,8 +161,6 @@ def test_status_tells_the_truth_when_the_server_running_the_ingest_is_killed(tmp
 
 
 def test_killing_the_cli_leaves_the_server_to_finish_the_job(tmp_path):
-    from test_killed_ingest import make_corpus
-
     corpus = make_corpus(tmp_path / "corpus", 60)
     project = write_tree(tmp_path / "project", SMALL_PROJECT)
     data = tmp_path / "data"

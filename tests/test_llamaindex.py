@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import SMALL_PROJECT, ingested_data_dir, write_tree
 from llama_index.core import Document
 from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.response_synthesizers.no_text import NoText
 from llama_index.core.schema import NodeWithScore, TextNode
 from llama_index.core.tools import RetrieverTool
+from support.corpus import SMALL_PROJECT, ingested_data_dir, write_tree
 
 from indexes.llamaindex import DevcopilotRetriever, ingest_documents
 from ingest.llamaindex import DevcopilotNodeParser

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from conftest import ingested_data_dir
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
-from serve_support import free_port
+from support.corpus import ingested_data_dir
+from support.servers import free_port
 
 from copilot.config import load_config
 from indexes.retrieve import retrieve

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from llm_server import LLMServer, Reply
+from support.llm_server import LLMServer, Reply
 
 from copilot.config import load_config
 from copilot.models import ModelUnavailable, StreamCut, describe_chat_model, make_model

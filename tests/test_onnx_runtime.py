@@ -10,7 +10,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import SMALL_PROJECT
+from support.corpus import SMALL_PROJECT
 
 from copilot.config import load_config
 from indexes.build import ingest
@@ -27,6 +27,7 @@ TEXTS = [textwrap.dedent(t) for t in SMALL_PROJECT.values()] + [
 ]
 
 
+@pytest.mark.slow
 def test_onnx_gives_pytorchs_vectors_and_int8_comes_close(cfg):
     onnx = make_embedder(cfg)  # the default: the fused fp32 graph
     assert isinstance(onnx, OnnxEmbedder) and "@onnx-fp32-" in onnx.name
@@ -48,6 +49,7 @@ def test_onnx_gives_pytorchs_vectors_and_int8_comes_close(cfg):
     assert np.array_equal(onnx.embed([TEXTS[3]])[0], v[3])
 
 
+@pytest.mark.slow
 def test_the_model_is_exported_again_when_the_source_weights_change(tmp_path):
     from safetensors.numpy import load_file, save_file
 
@@ -96,7 +98,7 @@ def test_another_runtime_reembeds_the_kb_with_a_notice_and_never_mixes(cfg, proj
 
 
 def test_searching_with_the_onnx_runtime_never_imports_torch(tmp_path):
-    from conftest import ingested_data_dir
+    from support.corpus import ingested_data_dir
 
     data, _ = ingested_data_dir(tmp_path)
     code = textwrap.dedent(f"""

@@ -19,14 +19,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+from support.conversations import check_listing, conversation
+from support.servers import free_port
 
 from copilot.config import ConfigError, load_config
 from copilot.conversations import ConversationError, Conversations, open_conversations
 from copilot.database import DatabaseDown
 from copilot.events import Source
-from tests.test_conversations import check_listing
-from tests.test_stores import free_port
-from tests.test_usage_gaps import conversation
 
 PG_BINS = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name))
 SRC = Source(1, "docs/guide.md", 3, 6, "Guide > Retries", "https://x/docs/guide.md#L3-L6", "doc", "markdown",
@@ -109,7 +108,7 @@ def postgres():
     server.close()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def where(request, tmp_path) -> Path | str:
     """Where a store lives: a SQLite file, or a fresh database on the test's PostgreSQL server."""
     if request.param == "sqlite":
@@ -212,6 +211,7 @@ def test_concurrent_writes_from_threads_and_replicas_keep_every_message_in_order
 
 
 # -- PostgreSQL only ------------------------------------------------------------------------------
+@pytest.mark.postgres
 def test_servers_starting_at_once_create_the_schema_once(postgres):
     url = postgres.fresh()
     opened: list[Conversations] = []
@@ -234,6 +234,7 @@ def test_servers_starting_at_once_create_the_schema_once(postgres):
     assert opened[3].messages(cid)[0]["content"] == "hello"
 
 
+@pytest.mark.postgres
 def test_a_database_made_before_owners_and_outcomes_gets_them(postgres):
     import psycopg
 
@@ -261,6 +262,7 @@ def test_a_database_made_before_owners_and_outcomes_gets_them(postgres):
     assert store.messages("c1")[-1]["outcome"] == "dont_know"
 
 
+@pytest.mark.postgres
 def test_the_setting_comes_from_the_config_file_or_the_environment(tmp_path, postgres):
     url = postgres.fresh()
     conf = tmp_path / "devcopilot.toml"
@@ -310,7 +312,7 @@ def test_the_command_line_says_so_in_one_sentence(tmp_path):
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory):
     """The small project, indexed once; each server below reads it with a data dir of its own."""
-    from conftest import SMALL_PROJECT, write_tree
+    from support.corpus import SMALL_PROJECT, write_tree
 
     from indexes.build import ingest
     from indexes.search import Index
@@ -328,10 +330,11 @@ def copilot_on(url: str, data_dir: Path, index):
     return Copilot(cfg, index=index)
 
 
+@pytest.mark.postgres
 def test_two_servers_with_their_own_data_dirs_share_conversations_through_the_api(postgres, indexed, tmp_path):
     import openai
+    from support.servers import serve
 
-    from tests.test_api import serve
     from ui.server import create_app
 
     url = postgres.fresh()
@@ -365,6 +368,7 @@ def test_two_servers_with_their_own_data_dirs_share_conversations_through_the_ap
             thread.join(5)
 
 
+@pytest.mark.postgres
 def test_a_database_outage_during_a_chat_costs_the_record_not_the_answer(postgres, indexed, tmp_path, monkeypatch):
     monkeypatch.setattr("copilot.database.RETRY_AFTER_S", 0.0)
     url = postgres.fresh()
@@ -419,6 +423,7 @@ def test_usage_figures_and_the_budget_are_shared_by_every_server(where, tmp_path
         assert not any((tmp_path / d / "usage.json").exists() for d in "abc")
 
 
+@pytest.mark.postgres
 def test_usage_counted_while_the_database_is_down_is_added_once_it_is_back(postgres, tmp_path, monkeypatch):
     monkeypatch.setattr("copilot.database.RETRY_AFTER_S", 0.0)
     url = postgres.fresh()
@@ -435,10 +440,12 @@ def test_usage_counted_while_the_database_is_down_is_added_once_it_is_back(postg
 
 
 # -- the web UI on two servers ------------------------------------------------------------------------
+@pytest.mark.postgres
+@pytest.mark.browser
 def test_the_web_ui_on_another_server_lists_and_reopens_a_conversation_and_answers_through_an_outage(
         postgres, indexed, tmp_path, monkeypatch):
-    from browser_support import answers, ask, first_cited_path, have_chromium, launch, open_chat, wait_idle
-    from serve_support import ServerThread
+    from support.browser import answers, ask, first_cited_path, have_chromium, launch, open_chat, wait_idle
+    from support.servers import ServerThread
 
     from ui.server import create_app
 
@@ -487,6 +494,7 @@ def test_status_says_where_conversations_live_without_the_password(tmp_path, cap
     assert "secretpw" not in out
 
 
+@pytest.mark.postgres
 def test_a_connection_dropped_while_idle_is_replaced_without_losing_the_call(postgres):
     url = postgres.fresh()
     store = Conversations(url)
@@ -498,6 +506,7 @@ def test_a_connection_dropped_while_idle_is_replaced_without_losing_the_call(pos
     assert [m["content"] for m in store.messages(cid)] == ["kept"]
 
 
+@pytest.mark.postgres
 def test_a_connection_lost_inside_a_transaction_commits_nothing_and_is_not_retried(postgres):
     store = Conversations(postgres.fresh())
     cid = store.new()

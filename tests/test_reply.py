@@ -10,7 +10,7 @@ import asyncio
 import itertools
 
 import pytest
-from conftest import ingested_data_dir
+from support.corpus import ingested_data_dir
 
 from copilot.events import END, ERROR, NOTICE, SOURCES, START, TOKEN, Event, Kind, Source
 from copilot.links import public_url, with_lines

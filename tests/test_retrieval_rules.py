@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import write_tree
+from support.corpus import write_tree
 
 from indexes.build import ingest
 from indexes.lexical import TOKENIZER_VERSION, tokenize

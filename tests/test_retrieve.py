@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from chat_support import build_world, make_copilot, run
-from llm_server import LLMServer
+from support.chat import build_world, make_copilot, run
+from support.llm_server import LLMServer
 
 from copilot.config import load_config
 from indexes.retrieve import retrieve

@@ -13,8 +13,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import SMALL_PROJECT, write_tree
-from serve_support import ServerThread, free_port
+from support.corpus import SMALL_PROJECT, write_tree
+from support.servers import ServerThread, free_port
 
 from copilot.chat import Copilot
 from copilot.config import load_config
@@ -92,6 +92,7 @@ def test_request_size_limit(secured):
     assert code == 413 and "larger than" in body
 
 
+@pytest.mark.browser
 def test_browser_behind_the_password(secured):
     from playwright.sync_api import sync_playwright
 
@@ -134,6 +135,7 @@ def test_first_run_indexes_the_given_root_once(tmp_path):
     assert ensure_knowledge(index, root, said.append) is False and said == []
 
 
+@pytest.mark.slow
 def test_serve_command_indexes_on_first_run_then_serves(tmp_path):
     """The real `serve` function in its own process, with a stand-in repository root."""
     root = write_tree(tmp_path / "repo", {"docs/intro.md": "# Intro\n\nThe zeppelin module lifts cargo.\n"})

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import openai
 import pytest
+from support.chroma import CHROMA, start_chroma, stop
+from support.servers import free_port, serve
 
 from copilot.chat import Copilot
 from copilot.config import load_config
 from indexes.build import ingest
 from indexes.search import Index
-from tests.test_api import serve
-from tests.test_stores import CHROMA, free_port, start_chroma, stop
 from ui.server import create_app
 
 
@@ -23,6 +23,7 @@ def ask(client: openai.OpenAI, question: str) -> str:
     return r.choices[0].message.content
 
 
+@pytest.mark.slow
 def test_chroma_server_down_then_back_while_serving(project, tmp_path):
     if not CHROMA.exists():
         pytest.skip(f"the chroma command is not installed at {CHROMA}")

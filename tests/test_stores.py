@@ -2,57 +2,22 @@
 server on loopback, and Qdrant local mode. The results must agree."""
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
+from support.chroma import CHROMA, start_chroma, stop
+from support.servers import free_port
 
 from copilot.config import load_config
 from indexes.build import ingest
 from indexes.search import Index
 from indexes.stores import StoreError, make_store
 
-CHROMA = Path(sys.executable).parent / "chroma"
 QUERIES = ["long-term memory for an agent", "MemoryStore save", "retry with exponential backoff",
            "build a gadget with a size", "install widgets"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_chroma(path: Path, port: int) -> subprocess.Popen:
-    """`chroma run` on loopback, returned once its heartbeat answers."""
-    proc = subprocess.Popen([str(CHROMA), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("chroma run did not start")
-        time.sleep(0.2)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +149,7 @@ assert col.configuration_json["hnsw"]["ef_search"] == 100  # Chroma's own defaul
 """
 
 
+@pytest.mark.slow
 def test_chroma_search_explores_enough_neighbours_to_return_the_true_top_100(tmp_path):
     """Search reads the dense list 100 deep. With Chroma's default (explore 100 neighbours) its HNSW
     returns about 94 % of the true top 100 of these vectors; store.ef_search (400) returns them all,

@@ -10,9 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SMALL_PROJECT, write_tree
-from live_support import Server, devcopilot, request, start
-from test_sources import commit_all, git
+from support.corpus import SMALL_PROJECT, write_tree
+from support.git import commit_all, git
+from support.live import Server, devcopilot, request, start
+
+pytestmark = pytest.mark.slow  # real servers and processes, waiting on schedules and watches
 
 
 @pytest.fixture
@@ -151,6 +153,7 @@ def test_status_and_the_knowledge_tab_say_what_each_source_was_indexed_from(tmp_
     assert all(r.note == "" for r in kb_rows(index))
 
 
+@pytest.mark.browser
 def test_a_citation_shows_where_its_source_was_indexed_from_in_a_tooltip(tmp_path):
     from playwright.sync_api import sync_playwright
 

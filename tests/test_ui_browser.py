@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from browser_support import (
+from support.browser import (
     answers,
     ask,
     bot_messages,
@@ -21,15 +21,16 @@ from browser_support import (
     small_project_server,
     wait_idle,
 )
-from conftest import write_tree
-from serve_support import ServerThread
+from support.corpus import write_tree
+from support.servers import ServerThread
 
 from copilot.chat import Copilot
 from copilot.config import load_config
 from indexes.build import ingest
 
 pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(not have_chromium(), reason="Debian chromium is not installed")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not have_chromium(), reason="Debian chromium is not installed")]
 
 ZORB = {"engines/fluxring.md": """
     # FluxRing
@@ -204,7 +205,7 @@ def test_usage_tab_draws_charts_and_lists_a_gap_after_i_dont_know(page):
 
 def test_answer_streams_from_a_model_token_by_token(browser, world, tmp_path):
     """With a model (the local OpenAI-compatible test server), the answer grows in the page as pieces arrive."""
-    from llm_server import LLMServer, Reply
+    from support.llm_server import LLMServer, Reply
 
     from ui.server import create_app
 

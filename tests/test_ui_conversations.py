@@ -7,9 +7,9 @@ import threading
 import time
 
 import pytest
-from browser_support import answers, ask, first_cited_path, have_chromium, open_chat, wait_idle
-from conftest import SMALL_PROJECT, write_tree
-from serve_support import ServerThread
+from support.browser import answers, ask, first_cited_path, have_chromium, open_chat, wait_idle
+from support.corpus import SMALL_PROJECT, write_tree
+from support.servers import ServerThread
 
 from copilot.chat import Copilot
 from copilot.config import load_config
@@ -17,7 +17,8 @@ from indexes.build import ingest
 from indexes.search import Index
 
 pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(not have_chromium(), reason="Debian chromium is not installed")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not have_chromium(), reason="Debian chromium is not installed")]
 
 
 @pytest.fixture(scope="module")

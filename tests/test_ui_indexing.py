@@ -10,15 +10,16 @@ import threading
 import uuid
 
 import pytest
-from browser_support import answers, ask, first_cited_path, have_chromium, open_chat, small_project_server
-from conftest import write_tree
-from live_support import request
+from support.browser import answers, ask, first_cited_path, have_chromium, open_chat, small_project_server
+from support.corpus import write_tree
+from support.live import request
 
 from indexes.retrieve import retrieve
 from indexes.writer import writing
 
 pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(not have_chromium(), reason="Debian chromium is not installed")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not have_chromium(), reason="Debian chromium is not installed")]
 
 WORDS = ("anchor beacon cobalt delta ember falcon glacier harbor indigo juniper kelvin lantern meadow nebula "
          "orchid pylon quartz raven saffron tundra umber vortex willow xenon yarrow zephyr").split()

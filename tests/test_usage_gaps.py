@@ -7,24 +7,12 @@ import csv
 import io
 import json
 
+from support.conversations import conversation
+
 from copilot.config import load_config
 from copilot.conversations import Conversations, gaps_csv
-from copilot.events import Source
 from copilot.monitor import Monitor
 from ui.cli import main
-
-SRC = Source(1, "README.md", 1, 3, "Intro", "/r/README.md#L1-L3", "doc", "markdown", "Hello", "default")
-
-
-def conversation(store: Conversations, question: str, outcome: str, down: bool = False) -> str:
-    cid = store.new(origin="web")
-    store.add(cid, "user", question)
-    store.add(cid, "assistant", "@Tutoring will take this.", "Guide", outcome="guide")
-    mid = store.add(cid, "assistant", "I don't know." if outcome == "dont_know" else "An answer.", "Tutoring",
-                    [SRC], outcome=outcome)
-    if down:
-        store.feedback(mid, False)
-    return cid
 
 
 def test_gaps_count_each_question_once_per_asking_by_its_words(tmp_path):

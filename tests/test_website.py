@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from serve_support import free_port
+from support.servers import free_port
 
 from ingest.sources import is_git_url, is_website_url
 from ingest.website import html_to_markdown, mirror_path

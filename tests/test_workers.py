@@ -11,8 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import ingested_data_dir
-from serve_support import free_port
+import pytest
+from support.corpus import ingested_data_dir
+from support.servers import free_port
 
 from copilot.config import load_config
 from copilot.monitor import Monitor
@@ -36,6 +37,7 @@ def worker_pids(pid: int) -> list[int]:
     return [int(k) for k in kids if "spawn_main" in Path(f"/proc/{k}/cmdline").read_text()]
 
 
+@pytest.mark.slow
 def test_two_workers_share_the_port_the_data_and_the_figures(tmp_path):
     data, _ = ingested_data_dir(tmp_path)
     port = free_port()

@@ -1,9 +1,13 @@
-"""Run the real ASGI app with uvicorn in a thread on a free loopback port, for tests."""
+"""Run the real ASGI app with uvicorn in a thread on a free loopback port, for tests and benches."""
 from __future__ import annotations
 
 import socket
 import threading
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import uvicorn
 
 
 def free_port() -> int:
@@ -13,6 +17,8 @@ def free_port() -> int:
 
 
 class ServerThread:
+    """`with ServerThread(app) as url:` the app answers at url inside the block."""
+
     def __init__(self, app, port: int | None = None):
         import uvicorn
 
@@ -32,3 +38,10 @@ class ServerThread:
     def __exit__(self, *exc):
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def serve(app) -> tuple[str, uvicorn.Server, threading.Thread]:
+    """The app served until the caller stops it (`server.should_exit = True; thread.join()`): (url, server,
+    thread). Returns once uvicorn says it has started."""
+    running = ServerThread(app)
+    return running.__enter__(), running.server, running.thread

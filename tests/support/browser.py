@@ -6,6 +6,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from support.corpus import SMALL_PROJECT, write_tree
+from support.servers import ServerThread
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -73,11 +76,8 @@ def first_cited_path(answer: dict) -> str:
 
 @contextlib.contextmanager
 def small_project_server(root: Path) -> Iterator[dict]:
-    """conftest's SMALL_PROJECT, under an allowed root, indexed as KB 'default' and served by the real
-    app (offline model): {url, allowed, copilot, index, project}."""
-    from conftest import SMALL_PROJECT, write_tree
-    from serve_support import ServerThread
-
+    """SMALL_PROJECT under an allowed root, indexed as KB 'default' and served by the real app (offline
+    model): {url, allowed, copilot, index, project}."""
     from copilot.chat import Copilot
     from copilot.config import load_config
     from indexes.build import ingest

@@ -13,6 +13,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from support.servers import free_port
+
 BIN = Path(sys.executable).parent
 FAILED_WORDS = ("can't search the knowledge base", "Something went wrong", "went wrong")
 
@@ -61,8 +63,6 @@ class Server:
     """`devcopilot serve` on a free port, as a real process."""
 
     def __init__(self, data: Path, config: Path | None = None, *extra: str):
-        from serve_support import free_port
-
         self.data = data
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

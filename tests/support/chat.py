@@ -5,13 +5,12 @@ import copy
 from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import SMALL_PROJECT, write_tree
-from llm_server import LLMServer
-
 from copilot.chat import Copilot
 from copilot.config import Config, load_config
 from indexes.build import ingest
 from indexes.search import Index
+from support.corpus import SMALL_PROJECT, write_tree
+from support.llm_server import LLMServer
 
 INJECTION = {
     "docs/faq.md": """
