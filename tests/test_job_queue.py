@@ -223,3 +223,41 @@ def test_a_job_cancelled_while_it_embeds_keeps_the_kb_consistent(tmp_path):
     assert kept == job.results[0]["total_chunks"] > 0
     assert index.store.count(index.collection("big")) == kept and not index.catalog.kb("big").dirty
     assert set(index.lexical("big").ids) == index.catalog.chunk_ids("big")
+
+
+def test_another_worker_process_tab_submits_to_the_one_queue(tmp_path):
+    """`serve --workers N`: a worker without the queue hands its tab's jobs to the one that holds it, over the
+    Knowledge API with the server's local token; they are listed, followed and cancelled there like any other."""
+    from ui.server_client import RemoteJobs
+
+    allowed = tmp_path / "allowed"
+    project = write_tree(allowed / "project", SMALL_PROJECT)
+    cfg = load_config(env={}, overrides={"data_dir": str(tmp_path / "data"),
+                                         "server": {"allowed_roots": [str(allowed)]}})
+    index = Index(cfg)
+    ingest(index, [str(project)], "default")
+    copilot = Copilot(cfg, index=index)
+    app = create_app(copilot, cfg, local_token="local-secret")
+    jobs = app.state.jobs  # the queue, in the "first worker"
+    with ServerThread(app) as url:
+        tab = KnowledgeTab(copilot, cfg, lambda current: gr.update(), RemoteJobs(url, "local-secret"))
+        otters = write_tree(allowed / "otters", {"otters.md": "# Otters\n\nSea otters hold hands.\n"})
+        with lock_held_by_a_thread(Path(cfg.data_dir), "a test holder"):
+            started = shown(tab.add_source(str(otters), "otters", Following(), None))
+            (job_id,) = started["following"].jobs
+            assert jobs.wait(job_id, 30, until=waiting).by == "ui"  # in the one queue, as the tab's
+            bar = shown(tab.poll(started["following"], None))
+            assert "Waiting for a test holder (pid" in bar["bar"], bar["bar"]
+            tab.cancel_job(bar["following"])
+            assert jobs.wait(job_id, 30).state == "cancelled"
+            assert not shown(tab.poll(bar["following"], None))["cancel"]["visible"]
+        again = shown(tab.add_source(str(otters), "otters", Following(), None))
+        (job_id,) = again["following"].jobs
+        assert jobs.wait(job_id, 120).state == "done"
+        end = shown(tab.poll(again["following"], None))
+        assert end["status"].startswith("✅ **Indexed** into `otters`"), end["status"]
+        status, listed = request(url + "/v1/knowledge/jobs")
+        assert [j["by"] for j in listed["jobs"] if j["id"] == job_id] == ["ui"]
+        # Only this machine's callers say which door asked; a remote caller's job is the API's.
+        status, job = request(url + "/v1/knowledge/jobs", {"action": "reindex", "kb": "otters", "by": "ui"})
+        assert status == 202 and job["by"] == "api"

@@ -117,6 +117,7 @@ def create_app(copilot, cfg, auth: str | list[str] = "", api_token: str = "", ho
     app = FastAPI(title="devcopilot", docs_url=None, redoc_url=None, openapi_url=None, lifespan=mcp_lifespan)
     app.include_router(api_router(copilot))
     app.state.jobs = jobs if jobs is not None else Jobs(copilot.index)
+    app.state.copilot = copilot
     app.include_router(knowledge_router(copilot.index, app.state.jobs, cfg))
     app.include_router(viewer_router(copilot.index))
     app.add_route("/mcp", mcp_asgi)  # Streamable HTTP (POST, GET and DELETE on one path)
@@ -251,6 +252,7 @@ def serve(cfg, host: str = "127.0.0.1", port: int = 7860, auth: str | list[str] 
         started.set()
         if app.state.schedule is not None:
             app.state.schedule.stop()
+        app.state.copilot.close()  # the threads working ahead of the Guide's answers
         registration.__exit__(None, None, None)
 
 
