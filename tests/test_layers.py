@@ -45,6 +45,29 @@ def test_only_the_doors_import_a_door_library():
     assert wrong == []
 
 
+MAX_FUNCTION_LINES = 80
+LONG_ON_PURPOSE = "# long:"  # a comment on the line after `def ...:` saying why a function is longer
+
+
+def long_functions(path: Path) -> list[str]:
+    """Functions (methods and nested ones too) over MAX_FUNCTION_LINES lines without a `# long:` comment."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    out = []
+    for node in ast.walk(ast.parse("\n".join(lines))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            length = node.end_lineno - node.lineno + 1
+            body_start = node.body[0].lineno - 1  # the first line of the body: the docstring or a statement
+            said = any(LONG_ON_PURPOSE in ln for ln in lines[node.lineno - 1:body_start + 1])
+            if length > MAX_FUNCTION_LINES and not said:
+                out.append(f"{path.parent.name}/{path.name}: {node.name} is {length} lines")
+    return out
+
+
+def test_no_function_of_the_core_or_the_doors_is_over_80_lines_unless_it_says_why():
+    long = [f for layer in ("copilot", "ui") for p in sorted((REPO / layer).glob("*.py")) for f in long_functions(p)]
+    assert long == []
+
+
 def circle(graph: dict[str, set[str]]) -> list[str]:
     """One circle of the graph (a path back to where it started), or [] when there is none."""
     state: dict[str, str] = {}
@@ -78,6 +101,10 @@ def test_no_private_name_is_imported_from_another_module():
 
 
 def test_the_checks_see_a_violation(tmp_path):
+    long = tmp_path / "long.py"
+    body = "".join(f"    x{i} = {i}\n" for i in range(80))
+    long.write_text(f"def f():\n{body}\n\ndef g():  # long: one table, read top to bottom\n{body}")
+    assert long_functions(long) == [f"{tmp_path.name}/long.py: f is 81 lines"]
     bad = tmp_path / "m.py"
     bad.write_text("def f():\n    from ui.app import _private\n")
     assert imports(bad) == [("ui.app", ["_private"])]
