@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 
 import pytest
 from support.conversations import check_listing
+from support.waiting import wait_until
 
 from copilot.conversations import ConversationError, Conversations
 from copilot.database import Database
@@ -100,7 +100,8 @@ def test_writes_from_many_threads_at_once_are_committed_together_each_in_its_ord
     with store.db.lock:  # the first commit waits, and the other writers queue up behind it meanwhile
         for t in threads:
             t.start()
-        time.sleep(0.5)
+        # every other writer waits in the next group commit (the first holds the batch it leads)
+        wait_until(lambda: len(store.db._queued) == 39, "the 39 other writers to queue up")
     for t in threads:
         t.join()
     # 200 messages: the 40 queued up go in one or two transactions (one each would make 200), later
@@ -113,13 +114,14 @@ def test_writes_from_many_threads_at_once_are_committed_together_each_in_its_ord
 
 def test_a_write_that_fails_in_a_batch_costs_only_its_own_caller(tmp_path):
     db = Database(tmp_path / "t.sqlite", "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY);")
-    go = threading.Event()
+    go, holding = threading.Event(), threading.Event()
     outcomes: dict[str, object] = {}
 
     def insert(key: str, wait: bool = False):
         def fn(tx):
             tx.all("INSERT INTO t (k) VALUES (?)", (key,))
             if wait:
+                holding.set()
                 go.wait(10)
             return key
         return fn
@@ -132,12 +134,14 @@ def test_a_write_that_fails_in_a_batch_costs_only_its_own_caller(tmp_path):
 
     first = threading.Thread(target=write, args=("first", insert("a", wait=True)))
     first.start()  # commits alone, held open while the others queue up for the next batch
-    time.sleep(0.2)
+    assert holding.wait(10)
     queued = [threading.Thread(target=write, args=(name, insert(key))) for name, key in
               (("b", "b"), ("again", "a"), ("d", "d"))]
     for t in queued:
         t.start()
-    time.sleep(0.5)  # all three queued: they go in one batch, which the duplicate key breaks
+    # all three queued (Database's list of writes waiting for the next group commit): they go in one batch,
+    # which the duplicate key breaks
+    wait_until(lambda: len(db._queued) == 3, "the three writes to queue up")
     go.set()
     for t in [first, *queued]:
         t.join()

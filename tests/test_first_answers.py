@@ -16,6 +16,7 @@ from support.browser import (
     first_cited_path,
     have_chromium,
     open_chat,
+    settle,
     wait_idle,
 )
 from support.servers import ServerThread
@@ -53,7 +54,7 @@ def click_example(page, text: str) -> dict:
     page.get_by_text(text, exact=True).first.click()
     page.wait_for_function("() => document.querySelectorAll('#dc-chat .dc-speaker').length > 0", timeout=60_000)
     wait_idle(page)
-    page.wait_for_timeout(200)
+    settle(page)
     return bot_messages(page)[-1]
 
 

@@ -149,7 +149,6 @@ assert col.configuration_json["hnsw"]["ef_search"] == 100  # Chroma's own defaul
 """
 
 
-@pytest.mark.slow
 def test_chroma_search_explores_enough_neighbours_to_return_the_true_top_100(tmp_path):
     """Search reads the dense list 100 deep. With Chroma's default (explore 100 neighbours) its HNSW
     returns about 94 % of the true top 100 of these vectors; store.ef_search (400) returns them all,

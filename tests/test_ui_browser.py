@@ -18,6 +18,7 @@ from support.browser import (
     first_cited_path,
     have_chromium,
     open_chat,
+    settle,
     small_project_server,
     wait_idle,
 )
@@ -239,8 +240,11 @@ def test_retry_answers_again_and_new_chat_starts_empty(page):
     ask(page, "@Coding what arguments does build_gadget take?")
     first = answers(page)
     assert first and first[-1]["speaker"].endswith("Coding")
+    # Retry keeps Send enabled: the turn has begun once the answer's speaker line is a new one.
+    page.evaluate("() => { [...document.querySelectorAll('#dc-chat .dc-speaker')].pop().dataset.old = '1'; }")
     page.locator("#dc-chat button[aria-label='Retry']").last.click()
-    page.wait_for_timeout(500)
+    page.wait_for_function("() => { const s = [...document.querySelectorAll('#dc-chat .dc-speaker')].pop(); "
+                           "return s && !s.dataset.old; }", timeout=60_000)
     wait_idle(page)
     page.wait_for_function("() => [...document.querySelectorAll('#dc-chat .dc-speaker')]"
                            ".some(s => s.innerText.includes('Coding'))", timeout=60_000)
@@ -261,7 +265,7 @@ def test_chat_fills_the_window_and_the_input_stays_in_view(browser, world, width
     assert chat["height"] > 0.55 * height, chat  # no fixed ~430 px panel
     assert send["y"] + send["height"] <= height and box["y"] + box["height"] <= height, (send, box, height)
     page.set_viewport_size({"width": width, "height": height + 200})
-    page.wait_for_timeout(300)
+    settle(page)
     taller = page.locator("#dc-chat").bounding_box()
     assert taller["height"] >= chat["height"] + 150  # follows the window
     page.context.close()

@@ -4,7 +4,6 @@ reload and a server restart, deleted; with --auth each user sees only their own.
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from support.browser import answers, ask, first_cited_path, have_chromium, open_chat, wait_idle
@@ -97,15 +96,15 @@ def test_a_question_asked_before_the_page_finished_loading_is_not_wiped(browser,
 
     copilot = Copilot(data, index=Index(data))
     app = create_app(copilot, data)
-    listing, calls, loaded = copilot.conversations.listing, [], threading.Event()
+    listing, calls, loaded, answered = copilot.conversations.listing, [], threading.Event(), threading.Event()
 
-    def slow_first_listing(*args, **kwargs):  # the load event's sidebar, slow as on a busy server
+    def slow_first_listing(*args, **kwargs):  # the load event's sidebar, slow as on a busy server: after the answer
         first = not calls
         calls.append(1)
         if first:
-            time.sleep(4)
-        try:
-            return listing(*args, **kwargs)
+            answered.wait(60)
+        try:  # the load event's sidebar also lists a row the page shows once that answer reached it
+            return listing(*args, **kwargs) + ([{"id": "loaded", "title": "Listed by the load event"}] if first else [])
         finally:
             if first:
                 loaded.set()
@@ -117,8 +116,10 @@ def test_a_question_asked_before_the_page_finished_loading_is_not_wiped(browser,
         page.wait_for_selector("#dc-input textarea", timeout=60_000)
         ask(page, "@Coding what arguments does build_gadget take?")
         assert not loaded.is_set()  # the answer came first
+        answered.set()
         assert loaded.wait(30)
-        page.wait_for_timeout(1000)  # the load event's answer reaches the page
+        page.wait_for_function("() => [...document.querySelectorAll('#dc-conversations label')]"
+                               ".some(l => l.innerText.includes('Listed by the load event'))", timeout=30_000)
         found = answers(page)
         assert found and first_cited_path(found[-1]) == "widgets/core.py", found
 
@@ -126,6 +127,9 @@ def test_a_question_asked_before_the_page_finished_loading_is_not_wiped(browser,
 def test_delete_removes_the_conversation_and_new_chat_starts_empty(browser, data):
     with serve(data) as url:
         page = open_chat(browser, url)
+        ask(page, "@Coding what does build_gadget return?")  # kept: after the delete, the sidebar still lists it
+        page.click("#dc-new")
+        page.wait_for_function("() => document.querySelectorAll('#dc-chat .dc-speaker').length === 0")
         ask(page, "@Tutoring how do I give an agent long-term memory?")
         page.wait_for_function("() => [...document.querySelectorAll('#dc-conversations label')]"
                                ".some(l => l.innerText.includes('long-term memory'))")
@@ -137,7 +141,9 @@ def test_delete_removes_the_conversation_and_new_chat_starts_empty(browser, data
         assert not any("long-term memory" in t for t in sidebar(page))
         page.reload()
         page.wait_for_selector("#dc-input textarea")
-        page.wait_for_timeout(1500)
+        # The load event's answer (a conversation to restore, and the sidebar) has reached the page.
+        page.wait_for_function("n => document.querySelectorAll('#dc-conversations label').length === n - 1",
+                               arg=before)
         assert page.locator("#dc-chat .dc-speaker").count() == 0  # the deleted one does not come back
         page.context.close()
 

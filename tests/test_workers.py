@@ -87,8 +87,10 @@ def test_two_workers_share_the_port_the_data_and_the_figures(tmp_path):
         out = proc.communicate(timeout=60)[0]
     assert proc.returncode == 0, out
     assert "devcopilot is running" in out and "worker" in out
-    time.sleep(1)
-    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]  # every worker stopped with the parent
+    deadline = time.monotonic() + 10  # every worker stopped with the parent (which joins them before it exits)
+    while left := [pid for pid in workers if Path(f"/proc/{pid}").exists()]:
+        assert time.monotonic() < deadline, f"workers {left} outlived the parent"
+        time.sleep(0.1)
     import sqlite3
 
     db = sqlite3.connect(data / "conversations.sqlite")

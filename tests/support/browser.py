@@ -47,7 +47,13 @@ def ask(page, question: str) -> None:
     page.wait_for_function(
         "n => document.querySelectorAll('#dc-chat .dc-speaker').length > n", arg=before, timeout=60_000)
     wait_idle(page)
-    page.wait_for_timeout(200)
+    settle(page)
+
+
+def settle(page) -> None:
+    """Until the page has drawn two more frames: what it does on the next frame after a change (the chat's
+    height follows the window, ui/app.py) has been done."""
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
 
 
 def bot_messages(page) -> list[dict]:

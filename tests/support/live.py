@@ -10,6 +10,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,6 +126,7 @@ class ChatLoop:
 
     def __post_init__(self):
         self._stop = threading.Event()
+        self._answered = threading.Condition()  # notified at each answer kept
         self._workers = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(self.threads)]
 
     def _run(self, i: int) -> None:
@@ -135,14 +137,19 @@ class ChatLoop:
             try:
                 status, body = self.server.ask(q, model)
             except OSError as e:
-                self.answers.append(Answer(time.time(), q, False, f"{type(e).__name__}: {e}", []))
+                self._keep(Answer(time.time(), q, False, f"{type(e).__name__}: {e}", []))
                 continue
             if status != 200 or not isinstance(body, dict):
-                self.answers.append(Answer(time.time(), q, False, f"HTTP {status}: {body}", []))
+                self._keep(Answer(time.time(), q, False, f"HTTP {status}: {body}", []))
                 continue
             text = body["choices"][0]["message"]["content"]
             ok = not any(w in text for w in FAILED_WORDS)
-            self.answers.append(Answer(time.time(), q, ok, text, [s["path"] for s in body.get("sources", [])]))
+            self._keep(Answer(time.time(), q, ok, text, [s["path"] for s in body.get("sources", [])]))
+
+    def _keep(self, answer: Answer) -> None:
+        with self._answered:
+            self.answers.append(answer)
+            self._answered.notify_all()
 
     def __enter__(self) -> ChatLoop:
         for t in self._workers:
@@ -163,11 +170,12 @@ class ChatLoop:
                 return a.at
         return None
 
+    def wait_until(self, condition: Callable[[list[Answer]], bool], timeout: float = 60) -> bool:
+        """Whether condition(answers so far) became true within `timeout` s; checked at each new answer."""
+        with self._answered:
+            return self._answered.wait_for(lambda: condition(self.answers), timeout)
+
     def wait_for(self, path: str, question: str, after: float, timeout: float = 60) -> float | None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            found = self.first_citing(path, question, after)
-            if found is not None:
-                return found
-            time.sleep(0.05)
-        return None
+        """When the first answer to `question` citing `path` arrived after `after`; None if none within `timeout` s."""
+        self.wait_until(lambda _: self.first_citing(path, question, after) is not None, timeout)
+        return self.first_citing(path, question, after)

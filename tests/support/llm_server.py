@@ -69,6 +69,7 @@ class LLMServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.requests: list[dict] = []  # {"protocol", "path", "headers", "body" (OpenAI shape), "raw", "peer"}
         self.pieces_sent = 0  # streamed text pieces written so far, to observe streaming from a test
+        self.hung_up = threading.Event()  # set when a client closes a stream before its end
         self.queue: deque[Reply] = deque()
         self.rules: list[tuple[Callable[[dict], bool], Reply | Responder]] = []
         self.default: Reply | Responder = Reply(text="This is the scripted default answer [1].")
@@ -213,7 +214,7 @@ class LLMServer:
                     self.wfile.write(b"0\r\n\r\n")
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
-                    pass
+                    server.hung_up.set()
 
             def _dashscope(self, body: dict, reply: Reply):
                 rid = uuid.uuid4().hex
@@ -257,7 +258,7 @@ class LLMServer:
                     self.wfile.write(b"0\r\n\r\n")
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
-                    pass
+                    server.hung_up.set()
 
         class Server(ThreadingHTTPServer):
             # Python's default listen backlog is 5: a burst of new connections (50 sessions starting at
@@ -304,6 +305,7 @@ class LLMServer:
         with self._lock:
             self.requests.clear()
             self.pieces_sent = 0
+            self.hung_up.clear()
             self.queue.clear()
             self.rules.clear()
             self.default = Reply(text="This is the scripted default answer [1].")
