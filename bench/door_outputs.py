@@ -36,14 +36,40 @@ MASKS = [(re.compile(r"chatcmpl-[0-9a-f]+"), "chatcmpl-X"), (re.compile(r'"creat
          (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:P"),
          (re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:\d\d)?Z?"), "DATE"),
          (re.compile(r'"(last_indexed|scanned_at|created_at|started_at|finished_at|indexed_at)": ?[\d.]+'),
-          r'"\1": T'), (re.compile(r"job-[0-9a-f]{12}"), "job-X"), (re.compile(r"pid \d+|\"pid\": \d+"), "pid N")]
+          r'"\1": T'), (re.compile(r"job-[0-9a-f]{12}"), "job-X"), (re.compile(r"pid \d+|\"pid\": ?\d+"), "pid N"),
+         (re.compile(r"/tmp/doors-[\w]+"), "TMP")]
 
 
-def masked(text: str, data: Path) -> str:
-    text = text.replace(str(data), "DATA")
+def masked(text: str, data: Path, root: Path) -> str:
+    text = merged_stream(text.replace(str(data), "DATA").replace(str(root), "ROOT"))
     for pattern, repl in MASKS:
         text = pattern.sub(repl, text)
     return text
+
+
+def merged_stream(text: str) -> str:
+    """Server-sent events with consecutive text-only chunks merged into one: how a stream's text is cut into
+    chunks depends on timing (the server writes at most every server.stream_pace_ms), not on the code."""
+    out: list[str] = []
+    for line in text.split("\n"):
+        if line.startswith("data: {"):
+            line = line.replace('"created": T', '"created": 0')  # an output already masked
+            chunk = json.loads(line[6:])
+            choice = (chunk.get("choices") or [{}])[0]
+            if set(choice.get("delta", {})) == {"content"} and choice.get("finish_reason") is None:
+                while out and out[-1] == "":
+                    out.pop()  # the blank line between two events
+                if out and out[-1].startswith("data: {"):
+                    last = json.loads(out[-1][6:].replace('"created": T', '"created": 0'))
+                    lc = (last.get("choices") or [{}])[0]
+                    if set(lc.get("delta", {})) == {"content"} and lc.get("finish_reason") is None:
+                        lc["delta"]["content"] += choice["delta"]["content"]
+                        out[-1] = "data: " + json.dumps(last, ensure_ascii=False)
+                        out.append("")
+                        continue
+                out.append("")
+        out.append(line)
+    return "\n".join(out)
 
 
 def free_port() -> int:
@@ -137,7 +163,11 @@ def main() -> int:
     ap.add_argument("--root", default=str(Path(__file__).resolve().parents[1]), help="the code's checkout")
     ap.add_argument("--data-dir", required=True, help="an indexed data dir (copied; the copy is used)")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"),
+                    help="instead: compare two outputs of this script (streams merged, paths masked)")
     args = ap.parse_args()
+    if args.compare:
+        return compare(*args.compare)
     root = Path(args.root).resolve()
     tmp = Path(tempfile.mkdtemp(prefix="doors-"))
     data = tmp / "data"
@@ -190,11 +220,27 @@ def main() -> int:
     finally:
         proc.terminate()
         proc.communicate(timeout=60)
-    text = masked("\n\n".join(parts), data)
+    text = masked("\n\n".join(parts), data, root)
     Path(args.out).write_text(text, encoding="utf-8")
     print(f"{len(parts)} outputs written to {args.out}")
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def compare(before: str, after: str) -> int:
+    """Print the differences of two outputs once normalised; exit 1 when there are any."""
+    import difflib
+
+    def norm(path: str) -> list[str]:
+        text = merged_stream(Path(path).read_text(encoding="utf-8"))
+        for pattern, repl in MASKS:
+            text = pattern.sub(repl, text)
+        text = re.sub(r"\((/work|/tmp)[^,)]*, DATA/sources\)", "(ROOT, DATA/sources)", text)
+        return [line for line in text.splitlines() if line]  # blank lines between events: where a stream was cut
+
+    diff = list(difflib.unified_diff(norm(before), norm(after), before, after, lineterm="", n=0))
+    print("\n".join(diff) if diff else "the same")
+    return 1 if diff else 0
 
 
 if __name__ == "__main__":
