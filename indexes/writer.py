@@ -121,7 +121,7 @@ def writing(data_dir: Path, what: str, wait: bool = True, on_wait: Callable[[Hol
 def _flock(data_dir: Path, what: str, wait: bool, on_wait: Callable[[Holder | None], None] | None,
            cancelled: Callable[[], bool] | None) -> int:
     """Take the lock file's flock (waiting for another process as `writing` says) and sign it; the open fd."""
-    fd = os.open(data_dir / LOCK, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    fd = os.open(data_dir / LOCK, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
     try:
         if not _try_flock(fd):
             current = _read_holder(data_dir / LOCK)
@@ -212,7 +212,7 @@ class Registration:
 
     def __enter__(self) -> Registration:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.data_dir / SERVER_LOCK, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        fd = os.open(self.data_dir / SERVER_LOCK, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:  # another server serves this data dir and takes the writes

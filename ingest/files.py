@@ -114,12 +114,18 @@ def _matches(path: str, patterns: list[str]) -> bool:
     return False
 
 
-def _gitignore(folder: Path) -> pathspec.PathSpec | None:
+def _gitignore(folder: Path, rel: str, max_bytes: int, report: WalkReport) -> pathspec.PathSpec | None:
+    """The folder's .gitignore, read like every other file of the walk (read_regular): a FIFO, socket or
+    device by that name is skipped and counted, never opened in a way that could block the walk."""
     f = folder / ".gitignore"
-    try:
-        return pathspec.GitIgnoreSpec.from_lines(f.read_text(encoding="utf-8", errors="replace").splitlines())
-    except OSError:
+    if not os.path.lexists(f):
         return None
+    try:
+        data = read_regular(f, max_bytes)
+    except Skip as why:
+        report.skip(str(why), rel)
+        return None
+    return pathspec.GitIgnoreSpec.from_lines(data.decode("utf-8", errors="replace").splitlines())
 
 
 def walk(root: Path, walk_root: Path | None = None, include: list[str] | None = None,
@@ -130,8 +136,8 @@ def walk(root: Path, walk_root: Path | None = None, include: list[str] | None = 
     Paths are relative to `root`. Hidden and vendored folders, .gitignore'd paths, binary,
     oversized and unsupported files are skipped and counted in `report`, as are names that are not
     valid UTF-8 (they could not be stored or cited) and anything that is not a regular file (a
-    FIFO would block the read). Symbolic links are followed only when they stay inside the root;
-    loops and dangling links are skipped.
+    FIFO would block the read), .gitignore files included. Symbolic links are followed only when
+    they stay inside the root; loops and dangling links are skipped.
     """
     report = report if report is not None else WalkReport()
     root = root.resolve()
@@ -151,7 +157,7 @@ def walk(root: Path, walk_root: Path | None = None, include: list[str] | None = 
 
     for dirpath, dirnames, filenames in os.walk(walk_root, followlinks=False):
         d = Path(dirpath)
-        spec = _gitignore(d)
+        spec = _gitignore(d, (d / ".gitignore").relative_to(root).as_posix(), max_bytes, report)
         if spec is not None:
             ignores.append((d, spec))
         keep = []

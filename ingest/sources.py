@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import importlib.machinery
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -239,6 +240,8 @@ def find_package(name: str) -> tuple[Path, Path]:
     source spec must never do that. The top-level name is looked up by the import system's
     finders (they read the file system, and know editable installs); each further part inside the
     folders found so far, the way the import system would, but without executing anything.
+    What is found must be what an installed distribution put there (SourceError otherwise): the
+    browser may add `pkg:` sources, and a folder on sys.path (the working directory) is not one.
     """
     mod = name.replace("-", "_")
     missing = SourceError(f"No installed Python package named '{name}'; install it (pip install {name}) "
@@ -260,8 +263,53 @@ def find_package(name: str) -> tuple[Path, Path]:
         locations, origin = _find_part(part, locations)
         if not locations and not origin:
             raise missing
-    walk_root = Path(locations[0]) if locations else Path(origin)
+    # Only what a distribution installed: a plain folder on sys.path (the working directory's docs/, a
+    # namespace package no distribution declares, a folder shadowing an installed package) is no package.
+    walk_root = next((p for p in map(Path, locations or [origin]) if _distributed(top, p)), None)
+    if walk_root is None:
+        raise SourceError(f"'{name}' is not an installed package (no distribution provides it); install it, "
+                          "or add its folder as a folder source.")
     return walk_root.parents[len(rest)], walk_root
+
+
+def _distributed(top: str, found: Path) -> bool:
+    """True when a distribution providing the top-level import name `top` installed `found` (a package
+    folder or a module file): one of the files its RECORD lists lies there, or, installed editable, its
+    project folder holds it."""
+    from importlib import metadata
+
+    try:
+        found = found.resolve()
+    except (OSError, RuntimeError):
+        return False
+    for dist_name in dict.fromkeys(metadata.packages_distributions().get(top, [])):
+        for dist in metadata.distributions(name=dist_name):
+            base = Path(dist.locate_file("")).resolve()
+            if any(Path(os.path.normpath(base / f)).is_relative_to(found) for f in dist.files or []):
+                return True
+            project = _editable_project(dist.read_text("direct_url.json") or "")
+            if project is not None and found.is_relative_to(project):
+                return True
+    return False
+
+
+def _editable_project(direct_url: str) -> Path | None:
+    """The project folder of an editable install (its direct_url.json, PEP 610), else None."""
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        info = json.loads(direct_url)
+    except ValueError:
+        return None
+    if not (isinstance(info, dict) and isinstance(info.get("dir_info"), dict) and info["dir_info"].get("editable")):
+        return None
+    url = info.get("url")
+    if not (isinstance(url, str) and url.startswith("file://")):
+        return None
+    try:
+        return Path(unquote(urlsplit(url).path)).resolve()
+    except (OSError, RuntimeError):
+        return None
 
 
 _LOADERS = [(importlib.machinery.ExtensionFileLoader, importlib.machinery.EXTENSION_SUFFIXES),

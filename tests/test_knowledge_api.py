@@ -11,6 +11,7 @@ import time
 import pytest
 from support.corpus import SMALL_PROJECT, write_tree
 from support.live import request
+from support.packages import declare_distribution
 from support.servers import ServerThread
 
 from copilot.chat import Copilot
@@ -113,6 +114,7 @@ def test_a_package_named_with_a_dot_is_not_run_by_the_server(site, tmp_path, mon
     marker = tmp_path / "ran"
     pkgs = write_tree(tmp_path / "site", {"trapdoor2/__init__.py": f"open({str(marker)!r}, 'w').write('ran')\n",
                                           "trapdoor2/sub/engine.py": "def crank():\n    return 1\n"})
+    declare_distribution(pkgs, "trapdoor2")
     monkeypatch.syspath_prepend(str(pkgs))
     job = finished(site, submit(site, {"action": "add", "kb": "pkgs", "sources": ["pkg:trapdoor2.sub"]})[1])
     assert job["state"] == "done" and job["results"][0]["files"] == 1, job

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from support.corpus import write_tree
 from support.git import commit_all, git
+from support.packages import declare_distribution
 
 from indexes.build import ingest
 from indexes.search import Index
@@ -59,6 +60,7 @@ def test_package_specs_are_resolved_without_running_the_package(tmp_path, cfg, m
         "trapdoor/single.py": "X = 1\n",
         "trapns/part/mod.py": "Y = 2\n",  # a namespace package: no __init__.py
     })
+    declare_distribution(site, "trapdoor")  # pkg: names what a distribution installed
     monkeypatch.syspath_prepend(str(site))
     for spec, walk_root in [("pkg:trapdoor", site / "trapdoor"), ("pkg:trapdoor.sub", site / "trapdoor" / "sub"),
                             ("pkg:trapdoor.single", site / "trapdoor" / "single.py"),

@@ -13,7 +13,9 @@ import difflib
 import json
 import os
 import re
+import stat
 import sys
+from pathlib import Path
 
 from copilot.config import ConfigError, load_config, redact_url
 from ingest.environment import default_environment
@@ -121,9 +123,37 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Everything a command writes (the data dir: conversations, usage, keys, indexed text, clones) is its
+# user's alone: folders 0700, files 0600. A process-wide umask covers every writer at once (SQLite and
+# its WAL files, Chroma, the lexical index, git, mirrors) and the server's worker processes inherit it.
+# An ONNX export made on first use, under the virtual environment, is private too: the shared one is
+# made at set-up (`make setup`, the Dockerfile: `python -m indexes.onnx_embedder`), not through here.
+PRIVATE_UMASK = 0o077
+
+
 def config_from(args):
-    """The Config the global flags (--config, --data-dir) ask for."""
-    return load_config(args.config, overrides={"data_dir": args.data_dir} if args.data_dir else None)
+    """The Config the global flags (--config, --data-dir) ask for; its data dir, when it exists, private."""
+    cfg = load_config(args.config, overrides={"data_dir": args.data_dir} if args.data_dir else None)
+    make_private(cfg.data_dir)
+    return cfg
+
+
+def make_private(data_dir: Path) -> None:
+    """A data dir of ours that other users may open (made by an older version, or by hand) becomes ours
+    alone (0700), said once on stderr: what is inside is then out of their reach, whatever its mode."""
+    try:
+        st = os.stat(data_dir)
+    except OSError:  # not made yet: it is made 0700 (PRIVATE_UMASK)
+        return
+    mode = stat.S_IMODE(st.st_mode)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or not mode & 0o077:
+        return
+    try:
+        os.chmod(data_dir, 0o700)
+    except OSError:
+        return
+    print(f"devcopilot: the data dir {data_dir} was open to other users ({mode:04o}); it is now 0700, its "
+          "owner's alone.", file=sys.stderr, flush=True)
 
 
 def _index(args):
@@ -606,6 +636,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     run = COMMANDS[args.command]
+    umask = os.umask(PRIVATE_UMASK)
     try:
         code = run(args)
         sys.stdout.flush()  # here, so a closed pipe is handled below rather than at exit
@@ -619,6 +650,8 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as e:
         print(f"devcopilot: {_one_line(e)}", file=sys.stderr)
         return 2
+    finally:
+        os.umask(umask)  # a caller in the same process (a test) keeps its own
 
 
 def _one_line(e: BaseException) -> str:
