@@ -18,13 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ingest.environment import child_environment
+from ingest.errors import SourceError
 
 if TYPE_CHECKING:
     from ingest.outbound import Outbound
-
-
-class SourceError(ValueError):
-    """A source the user gave that cannot be used; the message is one clear sentence."""
 
 
 GIT_URL = re.compile(r"^(https?://|git://|ssh://|file://|git@[\w.-]+:)")

@@ -333,6 +333,56 @@ def test_ssrf_loopback_spellings_are_refused(door, admin, spelling):
     assert_the_secret_is_nowhere(door)
 
 
+@pytest.mark.parametrize("address, why", [
+    ("93.184.216.34", ""), ("2606:2800:220:1:248:1893:25c8:1946", ""),
+    ("127.0.0.2", "this machine (loopback)"), ("0.0.0.0", "this machine"), ("::", "this machine"),
+    ("::ffff:127.0.0.1", "this machine (loopback)"), ("::127.0.0.1", "this machine (loopback)"),
+    ("64:ff9b::7f00:1", "this machine (loopback)"), ("2002:7f00:1::", "this machine (loopback)"),
+    ("::ffff:10.0.0.1", "a private address"), ("2002:a00:1::", "a private address"),
+    ("10.1.2.3", "a private address"), ("172.16.0.1", "a private address"), ("192.168.1.1", "a private address"),
+    ("fd00::1", "a private address"), ("169.254.169.254", "a link-local address"), ("fe80::1", "a link-local address"),
+    ("224.0.0.251", "a multicast address"), ("ff02::1", "a multicast address"), ("240.0.0.1", "a private address"),
+    ("100.64.0.1", "not a public address"), ("::ffff:93.184.216.34", ""),
+])
+def test_ssrf_every_address_form_is_classified(address, why):
+    from ingest.outbound import not_public
+
+    assert not_public(ipaddress.ip_address(address)) == why
+
+
+def test_ssrf_any_address_refuses_and_networks_never_open_this_machine(monkeypatch):
+    """A name is refused when any of its addresses is not public; a network in fetch_allow opens the
+    private addresses in it, but this machine only when its address (or name) is given exactly."""
+    from ingest.outbound import Outbound, OutboundRefused, own_addresses
+
+    real = socket.getaddrinfo
+    fake = {"split.test": ["93.184.216.34", "127.0.0.1"], "public.test": ["93.184.216.34"],
+            "lan.test": ["10.1.2.3"]}
+
+    def resolver(host, port, *args, **kwargs):
+        if host in fake:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port or 0)) for a in fake[host]]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    strict = Outbound()
+    with pytest.raises(OutboundRefused, match="resolves to 127.0.0.1, this machine"):
+        strict.check_url("https://split.test/docs/")
+    assert [str(a) for a in strict.check_url("https://public.test/docs/")] == ["93.184.216.34"]
+    with pytest.raises(OutboundRefused, match="a private address; .* add its host or network to server.fetch_allow"):
+        strict.check_url("http://lan.test/")
+    assert Outbound.from_settings(["10.1.0.0/16"]).check_url("http://lan.test/")
+    assert Outbound.from_settings(["lan.test"]).check_url("http://lan.test/")
+    with pytest.raises(OutboundRefused, match="this machine"):
+        Outbound.from_settings(["127.0.0.0/8", "0.0.0.0/0"]).check_url("http://127.0.0.1:8000/")
+    assert Outbound.from_settings(["127.0.0.1"]).check_url("http://127.0.0.1:8000/")
+    own = next((a for a in own_addresses() if a.version == 4 and not a.is_loopback), None)
+    if own is not None:  # this machine's own address, e.g. 192.0.2.2 in 192.0.2.0/24
+        with pytest.raises(OutboundRefused, match=f"resolves to {own}, this machine;"):
+            Outbound.from_settings([f"{own}/24"]).check_url(f"http://{own}:8000/")
+        assert Outbound.from_settings([str(own)]).check_url(f"http://{own}:8000/")
+
+
 def test_ssrf_a_redirect_to_loopback_is_not_followed(opted, admin):
     """The opted-in site (127.0.0.2) is fetched; its redirects to loopback are not: a page that
     redirects is skipped and counted, an entry that redirects fails in one sentence."""
