@@ -251,6 +251,8 @@ class Outbound:
                                   "the command line.")
         if not where.host:
             raise OutboundRefused(f"'{url}' names no host; give the full URL of the site or repository.")
+        if url.split("/", 3)[2 if "://" in url else 0].count("@") > 1:  # parsers disagree on where its host is
+            raise OutboundRefused(f"'{url}' has more than one '@' before its host; give a plain URL.")
         return self.addresses(where.host, where.port, where.transport, shown=url)
 
     def addresses(self, host: str, port: int, transport: str = "https", shown: str = "") -> list[Address]:

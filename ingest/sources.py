@@ -175,14 +175,14 @@ def door_access(url: str, outbound: Outbound) -> GitAccess:
     addresses = outbound.check_url(url)
     if not addresses:
         raise SourceError(f"Could not clone '{url}' (its host '{where.host}' does not resolve); check the URL.")
+    shown = [f"[{a}]" if a.version == 6 else str(a) for a in addresses]
     ip = str(addresses[0])
-    shown = f"[{ip}]" if ":" in ip else ip
-    if where.transport in ("http", "https"):
-        config = (f"http.curloptResolve={where.host}:{where.port}:{shown}", "http.followRedirects=false")
+    if where.transport in ("http", "https"):  # curl tries each address given, as it would a name's
+        config = (f"http.curloptResolve={where.host}:{where.port}:{','.join(shown)}", "http.followRedirects=false")
         return GitAccess(config, dict(_DOOR_ENV))
     if where.transport == "git":
         authority = re.match(r"^git://[^/]*", url, re.IGNORECASE).group(0)
-        return GitAccess((f"url.git://{shown}:{where.port}.insteadOf={authority}",), dict(_DOOR_ENV))
+        return GitAccess((f"url.git://{shown[0]}:{where.port}.insteadOf={authority}",), dict(_DOOR_ENV))
     ssh = shlex.join(["ssh", "-o", f"HostName={ip}", "-o", f"HostKeyAlias={where.host}", "-o", "BatchMode=yes"])
     return GitAccess((), {**_DOOR_ENV, "GIT_SSH_COMMAND": ssh, "GIT_SSH_VARIANT": "ssh"})
 
