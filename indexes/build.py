@@ -34,6 +34,7 @@ from ingest.chunk import Chunk
 from ingest.chunking import chunk_file, chunker_id
 from ingest.files import Skip, SourceFile, WalkReport, read_regular, walk
 from ingest.languages import classify
+from ingest.outbound import Outbound
 from ingest.sources import ResolvedSource
 from ingest.specs import open_source
 
@@ -103,7 +104,8 @@ class _Pending:
 def ingest(index: Index, specs: list[str | ResolvedSource], kb: str = "default", include: list[str] | None = None,
            exclude: list[str] | None = None, progress: Progress | None = None,
            fetch: bool = True, notice: Callable[[str], None] | None = None, cancel: Cancel | None = None,
-           wait: bool = True, on_wait: Callable[[Holder | None], None] | None = None) -> IngestSummary:
+           wait: bool = True, on_wait: Callable[[Holder | None], None] | None = None,
+           outbound: Outbound | None = None, added_by: str | None = None) -> IngestSummary:
     """Index sources into `kb`; only what changed is re-embedded. Sources are specs (a folder, git
     URL, pkg:NAME, docs website URL or llamaindex: reader), or sources already opened (e.g.
     LlamaIndex Documents from Python).
@@ -115,12 +117,18 @@ def ingest(index: Index, specs: list[str | ResolvedSource], kb: str = "default",
     between two files or batches: what was written stays, consistent and searchable, the sources
     are left unfinished (the next ingest does only what is missing), and the summary says
     `cancelled`. Waits for another writer of the data dir (`on_wait` hears who), or with
-    `wait=False` raises WriterBusy."""
+    `wait=False` raises WriterBusy.
+
+    `outbound`: what fetches may connect to when a door of the server asked (ingest/outbound.py:
+    public addresses and what `server.fetch_allow` opens); None for the operator's ingests, which
+    fetch what they are told. `added_by`: the door that adds these sources ("api", "ui"), recorded so
+    that their re-syncs are fetched under the policy too; None: the operator ("cli") for a new source,
+    what was recorded for a known one (indexes/catalog.py)."""
     names = ", ".join(str(getattr(s, "spec", s)) for s in specs)
     with writing(index.cfg.data_dir, f"ingest of {names} into '{kb}'", wait, on_wait):
         writer = index.for_writing()
         try:
-            return _ingest(writer, specs, kb, include, exclude, progress, fetch, notice, cancel)
+            return _ingest(writer, specs, kb, include, exclude, progress, fetch, notice, cancel, outbound, added_by)
         finally:  # also when it failed or was cancelled: the KB is left interrupted, not "being indexed"
             writer.catalog.writing(kb, False)
             writer.catalog.close()
@@ -128,13 +136,15 @@ def ingest(index: Index, specs: list[str | ResolvedSource], kb: str = "default",
 
 def _ingest(index: Index, specs: list[str | ResolvedSource], kb: str, include: list[str] | None,
             exclude: list[str] | None, progress: Progress | None, fetch: bool,
-            notice: Callable[[str], None] | None, cancel: Cancel | None) -> IngestSummary:
+            notice: Callable[[str], None] | None, cancel: Cancel | None, outbound: Outbound | None = None,
+            added_by: str | None = None) -> IngestSummary:
     t0 = time.perf_counter()
     cfg = index.cfg
     catalog = index.catalog
     summary = IngestSummary(kb)
     # Resolve (clone/fetch) everything before touching the index: a bad source changes nothing.
-    sources = [s if isinstance(s, ResolvedSource) else open_source(s, cfg, fetch=fetch) for s in specs]
+    sources = [s if isinstance(s, ResolvedSource) else open_source(s, cfg, fetch=fetch, outbound=outbound)
+               for s in specs]
     created = catalog.kb(kb) is None
     info = catalog.ensure_kb(kb, index.embedder.name, index.store.label)
     # A KB never completed (or a catalog rebuilt from scratch) may face vectors it does not list.
@@ -163,7 +173,7 @@ def _ingest(index: Index, specs: list[str | ResolvedSource], kb: str, include: l
     skipped_by_source: dict[str, dict] = {}
     try:
         changed_any |= _scan(index, kb, sources, include, exclude, summary, pending, skipped_by_source, delta,
-                             progress, cancel)
+                             progress, cancel, added_by)
         summary.changed = len(pending)
         if pending:
             changed_any = True
@@ -203,7 +213,7 @@ def _ingest(index: Index, specs: list[str | ResolvedSource], kb: str, include: l
 
 def _scan(index: Index, kb: str, sources: list[ResolvedSource], include, exclude, summary: IngestSummary,
           pending: list[_Pending], skipped_by_source: dict[str, dict], delta: _LexicalDelta,
-          progress: Progress | None, cancel: Cancel | None) -> bool:
+          progress: Progress | None, cancel: Cancel | None, added_by: str | None = None) -> bool:
     """Walk the sources: files new or changed go to `pending`, files gone are removed. True when some were."""
     catalog = index.catalog
     cfg = index.cfg
@@ -213,7 +223,7 @@ def _scan(index: Index, kb: str, sources: list[ResolvedSource], include, exclude
         summary.sources.append(src.spec)
         inc = include if include is not None else recorded.get(src.id, {}).get("include", [])
         exc = exclude if exclude is not None else recorded.get(src.id, {}).get("exclude", [])
-        catalog.upsert_source(kb, src.id, src.spec, src.kind, str(src.root), src.version, src.ref, inc, exc)
+        catalog.upsert_source(kb, src.id, src.spec, src.kind, str(src.root), src.version, src.ref, inc, exc, added_by)
         manifest = catalog.manifest(kb, src.id)
         report = WalkReport()
         report.skipped.update(src.skipped)

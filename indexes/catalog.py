@@ -38,6 +38,9 @@ ADDED_COLUMNS = [
     ("sources", "scanned_at", "REAL"),  # when the source was last scanned (an ingest of it began)
     ("sources", "include", "TEXT DEFAULT '[]'"),  # the --include / --exclude globs it is indexed with
     ("sources", "exclude", "TEXT DEFAULT '[]'"),
+    # Who added the source: "cli" (the operator: its fetches go where they are told), "api" or "ui" (a
+    # door: its re-syncs are fetched under the outbound policy, ingest/outbound.py). Older rows: "cli".
+    ("sources", "added_by", "TEXT DEFAULT 'cli'"),
 ]
 
 CHUNK_COLS = "id, source_id, path, start_line, end_line, kind, language, symbol, headings, context, link, text"
@@ -150,23 +153,28 @@ class Catalog:
 
     # -- sources and manifest -------------------------------------------------------------
     def upsert_source(self, kb: str, sid: str, spec: str, kind: str, root: str, version: str, ref: str = "",
-                      include: list[str] | None = None, exclude: list[str] | None = None) -> None:
+                      include: list[str] | None = None, exclude: list[str] | None = None,
+                      added_by: str | None = None) -> None:
         """Record a source as its ingest begins: what it is read from now (commit, tag, version), when
-        it was scanned, and the globs it is indexed with. `indexed_at` moves only when it finishes."""
-        self.db.execute("INSERT INTO sources (kb, id, spec, kind, root, version, ref, scanned_at, include, exclude) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kb, id) DO UPDATE SET root=excluded.root, "
-                        "version=excluded.version, ref=excluded.ref, scanned_at=excluded.scanned_at, "
-                        "include=excluded.include, exclude=excluded.exclude",
+        it was scanned, and the globs it is indexed with. `indexed_at` moves only when it finishes.
+        `added_by`: who adds it (None: a re-index, which keeps what was recorded; a new row is the
+        operator's, "cli"). A door adding a source the operator added leaves it the operator's; the
+        operator adding one a door added makes it the operator's."""
+        self.db.execute("INSERT INTO sources (kb, id, spec, kind, root, version, ref, scanned_at, include, exclude, "
+                        "added_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kb, id) DO UPDATE SET "
+                        "root=excluded.root, version=excluded.version, ref=excluded.ref, "
+                        "scanned_at=excluded.scanned_at, include=excluded.include, exclude=excluded.exclude, "
+                        "added_by=CASE WHEN ? = 'cli' THEN 'cli' ELSE sources.added_by END",
                         (kb, sid, spec, kind, root, version, ref, time.time(), json.dumps(include or []),
-                         json.dumps(exclude or [])))
+                         json.dumps(exclude or []), added_by or "cli", added_by))
 
     def finish_source(self, kb: str, sid: str, skipped: dict) -> None:
         self.db.execute("UPDATE sources SET indexed_at=?, skipped=? WHERE kb=? AND id=?",
                         (time.time(), json.dumps(skipped), kb, sid))
 
     def sources(self, kb: str | None = None) -> list[dict]:
-        q = ("SELECT kb, id, spec, kind, root, version, indexed_at, skipped, ref, scanned_at, include, exclude "
-             "FROM sources")
+        q = ("SELECT kb, id, spec, kind, root, version, indexed_at, skipped, ref, scanned_at, include, exclude, "
+             "added_by FROM sources")
         rows = self.db.execute(q + (" WHERE kb=?" if kb else "") + " ORDER BY kb, spec", (kb,) if kb else ()).fetchall()
         out = []
         for r in rows:
@@ -175,7 +183,7 @@ class Catalog:
             out.append({"kb": r[0], "id": r[1], "spec": r[2], "kind": r[3], "root": r[4], "version": r[5],
                         "indexed_at": r[6], "skipped": json.loads(r[7] or "{}"), "files": files, "chunks": chunks,
                         "ref": r[8] or "", "scanned_at": r[9], "include": json.loads(r[10] or "[]"),
-                        "exclude": json.loads(r[11] or "[]"),
+                        "exclude": json.loads(r[11] or "[]"), "added_by": r[12] or "cli",
                         # begun and not finished: running now, or interrupted (writer.holder() tells which)
                         "unfinished": r[9] is not None and (r[6] is None or r[9] > r[6])})
         return out

@@ -7,7 +7,8 @@ explicit overrides (CLI flags).
 
 The schema is the dataclasses below: a field's type says what its value must be (an int is fine
 for a float; environment variables, which are text, are converted), and an `Annotated` rule says
-which values make sense: `Range` for numbers, `Duration` for schedules, `Folders` for folder lists.
+which values make sense: `Range` for numbers, `Duration` for schedules, `Folders` for folder lists,
+`HostsAndNetworks` for what the server may fetch.
 Every value is checked as it is read; an unknown table or key, a wrong type or a value out of
 range stops start-up with a ConfigError, one sentence naming the key (`section.key`) and what to
 write instead. `prices` and `[[assistants]]` are free-form tables owned by copilot/monitor.py and
@@ -117,6 +118,24 @@ class Folders:
 
 
 @dataclass(frozen=True)
+class HostsAndNetworks:
+    """A list of host names and networks (an address alone is a network of one)."""
+
+    def expected(self, kind: Any) -> str:
+        return 'a list of host names and networks, such as ["docs.internal", "10.1.0.0/16"]'
+
+    def problem(self, value: list[str], kind: Any) -> str:
+        from ingest.outbound import parse_allow
+
+        try:
+            parse_allow(value)
+        except ValueError as e:
+            return (f"holds {str(e)!r}, which is neither a host name nor a network; write a name such as "
+                    '"docs.internal" or a network such as "10.1.0.0/16"')
+        return ""
+
+
+@dataclass(frozen=True)
 class Prices:
     """Model name -> {input, output}: USD per million tokens (copilot/monitor.py reads them)."""
 
@@ -181,7 +200,11 @@ class IngestConfig:
     git_timeout_s: Annotated[int, Range(1, DAY)] = 300
     site_max_pages: Annotated[int, Range(1)] = 500  # docs websites: pages read at most
     site_concurrency: Annotated[int, Range(1)] = 4  # requests at once (1 when robots.txt sets a Crawl-delay)
-    site_timeout_s: Annotated[float, Range(0, DAY, above=True)] = 20.0
+    site_timeout_s: Annotated[float, Range(0, DAY, above=True)] = 20.0  # each connect or read of a page
+    # A page's whole response (however slowly it drips), and the whole site: what was fetched in time is
+    # indexed, the rest skipped and counted.
+    site_page_seconds: Annotated[float, Range(0, DAY, above=True)] = 60.0
+    site_seconds: Annotated[float, Range(0, 7 * DAY, above=True)] = 1800.0
 
 
 @dataclass
@@ -246,6 +269,10 @@ class ServerConfig:
     stream_pace_ms: Annotated[int, Range(0, 60_000, low_means="every piece as it comes")] = 30
     # folders the UI may index (absolute paths of existing folders)
     allowed_roots: Annotated[list[str], Folders()] = field(default_factory=list)
+    # What the server may fetch for its doors (the Knowledge tab and API, their sources' sync) beyond
+    # public addresses: host names (exactly) and networks, e.g. ["docs.internal", "10.1.0.0/16"]. A
+    # network never opens this machine itself: name its host or address (ingest/outbound.py).
+    fetch_allow: Annotated[list[str], HostsAndNetworks()] = field(default_factory=list)
     # The address clients reach the server at (e.g. https://copilot.example.com behind a proxy): the
     # API's citation links to the source viewer are built on it. Empty: the address each request came to.
     public_url: str = ""

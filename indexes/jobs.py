@@ -6,6 +6,11 @@ Jobs run one at a time on a thread of their own, under the data dir's writer loc
 polls its progress (stage, files done of total), or cancels it, also while it waits for the
 lock. A server has one queue: the Knowledge tab, the HTTP API, `devcopilot ingest` handing its
 work to a running server, and the sync schedule all go through here.
+
+Who asked decides where a job's fetches may connect (ingest/outbound.py): the operator's jobs (by
+"cli") fetch what they are told; a door's ("api", "ui") only public addresses and what
+`server.fetch_allow` opens. A re-index or a scheduled sync re-fetches each source under the rule of
+whoever added it (the catalog records it): the operator's sources as told, a door's under the policy.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from dataclasses import asdict, dataclass, field, fields
 from indexes.build import IngestSummary, forget, ingest
 from indexes.search import Index
 from indexes.writer import Cancelled, Holder, writing
+from ingest.outbound import Outbound
 from ingest.sources import SourceError
 
 log = logging.getLogger("devcopilot.jobs")
@@ -84,6 +90,7 @@ class Jobs:
     def __init__(self, index: Index, keep: int = 200):
         self.index = index
         self.keep = keep
+        self.outbound = Outbound.from_settings(index.cfg.server.fetch_allow)  # for the doors' fetches
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._queue: queue.Queue[str] = queue.Queue()
         self._changed = threading.Condition()
@@ -203,14 +210,16 @@ class Jobs:
                 lines = [forget(self.index, spec, job.kb) for spec in specs]
                 return "done", " ".join(lines)
             if job.action == "add":
-                self._ingest(job, job.sources, job.kb or "default", job.include, job.exclude)
+                self._ingest(job, job.sources, job.kb or "default", job.include, job.exclude,
+                             outbound=None if job.by == "cli" else self.outbound, added_by=job.by)
                 return "done", job.results[-1]["summary"]
             return self._reindex(job)
 
     def _ingest(self, job: Job, specs: list[str], kb: str, include: list[str] | None = None,
-                exclude: list[str] | None = None) -> None:
+                exclude: list[str] | None = None, outbound: Outbound | None = None,
+                added_by: str | None = None) -> None:
         """One ingest of the job, its figures added to `job.results`; Cancelled once it stopped on request
-        (what it wrote is kept, consistent: indexes/build.py)."""
+        (what it wrote is kept, consistent: indexes/build.py). `outbound`, `added_by`: see build.ingest."""
         if job.cancel_requested:
             raise Cancelled()
 
@@ -218,7 +227,8 @@ class Jobs:
             self._report(job, stage, done, total)
 
         job.files = job.chunks_done = job.chunks_total = 0  # this KB's figures, not the previous one's
-        summary = ingest(self.index, specs, kb, include, exclude, progress, cancel=lambda: job.cancel_requested)
+        summary = ingest(self.index, specs, kb, include, exclude, progress, cancel=lambda: job.cancel_requested,
+                         outbound=outbound, added_by=added_by)
         job.results.append(result_of(summary))
         if summary.cancelled:
             raise Cancelled()
@@ -233,20 +243,24 @@ class Jobs:
             raise ValueError(f"There is no knowledge base named '{job.kb}'.")
         failures: list[str] = []
         for kb in kbs:
-            specs = [s["spec"] for s in catalog.sources(kb)]
-            if not specs:
-                continue
-            try:
-                self._ingest(job, specs, kb)
-            except SourceError as e:
-                if len(specs) == 1:
-                    failures.append(f"'{kb}': {_one_line(e)}")
-                    continue
-                for spec in specs:  # one by one, so the reachable ones are synced
-                    try:
-                        self._ingest(job, [spec], kb)
-                    except SourceError as e:
+            # The operator's sources are fetched as told; a door's under the policy (the operator's own
+            # re-index, by "cli", fetches every source as told).
+            groups: dict[bool, list[str]] = {}
+            for s in catalog.sources(kb):
+                groups.setdefault(job.by != "cli" and s["added_by"] != "cli", []).append(s["spec"])
+            for guarded, specs in groups.items():
+                outbound = self.outbound if guarded else None
+                try:
+                    self._ingest(job, specs, kb, outbound=outbound)
+                except SourceError as e:
+                    if len(specs) == 1:
                         failures.append(f"'{kb}': {_one_line(e)}")
+                        continue
+                    for spec in specs:  # one by one, so the reachable ones are synced
+                        try:
+                            self._ingest(job, [spec], kb, outbound=outbound)
+                        except SourceError as e:
+                            failures.append(f"'{kb}': {_one_line(e)}")
         lines = [r["summary"] for r in job.results]
         if failures:
             return "failed", " ".join(failures + lines)

@@ -16,12 +16,13 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ingest.environment import child_environment
+from ingest.errors import SourceError
 
-
-class SourceError(ValueError):
-    """A source the user gave that cannot be used; the message is one clear sentence."""
+if TYPE_CHECKING:
+    from ingest.outbound import Outbound
 
 
 GIT_URL = re.compile(r"^(https?://|git://|ssh://|file://|git@[\w.-]+:)")
@@ -72,27 +73,19 @@ def is_website_url(spec: str) -> bool:
     return bool(HTTP_URL.match(spec.strip())) and not is_git_url(spec.strip())
 
 
-_REMOTE = re.compile(r"^(https?|git|ssh)://(?:[^@/?#]*@)?(\[[^\]]*\]|[^/:?#]*)(?::\d*)?(/[^?#]*)?", re.IGNORECASE)
+_REMOTE = re.compile(r"^(https?|git|ssh|git\+ssh|ssh\+git)://(?:[^@/?#]*@)?(\[[^\]]*\]|[^/:?#]*)(?::\d*)?(/[^?#]*)?",
+                     re.IGNORECASE)
 _FILE_URL = re.compile(r"^file://([^/]*)(/.*)?$", re.IGNORECASE | re.DOTALL)
 _SCP_LIKE = re.compile(r"^(?:[^@/:]+@)?(\[[^\]]*\]|[^/:\[]+):(.*)$", re.DOTALL)
 
 
 def is_this_machine(host: str) -> bool:
-    """True for the names and addresses that reach this machine: localhost, 127.x, ::1, its host name."""
-    import ipaddress
-    import socket
+    """True for every name and spelling that reaches this machine: localhost, 127.x in any spelling
+    (127.1, 2130706433), ::1, 0.0.0.0, its host names, an /etc/hosts alias of it, its own addresses
+    (the name is resolved, as ssh would resolve it: ingest/outbound.py)."""
+    from ingest.outbound import reaches_this_machine
 
-    host = host.strip("[]").lower().rstrip(".")
-    if host in ("", "localhost", "localhost.localdomain", "ip6-localhost", "0.0.0.0", "::"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        pass
-    try:
-        return host in (socket.gethostname().lower(), socket.getfqdn().lower())
-    except OSError:
-        return False
+    return reaches_this_machine(host)
 
 
 def local_path(spec: str) -> Path | None:
@@ -113,7 +106,7 @@ def local_path(spec: str) -> Path | None:
         return Path(unquote(m.group(2) or "/"))
     m = _REMOTE.match(spec)
     if m:
-        if m.group(1).lower() != "ssh" or not is_this_machine(m.group(2)):
+        if "ssh" not in m.group(1).lower() or not is_this_machine(m.group(2)):
             return None  # a web or git server decides what it serves
         return _home_relative(unquote(m.group(3) or "/"))
     m = _SCP_LIKE.match(spec)
@@ -141,11 +134,58 @@ def normalize_spec(spec: str) -> str:
         raise SourceError(f"Source path '{spec}' is a symbolic link that loops; give the real folder.") from None
 
 
-def _git(args: list[str], cwd: Path | None, timeout: int) -> subprocess.CompletedProcess:
+def _git(args: list[str], cwd: Path | None, timeout: int,
+         access: GitAccess | None = None) -> subprocess.CompletedProcess:
     # Never through a shell; prompts off so a private URL fails instead of hanging; only the plain
     # transports (no ext:: helpers running commands, whatever the user's git configuration says).
-    env = child_environment(GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="true", GIT_ALLOW_PROTOCOL="http:https:ssh:git:file")
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    access = access or GitAccess()
+    env = child_environment(**{"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true",
+                               "GIT_ALLOW_PROTOCOL": "http:https:ssh:git:file", **access.env})
+    config = [arg for option in access.config for arg in ("-c", option)]
+    return subprocess.run(["git", *config, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@dataclass(frozen=True)
+class GitAccess:
+    """The `-c` options and environment a git fetch runs with (none: the operator's fetch, as told)."""
+    config: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+
+
+# For the server's doors: none of the server user's git configuration (its credential helpers would
+# log in for a caller, its URL rewrites and proxies would send a checked URL elsewhere), no proxy, and
+# only the network transports.
+_DOOR_ENV = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "GIT_ALLOW_PROTOCOL": "http:https:ssh:git",
+             "GIT_PROXY_COMMAND": "", "http_proxy": "", "https_proxy": "", "HTTPS_PROXY": "", "all_proxy": "",
+             "ALL_PROXY": ""}
+
+
+def door_access(url: str, outbound: Outbound) -> GitAccess:
+    """How git may fetch `url` for the server's doors: to an address the policy `outbound` allows
+    (OutboundRefused otherwise), and to that address only, so a second lookup (DNS rebinding) changes
+    nothing: http(s) through curl's resolve list, without redirects; git:// rewritten to the address;
+    ssh told the address, the host key still checked under the host's name. A local repository (its
+    path checked against the allowed roots by the door) is read as it is."""
+    import shlex
+
+    from ingest.outbound import endpoint
+
+    where = endpoint(url)
+    if where is None:
+        return GitAccess()
+    addresses = outbound.check_url(url)
+    if not addresses:
+        raise SourceError(f"Could not clone '{url}' (its host '{where.host}' does not resolve); check the URL.")
+    shown = [f"[{a}]" if a.version == 6 else str(a) for a in addresses]
+    ip = str(addresses[0])
+    if where.transport in ("http", "https"):  # curl tries each address given, as it would a name's
+        config = (f"http.curloptResolve={where.host}:{where.port}:{','.join(shown)}", "http.followRedirects=false")
+        return GitAccess(config, dict(_DOOR_ENV))
+    if where.transport == "git":
+        authority = re.match(r"^git://[^/]*", url, re.IGNORECASE).group(0)
+        return GitAccess((f"url.git://{shown[0]}:{where.port}.insteadOf={authority}",), dict(_DOOR_ENV))
+    ssh = shlex.join(["ssh", "-o", f"HostName={ip}", "-o", f"HostKeyAlias={where.host}", "-o", "BatchMode=yes"])
+    return GitAccess((), {**_DOOR_ENV, "GIT_SSH_COMMAND": ssh, "GIT_SSH_VARIANT": "ssh"})
 
 
 def web_base_for(remote: str, commit: str) -> tuple[str, str]:
@@ -191,16 +231,18 @@ def clone_dir(data_dir: Path, url: str) -> Path:
     return data_dir / "sources" / f"{name}-{hashlib.sha256(url.encode()).hexdigest()[:10]}"
 
 
-def sync_git(url: str, data_dir: Path, timeout: int = 300) -> Path:
-    """Shallow-clone the URL (or fetch it when cloned before); returns the working tree."""
+def sync_git(url: str, data_dir: Path, timeout: int = 300, outbound: Outbound | None = None) -> Path:
+    """Shallow-clone the URL (or fetch it when cloned before); returns the working tree. `outbound`: the
+    policy of the server's doors (ingest/outbound.py); None for the operator's fetch, as told."""
     # A host or user part starting with '-' would reach ssh as an option.
     if url.startswith("-") or not SAFE_GIT_URL.match(url) or re.search(r"(://|@)-", url):
         raise SourceError(f"'{url}' is not a git URL this copilot accepts; give a plain https://, ssh:// "
                           "or file:// URL without spaces or shell characters.")
+    access = door_access(url, outbound) if outbound is not None else None
     dest = clone_dir(data_dir, url)
     try:
         if (dest / ".git").exists():
-            r = _git(["fetch", "--depth", "1", "--quiet", "origin"], dest, timeout)
+            r = _git(["fetch", "--depth", "1", "--quiet", "origin"], dest, timeout, access)
             if r.returncode == 0:
                 r = _git(["reset", "--hard", "--quiet", "FETCH_HEAD"], dest, timeout)
             if r.returncode != 0:
@@ -213,7 +255,7 @@ def sync_git(url: str, data_dir: Path, timeout: int = 300) -> Path:
         for stale in dest.parent.glob(f".clone-{dest.name}-*"):
             shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".clone-{dest.name}-", dir=dest.parent))
-        r = _git(["clone", "--depth", "1", "--quiet", "--", url, str(tmp / "t")], None, timeout)
+        r = _git(["clone", "--depth", "1", "--quiet", "--", url, str(tmp / "t")], None, timeout, access)
         if r.returncode != 0:
             shutil.rmtree(tmp, ignore_errors=True)
             raise SourceError(f"Could not clone '{url}' ({_first_line(r.stderr)}); check the URL and your access.")
@@ -346,15 +388,17 @@ def package_version(name: str) -> str:
     return ""
 
 
-def resolve(spec: str, data_dir: Path, git_timeout: int = 300, fetch: bool = True) -> ResolvedSource:
-    """Turn a spec into a folder to walk. Git URLs are cloned/fetched when `fetch`."""
+def resolve(spec: str, data_dir: Path, git_timeout: int = 300, fetch: bool = True,
+            outbound: Outbound | None = None) -> ResolvedSource:
+    """Turn a spec into a folder to walk. Git URLs are cloned/fetched when `fetch`, where the policy
+    `outbound` allows (ingest/outbound.py; None: the operator's fetch, as told)."""
     spec = normalize_spec(spec)
     if spec.startswith("pkg:"):
         name = spec[4:].strip()
         root, walk_root = find_package(name)
         return ResolvedSource(spec, "package", root, walk_root, version=package_version(name))
     if is_git_url(spec):
-        folder = sync_git(spec, data_dir, git_timeout) if fetch else clone_dir(data_dir, spec)
+        folder = sync_git(spec, data_dir, git_timeout, outbound) if fetch else clone_dir(data_dir, spec)
         if not folder.exists():
             raise SourceError(f"'{spec}' has not been cloned yet; run `devcopilot ingest {spec}`.")
         _, commit = _git_info(folder)

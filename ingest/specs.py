@@ -7,14 +7,22 @@ An http(s) URL is a git repository when it ends in .git or is on a known git hos
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ingest.sources import ResolvedSource, SourceError, is_website_url, resolve
 
+if TYPE_CHECKING:
+    from ingest.outbound import Outbound
 
-def open_source(spec: str, cfg, fetch: bool = True) -> ResolvedSource:
+
+def open_source(spec: str, cfg, fetch: bool = True, outbound: Outbound | None = None) -> ResolvedSource:
     """The source `spec` names, fetched (cloned, crawled, read) when `fetch`. `cfg` is the Config
-    (data_dir and the ingest settings)."""
+    (data_dir and the ingest settings). `outbound`: the policy of the server's doors for what a fetch
+    may connect to (ingest/outbound.py); None for the operator's own fetches, which go where they are told."""
     spec = spec.strip()
     if spec.startswith("llamaindex:"):
+        if outbound is not None:  # a reader runs code that fetches what it likes: the operator's alone
+            raise SourceError(f"'{spec}' is a LlamaIndex reader; only the command line indexes those.")
         from ingest.llamaindex import reader_source
 
         return reader_source(spec)
@@ -25,6 +33,7 @@ def open_source(spec: str, cfg, fetch: bool = True) -> ResolvedSource:
         from ingest.website import SiteOptions, site_source
 
         i = cfg.ingest
-        return site_source(spec, cfg.data_dir, SiteOptions(i.site_max_pages, i.site_concurrency, i.site_timeout_s),
-                           fetch=fetch)
-    return resolve(spec, cfg.data_dir, cfg.ingest.git_timeout_s, fetch=fetch)
+        options = SiteOptions(i.site_max_pages, i.site_concurrency, i.site_timeout_s, i.site_page_seconds,
+                              i.site_seconds)
+        return site_source(spec, cfg.data_dir, options, fetch=fetch, outbound=outbound)
+    return resolve(spec, cfg.data_dir, cfg.ingest.git_timeout_s, fetch=fetch, outbound=outbound)

@@ -6,7 +6,12 @@ when a page's Markdown changed. Each file starts with front matter naming its pa
 heading keeps the page's anchor (`## Install {#install}`), so a chunk cites `URL#anchor`.
 
 The rules: pages on the entry URL's host only; robots.txt is obeyed (its Crawl-delay too); at
-most `ingest.site_max_pages` pages, `ingest.site_concurrency` requests at a time. A re-ingest
+most `ingest.site_max_pages` pages, `ingest.site_concurrency` requests at a time. Every response
+(robots.txt, llms.txt, sitemaps and pages) is read within bounds: at most MAX_PAGE_BYTES (reading
+stops there), within `ingest.site_page_seconds` however slowly it comes, and the whole site within
+`ingest.site_seconds`; a page over a bound is skipped and counted, what was fetched in time is
+indexed. For the server's doors, connections go only where the outbound policy allows
+(ingest/outbound.py, ingest/http_client.py), every redirect hop included. A re-ingest
 sends each page's ETag / Last-Modified back (304: the mirror is kept as it is); pages no longer
 listed are removed. An llms.txt lists pages as Markdown links; a sitemap as <loc> entries (a
 sitemap index is followed); a site root is read through its sitemap (robots.txt's Sitemap: lines
@@ -30,6 +35,8 @@ from xml.etree import ElementTree
 
 import httpx
 
+from ingest.http_client import TimeLimit, client, time_limit
+from ingest.outbound import Outbound, OutboundRefused
 from ingest.sources import ResolvedSource, SourceError, normalize_spec
 
 USER_AGENT = "devcopilot-docs-indexer/0.1"
@@ -37,13 +44,46 @@ STATE = ".devcopilot-site.json"  # ETags, Last-Modified and hashes of the pages;
 MARKDOWN_TYPES = ("text/markdown", "text/x-markdown", "text/plain")
 MAX_PAGE_BYTES = 5_000_000
 MAX_CRAWL_DELAY = 10.0
+TOO_LARGE = f"larger than {MAX_PAGE_BYTES:,} bytes"
+REFUSED = "at addresses the server may not fetch (server.fetch_allow)"
 
 
 @dataclass
 class SiteOptions:
     max_pages: int = 500
     concurrency: int = 4
-    timeout_s: float = 20.0
+    timeout_s: float = 20.0  # each connect or read
+    page_seconds: float = 60.0  # each response, whole
+    site_seconds: float = 1800.0  # the whole site
+
+    @property
+    def too_slow(self) -> str:
+        return f"took longer than {self.page_seconds:g} s (ingest.site_page_seconds)"
+
+    @property
+    def too_late(self) -> str:
+        return f"not fetched within {self.site_seconds:g} s (ingest.site_seconds)"
+
+
+class PageSkipped(Exception):
+    """A response not read whole within its bounds; the message is the reason it is counted under."""
+
+
+@dataclass
+class Page:
+    """A response read whole: what the crawl reads of it."""
+    url: str  # after redirects
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+    encoding: str | None  # the charset its Content-Type names
+
+    @property
+    def text(self) -> str:
+        try:
+            return self.content.decode(self.encoding or "utf-8", errors="replace")
+        except LookupError:  # a charset Python does not know
+            return self.content.decode("utf-8", errors="replace")
 
 
 @dataclass
@@ -76,12 +116,14 @@ def site_dir(data_dir: Path, url: str) -> Path:
     return data_dir / "sources" / f"site-{host}-{hashlib.sha256(url.encode()).hexdigest()[:10]}"
 
 
-def site_source(url: str, data_dir: Path, options: SiteOptions | None = None, fetch: bool = True) -> SiteSource:
-    """Mirror the site the URL names (when `fetch`) and return it as a source."""
+def site_source(url: str, data_dir: Path, options: SiteOptions | None = None, fetch: bool = True,
+                outbound: Outbound | None = None) -> SiteSource:
+    """Mirror the site the URL names (when `fetch`) and return it as a source. `outbound`: the policy of
+    the server's doors (None: the operator's fetch, unchecked)."""
     url = normalize_spec(url)
     dest = site_dir(data_dir, url)
     if fetch:
-        skipped, version = Crawl(url, dest, options or SiteOptions()).run()
+        skipped, version = Crawl(url, dest, options or SiteOptions(), outbound).run()
     elif not dest.is_dir():
         raise SourceError(f"'{url}' has not been fetched yet; run `devcopilot ingest {url}`.")
     else:
@@ -97,8 +139,8 @@ def _load_state(dest: Path) -> dict:
 
 
 class Crawl:
-    def __init__(self, url: str, dest: Path, options: SiteOptions):
-        self.url, self.dest, self.options = url, dest, options
+    def __init__(self, url: str, dest: Path, options: SiteOptions, outbound: Outbound | None = None):
+        self.url, self.dest, self.options, self.outbound = url, dest, options, outbound
         parts = urlsplit(url)
         self.origin = f"{parts.scheme}://{parts.netloc}"
         self.netloc = parts.netloc
@@ -107,19 +149,43 @@ class Crawl:
         self.delay = 0.0
         self._lock = threading.Lock()
         self._last = 0.0
-        self.prefetched: dict[str, httpx.Response] = {}  # pages a crawl already read
-        self.client = httpx.Client(timeout=options.timeout_s, follow_redirects=True,
-                                   headers={"User-Agent": USER_AGENT})
+        self.prefetched: dict[str, Page] = {}  # pages a crawl already read
+        self.until = time.monotonic() + options.site_seconds  # set again when the run starts
+        self.client = client(outbound, options.timeout_s, {"User-Agent": USER_AGENT})
 
     # -- fetching ------------------------------------------------------------------------------
-    def get(self, url: str, headers: dict | None = None) -> httpx.Response:
+    def get(self, url: str, headers: dict | None = None) -> Page:
+        """The response to `url`, read whole within its bounds, else PageSkipped saying which one: at most
+        MAX_PAGE_BYTES (reading stops there, so an endless page costs no more), within the page's time
+        and the site's (a deadline for the whole response, however slowly it drips). Raises httpx's
+        errors, and OutboundRefused for an address the policy does not allow (a redirect's too)."""
         if self.delay:  # robots.txt's Crawl-delay: one request at a time, that far apart
             with self._lock:
-                wait = self._last + self.delay - time.monotonic()
+                wait = min(self._last + self.delay, self.until) - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
                 self._last = time.monotonic()
-        return self.client.get(url, headers=headers or {})
+        now = time.monotonic()
+        if now >= self.until:
+            raise PageSkipped(self.options.too_late)
+        until = min(now + self.options.page_seconds, self.until)
+        late = self.options.too_late if until == self.until else self.options.too_slow
+        try:
+            with time_limit(until), self.client.stream("GET", url, headers=headers or {}) as r:
+                data = bytearray()
+                for piece in r.iter_bytes():
+                    data += piece
+                    if len(data) > MAX_PAGE_BYTES:
+                        raise PageSkipped(TOO_LARGE)
+                    if time.monotonic() >= until:  # also through a proxy, whose connections are httpx's own
+                        raise PageSkipped(late)
+                return Page(str(r.url), r.status_code, r.headers, bytes(data), r.charset_encoding)
+        except TimeLimit:
+            raise PageSkipped(late) from None
+
+    def _skip(self, reason: str) -> None:
+        with self._lock:
+            self.skipped[reason] += 1
 
     def allowed(self, url: str) -> bool:
         parts = urlsplit(url)
@@ -132,7 +198,10 @@ class Crawl:
         return True
 
     def run(self) -> tuple[Counter, str]:
+        self.until = time.monotonic() + self.options.site_seconds
         try:
+            if self.outbound is not None:  # up front, to name the URL (each connection is checked again)
+                self.outbound.check_url(self.url)
             self.read_robots()
             pages = self.list_pages()
             if not pages:
@@ -142,14 +211,18 @@ class Crawl:
                 self.skipped[f"over the page limit ({self.options.max_pages})"] += len(pages) - self.options.max_pages
                 pages = pages[:self.options.max_pages]
             return self.fetch_pages(pages), time.strftime("%Y-%m-%d", time.gmtime())
-        except httpx.HTTPError as e:
+        except (httpx.HTTPError, httpx.InvalidURL) as e:
             raise SourceError(f"Could not read '{self.url}' ({type(e).__name__}: {str(e)[:160] or 'no detail'}); "
                               "check the URL and that the site is reachable.") from None
+        except PageSkipped as e:  # robots.txt, the llms.txt or sitemap named, or the root page
+            was = "was " if str(e) == TOO_LARGE else ""
+            raise SourceError(f"Could not read '{self.url}': a response {was}{e}; check the URL"
+                              + (", or raise that setting." if "ingest." in str(e) else ".")) from None
         finally:
             self.client.close()
 
     def read_robots(self) -> None:
-        r = self.client.get(self.origin + "/robots.txt")
+        r = self.get(self.origin + "/robots.txt")
         if r.status_code == 200:
             self.robots.parse(r.text.splitlines())
             self.delay = min(float(self.robots.crawl_delay(USER_AGENT) or 0), MAX_CRAWL_DELAY)
@@ -173,7 +246,7 @@ class Crawl:
         for sitemap in self.robots.site_maps() or [self.origin + "/sitemap.xml"]:
             try:
                 s = self.get(sitemap)
-            except httpx.HTTPError:
+            except (httpx.HTTPError, httpx.InvalidURL, PageSkipped, OutboundRefused):
                 continue
             if s.status_code == 200 and ("<urlset" in s.text[:2000] or "<sitemapindex" in s.text[:2000]):
                 prefix = self.url.rstrip("/") + "/"
@@ -202,12 +275,19 @@ class Crawl:
         for child in locs[:50]:
             child = urljoin(base, child)
             if depth < 2 and urlsplit(child).netloc == self.netloc and self.allowed(child):
-                r = self.get(child)
+                try:
+                    r = self.get(child)
+                except PageSkipped as e:
+                    self._skip(str(e))
+                    continue
+                except OutboundRefused:
+                    self._skip(REFUSED)
+                    continue
                 if r.status_code == 200:
                     out += self.sitemap(r.text, str(r.url), depth + 1)
         return out
 
-    def crawl(self, first: httpx.Response) -> list[str]:
+    def crawl(self, first: Page) -> list[str]:
         """Pages reachable by links from the root page, under its path, breadth first. The pages read
         on the way are kept, so each is fetched once."""
         from bs4 import BeautifulSoup
@@ -223,8 +303,14 @@ class Crawl:
             if r is None:
                 try:
                     r = self.get(url)
-                except httpx.HTTPError:
+                except (httpx.HTTPError, httpx.InvalidURL):
                     self.skipped["could not be fetched"] += 1
+                    continue
+                except PageSkipped as e:
+                    self.skipped[str(e)] += 1
+                    continue
+                except OutboundRefused:
+                    self.skipped[REFUSED] += 1
                     continue
             if r.status_code != 200 or "html" not in r.headers.get("content-type", ""):
                 self.skipped[f"HTTP {r.status_code}" if r.status_code != 200 else "not HTML or Markdown"] += 1
@@ -277,19 +363,19 @@ class Crawl:
                 headers["If-Modified-Since"] = old["last_modified"]
         try:
             r = self.prefetched.pop(url, None) or self.get(url, headers)
-        except httpx.HTTPError:
-            with self._lock:
-                self.skipped["could not be fetched"] += 1
+        except (httpx.HTTPError, httpx.InvalidURL):
+            self._skip("could not be fetched")
+            return None
+        except PageSkipped as e:
+            self._skip(str(e))
+            return None
+        except OutboundRefused:
+            self._skip(REFUSED)
             return None
         if r.status_code == 304 and old:
             return old
         if r.status_code != 200:
-            with self._lock:
-                self.skipped[f"HTTP {r.status_code}"] += 1
-            return None
-        if len(r.content) > MAX_PAGE_BYTES:
-            with self._lock:
-                self.skipped[f"larger than {MAX_PAGE_BYTES:,} bytes"] += 1
+            self._skip(f"HTTP {r.status_code}")
             return None
         kind = r.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind.startswith(MARKDOWN_TYPES) or urlsplit(url).path.endswith((".md", ".txt")):
@@ -310,7 +396,7 @@ class Crawl:
                 "hash": digest}
 
 
-def _check(r: httpx.Response, url: str) -> None:
+def _check(r: Page, url: str) -> None:
     if r.status_code != 200:
         raise SourceError(f"'{url}' answered HTTP {r.status_code}; check the URL.")
 

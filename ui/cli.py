@@ -60,7 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     s = sub.add_parser("ingest", help="index sources (folder, git URL, pkg:NAME, docs website URL, "
-                                      "llamaindex:MODULE.Reader) into a knowledge base")
+                                      "llamaindex:MODULE.Reader) into a knowledge base",
+                       description="Index sources into a knowledge base. Run by you, the operator, it fetches "
+                                   "whatever URL it is given, this machine's and private addresses included; "
+                                   "the server's doors (the Knowledge tab and API) fetch only public addresses "
+                                   "and what server.fetch_allow names.")
     s.add_argument("sources", nargs="+", metavar="SOURCE")
     s.add_argument("--reader-args", metavar="JSON", help="arguments of a llamaindex:MODULE.Reader source, as a JSON "
                                                           "object")

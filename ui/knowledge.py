@@ -5,16 +5,19 @@ the page could otherwise index (and then read back through citations) any file o
 server. So folders must lie under an allowed root, `..` is refused outright, and anything
 else that reads this machine's files follows the same rule, however it is spelled (file: URLs
 with any host or %-escapes, ssh to this machine, bundle files): `ingest.sources.local_path`
-says where a spec reads. Remote git URLs and installed packages are fine.
+says where a spec reads. Installed packages are fine. A remote URL (a git repository, a docs
+website) is fetched by the server, so it must name what the server may fetch for its doors
+(ingest/outbound.py): public addresses, and what `server.fetch_allow` opens; this check refuses
+the others up front in one sentence, and the fetch itself checks again, on every connection.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from ingest.sources import is_git_url, is_this_machine, is_website_url, local_path
+from ingest.outbound import Outbound, OutboundRefused
+from ingest.sources import is_git_url, is_website_url, local_path
 
 
 class SourceRefused(ValueError):
@@ -22,6 +25,7 @@ class SourceRefused(ValueError):
 
 
 KB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+PUBLIC_ONLY = Outbound()  # the policy with nothing opened by server.fetch_allow
 
 
 def allowed_roots(cfg, cwd: Path | None = None) -> list[Path]:
@@ -31,8 +35,14 @@ def allowed_roots(cfg, cwd: Path | None = None) -> list[Path]:
     return [r.resolve() for r in roots]
 
 
-def check_source(spec: str, roots: list[Path]) -> str:
-    """Return the spec to ingest, or raise SourceRefused saying why it cannot be."""
+def outbound_policy(cfg) -> Outbound:
+    """What the server may fetch for its doors: public addresses, and what `server.fetch_allow` opens."""
+    return Outbound.from_settings(getattr(getattr(cfg, "server", None), "fetch_allow", []))
+
+
+def check_source(spec: str, roots: list[Path], outbound: Outbound = PUBLIC_ONLY) -> str:
+    """Return the spec to ingest, or raise SourceRefused saying why it cannot be. `outbound`: what
+    the server may fetch (by default public addresses only)."""
     spec = (spec or "").strip()
     if not spec:
         raise SourceRefused("Give a folder path, a git URL, pkg:NAME or a docs website URL to add.")
@@ -49,24 +59,30 @@ def check_source(spec: str, roots: list[Path]) -> str:
         return spec
     folder = local_path(spec)
     if folder is None:  # remote: cloned or fetched into the data dir
-        if is_website_url(spec) and is_this_machine(urlsplit(spec).hostname or ""):
-            # The server would fetch its own loopback services (an admin page, another port) for the browser.
-            raise SourceRefused(f"'{spec}' is a website on this machine; add it from the command line "
-                                "(`devcopilot ingest URL`).")
         if not (is_git_url(spec) or is_website_url(spec)):
             raise SourceRefused(f"'{spec}' is not a folder, a git URL, a docs website URL or pkg:NAME.")
+        _fetchable(spec, outbound)
         return spec
     if not folder.is_absolute():
         folder = roots[0] / folder
     if not _under(folder, roots):
         raise SourceRefused(_outside(spec, roots))
-    if is_git_url(spec):  # a local repository under a root, read by git
+    if is_git_url(spec):  # a local repository under a root, read by git (over ssh: a fetch like any other)
+        _fetchable(spec, outbound)
         return spec
     if not folder.exists():
         raise SourceRefused(f"The folder '{spec}' does not exist; check the path.")
     if not folder.is_dir():
         raise SourceRefused(f"'{spec}' is a file, not a folder; give the folder that contains it.")
     return str(folder.resolve())
+
+
+def _fetchable(spec: str, outbound: Outbound) -> None:
+    """SourceRefused unless the server may fetch `spec` (its host resolved now; the fetch checks again)."""
+    try:
+        outbound.check_url(spec)
+    except OutboundRefused as e:
+        raise SourceRefused(str(e)) from None
 
 
 def check_kb(name: str) -> str:

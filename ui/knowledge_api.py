@@ -13,7 +13,8 @@
 Who may call it (the edge's POLICY, ui/edge.py): with `server.api_token`, its bearer token; else,
 with a UI password, that password (HTTP Basic); else anyone who can reach the server (loopback by
 default), like the Knowledge tab. Sources added this way follow the Knowledge tab's rules
-(ui/knowledge.py: folders, local repositories in any spelling, only under `server.allowed_roots`).
+(ui/knowledge.py: folders, local repositories in any spelling, only under `server.allowed_roots`;
+URLs only where the server may fetch for its doors, ingest/outbound.py).
 `devcopilot ingest` on this machine hands its work here with the token the server left in the data
 dir for its users (indexes/writer.py); it may index any folder its user can, as it could without a
 server.
@@ -32,6 +33,7 @@ from fastapi.responses import JSONResponse
 from indexes.jobs import Jobs
 from indexes.status import knowledge_status
 from indexes.writer import busy_sentence, holder
+from ingest.outbound import Outbound
 from ui import knowledge
 from ui.edge import LOCAL, Caller, HTTPError, caller, read_json
 
@@ -41,6 +43,7 @@ def knowledge_router(index, jobs: Jobs, cfg) -> APIRouter:
     tells `submit` whether the caller is this machine's CLI, which may index any folder."""
     router = APIRouter()
     roots = knowledge.allowed_roots(cfg)
+    outbound = knowledge.outbound_policy(cfg)
 
     @router.get("/v1/knowledge")
     def status():
@@ -71,7 +74,8 @@ def knowledge_router(index, jobs: Jobs, cfg) -> APIRouter:
     async def submit(request: Request, who: Annotated[Caller, Depends(caller)]):
         if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
             raise HTTPError(415, "Send the job as JSON with 'Content-Type: application/json'.")
-        req = JobRequest.parse(await request.body(), local=who.kind == LOCAL, roots=roots)
+        # On a thread: checking a URL resolves its host, which may wait on DNS.
+        req = await asyncio.to_thread(JobRequest.parse, await request.body(), who.kind == LOCAL, roots, outbound)
         if not req.wait and (jobs.active() or holder(cfg.data_dir) is not None):
             busy = holder(cfg.data_dir)
             raise HTTPError(409, busy_sentence(busy) if busy else "The server is running other index jobs; try "
@@ -96,16 +100,18 @@ class JobRequest:
     by: str | None = None  # who asked, "cli" or "ui": heeded from this machine's callers only
 
     @classmethod
-    def parse(cls, body: bytes, local: bool, roots: list[Path]) -> JobRequest:
+    def parse(cls, body: bytes, local: bool, roots: list[Path],
+              outbound: Outbound = knowledge.PUBLIC_ONLY) -> JobRequest:
         """The request in `body`, or HTTPError 400 naming what is wrong in one sentence. Sources to add
-        follow the Knowledge tab's rules (only under `roots`) unless the caller is `local`."""
+        follow the Knowledge tab's rules (only under `roots`, URLs only where `outbound` allows) unless
+        the caller is `local`."""
         try:
-            return cls._checked(read_json(body), local, roots)
+            return cls._checked(read_json(body), local, roots, outbound)
         except knowledge.SourceRefused as e:
             raise HTTPError(400, str(e)) from None
 
     @classmethod
-    def _checked(cls, req, local: bool, roots: list[Path]) -> JobRequest:
+    def _checked(cls, req, local: bool, roots: list[Path], outbound: Outbound) -> JobRequest:
         refuse = knowledge.SourceRefused
         if not isinstance(req, dict):
             raise refuse("The request must be a JSON object with an 'action'.")
@@ -125,7 +131,7 @@ class JobRequest:
             if not sources:
                 raise refuse("Give the 'sources' to add: folder paths, git URLs or pkg:NAME.")
             if not local:  # the web's rules: only under the allowed roots, whatever the spelling
-                sources = [knowledge.check_source(s, roots) for s in sources]
+                sources = [knowledge.check_source(s, roots, outbound) for s in sources]
         elif action == "reindex" and sources:
             raise refuse("'reindex' takes a 'kb' (or none for every KB), not 'sources'.")
         globs = []

@@ -36,6 +36,7 @@ class KnowledgeTab:
     def __init__(self, copilot, cfg, kb_choices, jobs: Jobs):
         self.copilot = copilot
         self.roots = knowledge.allowed_roots(cfg)
+        self.outbound = knowledge.outbound_policy(cfg)  # what the server may fetch for the page
         self.jobs = jobs  # the server's queue
         self.clock = JobClock()
         self.kb_choices = kb_choices  # the Chat tab's selector learns of a KB indexed here
@@ -85,7 +86,7 @@ class KnowledgeTab:
     def add_source(self, spec: str, kb: str, following: Following, current_kb: str | None = None):
         try:
             kb = knowledge.check_kb(kb)
-            spec = knowledge.check_source(spec, self.roots)
+            spec = knowledge.check_source(spec, self.roots, self.outbound)
         except Exception as e:
             return self.show(following, current_kb, f"❌ {user_error(e)}")
         return self.submit("add", kb, [spec], following, current_kb)
