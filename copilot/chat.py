@@ -102,9 +102,10 @@ class Copilot:
     def feedback(self, message_id: str, up: bool, comment: str = "") -> None:
         self.sessions.feedback(message_id, up, comment)
 
-    def usage(self) -> dict:
-        """The monitor's figures, with what the conversations tell (copilot/sessions.py)."""
-        return self.sessions.usage(self.model_label())
+    def usage(self, owner: str | None = None) -> dict:
+        """The monitor's figures, with what the conversations tell (copilot/sessions.py): `owner`'s
+        conversations only, when given."""
+        return self.sessions.usage(self.model_label(), owner)
 
     def model_label(self) -> str:
         return describe_chat_model(self.cfg)

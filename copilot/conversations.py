@@ -73,6 +73,13 @@ def open_conversations(cfg) -> Conversations:
     return Conversations(cfg.server.database_url or cfg.data_dir / "conversations.sqlite")
 
 
+def _owned(conversation: str, owner: str | None) -> tuple[str, tuple]:
+    """(SQL condition, its arguments): the conversation `conversation` names is `owner`'s; any, for None."""
+    if owner is None:
+        return "1 = 1", ()
+    return f"{conversation} IN (SELECT id FROM conversations WHERE COALESCE(owner, '') = ?)", (owner,)
+
+
 class ConversationError(ValueError):
     """e.g. feedback on a message that does not exist; one clear sentence."""
 
@@ -186,21 +193,26 @@ class Conversations:
         r = self.db.one("SELECT up, comment, created_at FROM feedback WHERE message_id=?", (message_id,))
         return {"up": bool(r[0]), "comment": r[1], "created_at": r[2]} if r else None
 
-    def feedback_counts(self) -> dict:
-        up, down = self.db.one("SELECT COALESCE(SUM(up), 0), COALESCE(SUM(1 - up), 0) FROM feedback")
+    def feedback_counts(self, owner: str | None = None) -> dict:
+        """Thumbs up and down, on every conversation or on `owner`'s."""
+        mine, args = _owned("(SELECT conversation_id FROM messages WHERE id = feedback.message_id)", owner)
+        up, down = self.db.one(f"SELECT COALESCE(SUM(up), 0), COALESCE(SUM(1 - up), 0) FROM feedback WHERE {mine}",
+                               args)
         return {"up": int(up), "down": int(down)}
 
-    def gaps(self, limit: int = 50) -> list[dict]:
+    def gaps(self, limit: int = 50, owner: str | None = None) -> list[dict]:
         """Coverage gaps: the questions most often answered "I don't know" or given a thumbs-down, with
         how often each was asked so, each reason's count and when it was last asked. Questions are
-        grouped by their words (case, spacing and end punctuation aside); the latest wording is shown."""
+        grouped by their words (case, spacing and end punctuation aside); the latest wording is shown.
+        Every conversation's, or `owner`'s only (a signed-in user sees their own questions)."""
+        mine, args = _owned("m.conversation_id", owner)
         rows = self.db.all(
             "SELECT u.id, u.content, u.created_at, m.outcome = 'dont_know', COALESCE(f.up, 1) = 0 "
             "FROM messages m LEFT JOIN feedback f ON f.message_id = m.id "
             "JOIN messages u ON u.conversation_id = m.conversation_id AND u.role = 'user' AND u.seq = ("
             "  SELECT MAX(seq) FROM messages p WHERE p.conversation_id = m.conversation_id AND p.role = 'user' "
             "  AND p.seq < m.seq) "
-            "WHERE m.role = 'assistant' AND (m.outcome = 'dont_know' OR f.up = 0)")
+            f"WHERE m.role = 'assistant' AND (m.outcome = 'dont_know' OR f.up = 0) AND {mine}", args)
         turns: dict[str, dict] = {}  # one question asked once counts once, however many answered it
         for uid, question, at, dont_know, down in rows:
             t = turns.setdefault(uid, {"question": question, "at": at, "dont_know": False, "down": False})
@@ -220,21 +232,26 @@ class Conversations:
             g["last_asked"] = time.strftime("%Y-%m-%d %H:%M", time.localtime(g["last_asked"]))
         return ranked
 
-    def outcomes_by_day(self) -> dict[str, dict[str, int]]:
-        """Answers per day (local time) by what they were: model, offline, dont_know, guide..."""
+    def outcomes_by_day(self, owner: str | None = None) -> dict[str, dict[str, int]]:
+        """Answers per day (local time) by what they were: model, offline, dont_know, guide... (in every
+        conversation, or in `owner`'s)."""
         quarter = self.db.quarter_hour("created_at")
+        mine, args = _owned("conversation_id", owner)
         rows = self.db.all(f"SELECT {quarter} AS q, outcome, COUNT(*) FROM messages "
-                           "WHERE role = 'assistant' AND COALESCE(outcome, '') != '' GROUP BY q, outcome")
+                           f"WHERE role = 'assistant' AND COALESCE(outcome, '') != '' AND {mine} GROUP BY q, outcome",
+                           args)
         out: dict[str, dict[str, int]] = {}
         for q, outcome, n in rows:
             day = out.setdefault(local_day(q), {})
             day[outcome] = day.get(outcome, 0) + int(n)
         return dict(sorted(out.items()))
 
-    def feedback_by_day(self) -> dict[str, dict[str, int]]:
+    def feedback_by_day(self, owner: str | None = None) -> dict[str, dict[str, int]]:
         quarter = self.db.quarter_hour("created_at")
+        mine, args = _owned("(SELECT conversation_id FROM messages WHERE id = feedback.message_id)", owner)
         out: dict[str, dict[str, int]] = {}
-        for q, up, down in self.db.all(f"SELECT {quarter} AS q, SUM(up), SUM(1 - up) FROM feedback GROUP BY q"):
+        for q, up, down in self.db.all(f"SELECT {quarter} AS q, SUM(up), SUM(1 - up) FROM feedback WHERE {mine} "
+                                       "GROUP BY q", args):
             day = out.setdefault(local_day(q), {"up": 0, "down": 0})
             day["up"] += int(up)
             day["down"] += int(down)

@@ -67,13 +67,19 @@ class Sessions:
     def feedback(self, message_id: str, up: bool, comment: str = "") -> None:
         self.conversations.feedback(message_id, up, comment)
 
-    def usage(self, chat_model: str) -> dict:
+    def usage(self, chat_model: str, owner: str | None = None) -> dict:
         """The monitor's figures, with what the conversations tell: answers by kind and feedback per
-        day, and the coverage gaps (questions answered "I don't know" or given a thumbs-down)."""
+        day, and the coverage gaps (questions answered "I don't know" or given a thumbs-down).
+
+        With `owner` (a signed-in user), what the conversations tell is theirs alone, and `owner` says
+        so; the monitor's figures (model calls, tokens, cost, budget) are the whole server's, which it
+        counts per model and assistant, not per user."""
         figures = self.monitor.figures()
-        figures["feedback"] = self.conversations.feedback_counts()
+        figures["feedback"] = self.conversations.feedback_counts(owner)
         figures["chat_model"] = chat_model
-        figures["answers_by_day"] = self.conversations.outcomes_by_day()
-        figures["feedback_by_day"] = self.conversations.feedback_by_day()
-        figures["gaps"] = self.conversations.gaps()
+        figures["answers_by_day"] = self.conversations.outcomes_by_day(owner)
+        figures["feedback_by_day"] = self.conversations.feedback_by_day(owner)
+        figures["gaps"] = self.conversations.gaps(owner=owner)
+        if owner is not None:
+            figures["owner"] = owner
         return figures

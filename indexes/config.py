@@ -168,6 +168,52 @@ class Tables:
         return ""
 
 
+HOST_NAME = re.compile(r"(?i)^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$")
+
+
+@dataclass(frozen=True)
+class HostNames:
+    """Host names or addresses a server answers to ("copilot.example.com", "10.0.0.5", "::1"), or "*"
+    alone for any."""
+
+    def expected(self, kind: Any) -> str:
+        return 'a list of host names or addresses, such as ["copilot.example.com", "10.0.0.5"]'
+
+    def problem(self, value: list[str], kind: Any) -> str:
+        for entry in value:
+            if entry == "*":
+                continue
+            try:
+                ipaddress.ip_address(entry.strip("[]"))
+            except ValueError:
+                if not HOST_NAME.match(entry):
+                    return (f"holds {entry!r}, which is not a host name or address; write the name alone, without "
+                            'scheme, port or path (such as "copilot.example.com"), or "*" for any')
+        return ""
+
+
+@dataclass(frozen=True)
+class Origins:
+    """Web origins: "scheme://host[:port]" with scheme http or https, nothing after."""
+
+    def expected(self, kind: Any) -> str:
+        return 'a list of origins, such as ["https://tools.example.com"]'
+
+    def problem(self, value: list[str], kind: Any) -> str:
+        for entry in value:
+            try:
+                parts = urlsplit(entry)
+                parts.port  # noqa: B018 (raises on a port that is not a number)
+            except ValueError:
+                parts = None
+            ok = (parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname)
+                  and parts.path in ("", "/") and not parts.query and not parts.fragment and "@" not in parts.netloc)
+            if not ok:
+                return (f"holds {entry!r}, which is not an origin; write scheme://host[:port] with nothing after "
+                        '(such as "https://tools.example.com")')
+        return ""
+
+
 # -- the settings ---------------------------------------------------------------------------------
 @dataclass
 class EmbeddingConfig:
@@ -281,6 +327,13 @@ class ServerConfig:
     # Conversations, feedback and usage figures in a PostgreSQL database that several servers share
     # ("postgresql://user:password@host:5432/devcopilot"); empty: SQLite and a file in the data dir.
     database_url: str = ""
+    # Other names the server is reached at (the Host header), besides its bind address, localhost on
+    # loopback and public_url's host; bound to 0.0.0.0 or ::, this machine's names are added. ["*"]:
+    # any name (turns the check against DNS rebinding off). ui/edge.py Names.
+    allowed_hosts: Annotated[list[str], HostNames()] = field(default_factory=list)
+    # Pages on other sites that may call the server from a browser (CORS, without credentials) and post
+    # to it, e.g. ["https://tools.example.com"]; empty: none, only the server's own pages.
+    cors_origins: Annotated[list[str], Origins()] = field(default_factory=list)
 
 
 @dataclass

@@ -5,13 +5,36 @@ Each source records what it was indexed from (a git commit and its tag or branch
 version, a folder's scan time) and when. Its state comes from the catalog and the writer lock
 together: begun and not finished while a writer holds the lock is "being indexed now"; without a
 writer, whoever was killed (an ingest, a server running one), it is "interrupted".
+
+Whatever text was stored (a source's spec, a job's description in the writer lock) is shown escaped
+where it is not text (`escaped`): a lone surrogate or a NUL cannot break `status` or the Knowledge API.
 """
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
 from indexes.writer import Holder, holder, running_server
+
+UNPRINTABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def escaped(text: str) -> str:
+    """`text` with a lone surrogate or a NUL written as its escape (`\\ud800`), so that it can be
+    printed, encoded as UTF-8 and stored; other text unchanged."""
+    return UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _shown(value):
+    """A status document with every string `escaped`."""
+    if isinstance(value, str):
+        return escaped(value)
+    if isinstance(value, dict):
+        return {_shown(k): _shown(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shown(v) for v in value]
+    return value
 
 
 def when(ts: float | None) -> str | None:
@@ -73,5 +96,5 @@ def knowledge_status(index) -> dict:
                                              this_writer, s["scanned_at"])}
                         for s in sources]})
     server = running_server(data_dir)
-    return {"knowledge_bases": kbs, "writer": writer.describe() if writer else None,
-            "server": {"pid": server.pid, "url": server.url} if server else None}
+    return _shown({"knowledge_bases": kbs, "writer": writer.describe() if writer else None,
+                   "server": {"pid": server.pid, "url": server.url} if server else None})

@@ -34,6 +34,7 @@ def model_server():
 def serve_router(router) -> tuple[str, uvicorn.Server, threading.Thread]:
     app = FastAPI()
     app.include_router(router)
+    install(app, Gate(), max_bytes=1_000_000)  # the routes learn who calls from the edge
     return serve(app)
 
 

@@ -92,23 +92,33 @@ def error_of(status: int, body: str) -> dict:
 
 EVERYONE = set(CREDENTIALS)
 BEARER = "A bearer token is required: send 'Authorization: Bearer TOKEN'."
+USERS_NEEDED = "This needs the web UI's user and password."
+EITHER = "This needs 'Authorization: Bearer TOKEN' (server.api_token) or the web UI's user and password."
+BASIC = 'Basic realm="devcopilot", charset="UTF-8"'
 # The policy, written out: for each door, who gets in on each setup, and the refusal everyone else gets
-# (message, type, WWW-Authenticate). None as the type: plain text, for a person in a browser tab.
+# (message, type, WWW-Authenticate). None as the type: plain text, for a person in a browser tab. With
+# the web UI's users, no door is open to nobody: a user or the API token.
 DOORS = {
-    "api": (("GET", "/v1/models"), {"open": EVERYONE, "token": {"api"}, "users": EVERYONE, "both": {"api"}},
-            {"token": (BEARER, "auth_error", None), "both": (BEARER, "auth_error", None)}),
+    "api": (("GET", "/v1/models"), {"open": EVERYONE, "token": {"api"}, "users": {"user"}, "both": {"api", "user"}},
+            {"token": (BEARER, "auth_error", None), "users": (USERS_NEEDED, "auth_error", None),
+             "both": (EITHER, "auth_error", None)}),
     "knowledge": (("GET", "/v1/knowledge/jobs"),
-                  {"open": EVERYONE, "token": {"api", "local"}, "users": {"user", "local"}, "both": {"api", "local"}},
+                  {"open": EVERYONE, "token": {"api", "local"}, "users": {"user", "local"},
+                   "both": {"api", "user", "local"}},
                   {"token": ("This needs 'Authorization: Bearer TOKEN' (server.api_token).", "auth_error", None),
-                   "users": ("This needs the web UI's user and password.", "auth_error", None),
-                   "both": ("This needs 'Authorization: Bearer TOKEN' (server.api_token).", "auth_error", None)}),
-    "mcp": (("GET", "/mcp"), {"open": EVERYONE, "token": {"api"}, "users": EVERYONE, "both": {"api"}},
-            {s: (BEARER, "auth_error", 'Bearer realm="devcopilot"') for s in ("token", "both")}),
+                   "users": (USERS_NEEDED, "auth_error", None), "both": (EITHER, "auth_error", None)}),
+    "mcp": (("GET", "/mcp"), {"open": EVERYONE, "token": {"api"}, "users": {"user"}, "both": {"api", "user"}},
+            {"token": (BEARER, "auth_error", 'Bearer realm="devcopilot"'), "users": (USERS_NEEDED, "auth_error", BASIC),
+             "both": (EITHER, "auth_error", 'Bearer realm="devcopilot"')}),
 }
-SIGN_IN = ("Sign in to use devcopilot.", None, 'Basic realm="devcopilot", charset="UTF-8"')
-for door, target in {"web UI": ("GET", "/"), "viewer": ("GET", "/source?path=/etc/passwd"),
-                     "avatars": ("GET", "/avatars/Nobody"), "health": ("GET", "/healthz")}.items():
+SIGN_IN = ("Sign in to use devcopilot.", None, BASIC)
+for door, target in {"web UI": ("GET", "/"), "avatars": ("GET", "/avatars/Nobody"),
+                     "health": ("GET", "/healthz")}.items():
     DOORS[door] = (target, {"open": EVERYONE, "token": EVERYONE, "users": {"user"}, "both": {"user"}},
+                   {"users": SIGN_IN, "both": SIGN_IN})
+# The viewer, where the API's citations link: closed by the users, and then the API token opens it too.
+DOORS["viewer"] = (("GET", "/source?path=/etc/passwd"),
+                   {"open": EVERYONE, "token": EVERYONE, "users": {"user"}, "both": {"user", "api"}},
                    {"users": SIGN_IN, "both": SIGN_IN})
 
 

@@ -321,7 +321,8 @@ def test_every_door_says_the_one_errors_sentence(data, capsys, monkeypatch):
     app = FastAPI()
     app.include_router(api_router(copilot))
     install(app, Gate(), max_bytes=1_000_000)  # the one edge renders the API's errors
-    r = TestClient(app).post("/v1/chat/completions", json={"model": "Wizard", "messages": [
+    web = TestClient(app, base_url="http://127.0.0.1")  # a name the edge answers to (TestClient's own is not)
+    r = web.post("/v1/chat/completions", json={"model": "Wizard", "messages": [
         {"role": "user", "content": "hi"}]})
     assert r.status_code == 404
     assert r.json()["error"]["message"] == ("<<There is no assistant 'wizard'; use one of: guide, tutoring, coding "

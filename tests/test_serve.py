@@ -73,7 +73,7 @@ def test_source_viewer_reads_only_indexed_files(secured):
         assert code == 404 and "root:" not in body
 
 
-def test_api_needs_the_bearer_token(secured):
+def test_api_needs_the_bearer_token_or_a_user(secured):
     from openai import AuthenticationError, OpenAI
 
     base = secured["url"] + "/v1"
@@ -81,8 +81,9 @@ def test_api_needs_the_bearer_token(secured):
         OpenAI(base_url=base, api_key="wrong-token", max_retries=0).models.list()
     models = OpenAI(base_url=base, api_key="tok-123456", max_retries=0).models.list()
     assert {"guide", "coding"} <= {m.id.lower() for m in models.data}
-    # The UI password is not an API credential.
-    assert get(base + "/models", basic("alice", "s3cret pass"))[0] == 401
+    # A signed-in user may call the API too (their questions are theirs); a wrong password may not.
+    assert get(base + "/models", basic("alice", "s3cret pass"))[0] == 200
+    assert get(base + "/models", basic("alice", "wrong"))[0] == 401
 
 
 def test_request_size_limit(secured):
@@ -115,9 +116,10 @@ def test_browser_behind_the_password(secured):
 def test_loud_warning_only_when_exposed_without_protection():
     assert security_warnings("127.0.0.1", "", "") == []
     assert security_warnings("localhost", "", "") == []
-    loud = security_warnings("0.0.0.0", "", "")
+    loud = security_warnings("0.0.0.0", "", "")  # with --insecure: it starts, and says so
     assert len(loud) == 2 and all(w.startswith("WARNING") for w in loud)
-    assert len(security_warnings("0.0.0.0", "a:b", "")) == 1
+    assert security_warnings("0.0.0.0", "a:b", "") == []  # the users guard every door, /v1 and /mcp too
+    assert len(security_warnings("0.0.0.0", "", "t")) == 1  # the web UI has no password
     assert security_warnings("0.0.0.0", "a:b", "t") == []
 
 

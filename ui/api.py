@@ -4,23 +4,25 @@
 `guide` lets the Guide route; the last user message is the question and the earlier
 messages are the history. Sources are appended to the answer as a numbered list and also
 returned in an extra `sources` field. `GET /v1/models` lists the assistants.
-Who may call it (a bearer token when one is configured) and how large a request may be are the
-HTTP edge's to say (ui/edge.py); this module reads the request (`ChatRequest`) and answers it.
+Who may call it (the bearer token or a signed-in user, when configured), under which names and
+with what content type, and how large a request may be are the HTTP edge's to say (ui/edge.py);
+this module reads the request (`ChatRequest`) and answers it, in a conversation owned by the
+signed-in user when there is one (their Usage tab counts it).
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import re
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from copilot.chat import Copilot
@@ -30,10 +32,9 @@ from copilot.links import public_links, public_url
 from copilot.models import estimate_tokens
 from copilot.reply import Transcript
 from copilot.routing import UnknownAssistant, find_assistant
-from ui.edge import HTTPError, read_json
+from ui.edge import USER, Caller, HTTPError, caller, read_json
 
 ALIASES = {"devcopilot": "guide", "default": "guide", "auto": "guide"}
-LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # JSON escapes can spell them; they are not text
 
 
 @dataclass
@@ -48,7 +49,8 @@ class ChatRequest:
     @classmethod
     def parse(cls, body: bytes, max_chars: int) -> ChatRequest:
         """Check every field a chat completion request uses, or raise HTTPError 400 naming the field
-        that is wrong, in one sentence. Nothing malformed reaches the copilot."""
+        that is wrong, in one sentence (a lone surrogate or a NUL in any field: `read_json`). Nothing
+        malformed reaches the copilot."""
         req = read_json(body, too_deep="The request body is nested too deeply; send plain JSON with a 'messages' "
                                        "list.")
         if not isinstance(req, dict) or not isinstance(req.get("messages"), list) or not req["messages"]:
@@ -117,7 +119,7 @@ def api_router(copilot: Copilot) -> APIRouter:
                                            for a in copilot.assistants]}
 
     @router.post("/v1/chat/completions")
-    async def completions(request: Request):
+    async def completions(request: Request, who: Annotated[Caller, Depends(caller)]):
         req = ChatRequest.parse(await request.body(), copilot.cfg.chat.max_message_chars)
         model = ALIASES.get(req.model or "guide", req.model or "guide")
         try:
@@ -128,13 +130,14 @@ def api_router(copilot: Copilot) -> APIRouter:
         base = public_base(copilot, request)
         target = None if spec.is_guide else spec.name
         cid = "chatcmpl-" + uuid.uuid4().hex[:24]
+        owner = who.user if who.kind == USER else ""  # a signed-in user's questions count in their Usage tab
         # The turn's thread also stores the conversation it starts: one hand-over to a thread per turn.
         if req.stream:
-            events = _stream(copilot, req.question, req.history, target, cid, model, req.include_usage, base)
+            events = _stream(copilot, req.question, req.history, target, cid, model, req.include_usage, base, owner)
             pace = max(0, copilot.cfg.server.stream_pace_ms) / 1000
             return StreamingResponse(_threaded(events, pool, pace), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache"})
-        return await in_pool(_complete, copilot, req.question, req.history, target, cid, model, base)
+        return await in_pool(_complete, copilot, req.question, req.history, target, cid, model, base, owner)
 
     return router
 
@@ -263,9 +266,6 @@ def _text(content, where: str, required: bool) -> str:
                 texts.append(part["text"])
     else:
         raise HTTPError(400, f"'{where}' must be a string or a list of text parts.")
-    if any(LONE_SURROGATE.search(t) for t in texts):
-        raise HTTPError(400, f"'{where}' is not valid Unicode (it holds a lone surrogate such as \\ud800); send "
-                             "UTF-8 text.")
     return "\n".join(texts)
 
 
@@ -275,10 +275,11 @@ def _sources(turn: Transcript, base: str) -> list[dict]:
 
 
 def _complete(copilot: Copilot, question: str, history: list[dict], target: str | None, cid: str, model: str,
-              base: str = "") -> dict:
-    """The turn as one chat completion, in a new stored conversation seeded with `history`. Through the
-    Guide several may speak, so each speaker is labelled; a request to one assistant gets its answer alone."""
-    sid = copilot.new_session(history, "", "api")
+              base: str = "", owner: str = "") -> dict:
+    """The turn as one chat completion, in a new stored conversation seeded with `history` (the signed-in
+    user's, if any). Through the Guide several may speak, so each speaker is labelled; a request to one
+    assistant gets its answer alone."""
+    sid = copilot.new_session(history, owner, "api")
     turn = Transcript(CITES, labelled=target is None, base=base).take(copilot.chat(question, sid, target))
     text = public_links(turn.text, base)  # links to files on the server turned into viewer URLs
     return {"id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
@@ -289,10 +290,10 @@ def _complete(copilot: Copilot, question: str, history: list[dict], target: str 
 
 
 def _stream(copilot: Copilot, question: str, history: list[dict], target: str | None, cid: str, model: str,
-            include_usage: bool = False, base: str = "") -> Iterator[dict | str]:
+            include_usage: bool = False, base: str = "", owner: str = "") -> Iterator[dict | str]:
     """The turn as OpenAI chat completion chunks (objects), then "[DONE]", in a new stored conversation
-    seeded with `history`; `sse` writes them."""
-    sid = copilot.new_session(history, "", "api")
+    seeded with `history` (the signed-in user's, if any); `sse` writes them."""
+    sid = copilot.new_session(history, owner, "api")
     turn = Transcript(CITES, labelled=target is None, base=base)
     created = int(time.time())
     sent: list[str] = []

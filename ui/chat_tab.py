@@ -17,6 +17,7 @@ from copilot.events import END, START, TOKEN
 from copilot.reply import Note, Reply
 from ui import render
 from ui.auth import user_of
+from ui.strings import unfit
 
 log = logging.getLogger("devcopilot.ui")
 
@@ -140,6 +141,10 @@ class ChatTab:
             gr.Warning(f"That message is {len(message):,} characters; the limit is {self.max_chars:,}. Shorten it.")
             yield history, ids, session_id, session_id, gr.update(), message, gr.update()
             return
+        if unfit(message):  # refused before a conversation is started or anything stored
+            gr.Warning(_unfit_sentence(message))
+            yield history, ids, session_id, session_id, gr.update(), "", gr.update()
+            return
         if not self.owned(session_id, user):
             session_id = self.copilot.new_session(owner=user, origin="web")
         listed = False
@@ -161,7 +166,9 @@ class ChatTab:
         user = user_of(request)
         idx = data.index if isinstance(data.index, int) else data.index[0]
         message = _text_of(history[idx]["content"]) if idx < len(history) else ""
-        if not message:
+        if not message or unfit(message):
+            if message:
+                gr.Warning(_unfit_sentence(message))
             yield history, ids, session_id
             return
         if not self.owned(session_id, user):
@@ -254,6 +261,10 @@ def _new_secret(path: Path) -> str:
     except OSError:
         log.warning("could not keep the browser key in %s; reloads after a restart start a new chat", path)
     return key
+
+
+def _unfit_sentence(message: str) -> str:
+    return f"That message holds {unfit(message)}, which is not text; type it again without it."
 
 
 def _short(title: str, width: int = 60) -> str:

@@ -119,9 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", help="interface to bind (default 127.0.0.1, loopback only; server.host)")
     s.add_argument("--port", type=int, help="port (default 7860; server.port)")
     s.add_argument("--auth", metavar="USER:PASSWORD", action="append",
-                   help="password for the web UI; repeat for more users, each with their own conversations "
-                        "(env DEVCOPILOT_AUTH)")
-    s.add_argument("--api-token", metavar="TOKEN", help="bearer token for /v1 (env DEVCOPILOT_API_TOKEN)")
+                   help="a user and password; every door then needs one (or the API token); repeat for more "
+                        "users, each with their own conversations and usage (env DEVCOPILOT_AUTH)")
+    s.add_argument("--api-token", metavar="TOKEN", help="bearer token for /v1, /mcp and the Knowledge API (env "
+                                                         "DEVCOPILOT_API_TOKEN)")
+    s.add_argument("--insecure", action="store_true",
+                   help="serve beyond loopback with neither --auth nor --api-token: anyone who can reach the port "
+                        "can use every door (without it, such a server does not start)")
     s.add_argument("--workers", type=_workers, metavar="N",
                    help="server processes behind the port (default: server.workers, 0 = one per CPU core)")
     return p
@@ -557,8 +561,14 @@ def cmd_mcp(args) -> int:
         cfg.chat.kb = args.kb
     copilot = Copilot(cfg)
     # Load the embedding model while the client starts up, so the first search does not wait for it.
-    threading.Thread(target=copilot.index.embed_query, args=("warm up",), daemon=True).start()
-    run_stdio(copilot)
+    warm_up = threading.Thread(target=copilot.index.embed_query, args=("warm up",), daemon=True)
+    warm_up.start()
+    try:
+        run_stdio(copilot)
+    finally:
+        # A client may close stdin at once (a probe, a cancelled start): the interpreter must not shut
+        # down while the thread is still loading the model's native runtime, which aborts the process.
+        warm_up.join()
     return 0
 
 
@@ -623,7 +633,8 @@ def cmd_serve(args) -> int:
 
     workers = args.workers or cfg.server.workers or os.cpu_count() or 1
     serve(cfg, host=args.host or cfg.server.host, port=args.port or cfg.server.port,
-          auth=args.auth or cfg.server.auth, api_token=args.api_token or cfg.server.api_token, workers=workers)
+          auth=args.auth or cfg.server.auth, api_token=args.api_token or cfg.server.api_token, workers=workers,
+          insecure=args.insecure)
     return 0
 
 

@@ -1,23 +1,31 @@
 """The HTTP edge of `devcopilot serve`: every request to every door passes here first.
 
-One error type (`HTTPError`) rendered in one place (`error_response`); one table of who may call
-which paths (`POLICY`), applied by one plain-ASGI guard (`Guard`) that tells the routes who is
-calling (the FastAPI dependency `caller`); one request-size limit (`BodyLimit`, outermost).
-`install` puts a FastAPI app behind all of it; `ui/server.py` does so for the whole server: the
-OpenAI API, the Knowledge API, MCP over HTTP, the source viewer, the avatars and the web UI.
+One error type (`HTTPError`) rendered in one place (`error_response`); the names this server answers
+to and the pages that may change things on it (`Names`: Host, Origin, CORS); one table of who may
+call which paths (`POLICY`); one plain-ASGI guard (`Guard`) applying both, and JSON routes' content
+type, before any route, and telling the routes who is calling (the FastAPI dependency `caller`); one
+request-size limit (`BodyLimit`); JSON bodies read in one place (`read_json`: no lone surrogate, no
+NUL, ui/strings.py). `install` puts a FastAPI app behind all of it; `ui/server.py` does so for the
+whole server: the OpenAI API, the Knowledge API, MCP over HTTP, the source viewer, the avatars and
+the web UI.
 """
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
-from collections.abc import Callable
+import re
+import socket
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from ui.auth import basic_user
+from ui.strings import first_refusal
 
 
 class HTTPError(Exception):
@@ -37,22 +45,44 @@ class HTTPError(Exception):
         self.plain = plain
 
 
+class JSONText(JSONResponse):
+    """Starlette's JSONResponse, byte for byte, except that text which is not UTF-8 (a lone surrogate
+    read back from something stored) is sent as JSON escapes instead of failing with a 500."""
+
+    def render(self, content) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
+
+
 def error_response(error: HTTPError) -> Response:
     """The one rendering of an HTTPError, for the routes (through `install`'s handler) and the guards."""
     if error.plain:
         return PlainTextResponse(error.message, status_code=error.status, headers=error.headers)
-    return JSONResponse({"error": {"message": error.message, "type": error.kind, "code": error.status}},
-                        status_code=error.status, headers=error.headers)
+    return JSONText({"error": {"message": error.message, "type": error.kind, "code": error.status}},
+                    status_code=error.status, headers=error.headers)
+
+
+# Only a \u escape can spell a NUL or a surrogate in JSON (raw ones are not valid JSON or not UTF-8),
+# so a body without one is not walked (ui/strings.py).
+_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 
 
 def read_json(body: bytes, too_deep: str = "The request body is not valid JSON.") -> object:
-    """A request body as JSON (an empty body is `{}`), or HTTPError 400 in one sentence."""
+    """A request body as JSON (an empty body is `{}`), or HTTPError 400 in one sentence: not JSON, too
+    deep, or a string (key or value) holding a lone surrogate or a NUL, named by its field."""
     try:
-        return json.loads(body or b"{}")
+        value = json.loads(body or b"{}")
     except RecursionError:
         raise HTTPError(400, too_deep) from None
     except ValueError:  # UnicodeDecodeError among them
         raise HTTPError(400, "The request body is not valid JSON.") from None
+    if _ESCAPE.search(body or b""):
+        said = first_refusal(value)
+        if said:
+            raise HTTPError(400, said)
+    return value
 
 
 # Who may call: the credentials a caller can present.
@@ -76,47 +106,56 @@ NOBODY = Caller(ANONYMOUS)
 class Rule:
     """Who may call the paths `path` names ("/mcp" that path; "/v1/*" every path starting "/v1/").
 
-    Of `needs`, the first that is configured is required (the API token when one is set, else the
-    web UI's users when there are some); when none is configured the paths are open. With `local`,
-    this machine's CLI is let in whatever is configured. `refusal` words the 401 for the credential
-    that was needed."""
+    The paths are closed as soon as one of the credentials in `needs` is configured (the API token,
+    the web UI's users); then a caller must present one of those that are, or of `also` (the viewer,
+    closed by the users, also lets the API's token in: its links are in the API's answers). When none
+    is configured the paths are open. With `local`, this machine's CLI is let in whatever is
+    configured. `refusal` words the 401 for the credentials that would have been accepted."""
     path: str
     needs: tuple[str, ...]
-    refusal: Callable[[str], HTTPError]
+    refusal: Callable[[tuple[str, ...]], HTTPError]
     local: bool = False
+    also: tuple[str, ...] = ()
 
     def matches(self, path: str) -> bool:
         return path.startswith(self.path[:-1]) if self.path.endswith("*") else path == self.path
 
 
 _BEARER = "A bearer token is required: send 'Authorization: Bearer TOKEN'."
+_USERS = "This needs the web UI's user and password."
+_EITHER = "This needs 'Authorization: Bearer TOKEN' (server.api_token) or the web UI's user and password."
+_BASIC_CHALLENGE = 'Basic realm="devcopilot", charset="UTF-8"'
 
 
-def _api_refusal(_needed: str) -> HTTPError:
-    return HTTPError(401, _BEARER, "auth_error")
+def _api_refusal(accepted: tuple[str, ...]) -> HTTPError:
+    message = _BEARER if accepted == (API_TOKEN,) else _USERS if accepted == (USER,) else _EITHER
+    return HTTPError(401, message, "auth_error")
 
 
-def _mcp_refusal(_needed: str) -> HTTPError:
-    return HTTPError(401, _BEARER, "auth_error", headers={"WWW-Authenticate": 'Bearer realm="devcopilot"'})
+def _mcp_refusal(accepted: tuple[str, ...]) -> HTTPError:
+    challenge = 'Bearer realm="devcopilot"' if API_TOKEN in accepted else _BASIC_CHALLENGE
+    return HTTPError(401, _api_refusal(accepted).message, "auth_error", headers={"WWW-Authenticate": challenge})
 
 
-def _knowledge_refusal(needed: str) -> HTTPError:
-    how = "'Authorization: Bearer TOKEN' (server.api_token)" if needed == API_TOKEN else \
-        "the web UI's user and password"
-    return HTTPError(401, f"This needs {how}.", "auth_error")
+def _knowledge_refusal(accepted: tuple[str, ...]) -> HTTPError:
+    message = ("This needs 'Authorization: Bearer TOKEN' (server.api_token)." if accepted == (API_TOKEN,)
+               else _USERS if accepted == (USER,) else _EITHER)
+    return HTTPError(401, message, "auth_error")
 
 
-def _sign_in(_needed: str) -> HTTPError:
+def _sign_in(_accepted: tuple[str, ...]) -> HTTPError:
     return HTTPError(401, "Sign in to use devcopilot.", "auth_error", plain=True,
-                     headers={"WWW-Authenticate": 'Basic realm="devcopilot", charset="UTF-8"'})
+                     headers={"WWW-Authenticate": _BASIC_CHALLENGE})
 
 
 # The first rule that matches a request's path decides. Change who may call what here, and only here.
+# With the web UI's users (--auth), nobody reaches any door without signing in or the API token.
 POLICY: tuple[Rule, ...] = (
     Rule("/v1/knowledge*", (API_TOKEN, USER), _knowledge_refusal, local=True),  # the Knowledge API
-    Rule("/v1/*", (API_TOKEN,), _api_refusal),  # the OpenAI-compatible API
-    Rule("/mcp", (API_TOKEN,), _mcp_refusal),  # MCP over HTTP
-    Rule("*", (USER,), _sign_in),  # the web UI, the source viewer, the avatars, /healthz
+    Rule("/v1/*", (API_TOKEN, USER), _api_refusal),  # the OpenAI-compatible API
+    Rule("/mcp", (API_TOKEN, USER), _mcp_refusal),  # MCP over HTTP
+    Rule("/source", (USER,), _sign_in, also=(API_TOKEN,)),  # the source viewer, where citations link
+    Rule("*", (USER,), _sign_in),  # the web UI, the avatars, /healthz
 )
 
 
@@ -156,37 +195,225 @@ class Gate:
         caller = self.identify(authorization) if authorization else NOBODY
         if rule.local and caller.kind == LOCAL:
             return caller
-        needed = next((n for n in rule.needs if self.configured(n)), None)
-        if needed is None or caller.kind == needed:
+        if not any(self.configured(n) for n in rule.needs):
             return caller
-        raise rule.refusal(needed)
+        accepted = tuple(n for n in (*rule.needs, *rule.also) if self.configured(n))
+        if caller.kind in accepted:
+            return caller
+        raise rule.refusal(accepted)
+
+
+# -- the names this server answers to, and the pages that may change things on it -------------------
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+WILDCARDS = ("", "0.0.0.0", "::")  # binds that listen on every interface
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a server bound to `host` listens on this machine's loopback interface only."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def host_name(host: str) -> str:
+    """The name a Host header (or an origin's authority) gives, in lower case, without its port or the
+    brackets of an IPv6 address: "[::1]:7860" -> "::1", "Example.COM.:80" -> "example.com"."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    return (host.rsplit(":", 1)[0] if host.count(":") == 1 else host).rstrip(".")
+
+
+def machine_names() -> set[str]:
+    """This machine's host names, the addresses they resolve to and the address it reaches the network
+    from: what a server bound to every interface is reached at, besides localhost."""
+    names = {socket.gethostname(), socket.getfqdn()}
+    addresses = set()
+    for name in list(names):
+        try:
+            addresses |= {str(info[4][0]).split("%")[0] for info in socket.getaddrinfo(name, None)}
+        except OSError:
+            pass
+    for probe, family in (("192.0.2.1", socket.AF_INET), ("2001:db8::1", socket.AF_INET6)):
+        try:  # a UDP "connection" sends nothing: it only picks the interface a packet would leave by
+            with socket.socket(family, socket.SOCK_DGRAM) as s:
+                s.connect((probe, 9))
+                addresses.add(s.getsockname()[0])
+        except OSError:
+            pass
+    return {host_name(n) for n in names | addresses if n} - {"0.0.0.0", "::"}
+
+
+def origin_of(url: str) -> str:
+    """"scheme://host[:port]" of a URL, in lower case: what a browser sends as `Origin` for its pages."""
+    parts = urlsplit(url.strip())
+    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else ""
+
+
+@dataclass(frozen=True)
+class Names:
+    """The names this server answers to (the Host header) and the pages, other than its own, that may
+    change things on it (the Origin header) or read its answers (CORS).
+
+    A request naming another host is refused on every route: a page on another site whose name was
+    made to point at this machine (DNS rebinding) reaches nothing. A state-changing request (POST, PUT,
+    PATCH, DELETE) sent by a page (it has an `Origin`) must come from this server's own pages (its
+    origin is the Host it sent to), from `public_url`'s or from `server.cors_origins`; only those last
+    are answered with CORS headers, without credentials."""
+    hosts: frozenset[str] = LOOPBACK_NAMES  # lower case, no port, IPv6 without brackets
+    any_host: bool = False  # server.allowed_hosts = ["*"]: the operator turned the Host check off
+    origins: frozenset[str] = frozenset()  # public_url's origin
+    cors: frozenset[str] = frozenset()  # server.cors_origins
+
+    @classmethod
+    def served(cls, bind: str, public_url: str = "", allowed_hosts: Iterable[str] = (),
+               cors_origins: Iterable[str] = (), machine: Callable[[], set[str]] = machine_names) -> Names:
+        """The names of a server bound to `bind`: that address (and localhost when it is loopback); bound
+        to every interface, localhost and this machine's names and addresses (`machine`); and, either
+        way, `public_url`'s host and the `allowed_hosts` (settings of the same names)."""
+        bind = host_name(bind)
+        hosts = set(LOOPBACK_NAMES) | machine() if bind in WILDCARDS else (
+            set(LOOPBACK_NAMES) | {bind} if is_loopback(bind) else {bind})
+        public = urlsplit(public_url.strip()).hostname if public_url else None
+        hosts |= {host_name(h) for h in allowed_hosts if h != "*"} | ({public} if public else set())
+        return cls(frozenset(hosts), "*" in allowed_hosts, frozenset({origin_of(public_url)} - {""}),
+                   frozenset(o.rstrip("/").lower() for o in cors_origins))
+
+    def check(self, path: str, method: str, host: str, origin: str, preflight: bool) -> None:
+        """HTTPError unless a request to `path` may be answered under these names: 421 for a Host this
+        server does not answer to, 403 for a page that may not send it. Plain text on the browser's
+        routes, JSON on the API's."""
+        plain = not is_api(path)
+        name = host_name(host)
+        if host and not self.any_host and name not in self.hosts:
+            raise HTTPError(421, f"This server does not answer to the name '{name[:100]}'; add it to "
+                                 "server.allowed_hosts to reach it by that name.", plain=plain)
+        if not origin:
+            return
+        origin = origin.strip().lower()
+        if preflight and method == "OPTIONS" and origin not in self.cors:
+            raise HTTPError(403, f"Pages at {origin[:200]} may not call this server; add that origin to "
+                                 "server.cors_origins to let them.", "permission_error", plain=plain)
+        if method in STATE_CHANGING and not (origin in self.cors or origin in self.origins
+                                             or origin.partition("://")[2] == host.strip().lower() != ""):
+            raise HTTPError(403, f"Pages at {origin[:200]} may not change anything on this server; set "
+                                 "server.public_url to that address if it is this server's, or add it to "
+                                 "server.cors_origins.", "permission_error", plain=plain)
+
+
+def is_api(path: str) -> bool:
+    """A path a program calls (its errors are JSON), rather than one a person opens in a browser tab."""
+    return path.startswith("/v1/") or path == "/mcp"
+
+
+# The routes that read a JSON body: anything else is refused before it is read (a page on another site
+# can post a form or text/plain without asking first, never application/json).
+JSON_POSTS = {
+    "/v1/chat/completions": "Send the request as JSON with 'Content-Type: application/json'.",
+    "/v1/knowledge/jobs": "Send the job as JSON with 'Content-Type: application/json'.",
+    "/mcp": "Send MCP messages as JSON with 'Content-Type: application/json'.",
+}
+
+
+def check_request(path: str, method: str, content_type: str, query: bytes) -> None:
+    """HTTPError unless the request's content type suits its route and its path and query string are
+    text: no NUL, no bytes that are not UTF-8 (ui/strings.py)."""
+    if method == "POST" and path in JSON_POSTS and content_type.split(";")[0].strip().lower() != "application/json":
+        raise HTTPError(415, JSON_POSTS[path])
+    if "\x00" in path:
+        raise HTTPError(400, "The path holds a NUL character (%00); send text without it.", plain=not is_api(path))
+    raw = unquote_to_bytes(query) if b"%" in query else query
+    if raw and (b"\x00" in raw or not _utf8(raw)):
+        raise HTTPError(400, "The query string holds a NUL character (%00) or bytes that are not UTF-8; send "
+                             "text.", plain=not is_api(path))
+
+
+def _utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class Guard:
-    """Refuse a request the policy does not let in, before any route or mounted app sees it; tell the
+    """Refuse a request this server should not answer, before any route or mounted app sees it: under
+    another name or from another site's page (`Names`), from a caller the policy does not let in
+    (`Gate`), with the wrong content type, or a NUL in its path or query (`check_request`). Tell the
     routes who is calling (`caller`).
+
+    CORS is answered here and only here: a preflight from an origin of `server.cors_origins` gets its
+    answer (no credentials); a page's request gets `Access-Control-Allow-Origin` when its origin is one
+    of those, and no `Access-Control-*` header otherwise, whatever a mounted app adds (Gradio's own
+    would let any localhost page in, with credentials).
 
     Plain ASGI rather than Starlette's BaseHTTPMiddleware, which relays every piece of a streamed
     answer through a memory stream of its own: with 50 chat sessions streaming, that relay was the
-    largest single cost of the server's event loop. The work per request is one header lookup."""
+    largest single cost of the server's event loop. The work per request is one pass over its headers
+    (and, for a page's request, one over its response's)."""
 
-    def __init__(self, app, gate: Gate):
+    def __init__(self, app, gate: Gate, names: Names = Names()):
         self.app = app
         self.gate = gate
+        self.names = names
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            authorization = ""
-            for name, value in scope["headers"]:
-                if name == b"authorization":
-                    authorization = value.decode("latin-1")
-                    break
-            try:
-                who = self.gate.admit(scope["path"], authorization)
-            except HTTPError as e:
-                return await error_response(e)(scope, receive, send)
-            scope.setdefault("state", {})["caller"] = who  # the server gives each request a state of its own
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        authorization = host = origin = content_type = asked_headers = ""
+        preflight = False
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"host":
+                host = value.decode("latin-1")
+            elif name == b"origin":
+                origin = value.decode("latin-1")
+            elif name == b"content-type":
+                content_type = value.decode("latin-1")
+            elif name == b"access-control-request-method":
+                preflight = True
+            elif name == b"access-control-request-headers":
+                asked_headers = value.decode("latin-1")
+        path, method = scope["path"], scope["method"]
+        try:
+            self.names.check(path, method, host, origin, preflight)
+            if preflight and method == "OPTIONS" and origin:  # from an origin of server.cors_origins
+                return await Response(status_code=204, headers={
+                    **_cors_headers(origin), "Access-Control-Allow-Methods": "GET, POST, DELETE",
+                    "Access-Control-Allow-Headers": asked_headers or "Authorization, Content-Type",
+                    "Access-Control-Max-Age": "600"})(scope, receive, send)
+            who = self.gate.admit(path, authorization)
+            check_request(path, method, content_type, scope.get("query_string", b""))
+        except HTTPError as e:
+            return await error_response(e)(scope, receive, send)
+        scope.setdefault("state", {})["caller"] = who  # the server gives each request a state of its own
+        if origin:
+            send = _cors_send(send, _cors_headers(origin) if origin.strip().lower() in self.names.cors else {})
         await self.app(scope, receive, send)
+
+
+def _cors_headers(origin: str) -> dict[str, str]:
+    return {"Access-Control-Allow-Origin": origin.strip(), "Vary": "Origin",
+            "Access-Control-Expose-Headers": "Location, Mcp-Session-Id"}
+
+
+def _cors_send(send, allowed: dict[str, str]):
+    """`send`, with the response's Access-Control-* headers replaced by `allowed` (none: no CORS)."""
+    extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in allowed.items()]
+
+    async def sending(message):
+        if message["type"] == "http.response.start":
+            kept = [(k, v) for k, v in message.get("headers", ()) if not k.lower().startswith(b"access-control-")]
+            message = {**message, "headers": kept + extra}
+        await send(message)
+
+    return sending
 
 
 def caller(request: Request) -> Caller:
@@ -248,7 +475,7 @@ def _invalid_parameter(error: RequestValidationError) -> HTTPError:
     return HTTPError(422, f"'{name}' is not valid: {msg[:1].lower() + msg[1:]}.")
 
 
-def install(app: FastAPI, gate: Gate, max_bytes: int) -> FastAPI:
+def install(app: FastAPI, gate: Gate, max_bytes: int, names: Names = Names()) -> FastAPI:
     """Put `app` (with whatever is mounted on it) behind the edge: the size limit outermost, then the
     guard, and every HTTPError a route raises rendered by `error_response`. Call it last."""
 
@@ -260,6 +487,6 @@ def install(app: FastAPI, gate: Gate, max_bytes: int) -> FastAPI:
 
     app.add_exception_handler(HTTPError, on_error)
     app.add_exception_handler(RequestValidationError, on_invalid)
-    app.add_middleware(Guard, gate=gate)
+    app.add_middleware(Guard, gate=gate, names=names)
     app.add_middleware(BodyLimit, max_bytes=max_bytes)  # added last, so outermost: before any route reads the body
     return app

@@ -10,15 +10,17 @@
     DELETE /v1/knowledge/jobs/ID     cancel
     GET    /v1/knowledge             KBs and sources: what each was indexed from, when, and its state
 
-Who may call it (the edge's POLICY, ui/edge.py): with `server.api_token`, its bearer token; else,
-with a UI password, that password (HTTP Basic); else anyone who can reach the server (loopback by
+Who may call it (the edge's POLICY, ui/edge.py): with `server.api_token` or the web UI's users, its
+bearer token or a user's password (HTTP Basic); else anyone who can reach the server (loopback by
 default), like the Knowledge tab. Sources added this way follow the Knowledge tab's rules
 (ui/knowledge.py: folders, local repositories in any spelling, only under `server.allowed_roots`;
 URLs only where the server may fetch for its doors, ingest/outbound.py).
 `devcopilot ingest` on this machine hands its work here with the token the server left in the data
 dir for its users (indexes/writer.py); it may index any folder its user can, as it could without a
 server.
-Posts must be `Content-Type: application/json`, which a web page on another site cannot send here.
+Posts must be `Content-Type: application/json`, which a web page on another site cannot send here,
+and a page's post must come from this server's own pages (the edge checks `Origin`). A field holding
+a lone surrogate or a NUL is refused before anything is queued (ui/strings.py).
 """
 from __future__ import annotations
 
@@ -72,8 +74,7 @@ def knowledge_router(index, jobs: Jobs, cfg) -> APIRouter:
 
     @router.post("/v1/knowledge/jobs")
     async def submit(request: Request, who: Annotated[Caller, Depends(caller)]):
-        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
-            raise HTTPError(415, "Send the job as JSON with 'Content-Type: application/json'.")
+        # JSON only (the edge refuses other content types, ui/edge.py JSON_POSTS), every string text.
         # On a thread: checking a URL resolves its host, which may wait on DNS.
         req = await asyncio.to_thread(JobRequest.parse, await request.body(), who.kind == LOCAL, roots, outbound)
         if not req.wait and (jobs.active() or holder(cfg.data_dir) is not None):

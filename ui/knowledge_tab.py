@@ -16,6 +16,7 @@ import gradio as gr
 from indexes.jobs import Job, Jobs
 from ui import knowledge
 from ui.indexing import JobClock, job_summary, progress_html
+from ui.strings import unfit
 
 log = logging.getLogger("devcopilot.ui")
 
@@ -85,6 +86,9 @@ class KnowledgeTab:
 
     def add_source(self, spec: str, kb: str, following: Following, current_kb: str | None = None):
         try:
+            if unfit(spec or ""):  # before any check quotes it back: it could not be shown or stored
+                raise knowledge.SourceRefused(f"The source holds {unfit(spec)}, which is not text; type a plain "
+                                              "path, git URL or pkg:NAME.")
             kb = knowledge.check_kb(kb)
             spec = knowledge.check_source(spec, self.roots, self.outbound)
         except Exception as e:

@@ -7,18 +7,36 @@ return what an assistant would cite), `read_source` by the source viewer's rules
 (indexes/indexed_files.py: indexed files only, bounded), `ask` through the group chat.
 
 Bad arguments come back as tool errors a model can act on (what was wrong, what to call
-instead); results are cut to a budget of about MAX_RESULT_CHARS characters.
+instead); results are cut to a budget of about MAX_RESULT_CHARS characters. A request whose
+arguments hold a lone surrogate or a NUL (ui/strings.py) is refused with a JSON-RPC error before
+any tool runs (`refuse_unfit_text`), over HTTP and stdio alike; over stdio, a line that is not a
+JSON-RPC message is answered with one too (`run_stdio`), and the end of input ends the server.
 """
 # No `from __future__ import annotations`: the SDK reads the tools' Annotated types at run time.
 import contextlib
+import json
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Literal
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import Field
+from mcp.shared.exceptions import MCPError
+from mcp.shared.message import SessionMessage
+from mcp.types import (
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    CallToolResult,
+    ErrorData,
+    JSONRPCError,
+    TextContent,
+    ToolAnnotations,
+    jsonrpc_message_adapter,
+)
+from pydantic import Field, ValidationError
 
 from copilot.chat import Copilot
 from copilot.citations import CiteStyle
@@ -27,6 +45,7 @@ from copilot.routing import UnknownAssistant, find_assistant
 from indexes.indexed_files import MAX_LINES, find_indexed_file, line_range
 from indexes.retrieve import RetrievalDown, find_definitions, retrieve
 from indexes.search import Hit, SearchError
+from ui.strings import first_refusal
 
 MAX_RESULT_CHARS = 24_000  # about 6,000 tokens: what one tool result may add to an agent's context
 PASSAGE_CHARS = 4_000  # one passage's text at most, so a long chunk does not crowd out the others
@@ -99,7 +118,18 @@ def build_server(copilot: Copilot) -> MCPServer:
         server.add_tool(tool, annotations=READ_ONLY, structured_output=False)
     server.add_tool(ask_tool(copilot), annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
                     structured_output=False)
+    server.middleware.append(refuse_unfit_text)
     return server
+
+
+async def refuse_unfit_text(ctx, call_next):
+    """MCP middleware (every request, before its parameters are validated and its tool runs): a
+    request whose parameters hold a lone surrogate or a NUL gets a JSON-RPC error naming the one."""
+    if ctx.request_id is not None and ctx.params:
+        said = first_refusal({"params": dict(ctx.params)})  # named as over stdio: 'params.arguments.query'
+        if said:
+            raise MCPError(INVALID_PARAMS, said)
+    return await call_next(ctx)
 
 
 class Tools:
@@ -285,20 +315,16 @@ def answer(copilot: Copilot, question: str, assistant: str | None) -> CallToolRe
                           is_error=turn.failed)
 
 
-def http_app(server: MCPServer, host: str = "127.0.0.1"):
+def http_app(server: MCPServer):
     """(ASGI app answering MCP at its mount point, lifespan to run it in) for Streamable HTTP.
 
-    A server on a loopback address checks the Host and Origin headers (a web page cannot reach
-    it through DNS rebinding); one bound to other interfaces relies on its bearer token."""
+    The SDK's own Host, Origin and content-type checks are off: the server's edge (ui/edge.py) makes
+    them for every route, /mcp included, from the same settings (server.allowed_hosts, cors_origins)."""
     from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
     from mcp.server.transport_security import TransportSecuritySettings
 
-    loopback = host in ("127.0.0.1", "localhost", "::1")
-    security = TransportSecuritySettings(
-        enable_dns_rebinding_protection=loopback,
-        allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*"] if loopback else [],
-        allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"] if loopback else [])
-    server.streamable_http_app(transport_security=security, host=host)  # makes the session manager
+    security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    server.streamable_http_app(transport_security=security)  # makes the session manager
     manager = server.session_manager
 
     @contextlib.asynccontextmanager
@@ -310,5 +336,113 @@ def http_app(server: MCPServer, host: str = "127.0.0.1"):
 
 
 def run_stdio(copilot: Copilot) -> None:
-    """Serve MCP on stdin/stdout until the client closes them."""
-    build_server(copilot).run("stdio")
+    """Serve MCP on stdin/stdout until the client closes stdin, whenever that is (the requests already
+    read are answered first); answer every line that is not a JSON-RPC message with a JSON-RPC error
+    and go on serving."""
+    anyio.run(_serve_stdio, build_server(copilot))
+
+
+async def _serve_stdio(server: MCPServer) -> None:
+    """The loop MCPServer.run_stdio_async runs, with stdin's lines checked first (`CheckedLines`): the
+    SDK's transport drops a line it cannot parse (a lone surrogate among them) without a reply, and
+    the client waits for one forever."""
+    from mcp.server.stdio import stdio_server
+
+    lines = CheckedLines(anyio.wrap_file(sys.stdin.buffer))
+    lowlevel = server._lowlevel_server  # what run_stdio_async runs; the SDK has no public name for it
+    async with stdio_server(stdin=lines) as (read_stream, write_stream):
+        answers = lines.answer_on(write_stream)
+        await lowlevel.run(read_stream, answers, lowlevel.create_initialization_options())
+
+
+def check_line(line: bytes) -> tuple[object, JSONRPCError | None]:
+    """(the line as JSON, the JSON-RPC error answering it or None when it is a message the SDK can
+    take): not JSON (-32700), a string that is not text (-32602, ui/strings.py), not a JSON-RPC
+    message (-32600). The error carries the request's id when it has one."""
+    try:
+        message = json.loads(line)
+    except (ValueError, RecursionError):  # UnicodeDecodeError among them
+        return None, _error(None, PARSE_ERROR, "Parse error: the line is not JSON; send one JSON-RPC message per line.")
+    rid = _id_of(message)
+    said = first_refusal(message, "message")
+    if said:
+        return message, _error(rid, INVALID_PARAMS, said)
+    try:
+        jsonrpc_message_adapter.validate_json(line, by_name=False)
+    except ValidationError:
+        return message, _error(rid, INVALID_REQUEST, "Invalid request: the line is not a JSON-RPC 2.0 message.")
+    return message, None
+
+
+def _id_of(message: object) -> str | int | None:
+    rid = message.get("id") if isinstance(message, dict) else None
+    return rid if isinstance(rid, str) or (isinstance(rid, int) and not isinstance(rid, bool)) else None
+
+
+def _error(rid: str | int | None, code: int, message: str) -> JSONRPCError:
+    return JSONRPCError(jsonrpc="2.0", id=rid, error=ErrorData(code=code, message=message))
+
+
+ANSWER_AT_END_S = 120.0  # at the end of stdin, how long the requests read before it have to be answered
+
+
+class CheckedLines:
+    """stdin's lines as the SDK's stdio transport reads them (`async for line in ...`), each a JSON-RPC
+    message it can parse. A line that is not one is answered here (`check_line`), on the transport's
+    write stream, and not passed on; blank lines are passed over. At the end of input, the requests
+    passed on are answered (for up to ANSWER_AT_END_S) before the transport hears of it: it would
+    drop them unanswered."""
+
+    def __init__(self, stdin):
+        self.stdin = stdin
+        self.replies = None
+        self.open = anyio.Event()
+        self.unanswered: set[str | int] = set()  # ids of the requests passed on, until their answer is sent
+
+    def answer_on(self, write_stream) -> "Answers":
+        """The transport's write stream is open: refusals go there; the server writes through the
+        returned stream, which tells this one which requests it answered."""
+        self.replies = write_stream
+        self.open.set()
+        return Answers(write_stream, self.unanswered)
+
+    async def __aiter__(self):
+        async for line in self.stdin:
+            if not line.strip():
+                continue
+            message, error = check_line(line)
+            if error is not None:
+                await self.open.wait()
+                await self.replies.send(SessionMessage(error))
+                continue
+            if isinstance(message, dict) and "method" in message and _id_of(message) is not None:
+                self.unanswered.add(_id_of(message))
+            elif isinstance(message, dict) and message.get("method") == "notifications/cancelled":
+                params = message.get("params")  # a cancelled request gets no answer
+                self.unanswered.discard(params.get("requestId") if isinstance(params, dict) else None)
+            yield line.decode("utf-8")
+        with anyio.move_on_after(ANSWER_AT_END_S):  # the end of input: what was asked is answered first
+            while self.unanswered:
+                await anyio.sleep(0.05)
+
+
+class Answers:
+    """The transport's write stream, noting each request answered (CheckedLines.unanswered)."""
+
+    def __init__(self, stream, unanswered: set[str | int]):
+        self.stream = stream
+        self.unanswered = unanswered
+
+    async def send(self, item: SessionMessage) -> None:
+        await self.stream.send(item)
+        if not hasattr(item.message, "method"):  # a response or an error: its request is answered
+            self.unanswered.discard(item.message.id)
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+    async def __aenter__(self) -> "Answers":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()

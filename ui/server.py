@@ -1,9 +1,11 @@
 """`devcopilot serve`: the web UI, the OpenAI-compatible API and MCP on one FastAPI server.
 
-Security defaults: loopback bind; every request passes the one edge (ui/edge.py: who may call
-which path, the request-size limit, the errors): HTTP Basic for the web UI when `auth` is set, the
-bearer token for /v1 and /mcp when `api_token` is; the source viewer (ui/viewer.py) reads only
-files that are indexed.
+Security defaults: loopback bind; every request passes the one edge (ui/edge.py: the names the
+server answers to, the pages that may post to it, who may call which path, the request-size limit,
+the errors): with `auth` users, every door needs a signed-in user or the bearer token; with
+`api_token` alone, /v1 and /mcp need the token. Bound beyond loopback with neither, it does not
+start without `insecure` (`serve --insecure`). The source viewer (ui/viewer.py) reads only files
+that are indexed.
 
 While it runs, the server is the one process writing its data dir: it registers there, and
 `devcopilot ingest` / `forget` hand it their work through the Knowledge API (ui/knowledge_api.py,
@@ -12,17 +14,16 @@ indexes/writer.py, indexes/jobs.py); `[sync] every` re-syncs every source on a s
 from __future__ import annotations
 
 import functools
-import ipaddress
 import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, Response
 
 from ui import render
-from ui.edge import Gate, install
+from ui.edge import WILDCARDS, Gate, HTTPError, JSONText, Names, install, is_loopback
 from ui.indexing import ProgressClock
 
 log = logging.getLogger("devcopilot.serve")
@@ -66,26 +67,46 @@ def ensure_knowledge(index, root: Path, say: Callable[[str], None] = print) -> b
     return True
 
 
-def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def security_warnings(host: str, auth: str | list[str], api_token: str) -> list[str]:
+    """What to say when serving beyond loopback with doors left open: the web UI without users, and
+    (only with --insecure) everything without any credential."""
     if is_loopback(host):
         return []
     out = []
     if not auth:
         out.append(f"WARNING: serving on {host} WITHOUT a password: anyone who can reach this machine can use the "
                    "web UI and index sources. Use --auth user:password, or bind to 127.0.0.1.")
-    if not api_token:
+    if not auth and not api_token:
         out.append(f"WARNING: the API at http://{host}/v1 and MCP at /mcp have NO bearer token: anyone who can "
                    "reach them can chat through your model account. Use --api-token TOKEN.")
     return out
+
+
+def refuse_open_exposure(host: str, auth: str | list[str], api_token: str, insecure: bool) -> None:
+    """ValueError (one sentence saying what to do) for a server bound beyond loopback with neither users
+    nor an API token, unless the operator said `--insecure`."""
+    if is_loopback(host) or auth or api_token or insecure:
+        return
+    raise ValueError(f"Serving on {host or 'every interface'} with neither --auth nor --api-token would let anyone "
+                     "who can reach this machine use it; add one of them, bind to 127.0.0.1, or pass --insecure "
+                     "to serve it open anyway.")
+
+
+def server_names(host: str, cfg) -> Names:
+    """The names the server bound to `host` answers to, from the settings (ui/edge.py Names)."""
+    return Names.served(host, cfg.server.public_url, cfg.server.allowed_hosts, cfg.server.cors_origins)
+
+
+def names_sentence(host: str, names: Names) -> str:
+    """What a server bound to every interface answers to, said once at start-up; "" otherwise."""
+    if host not in WILDCARDS:
+        return ""
+    if names.any_host:
+        return (f"Bound to {host or 'every interface'}: answering to any host name (server.allowed_hosts = "
+                "[\"*\"]).")
+    shown = ", ".join(sorted(names.hosts, key=lambda n: (n[0].isdigit() or ":" in n, n)))
+    return (f"Bound to {host or 'every interface'}: answering only to {shown}; add other names this machine "
+            "is reached at to server.allowed_hosts (or [\"*\"] for any).")
 
 
 def parse_auth(auth: str | list[str]) -> list[tuple[str, str]]:
@@ -103,9 +124,10 @@ def parse_auth(auth: str | list[str]) -> list[tuple[str, str]]:
 
 
 def create_app(copilot, cfg, auth: str | list[str] = "", api_token: str = "", host: str = "127.0.0.1", jobs=None,
-               local_token: str = "") -> FastAPI:
+               local_token: str = "", names: Names | None = None) -> FastAPI:
     """The FastAPI app: the API, MCP, the Knowledge API (index jobs run by `jobs`, made here when not
-    given), the viewer, the avatars and the Gradio UI, all behind the one edge (ui/edge.py)."""
+    given), the viewer, the avatars and the Gradio UI, all behind the one edge (ui/edge.py), answering
+    to the `names` of a server bound to `host` (by default, from the settings: `server_names`)."""
     from indexes.jobs import Jobs
     from ui.api import api_router
     from ui.knowledge_api import knowledge_router
@@ -113,8 +135,9 @@ def create_app(copilot, cfg, auth: str | list[str] = "", api_token: str = "", ho
     from ui.viewer import viewer_router
 
     gate = Gate(api_token=api_token, users=parse_auth(auth), local_token=local_token)
-    mcp_asgi, mcp_lifespan = http_app(build_server(copilot), host)
-    app = FastAPI(title="devcopilot", docs_url=None, redoc_url=None, openapi_url=None, lifespan=mcp_lifespan)
+    mcp_asgi, mcp_lifespan = http_app(build_server(copilot))
+    app = FastAPI(title="devcopilot", docs_url=None, redoc_url=None, openapi_url=None, lifespan=mcp_lifespan,
+                  default_response_class=JSONText)
     app.include_router(api_router(copilot))
     app.state.jobs = jobs if jobs is not None else Jobs(copilot.index)
     app.state.copilot = copilot
@@ -125,6 +148,14 @@ def create_app(copilot, cfg, auth: str | list[str] = "", api_token: str = "", ho
     @app.get("/healthz", include_in_schema=False)
     def healthz():
         return {"ok": True}
+
+    @app.api_route("/v1/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    def no_such_route(request: Request):
+        # Last of the API's routes: a path (or method) none of them takes is the API's own error, not the
+        # web UI's page (mounted at "/", it would answer everything else).
+        raise HTTPError(404, f"There is no {request.method} {request.url.path[:200]} in this API; its routes are "
+                             "/v1/models, /v1/chat/completions and /v1/knowledge (docs/live-reindex.md).",
+                        "not_found_error")
 
     @app.get("/avatars/{name}", include_in_schema=False)
     def avatar(name: str):
@@ -141,7 +172,8 @@ def create_app(copilot, cfg, auth: str | list[str] = "", api_token: str = "", ho
 
     app = gr.mount_gradio_app(app, build_app(copilot, cfg, app.state.jobs), path="/", css=CSS, head=HEAD,
                               footer_links=[], show_error=False)
-    return install(app, gate, max_bytes=int(cfg.server.max_request_bytes or 0))
+    return install(app, gate, max_bytes=int(cfg.server.max_request_bytes or 0),
+                   names=names if names is not None else server_names(host, cfg))
 
 
 def _avatar_file(avatar: str) -> Path | None:
@@ -153,7 +185,8 @@ def _avatar_file(avatar: str) -> Path | None:
 
 
 def build_server_app(cfg, auth: str | list[str] = "", api_token: str = "", root: Path | None = None,
-                     host: str = "127.0.0.1", local_token: str = "", schedules: bool = True, queue_url: str = ""):
+                     host: str = "127.0.0.1", local_token: str = "", schedules: bool = True, queue_url: str = "",
+                     names: Names | None = None):
     """The app `serve` runs (web UI, API, MCP, Knowledge API) over the data dir, indexing `root` on a
     first run: (app, index). With `schedules`, this process holds the server's job queue and, with
     `[sync] every`, re-syncs every source on that schedule; the other worker processes of `--workers N`
@@ -171,15 +204,34 @@ def build_server_app(cfg, auth: str | list[str] = "", api_token: str = "", root:
         from ui.server_client import RemoteJobs
 
         jobs = RemoteJobs(queue_url, local_token)
-    app = create_app(copilot, cfg, auth=auth, api_token=api_token, host=host, jobs=jobs, local_token=local_token)
+    app = create_app(copilot, cfg, auth=auth, api_token=api_token, host=host, jobs=jobs, local_token=local_token,
+                     names=names)
     app.state.schedule = SyncSchedule(jobs, cfg.sync.seconds).start() if schedules and cfg.sync.seconds else None
     return app, index
 
 
+def checked_start(cfg, host: str, auth: str | list[str], api_token: str, insecure: bool) -> Names:
+    """What must hold before anything slow happens, each failure one sentence: a well-formed --auth, a
+    credential beyond loopback (or --insecure), a database within reach. Says what is exposed; returns
+    the names the server answers to (looked up once: the workers get them as they are)."""
+    parse_auth(auth)
+    refuse_open_exposure(host, auth, api_token, insecure)
+    names = server_names(host, cfg)
+    if cfg.server.database_url:
+        from copilot.conversations import open_conversations
+
+        open_conversations(cfg).close()
+    for line in [*security_warnings(host, auth, api_token), names_sentence(host, names)]:
+        if line:
+            print(line, file=sys.stderr)
+    return names
+
+
 def serve(cfg, host: str = "127.0.0.1", port: int = 7860, auth: str | list[str] = "", api_token: str = "",
-          root: Path | None = None, workers: int = 1) -> None:
+          root: Path | None = None, workers: int = 1, insecure: bool = False) -> None:
     """Index this repository on a first run, then serve the UI and the API until interrupted;
-    with workers > 1, from that many processes behind the one port (ui/workers.py).
+    with workers > 1, from that many processes behind the one port (ui/workers.py). Beyond loopback
+    with neither `auth` nor `api_token`, only with `insecure`.
 
     The server registers on its data dir once it listens (indexes/writer.py): `devcopilot ingest`
     and `forget` then hand it their work, so it is the one process writing the store."""
@@ -189,14 +241,8 @@ def serve(cfg, host: str = "127.0.0.1", port: int = 7860, auth: str | list[str] 
 
     from indexes.writer import Registration
 
-    parse_auth(auth)  # a malformed --auth fails before anything slow happens
-    if cfg.server.database_url:  # a database that cannot be reached stops the start in one sentence
-        from copilot.conversations import open_conversations
-
-        open_conversations(cfg).close()
+    names = checked_start(cfg, host, auth, api_token, insecure)
     registration = Registration(cfg.data_dir, local_url(host, port))
-    for line in security_warnings(host, auth, api_token):
-        print(line, file=sys.stderr)
 
     def register() -> None:
         registration.__enter__()
@@ -223,12 +269,12 @@ def serve(cfg, host: str = "127.0.0.1", port: int = 7860, auth: str | list[str] 
         try:
             run_workers(cfg, host, port, auth, api_token, workers,
                         functools.partial(build_server_app, host=host, local_token=registration.token,
-                                          queue_url=local_url(host, port)), say=said,
+                                          queue_url=local_url(host, port), names=names), say=said,
                         first_ready=register)
         finally:
             registration.__exit__(None, None, None)
         return
-    app, index = build_server_app(cfg, auth, api_token, root, host, local_token=registration.token)
+    app, index = build_server_app(cfg, auth, api_token, root, host, local_token=registration.token, names=names)
     for line in stale_kbs(index):
         print(line, file=sys.stderr)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
@@ -273,6 +319,6 @@ def local_url(host: str, port: int) -> str:
     """Where commands on this machine reach a server bound to `host`."""
     if host in ("::", "::1"):
         return f"http://[::1]:{port}"
-    if host in ("", "0.0.0.0", "localhost") or is_loopback(host):
+    if host in WILDCARDS or is_loopback(host):
         return f"http://127.0.0.1:{port}"
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -1,8 +1,14 @@
 """The web app's Usage tab: tokens, cost, answers and thumbs per day (ui/charts.py), the coverage gaps
 (questions answered "I don't know" or given a thumbs-down) with a CSV export, and the raw figures.
+
+With the web UI's users (--auth), each signed-in user sees the answers, feedback and coverage gaps
+of their own conversations (the web chat's and the API's they sent signed in), never another's
+questions; model calls, tokens and cost are the server's totals, which the tab says. `devcopilot
+usage --gaps` on the server shows every user's.
 """
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from pathlib import Path
 
@@ -10,6 +16,7 @@ import gradio as gr
 
 from copilot.conversations import gaps_csv
 from ui import charts, render
+from ui.auth import user_of
 from ui.knowledge_tab import user_error
 
 
@@ -20,13 +27,18 @@ class UsageTab:
         self.copilot = copilot
         self.downloads = Path(tempfile.mkdtemp(prefix="devcopilot-ui-"))
 
-    def usage(self):
+    def usage(self, request: gr.Request):
+        """The tab's outputs, for the signed-in user (everyone's without --auth: nobody is signed in)."""
+        user = user_of(request)
         try:
-            data = self.copilot.usage()
+            data = self.copilot.usage(owner=user or None)
         except Exception as e:
             return f"❌ {user_error(e)}", None, [], None, {}
         gaps = [[g["question"], g["asked"], g["dont_know"], g["thumbs_down"], g["last_asked"]] for g in data["gaps"]]
-        csv_path = self.downloads / "coverage-gaps.csv"
+        # Each user's export in a folder of its own: one user's click never overwrites another's file.
+        folder = self.downloads / (hashlib.sha256(user.encode()).hexdigest()[:16] if user else "everyone")
+        folder.mkdir(exist_ok=True)
+        csv_path = folder / "coverage-gaps.csv"
         csv_path.write_text(gaps_csv(data["gaps"]), encoding="utf-8")
         return render_usage(data), charts.usage_figure(data), gaps, str(csv_path), data
 
@@ -74,6 +86,9 @@ def render_usage(data: dict) -> str:
                  f"👍 {_fmt(fb.get('up', 0))} 👎 {_fmt(fb.get('down', 0))}")
     if data.get("unpriced_models"):
         lines.append("No price for: " + ", ".join(data["unpriced_models"]) + " (add them under `[prices]`).")
+    if data.get("owner"):
+        lines.append(f"Answers, feedback and coverage gaps are those of your conversations "
+                     f"({render.md_text(data['owner'])}); model calls, tokens and cost are the whole server's.")
     return "\n\n".join(lines)
 
 
