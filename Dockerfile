@@ -1,6 +1,8 @@
 # devcopilot: the web chat and API, CPU only, offline-capable.
 #   docker build -t devcopilot .
-#   docker run -p 7860:7860 -v devcopilot-data:/data devcopilot
+#   docker run -p 7860:7860 -e DEVCOPILOT_AUTH=me:PASSWORD -e DEVCOPILOT_API_TOKEN=TOKEN -v devcopilot-data:/data devcopilot
+# It listens on every interface, so it refuses to start without a password or a token; reached under a
+# name other than localhost or this machine's, add it: -e DEVCOPILOT_ALLOWED_HOSTS=copilot.example.com
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 HF_HUB_OFFLINE=1 \
@@ -27,6 +29,6 @@ RUN useradd --create-home --uid 10001 copilot && mkdir -p /data && chown copilot
 USER copilot
 VOLUME ["/data"]
 EXPOSE 7860
-# Inside a container the server must listen on all interfaces; set DEVCOPILOT_AUTH / an API token
-# (see README) before exposing it beyond your machine.
+# Inside a container the server must listen on all interfaces: DEVCOPILOT_AUTH and/or DEVCOPILOT_API_TOKEN
+# are required (serve refuses to start without either, in one sentence).
 CMD ["devcopilot", "serve", "--host", "0.0.0.0", "--port", "7860"]

@@ -463,6 +463,7 @@ ENV_MAP = {
     "DEVCOPILOT_CHAT_FALLBACK_MODEL": ("chat", "fallback_model"),
     "DEVCOPILOT_API_TOKEN": ("server", "api_token"),
     "DEVCOPILOT_AUTH": ("server", "auth"),  # user:password for the web UI
+    "DEVCOPILOT_ALLOWED_HOSTS": ("server", "allowed_hosts"),  # comma-separated: the names a container is reached by
     "DEVCOPILOT_DATABASE_URL": ("server", "database_url"),  # holds a password
     "DEVCOPILOT_BUDGET_USD": ("budget", "limit_usd"),
 }
@@ -561,6 +562,8 @@ def _typed(kind: Any, value: Any, text: bool) -> Any:
     if kind is Path:
         return Path(value).expanduser() if isinstance(value, (str, Path)) else None
     if kind == list[str]:
+        if text and isinstance(value, str):  # an environment variable: comma-separated
+            return [v.strip() for v in value.split(",") if v.strip()]
         return list(value) if isinstance(value, list) and all(isinstance(v, str) for v in value) else None
     if kind == str | list[str]:
         return value if isinstance(value, str) else _typed(list[str], value, text)

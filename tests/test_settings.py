@@ -320,3 +320,11 @@ def test_the_cli_prints_one_sentence_naming_the_key_and_exits_2(tmp_path, comman
     assert r.stderr.splitlines() == ["devcopilot: Setting 'server.max_request_bytes' must be a whole number of at "
                                      "least 1, not -1."]
     assert not (tmp_path / "data").exists()  # stopped before anything was opened
+
+
+def test_a_list_setting_from_the_environment_is_comma_separated(tmp_path):
+    from copilot.config import load_config
+
+    cfg = load_config(env={"DEVCOPILOT_ALLOWED_HOSTS": "copilot.example.com, 10.0.0.5"},
+                      overrides={"data_dir": str(tmp_path)})
+    assert cfg.server.allowed_hosts == ["copilot.example.com", "10.0.0.5"]
