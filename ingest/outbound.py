@@ -29,7 +29,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from ingest.errors import SourceError
 
@@ -85,7 +85,8 @@ def endpoint(url: str) -> Endpoint | None:
 
 
 def _plain_host(host: str) -> str:
-    return host.strip().strip("[]").lower().rstrip(".")
+    # %-escapes decoded: an IPv6 zone is written `%25` in a URL (`[fe80::1%25eth0]`); the resolver reads `%eth0`.
+    return unquote(host).strip().strip("[]").lower().rstrip(".")
 
 
 def resolve(host: str, port: int | None = None) -> list[Address]:
