@@ -182,6 +182,9 @@ class IngestConfig:
     site_max_pages: Annotated[int, Range(1)] = 500  # docs websites: pages read at most
     site_concurrency: Annotated[int, Range(1)] = 4  # requests at once (1 when robots.txt sets a Crawl-delay)
     site_timeout_s: Annotated[float, Range(0, DAY, above=True)] = 20.0
+    # the code graph (definitions, references, calls: indexes/graph.py), made from the chunker's parse;
+    # false: not made (and a KB's graph is dropped on its next ingest)
+    graph: bool = True
 
 
 @dataclass

@@ -16,9 +16,10 @@ A reference's target is kept as the file sees it:
   own package folder); "" for the languages whose imports are dotted names (Python, Java, Rust), whose
   `target` is then the whole dotted path (`agents.run.Runner.run`, `com.acme.Foo.bar`, `crate.net.send`);
 - `target`: the dotted name within `module` (or the whole path);
-- `qualified`: True when it came through a binding the file knows; False when only the name is known
-  (`x.save()` on a receiver of unknown type). Those are matched by their last name part at query time
-  and flagged as unresolved, never shown as resolved;
+- `qualified`: True when it came through a binding the file knows; False when only the name is known:
+  `save` for a bare name the file does not bind, `.save` for a member of a receiver of unknown type
+  (`x.save()`). Those are matched by their last name part at query time (a bare name only by top-level
+  definitions, a member only by members) and flagged as unresolved, never shown as resolved;
 - `alias`: for an import or re-export at module level, the name it binds in this module (`*` for a
   star import), which lets another file's `from pkg import Name` be followed to where Name is defined.
 """
@@ -210,7 +211,8 @@ class FileWalker:
                                                if ctx.cls else None))
 
     def add(self, node, ctx: Context, kind: str, bind: Bind | None, name: str = "", alias: str = "") -> None:
-        """Record a reference at `node`'s line: to `bind`, or (None) to the bare `name`, unresolved."""
+        """Record a reference at `node`'s line: to `bind`, or (None) to `name` alone, unresolved: `name` for a
+        bare name (`save()`), `.name` for a member of an unknown receiver (`x.save()`)."""
         if bind is None:
             module, target, qualified = "", name, False
         else:

@@ -139,7 +139,7 @@ class GoWalker(FileWalker):
             if bind is not None and (last or not bind.instance):
                 self.add(p, ctx, kind if last else USE, bind)
             elif bind is None and last and kind == CALL:
-                self.add(p, ctx, kind, None, name)
+                self.add(p, ctx, kind, None, "." + name)
 
     def enter_function(self, d, ctx: Context) -> None:
         fn = d.inner

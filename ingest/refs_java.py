@@ -141,7 +141,7 @@ class JavaWalker(FileWalker):
             if bind is not None and (last or not bind.instance):
                 self.add(p, ctx, kind if last else USE, bind)
             elif bind is None and last and kind == CALL:
-                self.add(p, ctx, kind, None, name)
+                self.add(p, ctx, kind, None, "." + name)
 
     def enter_class(self, d, symbol: str, ctx: Context) -> ClassContext:
         cls = ClassContext(self.own(symbol))

@@ -187,7 +187,7 @@ class PythonWalker(FileWalker):
             if bind is not None and (last or not bind.instance):
                 self.add(p, ctx, kind if last else USE, bind)
             elif bind is None and last and kind in (CALL, DECORATOR):
-                self.add(p, ctx, kind, None, name)
+                self.add(p, ctx, kind, None, "." + name)
 
     def annotation(self, node, ctx: Context) -> None:
         """Every name a type annotation uses, as TYPE references (the names in a string annotation too)."""

@@ -192,7 +192,7 @@ class RustWalker(FileWalker):
         elif fn.type == "field_expression":
             value, name = fn.child_by_field_name("value"), fn.child_by_field_name("field")
             bind = self.receiver(value, ctx)
-            self.add(name, ctx, CALL, bind.member(text(name)) if bind is not None else None, text(name))
+            self.add(name, ctx, CALL, bind.member(text(name)) if bind is not None else None, "." + text(name))
         else:
             self.visit(fn, ctx)
 

@@ -251,7 +251,7 @@ class ScriptWalker(FileWalker):
             if bind is not None and (last or not bind.instance):
                 self.add(p, ctx, kind if last else USE, bind)
             elif bind is None and last and kind in (CALL, DECORATOR):
-                self.add(p, ctx, kind, None, name)
+                self.add(p, ctx, kind, None, "." + name)
 
     def type_of(self, node, ctx: Context) -> Bind | None:
         """The class a type annotation names (`Foo`, `ns.Foo`, `Foo<T>`, `Foo | undefined`)."""
