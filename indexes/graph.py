@@ -86,6 +86,7 @@ class Site:
     depth: int = 1  # 1: refers to the symbol asked about; 2: to one of its callers; ...
     via: str = ""  # at depth > 1: the caller (of the level before) it refers to
     source_id: str = ""
+    to: Symbol | None = None  # the definition it resolved to
 
     def to_json(self) -> dict:
         return {"kb": self.kb, "path": self.path, "line": self.line, "caller": self.caller, "kind": self.kind,
@@ -374,7 +375,7 @@ def _sites_to(index, kb: str, wanted: list[Symbol], kinds: tuple[str, ...], unre
             found = r.resolve(module, target)
             if isinstance(found, Symbol):
                 if (found.module, found.symbol) in keys:
-                    out.append(Site(kb, path, line, caller, kind, True, found.qualified, source_id=sid))
+                    out.append(Site(kb, path, line, caller, kind, True, found.qualified, source_id=sid, to=found))
                 continue
             if found != INKB or not unresolved:
                 continue
@@ -443,7 +444,7 @@ def callees(index, kbs: Iterable[str], name: str, depth: int = 1, limit: int = M
                 got = r.resolve(module, target) if qualified else INKB
                 if isinstance(got, Symbol):
                     sites.append(Site(s.kb, s.path, line, caller, kind, True, got.qualified, depth=d,
-                                      via=s.symbol if d > 1 else "", source_id=s.source_id))
+                                      via=s.symbol if d > 1 else "", source_id=s.source_id, to=got))
                     if got.key not in seen:
                         seen.add(got.key)
                         next_level.append(got)
