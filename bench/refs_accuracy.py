@@ -77,13 +77,20 @@ def ours(index, s: graph.Symbol) -> tuple[set, set]:
     return ({(x.path, x.line) for x in answer.sites}, {(x.path, x.line) for x in answer.resolved})
 
 
+def our_kinds(index, s: graph.Symbol) -> dict:
+    """(path, line) -> the kind of reference `refs` says is there."""
+    answer = graph.references(index, ["default"], s.qualified, limit=100_000)
+    return {(x.path, x.line): x.kind for x in answer.sites}
+
+
 # -- the references ----------------------------------------------------------------------------------------
 def jedi_references(root: Path, symbols: list[graph.Symbol]) -> dict:
     sys.path.insert(0, str(WORK / "pylib"))
     try:
         import jedi
     except ImportError:
-        raise SystemExit("jedi is not installed: pip install jedi (or pip install --target bench/.work/pylib jedi)")
+        raise SystemExit("jedi is not installed: pip install jedi (or pip install --target bench/.work/pylib jedi)") \
+            from None
     project = jedi.Project(path=str(root), added_sys_path=[str(root / "src")], smart_sys_path=False)
     out = {}
     for s in symbols:
@@ -139,14 +146,15 @@ def zod_root() -> Path:
 
 
 # -- comparing ---------------------------------------------------------------------------------------------
-def cause(index, path: str, line: int, name: str, text: str, missed: bool) -> str:
+def cause(index, path: str, line: int, name: str, text: str, missed: bool, resolved: bool = False,
+          kind: str = "") -> str:
     """Why a site is missed (or extra), from what the graph holds on its line."""
     rows = index.catalog.db.execute("SELECT kind, target, qualified FROM graph_refs WHERE kb='default' AND path=? "
                                     "AND line=? AND name=?", (path, line, name)).fetchall()
     if not missed:
-        if rows and not any(q for _, _, q in rows):
-            return "matched by name only: the receiver is another type"
-        return "resolved to this symbol, the reference disagrees"
+        if not resolved:
+            return "matched by name only (flagged unresolved): another object's member of that name"
+        return f"resolved ({kind}), the reference disagrees"
     if rows:
         return "recorded, resolved to another definition or left external" if any(q for _, _, q in rows) else \
             "recorded by name only, not matched (a member against a top-level name, or the other way)"
@@ -172,13 +180,15 @@ def compare(label: str, index, root: Path, symbols: list[graph.Symbol], referenc
         tp_res += len(got_resolved & want)
         fp_res += len(got_resolved - want)
         name = s.symbol.rsplit(".", 1)[-1]
+        kinds = our_kinds(index, s)
         for kind, sites, counter in (("miss", want - got, misses), ("extra", got - want, extras)):
             for path, line in sorted(sites):
                 try:
                     text = (root / path).read_text(encoding="utf-8", errors="replace").splitlines()[line - 1].strip()
                 except (OSError, IndexError):
                     text = ""
-                why = cause(index, path, line, name, text, kind == "miss")
+                why = cause(index, path, line, name, text, kind == "miss", (path, line) in got_resolved,
+                            kinds.get((path, line), ""))
                 counter[why] += 1
                 bucket = examples.setdefault(f"{kind}: {why}", [])
                 if len(bucket) < show:
