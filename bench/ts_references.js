@@ -34,7 +34,7 @@ for (const q of spec.queries) {
   const file = path.join(spec.root, q.path);
   const source = program.getSourceFile(file);
   const lineText = source.text.split("\n")[q.line - 1] || "";
-  const match = new RegExp(`\\b${q.name.replace(/[$]/g, "\\$")}\\b`).exec(lineText);
+  const match = new RegExp(`(?<![\\w$])${q.name.replace(/[$]/g, "\\$")}(?![\\w$])`).exec(lineText);
   if (!match) {
     out.push({ ...q, error: "name not on its line", refs: [] });
     continue;

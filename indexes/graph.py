@@ -324,14 +324,16 @@ def definitions(index, kbs: Iterable[str], name: str, limit: int = 20) -> list[S
     name = clean_name(name)
     if not name:
         return []
-    last = name.rsplit(".", 1)[-1]
+    dotted = name.replace(":", ".").replace("/", ".")
+    last = dotted.rsplit(".", 1)[-1]
     out = []
     for kb in graph_kbs(index, kbs):
         r = resolver(index, kb)
         for row in index.catalog.db.execute("SELECT module, symbol FROM graph_defs WHERE kb=? AND name=?", (kb, last)):
             for s in r.defs.get((row[0], row[1]), []):
                 full = s.qualified.replace(":", ".").replace("/", ".")
-                named = s.symbol == name or s.symbol.endswith("." + name) or full == name or full.endswith("." + name)
+                named = s.symbol == name or s.symbol.endswith("." + name) or full == dotted or \
+                    full.endswith("." + dotted)
                 if named and s not in out:
                     out.append(s)
     from indexes.side_folders import in_side_folder

@@ -14,7 +14,7 @@ from ingest.refs_typescript import ScriptWalker
 
 # Bump when what the walkers extract changes: a KB's graph made by another version is made again on
 # the next ingest, from the files (no re-embedding).
-GRAPH_VERSION = "1"
+GRAPH_VERSION = "4"
 
 WALKERS: dict[str, type[FileWalker]] = {"python": PythonWalker, "typescript": ScriptWalker, "tsx": ScriptWalker,
                                           "javascript": ScriptWalker, "go": GoWalker,

@@ -75,7 +75,7 @@ class FileGraph:
     module: str  # the module this file is, in the form its language's targets use
     defs: list[Defined] = field(default_factory=list)
     refs: list[Reference] = field(default_factory=list)
-    parsed: bool = True  # False: the file has syntax errors; its graph is skipped (and counted)
+    parsed: bool = True  # False: the file does not parse (`broken`); its graph is skipped, and counted
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,7 @@ class FileWalker:
     # -- the shared walk --------------------------------------------------------------------------------
     def build(self) -> FileGraph:
         root = self.tree.root_node
-        if root.has_error:
+        if root.has_error and broken(root):
             return FileGraph(self.language, self.module, parsed=False)
         self.prepare(root)
         self.members(root.children, "", Context("", self.globals))
@@ -187,6 +187,8 @@ class FileWalker:
     def members(self, children, prefix: str, ctx: Context) -> None:
         """Statements of the module or of a class body: definitions as the chunker names them."""
         for child in children:
+            if child.type == "ERROR":  # what the parser could not read is left out, not guessed at
+                continue
             d = definition_of(child)
             if d is None:
                 if child.is_named:
@@ -231,6 +233,26 @@ class FileWalker:
             return
         self._seen.add(key)
         self.refs.append(Reference(line, ctx.caller, kind, module, target, qualified, alias))
+
+
+MAX_BROKEN = 0.1  # a file more than this share of whose lines the parser could not read "does not parse"
+
+
+def broken(root) -> bool:
+    """Whether a tree with syntax errors is too damaged to read: the parse failed outright, or its errors
+    cover more than MAX_BROKEN of the lines. A file with a few constructs its grammar does not know (a new
+    syntax) is read, its ERROR parts left out."""
+    if root.type == "ERROR" or (root.named_children and all(c.type == "ERROR" for c in root.named_children)):
+        return True
+    lines: set[int] = set()
+    stack = [root]
+    while stack:
+        n = stack.pop()
+        if n.type == "ERROR" or n.is_missing:
+            lines.update(range(n.start_point[0], n.end_point[0] + 1))
+        elif n.has_error:
+            stack.extend(n.children)
+    return len(lines) > MAX_BROKEN * (root.end_point[0] + 1)
 
 
 KIND_NAMES = {

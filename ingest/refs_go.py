@@ -18,7 +18,7 @@ append cap clear close complex copy delete imag len make max min new panic print
 bool byte complex64 complex128 error float32 float64 int int8 int16 int32 int64 rune string uint uint8 uint16
 uint32 uint64 uintptr any comparable true false iota nil
 """.split())
-SKIP = {"interpreted_string_literal", "raw_string_literal", "int_literal", "float_literal", "rune_literal",
+SKIP = {"ERROR", "interpreted_string_literal", "raw_string_literal", "int_literal", "float_literal", "rune_literal",
         "comment", "nil", "true", "false", "iota", "field_identifier", "package_clause", "label_name"}
 VERSION = re.compile(r"v\d+")
 

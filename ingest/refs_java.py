@@ -29,7 +29,7 @@ ClassCastException InterruptedException CloneNotSupportedException Iterable Comp
 StringBuilder StringBuffer Class ClassLoader Void Override Deprecated SuppressWarnings FunctionalInterface
 SafeVarargs Enum Record AutoCloseable Cloneable Process ProcessBuilder Runtime ThreadLocal
 """.split())
-SKIP = {"string_literal", "character_literal", "decimal_integer_literal", "hex_integer_literal",
+SKIP = {"ERROR", "string_literal", "character_literal", "decimal_integer_literal", "hex_integer_literal",
         "decimal_floating_point_literal", "true", "false", "null_literal", "line_comment", "block_comment",
         "integral_type", "floating_point_type", "boolean_type", "void_type", "modifiers_keyword",
         "package_declaration"}

@@ -29,7 +29,8 @@ from ingest.references import (
 
 BUILTINS = frozenset(dir(builtins)) | {"__file__", "__name__", "__doc__", "__package__", "__spec__"}
 NAME_IN_STRING = re.compile(r"[A-Za-z_][\w.]*")
-SKIP = {"string_content", "escape_sequence", "comment", "integer", "float", "true", "false", "none", "ellipsis"}
+SKIP = {"ERROR", "string_content", "escape_sequence", "comment", "integer", "float", "true", "false", "none",
+        "ellipsis"}
 # Annotations that hold one type, whose values are instances of it.
 WRAPPERS = {"Optional", "Annotated", "Final", "ClassVar", "Required", "NotRequired", "ReadOnly", "type"}
 

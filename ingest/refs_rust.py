@@ -17,7 +17,7 @@ String Vec Option Some None Ok Err Result Box Rc Arc Cell RefCell Self self str 
 u8 u16 u32 u64 u128 i8 i16 i32 i64 i128 f32 f64 Default Clone Copy Debug Display PartialEq Eq PartialOrd Ord
 Hash Send Sync Sized Drop Fn FnMut FnOnce Iterator IntoIterator From Into AsRef AsMut ToString ToOwned
 """.split())
-SKIP = {"string_literal", "raw_string_literal", "char_literal", "integer_literal", "float_literal",
+SKIP = {"ERROR", "string_literal", "raw_string_literal", "char_literal", "integer_literal", "float_literal",
         "boolean_literal", "line_comment", "block_comment", "primitive_type", "field_identifier",
         "token_tree", "lifetime", "attribute_item", "inner_attribute_item", "visibility_modifier"}
 

@@ -39,7 +39,7 @@ Buffer TextDecoder TextEncoder console process globalThis window document naviga
 setTimeout clearTimeout setInterval clearInterval setImmediate queueMicrotask structuredClone fetch
 parseInt parseFloat isNaN isFinite encodeURIComponent decodeURIComponent encodeURI decodeURI undefined
 """.split())
-SKIP = {"string_fragment", "escape_sequence", "comment", "number", "regex", "true", "false", "null",
+SKIP = {"ERROR", "string_fragment", "escape_sequence", "comment", "number", "regex", "true", "false", "null",
         "undefined", "predefined_type", "property_identifier", "private_property_identifier",
         "accessibility_modifier", "literal_type", "template_literal_type"}
 FUNCTIONS = {"arrow_function", "function_expression", "function_declaration", "generator_function_declaration",
@@ -137,7 +137,8 @@ class ScriptWalker(FileWalker):
                         self.globals.names[name] = bind
                     name = decl.child_by_field_name("name")
                     if not got and name is not None and name.type == "identifier":
-                        self.globals.names[text(name)] = None  # a module variable: known, not a definition
+                        # a module variable: known, not a definition (nor hiding an interface of its name)
+                        self.globals.names.setdefault(text(name), None)
             elif stmt.type in ("enum_declaration", "internal_module", "module"):
                 name = stmt.child_by_field_name("name")
                 if name is not None:
@@ -231,7 +232,7 @@ class ScriptWalker(FileWalker):
                 return
             if how == "builtin":
                 return  # console.log, Object.keys: the platform's, not the KB's
-            if bind is not None and not bind.instance:
+            if bind is not None and not bind.instance and bind.target:  # (a namespace is no symbol)
                 self.add(n, ctx, USE, bind)
         elif n.type in ("this", "super"):
             bind = self.root_bind(n, ctx)
@@ -369,7 +370,9 @@ class ScriptWalker(FileWalker):
     def enter_function(self, d, ctx: Context) -> None:
         if d.inner.type not in FUNCTIONS and d.inner.type not in ("method_signature", "abstract_method_signature",
                                                                   "function_signature"):
-            self.visit(d.inner, ctx)  # an interface, a type alias, an enum
+            for c in d.inner.named_children:  # a type alias, an enum: its name is the definition, no reference
+                if c != d.inner.child_by_field_name("name"):
+                    self.visit(c, ctx)
             return
         self.function(d.inner, ctx)
 
