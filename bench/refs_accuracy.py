@@ -163,7 +163,7 @@ def cause(index, path: str, line: int, name: str, text: str, missed: bool, resol
     if re.search(rf"\.\s*{re.escape(name)}\b", text):
         return "an attribute read on a receiver of unknown type (not a call: not recorded)"
     if re.search(rf"\b(const|let|var|interface|class|type|function|def)\s+{re.escape(name)}(?![\w$])", text):
-        return "another declaration of the name (TypeScript declaration merging: an interface and a const)"
+        return "another definition of the name (an override in a subclass; TypeScript: an interface and a const)"
     if re.search(rf"[\"']\s*{re.escape(name)}", text):
         return "inside a string (a forward reference or a name in text)"
     return "a bare name the file does not bind, or a use in a form not read"

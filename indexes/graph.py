@@ -128,7 +128,7 @@ class GraphAnswer:
     def chunks(self) -> list[tuple[str, Chunk]]:
         """(kb, chunk) holding the sites, each once, in the sites' order: what an answer cites."""
         seen, out = set(), []
-        for s in self.sites:
+        for s in sorted(self.sites, key=lambda s: not s.resolved):  # resolved sites first
             if s.chunk is not None and s.chunk.id not in seen:
                 seen.add(s.chunk.id)
                 out.append((s.kb, s.chunk))
@@ -157,10 +157,13 @@ class Resolver:
         self.stars: dict[str, list[tuple[str, str]]] = {}
         self.bases: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self.file_module: dict[tuple[str, str], tuple[str, str]] = {}  # (source, path) -> (module, language)
+        self.unparsed = 0  # files left out of the graph: they do not parse
         self._memo: dict[tuple[str, str], object] = {}
+        self._aliases: dict[tuple[str, str], set[str]] | None = None
         db = catalog.db
-        for sid, path, language, module in db.execute("SELECT source_id, path, language, module FROM graph_files "
-                                                      "WHERE kb=?", (kb,)):
+        for sid, path, language, module, parsed in db.execute("SELECT source_id, path, language, module, parsed FROM "
+                                                              "graph_files WHERE kb=?", (kb,)):
+            self.unparsed += not parsed
             self.file_module[(sid, path)] = (module, language)
             self.modules.setdefault(module, language)
             if language in ("go",):
@@ -276,6 +279,18 @@ class Resolver:
         same = [s for s in self.by_symbol.get(".".join([owner.symbol, *rest]), []) if s.language == "rust"]
         return same[0] if len(same) == 1 else None
 
+    def aliases(self, s: Symbol) -> set[str]:
+        """The names `s` is exported under besides its own (`from .cart import Cart as ShoppingCart`)."""
+        if self._aliases is None:
+            found: dict[tuple[str, str], set[str]] = {}
+            for (_module, alias), targets in list(self.exports.items()):
+                for m, t in targets:
+                    r = self.resolve(m, t)
+                    if isinstance(r, Symbol) and alias != r.symbol.rsplit(".", 1)[-1]:
+                        found.setdefault((r.module, r.symbol), set()).add(alias)
+            self._aliases = found
+        return self._aliases.get((s.module, s.symbol), set())
+
     def of_file(self, source_id: str, path: str) -> str:
         return self.file_module.get((source_id, path), ("", ""))[0]
 
@@ -345,14 +360,7 @@ def definitions(index, kbs: Iterable[str], name: str, limit: int = 20) -> list[S
 
 def _names_for(r: Resolver, wanted: list[Symbol]) -> set[str]:
     """The names references to `wanted` may carry: their own, and the aliases they are exported under."""
-    keys = {(s.module, s.symbol) for s in wanted}
-    names = {s.symbol.rsplit(".", 1)[-1] for s in wanted}
-    for (_module, alias), targets in r.exports.items():
-        for m, t in targets:
-            found = r.resolve(m, t)
-            if isinstance(found, Symbol) and (found.module, found.symbol) in keys:
-                names.add(alias)
-    return names
+    return {s.symbol.rsplit(".", 1)[-1] for s in wanted} | {a for s in wanted for a in r.aliases(s)}
 
 
 def _sites_to(index, kb: str, wanted: list[Symbol], kinds: tuple[str, ...], unresolved: bool) -> list[Site]:
@@ -500,31 +508,34 @@ def _finish(index, answer: GraphAnswer, sites: list[Site], limit: int) -> GraphA
     sites = [s for s in unique.values() if s.resolved or (s.kb, s.path, s.line, s.depth) not in lines]
     answer.truncated = len(sites) > limit
     answer.sites = sites[:limit]
-    files: dict[tuple[str, str], list[Chunk]] = {}
+    cache: dict[tuple, Chunk | None] = {}
     for s in answer.sites:
-        chunk = _chunk_at(index, files, s.kb, s.path, s.line)
+        chunk = chunk_at(index, s.kb, s.source_id, s.path, s.line, cache)
         if chunk is not None:
             s.chunk = chunk
             lines = chunk.text.split("\n")
             s.text = lines[s.line - chunk.start_line].strip() if 0 <= s.line - chunk.start_line < len(lines) else ""
             s.link = anchored(chunk.link, s.line, s.line)
     for d in answer.definitions:
-        chunk = _chunk_at(index, files, d.kb, d.path, d.start_line)
+        chunk = chunk_at(index, d.kb, d.source_id, d.path, d.start_line, cache)
         if chunk is not None:
             answer.links[d.key] = anchored(chunk.link, d.start_line, d.end_line)
-    for kb in dict.fromkeys(d.kb for d in answer.definitions):
-        answer.unparsed += index.catalog.graph_counts(kb)["unparsed"]
+    answer.unparsed = sum(resolver(index, kb).unparsed for kb in dict.fromkeys(d.kb for d in answer.definitions))
     return answer
 
 
-def _chunk_at(index, cache: dict, kb: str, path: str, line: int) -> Chunk | None:
-    """The code chunk of `path` holding `line` (the narrowest, when a class header and a method overlap)."""
-    if (kb, path) not in cache:
-        rows = index.catalog.db.execute(f"SELECT {CHUNK_COLS} FROM chunks WHERE kb=? AND path=? AND kind='code' "
-                                        "ORDER BY start_line", (kb, path))
-        cache[(kb, path)] = [row_to_chunk(r) for r in rows]
-    holding = [c for c in cache[(kb, path)] if c.start_line <= line <= c.end_line]
-    return min(holding, key=lambda c: c.end_line - c.start_line) if holding else None
+def chunk_at(index, kb: str, source_id: str, path: str, line: int, cache: dict | None = None) -> Chunk | None:
+    """The code chunk of a file holding `line` (the narrowest, when a class header and a method overlap)."""
+    key = (kb, source_id, path, line)
+    if cache is not None and key in cache:
+        return cache[key]
+    row = index.catalog.db.execute(f"SELECT {CHUNK_COLS} FROM chunks WHERE kb=? AND source_id=? AND path=? AND "
+                                   "kind='code' AND start_line<=? AND end_line>=? ORDER BY end_line - start_line "
+                                   "LIMIT 1", (kb, source_id, path, line, line)).fetchone()
+    chunk = row_to_chunk(row) if row else None
+    if cache is not None:
+        cache[key] = chunk
+    return chunk
 
 
 ANCHOR = re.compile(r"#L\d+(?:-L?\d+)?$")

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from indexes.embeddings import content_hash
-from indexes.graph import GraphAnswer, GraphError, callees, callers
+from indexes.graph import GraphAnswer, GraphError, callees, callers, chunk_at
 from indexes.lexical import tokenize
 from indexes.query_kind import CODEISH, GraphQuestion, graph_question
 from indexes.search import Hit, Index, SearchError, is_mostly_cjk, lexical_text, query_forms
@@ -89,21 +89,18 @@ def graph_retrieval(index: Index, kbs: list[str], asked: GraphQuestion, k: int) 
         answer = (callers if asked.direction == "callers" else callees)(index, kbs, asked.symbol, asked.depth)
     except GraphError:
         return None
-    places: list[tuple[str, Chunk]] = []
-    if asked.direction == "callees":
-        places += [(d.kb, c) for d in answer.definitions[:1] for c in index.catalog.file_chunks(d.kb, d.path)
-                   if c.start_line <= d.end_line and c.end_line >= d.start_line]
+    places: list[tuple[str, Chunk | None]] = []
+    defined = [(d.kb, chunk_at(index, d.kb, d.source_id, d.path, d.start_line)) for d in answer.definitions[:1]]
+    if asked.direction == "callees":  # X's own code, where the calls are
+        places += defined
     places += answer.chunks()
     if asked.direction == "callees":  # then the definitions of what it calls
-        for s in answer.resolved:
-            places += [(s.kb, c) for c in index.catalog.file_chunks(s.kb, s.to.path)
-                       if c.start_line <= s.to.start_line <= c.end_line][:1]
+        places += [(s.kb, chunk_at(index, s.kb, s.to.source_id, s.to.path, s.to.start_line)) for s in answer.resolved]
     if not places:  # nothing calls it: its definition, so the answer can say so and cite it
-        places = [(d.kb, c) for d in answer.definitions[:1] for c in index.catalog.file_chunks(d.kb, d.path)
-                  if c.start_line <= d.start_line <= c.end_line]
+        places = defined
     seen, hits = set(), []
     for kb, c in places:
-        if c.id not in seen:
+        if c is not None and c.id not in seen:
             seen.add(c.id)
             hits.append(Hit(c, 1.0 / (len(hits) + 1), kb))
     return Retrieval(hits[:max(k, 12)], False, named=len(answer.definitions[:1]), graph=answer)
