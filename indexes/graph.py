@@ -160,6 +160,7 @@ class Resolver:
         self.unparsed = 0  # files left out of the graph: they do not parse
         self._memo: dict[tuple[str, str], object] = {}
         self._aliases: dict[tuple[str, str], set[str]] | None = None
+        self._lock = threading.RLock()
         db = catalog.db
         for sid, path, language, module, parsed in db.execute("SELECT source_id, path, language, module, parsed FROM "
                                                               "graph_files WHERE kb=?", (kb,)):
@@ -212,12 +213,13 @@ class Resolver:
     def resolve(self, module: str, target: str, depth: int = 0):
         """The Symbol a target names, or EXTERNAL, INKB (the KB's module, not the member) or MODULE."""
         key = (module, target)
-        if key in self._memo:
-            return self._memo[key]
-        self._memo[key] = INKB  # a cycle of re-exports ends here
-        found = self._resolve(module, target, depth) if depth < 12 else INKB
-        self._memo[key] = found
-        return found
+        with self._lock:  # searches run side by side; the memo's cycle guard must not be seen by another
+            if key in self._memo:
+                return self._memo[key]
+            self._memo[key] = INKB  # a cycle of re-exports ends here
+            found = self._resolve(module, target, depth) if depth < 12 else INKB
+            self._memo[key] = found
+            return found
 
     def _resolve(self, module: str, target: str, depth: int):
         parts = [p for p in target.split(".") if p]
@@ -422,8 +424,8 @@ def callers(index, kbs: Iterable[str], name: str, depth: int = 1, unresolved: bo
         for kb in dict.fromkeys(s.kb for s in level):
             for site in _sites_to(index, kb, level, CALLER_KINDS, unresolved and d == 1):
                 site.depth = d
-                if d > 1:
-                    site.via = _via(index, site, level)
+                if d > 1:  # the caller of the level before it reaches
+                    site.via = site.target
                 sites.append(site)
                 caller = _caller_symbol(index, site)
                 if site.resolved and caller is not None and caller.key not in seen:
@@ -492,10 +494,6 @@ def _caller_symbol(index, site: Site) -> Symbol | None:
         if s.path == site.path and s.source_id == site.source_id and s.start_line <= site.line <= s.end_line:
             return s
     return None
-
-
-def _via(index, site: Site, level: list[Symbol]) -> str:
-    return site.target.rsplit(":", 1)[-1] if site.target else ""
 
 
 def _finish(index, answer: GraphAnswer, sites: list[Site], limit: int) -> GraphAnswer:

@@ -2,6 +2,8 @@
 ingest/references.py and the language walkers ingest/refs_*.py read it)."""
 from __future__ import annotations
 
+import logging
+
 from ingest.chunk import Chunk
 from ingest.chunking import chunk_file
 from ingest.code import chunk_code, parse_code
@@ -20,6 +22,7 @@ WALKERS: dict[str, type[FileWalker]] = {"python": PythonWalker, "typescript": Sc
                                           "javascript": ScriptWalker, "go": GoWalker,
                                           "java": JavaWalker, "rust": RustWalker}
 GRAPH_LANGUAGES = frozenset(WALKERS)
+log = logging.getLogger("devcopilot.ingest")
 
 
 def file_graph(tree, path: str, language: str) -> FileGraph:
@@ -32,7 +35,7 @@ def graph_of(text: str, path: str, language: str) -> FileGraph | None:
     if language not in WALKERS:
         return None
     tree = parse_code(text, language)
-    return file_graph(tree, path, language) if tree is not None else None
+    return file_graph(tree, path, language) if tree is not None else FileGraph(language, "", parsed=False)
 
 
 def chunk_with_graph(text: str, path: str, kind: str, language: str, max_chars: int = 1200,
@@ -43,4 +46,10 @@ def chunk_with_graph(text: str, path: str, kind: str, language: str, max_chars: 
         return chunk_file(text, path, kind, language, max_chars), None
     tree = parse_code(text, language)
     chunks = chunk_code(text, path, language, max_chars, tree=tree)
-    return chunks, (file_graph(tree, path, language) if tree is not None else None)
+    if tree is None:  # the parse failed outright: the file is counted as not parsing
+        return chunks, FileGraph(language, "", parsed=False)
+    try:
+        return chunks, file_graph(tree, path, language)
+    except Exception as e:  # a walker's bug costs this file's graph, never its chunks
+        log.warning("could not read the code graph of %s: %s: %s", path, type(e).__name__, e)
+        return chunks, None

@@ -143,7 +143,7 @@ class FileWalker:
         self.globals = Scope()
         self.defs: list[Defined] = []
         self.refs: list[Reference] = []
-        self._seen: set[tuple] = set()
+        self._seen: dict[tuple, Reference] = {}
 
     # -- to fill in per language -------------------------------------------------------------------
     def module_name(self) -> str:
@@ -223,16 +223,13 @@ class FileWalker:
             return
         line = node.start_point[0] + 1
         key = (line, ctx.caller, module, target, alias)
-        if key in self._seen:
-            # one line's reference is kept once, under its strongest kind (a call over a type over a use)
-            for r in self.refs[::-1]:
-                if (r.line, r.caller, r.module, r.target, r.alias) == key:
-                    if WEAK.get(kind, 0) < WEAK.get(r.kind, 0):
-                        r.kind = kind
-                    break
+        seen = self._seen.get(key)
+        if seen is not None:  # one line's reference is kept once, under its strongest kind (a call over a use)
+            if WEAK.get(kind, 0) < WEAK.get(seen.kind, 0):
+                seen.kind = kind
             return
-        self._seen.add(key)
-        self.refs.append(Reference(line, ctx.caller, kind, module, target, qualified, alias))
+        self._seen[key] = ref = Reference(line, ctx.caller, kind, module, target, qualified, alias)
+        self.refs.append(ref)
 
 
 MAX_BROKEN = 0.1  # a file more than this share of whose lines the parser could not read "does not parse"
