@@ -19,7 +19,15 @@ from copilot.config import Config
 from copilot.events import END, NOTICE, SOURCES, START, TOKEN, Event, Source
 from copilot.models import ModelUnavailable, StreamCut, clean_error
 from copilot.monitor import Monitor
-from copilot.prompts import answer_messages, dont_know, language_of, no_model_line, offline_answer, pieces
+from copilot.prompts import (
+    answer_messages,
+    dont_know,
+    graph_answer,
+    language_of,
+    no_model_line,
+    offline_answer,
+    pieces,
+)
 from copilot.sessions import Sessions
 from copilot.toolloop import Notice, ToolLoop
 from copilot.turn import Turn, conversation
@@ -96,9 +104,9 @@ class Answers:
         kbs = turn.kbs_of(spec)
         try:
             found = self.retrieve(spec, query, kbs, turn)
-            hits, weak, down = found.hits, found.weak, ""
+            hits, weak, down, graph = found.hits, found.weak, "", found.graph
         except RetrievalDown as e:
-            hits, weak, down = [], True, f"{type(e.cause).__name__}: {clean_error(e.cause)[:160]}"
+            hits, weak, down, graph = [], True, f"{type(e.cause).__name__}: {clean_error(e.cause)[:160]}", None
         sources = [Source.of(n, h.chunk, h.kb, self.origin(h)) for n, h in enumerate(hits, 1)]
         lang = language_of(question)
         if not down and not hits and not any(self.index.catalog.kb(kb) for kb in kbs):
@@ -111,10 +119,13 @@ class Answers:
             return spoken("dont_know", sources[:3], dont_know(sources[:3], lang), "dont_know_answers")
         model = turn.usable_model()
         if model is None:
-            return self.quoted(sources, query, turn, no_model_line(lang) if turn.model is None
-                               else self.fault_note(turn.model_down))
+            note = no_model_line(lang) if turn.model is None else self.fault_note(turn.model_down)
+            if graph is not None:  # who calls X, what X calls: the sites, listed and cited
+                text = graph_answer(graph, sources, note)
+                return Outcome("offline", sources, paragraphs(text), text, counter="offline_answers")
+            return self.quoted(sources, query, turn, note)
         out = Outcome("model", sources, (), model=model.model)
-        msgs = answer_messages(spec, question, sources, model_history(convo, turn.answers), lang, others)
+        msgs = answer_messages(spec, question, sources, model_history(convo, turn.answers), lang, others, graph)
         out.said = self.from_model(out, spec, msgs, query, kbs, turn)
         return out
 

@@ -11,6 +11,7 @@ import re
 from copilot.assistants import AssistantSpec
 from copilot.events import Source
 from copilot.links import with_lines
+from indexes.graph import GraphAnswer
 from indexes.lexical import tokenize
 
 NO_MODEL_LINE = ("_No language model is configured, so these are the best matching passages, quoted. "
@@ -95,10 +96,13 @@ def system_prompt(spec: AssistantSpec, user_language: str | None, others: list[s
 
 
 def answer_messages(spec: AssistantSpec, question: str, sources: list[Source], history: list[dict],
-                    user_language: str | None, others: list[str]) -> list[dict]:
+                    user_language: str | None, others: list[str], graph: GraphAnswer | None = None) -> list[dict]:
     msgs = [{"role": "system", "content": system_prompt(spec, user_language, others)}]
     msgs += history
     block = format_sources(sources) if sources else "(no passages were found)"
+    if graph is not None:  # the call sites, exact: the sources hold them, the listing says which lines
+        block += "\n\nThe code graph (from parsing the code; cite the numbers):\n" + graph_listing(graph, sources,
+                                                                                                 links=False)
     msgs.append({"role": "user", "content": f"<sources>\n{block}\n</sources>\n\nQuestion: {question}"})
     return msgs
 
@@ -183,6 +187,55 @@ def offline_answer(sources: list[Source], query: str, note: str = NO_MODEL_LINE,
     text = note + "\n\n" + quote(sources[0], query)
     rest = [brief(s, query) for s in sources[1:n]]
     return text + ("\n\n**Also relevant**\n\n" + "\n".join(rest) if rest else "")
+
+
+# -- the code graph's answers (indexes/graph.py): who calls X, what X calls -------------------------------
+GRAPH_TITLES = {"callers": "Callers of", "callees": "Calls made by", "references": "References to"}
+GRAPH_NONE = {"callers": "Nothing in the indexed code calls `{name}`.",
+              "callees": "`{name}` calls nothing the code graph knows of.",
+              "references": "Nothing in the indexed code refers to `{name}`."}
+
+
+def graph_listing(graph: GraphAnswer, sources: list[Source], links: bool = True, max_sites: int = 25) -> str:
+    """The graph's sites as a Markdown list, each cited by the number of the source holding its line: file
+    and line (linked), the symbol it sits in, the code; name-only matches last, flagged."""
+    d = graph.definitions[0]
+    out = [f"**{GRAPH_TITLES[graph.question]} `{d.symbol}`** (`{d.path}` lines {d.start_line}-{d.end_line}): "
+           f"{len(graph.resolved)} {'calls' if graph.question == 'callees' else 'sites'}"
+           + (f" and {len(graph.unresolved)} matched by name only" if graph.unresolved else "") + "."]
+    if not graph.sites:
+        out.append(GRAPH_NONE[graph.question].format(name=d.symbol))
+    resolved, unresolved = graph.resolved[:max_sites], graph.unresolved[:max(0, max_sites - len(graph.resolved))]
+    for group, head in ((resolved, ""), (unresolved, "Matched by name only (the receiver's type is unknown, so "
+                                                      "these may be another symbol of that name):")):
+        if group and head:
+            out.append(head)
+        out += [_site_line(site, sources, links, graph.question) for site in group]
+    left = len(graph.sites) - len(resolved) - len(unresolved)
+    if left > 0:
+        out.append(f"- … and {left} more (`devcopilot refs {d.symbol}` lists them all)")
+    return "\n".join(out)
+
+
+def _site_line(site, sources: list[Source], links: bool, question: str) -> str:
+    n = next((s.n for s in sources if s.path == site.path and s.start_line <= site.line <= s.end_line), None)
+    where = f"`{site.path}` line {site.line}"
+    if links and site.link:
+        where = f"[{where}]({_target(site.link)})"
+    code = re.sub(r"\s+", " ", site.text).replace("`", "'")[:100]
+    what = ""
+    if question == "callees":  # what it calls, cited where the sources hold its definition
+        to = site.to
+        m = next((s.n for s in sources if to and s.path == to.path and s.start_line <= to.start_line <= s.end_line),
+                 None)
+        what = f" calls `{to.symbol if to else site.target.replace(':', '.')}`" + (f" [{m}]" if m else "")
+    deep = f" (depth {site.depth}, via `{site.via}`)" if site.depth > 1 else ""
+    return (f"- **[{n}]** " if n else "- ") + f"{where} in `{site.caller or '(module level)'}`{what}{deep}: `{code}`"
+
+
+def graph_answer(graph: GraphAnswer, sources: list[Source], note: str = NO_MODEL_LINE) -> str:
+    """The offline answer to a question the code graph answered: the sites listed, each cited."""
+    return note + "\n\n" + graph_listing(graph, sources)
 
 
 DONT_KNOW = {

@@ -13,6 +13,8 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from indexes import graph
+from indexes.graph import GraphError
 from indexes.indexed_files import find_indexed_file, line_range
 from indexes.retrieve import find_definitions
 from indexes.search import Index, SearchError
@@ -31,7 +33,23 @@ TOOL_SPECS = [
         "parameters": {"type": "object", "properties": {"path": {"type": "string"}, "start": {"type": "integer"},
                                                         "end": {"type": "integer"}},
                        "required": ["path", "start", "end"]}}},
+    # The code graph (indexes/graph.py): references resolved through imports, with file, line and caller.
+    {"type": "function", "function": {
+        "name": "find_references",
+        "description": "Every place a function, class or method is used: calls, imports, subclasses, decorators, "
+                       "each with file, line and the symbol it is in.",
+        "parameters": {"type": "object", "properties": {"symbol": {"type": "string"}}, "required": ["symbol"]}}},
+    {"type": "function", "function": {
+        "name": "call_graph",
+        "description": "Who calls a function or method (direction 'callers'; depth 2-3 also gives their callers: "
+                       "what breaks if it changes), or what it calls (direction 'callees').",
+        "parameters": {"type": "object", "properties": {"symbol": {"type": "string"},
+                                                        "direction": {"type": "string"},
+                                                        "depth": {"type": "integer"}},
+                       "required": ["symbol"]}}},
 ]
+GRAPH_TOOLS = ("find_references", "call_graph")
+GRAPH_SITES = 30  # sites a graph tool lists at most (about 4,000 characters)
 
 MAX_LINES = 120
 MAX_INT = 10**9  # line numbers beyond this are a model's mistake, not a file
@@ -111,8 +129,8 @@ class ToolBox:
         if not isinstance(args, dict):
             return ToolResult(f"error: the arguments for {name} were not valid JSON; call it again with a JSON object.")
         if name not in SCHEMAS:
-            return ToolResult(f"error: there is no tool named {name!r}; use search_code, find_definition or "
-                              "read_file_range.")
+            return ToolResult(f"error: there is no tool named {name!r}; use {', '.join(list(SCHEMAS)[:-1])} or "
+                              f"{list(SCHEMAS)[-1]}.")
         checked = check_arguments(name, args)
         if isinstance(checked, str):
             return ToolResult(f"error: {checked}; call {name} again with {_usage(name)}.")
@@ -121,8 +139,10 @@ class ToolBox:
                 return self.search_code(checked["query"])
             if name == "find_definition":
                 return self.find_definition(checked["symbol"])
+            if name in GRAPH_TOOLS:
+                return self.graph(name, checked["symbol"], checked.get("direction", "callers"), checked.get("depth", 1))
             return self.read_file_range(checked["path"], checked["start"], checked["end"])
-        except SearchError as e:
+        except (SearchError, GraphError) as e:
             return ToolResult(f"error: {e}")
         except Exception as e:  # a tool never ends the answer: the model hears what failed and carries on
             log.exception("tool %s failed", name)
@@ -169,6 +189,23 @@ class ToolBox:
         used = [c for c in found.chunks if c.start_line <= last and c.end_line >= first]
         body = "\n".join(f"{n:5d}  {ln}" for n, ln in enumerate(lines, first))
         return ToolResult(f"{found.path} lines {first}-{last}:\n{body}", used)
+
+
+    def graph(self, name: str, symbol: str, direction: str, depth: int) -> ToolResult:
+        """References (find_references) or callers / callees (call_graph) from the code graph; the chunks
+        holding the sites are cited."""
+        if direction not in ("callers", "callees"):
+            return ToolResult("error: 'direction' must be \"callers\" or \"callees\"; call call_graph again.")
+        kbs = [kb for kb in self.kbs if self.index.catalog.kb(kb) is not None]
+        if name == "find_references":
+            answer = graph.references(self.index, kbs, symbol)
+        else:
+            ask = graph.callers if direction == "callers" else graph.callees
+            answer = ask(self.index, kbs, symbol, max(1, min(depth, graph.MAX_DEPTH)))
+        shown = answer.sites[:GRAPH_SITES]
+        cited = list(dict.fromkeys(s.chunk.id for s in shown if s.chunk is not None))
+        chunks = {s.chunk.id: s.chunk for s in shown if s.chunk is not None}
+        return ToolResult(graph.describe(answer, max_sites=GRAPH_SITES, links=False), [chunks[i] for i in cited])
 
 
 def _listing(chunks: list[Chunk], max_lines: int) -> str:

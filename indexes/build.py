@@ -31,10 +31,12 @@ from indexes.search import Index, lexical_tokens
 from indexes.stores import collection_name
 from indexes.writer import Holder, writing
 from ingest.chunk import Chunk
-from ingest.chunking import chunk_file, chunker_id
+from ingest.chunking import chunker_id
+from ingest.code_graph import GRAPH_LANGUAGES, GRAPH_VERSION, chunk_with_graph, graph_of
 from ingest.files import Skip, SourceFile, WalkReport, read_regular, walk
 from ingest.languages import classify
 from ingest.outbound import Outbound
+from ingest.references import FileGraph
 from ingest.sources import ResolvedSource
 from ingest.specs import open_source
 
@@ -58,6 +60,8 @@ class IngestSummary:
     reembedded_from: str = ""  # the embedding model (and runtime) the KB's vectors were made by before
     cancelled: bool = False  # stopped on request: the files done so far are indexed, the rest are not yet
     done_files: int = 0  # new or changed files written (all of `changed` unless cancelled)
+    unparsed: int = 0  # code files whose code graph was skipped: they do not parse (their chunks are indexed)
+    regraphed: int = 0  # unchanged code files parsed again for a code graph the KB did not have yet
 
     def line(self) -> str:
         skipped = ", ".join(f"{n} {why}" for why, n in self.skipped.most_common()) or "none"
@@ -68,7 +72,16 @@ class IngestSummary:
         again = f" (every vector remade: they were made by {self.reembedded_from})" if self.reembedded_from else ""
         return (f"KB '{self.kb}': {self.files} files ({self.changed} new or changed, {self.removed} removed), "
                 f"{self.chunks} chunks written ({self.embedded} embedded, the rest cached){again}, {self.total_chunks} "
-                f"chunks in total; skipped: {skipped}; {self.seconds:.1f} s.")
+                f"chunks in total; skipped: {skipped}{self.graph_note()}; {self.seconds:.1f} s.")
+
+    def graph_note(self) -> str:
+        """What the code graph adds to the summary line: only news (files that do not parse, a graph made)."""
+        notes = []
+        if self.regraphed:
+            notes.append(f"code graph made for {self.regraphed} unchanged code files")
+        if self.unparsed:
+            notes.append(f"{self.unparsed} code files that do not parse left out of the code graph")
+        return "".join(f"; {n}" for n in notes)
 
 
 def reembed_notice(kb: str, chunks: int, old: str, new: str) -> str:
@@ -168,12 +181,15 @@ def _ingest(index: Index, specs: list[str | ResolvedSource], kb: str, include: l
         catalog.set_meta(f"tokenizer:{kb}", TOKENIZER_VERSION)
     changed_any = False
     delta = _LexicalDelta()
+    # A KB indexed before the code graph existed (or by another version of it) gets its graph now: the
+    # unchanged code files are parsed again, without re-embedding (the changed ones get it as they are chunked).
+    regraph: list[_Pending] | None = [] if _graph_outdated(index, kb) else None
 
     pending: list[_Pending] = []  # what to (re)chunk: paths only, files are read again one at a time
     skipped_by_source: dict[str, dict] = {}
     try:
         changed_any |= _scan(index, kb, sources, include, exclude, summary, pending, skipped_by_source, delta,
-                             progress, cancel, added_by)
+                             progress, cancel, added_by, regraph)
         summary.changed = len(pending)
         if pending:
             changed_any = True
@@ -183,6 +199,8 @@ def _ingest(index: Index, specs: list[str | ResolvedSource], kb: str, include: l
                 skipped_by_source[p.source.id][reason] = skipped_by_source[p.source.id].get(reason, 0) + 1
                 _remove_file(index, kb, p.source.id, p.path, delta)
             summary.changed -= len(bad)
+        if regraph is not None:
+            _write_graphs(index, kb, regraph, summary, progress, cancel)
     except _Cancelled:
         summary.cancelled = True
     if not summary.cancelled:
@@ -213,8 +231,10 @@ def _ingest(index: Index, specs: list[str | ResolvedSource], kb: str, include: l
 
 def _scan(index: Index, kb: str, sources: list[ResolvedSource], include, exclude, summary: IngestSummary,
           pending: list[_Pending], skipped_by_source: dict[str, dict], delta: _LexicalDelta,
-          progress: Progress | None, cancel: Cancel | None, added_by: str | None = None) -> bool:
-    """Walk the sources: files new or changed go to `pending`, files gone are removed. True when some were."""
+          progress: Progress | None, cancel: Cancel | None, added_by: str | None = None,
+          regraph: list[_Pending] | None = None) -> bool:
+    """Walk the sources: files new or changed go to `pending`, files gone are removed. True when some were.
+    With `regraph` (a list), the unchanged code files a code graph is made of go there."""
     catalog = index.catalog
     cfg = index.cfg
     changed_any = False
@@ -237,6 +257,9 @@ def _scan(index: Index, kb: str, sources: list[ResolvedSource], include, exclude
             if manifest.get(f.path) != f.hash:
                 pending.append(_Pending(src, f.path, f.abspath, f.kind, f.language,
                                         f.data if in_memory else None, len(f.data)))
+            elif regraph is not None and f.kind == "code" and f.language in GRAPH_LANGUAGES:
+                regraph.append(_Pending(src, f.path, f.abspath, f.kind, f.language, f.data if in_memory else None,
+                                        len(f.data)))
             if progress:
                 progress("scan", summary.files, 0)
             if cancel is not None and summary.files % 50 == 0 and cancel():
@@ -261,22 +284,26 @@ def _remove_file(index: Index, kb: str, source_id: str, path: str, delta: _Lexic
     delta.removed.update(old)
 
 
-def _chunks_of(p: _Pending, max_bytes: int, chunk_chars: int) -> tuple[str, list[Chunk]]:
-    """(content hash, finalized chunks) of one changed file; Skip with the reason when it cannot be indexed.
+def _chunks_of(p: _Pending, max_bytes: int, chunk_chars: int,
+               graph: bool = False) -> tuple[str, list[Chunk], FileGraph | None]:
+    """(content hash, finalized chunks, code graph or None) of one changed file; Skip with the reason
+    when it cannot be indexed.
 
     The file is read again here (the scan kept only its path): it may have changed or been replaced
     by something that is not a regular file since. Whatever a chunker fails on, only this file is
-    skipped. An in-memory document (LlamaIndex) is chunked from its content."""
+    skipped. An in-memory document (LlamaIndex) is chunked from its content. With `graph`, a code
+    file's graph is read from the same parse; a failure there costs the graph, not the chunks."""
     data = p.data if p.data is not None else read_regular(p.abspath, max_bytes)
     f = SourceFile(p.path, p.abspath, p.kind, p.language, data)
     try:
-        raw = chunk_file(f.text(), f.path, f.kind, f.language, chunk_chars)
+        raw, file_graph = chunk_with_graph(f.text(), f.path, f.kind, f.language, chunk_chars, graph)
     except Skip:
         raise
     except Exception as e:  # a chunker bug must not stop the whole ingest
         log.warning("could not chunk %s: %s: %s", p.path, type(e).__name__, e)
         raise Skip(f"could not be chunked ({type(e).__name__})") from None
-    return f.hash, [c.finalize(p.source.id, p.source.link(c.path, c.start_line, c.end_line)) for c in raw]
+    return f.hash, [c.finalize(p.source.id, p.source.link(c.path, c.start_line, c.end_line)) for c in raw], \
+        file_graph
 
 
 def _write_changed(index: Index, kb: str, pending: list[_Pending], summary: IngestSummary,
@@ -291,7 +318,7 @@ def _write_changed(index: Index, kb: str, pending: list[_Pending], summary: Inge
     col = index.collection(kb)
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
     inflight: Future | None = None
-    batch: list[tuple[_Pending, str, list[Chunk]]] = []
+    batch: list[tuple[_Pending, str, list[Chunk], FileGraph | None]] = []
     nchunks = 0
     done_files = 0
     left_bytes = sum(p.size for p in pending)
@@ -306,7 +333,7 @@ def _write_changed(index: Index, kb: str, pending: list[_Pending], summary: Inge
         nonlocal inflight, batch, nchunks
         if not batch:
             return
-        chunks = [c for _, _, cs in batch for c in cs]
+        chunks = [c for _, _, cs, _ in batch for c in cs]
         texts = [c.embed_text() for c in chunks]
         # Embedded in slices of the model's batch size, so progress moves every few seconds, not
         # once a batch (the store still gets the whole batch at once).
@@ -336,13 +363,15 @@ def _write_changed(index: Index, kb: str, pending: list[_Pending], summary: Inge
             done_files += 1
             left_bytes -= p.size
             try:
-                file_hash, chunks = _chunks_of(p, cfg.ingest.max_file_bytes, cfg.ingest.chunk_chars)
+                file_hash, chunks, file_graph = _chunks_of(p, cfg.ingest.max_file_bytes, cfg.ingest.chunk_chars,
+                                                           cfg.ingest.graph)
             except Skip as why:
                 bad.append((p, str(why)))
                 continue
             seen["bytes"] += p.size
             seen["chunks"] += len(chunks)
-            batch.append((p, file_hash, chunks))
+            summary.unparsed += file_graph is not None and not file_graph.parsed
+            batch.append((p, file_hash, chunks, file_graph))
             nchunks += len(chunks)
             if nchunks >= BATCH_CHUNKS:
                 if cancel is not None and cancel():
@@ -379,17 +408,60 @@ def _store_batch(index: Index, kb: str, col: str, batch, chunks: list[Chunk], ve
     # 2. catalog: chunks and manifest of these files, atomically
     stale: list[str] = []
     with catalog.transaction():
-        for p, file_hash, cs in batch:
+        for p, file_hash, cs, file_graph in batch:
             new_ids = {c.id for c in cs}
             old_ids = catalog.chunk_ids_for_file(kb, p.source.id, p.path)
             stale.extend(i for i in old_ids if i not in new_ids)
             delta.removed.update(old_ids)
             delta.added.extend(new_ids)
             catalog.replace_file(kb, p.source.id, p.path, file_hash, cs, [lexical_tokens(c) for c in cs])
+            catalog.replace_graph(kb, p.source.id, p.path, file_graph)
         catalog.bump(kb)
     # 3. vectors no longer referenced
     if stale:
         index.store.delete(col, stale)
+
+
+def _graph_outdated(index: Index, kb: str) -> bool:
+    """Whether the KB's code graph must be made from its unchanged files too: it has none yet, or one made
+    by another version of the walkers. With the graph off, the KB's graph is dropped (queries then say so)."""
+    key = f"graph:{kb}"
+    if not index.cfg.ingest.graph:
+        if index.catalog.get_meta(key) is not None:
+            index.catalog.drop_graph(kb)
+            index.catalog.db.execute("DELETE FROM meta WHERE key=?", (key,))
+        return False
+    return index.catalog.get_meta(key) != GRAPH_VERSION
+
+
+def _write_graphs(index: Index, kb: str, files: list[_Pending], summary: IngestSummary,
+                  progress: Progress | None, cancel: Cancel | None) -> None:
+    """Make the code graph of unchanged files (their chunks and vectors stay as they are), a batch of files
+    a transaction; the KB is marked as having a graph once every file is done."""
+    catalog = index.catalog
+    cfg = index.cfg.ingest
+    for i in range(0, len(files), 50):
+        if cancel is not None and cancel():
+            raise _Cancelled
+        graphs = []
+        for p in files[i:i + 50]:
+            try:
+                data = p.data if p.data is not None else read_regular(p.abspath, cfg.max_file_bytes)
+                text = SourceFile(p.path, p.abspath, p.kind, p.language, data).text()
+                graphs.append((p, graph_of(text, p.path, p.language)))
+            except Skip:
+                continue  # gone or unreadable since the scan: the next ingest sees it
+            except Exception as e:  # a walker bug costs this file's graph, nothing else
+                log.warning("could not read the code graph of %s: %s: %s", p.path, type(e).__name__, e)
+        with catalog.transaction():
+            for p, file_graph in graphs:
+                catalog.replace_graph(kb, p.source.id, p.path, file_graph)
+                summary.unparsed += file_graph is not None and not file_graph.parsed
+            catalog.bump(kb)
+        summary.regraphed += len(graphs)
+        if progress:
+            progress("index", min(i + 50, len(files)), len(files))
+    catalog.set_meta(f"graph:{kb}", GRAPH_VERSION)
 
 
 def reconcile(index: Index, kb: str) -> tuple[int, int]:

@@ -32,6 +32,26 @@ CREATE INDEX IF NOT EXISTS chunks_by_symbol ON chunks (kb, kind, symbol);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
 
+# The code graph (indexes/graph.py reads it): each code file's definitions and references, keyed like
+# the chunks by (kb, source, path) and replaced with them in the same transaction (ingest/references.py
+# says what a row holds). `graph_files` lists the files whose graph was made, and whether they parsed.
+GRAPH_SCHEMA = """
+CREATE TABLE IF NOT EXISTS graph_files (
+    kb TEXT, source_id TEXT, path TEXT, language TEXT, module TEXT, parsed INTEGER,
+    PRIMARY KEY (kb, source_id, path));
+CREATE TABLE IF NOT EXISTS graph_defs (
+    kb TEXT, source_id TEXT, path TEXT, language TEXT, module TEXT, symbol TEXT, name TEXT, kind TEXT,
+    start_line INTEGER, end_line INTEGER);
+CREATE INDEX IF NOT EXISTS graph_defs_by_file ON graph_defs (kb, source_id, path);
+CREATE INDEX IF NOT EXISTS graph_defs_by_name ON graph_defs (kb, name);
+CREATE TABLE IF NOT EXISTS graph_refs (
+    kb TEXT, source_id TEXT, path TEXT, line INTEGER, caller TEXT, kind TEXT, module TEXT, target TEXT,
+    name TEXT, qualified INTEGER, alias TEXT);
+CREATE INDEX IF NOT EXISTS graph_refs_by_file ON graph_refs (kb, source_id, path);
+CREATE INDEX IF NOT EXISTS graph_refs_by_name ON graph_refs (kb, name);
+"""
+GRAPH_TABLES = ("graph_files", "graph_defs", "graph_refs")
+
 # Columns added after the first release: (table, column, type); a catalog made before gets them on open.
 ADDED_COLUMNS = [
     ("sources", "ref", "TEXT DEFAULT ''"),  # the git tag (or branch) the commit in `version` was indexed from
@@ -76,6 +96,7 @@ class Catalog:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
+            self.db.executescript(GRAPH_SCHEMA)
             self._add_columns()
         except sqlite3.DatabaseError as e:
             raise CatalogError(f"The catalog '{path}' is damaged ({e}); move it aside and run `devcopilot ingest` "
@@ -146,7 +167,7 @@ class Catalog:
 
     def drop_kb(self, name: str) -> None:
         with self.transaction():
-            for table in ("chunks", "files", "sources"):
+            for table in ("chunks", "files", "sources", *GRAPH_TABLES):
                 self.db.execute(f"DELETE FROM {table} WHERE kb=?", (name,))
             self.db.execute("DELETE FROM kbs WHERE name=?", (name,))
             self.mark_written()
@@ -204,7 +225,7 @@ class Catalog:
 
     def drop_source(self, kb: str, sid: str) -> None:
         with self.transaction():
-            for table in ("chunks", "files"):
+            for table in ("chunks", "files", *GRAPH_TABLES):
                 self.db.execute(f"DELETE FROM {table} WHERE kb=? AND source_id=?", (kb, sid))
             self.db.execute("DELETE FROM sources WHERE kb=? AND id=?", (kb, sid))
             self.mark_written()
@@ -243,6 +264,7 @@ class Catalog:
     def remove_file(self, kb: str, sid: str, path: str) -> None:
         self.db.execute("DELETE FROM chunks WHERE kb=? AND source_id=? AND path=?", (kb, sid, path))
         self.db.execute("DELETE FROM files WHERE kb=? AND source_id=? AND path=?", (kb, sid, path))
+        self.replace_graph(kb, sid, path, None)
 
     def chunk_ids(self, kb: str) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT id FROM chunks WHERE kb=?", (kb,))}
@@ -318,6 +340,37 @@ class Catalog:
     def file_chunks(self, kb: str, path: str) -> list[Chunk]:
         q = f"SELECT {CHUNK_COLS} FROM chunks WHERE kb=? AND path=? ORDER BY start_line"
         return [row_to_chunk(r) for r in self.db.execute(q, (kb, path))]
+
+    # -- the code graph (indexes/graph.py) -------------------------------------------------------------
+    def replace_graph(self, kb: str, sid: str, path: str, graph) -> None:
+        """Within an open transaction: a file's graph (an ingest.references.FileGraph) replaces what was
+        there; None removes it (the file is gone, is no longer code, or the graph is off)."""
+        for table in GRAPH_TABLES:
+            self.db.execute(f"DELETE FROM {table} WHERE kb=? AND source_id=? AND path=?", (kb, sid, path))
+        if graph is None:
+            return
+        self.db.execute("INSERT INTO graph_files VALUES (?, ?, ?, ?, ?, ?)",
+                        (kb, sid, path, graph.language, graph.module, int(graph.parsed)))
+        self.db.executemany("INSERT INTO graph_defs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [(kb, sid, path, graph.language, graph.module, d.symbol, d.symbol.rsplit(".", 1)[-1],
+                              d.kind, d.start_line, d.end_line) for d in graph.defs])
+        self.db.executemany("INSERT INTO graph_refs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [(kb, sid, path, r.line, r.caller, r.kind, r.module, r.target, r.name, int(r.qualified),
+                              r.alias) for r in graph.refs])
+
+    def drop_graph(self, kb: str) -> None:
+        """The KB's whole code graph, removed (the graph is turned off)."""
+        with self.transaction():
+            for table in GRAPH_TABLES:
+                self.db.execute(f"DELETE FROM {table} WHERE kb=?", (kb,))
+
+    def graph_counts(self, kb: str) -> dict[str, int]:
+        """Files with a graph, those that did not parse, definitions and references of the KB."""
+        files, unparsed = self.db.execute("SELECT COUNT(*), COALESCE(SUM(parsed = 0), 0) FROM graph_files "
+                                          "WHERE kb=?", (kb,)).fetchone()
+        defs = self.db.execute("SELECT COUNT(*) FROM graph_defs WHERE kb=?", (kb,)).fetchone()[0]
+        refs = self.db.execute("SELECT COUNT(*) FROM graph_refs WHERE kb=?", (kb,)).fetchone()[0]
+        return {"files": files, "unparsed": unparsed, "definitions": defs, "references": refs}
 
     def close(self) -> None:
         self.db.close()

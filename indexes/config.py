@@ -251,6 +251,9 @@ class IngestConfig:
     # indexed, the rest skipped and counted.
     site_page_seconds: Annotated[float, Range(0, DAY, above=True)] = 60.0
     site_seconds: Annotated[float, Range(0, 7 * DAY, above=True)] = 1800.0
+    # the code graph (definitions, references, calls: indexes/graph.py), made from the chunker's parse;
+    # false: not made (and a KB's graph is dropped on its next ingest)
+    graph: bool = True
 
 
 @dataclass

@@ -15,6 +15,7 @@ both "how do I" and "how does it", so only its how-to forms count as intent.)
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 CODE_WORDS = re.compile(
     r"\b(signature|arguments?|args|kwargs|parameters?|params|implemented|implementation|source( code)?|"
@@ -51,6 +52,55 @@ BEHAVIOUR = re.compile(
     re.IGNORECASE)
 
 
+# -- questions about the code graph: who calls X, what X calls, what breaks if X changes ----------------------
+@dataclass(frozen=True)
+class GraphQuestion:
+    """A question the code graph answers (indexes/graph.py): `direction` "callers" or "callees" of `symbol`,
+    followed `depth` levels ("what breaks if I change X" follows the callers three levels up)."""
+    direction: str
+    symbol: str
+    depth: int = 1
+
+
+SYM = r"`?(?P<sym>[A-Za-z_][\w]*(?:(?:\.|::|#)[A-Za-z_]\w*)*)(?:\(\))?`?"
+CALLERS = [re.compile(p, re.IGNORECASE) for p in (
+    rf"\b(?:who|what|which (?:functions?|methods?|code|classes|places|files|modules))\s+(?:else\s+)?"
+    rf"(?:calls?|uses?|invokes?|depends? on|subclass(?:es)?|extends?|inherits? from)\s+{SYM}",
+    rf"\bwhere\s+(?:is|are|does|do)\s+{SYM}\s+(?:get\s+|being\s+)?(?:called|used|invoked|referenced|"
+    rf"instantiated|subclassed)\b",
+    rf"\b(?:find|show|list|give me)?\s*(?:the\s+|all\s+)?(?:callers|call sites|usages|references|invocations|"
+    rf"subclasses)\s+(?:of|to|for)\s+{SYM}",
+    rf"\b{SYM}'s\s+callers\b",
+    rf"谁(?:调用|使用)了?\s*{SYM}", rf"{SYM}\s*(?:被|在)(?:谁|哪些地方|哪里|哪儿)(?:调用|使用)",
+    rf"(?:调用|使用)了?\s*{SYM}\s*的(?:地方|代码|函数|位置)",
+)]
+IMPACT = [re.compile(p, re.IGNORECASE) for p in (
+    rf"\bwhat\s+(?:would\s+|will\s+|might\s+|could\s+)?(?:breaks?|is affected|be affected|gets? affected|"
+    rf"depends on it)\s+if\s+(?:i|we|you|someone)\s+(?:change|modify|rename|remove|delete|edit|touch)\s+{SYM}",
+    rf"\bimpact\s+of\s+(?:changing|modifying|renaming|removing)\s+{SYM}",
+    rf"(?:修改|改动|删除|重命名)\s*{SYM}\s*(?:会|将)?(?:影响|破坏)",
+)]
+CALLEES = [re.compile(p, re.IGNORECASE) for p in (
+    rf"\bwhat\s+(?:functions?\s+|methods?\s+|else\s+|code\s+)?(?:does|do)\s+{SYM}\s+(?:call|invoke)\b",
+    rf"\bwhich\s+(?:functions?|methods?)\s+(?:does|do)\s+{SYM}\s+(?:call|invoke)\b",
+    rf"\bwhat\s+(?:is|are|gets?)\s+(?:called|invoked)\s+(?:by|from|in|inside)\s+{SYM}",
+    rf"\b(?:callees|calls made|functions called)\s+(?:of|by|in|from)\s+{SYM}",
+    rf"{SYM}\s*(?:调用了|调用)(?:哪些|什么)",
+)]
+NOT_SYMBOLS = {"it", "this", "that", "these", "those", "them", "the", "a", "an", "my", "our", "your", "code",
+               "function", "method", "class", "something", "anything", "everything", "what", "which", "me", "us"}
+
+
+def graph_question(question: str) -> GraphQuestion | None:
+    """The graph question `question` asks, if it asks one: its direction and the symbol it names."""
+    for patterns, direction, depth in ((IMPACT, "callers", 3), (CALLEES, "callees", 1), (CALLERS, "callers", 1)):
+        for p in patterns:
+            m = p.search(question)
+            if m and m.group("sym").lower() not in NOT_SYMBOLS:
+                return GraphQuestion(direction, m.group("sym").replace("::", ".").replace("#", "."), depth)
+    return None
+
+
 def plain_word(token: str) -> bool:
     """`word(` from "function (" or a sentence-ending "e.g" is not code."""
     t = token.strip("`")
@@ -61,6 +111,7 @@ def kind_scores(question: str) -> tuple[float, float]:
     """(code, doc) evidence in the question."""
     identifiers = [m for m in CODEISH.findall(question) if not plain_word(m)]
     code = len(CODE_WORDS.findall(question)) + 1.5 * len(identifiers) + 2 * len(BEHAVIOUR.findall(question))
+    code += 3 if graph_question(question) else 0  # who calls X, what X calls: the source answers
     doc = len(DOC_WORDS.findall(question)) + 2 * len(HOW_TO.findall(question))
     return code, doc
 

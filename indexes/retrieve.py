@@ -31,9 +31,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from indexes.embeddings import content_hash
+from indexes.graph import GraphAnswer, GraphError, callees, callers, chunk_at
 from indexes.lexical import tokenize
-from indexes.query_kind import CODEISH
+from indexes.query_kind import CODEISH, GraphQuestion, graph_question
 from indexes.search import Hit, Index, SearchError, is_mostly_cjk, lexical_text, query_forms
+from ingest.chunk import Chunk
 
 log = logging.getLogger("devcopilot.retrieve")
 
@@ -52,6 +54,7 @@ class Retrieval:
     weak: bool  # the confidence verdict: too weak to answer from
     named: int = 0  # definitions the question names, put first
     searches: int = 0  # index searches run (one per KB searched, for each kind tried)
+    graph: GraphAnswer | None = None  # the code graph's answer, when the question asked who calls or what is called
 
 
 def retrieve(index: Index, question: str, kbs: Iterable[str] = ("default",), kind: str | None = None,
@@ -60,6 +63,10 @@ def retrieve(index: Index, question: str, kbs: Iterable[str] = ("default",), kin
     or None for both, and whether they are too weak to answer from. Raises RetrievalDown when the
     store cannot be searched; a search the user got wrong in one KB (SearchError) is skipped."""
     kbs = list(kbs)
+    if kind != "doc" and (asked := graph_question(question)) is not None:
+        found = graph_retrieval(index, kbs, asked, k)
+        if found is not None:  # who calls X, what X calls: the call sites are the sources
+            return found
     hits, searches = _search(index, kbs, question, k, kind)
     named = 0
     if kind != "doc":
@@ -71,6 +78,32 @@ def retrieve(index: Index, question: str, kbs: Iterable[str] = ("default",), kin
         if not is_weak(index, question, other):
             return Retrieval(other, False, 0, searches)
     return Retrieval(hits, weak, named, searches)
+
+
+def graph_retrieval(index: Index, kbs: list[str], asked: GraphQuestion, k: int) -> Retrieval | None:
+    """The sources for a question the code graph answers ("who calls X?", "what does X call?", "what breaks
+    if I change X?"): the chunks holding the call sites (for callees, X's own code first, then what it
+    calls), at least a dozen when there are that many; None when the graph cannot answer (no graph, no
+    definition of X), and the question is searched as any other."""
+    try:
+        answer = (callers if asked.direction == "callers" else callees)(index, kbs, asked.symbol, asked.depth)
+    except GraphError:
+        return None
+    places: list[tuple[str, Chunk | None]] = []
+    defined = [(d.kb, chunk_at(index, d.kb, d.source_id, d.path, d.start_line)) for d in answer.definitions[:1]]
+    if asked.direction == "callees":  # X's own code, where the calls are
+        places += defined
+    places += answer.chunks()
+    if asked.direction == "callees":  # then the definitions of what it calls
+        places += [(s.kb, chunk_at(index, s.kb, s.to.source_id, s.to.path, s.to.start_line)) for s in answer.resolved]
+    if not places:  # nothing calls it: its definition, so the answer can say so and cite it
+        places = defined
+    seen, hits = set(), []
+    for kb, c in places:
+        if c is not None and c.id not in seen:
+            seen.add(c.id)
+            hits.append(Hit(c, 1.0 / (len(hits) + 1), kb))
+    return Retrieval(hits[:max(k, 12)], False, named=len(answer.definitions[:1]), graph=answer)
 
 
 def _search(index: Index, kbs: list[str], question: str, k: int, kind: str | None) -> tuple[list[Hit], int]:

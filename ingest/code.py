@@ -67,7 +67,8 @@ def parser_for(language: str):
         return None
 
 
-def _text(node) -> str:
+def node_text(node) -> str:
+    """A node's source text ("" for none)."""
     return node.text.decode("utf-8", "replace") if node is not None and node.text is not None else ""
 
 
@@ -75,28 +76,28 @@ def _name_of(node) -> str:
     t = node.type
     if t == "impl_item":  # `impl<T> Stack<T>` and `impl Display for Stack` both name Stack
         typ = node.child_by_field_name("type")
-        for n in _walk(typ) if typ is not None else ():
+        for n in walk_nodes(typ) if typ is not None else ():
             if n.type == "type_identifier":
-                return _text(n)
-        return _text(typ)
+                return node_text(n)
+        return node_text(typ)
     if t == "method_declaration" and node.child_by_field_name("receiver") is not None:  # Go
         recv = node.child_by_field_name("receiver")
         typ = ""
-        for n in _walk(recv):
+        for n in walk_nodes(recv):
             if n.type == "type_identifier":
-                typ = _text(n)
+                typ = node_text(n)
                 break
-        name = _text(node.child_by_field_name("name"))
+        name = node_text(node.child_by_field_name("name"))
         return f"{typ}.{name}" if typ else name
     if t == "type_declaration":  # Go: type Foo struct {...}
         for c in node.named_children:
             if c.type in ("type_spec", "type_alias"):
-                return _text(c.child_by_field_name("name"))
+                return node_text(c.child_by_field_name("name"))
     n = node.child_by_field_name("name")
-    return _text(n)
+    return node_text(n)
 
 
-def _walk(node):
+def walk_nodes(node):
     stack = [node]
     while stack:
         n = stack.pop()
@@ -121,7 +122,7 @@ def definition_of(node) -> Definition | None:
             if d.type == "variable_declarator":
                 v = d.child_by_field_name("value")
                 if v is not None and v.type in ("arrow_function", "function_expression", "function", "class"):
-                    name = _text(d.child_by_field_name("name"))
+                    name = node_text(d.child_by_field_name("name"))
                     return Definition(outer, v, name, v.type == "class") if name else None
         return None
     if t in CONTAINER_DEFS or t in LEAF_DEFS:
@@ -132,7 +133,7 @@ def definition_of(node) -> Definition | None:
     return None
 
 
-def _body_of(inner):
+def body_of(inner):
     body = inner.child_by_field_name("body")
     if body is None:
         for c in inner.named_children:
@@ -177,7 +178,7 @@ class _Chunker:
             if s > cursor:
                 self.filler(cursor, s - 1, prefix, context)
             symbol = f"{prefix}.{d.name}" if prefix else d.name
-            body = _body_of(d.inner) if d.container else None
+            body = body_of(d.inner) if d.container else None
             if d.container and body is not None:
                 members = [c for c in body.named_children if definition_of(c) is not None]
                 if members:
@@ -233,15 +234,26 @@ def line_windows(text: str, path: str, language: str, max_chars: int) -> list[Ch
     return out
 
 
-def chunk_code(text: str, path: str, language: str, max_chars: int = 1200) -> list[Chunk]:
+def parse_code(text: str, language: str):
+    """The tree-sitter tree of `text`, or None when the language has no grammar or the parse fails
+    outright. A tree with syntax errors is still a tree (tree-sitter recovers)."""
     parser = parser_for(language)
     if parser is None:
+        return None
+    try:
+        return parser.parse(text.encode("utf-8", "replace"))
+    except Exception:
+        return None
+
+
+def chunk_code(text: str, path: str, language: str, max_chars: int = 1200, tree=None) -> list[Chunk]:
+    """Chunks of a code file; `tree` is its parse when the caller already has it (the code graph
+    reads the same tree: ingest/references.py), so the file is parsed once."""
+    if tree is None:
+        tree = parse_code(text, language)
+    if tree is None:
         return line_windows(text, path, language, max_chars)
     lines = text.split("\n")
-    try:
-        tree = parser.parse(text.encode("utf-8", "replace"))
-    except Exception:
-        return line_windows(text, path, language, max_chars)
     ch = _Chunker(lines, max_chars)
     ch.emit_range(tree.root_node.children, 0, len(lines) - 1, "", "")
     return ch.chunks(path, language)

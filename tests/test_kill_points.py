@@ -56,7 +56,7 @@ LAUNCHER = textwrap.dedent("""
 POINTS = [
     ("clone finished, not yet moved into place", "ingest.sources", "_git", 1, "after"),
     ("files scanned, nothing written", "indexes.build", "read_regular", 1, "before"),
-    ("chunking, second batch", "indexes.build", "chunk_file", 120, "before"),
+    ("chunking, second batch", "indexes.build", "chunk_with_graph", 120, "before"),
     ("embedding computed, not cached", "indexes.embeddings", "EmbeddingCache.put_many", 1, "before"),
     ("embeddings cached, vectors not written", "indexes.embeddings", "EmbeddingCache.put_many", 2, "after"),
     ("vectors written, catalog not", "indexes.stores", "ChromaStore.upsert", 1, "after"),

@@ -1,4 +1,4 @@
-"""The command line: `devcopilot ingest | search | status | eval | forget | ask | mcp | usage | serve`.
+"""The command line: `devcopilot ingest | search | refs | status | eval | forget | ask | mcp | usage | serve`.
 
 A thin layer over the core: each command parses its flags and calls indexes/ or copilot/; `serve`
 starts ui/server.py, `mcp` ui/mcp_server.py over stdio.
@@ -85,6 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--k", type=_positive, default=10, help="how many hits (1 or more)")
     s.add_argument("--kind", choices=["doc", "code"])
     s.add_argument("--assistant", help="cite as this assistant does (its KBs, kind and number of sources)")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("refs", help="references to a symbol (calls, imports, subclasses, decorators); --callers: who "
+                                    "calls it, to a --depth (what breaks if it changes); --callees: what it calls")
+    s.add_argument("symbol", help="a function, class or method: 'Runner.run', 'run', 'agents.run.Runner'")
+    which = s.add_mutually_exclusive_group()
+    which.add_argument("--callers", action="store_true", help="who calls it (and who calls them, with --depth)")
+    which.add_argument("--callees", action="store_true", help="what it calls (and what those call, with --depth)")
+    s.add_argument("--depth", type=_positive, default=1, help="levels to follow with --callers or --callees "
+                                                              "(default 1, at most 5)")
+    s.add_argument("--kb", action="append", metavar="KB", help="knowledge base to read (repeat for more; default: "
+                                                                 "every indexed KB)")
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("status", help="knowledge bases, sources, counts, models, store")
@@ -390,6 +402,28 @@ def cmd_search(args) -> int:
     return 0
 
 
+def cmd_refs(args) -> int:
+    """The code graph's answer (indexes/graph.py): references, callers to a depth, or callees."""
+    from copilot.assistants import chat_kbs
+    from indexes import graph
+
+    index = _index(args)
+    kbs = args.kb or chat_kbs(index, index.cfg.chat.kb)[0]
+    for kb in args.kb or []:
+        index.searchable(kb)  # an unknown KB is one sentence
+    if args.callers:
+        answer = graph.callers(index, kbs, args.symbol, args.depth)
+    elif args.callees:
+        answer = graph.callees(index, kbs, args.symbol, args.depth)
+    else:
+        answer = graph.references(index, kbs, args.symbol)
+    if args.json:
+        print(json.dumps(answer.to_json(), indent=2, ensure_ascii=False))
+    else:
+        print(graph.describe(answer))
+    return 0
+
+
 def cmd_status(args) -> int:
     from indexes.status import knowledge_status
 
@@ -638,7 +672,7 @@ def cmd_serve(args) -> int:
     return 0
 
 
-COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "status": cmd_status, "eval": cmd_eval,
+COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "refs": cmd_refs, "status": cmd_status, "eval": cmd_eval,
             "forget": cmd_forget, "ask": cmd_ask, "mcp": cmd_mcp, "usage": cmd_usage, "serve": cmd_serve}
 
 

@@ -42,6 +42,7 @@ from copilot.chat import Copilot
 from copilot.citations import CiteStyle
 from copilot.reply import Transcript
 from copilot.routing import UnknownAssistant, find_assistant
+from indexes import graph
 from indexes.indexed_files import MAX_LINES, find_indexed_file, line_range
 from indexes.retrieve import RetrievalDown, find_definitions, retrieve
 from indexes.search import Hit, SearchError
@@ -55,6 +56,11 @@ Use `search` first for any question about that framework (how to do something, w
 what an option means), `find_definition` for where a class, function or method is defined,
 `read_source` to read more lines around a passage, and `ask` for a written answer with numbered
 citations. Cite passages by their path and lines or link."""
+
+# The code graph's tools (indexes/graph.py), said apart so the instructions read in one place.
+GRAPH_INSTRUCTIONS = """
+Use `find_references` for every place a function, class or method is used (calls, imports, subclasses,
+decorators), and `call_graph` for who calls it to a depth (what breaks if it changes) or what it calls."""
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
@@ -113,8 +119,11 @@ def build_server(copilot: Copilot) -> MCPServer:
     # log_level: the SDK configures the root logger with it; INFO would log every HTTP request
     # the chat's model client makes, on every turn.
     about = f" (knowledge bases: {what})" if what else ""
-    server = MCPServer("devcopilot", log_level="WARNING", instructions=INSTRUCTIONS.format(what=about))
+    server = MCPServer("devcopilot", log_level="WARNING",
+                       instructions=INSTRUCTIONS.format(what=about) + GRAPH_INSTRUCTIONS)
     for tool in (tools.list_knowledge_bases, tools.search, tools.read_source, tools.find_definition):
+        server.add_tool(tool, annotations=READ_ONLY, structured_output=False)
+    for tool in (tools.find_references, tools.call_graph):  # the code graph
         server.add_tool(tool, annotations=READ_ONLY, structured_output=False)
     server.add_tool(ask_tool(copilot), annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
                     structured_output=False)
@@ -272,6 +281,50 @@ class Tools:
                           "link": c.link, "language": c.language, "text": "\n".join(lines)})
         return CallToolResult(content=[TextContent(type="text", text="\n\n".join(parts))],
                               structured_content={"definitions": items})
+
+
+    # -- the code graph ------------------------------------------------------------------------------
+    def find_references(
+        self,
+        symbol: Annotated[str, Field(min_length=1, max_length=200,
+                                     description="A function, class or method as the code names it: 'Runner.run', "
+                                                 "'run', 'agents.run.Runner'.")],
+        kb: Annotated[str | None, Field(description="Knowledge base to look in; omit for all.")] = None,
+    ) -> CallToolResult:
+        """Find every reference to a function, class or method in the indexed code: call sites, imports (with
+        aliases), subclasses, decorator uses, type annotations, each with its file, line, the symbol it sits in,
+        the code line and a link; resolved through imports and re-exports. References the graph could only
+        match by name (the receiver's type is unknown) are listed apart as unresolved. About 6,000 tokens at
+        most."""
+        return self._graph(lambda index, kbs: graph.references(index, kbs, symbol), kb)
+
+    def call_graph(
+        self,
+        symbol: Annotated[str, Field(min_length=1, max_length=200,
+                                     description="A function, class or method: 'Runner.run', 'run'.")],
+        direction: Annotated[Literal["callers", "callees"], Field(
+            description="'callers': who calls it (what may break if it changes); 'callees': what it calls.")]
+        = "callers",
+        depth: Annotated[int, Field(ge=1, le=graph.MAX_DEPTH, description="Levels to follow, 1 to 5: 2 also "
+                                                                           "gives the callers' callers.")] = 1,
+        kb: Annotated[str | None, Field(description="Knowledge base to look in; omit for all.")] = None,
+    ) -> CallToolResult:
+        """Who calls a function, class or method (its call sites, then their callers to a depth: what breaks if
+        it changes), or what it calls, grouped by file, each site with its line, the calling symbol, the code
+        line and a link. About 6,000 tokens at most."""
+        ask = graph.callers if direction == "callers" else graph.callees
+        return self._graph(lambda index, kbs: ask(index, kbs, symbol, depth), kb)
+
+    def _graph(self, ask, kb: str | None) -> CallToolResult:
+        kbs = self._check_kb(kb)
+        try:
+            answer = ask(self.index, kbs)
+        except graph.GraphError as e:
+            raise ToolError(str(e)) from None
+        text, _ = _cut(graph.describe(answer, max_sites=80), MAX_RESULT_CHARS)
+        found = answer.to_json()
+        found["sites"] = found["sites"][:80]
+        return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=found)
 
 
 def ask_tool(copilot: Copilot) -> Callable[..., CallToolResult]:

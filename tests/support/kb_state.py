@@ -21,4 +21,6 @@ def snapshot(index: Index, kb: str = "default") -> dict:
     assert vectors == set(ids), f"{len(vectors - set(ids))} orphan vectors, {len(set(ids) - vectors)} missing"
     assert set(index.lexical(kb).ids) == set(ids)
     assert not cat.kb(kb).dirty
-    return {"ids": set(ids), "manifest": manifest}
+    graph = {table: sorted(cat.db.execute(f"SELECT * FROM {table} WHERE kb=?", (kb,)).fetchall())
+             for table in ("graph_files", "graph_defs", "graph_refs")}  # the code graph, file by file
+    return {"ids": set(ids), "manifest": manifest, "graph": graph}

@@ -1,0 +1,55 @@
+"""A code file in, its chunks and its code graph out, from one parse (ingest/code.py chunks the tree,
+ingest/references.py and the language walkers ingest/refs_*.py read it)."""
+from __future__ import annotations
+
+import logging
+
+from ingest.chunk import Chunk
+from ingest.chunking import chunk_file
+from ingest.code import chunk_code, parse_code
+from ingest.references import FileGraph, FileWalker
+from ingest.refs_go import GoWalker
+from ingest.refs_java import JavaWalker
+from ingest.refs_python import PythonWalker
+from ingest.refs_rust import RustWalker
+from ingest.refs_typescript import ScriptWalker
+
+# Bump when what the walkers extract changes: a KB's graph made by another version is made again on
+# the next ingest, from the files (no re-embedding).
+GRAPH_VERSION = "4"
+
+WALKERS: dict[str, type[FileWalker]] = {"python": PythonWalker, "typescript": ScriptWalker, "tsx": ScriptWalker,
+                                          "javascript": ScriptWalker, "go": GoWalker,
+                                          "java": JavaWalker, "rust": RustWalker}
+GRAPH_LANGUAGES = frozenset(WALKERS)
+log = logging.getLogger("devcopilot.ingest")
+
+
+def file_graph(tree, path: str, language: str) -> FileGraph:
+    """The definitions and references of a parsed file (`parsed` False when it has syntax errors)."""
+    return WALKERS[language](tree, path, language).build()
+
+
+def graph_of(text: str, path: str, language: str) -> FileGraph | None:
+    """The graph of a file's text, or None when the language has none (or no grammar)."""
+    if language not in WALKERS:
+        return None
+    tree = parse_code(text, language)
+    return file_graph(tree, path, language) if tree is not None else FileGraph(language, "", parsed=False)
+
+
+def chunk_with_graph(text: str, path: str, kind: str, language: str, max_chars: int = 1200,
+                     graph: bool = True) -> tuple[list[Chunk], FileGraph | None]:
+    """A file's chunks (as ingest.chunking.chunk_file makes them) and, for code in a language with a
+    walker, its graph from the same parse."""
+    if not graph or kind != "code" or language not in WALKERS:
+        return chunk_file(text, path, kind, language, max_chars), None
+    tree = parse_code(text, language)
+    chunks = chunk_code(text, path, language, max_chars, tree=tree)
+    if tree is None:  # the parse failed outright: the file is counted as not parsing
+        return chunks, FileGraph(language, "", parsed=False)
+    try:
+        return chunks, file_graph(tree, path, language)
+    except Exception as e:  # a walker's bug costs this file's graph, never its chunks
+        log.warning("could not read the code graph of %s: %s: %s", path, type(e).__name__, e)
+        return chunks, None
