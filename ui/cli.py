@@ -58,7 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="where indexes live (env DEVCOPILOT_DATA_DIR; default ./.devcopilot)")
     p.add_argument("--config", help="TOML configuration file (env DEVCOPILOT_CONFIG)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_indexing_commands, _reading_commands, _code_commands, _kb_commands, _chat_commands, _server_commands):
+        add(sub)
+    return p
 
+
+def _indexing_commands(sub) -> None:
+    """ingest: sources into a knowledge base."""
     s = sub.add_parser("ingest", help="index sources (folder, git URL, pkg:NAME, docs website URL, "
                                       "llamaindex:MODULE.Reader) into a knowledge base",
                        description="Index sources into a knowledge base. Run by you, the operator, it fetches "
@@ -78,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--debounce", type=float, default=1.0, metavar="SECONDS",
                    help="with --watch: re-index once the files have been quiet this long (default 1)")
 
+
+def _reading_commands(sub) -> None:
+    """search: what an assistant would cite."""
     s = sub.add_parser("search", help="what an assistant would cite; with no QUERY, one query per line from stdin")
     s.add_argument("query", nargs="?")
     s.add_argument("--kb", action="append", metavar="KB", help="knowledge base to read (repeat for more; "
@@ -87,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--assistant", help="cite as this assistant does (its KBs, kind and number of sources)")
     s.add_argument("--json", action="store_true")
 
+
+def _code_commands(sub) -> None:
+    """refs: the code as code."""
     s = sub.add_parser("refs", help="references to a symbol (calls, imports, subclasses, decorators); --callers: who "
                                     "calls it, to a --depth (what breaks if it changes); --callees: what it calls")
     s.add_argument("symbol", help="a function, class or method: 'Runner.run', 'run', 'agents.run.Runner'")
@@ -99,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                                  "every indexed KB)")
     s.add_argument("--json", action="store_true")
 
+
+def _kb_commands(sub) -> None:
+    """status, eval, forget: the knowledge bases."""
     s = sub.add_parser("status", help="knowledge bases, sources, counts, models, store")
     s.add_argument("--json", action="store_true")
 
@@ -112,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--kb", help="the KB (default: default); alone, without SOURCE, removes the whole KB")
     s.add_argument("--no-wait", action="store_true", help="refuse at once when another ingest is writing")
 
+
+def _chat_commands(sub) -> None:
+    """ask, mcp, usage: the chat from the terminal and from a coding agent."""
     s = sub.add_parser("ask", help="ask the copilot a question; the answer streams in the terminal")
     s.add_argument("question")
     s.add_argument("--assistant", help="who answers (Tutoring, Coding, ...); default: the Guide decides")
@@ -127,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--gaps", action="store_true", help="the questions most often answered \"I don't know\" or "
                                                        "given a thumbs-down: the docs that are missing")
     s.add_argument("--csv", action="store_true", help="with --gaps: CSV")
+
+
+def _server_commands(sub) -> None:
+    """serve."""
     s = sub.add_parser("serve", help="the web chat and the OpenAI-compatible API on one server")
     s.add_argument("--host", help="interface to bind (default 127.0.0.1, loopback only; server.host)")
     s.add_argument("--port", type=int, help="port (default 7860; server.port)")
@@ -140,7 +162,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "can use every door (without it, such a server does not start)")
     s.add_argument("--workers", type=_workers, metavar="N",
                    help="server processes behind the port (default: server.workers, 0 = one per CPU core)")
-    return p
 
 
 # Everything a command writes (the data dir: conversations, usage, keys, indexed text, clones) is its
