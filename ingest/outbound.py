@@ -95,7 +95,10 @@ def resolve(host: str, port: int | None = None) -> list[Address]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError, ValueError):
-        return []
+        try:  # an address with a zone the resolver does not know (`::1%lo`): still that address
+            return [ipaddress.ip_address(host.split("%")[0])] if "%" in host else []
+        except ValueError:
+            return []
     out: list[Address] = []
     for info in infos:
         try:

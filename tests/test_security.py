@@ -296,7 +296,9 @@ SPELLINGS = ["http://2130706433:{p}/llms.txt", "http://0x7f000001:{p}/llms.txt",
              "http://127.1:{p}/llms.txt", "http://0:{p}/llms.txt", "http://[::1]:{p}/llms.txt",
              "http://[::ffff:127.0.0.1]:{p}/llms.txt", "http://{own}:{p}/llms.txt", "http://{alias}:{p}/llms.txt",
              "http://LOCALHOST.:{p}/llms.txt", "http://169.254.169.254/latest/meta-data/",
-             "http://127.1:{p}/team/repo.git", "git://127.0.0.1:{p}/repo.git", "http://2130706433:{p}/repo.git"]
+             "http://127.1:{p}/team/repo.git", "git://127.0.0.1:{p}/repo.git", "http://2130706433:{p}/repo.git",
+             # An IPv6 zone is written %25 in a URL; undecoded it was taken for a name that does not resolve.
+             "http://[fe80::1%25lo]:{p}/llms.txt", "http://[::1%25lo]:{p}/llms.txt"]
 
 
 @pytest.mark.parametrize("spelling", SPELLINGS)

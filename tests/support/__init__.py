@@ -12,6 +12,9 @@ Fixtures stay in tests/conftest.py; everything here is plain code that a test or
 - conversations.py  conversation stores filled the same way on SQLite and PostgreSQL
 - chroma.py         a real `chroma run` server
 - git.py            the real `git` with a fixed identity
+- security.py       what the security suite attacks with: fake sites, a git forge, raw requests, special files
+- graph_project.py  a small project in every language the code graph reads
+- packages.py       a made-up distribution declared installed (a .dist-info folder)
 
 Nothing here imports a test module (test_*.py) or conftest.py.
 """
