@@ -47,6 +47,14 @@ def check_source(spec: str, roots: list[Path]) -> str:
         if not re.fullmatch(r"pkg:[A-Za-z_][\w.-]*", spec):
             raise SourceRefused(f"'{spec}' is not a package name; write pkg: followed by the import name.")
         return spec
+    if spec.startswith(("pypi:", "npm:")):  # a published release, fetched from the index pip or npm uses
+        from ingest.releases import normalize_release
+        from ingest.sources import SourceError
+
+        try:
+            return normalize_release(spec)
+        except SourceError as e:
+            raise SourceRefused(str(e)) from None
     folder = local_path(spec)
     if folder is None:  # remote: cloned or fetched into the data dir
         if is_website_url(spec) and is_this_machine(urlsplit(spec).hostname or ""):

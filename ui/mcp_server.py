@@ -8,16 +8,26 @@ return what an assistant would cite), `read_source` by the source viewer's rules
 
 Bad arguments come back as tool errors a model can act on (what was wrong, what to call
 instead); results are cut to a budget of about MAX_RESULT_CHARS characters.
+
+Every tool that reads takes `version` (and `library`, when a KB holds several): the version of
+each library answered from. Without it, what the client's project pins, when the client shares
+its folder as an MCP root (over stdio: the client runs on this machine), else `project.path`,
+else the newest indexed (indexes/versions.py).
 """
 # No `from __future__ import annotations`: the SDK reads the tools' Annotated types at run time.
 import contextlib
+import logging
 import time
+import warnings
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import unquote, urlsplit
 
-from mcp.server.mcpserver import MCPServer
+import anyio.from_thread
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, ClientCapabilities, RootsCapability, TextContent, ToolAnnotations
 from pydantic import Field
 
 from copilot.chat import Copilot
@@ -25,8 +35,12 @@ from copilot.citations import CiteStyle
 from copilot.reply import Transcript
 from copilot.routing import UnknownAssistant, find_assistant
 from indexes.indexed_files import MAX_LINES, find_indexed_file, line_range
+from indexes.project import versions_for
 from indexes.retrieve import RetrievalDown, find_definitions, retrieve
 from indexes.search import Hit, SearchError
+from indexes.versions import VersionChoice
+
+log = logging.getLogger("devcopilot.mcp")
 
 MAX_RESULT_CHARS = 24_000  # about 6,000 tokens: what one tool result may add to an agent's context
 PASSAGE_CHARS = 4_000  # one passage's text at most, so a long chunk does not crowd out the others
@@ -36,6 +50,15 @@ Use `search` first for any question about that framework (how to do something, w
 what an option means), `find_definition` for where a class, function or method is defined,
 `read_source` to read more lines around a passage, and `ask` for a written answer with numbered
 citations. Cite passages by their path and lines or link."""
+
+# The version arguments every reading tool takes.
+Version = Annotated[str | None, Field(max_length=100, description="The version of the library to answer from, e.g. "
+                                                                  "'0.23.1'; 'all' for every version indexed; omit "
+                                                                  "for your project's (when you share its folder) "
+                                                                  "or the newest.")]
+Library = Annotated[str | None, Field(max_length=200, description="The library `version` is of, when the knowledge "
+                                                                  "base holds several (list_knowledge_bases names "
+                                                                  "them).")]
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
@@ -64,15 +87,19 @@ def _cut(text: str, limit: int) -> tuple[str, bool]:
     return text[:text.rfind("\n", 0, limit) if "\n" in text[:limit] else limit], True
 
 
-def render_hits(hits: list[Hit], budget: int = MAX_RESULT_CHARS) -> tuple[str, int]:
-    """Ranked passages as Markdown within `budget` characters: (text, how many were shown)."""
+def render_hits(hits: list[Hit], budget: int = MAX_RESULT_CHARS,
+                label: Callable[[Hit], str] | None = None) -> tuple[str, int]:
+    """Ranked passages as Markdown within `budget` characters: (text, how many were shown); `label` says a
+    passage's version when its KB holds several."""
     parts: list[str] = []
     used = 0
     shown = 0
     for n, h in enumerate(hits, 1):
         c = h.chunk
         text, cut = _cut(c.text, PASSAGE_CHARS)
+        version = label(h) if label is not None else ""
         head = (f"[{n}] {c.path}:{c.start_line}-{c.end_line}" + (f" · {_title(h)}" if _title(h) else "")
+                + (f" · {version}" if version else "")
                 + f" ({c.kind}, {c.language}; KB {h.kb}; score {h.score:.3f})\n{c.link}\n")
         block = head + _fence(text, c.language) + (
             f"\n(cut: read_source(kb={h.kb!r}, path={c.path!r}, start_line={c.start_line}) reads it all)"
@@ -87,9 +114,10 @@ def render_hits(hits: list[Hit], budget: int = MAX_RESULT_CHARS) -> tuple[str, i
     return "\n\n".join(parts), shown
 
 
-def build_server(copilot: Copilot) -> MCPServer:
-    """An MCPServer whose tools read `copilot`'s index and ask its group chat."""
-    tools = Tools(copilot)
+def build_server(copilot: Copilot, roots: bool = False) -> MCPServer:
+    """An MCPServer whose tools read `copilot`'s index and ask its group chat; with `roots`, the folder the
+    client shares as its root is the project whose pinned versions answer."""
+    tools = Tools(copilot, roots)
     what = ", ".join(f"'{n}'" for n in tools.kb_names())
     # log_level: the SDK configures the root logger with it; INFO would log every HTTP request
     # the chat's model client makes, on every turn.
@@ -97,7 +125,7 @@ def build_server(copilot: Copilot) -> MCPServer:
     server = MCPServer("devcopilot", log_level="WARNING", instructions=INSTRUCTIONS.format(what=about))
     for tool in (tools.list_knowledge_bases, tools.search, tools.read_source, tools.find_definition):
         server.add_tool(tool, annotations=READ_ONLY, structured_output=False)
-    server.add_tool(ask_tool(copilot), annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
+    server.add_tool(ask_tool(copilot, tools), annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
                     structured_output=False)
     return server
 
@@ -106,8 +134,11 @@ class Tools:
     """The tools that read the index: each public method but `kb_names` is one, registered by its
     name, its docstring as the description and its Annotated parameters as the argument schema."""
 
-    def __init__(self, copilot: Copilot):
+    def __init__(self, copilot: Copilot, roots: bool = False):
         self.index = copilot.index
+        self.cfg = copilot.cfg
+        self.roots = roots  # read the client's roots (stdio: the client runs on this machine)
+        self._root_of: dict[int, str] = {}  # session -> the folder it shares ("" for none)
 
     def kb_names(self) -> list[str]:
         return [i.name for i in self.index.catalog.kbs()]
@@ -125,6 +156,37 @@ class Tools:
             raise ToolError(f"{e} Call list_knowledge_bases to see them.") from None
         return [kb]
 
+    def client_folder(self, ctx: Context | None) -> str:
+        """The folder the client shares as its root (its working folder), when it says so; "" otherwise."""
+        if ctx is None or not self.roots:
+            return ""
+        try:
+            session = ctx.session
+        except Exception:  # noqa: BLE001 - no session: a direct call
+            return ""
+        if id(session) not in self._root_of:
+            self._root_of[id(session)] = _shared_folder(session)
+        return self._root_of[id(session)]
+
+    def versions(self, ctx: Context | None, version: str | None, library: str | None,
+                 project: bool = True) -> VersionChoice | None:
+        """The versions asked for, then those the client's project pins (and, with `project`, project.path)."""
+        try:
+            chosen = VersionChoice.parse(version, library) if version is not None or library is not None else None
+        except ValueError as e:
+            raise ToolError(str(e)) from None
+        folder = self.client_folder(ctx) or (self.cfg.project.path if project else "")
+        return versions_for(chosen, folder) if folder else chosen
+
+    def notes(self, kbs: list[str], choice: VersionChoice | None, missing=()) -> str:
+        """What the versions asked for could not give, as lines ahead of a result ("" for none)."""
+        said = list(getattr(choice, "notes", ())) + [m.sentence() for m in missing]
+        return "".join(f"Note: {n}\n\n" for n in dict.fromkeys(said))
+
+    def label(self, h: Hit) -> str:
+        c = h.chunk
+        return f"{c.library} {c.version}" if c.library and c.library in self.index.side_by_side(h.kb) else ""
+
     def list_knowledge_bases(self) -> CallToolResult:
         """List the knowledge bases this copilot has indexed: for each, its sources (folder, git URL,
         installed package or docs website, with version), file and chunk counts and when it was last
@@ -140,6 +202,8 @@ class Tools:
                                                                if kb["interrupted"] else ""))
             lines += [f"  - {s['spec']} [{s['kind']}{' ' + s['version'] if s['version'] else ''}]: {s['files']} "
                       f"files, {s['chunks']} chunks" for s in kb["sources"]]
+            lines += [f"  versions of {lib}: {', '.join(vs)} (search with version=...; the newest by default)"
+                      for lib, vs in kb["versions"].items() if len(vs) > 1]
         text = "\n".join(lines) or "Nothing is indexed yet: run `devcopilot ingest SOURCE`."
         return CallToolResult(content=[TextContent(type="text", text=text)],
                               structured_content={"knowledge_bases": kbs})
@@ -155,6 +219,9 @@ class Tools:
                                                                          "for source code only; omit for "
                                                                          "both.")] = None,
         k: Annotated[int, Field(ge=1, le=20, description="How many passages, 1 to 20.")] = 8,
+        version: Version = None,
+        library: Library = None,
+        ctx: Context | None = None,
     ) -> CallToolResult:
         """Search the indexed documentation and source code (hybrid: keywords and meaning) and return
         the best passages, ranked, each with its path, start and end line, symbol or heading trail,
@@ -162,16 +229,18 @@ class Tools:
         cite. Results stay within about 6,000 tokens: long passages are cut (read_source reads the rest).
         When the result says the match is weak, the indexed sources probably do not cover the question."""
         kbs = self._check_kb(kb)
+        choice = self.versions(ctx, version, library)
         try:
-            found = retrieve(self.index, query, kbs, kind=kind, k=k)
+            found = retrieve(self.index, query, kbs, kind=kind, k=k, versions=choice)
         except RetrievalDown as e:
             raise ToolError(f"The index cannot be searched right now ({e}); try again later.") from None
-        text, shown = render_hits(found.hits)
+        text, shown = render_hits(found.hits, label=self.label)
         if not found.hits:
             text = "No passages match. Try other words, another kind, or list_knowledge_bases."
         elif found.weak:
             text = ("Weak match: these passages share little with the query; the indexed sources may not cover "
                     "it.\n\n" + text)
+        text = self.notes(kbs, choice, found.missing) + text
         return CallToolResult(content=[TextContent(type="text", text=text)],
                               structured_content={"query": query, "weak": found.weak,
                                                   "hits": [passage(h) for h in found.hits[:shown]]})
@@ -184,9 +253,13 @@ class Tools:
         start_line: Annotated[int, Field(ge=1, description="First line to read (1-based).")] = 1,
         end_line: Annotated[int | None, Field(ge=1, description="Last line to read (inclusive); omit for "
                                                                 f"{MAX_LINES} lines.")] = None,
+        version: Version = None,
+        library: Library = None,
+        ctx: Context | None = None,
     ) -> CallToolResult:
         kbs = self._check_kb(kb)
-        found = find_indexed_file(self.index.catalog, path, kbs)
+        choice = self.versions(ctx, version, library)
+        found = find_indexed_file(self.index.catalog, path, kbs, {k: self.index.scope(k, choice).sources for k in kbs})
         if found is None:
             raise ToolError(f"'{path}' is not an indexed file of knowledge base '{kb}'. Use a path exactly as "
                             "search or find_definition return it.")
@@ -219,12 +292,16 @@ class Tools:
                                    description="A class, function or method name: 'Runner', 'Runner.run' or "
                                                "'run'.")],
         kb: Annotated[str | None, Field(description="Knowledge base to look in; omit for all.")] = None,
+        version: Version = None,
+        library: Library = None,
+        ctx: Context | None = None,
     ) -> CallToolResult:
         """Find where a class, function or method is defined in the indexed source code: its file, lines,
         qualified name, link and its first 60 lines (up to three places, best first; about 3,000 tokens at most)."""
         kbs = self._check_kb(kb)
+        choice = self.versions(ctx, version, library)
         try:
-            found = find_definitions(self.index, name, kbs)
+            found = find_definitions(self.index, name, kbs, versions=choice)
         except RetrievalDown as e:
             raise ToolError(f"The index cannot be searched right now ({e}); try again later.") from None
         if not found:
@@ -236,15 +313,17 @@ class Tools:
             c = d.hit.chunk
             lines = d.lines[:60]
             end = d.line + len(lines) - 1
-            parts.append(f"{c.path}:{d.line}-{end} · {c.symbol or c.path} (KB {d.hit.kb})\n{c.link}\n"
-                         + _fence("\n".join(lines), c.language))
+            version = self.label(d.hit)
+            parts.append(f"{c.path}:{d.line}-{end} · {c.symbol or c.path}{' · ' + version if version else ''} "
+                         f"(KB {d.hit.kb})\n{c.link}\n" + _fence("\n".join(lines), c.language))
             items.append({"path": c.path, "start_line": d.line, "end_line": end, "symbol": c.symbol, "kb": d.hit.kb,
-                          "link": c.link, "language": c.language, "text": "\n".join(lines)})
+                          "link": c.link, "language": c.language, "text": "\n".join(lines), "library": c.library,
+                          "version": c.version})
         return CallToolResult(content=[TextContent(type="text", text="\n\n".join(parts))],
                               structured_content={"definitions": items})
 
 
-def ask_tool(copilot: Copilot) -> Callable[..., CallToolResult]:
+def ask_tool(copilot: Copilot, tools: Tools) -> Callable[..., CallToolResult]:
     """The `ask` tool for `copilot`: a function of its own, as its question's length limit is the
     copilot's setting (chat.max_message_chars), read when the schema is made."""
 
@@ -255,6 +334,9 @@ def ask_tool(copilot: Copilot) -> Callable[..., CallToolResult]:
         assistant: Annotated[str | None, Field(description="Who answers: 'Tutoring' (docs), 'Coding' (source) "
                                                            "or another configured assistant; omit to let the "
                                                            "Guide choose.")] = None,
+        version: Version = None,
+        library: Library = None,
+        ctx: Context | None = None,
     ) -> CallToolResult:
         """Ask the copilot's group chat: a written answer with numbered citations [n] to the passages it
         used (path, lines, link). Without a configured language model it answers with the best passages,
@@ -265,7 +347,7 @@ def ask_tool(copilot: Copilot) -> Callable[..., CallToolResult]:
                 find_assistant(assistant, copilot.assistants)
             except UnknownAssistant as e:
                 raise ToolError(e.sentence(hint=", or omit it")) from None
-        return answer(copilot, question, assistant)
+        return answer(copilot, question, assistant, tools.versions(ctx, version, library, project=False))
 
     return ask
 
@@ -274,9 +356,10 @@ def ask_tool(copilot: Copilot) -> Callable[..., CallToolResult]:
 CITES = CiteStyle(title=" · {}", kb="")
 
 
-def answer(copilot: Copilot, question: str, assistant: str | None) -> CallToolResult:
+def answer(copilot: Copilot, question: str, assistant: str | None,
+           versions: VersionChoice | None = None) -> CallToolResult:
     """One turn of the group chat, collected: each speaker's answer and its numbered sources."""
-    turn = Transcript(CITES).take(copilot.chat(question, copilot.new_session(), assistant))
+    turn = Transcript(CITES).take(copilot.chat(question, copilot.new_session(), assistant, versions=versions))
     text, _ = _cut(turn.text, MAX_RESULT_CHARS)
     sources = [{"assistant": name, **{k: v for k, v in s.to_json().items() if k != "excerpt"}}
                for name, s in turn.sources]
@@ -309,6 +392,25 @@ def http_app(server: MCPServer, host: str = "127.0.0.1"):
     return StreamableHTTPASGIApp(manager), lifespan
 
 
+def _shared_folder(session) -> str:
+    """The first folder of this machine the client lists as a root (asked once per session), or ""."""
+    try:
+        if not session.check_client_capability(ClientCapabilities(roots=RootsCapability())):
+            return ""
+        with warnings.catch_warnings():  # roots are deprecated from the 2026-07-28 protocol on; clients still send them
+            warnings.simplefilter("ignore")
+            listed = anyio.from_thread.run(session.list_roots)
+    except Exception:  # noqa: BLE001 - a client that cannot say: no project
+        log.info("could not read the client's roots", exc_info=True)
+        return ""
+    for root in listed.roots:
+        uri = str(root.uri)
+        if uri.startswith("file://") and Path(unquote(urlsplit(uri).path)).is_dir():
+            return unquote(urlsplit(uri).path)
+    return ""
+
+
 def run_stdio(copilot: Copilot) -> None:
-    """Serve MCP on stdin/stdout until the client closes them."""
-    build_server(copilot).run("stdio")
+    """Serve MCP on stdin/stdout until the client closes them; the client runs on this machine, so the
+    folder it shares as its root is read for the versions its project pins."""
+    build_server(copilot, roots=True).run("stdio")
