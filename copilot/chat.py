@@ -192,10 +192,10 @@ class Copilot:
                 return
             targets = decision.targets
             yield from self._say(sid, self.guide, handover_line([t.name for t in targets], language_of(text)))
-        for note in self.version_notes(turn):
-            yield Event(NOTICE, GUIDE, note)
         for spec in targets:
             yield from self.answers.answer(spec, text, sid, history, turn, [t.name for t in targets if t is not spec])
+        for note in self.version_notes(turn):  # after the answers, as the doors write notices
+            yield Event(NOTICE, GUIDE, note)
         if self.monitor.budget_state() == "warn" and not self._warned_budget:
             self._warned_budget = True
             yield Event(NOTICE, GUIDE, self.monitor.budget_message())

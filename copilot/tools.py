@@ -134,8 +134,9 @@ class ToolBox:
         hits = []
         for kb in self.kbs:
             if self.index.catalog.kb(kb) is not None:
-                hits += self.index.search(query, kb=kb, k=k, kind="code",
-                                          sources=self.index.scope(kb, self.versions).sources)
+                sources = self.index.scope(kb, self.versions).sources  # None: one version of each library
+                scoped = {"sources": sources} if sources is not None else {}
+                hits += self.index.search(query, kb=kb, k=k, kind="code", **scoped)
         hits.sort(key=lambda h: -h.score)
         return [h.chunk for h in hits[:k]]
 

@@ -37,7 +37,7 @@ from ingest.chunk import Chunk
 from ingest.chunking import chunk_file, chunker_id
 from ingest.files import Skip, SourceFile, WalkReport, read_regular, walk
 from ingest.languages import classify
-from ingest.releases import library_of
+from ingest.release_names import library_of
 from ingest.sources import ResolvedSource
 from ingest.specs import open_source
 

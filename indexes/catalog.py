@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.chunk import Chunk
-from ingest.releases import library_of
+from ingest.release_names import library_of
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kbs (

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexes.versions import Pin, VersionChoice
-from ingest.releases import canonical_name
+from ingest.release_names import canonical_name
 
 LOCKS = ("uv.lock", "poetry.lock", "package-lock.json", "pnpm-lock.yaml")
 REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*===?\s*([A-Za-z0-9][\w.+!-]*)\s*"

@@ -92,7 +92,9 @@ def _search(index: Index, kbs: list[str], question: str, k: int, kind: str | Non
             continue
         searches += 1
         try:
-            per_kb[kb] = index.search(question, kb=kb, k=k, kind=kind, sources=(within or {}).get(kb))
+            sources = (within or {}).get(kb)  # None: every source (one version of each library)
+            scoped = {"sources": sources} if sources is not None else {}
+            per_kb[kb] = index.search(question, kb=kb, k=k, kind=kind, **scoped)
         except SearchError as e:
             log.info("search failed: %s", e)
         except Exception as e:  # the store is down or damaged: the caller says so and carries on

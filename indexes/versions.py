@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ingest.releases import canonical_name, semver_key
+from ingest.release_names import canonical_name, semver_key
 from ingest.sources import split_git_ref
 
 EVERY = ("all", "*", "every")  # a version word: every version side by side
@@ -244,16 +244,20 @@ def scope_for(catalog, kb: str, choice: VersionChoice | None = None) -> Scope:
     pins = {canonical_name(p.library): p for p in choice.pins if p.library}
     loose = next((p for p in choice.pins if not p.library), None)
     several = [lib for lib, vs in libs.items() if len(vs) > 1]
-    if loose is not None:  # a bare version: the library with several versions, or the only one
-        aimed = several or (list(libs) if len(libs) == 1 else [])
-        having = [lib for lib in aimed if any(same_version(v.version, loose.version) for v in libs[lib])]
-        for lib in having or aimed:
+    if loose is not None:  # a bare version: the libraries that have it, else those with several versions, or
+        # the only library; one whose version is unknown (a folder outside git) takes no pin
+        versioned = [lib for lib, vs in libs.items() if any(v.version for v in vs)]
+        having = [lib for lib in versioned if any(same_version(v.version, loose.version) for v in libs[lib])]
+        aimed = having or several or (versioned if len(libs) == 1 else [])
+        for lib in aimed:
             pins.setdefault(canonical_name(lib), Pin(lib, loose.version, loose.origin))
     allowed: set[str] = set()
     scope = Scope(kb, None)
     for lib, versions in libs.items():
         pin = pins.get(canonical_name(lib))
         pick = versions[-1]
+        if pin is not None and not any(v.version for v in versions):
+            pin = None  # no version known to compare with (a folder outside git): it is what there is
         if pin is not None:
             match = [v for v in versions if same_version(v.version, pin.version)]
             if match:

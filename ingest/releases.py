@@ -19,8 +19,7 @@ Archives are unpacked safely: tar members through tarfile's "data" filter (no li
 folder, no absolute paths, no devices), zip members without absolute or `..` paths or links, and
 at most MAX_UNPACKED_BYTES in all.
 
-Each source's library name is here too (`library_of`): a release's package name, an installed
-package's distribution, a repository's or a folder's name.
+How releases are named (their specs, PEP 503 names, npm's version order) is ingest/release_names.py.
 """
 from __future__ import annotations
 
@@ -39,76 +38,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
+from ingest import release_names
 from ingest.environment import child_environment
+from ingest.release_names import SEMVER, Release, ReleaseSpecError, canonical_name, is_release_spec, semver_key
 from ingest.sources import ResolvedSource, SourceError
 
-RELEASE_PREFIXES = ("pypi:", "npm:")
+__all__ = ["Release", "canonical_name", "is_release_spec", "normalize_release", "open_release", "parse_release",
+           "release_dir", "semver_key", "unpack"]
+
 PYPI = "https://pypi.org/simple"
 MAX_ARCHIVE_BYTES = 300_000_000  # a release's archive, downloaded
 MAX_UNPACKED_BYTES = 1_000_000_000  # and unpacked
 MAX_MEMBERS = 100_000
-PYPI_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
-NPM_NAME = re.compile(r"^(@[a-z0-9~-][a-z0-9._~-]*/)?[a-z0-9~-][a-z0-9._~-]*$")
-SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
 META = "release.json"  # what was fetched, from where, its hash; beside the unpacked files, never indexed
 
 
-def is_release_spec(spec: str) -> bool:
-    return spec.strip().startswith(RELEASE_PREFIXES)
-
-
-@dataclass(frozen=True)
-class Release:
-    ecosystem: str  # "pypi" | "npm"
-    name: str  # canonical: PEP 503 for Python, as published for npm
-    version: str  # canonical: PEP 440 for Python, semver for npm
-
-    @property
-    def spec(self) -> str:
-        return f"pypi:{self.name}=={self.version}" if self.ecosystem == "pypi" else f"npm:{self.name}@{self.version}"
-
-    @property
-    def folder(self) -> str:
-        return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{self.ecosystem}-{self.name}-{self.version}").strip("-")
-
-
-def canonical_name(name: str) -> str:
-    """A Python distribution's name as indexes and lock files compare it (PEP 503)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def parse_release(spec: str) -> Release:
-    """The release a `pypi:NAME==VERSION` or `npm:NAME@VERSION` spec names, or SourceError saying how to write it."""
-    spec = spec.strip()
-    if spec.startswith("pypi:"):
-        name, sep, version = spec[5:].strip().partition("==")
-        name, version = name.strip(), version.strip()
-        if not sep or not version:
-            raise SourceError(f"'{spec}' names no version; write pypi:{name or 'NAME'}==VERSION (the installed "
-                              f"package is pkg:{name or 'NAME'}).")
-        if not PYPI_NAME.match(name):
-            raise SourceError(f"'{name}' is not a Python package name; write pypi:NAME==VERSION.")
-        from packaging.version import InvalidVersion, Version
-
-        try:
-            version = str(Version(version))
-        except InvalidVersion:
-            raise SourceError(f"'{version}' is not a version pip understands; write pypi:{name}==1.2.3.") from None
-        return Release("pypi", canonical_name(name), version)
-    if spec.startswith("npm:"):
-        body = spec[4:].strip()
-        at = body.rfind("@")
-        name, version = (body[:at], body[at + 1:]) if at > 0 else (body, "")
-        if not version:
-            raise SourceError(f"'{spec}' names no version; write npm:{name or 'NAME'}@VERSION (an exact version "
-                              "such as 3.23.8).")
-        if not NPM_NAME.match(name):
-            raise SourceError(f"'{name}' is not an npm package name; write npm:NAME@VERSION.")
-        if not SEMVER.match(version):
-            raise SourceError(f"'{version}' is not an exact version; write npm:{name}@1.2.3 (a release never "
-                              "changes; a range or a tag would).")
-        return Release("npm", name, version.removeprefix("v"))
-    raise SourceError(f"'{spec}' is not a release spec; write pypi:NAME==VERSION or npm:NAME@VERSION.")
+    """The release a spec names, or SourceError saying how to write it."""
+    try:
+        return release_names.parse_release(spec)
+    except ReleaseSpecError as e:
+        raise SourceError(str(e)) from None
 
 
 def normalize_release(spec: str) -> str:
@@ -415,16 +365,6 @@ def _npm_versions(name: str, tmp: Path, timeout: float) -> list[str]:
     return sorted((v for v in versions if isinstance(v, str) and SEMVER.match(v)), key=semver_key)
 
 
-def semver_key(version: str) -> tuple:
-    """Order of npm versions: numbers, then a release above its pre-releases."""
-    m = SEMVER.match(version.strip())
-    if not m:
-        return (-1, -1, -1, 0, ())
-    pre = m.group(4)
-    parts = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split(".")) if pre else ()
-    return (int(m.group(1)), int(m.group(2)), int(m.group(3)), 0 if pre else 1, parts)
-
-
 # -- unpacking ------------------------------------------------------------------------------------------
 def unpack(archive: Path, dest: Path) -> str:
     """Unpack a .tar.gz / .tgz / .zip / .whl into `dest`, safely; the one top folder it holds ("" if not one)."""
@@ -467,25 +407,3 @@ def _unzip(archive: Path, dest: Path) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             with z.open(info) as src, open(target, "wb") as out:
                 shutil.copyfileobj(src, out)
-
-
-# -- library names ---------------------------------------------------------------------------------------
-def library_of(spec: str, kind: str, root: str = "") -> str:
-    """The library a source holds, by its spec: a release's or a package's name, a repository's, a folder's.
-
-    Python names are canonical (PEP 503), so `pkg:agents` (distribution openai-agents), `pypi:openai_agents==1`
-    and a lock file's `openai-agents` are one library; "" for sources that are no library (a website)."""
-    spec = spec.strip()
-    if is_release_spec(spec):
-        try:
-            return parse_release(spec).name
-        except SourceError:
-            return ""
-    if spec.startswith("pkg:"):
-        return canonical_name(spec[4:].split(".")[0])
-    if kind == "git":
-        url = spec.split("#", 1)[0].rstrip("/")
-        return re.split(r"[/:]", url)[-1].removesuffix(".git")
-    if kind == "folder":
-        return Path(root or spec).name
-    return ""

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.environment import child_environment
+from ingest.release_names import ReleaseSpecError, normalize_release
 
 
 class SourceError(ValueError):
@@ -136,9 +137,10 @@ def _home_relative(path: str) -> Path:
 def normalize_spec(spec: str) -> str:
     spec = spec.strip()
     if spec.startswith(("pypi:", "npm:")):  # a published release: one spelling per release
-        from ingest.releases import normalize_release
-
-        return normalize_release(spec)
+        try:
+            return normalize_release(spec)
+        except ReleaseSpecError as e:
+            raise SourceError(str(e)) from None
     if spec.startswith(("pkg:", "llamaindex:", "documents:")) or is_git_url(spec) or is_website_url(spec):
         return spec.rstrip("/")
     try:

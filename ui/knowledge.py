@@ -48,12 +48,11 @@ def check_source(spec: str, roots: list[Path]) -> str:
             raise SourceRefused(f"'{spec}' is not a package name; write pkg: followed by the import name.")
         return spec
     if spec.startswith(("pypi:", "npm:")):  # a published release, fetched from the index pip or npm uses
-        from ingest.releases import normalize_release
-        from ingest.sources import SourceError
+        from ingest.release_names import ReleaseSpecError, normalize_release
 
         try:
             return normalize_release(spec)
-        except SourceError as e:
+        except ReleaseSpecError as e:
             raise SourceRefused(str(e)) from None
     folder = local_path(spec)
     if folder is None:  # remote: cloned or fetched into the data dir

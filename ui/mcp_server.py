@@ -16,18 +16,16 @@ else the newest indexed (indexes/versions.py).
 """
 # No `from __future__ import annotations`: the SDK reads the tools' Annotated types at run time.
 import contextlib
-import logging
 import time
-import warnings
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
 
-import anyio.from_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import CallToolResult, ClientCapabilities, RootsCapability, TextContent, ToolAnnotations
+from mcp.server.mcpserver.resolve import ListRoots, Resolve
+from mcp.types import CallToolResult, ListRootsResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from copilot.chat import Copilot
@@ -39,8 +37,6 @@ from indexes.project import versions_for
 from indexes.retrieve import RetrievalDown, find_definitions, retrieve
 from indexes.search import Hit, SearchError
 from indexes.versions import VersionChoice
-
-log = logging.getLogger("devcopilot.mcp")
 
 MAX_RESULT_CHARS = 24_000  # about 6,000 tokens: what one tool result may add to an agent's context
 PASSAGE_CHARS = 4_000  # one passage's text at most, so a long chunk does not crowd out the others
@@ -59,6 +55,29 @@ Version = Annotated[str | None, Field(max_length=100, description="The version o
 Library = Annotated[str | None, Field(max_length=200, description="The library `version` is of, when the knowledge "
                                                                   "base holds several (list_knowledge_bases names "
                                                                   "them).")]
+NO_ROOTS = ListRootsResult(roots=[])
+
+
+def _asked_roots(ctx: Context) -> ListRootsResult | ListRoots:
+    """The client's roots: known from earlier in the session, else asked (the SDK asks the client), from a
+    server that reads them (over stdio) and a client that declares it has some; else none."""
+    known = getattr(ctx.mcp_server, "devcopilot_roots", None)  # set by build_server(roots=True): session -> roots
+    capabilities = ctx.client_capabilities
+    if known is None or capabilities is None or capabilities.roots is None:
+        return NO_ROOTS
+    return known.get(id(ctx.session)) or ListRoots()
+
+
+def client_roots(ctx: Context, listed: Annotated[ListRootsResult, Resolve(_asked_roots)]) -> ListRootsResult:
+    """The client's roots, kept for the session so they are asked once."""
+    known = getattr(ctx.mcp_server, "devcopilot_roots", None)
+    if known is not None and listed.roots:
+        known[id(ctx.session)] = listed
+    return listed
+
+
+# Filled by the SDK from `client_roots`, not by the model: the folder the client shares as its project.
+Roots = Annotated[ListRootsResult, Resolve(client_roots)]
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
@@ -123,6 +142,8 @@ def build_server(copilot: Copilot, roots: bool = False) -> MCPServer:
     # the chat's model client makes, on every turn.
     about = f" (knowledge bases: {what})" if what else ""
     server = MCPServer("devcopilot", log_level="WARNING", instructions=INSTRUCTIONS.format(what=about))
+    if roots:
+        server.devcopilot_roots = {}  # session -> the roots it listed (client_roots asks once)
     for tool in (tools.list_knowledge_bases, tools.search, tools.read_source, tools.find_definition):
         server.add_tool(tool, annotations=READ_ONLY, structured_output=False)
     server.add_tool(ask_tool(copilot, tools), annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
@@ -138,7 +159,6 @@ class Tools:
         self.index = copilot.index
         self.cfg = copilot.cfg
         self.roots = roots  # read the client's roots (stdio: the client runs on this machine)
-        self._root_of: dict[int, str] = {}  # session -> the folder it shares ("" for none)
 
     def kb_names(self) -> list[str]:
         return [i.name for i in self.index.catalog.kbs()]
@@ -156,26 +176,23 @@ class Tools:
             raise ToolError(f"{e} Call list_knowledge_bases to see them.") from None
         return [kb]
 
-    def client_folder(self, ctx: Context | None) -> str:
-        """The folder the client shares as its root (its working folder), when it says so; "" otherwise."""
-        if ctx is None or not self.roots:
-            return ""
-        try:
-            session = ctx.session
-        except Exception:  # noqa: BLE001 - no session: a direct call
-            return ""
-        if id(session) not in self._root_of:
-            self._root_of[id(session)] = _shared_folder(session)
-        return self._root_of[id(session)]
+    @staticmethod
+    def client_folder(roots: ListRootsResult | None) -> str:
+        """The first folder of this machine among the client's roots (its working folder), or ""."""
+        for root in (roots or NO_ROOTS).roots:
+            uri = str(root.uri)
+            if uri.startswith("file://") and Path(unquote(urlsplit(uri).path)).is_dir():
+                return unquote(urlsplit(uri).path)
+        return ""
 
-    def versions(self, ctx: Context | None, version: str | None, library: str | None,
+    def versions(self, roots: ListRootsResult | None, version: str | None, library: str | None,
                  project: bool = True) -> VersionChoice | None:
         """The versions asked for, then those the client's project pins (and, with `project`, project.path)."""
         try:
             chosen = VersionChoice.parse(version, library) if version is not None or library is not None else None
         except ValueError as e:
             raise ToolError(str(e)) from None
-        folder = self.client_folder(ctx) or (self.cfg.project.path if project else "")
+        folder = self.client_folder(roots) or (self.cfg.project.path if project else "")
         return versions_for(chosen, folder) if folder else chosen
 
     def notes(self, kbs: list[str], choice: VersionChoice | None, missing=()) -> str:
@@ -221,7 +238,8 @@ class Tools:
         k: Annotated[int, Field(ge=1, le=20, description="How many passages, 1 to 20.")] = 8,
         version: Version = None,
         library: Library = None,
-        ctx: Context | None = None,
+        *,
+        roots: Roots,
     ) -> CallToolResult:
         """Search the indexed documentation and source code (hybrid: keywords and meaning) and return
         the best passages, ranked, each with its path, start and end line, symbol or heading trail,
@@ -229,7 +247,7 @@ class Tools:
         cite. Results stay within about 6,000 tokens: long passages are cut (read_source reads the rest).
         When the result says the match is weak, the indexed sources probably do not cover the question."""
         kbs = self._check_kb(kb)
-        choice = self.versions(ctx, version, library)
+        choice = self.versions(roots, version, library)
         try:
             found = retrieve(self.index, query, kbs, kind=kind, k=k, versions=choice)
         except RetrievalDown as e:
@@ -255,10 +273,11 @@ class Tools:
                                                                 f"{MAX_LINES} lines.")] = None,
         version: Version = None,
         library: Library = None,
-        ctx: Context | None = None,
+        *,
+        roots: Roots,
     ) -> CallToolResult:
         kbs = self._check_kb(kb)
-        choice = self.versions(ctx, version, library)
+        choice = self.versions(roots, version, library)
         found = find_indexed_file(self.index.catalog, path, kbs, {k: self.index.scope(k, choice).sources for k in kbs})
         if found is None:
             raise ToolError(f"'{path}' is not an indexed file of knowledge base '{kb}'. Use a path exactly as "
@@ -294,12 +313,13 @@ class Tools:
         kb: Annotated[str | None, Field(description="Knowledge base to look in; omit for all.")] = None,
         version: Version = None,
         library: Library = None,
-        ctx: Context | None = None,
+        *,
+        roots: Roots,
     ) -> CallToolResult:
         """Find where a class, function or method is defined in the indexed source code: its file, lines,
         qualified name, link and its first 60 lines (up to three places, best first; about 3,000 tokens at most)."""
         kbs = self._check_kb(kb)
-        choice = self.versions(ctx, version, library)
+        choice = self.versions(roots, version, library)
         try:
             found = find_definitions(self.index, name, kbs, versions=choice)
         except RetrievalDown as e:
@@ -336,7 +356,8 @@ def ask_tool(copilot: Copilot, tools: Tools) -> Callable[..., CallToolResult]:
                                                            "Guide choose.")] = None,
         version: Version = None,
         library: Library = None,
-        ctx: Context | None = None,
+        *,
+        roots: Roots,
     ) -> CallToolResult:
         """Ask the copilot's group chat: a written answer with numbered citations [n] to the passages it
         used (path, lines, link). Without a configured language model it answers with the best passages,
@@ -347,7 +368,7 @@ def ask_tool(copilot: Copilot, tools: Tools) -> Callable[..., CallToolResult]:
                 find_assistant(assistant, copilot.assistants)
             except UnknownAssistant as e:
                 raise ToolError(e.sentence(hint=", or omit it")) from None
-        return answer(copilot, question, assistant, tools.versions(ctx, version, library, project=False))
+        return answer(copilot, question, assistant, tools.versions(roots, version, library, project=False))
 
     return ask
 
@@ -390,24 +411,6 @@ def http_app(server: MCPServer, host: str = "127.0.0.1"):
             yield
 
     return StreamableHTTPASGIApp(manager), lifespan
-
-
-def _shared_folder(session) -> str:
-    """The first folder of this machine the client lists as a root (asked once per session), or ""."""
-    try:
-        if not session.check_client_capability(ClientCapabilities(roots=RootsCapability())):
-            return ""
-        with warnings.catch_warnings():  # roots are deprecated from the 2026-07-28 protocol on; clients still send them
-            warnings.simplefilter("ignore")
-            listed = anyio.from_thread.run(session.list_roots)
-    except Exception:  # noqa: BLE001 - a client that cannot say: no project
-        log.info("could not read the client's roots", exc_info=True)
-        return ""
-    for root in listed.roots:
-        uri = str(root.uri)
-        if uri.startswith("file://") and Path(unquote(urlsplit(uri).path)).is_dir():
-            return unquote(urlsplit(uri).path)
-    return ""
 
 
 def run_stdio(copilot: Copilot) -> None:
