@@ -53,7 +53,7 @@ class Ahead:
         KBs turn out the same (otherwise only the query's embedding, cached, is of use)."""
         kbs = turn.kbs_of(spec)
         turn.ahead = SearchAhead(spec.name, query, kbs, self.search_pool.submit(retrieve_for, self.index, spec,
-                                                                                 query, kbs))
+                                                                                 query, kbs, turn.versions))
 
     def take(self, turn: Turn | None, spec: AssistantSpec, query: str, kbs: list[str]) -> Retrieval | None:
         """The turn's search ahead when it searched what `spec` needs now, else None (searched at once)."""

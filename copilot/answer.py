@@ -107,7 +107,7 @@ class Answers:
             hits, weak, down, graph = found.hits, found.weak, "", found.graph
         except RetrievalDown as e:
             hits, weak, down, graph = [], True, f"{type(e.cause).__name__}: {clean_error(e.cause)[:160]}", None
-        sources = [Source.of(n, h.chunk, h.kb, self.origin(h)) for n, h in enumerate(hits, 1)]
+        sources = [Source.of(n, h.chunk, h.kb, self.origin(h), self.versioned(h)) for n, h in enumerate(hits, 1)]
         lang = language_of(question)
         if not down and not hits and not any(self.index.catalog.kb(kb) for kb in kbs):
             return spoken("missing", sources, self.nothing_to_read(spec, kbs, turn))
@@ -126,7 +126,7 @@ class Answers:
             return self.quoted(sources, query, turn, note)
         out = Outcome("model", sources, (), model=model.model)
         msgs = answer_messages(spec, question, sources, model_history(convo, turn.answers), lang, others, graph)
-        out.said = self.from_model(out, spec, msgs, query, kbs, turn)
+        out.said = self.from_model(out, spec, msgs, query, kbs, turn, version_lead(sources))
         return out
 
     def quoted(self, sources: list[Source], query: str, turn: Turn, note: str) -> Outcome:
@@ -137,15 +137,22 @@ class Answers:
         if len(fresh) >= 2 and len(fresh) < len(sources):
             sources = [Source(n, *astuple(s)[1:]) for n, s in enumerate(fresh, 1)]
         sources = sources[:3]
-        text = offline_answer(sources, query, note)
+        text = version_lead(sources) + offline_answer(sources, query, note)
         return Outcome("offline", sources, paragraphs(text), text, counter="offline_answers")
 
     def from_model(self, out: Outcome, spec: AssistantSpec, msgs: list[dict], query: str, kbs: list[str],
-                   turn: Turn) -> Iterator[str | Notice]:
-        """The model's answer as it streams; `out` learns its text, and its outcome when the model fails."""
+                   turn: Turn, lead: str = "") -> Iterator[str | Notice]:
+        """The model's answer as it streams, after `lead` (the versions it is for) once the model speaks;
+        `out` learns its text, and its outcome when the model fails."""
         parts: list[str] = []
+        stream = self.tools.stream(turn.model, spec, msgs, out.sources, parts, kbs, turn.versions)
         try:
-            yield from self.tools.stream(turn.model, spec, msgs, out.sources, parts, kbs)
+            for piece in stream:
+                if lead and piece.__class__ is str:
+                    parts.insert(0, lead)
+                    yield lead
+                    lead = ""
+                yield piece
             out.text = "".join(parts)
         except ModelUnavailable as e:
             turn.model_down = str(e)
@@ -155,20 +162,22 @@ class Answers:
                 out.text = "".join(parts) + note
                 yield note
             else:  # nothing said yet: the passages, quoted
-                out.text = offline_answer(out.sources, query, self.fault_note(str(e)))
+                out.text = version_lead(out.sources) + offline_answer(out.sources, query, self.fault_note(str(e)))
                 out.kind, out.counter = "offline", "offline_answers"
                 yield from paragraphs(out.text)
         except StreamCut as e:
             note = f"\n\n_(The answer was cut off: {e}. What arrived is kept above; ask again for the rest.)_"
             out.text = "".join(parts) + note
             yield note
+        finally:  # a client that left stops the model's stream now
+            stream.close()
 
     def retrieve(self, spec: AssistantSpec, query: str, kbs: list[str], turn: Turn | None = None) -> Retrieval:
         """What `spec` cites for `query` from `kbs` (indexes/retrieve.py holds the policy); taken from
         the turn's search ahead when it searched the same."""
         found = self.ahead.take(turn, spec, query, kbs)
         if found is None:
-            found = retrieve_for(self.index, spec, query, kbs)
+            found = retrieve_for(self.index, spec, query, kbs, turn.versions if turn is not None else None)
         if found.searches:
             self.monitor.count("retrieval_calls", found.searches)
         return found
@@ -192,11 +201,31 @@ class Answers:
             log.exception("source origin failed")
             return ""
 
+    def versioned(self, hit: Hit) -> bool:
+        """Whether the hit's KB holds several versions of its library (its citation then says which)."""
+        try:
+            return bool(hit.chunk.library) and hit.chunk.library in self.index.side_by_side(hit.kb)
+        except Exception:  # a citation's label must never cost the answer
+            log.exception("versions of the source failed")
+            return False
+
     def fault_note(self, reason: str) -> str:
         if self.monitor.over_budget():
             return "_" + self.monitor.budget_message() + "_"
         return (f"_The language model could not answer ({reason}), so these are the best matching passages, "
                 "quoted._")
+
+
+def version_lead(sources: list[Source]) -> str:
+    """"For openai-agents 0.23.1:" (the answer's first line) when the sources are of a library the KB holds
+    several versions of; "" otherwise, as for a KB with one version of each library."""
+    seen: dict[str, list[str]] = {}
+    for s in sources:
+        if s.version_label and s.version not in seen.setdefault(s.library, []):
+            seen[s.library].append(s.version)
+    if not seen:
+        return ""
+    return "For " + ", ".join(f"{lib} {' and '.join(vs)}" for lib, vs in seen.items() if vs) + ":\n\n"
 
 
 def model_history(convo: list[dict], turn: list[dict]) -> list[dict]:

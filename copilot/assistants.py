@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields
 from copilot.config import Config, ConfigError
 from indexes.retrieve import Retrieval, retrieve
 from indexes.search import Index
+from indexes.versions import VersionChoice
 
 GUIDE = "Guide"
 
@@ -78,10 +79,11 @@ def chat_kbs(index: Index, chosen: str = "") -> tuple[list[str], bool]:
     return [info.name for info in index.catalog.kbs()], False
 
 
-def retrieve_for(index: Index, spec: AssistantSpec, question: str, kbs: list[str]) -> Retrieval:
-    """What the assistant cites from `kbs` (the chat's KBs, already narrowed by its own `kbs`): its
-    kind, widened to both kinds when weak."""
-    return retrieve(index, question, kbs, kind=spec.kind, k=spec.top_k, widen=True)
+def retrieve_for(index: Index, spec: AssistantSpec, question: str, kbs: list[str],
+                 versions: VersionChoice | None = None) -> Retrieval:
+    """What the assistant cites from `kbs` (the chat's KBs, already narrowed by its own `kbs`) at the
+    `versions` chosen: its kind, widened to both kinds when weak."""
+    return retrieve(index, question, kbs, kind=spec.kind, k=spec.top_k, widen=True, versions=versions)
 
 
 def load_assistants(cfg: Config) -> list[AssistantSpec]:

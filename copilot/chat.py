@@ -42,8 +42,10 @@ from copilot.routing import (
 from copilot.sessions import Sessions, store_failed  # noqa: F401 (store_failed re-exported)
 from copilot.toolloop import ToolLoop
 from copilot.turn import Turn
+from indexes.project import versions_for
 from indexes.retrieve import Retrieval
 from indexes.search import Index
+from indexes.versions import VersionChoice
 
 log = logging.getLogger("devcopilot.chat")
 
@@ -130,17 +132,20 @@ class Copilot:
 
     # -- one turn -----------------------------------------------------------------------------------
     def chat(self, message: str, session_id: str, assistant: str | None = None,
-             kb: str | None = None) -> Iterator[Event]:
+             kb: str | None = None, versions: VersionChoice | None = None) -> Iterator[Event]:
         """Answer one message. `assistant` (a name) addresses one assistant like an @mention; `kb`
-        narrows the chat to one knowledge base (default: `chat.kb`, else every indexed KB)."""
+        narrows the chat to one knowledge base (default: `chat.kb`, else every indexed KB); `versions`
+        chooses the version of each library answered from (default: what `project.path` pins, else the
+        newest indexed: indexes/versions.py)."""
         try:
-            yield from self._turn(message, session_id, assistant, kb)
+            yield from self._turn(message, session_id, assistant, kb, versions)
         except Exception as e:  # the chat never dies; the log keeps the details
             log.exception("chat turn failed")
             yield Event(ERROR, GUIDE, f"Something went wrong while answering ({type(e).__name__}: "
                                       f"{clean_error(e)[:200]}); the chat is still here, try again.")
 
-    def _turn(self, message: str, sid: str, assistant: str | None, kb: str | None = None) -> Iterator[Event]:
+    def _turn(self, message: str, sid: str, assistant: str | None, kb: str | None = None,
+              versions: VersionChoice | None = None) -> Iterator[Event]:
         message = CONTROL.sub("", message if isinstance(message, str) else "").strip()
         limit = self.cfg.chat.max_message_chars
         if not message:
@@ -162,6 +167,7 @@ class Copilot:
                 return
         turn = Turn(self.model, self.monitor)
         turn.kbs, turn.narrowed = self.chat_kbs(kb)
+        turn.versions = self.versions(versions)
         try:
             yield from self._speak(message, text, targets, sid, history, turn)
         finally:  # what was started ahead and not taken (the Guide answered itself, the client left) need not run
@@ -189,9 +195,29 @@ class Copilot:
             yield from self._say(sid, self.guide, handover_line([t.name for t in targets], language_of(text)))
         for spec in targets:
             yield from self.answers.answer(spec, text, sid, history, turn, [t.name for t in targets if t is not spec])
+        for note in self.version_notes(turn):  # after the answers, as the doors write notices
+            yield Event(NOTICE, GUIDE, note)
         if self.monitor.budget_state() == "warn" and not self._warned_budget:
             self._warned_budget = True
             yield Event(NOTICE, GUIDE, self.monitor.budget_message())
+
+    def versions(self, chosen: VersionChoice | None = None) -> VersionChoice | None:
+        """The versions a turn is answered at: those `chosen`, then what the project (`project.path`) pins
+        for the libraries they do not name; None: the newest of each."""
+        return versions_for(chosen, self.cfg.project.path)
+
+    def version_notes(self, turn: Turn) -> list[str]:
+        """What a turn says about its versions before answering: a lock file that could not be read, and each
+        pinned version not indexed (with the command that indexes it; the newest answers meanwhile)."""
+        choice = turn.versions
+        notes = list(getattr(choice, "notes", ()))
+        try:
+            for kb in turn.kbs:
+                if self.index.catalog.kb(kb) is not None:
+                    notes += [m.sentence() for m in self.index.scope(kb, choice).missing]
+        except Exception:  # a note must never cost the answer
+            log.exception("version notes failed")
+        return notes
 
     def _addressed(self, message: str, assistant: str | None) -> tuple[list[AssistantSpec], str, list[str]]:
         """(targets, question text, unknown names). Guide as target means: let the Guide decide."""

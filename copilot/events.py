@@ -37,12 +37,21 @@ class Source:
     excerpt: str  # the chunk text (may be trimmed)
     kb: str = ""  # the knowledge base it came from
     origin: str = ""  # where its source was indexed from and when ("git 1a2b3c (tag v1); indexed ...")
+    library: str = ""  # the library and version its source holds
+    version: str = ""
+    versioned: bool = False  # its KB holds several versions of that library: the citation says which
 
     @classmethod
-    def of(cls, n: int, chunk, kb: str = "", origin: str = "") -> Source:
+    def of(cls, n: int, chunk, kb: str = "", origin: str = "", versioned: bool = False) -> Source:
         """Source `n`: an indexed chunk (indexes/search.py), from KB `kb`."""
         return cls(n, chunk.path, chunk.start_line, chunk.end_line, chunk.title, chunk.link, chunk.kind,
-                   chunk.language, chunk.text[:EXCERPT_CHARS], kb, origin)
+                   chunk.language, chunk.text[:EXCERPT_CHARS], kb, origin, getattr(chunk, "library", ""),
+                   getattr(chunk, "version", ""), versioned)
+
+    @property
+    def version_label(self) -> str:
+        """"openai-agents 0.23.1" when the citation says its version, else ""."""
+        return f"{self.library} {self.version}".strip() if self.versioned and self.version else ""
 
     def to_json(self) -> dict:
         return asdict(self)

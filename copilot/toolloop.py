@@ -35,11 +35,11 @@ class ToolLoop:
         self.monitor = monitor
 
     def stream(self, model: ResilientModel, spec: AssistantSpec, msgs: list[dict], sources: list[Source],
-               parts: list[str], kbs: list[str]) -> Iterator[str | Notice]:
+               parts: list[str], kbs: list[str], versions=None) -> Iterator[str | Notice]:
         """The model's answer to `msgs` as it streams: its text (also added to `parts`) and its notices.
         Between rounds the tools' calls and results are added to `msgs`, their chunks to `sources`."""
         use_tools = spec.tools and self.cfg.chat.tools and model.supports_tools
-        box = ToolBox(self.index, kbs, self.cfg.chat.max_tool_calls)
+        box = ToolBox(self.index, kbs, self.cfg.chat.max_tool_calls, versions)
         for _round in range(self.cfg.chat.max_tool_calls + 1):
             tools = TOOL_SPECS if use_tools and not box.exhausted else None
             final = None

@@ -110,9 +110,10 @@ class ToolResult:
 
 
 class ToolBox:
-    def __init__(self, index: Index, kbs: list[str], max_calls: int = 3):
+    def __init__(self, index: Index, kbs: list[str], max_calls: int = 3, versions=None):
         self.index = index
         self.kbs = kbs
+        self.versions = versions  # the VersionChoice the answer is at (indexes/versions.py); None: the newest
         self.max_calls = max_calls
         self.calls = 0
 
@@ -153,7 +154,9 @@ class ToolBox:
         hits = []
         for kb in self.kbs:
             if self.index.catalog.kb(kb) is not None:
-                hits += self.index.search(query, kb=kb, k=k, kind="code")
+                sources = self.index.scope(kb, self.versions).sources  # None: one version of each library
+                scoped = {"sources": sources} if sources is not None else {}
+                hits += self.index.search(query, kb=kb, k=k, kind="code", **scoped)
         hits.sort(key=lambda h: -h.score)
         return [h.chunk for h in hits[:k]]
 
@@ -167,7 +170,7 @@ class ToolBox:
         symbol = symbol.strip().strip("`").removesuffix("()")
         if not symbol:
             return ToolResult("error: give a symbol name.")
-        found = find_definitions(self.index, symbol, self.kbs)
+        found = find_definitions(self.index, symbol, self.kbs, versions=self.versions)
         out = []
         for d in found:  # the definition itself, not the top of the enclosing class
             c, lines = d.hit.chunk, d.lines[:40]
@@ -180,7 +183,8 @@ class ToolBox:
         path = path.strip().replace("\\", "/")
         if ".." in path.split("/"):
             return ToolResult("error: paths with '..' are not allowed; use a path as shown in the sources.")
-        found = find_indexed_file(self.index.catalog, path, self.kbs)
+        found = find_indexed_file(self.index.catalog, path, self.kbs,
+                                  {kb: self.index.scope(kb, self.versions).sources for kb in self.kbs})
         if found is None:
             return ToolResult(f"error: {path!r} is not an indexed file.")
         first, last, lines = line_range(found, start, end, MAX_LINES)

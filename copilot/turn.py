@@ -30,6 +30,7 @@ class Turn:
     model_down: str = ""  # set when the model failed in this turn: later steps skip it instead of retrying again
     kbs: list[str] = field(default_factory=list)  # the knowledge bases the chat reads for this turn
     narrowed: bool = False  # True when they were chosen (the KB selector, chat.kb), not "every indexed KB"
+    versions: object | None = None  # the VersionChoice it is answered at (indexes/versions.py); None: the newest
     ahead: SearchAhead | None = None  # a retrieval started during the Guide's routing call
     condensed: Future | None = None  # of (retrieval query, how): condensed once a turn, maybe during routing
 

@@ -3,7 +3,10 @@
 Crash safety comes from the order of writes. For each batch of files: vectors are
 upserted first (ids are content-derived, so a repeat overwrites), then the catalog
 replaces those files' chunks and manifest entries in one SQLite transaction, then stale
-vectors are deleted. The catalog is the truth; a search drops vectors it does not know.
+vectors are deleted. Chunks are stored by content (indexes/catalog.py): a chunk another
+source holds already (a file unchanged between two versions of a library) gets no second
+vector, and a chunk is removed, vector and all, only when no source holds it any more.
+The catalog is the truth; a search drops vectors it does not know.
 A KB is marked dirty while an ingest runs; the next run after a kill reconciles the vector
 store with the catalog (deletes orphans, restores missing vectors) and rebuilds the
 lexical index, so the KB ends up exactly as a fresh ingest would leave it.
@@ -37,6 +40,7 @@ from ingest.files import Skip, SourceFile, WalkReport, read_regular, walk
 from ingest.languages import classify
 from ingest.outbound import Outbound
 from ingest.references import FileGraph
+from ingest.release_names import library_of
 from ingest.sources import ResolvedSource
 from ingest.specs import open_source
 
@@ -244,6 +248,8 @@ def _scan(index: Index, kb: str, sources: list[ResolvedSource], include, exclude
         inc = include if include is not None else recorded.get(src.id, {}).get("include", [])
         exc = exclude if exclude is not None else recorded.get(src.id, {}).get("exclude", [])
         catalog.upsert_source(kb, src.id, src.spec, src.kind, str(src.root), src.version, src.ref, inc, exc, added_by)
+        catalog.set_identity(kb, src.id, src.library or library_of(src.spec, src.kind, str(src.root)), src.commit,
+                             src.digest)
         manifest = catalog.manifest(kb, src.id)
         report = WalkReport()
         report.skipped.update(src.skipped)
@@ -275,13 +281,13 @@ def _scan(index: Index, kb: str, sources: list[ResolvedSource], include, exclude
 
 
 def _remove_file(index: Index, kb: str, source_id: str, path: str, delta: _LexicalDelta) -> None:
-    """Drop one file's chunks: the catalog first (a search drops vectors it does not list), then its vectors."""
-    old = index.catalog.chunk_ids_for_file(kb, source_id, path)
+    """Drop one file's chunks: the catalog first (a search drops vectors it does not list), then the vectors
+    of the chunks no other source holds."""
     with index.catalog.transaction():
-        index.catalog.remove_file(kb, source_id, path)
+        gone = index.catalog.remove_file(kb, source_id, path)
         index.catalog.bump(kb)
-    index.store.delete(index.collection(kb), old)
-    delta.removed.update(old)
+    index.store.delete(index.collection(kb), gone)
+    delta.removed.update(gone)
 
 
 def _chunks_of(p: _Pending, max_bytes: int, chunk_chars: int,
@@ -401,25 +407,31 @@ class _LexicalDelta:
 def _store_batch(index: Index, kb: str, col: str, batch, chunks: list[Chunk], vectors,
                  delta: _LexicalDelta) -> None:
     catalog = index.catalog
-    # 1. vectors (idempotent: ids derive from content)
-    if chunks:
-        index.store.upsert(col, [c.id for c in chunks], vectors,
-                           [{"kind": c.kind, "source": c.source_id} for c in chunks])
+    # 1. vectors of the chunks not stored yet (idempotent: ids derive from content); one another source
+    # holds already has its vector
+    stored = catalog.existing_ids(kb, [c.id for c in chunks])
+    fresh: dict[str, int] = {}
+    for i, c in enumerate(chunks):
+        if c.id not in stored:
+            fresh.setdefault(c.id, i)
+    if fresh:
+        rows = list(fresh.values())
+        index.store.upsert(col, list(fresh), vectors[rows],
+                           [{"kind": chunks[i].kind, "source": chunks[i].source_id} for i in rows])
     # 2. catalog: chunks and manifest of these files, atomically
     stale: list[str] = []
     with catalog.transaction():
         for p, file_hash, cs, file_graph in batch:
-            new_ids = {c.id for c in cs}
-            old_ids = catalog.chunk_ids_for_file(kb, p.source.id, p.path)
-            stale.extend(i for i in old_ids if i not in new_ids)
-            delta.removed.update(old_ids)
-            delta.added.extend(new_ids)
-            catalog.replace_file(kb, p.source.id, p.path, file_hash, cs, [lexical_tokens(c) for c in cs])
+            added, removed = catalog.replace_file(kb, p.source.id, p.path, file_hash, cs,
+                                                  [lexical_tokens(c) for c in cs])
+            stale.extend(removed)
+            delta.removed.update(removed)
+            delta.added.extend(added)
             catalog.replace_graph(kb, p.source.id, p.path, file_graph)
         catalog.bump(kb)
-    # 3. vectors no longer referenced
+    # 3. vectors no longer referenced (a chunk one file let go and another took up in the batch keeps its own)
     if stale:
-        index.store.delete(col, stale)
+        index.store.delete(col, sorted(set(stale) - catalog.existing_ids(kb, stale)))
 
 
 def _graph_outdated(index: Index, kb: str) -> bool:
@@ -516,32 +528,38 @@ def _forget(index: Index, spec: str | None, kb: str) -> str:
         specs = ", ".join(s["spec"] for s in catalog.sources(kb)) or "none"
         raise ValueError(f"Knowledge base '{kb}' has no source '{spec}' (it has: {specs}).")
     sid = match[0]["id"]
-    ids = catalog.chunk_ids_of_source(kb, sid)
+    held = len(catalog.chunk_ids_of_source(kb, sid))
     catalog.set_kb(kb, dirty=1)
     catalog.writing(kb, True)
-    catalog.drop_source(kb, sid)
+    gone = catalog.drop_source(kb, sid)  # what another source (another version) holds too stays
     catalog.bump(kb)
-    index.store.delete(index.collection(kb), ids)
+    index.store.delete(index.collection(kb), gone)
     index.rebuild_lexical(kb)
     catalog.set_kb(kb, dirty=0)
     catalog.writing(kb, False)
     catalog.mark_written()
     if match[0]["kind"] in MIRRORED:
         _drop_unused_clones(index, [match[0]["spec"]])
-    return f"Removed source '{match[0]['spec']}' ({len(ids)} chunks) from '{kb}'."
+    return f"Removed source '{match[0]['spec']}' ({held} chunks) from '{kb}'."
 
 
-MIRRORED = ("git", "website")  # sources copied into the data dir: their copy goes when no KB indexes them
+# Sources copied into the data dir (clones, site mirrors, unpacked releases): their copy goes when no KB
+# indexes them.
+MIRRORED = ("git", "website", "release")
 
 
 def _drop_unused_clones(index: Index, urls: list[str]) -> None:
     """Delete the local clones of git sources, and the mirrors of websites, that no KB indexes any more."""
+    from ingest.releases import is_release_spec, release_dir
     from ingest.sources import clone_dir, is_git_url
     from ingest.website import site_dir
 
     still = {s["spec"] for s in index.catalog.sources() if s["kind"] in MIRRORED}
     for url in set(urls) - still:
-        folder = clone_dir(index.cfg.data_dir, url) if is_git_url(url) else site_dir(index.cfg.data_dir, url)
+        if is_release_spec(url):
+            folder = release_dir(index.cfg.data_dir, url)
+        else:
+            folder = clone_dir(index.cfg.data_dir, url) if is_git_url(url) else site_dir(index.cfg.data_dir, url)
         shutil.rmtree(folder, ignore_errors=True)
 
 

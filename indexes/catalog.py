@@ -2,6 +2,14 @@
 
 Vector stores and the lexical index are derived from it: a hit whose chunk is not in the
 catalog is dropped, so an interrupted ingest never shows half-written data.
+
+Chunks are stored by content (ingest/chunk.py: the id is the address of the place and the text):
+two sources holding the same chunk (two versions of a library, a file unchanged between them)
+share one `chunks` row, one vector and one lexical entry. `members` says which sources hold
+which chunk, each with its own link (a forge URL at its commit, a path into its release's
+folder); a chunk no source holds any more is removed. A `chunks` row's own `source_id` and `link`
+are those of the source that wrote it last (what a reader sees when it asks for no source);
+asking with `sources` gives each chunk as one of those sources holds it.
 """
 from __future__ import annotations
 
@@ -13,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.chunk import Chunk
+from ingest.release_names import library_of
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kbs (
@@ -51,6 +60,13 @@ CREATE INDEX IF NOT EXISTS graph_refs_by_file ON graph_refs (kb, source_id, path
 CREATE INDEX IF NOT EXISTS graph_refs_by_name ON graph_refs (kb, name);
 """
 GRAPH_TABLES = ("graph_files", "graph_defs", "graph_refs")
+# Which sources hold which chunk, each with its link (chunks are stored once, by content).
+MEMBERS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS members (
+    kb TEXT, source_id TEXT, path TEXT, chunk_id TEXT, link TEXT, PRIMARY KEY (kb, source_id, chunk_id));
+CREATE INDEX IF NOT EXISTS members_by_chunk ON members (kb, chunk_id);
+CREATE INDEX IF NOT EXISTS members_by_file ON members (kb, source_id, path);
+"""
 
 # Columns added after the first release: (table, column, type); a catalog made before gets them on open.
 ADDED_COLUMNS = [
@@ -62,8 +78,18 @@ ADDED_COLUMNS = [
     # door: its re-syncs are fetched under the outbound policy, ingest/outbound.py). Older rows: "cli".
     ("sources", "added_by", "TEXT DEFAULT 'cli'"),
 ]
+# What a source holds and at which version (indexes/versions.py): the library's name, a git source's full
+# commit, a release archive's checked hash.
+ADDED_COLUMNS += [
+    ("sources", "library", "TEXT DEFAULT ''"),
+    ("sources", "commit_id", "TEXT DEFAULT ''"),
+    ("sources", "digest", "TEXT DEFAULT ''"),
+]
 
 CHUNK_COLS = "id, source_id, path, start_line, end_line, kind, language, symbol, headings, context, link, text"
+# The same, for a chunk as one source holds it (members m joined with chunks c).
+MEMBER_COLS = ("c.id, m.source_id, c.path, c.start_line, c.end_line, c.kind, c.language, c.symbol, c.headings, "
+               "c.context, m.link, c.text")
 
 
 class CatalogError(RuntimeError):
@@ -78,6 +104,10 @@ class KBInfo:
     indexed_at: float | None
     generation: int
     dirty: bool
+
+
+def _marks(ids) -> str:
+    return ",".join("?" * len(ids))
 
 
 def row_to_chunk(row) -> Chunk:
@@ -97,7 +127,9 @@ class Catalog:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
             self.db.executescript(GRAPH_SCHEMA)
+            self.db.executescript(MEMBERS_SCHEMA)
             self._add_columns()
+            self._fill_members()
         except sqlite3.DatabaseError as e:
             raise CatalogError(f"The catalog '{path}' is damaged ({e}); move it aside and run `devcopilot ingest` "
                                "again to rebuild it.") from None
@@ -111,6 +143,18 @@ class Catalog:
                 except sqlite3.OperationalError as e:  # another process added it a moment ago
                     if "duplicate column" not in str(e):
                         raise
+
+    def _fill_members(self) -> None:
+        """A catalog made before chunks were shared: each chunk belongs to the source that wrote it."""
+        if self.get_meta("members") == "1":
+            return
+        if self.db.execute("SELECT 1 FROM chunks LIMIT 1").fetchone() is None:  # a new catalog: nothing to fill
+            self.set_meta("members", "1")
+            return
+        with self.transaction():
+            self.db.execute("INSERT OR IGNORE INTO members (kb, source_id, path, chunk_id, link) "
+                            "SELECT kb, source_id, path, id, link FROM chunks")
+            self.set_meta("members", "1")
 
     # -- transactions ---------------------------------------------------------------
     def transaction(self):
@@ -167,7 +211,7 @@ class Catalog:
 
     def drop_kb(self, name: str) -> None:
         with self.transaction():
-            for table in ("chunks", "files", "sources", *GRAPH_TABLES):
+            for table in ("chunks", "files", "sources", "members", *GRAPH_TABLES):
                 self.db.execute(f"DELETE FROM {table} WHERE kb=?", (name,))
             self.db.execute("DELETE FROM kbs WHERE name=?", (name,))
             self.mark_written()
@@ -189,13 +233,18 @@ class Catalog:
                         (kb, sid, spec, kind, root, version, ref, time.time(), json.dumps(include or []),
                          json.dumps(exclude or []), added_by or "cli", added_by))
 
+    def set_identity(self, kb: str, sid: str, library: str, commit: str = "", digest: str = "") -> None:
+        """What the source holds (its library) and exactly what it was read from (commit, archive hash)."""
+        self.db.execute("UPDATE sources SET library=?, commit_id=?, digest=? WHERE kb=? AND id=?",
+                        (library, commit, digest, kb, sid))
+
     def finish_source(self, kb: str, sid: str, skipped: dict) -> None:
         self.db.execute("UPDATE sources SET indexed_at=?, skipped=? WHERE kb=? AND id=?",
                         (time.time(), json.dumps(skipped), kb, sid))
 
     def sources(self, kb: str | None = None) -> list[dict]:
         q = ("SELECT kb, id, spec, kind, root, version, indexed_at, skipped, ref, scanned_at, include, exclude, "
-             "added_by FROM sources")
+             "added_by, library, commit_id, digest FROM sources")
         rows = self.db.execute(q + (" WHERE kb=?" if kb else "") + " ORDER BY kb, spec", (kb,) if kb else ()).fetchall()
         out = []
         for r in rows:
@@ -206,12 +255,23 @@ class Catalog:
                         "ref": r[8] or "", "scanned_at": r[9], "include": json.loads(r[10] or "[]"),
                         "exclude": json.loads(r[11] or "[]"), "added_by": r[12] or "cli",
                         # begun and not finished: running now, or interrupted (writer.holder() tells which)
-                        "unfinished": r[9] is not None and (r[6] is None or r[9] > r[6])})
+                        "unfinished": r[9] is not None and (r[6] is None or r[9] > r[6]),
+                        "library": r[13] or library_of(r[2], r[3], r[4]), "commit": r[14] or "",
+                        "digest": r[15] or ""})
         return out
+
+    def source_labels(self, kb: str) -> dict[str, tuple[str, str]]:
+        """source id -> (library, version) of the KB's sources."""
+        rows = self.db.execute("SELECT id, spec, kind, root, library, version FROM sources WHERE kb=?", (kb,))
+        return {sid: (library or library_of(spec, kind, root), version or "")
+                for sid, spec, kind, root, library, version in rows}
 
     def describe(self) -> list[dict]:
         """Every KB with its model, store, counts, last indexing time and sources, as `devcopilot status`
-        and the MCP server's `list_knowledge_bases` show them (times are Unix seconds or None)."""
+        and the MCP server's `list_knowledge_bases` show them (times are Unix seconds or None), with each
+        library's versions (indexes/versions.py)."""
+        from indexes.versions import indexed_versions
+
         out = []
         for info in self.kbs():
             sources = self.sources(info.name)
@@ -220,15 +280,21 @@ class Catalog:
                         "last_indexed": info.indexed_at, "interrupted": info.dirty,
                         "sources": [{"spec": s["spec"], "kind": s["kind"], "version": s["version"],
                                      "files": s["files"], "chunks": s["chunks"], "skipped": s["skipped"],
-                                     "last_indexed": s["indexed_at"]} for s in sources]})
+                                     "last_indexed": s["indexed_at"], "library": s["library"]} for s in sources],
+                        "versions": indexed_versions(sources)})
         return out
 
-    def drop_source(self, kb: str, sid: str) -> None:
+    def drop_source(self, kb: str, sid: str) -> list[str]:
+        """Remove a source, its manifest and what it holds; returns the chunks no other source holds,
+        removed with it (their vectors are the caller's to delete)."""
         with self.transaction():
-            for table in ("chunks", "files", *GRAPH_TABLES):
+            held = self.chunk_ids_of_source(kb, sid)
+            for table in ("members", "files", *GRAPH_TABLES):
                 self.db.execute(f"DELETE FROM {table} WHERE kb=? AND source_id=?", (kb, sid))
             self.db.execute("DELETE FROM sources WHERE kb=? AND id=?", (kb, sid))
+            gone = self._drop_unheld(kb, held, sid)
             self.mark_written()
+        return gone
 
     def manifest(self, kb: str, sid: str) -> dict[str, str]:
         """path -> content hash of every file indexed for this source."""
@@ -245,32 +311,82 @@ class Catalog:
 
     # -- chunks -----------------------------------------------------------------------------
     def chunk_ids_for_file(self, kb: str, sid: str, path: str) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE kb=? AND source_id=? AND path=?",
+        return [r[0] for r in self.db.execute("SELECT chunk_id FROM members WHERE kb=? AND source_id=? AND path=?",
                                               (kb, sid, path))]
 
+    def existing_ids(self, kb: str, ids) -> set[str]:
+        """Which of these chunks are stored (another source may hold them already)."""
+        ids, out = list(ids), set()
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            out.update(r[0] for r in self.db.execute(f"SELECT id FROM chunks WHERE kb=? AND id IN ({_marks(part)})",
+                                                     [kb, *part]))
+        return out
+
     def replace_file(self, kb: str, sid: str, path: str, file_hash: str, chunks: list[Chunk],
-                     tokens: list[str]) -> None:
-        """Within an open transaction: the file's chunks and manifest entry, replaced at once."""
-        self.db.execute("DELETE FROM chunks WHERE kb=? AND source_id=? AND path=?", (kb, sid, path))
+                     tokens: list[str]) -> tuple[list[str], list[str]]:
+        """Within an open transaction: the file's chunks and manifest entry, replaced at once. Returns
+        (chunks stored anew, chunks removed): a chunk another source holds already is not stored again,
+        and one the file held before is removed only when no other source holds it."""
+        old = self.chunk_ids_for_file(kb, sid, path)
+        self.db.execute("DELETE FROM members WHERE kb=? AND source_id=? AND path=?", (kb, sid, path))
+        had = self.existing_ids(kb, [c.id for c in chunks])
         self.db.executemany(
-            "INSERT OR REPLACE INTO chunks (kb, id, source_id, path, start_line, end_line, kind, language, symbol, "
-            "headings, context, link, text, tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO chunks (kb, id, source_id, path, start_line, end_line, kind, language, symbol, headings, "
+            "context, link, text, tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kb, id) "
+            "DO UPDATE SET source_id=excluded.source_id, link=excluded.link",
             [(kb, c.id, sid, c.path, c.start_line, c.end_line, c.kind, c.language, c.symbol,
               json.dumps(c.headings, ensure_ascii=False), c.context, c.link, c.text, t)
              for c, t in zip(chunks, tokens)])
+        self.db.executemany("INSERT OR REPLACE INTO members (kb, source_id, path, chunk_id, link) "
+                            "VALUES (?, ?, ?, ?, ?)", [(kb, sid, path, c.id, c.link) for c in chunks])
         self.db.execute("INSERT OR REPLACE INTO files (kb, source_id, path, hash, chunks) VALUES (?, ?, ?, ?, ?)",
                         (kb, sid, path, file_hash, len(chunks)))
+        new = {c.id for c in chunks}
+        return [c.id for c in chunks if c.id not in had], self._drop_unheld(kb, [i for i in old if i not in new], sid)
 
-    def remove_file(self, kb: str, sid: str, path: str) -> None:
-        self.db.execute("DELETE FROM chunks WHERE kb=? AND source_id=? AND path=?", (kb, sid, path))
+    def remove_file(self, kb: str, sid: str, path: str) -> list[str]:
+        """Within an open transaction: the file's chunks and manifest entry removed; returns the chunks
+        removed (those no other source holds)."""
+        old = self.chunk_ids_for_file(kb, sid, path)
+        self.db.execute("DELETE FROM members WHERE kb=? AND source_id=? AND path=?", (kb, sid, path))
         self.db.execute("DELETE FROM files WHERE kb=? AND source_id=? AND path=?", (kb, sid, path))
         self.replace_graph(kb, sid, path, None)
+        return self._drop_unheld(kb, old, sid)
+
+    def _drop_unheld(self, kb: str, ids: list[str], sid: str) -> list[str]:
+        """Of these chunks `sid` no longer holds: remove those no source holds; the others, if `sid` wrote
+        them last, are handed to a source that holds them (their source and link). Returns the removed."""
+        gone: list[str] = []
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            held = {r[0] for r in self.db.execute(f"SELECT DISTINCT chunk_id FROM members WHERE kb=? AND chunk_id IN "
+                                                  f"({_marks(part)})", [kb, *part])}
+            unheld = [c for c in part if c not in held]
+            if unheld:
+                self.db.execute(f"DELETE FROM chunks WHERE kb=? AND id IN ({_marks(unheld)})", [kb, *unheld])
+                gone += unheld
+            if held:
+                self.db.execute(
+                    "UPDATE chunks SET (source_id, link) = (SELECT m.source_id, m.link FROM members m WHERE "
+                    "m.kb=chunks.kb AND m.chunk_id=chunks.id ORDER BY m.rowid DESC LIMIT 1) "
+                    f"WHERE kb=? AND source_id=? AND id IN ({_marks(held)})", [kb, sid, *held])
+        return gone
 
     def chunk_ids(self, kb: str) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT id FROM chunks WHERE kb=?", (kb,))}
 
     def chunk_ids_of_source(self, kb: str, sid: str) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE kb=? AND source_id=?", (kb, sid))]
+        return [r[0] for r in self.db.execute("SELECT chunk_id FROM members WHERE kb=? AND source_id=?", (kb, sid))]
+
+    def member_ids(self, kb: str, sources) -> set[str]:
+        """The chunks any of these sources holds."""
+        sources, out = list(sources), set()
+        for i in range(0, len(sources), 500):
+            part = sources[i:i + 500]
+            out.update(r[0] for r in self.db.execute(f"SELECT chunk_id FROM members WHERE kb=? AND source_id IN "
+                                                     f"({_marks(part)})", [kb, *part]))
+        return out
 
     def count_chunks(self, kb: str) -> int:
         return self.db.execute("SELECT COUNT(*) FROM chunks WHERE kb=?", (kb,)).fetchone()[0]
@@ -309,37 +425,71 @@ class Catalog:
             yield from self.db.execute(f"SELECT id, kind, tokens FROM chunks WHERE kb=? AND id IN "
                                        f"({','.join('?' * len(part))})", [kb, *part])
 
-    def get_chunks(self, kb: str, ids: list[str]) -> dict[str, Chunk]:
+    def get_chunks(self, kb: str, ids: list[str], sources=None) -> dict[str, Chunk]:
+        """The chunks with these ids (ids not stored are left out), each with its source's library and
+        version; with `sources`, each as one of those sources holds it (its source id and link)."""
         out = {}
         for i in range(0, len(ids), 500):
             part = ids[i:i + 500]
             q = f"SELECT {CHUNK_COLS} FROM chunks WHERE kb=? AND id IN ({','.join('?' * len(part))})"
             for row in self.db.execute(q, [kb, *part]):
                 out[row[0]] = row_to_chunk(row)
+        self._held_by(kb, list(out.values()), sources)
         return out
+
+    def _held_by(self, kb: str, chunks: list[Chunk], sources=None) -> list[Chunk]:
+        """The chunks, each one labelled with its source's library and version; with `sources`, a chunk
+        written last by another source is given as one of `sources` holds it."""
+        if sources is not None:
+            off = {c.id: c for c in chunks if c.source_id not in sources}
+            ids = list(off)
+            for i in range(0, len(ids), 500):
+                part = ids[i:i + 500]
+                for cid, sid, link in self.db.execute(f"SELECT chunk_id, source_id, link FROM members WHERE kb=? AND "
+                                                      f"chunk_id IN ({_marks(part)})", [kb, *part]):
+                    if sid in sources and off[cid].source_id not in sources:
+                        off[cid].source_id, off[cid].link = sid, link
+        labels = self.source_labels(kb) if chunks else {}
+        for c in chunks:
+            c.library, c.version = labels.get(c.source_id, ("", ""))
+        return chunks
+
+    def _within(self, sources) -> tuple[str, list]:
+        """An SQL condition on `chunks` (and its parameters) keeping the chunks one of `sources` holds."""
+        if sources is None:
+            return "", []
+        sources = list(sources)
+        return (f" AND id IN (SELECT chunk_id FROM members WHERE members.kb=chunks.kb AND source_id IN "
+                f"({_marks(sources)}))", sources)
 
     def code_symbols(self, kb: str):
         """The distinct qualified names of the KB's code chunks."""
         return (sym for (sym,) in self.db.execute(
             "SELECT DISTINCT symbol FROM chunks WHERE kb=? AND kind='code' AND symbol != ''", (kb,)))
 
-    def definition(self, kb: str, symbol: str) -> Chunk | None:
-        """The first chunk of the code chunks named exactly `symbol` (a class's header, a function's start)."""
-        row = self.db.execute(f"SELECT {CHUNK_COLS} FROM chunks WHERE kb=? AND kind='code' AND symbol=? "
-                              "ORDER BY path, start_line LIMIT 1", (kb, symbol)).fetchone()
-        return row_to_chunk(row) if row else None
+    def definition(self, kb: str, symbol: str, sources=None) -> Chunk | None:
+        """The first chunk of the code chunks named exactly `symbol` (a class's header, a function's start);
+        with `sources`, of the chunks those sources hold."""
+        within, params = self._within(sources)
+        row = self.db.execute(f"SELECT {CHUNK_COLS} FROM chunks WHERE kb=? AND kind='code' AND symbol=?{within} "
+                              "ORDER BY path, start_line LIMIT 1", (kb, symbol, *params)).fetchone()
+        return self._held_by(kb, [row_to_chunk(row)], sources)[0] if row else None
 
-    def symbol_chunks(self, kb: str, name: str, limit: int = 8) -> list[Chunk]:
-        """Code chunks whose symbol is `name` or ends with `.name` (a method named without its class)."""
+    def symbol_chunks(self, kb: str, name: str, limit: int = 8, sources=None) -> list[Chunk]:
+        """Code chunks whose symbol is `name` or ends with `.name` (a method named without its class);
+        with `sources`, of the chunks those sources hold."""
         like = "%." + name.replace("%", "").replace("_", "\\_")
+        within, params = self._within(sources)
         rows = self.db.execute(f"SELECT {CHUNK_COLS} FROM chunks WHERE kb=? AND kind='code' "
-                               "AND (symbol=? OR symbol LIKE ? ESCAPE '\\') ORDER BY path, start_line LIMIT ?",
-                               (kb, name, like, limit))
-        return [row_to_chunk(r) for r in rows]
+                               f"AND (symbol=? OR symbol LIKE ? ESCAPE '\\'){within} ORDER BY path, start_line LIMIT ?",
+                               (kb, name, like, *params, limit))
+        return self._held_by(kb, [row_to_chunk(r) for r in rows], sources)
 
     def file_chunks(self, kb: str, path: str) -> list[Chunk]:
-        q = f"SELECT {CHUNK_COLS} FROM chunks WHERE kb=? AND path=? ORDER BY start_line"
-        return [row_to_chunk(r) for r in self.db.execute(q, (kb, path))]
+        """The chunks of the file at `path`, once for each source that holds them (as that source does)."""
+        q = (f"SELECT {MEMBER_COLS} FROM members m JOIN chunks c ON c.kb=m.kb AND c.id=m.chunk_id "
+             "WHERE m.kb=? AND m.path=? ORDER BY c.start_line, m.source_id")
+        return self._held_by(kb, [row_to_chunk(r) for r in self.db.execute(q, (kb, path))])
 
     # -- the code graph (indexes/graph.py) -------------------------------------------------------------
     def replace_graph(self, kb: str, sid: str, path: str, graph) -> None:

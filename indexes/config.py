@@ -136,6 +136,20 @@ class HostsAndNetworks:
 
 
 @dataclass(frozen=True)
+class Folder:
+    """One existing folder, an absolute path (`~` allowed); "" = none."""
+
+    def expected(self, kind: Any) -> str:
+        return "a folder's full path"
+
+    def problem(self, value: str, kind: Any) -> str:
+        if not value:
+            return ""
+        said = Folders().problem([value], kind)
+        return said.replace("create it or remove it from the list", "give an existing folder, or leave it empty")
+
+
+@dataclass(frozen=True)
 class Prices:
     """Model name -> {input, output}: USD per million tokens (copilot/monitor.py reads them)."""
 
@@ -364,6 +378,13 @@ def parse_duration(text: str) -> float:
 
 
 @dataclass
+class ProjectConfig:
+    # The project answers are given for: the versions its lock or requirement files (or its .venv) pin are the
+    # ones searched (indexes/project.py); "" = the newest indexed version of each library.
+    path: Annotated[str, Folder()] = ""
+
+
+@dataclass
 class BudgetConfig:
     # model calls are refused once spending reaches it
     limit_usd: Annotated[float, Range(0, low_means="no budget")] = 0.0
@@ -438,6 +459,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
+    project: ProjectConfig = field(default_factory=ProjectConfig)
     # model -> {input, output} USD per million tokens
     prices: Annotated[dict[str, Any], Prices()] = field(default_factory=dict)
     # [[assistants]] tables, see copilot/assistants.py

@@ -35,15 +35,20 @@ class IndexedFile:
         return self.text.splitlines()
 
 
-def find_indexed_file(catalog: Catalog, path: str, kbs: list[str] | None = None) -> IndexedFile | None:
+def find_indexed_file(catalog: Catalog, path: str, kbs: list[str] | None = None,
+                      within: dict[str, frozenset[str] | None] | None = None) -> IndexedFile | None:
     """The indexed file at `path`, absolute (the viewer's links) or relative to a source root (as
-    cited), in one of `kbs` (all KBs when None); None when no indexed source holds it."""
+    cited), in one of `kbs` (all KBs when None); None when no indexed source holds it. `within`: a KB's
+    sources at the chosen versions (indexes/versions.py), the only ones of that KB read."""
     path = (path or "").strip().replace("\\", "/")
     if not path or ".." in path.split("/"):
         return None
     target = Path(path)
     for s in catalog.sources():
         if kbs is not None and s["kb"] not in kbs:
+            continue
+        allowed = (within or {}).get(s["kb"])
+        if allowed is not None and s["id"] not in allowed:
             continue
         root = Path(s["root"])
         if target.is_absolute():

@@ -88,6 +88,7 @@ class BM25Index:
         self.weights = _bm25_weights(tf, k1, b)
         self.generation = generation
         self._of_kind: dict[str, list[str]] = {}
+        self._masks: dict[frozenset[str], np.ndarray] = {}  # the rows of a set of chunks (one version's)
 
     @classmethod
     def build(cls, rows, generation: int) -> BM25Index:
@@ -156,7 +157,19 @@ class BM25Index:
             found = self._of_kind[kind] = [cid for cid, k in zip(self.ids, self.kinds) if k == wanted]
         return found
 
-    def search(self, tokens: list[str], k: int, kind: str | None = None) -> list[tuple[str, float]]:
+    def rows_of(self, ids: frozenset[str]) -> np.ndarray:
+        """Which rows hold these chunks (a mask), worked out once per set."""
+        mask = self._masks.get(ids)
+        if mask is None:
+            mask = np.fromiter((cid in ids for cid in self.ids), bool, len(self.ids))
+            if len(self._masks) > 8:
+                self._masks.clear()
+            self._masks[ids] = mask
+        return mask
+
+    def search(self, tokens: list[str], k: int, kind: str | None = None,
+               among: frozenset[str] | None = None) -> list[tuple[str, float]]:
+        """The `k` best chunks for `tokens`, of `kind` (None: both), and only of `among` when given."""
         cols = [self.vocab[t] for t in tokens if t in self.vocab]
         if not cols or not self.ids:
             return []
@@ -164,6 +177,8 @@ class BM25Index:
         scores = np.asarray(self.weights[:, uniq] @ qtf.astype(np.float32)).ravel()
         if kind:
             scores = np.where(self.kinds == (1 if kind == "code" else 0), scores, 0.0)
+        if among is not None:
+            scores = np.where(self.rows_of(among), scores, 0.0)
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top])]

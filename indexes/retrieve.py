@@ -19,6 +19,10 @@ confidence verdict, in four steps:
    defined symbol is never weak.
 4. **Widening** (`widen=True`, as the assistants ask): when retrieval limited to one kind is
    weak, both kinds are searched, and used when that is not weak.
+
+Each KB is searched at one version of each library it holds (`versions`: a VersionChoice, by
+default the newest; indexes/versions.py); a pinned version it does not hold is reported in
+`Retrieval.missing`, and the newest is searched meanwhile.
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ import logging
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -35,6 +39,7 @@ from indexes.graph import GraphAnswer, GraphError, callees, callers, chunk_at
 from indexes.lexical import tokenize
 from indexes.query_kind import CODEISH, GraphQuestion, graph_question
 from indexes.search import Hit, Index, SearchError, is_mostly_cjk, lexical_text, query_forms
+from indexes.versions import Missing, VersionChoice
 from ingest.chunk import Chunk
 
 log = logging.getLogger("devcopilot.retrieve")
@@ -54,30 +59,35 @@ class Retrieval:
     weak: bool  # the confidence verdict: too weak to answer from
     named: int = 0  # definitions the question names, put first
     searches: int = 0  # index searches run (one per KB searched, for each kind tried)
+    missing: list[Missing] = field(default_factory=list)  # pinned versions not indexed (the newest was searched)
     graph: GraphAnswer | None = None  # the code graph's answer, when the question asked who calls or what is called
 
 
 def retrieve(index: Index, question: str, kbs: Iterable[str] = ("default",), kind: str | None = None,
-             k: int = 10, widen: bool = False) -> Retrieval:
+             k: int = 10, widen: bool = False, versions: VersionChoice | None = None) -> Retrieval:
     """The hits to cite for `question` from `kbs` (KBs not indexed are skipped), `kind` "doc", "code"
-    or None for both, and whether they are too weak to answer from. Raises RetrievalDown when the
-    store cannot be searched; a search the user got wrong in one KB (SearchError) is skipped."""
+    or None for both, at the `versions` chosen (None: the newest of each library), and whether they
+    are too weak to answer from. Raises RetrievalDown when the store cannot be searched; a search
+    the user got wrong in one KB (SearchError) is skipped."""
     kbs = list(kbs)
     if kind != "doc" and (asked := graph_question(question)) is not None:
         found = graph_retrieval(index, kbs, asked, k)
         if found is not None:  # who calls X, what X calls: the call sites are the sources
             return found
-    hits, searches = _search(index, kbs, question, k, kind)
+    scopes = {kb: index.scope(kb, versions) for kb in dict.fromkeys(kbs) if index.catalog.kb(kb) is not None}
+    within = {kb: scope.sources for kb, scope in scopes.items()}
+    missing = [m for scope in scopes.values() for m in scope.missing]
+    hits, searches = _search(index, kbs, question, k, kind, within)
     named = 0
     if kind != "doc":
-        hits, named = definitions_first(index, kbs, question, hits, k)
+        hits, named = definitions_first(index, kbs, question, hits, k, within)
     weak = not named and is_weak(index, question, hits)
     if widen and kind is not None and weak:
-        other, more = _search(index, kbs, question, k, None)
+        other, more = _search(index, kbs, question, k, None, within)
         searches += more
         if not is_weak(index, question, other):
-            return Retrieval(other, False, 0, searches)
-    return Retrieval(hits, weak, named, searches)
+            return Retrieval(other, False, 0, searches, missing)
+    return Retrieval(hits, weak, named, searches, missing)
 
 
 def graph_retrieval(index: Index, kbs: list[str], asked: GraphQuestion, k: int) -> Retrieval | None:
@@ -106,7 +116,8 @@ def graph_retrieval(index: Index, kbs: list[str], asked: GraphQuestion, k: int) 
     return Retrieval(hits[:max(k, 12)], False, named=len(answer.definitions[:1]), graph=answer)
 
 
-def _search(index: Index, kbs: list[str], question: str, k: int, kind: str | None) -> tuple[list[Hit], int]:
+def _search(index: Index, kbs: list[str], question: str, k: int, kind: str | None,
+            within: dict[str, frozenset[str] | None] | None = None) -> tuple[list[Hit], int]:
     per_kb: dict[str, list[Hit]] = {}
     searches = 0
     for kb in dict.fromkeys(kbs):
@@ -114,7 +125,9 @@ def _search(index: Index, kbs: list[str], question: str, k: int, kind: str | Non
             continue
         searches += 1
         try:
-            per_kb[kb] = index.search(question, kb=kb, k=k, kind=kind)
+            sources = (within or {}).get(kb)  # None: every source (one version of each library)
+            scoped = {"sources": sources} if sources is not None else {}
+            per_kb[kb] = index.search(question, kb=kb, k=k, kind=kind, **scoped)
         except SearchError as e:
             log.info("search failed: %s", e)
         except Exception as e:  # the store is down or damaged: the caller says so and carries on
@@ -189,8 +202,10 @@ def named_symbols(question: str) -> list[str]:
     return [n for n in (m.strip("`()") for m in CODEISH.findall(question)) if n and not n[0].isdigit()][:3]
 
 
-def definitions_first(index: Index, kbs: list[str], question: str, hits: list[Hit], k: int) -> tuple[list[Hit], int]:
-    """The hits with the definition of each symbol the question names first, and how many were put first."""
+def definitions_first(index: Index, kbs: list[str], question: str, hits: list[Hit], k: int,
+                      within: dict[str, frozenset[str] | None] | None = None) -> tuple[list[Hit], int]:
+    """The hits with the definition of each symbol the question names first, and how many were put first
+    (`within`: each KB's sources at the chosen versions)."""
     names = named_symbols(question)
     if not names:
         return hits, 0
@@ -208,7 +223,7 @@ def definitions_first(index: Index, kbs: list[str], question: str, hits: list[Hi
         match = [h for h in hits if defines(h, name)]
         if not any(has_def_line(h, name) for h in match):
             match += [Hit(c, 0.0, kb) for kb in kbs if index.catalog.kb(kb) is not None
-                      for c in index.catalog.symbol_chunks(kb, name)]
+                      for c in index.catalog.symbol_chunks(kb, name, sources=(within or {}).get(kb))]
         match.sort(key=lambda h: not has_def_line(h, name))  # stable: rank order otherwise
         found += [h for h in match[:1] if all(h.chunk.id != f.chunk.id for f in found)]
     if not found:
@@ -267,16 +282,17 @@ class Definition:
         return self.hit.chunk.text.splitlines()[self.line - self.hit.chunk.start_line:]
 
 
-def find_definitions(index: Index, name: str, kbs: Iterable[str], limit: int = 3) -> list[Definition]:
+def find_definitions(index: Index, name: str, kbs: Iterable[str], limit: int = 3,
+                     versions: VersionChoice | None = None) -> list[Definition]:
     """Where a class, function or method (`Runner.run`, `run`, `MemoryStore`) is defined, best first:
     `retrieve()` for the name in code form (the definition it puts first leads), then the other code
-    chunks it found that define the name."""
+    chunks it found that define the name; at the `versions` chosen (None: the newest)."""
     name = name.strip().strip("`").removesuffix("()").strip()
     if not name:
         return []
     last = name.split(".")[-1]
     defines = re.compile(rf"^\s*(async\s+def|def|class)\s+{re.escape(last)}\b", re.MULTILINE)
-    found = retrieve(index, f"`{name}`", kbs, kind="code", k=20)
+    found = retrieve(index, f"`{name}`", kbs, kind="code", k=20, versions=versions)
     out: list[Definition] = []
     for h in found.hits:
         c = h.chunk

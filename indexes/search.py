@@ -44,7 +44,7 @@ class Hit:
         c = self.chunk
         return {"path": c.path, "start_line": c.start_line, "end_line": c.end_line, "kind": c.kind,
                 "language": c.language, "symbol": c.symbol, "headings": c.headings, "score": round(self.score, 6),
-                "text": c.text, "link": c.link}
+                "text": c.text, "link": c.link, "library": c.library, "version": c.version}
 
 
 class Reranker(Protocol):
@@ -76,6 +76,11 @@ class Index:
         self._lexical: dict[str, tuple[float, BM25Index]] = {}
         self._names: dict[str, tuple[int, dict[str, set[str]]]] = {}  # kb -> (generation, defined names)
         self._origins: dict[str, tuple[str, dict[str, str]]] = {}  # kb -> (write mark, source id -> origin)
+        # (kb, sources) -> (generation, the chunks those sources hold): a version's chunks, searched among
+        self._scopes: dict[tuple[str, frozenset[str]], tuple[int, frozenset[str]]] = {}
+        # (kb, version choice) -> (generation, Scope); kb -> (generation, libraries with several versions)
+        self._chosen: dict[tuple, tuple[int, object]] = {}
+        self._several: dict[str, tuple[int, set[str]]] = {}
         self._lock = threading.Lock()
         self._load_lock = threading.RLock()  # one load or rebuild of a lexical index at a time
         self.reranker: Reranker | None = load_reranker(cfg.search.reranker)
@@ -123,17 +128,18 @@ class Index:
         return store
 
     def _dense(self, kb: str, vector: np.ndarray, depth: int, kind: str | None,
-               among: list[str] | None = None) -> list[tuple[str, float]]:
-        """The dense retriever's list (`among`: the ids of `kind`, when known); a store error is retried
-        once on a reopened store."""
+               among: list[str] | None = None, scoped: bool = False) -> list[tuple[str, float]]:
+        """The dense retriever's list (`among`: the ids of `kind`, when known; `scoped`: the ids of the chosen
+        versions' chunks); a store error is retried once on a reopened store."""
+        more = {"scoped": True} if scoped else {}
         try:
-            return self.fresh_store().query(self.collection(kb), vector, depth, kind, among)
+            return self.fresh_store().query(self.collection(kb), vector, depth, kind, among, **more)
         except StoreError:
             if not hasattr(self.store, "reopen"):
                 raise
             log.warning("vector search failed; reopening the store and trying once more", exc_info=True)
             self.store.reopen()
-            return self.store.query(self.collection(kb), vector, depth, kind, among)
+            return self.store.query(self.collection(kb), vector, depth, kind, among, **more)
 
     def collection(self, kb: str) -> str:
         return collection_name(kb, self.embedder.name)
@@ -198,7 +204,11 @@ class Index:
     def _embed_query_uncached(self, query: str) -> np.ndarray:
         return self.embedder.embed([query])[0]
 
-    def search(self, query: str, kb: str = "default", k: int = 10, kind: str | None = None) -> list[Hit]:
+    def search(self, query: str, kb: str = "default", k: int = 10, kind: str | None = None,
+               sources: frozenset[str] | None = None) -> list[Hit]:
+        """The best `k` chunks of `kb` for `query` (`kind` "doc", "code" or None for both); with `sources`,
+        among the chunks those sources hold (one version of each library: indexes/versions.py), each hit as
+        one of them holds it."""
         query = (query or "").strip()
         if not query:
             return []
@@ -218,9 +228,17 @@ class Index:
         # Each retriever is read deeper than the fused depth so its scores can be scaled against
         # a floor that does not move with the question.
         pool = max(s.score_depth, depth) if s.fusion == "score" else depth
-        lexical = lex.search(tokenize(lexical_query), pool, kind) if lex is not None else []
+        allowed = self.scope_ids(kb, sources, info.generation) if sources is not None else None
+        lexical = lex.search(tokenize(lexical_query), pool, kind, allowed) if lex is not None else []
         among = lex.ids_of(kind) if lex is not None and kind else None
-        dense = self._dense(kb, self.embed_query(dense_query), pool, kind, among)
+        if allowed is not None:  # the store searches among the chosen versions' chunks
+            if among is not None:
+                among = [cid for cid in among if cid in allowed]
+            elif not kind:
+                among = sorted(allowed)
+        dense = self._dense(kb, self.embed_query(dense_query), pool, kind, among, scoped=allowed is not None)
+        if allowed is not None:  # a store that could not search among them (or a kind with no lexical index)
+            dense = [(cid, sc) for cid, sc in dense if cid in allowed]
         if s.fusion == "rrf":
             fused = fuse([(lexical, s.lexical_weight), (dense, s.dense_weight)], s.rrf_k)
         else:  # BM25's floor is 0 (no shared term); a cosine has no natural floor: the pool's last
@@ -232,14 +250,14 @@ class Index:
             if foreign:
                 fused = demote(fused, lambda cid: cid in foreign, 0.5)
         # get_chunks drops ids an interrupted ingest left behind.
-        chunks = self.catalog.get_chunks(kb, [cid for cid, _ in fused[:depth]])
+        chunks = self.catalog.get_chunks(kb, [cid for cid, _ in fused[:depth]], sources)
         if s.side_folder_weight != 1.0 and not asks_for_side_folders(query):
             # Code in examples/, tests/, scripts/... uses the library rather than defines it.
             def side(cid: str) -> bool:
                 return cid in chunks and chunks[cid].kind == "code" and in_side_folder(chunks[cid].path)
 
             if any(side(cid) for cid, _ in fused[:depth]):  # the next ones may step into their places
-                chunks |= self.catalog.get_chunks(kb, [cid for cid, _ in fused[depth: depth * 2]])
+                chunks |= self.catalog.get_chunks(kb, [cid for cid, _ in fused[depth: depth * 2]], sources)
                 fused = demote(fused[: depth * 2], side, s.side_folder_weight)
         fused = fused[:depth]
         ranks = {name: {cid: r for r, (cid, _) in enumerate(found[:depth])}
@@ -249,7 +267,7 @@ class Index:
                     similarity.get(cid)) for cid, score in fused if cid in chunks]
         named = self.named_definitions(kb, query, info.generation) if kind != "doc" and s.plain_names else set()
         if named:
-            hits = self._with_definitions(kb, hits, named)
+            hits = self._with_definitions(kb, hits, named, sources=sources)
             hits = lift(hits, lambda h: h.chunk.symbol.split(".", 1)[0] in named)
         if kind is None and s.read_kind:
             hits = lift_kind(hits, read_kind(query))
@@ -282,6 +300,50 @@ class Index:
                 self._origins[kb] = cached
         return cached[1].get(source_id, "")
 
+    def scope_ids(self, kb: str, sources: frozenset[str], generation: int) -> frozenset[str]:
+        """The chunks `sources` hold (one object per KB generation, so the lexical index keeps its mask)."""
+        key = (kb, sources)
+        with self._lock:
+            cached = self._scopes.get(key)
+        if cached is None or cached[0] != generation:
+            cached = (generation, frozenset(self.catalog.member_ids(kb, sources)))
+            with self._lock:
+                if len(self._scopes) > 32:
+                    self._scopes.clear()
+                self._scopes[key] = cached
+        return cached[1]
+
+    def scope(self, kb: str, choice=None):
+        """Which sources of `kb` to search for a version choice (indexes/versions.py: Scope), kept per generation."""
+        from indexes.versions import scope_for
+
+        info = self.catalog.kb(kb)
+        generation = info.generation if info else -1
+        key = (kb, choice)
+        with self._lock:
+            cached = self._chosen.get(key)
+        if cached is None or cached[0] != generation:
+            cached = (generation, scope_for(self.catalog, kb, choice))
+            with self._lock:
+                if len(self._chosen) > 64:
+                    self._chosen.clear()
+                self._chosen[key] = cached
+        return cached[1]
+
+    def side_by_side(self, kb: str) -> set[str]:
+        """The libraries of which `kb` holds several versions: their citations say which version."""
+        from indexes.versions import side_by_side
+
+        info = self.catalog.kb(kb)
+        generation = info.generation if info else -1
+        with self._lock:
+            cached = self._several.get(kb)
+        if cached is None or cached[0] != generation:
+            cached = (generation, side_by_side(self.catalog, kb))
+            with self._lock:
+                self._several[kb] = cached
+        return cached[1]
+
     def named_definitions(self, kb: str, query: str, generation: int) -> set[str]:
         """Top-level names the KB defines that the question spells in plain words."""
         with self._lock:
@@ -292,13 +354,14 @@ class Index:
                 self._names[kb] = cached
         return named_in_plain_words(query, cached[1])
 
-    def _with_definitions(self, kb: str, hits: list[Hit], named: set[str], at: int = 10) -> list[Hit]:
+    def _with_definitions(self, kb: str, hits: list[Hit], named: set[str], at: int = 10,
+                          sources: frozenset[str] | None = None) -> list[Hit]:
         """Adds the definition (first chunk) of each named symbol retrieval missed, after the first `at`
         hits, from where the lift can carry it into the top five."""
         have = {h.chunk.id for h in hits}
         out = list(hits)
         for name in sorted(named):
-            chunk = self.catalog.definition(kb, name)
+            chunk = self.catalog.definition(kb, name, sources)
             if chunk is not None and chunk.id not in have:
                 pos = min(at, len(out))
                 out.insert(pos, Hit(chunk, out[pos - 1].score if pos else 0.0, kb))

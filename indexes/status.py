@@ -15,6 +15,7 @@ import re
 import time
 from pathlib import Path
 
+from indexes.versions import indexed_versions
 from indexes.writer import Holder, holder, running_server
 
 UNPRINTABLE = re.compile("[\x00\ud800-\udfff]")
@@ -43,11 +44,16 @@ def when(ts: float | None) -> str | None:
 
 def origin_text(source: dict) -> str:
     """What a source was indexed from, e.g. "git 1a2b3c4d5e6f (tag v1.2)", "package 0.24.0",
-    "folder scanned 2025-11-28 04:20:11"."""
+    "pypi release 0.24.0 (sha256:1a2b3c4d5e6f…)", "folder scanned 2025-11-28 04:20:11"."""
     version, ref = source.get("version") or "", source.get("ref") or ""
     at = f" ({ref})" if ref else ""
     if source["kind"] == "git":
-        return f"git {version}{at}" if version else "git"
+        commit = (source.get("commit") or "")[:12] or version  # a source at a tag: its version is the tag
+        return f"git {commit}{at}" if commit else "git"
+    if source["kind"] == "release":
+        digest = source.get("digest") or ""
+        where = "npm" if source["spec"].startswith("npm:") else "pypi"
+        return f"{where} release {version}" + (f" ({digest[:19]}…)" if digest else "")
     if source["kind"] == "package":
         return f"package {version}" if version else "package (version unknown)"
     scanned = f"folder scanned {when(source.get('scanned_at'))}" if source.get("scanned_at") else "folder"
@@ -86,9 +92,11 @@ def knowledge_status(index) -> dict:
         kb_state = state_text(info.dirty, this_writer, started)
         kbs.append({
             "name": info.name, "embedding_model": info.embed_model, "store": info.store,
+            "versions": indexed_versions(sources),
             "files": sum(s["files"] for s in sources), "chunks": catalog.count_chunks(info.name),
             "last_indexed": when(info.indexed_at), "interrupted": info.dirty and writer is None, "state": kb_state,
-            "sources": [{"spec": s["spec"], "kind": s["kind"], "version": s["version"], "ref": s["ref"],
+            "sources": [{"spec": s["spec"], "kind": s["kind"], "library": s["library"], "version": s["version"],
+                         "ref": s["ref"], "commit": s["commit"], "digest": s["digest"],
                          "origin": origin_text(s), "scanned_at": when(s["scanned_at"]), "files": s["files"],
                          "chunks": s["chunks"], "skipped": s["skipped"], "include": s["include"],
                          "exclude": s["exclude"], "last_indexed": when(s["indexed_at"]),

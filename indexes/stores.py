@@ -27,7 +27,7 @@ class VectorStore(Protocol):
     def upsert(self, collection: str, ids: list[str], vectors: np.ndarray, metas: list[dict]) -> None: ...
     def delete(self, collection: str, ids: list[str]) -> None: ...
     def query(self, collection: str, vector: np.ndarray, k: int, kind: str | None,
-              among: list[str] | None = None) -> list[tuple[str, float]]: ...
+              among: list[str] | None = None, scoped: bool = False) -> list[tuple[str, float]]: ...
     def ids(self, collection: str) -> set[str]: ...
     def count(self, collection: str) -> int: ...
     def drop(self, collection: str) -> None: ...
@@ -137,18 +137,19 @@ class ChromaStore:
             part = ids[i:i + CHROMA_MAX_BATCH]
             self._call(lambda part=part: self._col(collection).delete(ids=part))
 
-    def query(self, collection, vector, k, kind=None, among=None):
+    def query(self, collection, vector, k, kind=None, among=None, scoped=False):
         """The k nearest vectors of `kind` (None: any). `among`: that kind's ids, when the caller knows
-        them: Chroma searches among given ids 2-5x faster than it filters on their metadata (which
-        reads every matching row per query: 21 ms on 20,000 vectors, 4 ms given the ids). If one of
-        them is not in the store (a write of another process not seen yet), the metadata filter."""
-        if kind and among is not None and not among:  # no chunk of that kind
+        them, or (`scoped`) the ids of one version's chunks (of that kind): Chroma searches among given ids 2-5x
+        faster than it filters on their metadata (which reads every matching row per query: 21 ms on
+        20,000 vectors, 4 ms given the ids). If one of them is not in the store (a write of another
+        process not seen yet), the metadata filter (the caller keeps the ids it wants)."""
+        if among is not None and not among:  # no chunk of that kind (or version)
             return []
         col = self._call(lambda: self._col(collection, create=False))
         if col is None:  # not written yet (a KB being created): nothing to find
             return []
         r = None
-        if kind and among:
+        if among:
             try:
                 r = col.query(query_embeddings=[vector], n_results=k, ids=among, include=["distances"])
             except Exception:  # noqa: BLE001 - an id it lacks; any other fault shows again just below
@@ -266,15 +267,19 @@ class QdrantStore:
             self._call(lambda: self.client.delete(collection, points_selector=models.PointIdsList(
                 points=[_point_id(i) for i in ids])))
 
-    def query(self, collection, vector, k, kind=None, among=None):  # Qdrant filters on its own index of kinds
+    def query(self, collection, vector, k, kind=None, among=None, scoped=False):
+        """Qdrant filters on its own index of kinds (the ids of a kind, `among`, are not needed); `scoped`,
+        the search is narrowed to the points `among` names (one version's chunks)."""
         from qdrant_client import models
 
-        if kind and among is not None and not among:  # no chunk of that kind
+        if (kind or scoped) and among is not None and not among:  # no chunk of that kind (or version)
             return []
         if not self._exists(collection):
             return []
-        flt = models.Filter(must=[models.FieldCondition(key="kind", match=models.MatchValue(value=kind))]) \
-            if kind else None
+        must = [models.FieldCondition(key="kind", match=models.MatchValue(value=kind))] if kind else []
+        if scoped and among is not None:
+            must.append(models.HasIdCondition(has_id=[_point_id(cid) for cid in among]))
+        flt = models.Filter(must=must) if must else None
         r = self._call(lambda: self.client.query_points(collection, query=vector.tolist(), limit=k, query_filter=flt,
                                                         search_params=models.SearchParams(hnsw_ef=self.ef_search)
                                                         if self.ef_search else None,

@@ -19,11 +19,17 @@ class Chunk:
     source_id: str = ""
     link: str = ""
     id: str = ""
+    library: str = ""  # the library and version of its source (indexes/catalog.py fills them in when read)
+    version: str = ""
 
     def finalize(self, source_id: str, link: str) -> Chunk:
+        """The chunk as one source holds it. Its id is its content's address: the same place and text in
+        two sources (two versions of a library, a file unchanged between them) is one chunk, stored and
+        embedded once; which sources hold it, each with its own link, the catalog records beside it."""
         self.source_id = source_id
         self.link = link
-        key = f"{source_id}\0{self.path}\0{self.start_line}\0{self.end_line}\0{self.text}"
+        key = "\0".join([self.path, str(self.start_line), str(self.end_line), self.kind, self.language, self.symbol,
+                         "\x1f".join(self.headings), self.context, self.text])
         self.id = hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:32]
         return self
 

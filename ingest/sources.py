@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from ingest.environment import child_environment
 from ingest.errors import SourceError
+from ingest.release_names import ReleaseSpecError, normalize_release
 
 if TYPE_CHECKING:
     from ingest.outbound import Outbound
@@ -41,6 +42,9 @@ class ResolvedSource:
     files: list | None = None  # the SourceFiles themselves, for sources with no folder (LlamaIndex documents)
     skipped: dict = field(default_factory=dict)  # what opening it skipped, and why (a website's pages)
     ref: str = ""  # the tag (or else branch) the commit is at
+    library: str = ""  # the library it holds: a package's distribution name, a repository's or folder's name
+    commit: str = ""  # a git source's full commit
+    digest: str = ""  # a release archive's hash, as checked ("sha256:…", "sha512-…")
 
     @property
     def id(self) -> str:
@@ -99,7 +103,7 @@ def local_path(spec: str) -> Path | None:
     from urllib.parse import unquote
 
     spec = spec.strip()
-    if spec.startswith("pkg:"):
+    if spec.startswith(("pkg:", "pypi:", "npm:")):
         return None
     m = _FILE_URL.match(spec)
     if m:
@@ -126,6 +130,11 @@ def _home_relative(path: str) -> Path:
 
 def normalize_spec(spec: str) -> str:
     spec = spec.strip()
+    if spec.startswith(("pypi:", "npm:")):  # a published release: one spelling per release
+        try:
+            return normalize_release(spec)
+        except ReleaseSpecError as e:
+            raise SourceError(str(e)) from None
     if spec.startswith(("pkg:", "llamaindex:", "documents:")) or is_git_url(spec) or is_website_url(spec):
         return spec.rstrip("/")
     try:
@@ -231,17 +240,24 @@ def clone_dir(data_dir: Path, url: str) -> Path:
     return data_dir / "sources" / f"{name}-{hashlib.sha256(url.encode()).hexdigest()[:10]}"
 
 
-def sync_git(url: str, data_dir: Path, timeout: int = 300, outbound: Outbound | None = None) -> Path:
-    """Shallow-clone the URL (or fetch it when cloned before); returns the working tree. `outbound`: the
-    policy of the server's doors (ingest/outbound.py); None for the operator's fetch, as told."""
+def sync_git(url: str, data_dir: Path, timeout: int = 300, ref: str = "", outbound: Outbound | None = None) -> Path:
+    """Shallow-clone the URL (or fetch it when cloned before); returns the working tree. With `ref` (a
+    tag, branch or commit) the clone is at it, in a folder of its own: a branch moves on each sync,
+    a tag or a commit is never fetched again. `outbound`: the policy of the server's doors
+    (ingest/outbound.py); None for the operator's fetch, as told."""
     # A host or user part starting with '-' would reach ssh as an option.
     if url.startswith("-") or not SAFE_GIT_URL.match(url) or re.search(r"(://|@)-", url):
         raise SourceError(f"'{url}' is not a git URL this copilot accepts; give a plain https://, ssh:// "
                           "or file:// URL without spaces or shell characters.")
+    if ref and not SAFE_GIT_REF.match(ref):
+        raise SourceError(f"'{ref}' is not a tag, branch or commit name this copilot accepts; give a plain name "
+                          "such as v1.2.0, main or a full commit hash.")
     access = door_access(url, outbound) if outbound is not None else None
-    dest = clone_dir(data_dir, url)
+    dest = clone_dir(data_dir, with_git_ref(url, ref))
     try:
         if (dest / ".git").exists():
+            if ref and _ref_stays(dest, ref, timeout):
+                return dest
             r = _git(["fetch", "--depth", "1", "--quiet", "origin"], dest, timeout, access)
             if r.returncode == 0:
                 r = _git(["reset", "--hard", "--quiet", "FETCH_HEAD"], dest, timeout)
@@ -255,7 +271,10 @@ def sync_git(url: str, data_dir: Path, timeout: int = 300, outbound: Outbound | 
         for stale in dest.parent.glob(f".clone-{dest.name}-*"):
             shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".clone-{dest.name}-", dir=dest.parent))
-        r = _git(["clone", "--depth", "1", "--quiet", "--", url, str(tmp / "t")], None, timeout, access)
+        r = _git(["clone", "--depth", "1", "--quiet", *(["--branch", ref] if ref else []), "--", url,
+                  str(tmp / "t")], None, timeout, access)
+        if r.returncode != 0 and ref:  # not a branch or a tag: a commit
+            r = _clone_commit(url, tmp / "t", ref, timeout, access)
         if r.returncode != 0:
             shutil.rmtree(tmp, ignore_errors=True)
             raise SourceError(f"Could not clone '{url}' ({_first_line(r.stderr)}); check the URL and your access.")
@@ -267,6 +286,40 @@ def sync_git(url: str, data_dir: Path, timeout: int = 300, outbound: Outbound | 
                           "ingest.git_timeout_s.") from None
     except FileNotFoundError:
         raise SourceError("The `git` command is not installed; install git to ingest git URLs.") from None
+
+
+SAFE_GIT_REF = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/+-]{1,200}$")
+
+
+def with_git_ref(url: str, ref: str) -> str:
+    """The source spec of a git URL at a ref: `URL#REF` (a fragment: git never sees it)."""
+    return f"{url}#{ref}" if ref else url
+
+
+def split_git_ref(spec: str) -> tuple[str, str]:
+    """(URL, ref) of a git source spec; ref "" follows the default branch."""
+    url, sep, ref = spec.rpartition("#")
+    return (url, ref) if sep else (spec, "")
+
+
+def _ref_stays(folder: Path, ref: str, timeout: int) -> bool:
+    """True when the clone is at `ref` and `ref` is a tag or a commit: nothing to fetch again."""
+    if git_ref(folder, timeout) == f"tag {ref}":
+        return True
+    _, commit = _git_info(folder, timeout)
+    return bool(re.fullmatch(r"[0-9a-fA-F]{7,40}", ref)) and commit.startswith(ref.lower())
+
+
+def _clone_commit(url: str, dest: Path, commit: str, timeout: int,
+                  access: GitAccess | None = None) -> subprocess.CompletedProcess:
+    """A shallow clone at one commit (servers that allow fetching a commit by its hash do)."""
+    shutil.rmtree(dest, ignore_errors=True)
+    r = _git(["clone", "--depth", "1", "--no-checkout", "--quiet", "--", url, str(dest)], None, timeout, access)
+    for args in (["fetch", "--depth", "1", "--quiet", "origin", commit], ["checkout", "--quiet", "--detach",
+                                                                           "FETCH_HEAD"]):
+        if r.returncode == 0:
+            r = _git(args, dest, timeout, access)
+    return r
 
 
 def _first_line(text: str) -> str:
@@ -388,6 +441,20 @@ def package_version(name: str) -> str:
     return ""
 
 
+def package_distribution(name: str) -> tuple[str, str]:
+    """(distribution name in PEP 503 form, version) of the distribution installing an import name; the
+    import name and '' when none is found."""
+    from importlib import metadata
+
+    top = name.replace("-", "_").split(".")[0]
+    for dist in [name.split(".")[0]] + list(metadata.packages_distributions().get(top, [])):
+        try:
+            return re.sub(r"[-_.]+", "-", metadata.metadata(dist)["Name"] or dist).lower(), metadata.version(dist)
+        except (metadata.PackageNotFoundError, ValueError, KeyError):
+            continue
+    return re.sub(r"[-_.]+", "-", top).lower(), ""
+
+
 def resolve(spec: str, data_dir: Path, git_timeout: int = 300, fetch: bool = True,
             outbound: Outbound | None = None) -> ResolvedSource:
     """Turn a spec into a folder to walk. Git URLs are cloned/fetched when `fetch`, where the policy
@@ -396,14 +463,19 @@ def resolve(spec: str, data_dir: Path, git_timeout: int = 300, fetch: bool = Tru
     if spec.startswith("pkg:"):
         name = spec[4:].strip()
         root, walk_root = find_package(name)
-        return ResolvedSource(spec, "package", root, walk_root, version=package_version(name))
+        dist, version = package_distribution(name)
+        return ResolvedSource(spec, "package", root, walk_root, version=version, library=dist)
     if is_git_url(spec):
-        folder = sync_git(spec, data_dir, git_timeout, outbound) if fetch else clone_dir(data_dir, spec)
+        url, ref = split_git_ref(spec)
+        folder = sync_git(url, data_dir, git_timeout, ref, outbound) if fetch else clone_dir(data_dir, spec)
         if not folder.exists():
             raise SourceError(f"'{spec}' has not been cloned yet; run `devcopilot ingest {spec}`.")
         _, commit = _git_info(folder)
-        web, host = web_base_for(spec, commit)
-        return ResolvedSource(spec, "git", folder, folder, web, host, commit[:12], ref=git_ref(folder))
+        web, host = web_base_for(url, commit)
+        at = git_ref(folder)
+        version = ref if ref and at == f"tag {ref}" else commit[:12]  # a source at a tag is that version
+        return ResolvedSource(spec, "git", folder, folder, web, host, version, ref=at, commit=commit,
+                              library=re.split(r"[/:]", url.rstrip("/"))[-1].removesuffix(".git"))
     folder = Path(spec)
     if not folder.exists():
         raise SourceError(f"Source path '{spec}' does not exist; give an existing folder, a git URL or pkg:NAME.")
@@ -411,4 +483,5 @@ def resolve(spec: str, data_dir: Path, git_timeout: int = 300, fetch: bool = Tru
         raise SourceError(f"Source '{spec}' is a file, not a folder; give the folder that contains it.")
     remote, commit = _git_info(folder)
     web, host = web_base_for(remote, commit)
-    return ResolvedSource(spec, "folder", folder, folder, web, host, commit[:12], ref=git_ref(folder) if commit else "")
+    return ResolvedSource(spec, "folder", folder, folder, web, host, commit[:12], ref=git_ref(folder) if commit else "",
+                          library=folder.name, commit=commit)

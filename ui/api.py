@@ -3,7 +3,11 @@
 `POST /v1/chat/completions` (streaming and not): `model` is an assistant name in lower case,
 `guide` lets the Guide route; the last user message is the question and the earlier
 messages are the history. Sources are appended to the answer as a numbered list and also
-returned in an extra `sources` field. `GET /v1/models` lists the assistants.
+returned in an extra `sources` field. `GET /v1/models` lists the assistants. The version of each
+library answered from is chosen with extra fields (OpenAI clients pass them as `extra_body`):
+`"version": "0.23.1"` (with `"library"` when the KB holds several), or `"versions":
+{"openai-agents": "0.23.1"}`; "all" reads every version; by default the project `project.path`
+pins, else the newest indexed (indexes/versions.py).
 Who may call it (the bearer token or a signed-in user, when configured), under which names and
 with what content type, and how large a request may be are the HTTP edge's to say (ui/edge.py);
 this module reads the request (`ChatRequest`) and answers it, in a conversation owned by the
@@ -32,6 +36,7 @@ from copilot.links import public_links, public_url
 from copilot.models import estimate_tokens
 from copilot.reply import Transcript
 from copilot.routing import UnknownAssistant, find_assistant
+from indexes.versions import VersionChoice
 from ui.edge import USER, Caller, HTTPError, caller, read_json
 
 ALIASES = {"devcopilot": "guide", "default": "guide", "auto": "guide"}
@@ -45,6 +50,7 @@ class ChatRequest:
     history: list[dict]
     stream: bool
     include_usage: bool
+    versions: VersionChoice | None = None  # the versions asked for ("version", "library", "versions")
 
     @classmethod
     def parse(cls, body: bytes, max_chars: int) -> ChatRequest:
@@ -73,7 +79,26 @@ class ChatRequest:
             raise HTTPError(400, "The request has no user message to answer.")
         history = [m for m in messages[:last] if m["role"] in ("user", "assistant")]
         return cls(str(model or "").strip().lower(), messages[last]["content"], history, bool(stream),
-                   bool(include_usage))
+                   bool(include_usage), _versions(req))
+
+
+def _versions(req: dict) -> VersionChoice | None:
+    """The "version", "library" and "versions" fields as a choice of versions, or HTTPError 400 naming the field."""
+    version, library, versions = req.get("version"), req.get("library"), req.get("versions")
+    if version is not None and not isinstance(version, str):
+        raise HTTPError(400, "'version' must be a string such as \"0.24.0\", \"newest\" or \"all\".")
+    if library is not None and not isinstance(library, str):
+        raise HTTPError(400, "'library' must be a string naming a library, such as \"openai-agents\".")
+    if versions is not None and (not isinstance(versions, dict)
+                                 or not all(isinstance(v, str) for v in versions.values())):
+        raise HTTPError(400, "'versions' must be an object of library names to versions, such as "
+                             "{\"openai-agents\": \"0.24.0\"}.")
+    if version is None and library is None and not versions:
+        return None
+    try:
+        return VersionChoice.parse(version, library, versions)
+    except ValueError as e:
+        raise HTTPError(400, str(e)) from None
 
 
 def _message(m, i: int, max_chars: int) -> dict:
@@ -133,11 +158,13 @@ def api_router(copilot: Copilot) -> APIRouter:
         owner = who.user if who.kind == USER else ""  # a signed-in user's questions count in their Usage tab
         # The turn's thread also stores the conversation it starts: one hand-over to a thread per turn.
         if req.stream:
-            events = _stream(copilot, req.question, req.history, target, cid, model, req.include_usage, base, owner)
+            events = _stream(copilot, req.question, req.history, target, cid, model, req.include_usage, base, owner,
+                             req.versions)
             pace = max(0, copilot.cfg.server.stream_pace_ms) / 1000
             return StreamingResponse(_threaded(events, pool, pace), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache"})
-        return await in_pool(_complete, copilot, req.question, req.history, target, cid, model, base, owner)
+        return await in_pool(_complete, copilot, req.question, req.history, target, cid, model, base, owner,
+                             req.versions)
 
     return router
 
@@ -275,12 +302,13 @@ def _sources(turn: Transcript, base: str) -> list[dict]:
 
 
 def _complete(copilot: Copilot, question: str, history: list[dict], target: str | None, cid: str, model: str,
-              base: str = "", owner: str = "") -> dict:
+              base: str = "", owner: str = "", versions: VersionChoice | None = None) -> dict:
     """The turn as one chat completion, in a new stored conversation seeded with `history` (the signed-in
     user's, if any). Through the Guide several may speak, so each speaker is labelled; a request to one
     assistant gets its answer alone."""
     sid = copilot.new_session(history, owner, "api")
-    turn = Transcript(CITES, labelled=target is None, base=base).take(copilot.chat(question, sid, target))
+    turn = Transcript(CITES, labelled=target is None, base=base).take(copilot.chat(question, sid, target,
+                                                                                   versions=versions))
     text = public_links(turn.text, base)  # links to files on the server turned into viewer URLs
     return {"id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
@@ -290,7 +318,8 @@ def _complete(copilot: Copilot, question: str, history: list[dict], target: str 
 
 
 def _stream(copilot: Copilot, question: str, history: list[dict], target: str | None, cid: str, model: str,
-            include_usage: bool = False, base: str = "", owner: str = "") -> Iterator[dict | str]:
+            include_usage: bool = False, base: str = "", owner: str = "",
+            versions: VersionChoice | None = None) -> Iterator[dict | str]:
     """The turn as OpenAI chat completion chunks (objects), then "[DONE]", in a new stored conversation
     seeded with `history` (the signed-in user's, if any); `sse` writes them."""
     sid = copilot.new_session(history, owner, "api")
@@ -308,7 +337,7 @@ def _stream(copilot: Copilot, question: str, history: list[dict], target: str | 
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
 
     yield chunk("", role="assistant")
-    for ev in copilot.chat(question, sid, target):
+    for ev in copilot.chat(question, sid, target, versions=versions):
         text = turn.write(ev)
         if text is not None:  # offline answers stream whole paragraphs, so their links arrive whole
             yield chunk(public_links(text, base) if ev.type == TOKEN else text)

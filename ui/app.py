@@ -92,6 +92,7 @@ def build_app(copilot, cfg=None, jobs: Jobs | None = None) -> gr.Blocks:
     cfg = cfg or getattr(copilot, "cfg", None) or copilot.index.cfg
     chat = ChatTab(copilot, cfg)
     knowledge = KnowledgeTab(copilot, cfg, chat.kb_choices, jobs if jobs is not None else Jobs(copilot.index))
+    chat.index_version = knowledge.index_version  # the chat's offer to index a pinned version goes to the queue
     usage = UsageTab(copilot)
     with gr.Blocks(title="devcopilot", analytics_enabled=False, fill_width=True) as demo:
         chat.states()

@@ -1,4 +1,4 @@
-"""The web app's Chat tab: the group chat, the conversation list, the knowledge-base selector.
+"""The web app's Chat tab: the group chat, the conversation list, the knowledge-base and version selectors.
 
 No retrieval or routing here: it renders the events `Copilot.chat` yields (ui/render.py) and the
 conversations the Copilot keeps, each signed-in user seeing only their own.
@@ -30,6 +30,8 @@ EXAMPLES = [
 ]
 
 ALL_KBS = "All knowledge bases"
+# The version selector's own choices; each indexed version of a library is "LIBRARY==VERSION".
+PROJECT, NEWEST, EVERY = "project", "newest", "all"
 STREAM_INTERVAL_S = 0.05  # at most ~20 screen updates a second while tokens arrive
 
 
@@ -39,6 +41,8 @@ class ChatTab:
     def __init__(self, copilot, cfg):
         self.copilot = copilot
         self.cfg = cfg
+        # Indexes a version the chat offers (the Knowledge tab's `index_version`: the server's job queue).
+        self.index_version = None
         self.avatars = {a.name: a.avatar for a in copilot.assistants}
         self.max_chars = int(getattr(getattr(cfg, "chat", None), "max_message_chars", 0) or 0)
 
@@ -90,7 +94,7 @@ class ChatTab:
         return [], [], None, None, self.sidebar(user, None)
 
     # -- chat --------------------------------------------------------------------------
-    def run_chat(self, message: str, history: list, ids: list, session_id: str, kb: str):
+    def run_chat(self, message: str, history: list, ids: list, session_id: str, kb: str, version: str = PROJECT):
         """Stream one user turn: yields (history, ids) as events arrive."""
         history = list(history or [])
         ids = list(ids or [])
@@ -101,7 +105,7 @@ class ChatTab:
         current = None  # index in history of the answer being streamed
         last = 0.0
         try:
-            for ev in self.copilot.chat(message, session_id, kb=kb or None):
+            for ev in self.copilot.chat(message, session_id, kb=kb or None, versions=chosen_versions(version)):
                 said = reply.feed(ev)
                 if isinstance(said, Note):
                     history.append({"role": "assistant", "content": _notice(ev, self.avatar_of)})
@@ -129,7 +133,7 @@ class ChatTab:
             ids.append("")
         yield history, ids
 
-    def submit(self, message: str, history: list, ids: list, session_id: str | None, kb: str,
+    def submit(self, message: str, history: list, ids: list, session_id: str | None, kb: str, version: str,
                request: gr.Request):
         """Answer one message; the conversation is created on the first one and listed in the sidebar."""
         user = user_of(request)
@@ -148,7 +152,7 @@ class ChatTab:
         if not self.owned(session_id, user):
             session_id = self.copilot.new_session(owner=user, origin="web")
         listed = False
-        for h, i in self.run_chat(message, history, ids, session_id, kb):
+        for h, i in self.run_chat(message, history, ids, session_id, kb, version):
             # Listed (titled by its first question) as soon as it holds the question; Send is off meanwhile.
             side = gr.update()
             if not listed and len(h) > len(history or []) + 1:
@@ -156,12 +160,12 @@ class ChatTab:
             yield h, i, session_id, session_id, side, "", gr.update(interactive=False)
         yield h, i, session_id, session_id, self.sidebar(user, session_id), "", gr.update(interactive=True)
 
-    def send_example(self, history: list, ids: list, session_id: str | None, kb: str, data: gr.SelectData,
-                     request: gr.Request):
+    def send_example(self, history: list, ids: list, session_id: str | None, kb: str, version: str,
+                     data: gr.SelectData, request: gr.Request):
         value = data.value if isinstance(data.value, str) else (data.value or {}).get("text", "")
-        yield from self.submit(value, history, ids, session_id, kb, request)
+        yield from self.submit(value, history, ids, session_id, kb, version, request)
 
-    def retry(self, history: list, ids: list, session_id: str | None, kb: str, data: gr.RetryData,
+    def retry(self, history: list, ids: list, session_id: str | None, kb: str, version: str, data: gr.RetryData,
               request: gr.Request):
         user = user_of(request)
         idx = data.index if isinstance(data.index, int) else data.index[0]
@@ -173,7 +177,7 @@ class ChatTab:
             return
         if not self.owned(session_id, user):
             session_id = self.copilot.new_session(owner=user, origin="web")
-        for h, i in self.run_chat(message, history[:idx], ids[:idx], session_id, kb):
+        for h, i in self.run_chat(message, history[:idx], ids[:idx], session_id, kb, version):
             yield h, i, session_id
 
     def like(self, ids: list, data: gr.LikeData):
@@ -189,6 +193,47 @@ class ChatTab:
         names = [info.name for info in self.copilot.index.catalog.kbs()]
         value = current if current in names else ""
         return gr.update(choices=[(ALL_KBS, "")] + [(n, n) for n in names], value=value)
+
+    # -- versions ---------------------------------------------------------------------------
+    def chat_kbs(self, kb: str | None) -> list[str]:
+        return self.copilot.chat_kbs(kb or None)[0]
+
+    def version_choices(self, kb: str | None = None, current: str | None = None):
+        """The version selector: the project's (when one is set), the newest, every version, and each version
+        indexed in the KBs the chat reads."""
+        project = self.cfg.project.path if getattr(self.cfg, "project", None) else ""
+        own = ([(f"The project's versions ({Path(project).name})", PROJECT)] if project else []) + \
+            [("Newest versions", NEWEST), ("All versions", EVERY)]
+        try:
+            listed = [(label, f"{lib}=={ver}") for label, lib, ver in version_options(self.copilot.index,
+                                                                                      self.chat_kbs(kb))]
+        except Exception:  # the catalog out of reach: the selector still offers its own choices
+            log.exception("could not list the versions")
+            listed = []
+        values = [v for _, v in own + listed]
+        value = current if current in values else (PROJECT if project else NEWEST)
+        return gr.update(choices=own + listed, value=value)
+
+    def offer(self, kb: str | None, version: str):
+        """The button offering to index a pinned version the chat's KBs do not hold (and what it would do)."""
+        try:
+            choice = self.copilot.versions(chosen_versions(version))
+            missing = [m for name in self.chat_kbs(kb) if self.copilot.index.catalog.kb(name) is not None
+                       for m in self.copilot.index.scope(name, choice).missing if m.spec]
+        except Exception:
+            log.exception("could not work out the versions to offer")
+            missing = []
+        if not missing or self.index_version is None:
+            return gr.update(visible=False), None
+        m = missing[0]
+        return gr.update(visible=True, value=f"Index {m.library} {m.version}"), [m.kb, m.spec]
+
+    def take_offer(self, offered: list | None, kb: str | None, version: str):
+        """Submit the offered version to the server's job queue; the chat says so (and the Knowledge tab shows it)."""
+        if not offered or self.index_version is None:
+            return gr.update(visible=False), None, ""
+        note = self.index_version(offered[1], offered[0])
+        return gr.update(visible=False), None, note
 
     # -- layout ---------------------------------------------------------------------------
     def states(self) -> None:
@@ -211,7 +256,15 @@ class ChatTab:
                     self.kb_select = gr.Dropdown(choices=[(ALL_KBS, "")], value="", label="Knowledge base",
                                                  show_label=False, elem_id="dc-kb-select", interactive=True,
                                                  container=False, scale=1, min_width=200)
+                    first = PROJECT if getattr(getattr(self.cfg, "project", None), "path", "") else NEWEST
+                    self.version_select = gr.Dropdown(choices=[(first, first)], value=first, label="Version",
+                                                      show_label=False, elem_id="dc-version-select",
+                                                      interactive=True, container=False, scale=1, min_width=160)
                     gr.Markdown(f"{team} · **@Name** asks one directly", elem_id="dc-team")
+                with gr.Row(elem_id="dc-offer-bar"):
+                    self.offer_button = gr.Button("Index", visible=False, size="sm", elem_id="dc-offer")
+                    self.offer_note = gr.Markdown(elem_id="dc-offer-note")
+                self.offered = gr.State(None)
                 self.chatbot = gr.Chatbot(
                     label="Group chat", show_label=False, elem_id="dc-chat", height="calc(100dvh - 255px)",
                     min_height=320, group_consecutive_messages=False, autoscroll=False,
@@ -226,20 +279,52 @@ class ChatTab:
 
     def wire(self, demo: gr.Blocks) -> None:
         # Chats from different browsers run side by side (Gradio's default is one at a time per event).
-        chatbot, ids, session, kb = self.chatbot, self.message_ids, self.session, self.kb_select
+        chatbot, ids, session, kb, version = self.chatbot, self.message_ids, self.session, self.kb_select, \
+            self.version_select
         shown = [chatbot, ids, session, self.browser, self.conversations]
         chat_out = [*shown, self.box, self.send]
-        demo.load(self.restore_conversation, self.browser, shown).then(self.kb_choices, None, kb)
-        self.box.submit(self.submit, [self.box, chatbot, ids, session, kb], chat_out, concurrency_limit=None)
-        self.send.click(self.submit, [self.box, chatbot, ids, session, kb], chat_out, concurrency_limit=None)
-        chatbot.example_select(self.send_example, [chatbot, ids, session, kb], chat_out, concurrency_limit=None)
-        chatbot.retry(self.retry, [chatbot, ids, session, kb], [chatbot, ids, session], concurrency_limit=None)
+        offer = (self.offer, [kb, version], [self.offer_button, self.offered])
+        demo.load(self.restore_conversation, self.browser, shown).then(self.kb_choices, None, kb) \
+            .then(self.version_choices, [kb, version], version).then(*offer)
+        self.box.submit(self.submit, [self.box, chatbot, ids, session, kb, version], chat_out,
+                        concurrency_limit=None).then(*offer)
+        self.send.click(self.submit, [self.box, chatbot, ids, session, kb, version], chat_out,
+                        concurrency_limit=None).then(*offer)
+        chatbot.example_select(self.send_example, [chatbot, ids, session, kb, version], chat_out,
+                               concurrency_limit=None)
+        chatbot.retry(self.retry, [chatbot, ids, session, kb, version], [chatbot, ids, session], concurrency_limit=None)
+        kb.change(self.version_choices, [kb, version], version).then(*offer)
+        version.focus(self.version_choices, [kb, version], version)
+        version.input(*offer)
+        self.offer_button.click(self.take_offer, [self.offered, kb, version],
+                                [self.offer_button, self.offered, self.offer_note])
         chatbot.like(self.like, ids, None)
         chatbot.clear(self.new_chat, None, chat_out)
         self.new.click(self.new_chat, None, chat_out)
         self.conversations.input(self.open_conversation, self.conversations, shown)
         self.delete.click(self.delete_chat, session, shown)
         kb.focus(self.kb_choices, kb, kb)
+
+
+def chosen_versions(value: str | None):
+    """The version selector's value as the chat's version choice: None for the project's (the Copilot reads
+    `project.path`), the newest, every version, or one library at one version."""
+    from indexes.versions import VersionChoice
+
+    if not value or value == PROJECT:
+        return None
+    if value in (NEWEST, EVERY):
+        return VersionChoice.parse(value)
+    library, _, version = value.partition("==")
+    return VersionChoice.parse(version, library)
+
+
+def version_options(index, kbs: list[str]) -> list[tuple[str, str, str]]:
+    """(label, library, version) of each version indexed in these KBs, for the libraries held at several."""
+    from indexes.versions import choices
+
+    several = {lib for kb in kbs if index.catalog.kb(kb) is not None for lib in index.side_by_side(kb)}
+    return [c for c in choices(index.catalog, kbs) if c[1] in several]
 
 
 def browser_secret(cfg) -> str:

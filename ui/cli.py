@@ -65,13 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _indexing_commands(sub) -> None:
     """ingest: sources into a knowledge base."""
-    s = sub.add_parser("ingest", help="index sources (folder, git URL, pkg:NAME, docs website URL, "
-                                      "llamaindex:MODULE.Reader) into a knowledge base",
+    s = sub.add_parser("ingest", help="index sources (folder, git URL, pkg:NAME, pypi:NAME==VERSION, "
+                                      "npm:NAME@VERSION, docs website URL, llamaindex:MODULE.Reader) into a "
+                                      "knowledge base",
                        description="Index sources into a knowledge base. Run by you, the operator, it fetches "
                                    "whatever URL it is given, this machine's and private addresses included; "
                                    "the server's doors (the Knowledge tab and API) fetch only public addresses "
                                    "and what server.fetch_allow names.")
     s.add_argument("sources", nargs="+", metavar="SOURCE")
+    s.add_argument("--ref", metavar="TAG|BRANCH|COMMIT", help="index git URLs at this tag, branch or commit (a "
+                                                              "branch moves on re-index; a tag or commit does not)")
     s.add_argument("--reader-args", metavar="JSON", help="arguments of a llamaindex:MODULE.Reader source, as a JSON "
                                                           "object")
     s.add_argument("--kb", default="default")
@@ -95,6 +98,7 @@ def _reading_commands(sub) -> None:
     s.add_argument("--kind", choices=["doc", "code"])
     s.add_argument("--assistant", help="cite as this assistant does (its KBs, kind and number of sources)")
     s.add_argument("--json", action="store_true")
+    _version_flags(s)
 
 
 def _code_commands(sub) -> None:
@@ -122,9 +126,12 @@ def _kb_commands(sub) -> None:
     s.add_argument("--kb", default="default")
     s.add_argument("--json", action="store_true")
 
-    s = sub.add_parser("forget", help="remove a source from a KB, or a whole KB with --kb alone")
+    s = sub.add_parser("forget", help="remove a source from a KB (or one version of a library), or a whole KB "
+                                      "with --kb alone")
     s.add_argument("source", nargs="?")
     s.add_argument("--kb", help="the KB (default: default); alone, without SOURCE, removes the whole KB")
+    s.add_argument("--library", help="with --version: forget that version of the library (its sources)")
+    s.add_argument("--version", help="with --library: the version to forget")
     s.add_argument("--no-wait", action="store_true", help="refuse at once when another ingest is writing")
 
 
@@ -134,10 +141,14 @@ def _chat_commands(sub) -> None:
     s.add_argument("question")
     s.add_argument("--assistant", help="who answers (Tutoring, Coding, ...); default: the Guide decides")
     s.add_argument("--kb", help="knowledge base to read (default: chat.kb, else every indexed KB)")
+    _version_flags(s)
 
     s = sub.add_parser("mcp", help="serve MCP over stdio, for a coding agent (Claude Code, Cursor, VS Code...)")
     s.add_argument("--kb", help="knowledge base `ask` reads (default: chat.kb, else every indexed KB); the other "
                                 "tools take a kb argument")
+    s.add_argument("--project", metavar="DIR", help="answer for the versions this project pins (its lock or "
+                                                    "requirement files, its .venv); default: project.path, else "
+                                                    "the folder the MCP client shares as its root")
 
     s = sub.add_parser("usage", help="tokens, cost and budget per model and assistant; counters; coverage gaps")
     s.add_argument("--json", action="store_true")
@@ -170,6 +181,46 @@ def _server_commands(sub) -> None:
 # An ONNX export made on first use, under the virtual environment, is private too: the shared one is
 # made at set-up (`make setup`, the Dockerfile: `python -m indexes.onnx_embedder`), not through here.
 PRIVATE_UMASK = 0o077
+
+
+def _version_flags(s) -> None:
+    s.add_argument("--version", help="answer from this version of the library (\"all\": every version indexed; "
+                                     "default: what the project pins, else the newest)")
+    s.add_argument("--library", help="the library --version is of, when a knowledge base holds several")
+    s.add_argument("--project", metavar="DIR", help="answer for the versions this project pins (uv.lock, "
+                                                    "poetry.lock, requirements*.txt, pyproject.toml, "
+                                                    "package-lock.json, pnpm-lock.yaml, or its .venv); default: "
+                                                    "project.path")
+
+
+def version_choice(args, cfg):
+    """The versions the flags ask for (--version, --library, --project, else `project.path`); None: the newest."""
+    from indexes.project import versions_for
+    from indexes.versions import VersionChoice
+
+    project = _project_folder(args.project) if args.project else cfg.project.path
+    chosen = VersionChoice.parse(args.version, args.library) if args.version or args.library else None
+    return versions_for(chosen, project)
+
+
+def _project_folder(path: str) -> str:
+    from pathlib import Path
+
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise ValueError(f"--project '{path}' is not a folder; give the folder holding the project's lock or "
+                         "requirement files.")
+    return str(folder.resolve())
+
+
+def say_version_notes(index, kbs: list[str], choice) -> None:
+    """On stderr: what the versions asked for could not give (a lock file unread, a version not indexed)."""
+    notes = list(getattr(choice, "notes", ()))
+    for kb in kbs:
+        if index.catalog.kb(kb) is not None:
+            notes += [m.sentence() for m in index.scope(kb, choice).missing]
+    for note in notes:
+        print(f"devcopilot: {note}", file=sys.stderr, flush=True)
 
 
 def config_from(args):
@@ -212,7 +263,7 @@ def cmd_ingest(args) -> int:
 
     cfg = config_from(args)
     # Absolute paths: the server's working directory is not ours.
-    specs = [normalize_spec(s) for s in reader_specs(args.sources, args.reader_args)]
+    specs = [normalize_spec(s) for s in at_ref(reader_specs(args.sources, args.reader_args), args.ref)]
     include, exclude = args.include or None, args.exclude or None
 
     def once(wait: bool) -> list[str]:
@@ -363,6 +414,18 @@ def watch_folders(cfg, specs: list[str], quiet_s: float, first, reindex) -> None
     print("Stopped watching.", file=sys.stderr)
 
 
+def at_ref(sources: list[str], ref: str | None) -> list[str]:
+    """The sources with --ref joined to the git URLs (`URL#REF`); --ref with no git URL is a mistake."""
+    if not ref:
+        return sources
+    from ingest.sources import is_git_url, with_git_ref
+
+    if not all(is_git_url(s) for s in sources):
+        raise ValueError("--ref goes with git URLs only; pypi:NAME==VERSION and npm:NAME@VERSION name their version "
+                         "themselves, and a folder is read as it is.")
+    return [with_git_ref(s.split("#", 1)[0], ref.strip()) for s in sources]
+
+
 def reader_specs(sources: list[str], reader_args: str | None) -> list[str]:
     """The sources, with --reader-args joined to the llamaindex: reader they belong to."""
     if reader_args is None:
@@ -393,6 +456,8 @@ def cmd_search(args) -> int:
             index.searchable(kb)  # an unknown KB, or one embedded by another model, is one sentence
     if not kbs:
         raise ValueError("Nothing is indexed yet; run `devcopilot ingest SOURCE` first.")
+    versions = version_choice(args, index.cfg)
+    say_version_notes(index, kbs, versions)
     cite = None
     if args.assistant:
         from copilot.assistants import load_assistants, retrieve_for
@@ -402,11 +467,11 @@ def cmd_search(args) -> int:
         read = kbs if args.kb or not spec.kbs else spec.kbs  # --kb wins; else its own KBs narrow the chat's
 
         def cite(q):
-            return retrieve_for(index, spec, q, read)
+            return retrieve_for(index, spec, q, read, versions)
 
     queries = [args.query] if args.query is not None else [ln.rstrip("\n") for ln in sys.stdin]
     for q in queries:
-        found = cite(q) if cite else retrieve(index, q, kbs, kind=args.kind, k=args.k)
+        found = cite(q) if cite else retrieve(index, q, kbs, kind=args.kind, k=args.k, versions=versions)
         if args.json:
             print(json.dumps({"query": q, "weak": found.weak, "hits": [h.to_json() for h in found.hits]},
                              ensure_ascii=False), flush=True)
@@ -414,7 +479,8 @@ def cmd_search(args) -> int:
         print(f"# {q}")
         for n, h in enumerate(found.hits, 1):
             c = h.chunk
-            print(f"[{n}] {c.path}:{c.start_line}-{c.end_line}  {c.title}  ({h.score:.4f})")
+            version = f"  {c.library} {c.version}" if c.library and c.library in index.side_by_side(h.kb) else ""
+            print(f"[{n}] {c.path}:{c.start_line}-{c.end_line}  {c.title}{version}  ({h.score:.4f})")
             print(f"    {c.link}")
         if not found.hits:
             print("(no results)")
@@ -473,6 +539,9 @@ def cmd_status(args) -> int:
         state = f"\n  ({kb['state']})" if kb["state"] else ""
         print(f"\nKB '{kb['name']}': {kb['files']} files, {kb['chunks']} chunks, "
               f"last indexed {kb['last_indexed'] or 'never'}{state}")
+        for library, versions in kb["versions"].items():
+            if len(versions) > 1:
+                print(f"  versions of {library}: {', '.join(versions)}")
         for s in kb["sources"]:
             skipped = ", ".join(f"{n} {why}" for why, n in s["skipped"].items()) or "none skipped"
             globs = "".join(f" --include {g}" for g in s["include"]) + "".join(f" --exclude {g}" for g in s["exclude"])
@@ -514,32 +583,60 @@ def cmd_forget(args) -> int:
     from indexes.build import forget
     from indexes.writer import running_server
 
-    if args.source is None and args.kb is None:  # a bare `forget` must not wipe the default KB
-        raise ValueError("Say what to forget: a SOURCE (as listed by `devcopilot status`), or --kb NAME to remove "
-                         "a whole knowledge base.")
+    if args.source is None and args.kb is None and not args.library:  # a bare `forget` must not wipe the default KB
+        raise ValueError("Say what to forget: a SOURCE (as listed by `devcopilot status`), --library L --version V, "
+                         "or --kb NAME to remove a whole knowledge base.")
     cfg = config_from(args)
     kb = args.kb or "default"
+    sources = [args.source] if args.source else []
+    if args.library or args.version:
+        sources += _version_sources(args, kb)
     server = running_server(cfg.data_dir)
     if server is not None:  # the server does the writing while it runs (indexes/writer.py)
-        job = run_on_server(server, {"action": "forget", "kb": kb, "sources": [args.source] if args.source else [],
+        job = run_on_server(server, {"action": "forget", "kb": kb, "sources": sources,
                                      "wait": not args.no_wait}, lambda *_: None)
         print(job["message"])
         return 0
-    print(forget(_index(args), args.source, kb, wait=not args.no_wait, on_wait=_say_waiting))
+    index = _index(args)
+    for spec in sources or [None]:
+        print(forget(index, spec, kb, wait=not args.no_wait, on_wait=_say_waiting))
     return 0
+
+
+def _version_sources(args, kb: str) -> list[str]:
+    """The sources holding --version V of --library L in `kb`: what `forget --library L --version V` removes."""
+    from indexes.versions import same_version, versions_of
+
+    if args.source or not (args.library and args.version):
+        raise ValueError("Forget one version with --library L --version V together (and no SOURCE).")
+    index = _index(args)
+    index.searchable(kb)
+    versions = versions_of(index, kb, args.library)
+    if not versions:
+        raise ValueError(f"Knowledge base '{kb}' holds no library '{args.library}'; `devcopilot status` lists what "
+                         "it holds.")
+    found = [v for v in versions if same_version(v.version, args.version)]
+    if not found:
+        raise ValueError(f"Knowledge base '{kb}' holds {args.library} {', '.join(v.version for v in versions)}, not "
+                         f"{args.version}.")
+    return list(found[0].specs)
 
 
 def cmd_ask(args) -> int:
     from copilot.chat import Copilot
     from copilot.routing import find_assistant
+    from indexes.versions import VersionChoice
 
     cfg = config_from(args)
     if args.kb:
         cfg.chat.kb = args.kb
+    if args.project:  # the turn reads the project's pins itself (Copilot.versions), and says what it could not
+        cfg.project.path = _project_folder(args.project)
+    versions = VersionChoice.parse(args.version, args.library) if args.version or args.library else None
     copilot = Copilot(cfg)
     if args.assistant:
         find_assistant(args.assistant, copilot.assistants)  # UnknownAssistant: its sentence
-    events = copilot.chat(args.question, copilot.new_session(origin="cli"), args.assistant)
+    events = copilot.chat(args.question, copilot.new_session(origin="cli"), args.assistant, versions=versions)
     return _print_answers(events, sys.stdout.isatty())
 
 
@@ -614,6 +711,8 @@ def cmd_mcp(args) -> int:
     cfg = config_from(args)
     if args.kb:
         cfg.chat.kb = args.kb
+    if args.project:
+        cfg.project.path = _project_folder(args.project)
     copilot = Copilot(cfg)
     # Load the embedding model while the client starts up, so the first search does not wait for it.
     warm_up = threading.Thread(target=copilot.index.embed_query, args=("warm up",), daemon=True)

@@ -57,6 +57,13 @@ def check_source(spec: str, roots: list[Path], outbound: Outbound = PUBLIC_ONLY)
         if not re.fullmatch(r"pkg:[A-Za-z_][\w.-]*", spec):
             raise SourceRefused(f"'{spec}' is not a package name; write pkg: followed by the import name.")
         return spec
+    if spec.startswith(("pypi:", "npm:")):  # a published release, fetched from the index pip or npm uses
+        from ingest.release_names import ReleaseSpecError, normalize_release
+
+        try:
+            return normalize_release(spec)
+        except ReleaseSpecError as e:
+            raise SourceRefused(str(e)) from None
     folder = local_path(spec)
     if folder is None:  # remote: cloned or fetched into the data dir
         if not (is_git_url(spec) or is_website_url(spec)):

@@ -1,6 +1,9 @@
 """The Knowledge API: add a source to a KB, re-index a KB or every KB, forget, and follow the job.
 
     POST   /v1/knowledge/jobs        {"action": "add", "kb": "myfw", "sources": ["https://github.com/o/r.git"]}
+                                     {"action": "add", "kb": "myfw", "sources": ["https://github.com/o/r.git"],
+                                      "ref": "v1.2.0"}   (git URLs at a tag, branch or commit)
+                                     {"action": "add", "kb": "myfw", "sources": ["pypi:openai-agents==0.24.0"]}
                                      {"action": "reindex", "kb": "myfw"}   (no "kb": every KB)
                                      {"action": "forget", "kb": "myfw", "sources": ["..."]}   (no sources: the KB)
                                      -> 202 {"id": "job-…", "state": "queued", …}
@@ -89,6 +92,21 @@ def knowledge_router(index, jobs: Jobs, cfg) -> APIRouter:
     return router
 
 
+def _at_ref(sources: list[str], ref, action: str) -> list[str]:
+    """The git URLs at `ref` (`URL#REF`), when the request gives one."""
+    if ref is None:
+        return sources
+    from ingest.sources import SAFE_GIT_REF, is_git_url, with_git_ref
+
+    if action != "add" or not isinstance(ref, str) or not SAFE_GIT_REF.match(ref.strip()):
+        raise knowledge.SourceRefused("'ref' goes with \"add\" and git URLs: a tag, branch or commit name such as "
+                                      "\"v1.2.0\".")
+    if not all(is_git_url(s) for s in sources):
+        raise knowledge.SourceRefused("'ref' goes with git URLs only; pypi:NAME==VERSION and npm:NAME@VERSION name "
+                                      "their version themselves.")
+    return [with_git_ref(s.split("#", 1)[0], ref.strip()) for s in sources]
+
+
 @dataclass(frozen=True)
 class JobRequest:
     """A job request (`POST /v1/knowledge/jobs`), checked."""
@@ -135,6 +153,7 @@ class JobRequest:
                 sources = [knowledge.check_source(s, roots, outbound) for s in sources]
         elif action == "reindex" and sources:
             raise refuse("'reindex' takes a 'kb' (or none for every KB), not 'sources'.")
+        sources = _at_ref(sources, req.get("ref"), action)
         globs = []
         for key in ("include", "exclude"):
             value = req.get(key)

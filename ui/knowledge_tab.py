@@ -44,7 +44,30 @@ class KnowledgeTab:
 
     def kb_table(self):
         rows = knowledge.kb_rows(self.copilot.index)
-        return [[r.name, r.files, r.chunks, r.sources, r.last_indexed, r.embedding, r.note] for r in rows]
+        return [[r.name, r.files, r.chunks, r.sources, self.versions(r.name), r.last_indexed, r.embedding, r.note]
+                for r in rows]
+
+    def versions(self, kb: str) -> str:
+        """The libraries the KB holds several versions of, and those versions ("" for none)."""
+        from indexes.versions import describe_versions
+
+        try:
+            return describe_versions(self.copilot.index.catalog, kb)
+        except Exception:  # a column of the table must never cost the tab
+            log.exception("could not list the versions of %s", kb)
+            return ""
+
+    def index_version(self, spec: str, kb: str) -> str:
+        """Index a version the chat offers (a pinned version not indexed): into the server's job queue, by the
+        same rules as a source added here; what was done, in one sentence."""
+        try:
+            kb = knowledge.check_kb(kb)
+            spec = knowledge.check_source(spec, self.roots)
+        except Exception as e:
+            return f"❌ {user_error(e)}"
+        job = self.jobs.submit("add", kb, [spec], by="ui")
+        return (f"⏳ Indexing {spec} into '{kb}' ({job.id}): the Knowledge tab shows its progress; the version "
+                "selector lists it once it is done.")
 
     def source_table(self):
         return knowledge.source_rows(self.copilot.index)
@@ -117,14 +140,17 @@ class KnowledgeTab:
         """The tab's components (inside the caller's `gr.Tab`); `wire(tab, kb_select)` connects them."""
         gr.Markdown("Knowledge bases the assistants answer from: the chat reads every one (the selector "
                     "above the chat narrows it to one; an assistant with its own `kbs` reads only those). "
-                    "Add a folder (under " + ", ".join(f"`{r}`" for r in self.roots) + "), a git URL, or "
-                    "`pkg:NAME`; only what changed is re-embedded. A new knowledge base is used by the "
+                    "Add a folder (under " + ", ".join(f"`{r}`" for r in self.roots) + "), a git URL (at a tag, "
+                    "branch or commit: `URL#v1.2.0`), `pkg:NAME`, or a release: `pypi:NAME==VERSION`, "
+                    "`npm:NAME@VERSION` (versions of one library live side by side); only what changed is "
+                    "re-embedded. A new knowledge base is used by the "
                     "next message.")
-        self.kbs = gr.Dataframe(headers=["KB", "files", "chunks", "sources", "last indexed", "embedding", "note"],
+        self.kbs = gr.Dataframe(headers=["KB", "files", "chunks", "sources", "versions", "last indexed", "embedding",
+                                         "note"],
                                 value=self.kb_table, interactive=False, elem_id="dc-kbs", label="Knowledge bases")
         with gr.Row():
-            self.spec = gr.Textbox(label="Source", placeholder="/path/to/docs, https://github.com/o/r.git "
-                                   "or pkg:NAME", scale=4, elem_id="dc-source")
+            self.spec = gr.Textbox(label="Source", placeholder="/path/to/docs, https://github.com/o/r.git, "
+                                   "pkg:NAME or pypi:NAME==VERSION", scale=4, elem_id="dc-source")
             self.kb_name = gr.Textbox(label="Knowledge base", value="default", scale=1, elem_id="dc-kb")
         with gr.Row():
             self.add = gr.Button("Add and index", variant="primary", elem_id="dc-add")

@@ -11,6 +11,11 @@ instead); results are cut to a budget of about MAX_RESULT_CHARS characters. A re
 arguments hold a lone surrogate or a NUL (ui/strings.py) is refused with a JSON-RPC error before
 any tool runs (`refuse_unfit_text`), over HTTP and stdio alike; over stdio, a line that is not a
 JSON-RPC message is answered with one too (`run_stdio`), and the end of input ends the server.
+
+Every tool that reads takes `version` (and `library`, when a KB holds several): the version of
+each library answered from. Without it, what the client's project pins, when the client shares
+its folder as an MCP root (over stdio: the client runs on this machine), else `project.path`,
+else the newest indexed (indexes/versions.py).
 """
 # No `from __future__ import annotations`: the SDK reads the tools' Annotated types at run time.
 import contextlib
@@ -18,11 +23,14 @@ import json
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import unquote, urlsplit
 
 import anyio
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.resolve import ListRoots, Resolve
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 from mcp.types import (
@@ -32,6 +40,7 @@ from mcp.types import (
     CallToolResult,
     ErrorData,
     JSONRPCError,
+    ListRootsResult,
     TextContent,
     ToolAnnotations,
     jsonrpc_message_adapter,
@@ -44,8 +53,10 @@ from copilot.reply import Transcript
 from copilot.routing import UnknownAssistant, find_assistant
 from indexes import graph
 from indexes.indexed_files import MAX_LINES, find_indexed_file, line_range
+from indexes.project import versions_for
 from indexes.retrieve import RetrievalDown, find_definitions, retrieve
 from indexes.search import Hit, SearchError
+from indexes.versions import VersionChoice
 from ui.strings import first_refusal
 
 MAX_RESULT_CHARS = 24_000  # about 6,000 tokens: what one tool result may add to an agent's context
@@ -61,6 +72,39 @@ citations. Cite passages by their path and lines or link."""
 GRAPH_INSTRUCTIONS = """
 Use `find_references` for every place a function, class or method is used (calls, imports, subclasses,
 decorators), and `call_graph` for who calls it to a depth (what breaks if it changes) or what it calls."""
+
+
+# The version arguments every reading tool takes.
+Version = Annotated[str | None, Field(max_length=100, description="The version of the library to answer from, e.g. "
+                                                                  "'0.23.1'; 'all' for every version indexed; omit "
+                                                                  "for your project's (when you share its folder) "
+                                                                  "or the newest.")]
+Library = Annotated[str | None, Field(max_length=200, description="The library `version` is of, when the knowledge "
+                                                                  "base holds several (list_knowledge_bases names "
+                                                                  "them).")]
+NO_ROOTS = ListRootsResult(roots=[])
+
+
+def _asked_roots(ctx: Context) -> ListRootsResult | ListRoots:
+    """The client's roots: known from earlier in the session, else asked (the SDK asks the client), from a
+    server that reads them (over stdio) and a client that declares it has some; else none."""
+    known = getattr(ctx.mcp_server, "devcopilot_roots", None)  # set by build_server(roots=True): session -> roots
+    capabilities = ctx.client_capabilities
+    if known is None or capabilities is None or capabilities.roots is None:
+        return NO_ROOTS
+    return known.get(id(ctx.session)) or ListRoots()
+
+
+def client_roots(ctx: Context, listed: Annotated[ListRootsResult, Resolve(_asked_roots)]) -> ListRootsResult:
+    """The client's roots, kept for the session so they are asked once."""
+    known = getattr(ctx.mcp_server, "devcopilot_roots", None)
+    if known is not None and listed.roots:
+        known[id(ctx.session)] = listed
+    return listed
+
+
+# Filled by the SDK from `client_roots`, not by the model: the folder the client shares as its project.
+Roots = Annotated[ListRootsResult, Resolve(client_roots)]
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
@@ -89,15 +133,19 @@ def _cut(text: str, limit: int) -> tuple[str, bool]:
     return text[:text.rfind("\n", 0, limit) if "\n" in text[:limit] else limit], True
 
 
-def render_hits(hits: list[Hit], budget: int = MAX_RESULT_CHARS) -> tuple[str, int]:
-    """Ranked passages as Markdown within `budget` characters: (text, how many were shown)."""
+def render_hits(hits: list[Hit], budget: int = MAX_RESULT_CHARS,
+                label: Callable[[Hit], str] | None = None) -> tuple[str, int]:
+    """Ranked passages as Markdown within `budget` characters: (text, how many were shown); `label` says a
+    passage's version when its KB holds several."""
     parts: list[str] = []
     used = 0
     shown = 0
     for n, h in enumerate(hits, 1):
         c = h.chunk
         text, cut = _cut(c.text, PASSAGE_CHARS)
+        version = label(h) if label is not None else ""
         head = (f"[{n}] {c.path}:{c.start_line}-{c.end_line}" + (f" · {_title(h)}" if _title(h) else "")
+                + (f" · {version}" if version else "")
                 + f" ({c.kind}, {c.language}; KB {h.kb}; score {h.score:.3f})\n{c.link}\n")
         block = head + _fence(text, c.language) + (
             f"\n(cut: read_source(kb={h.kb!r}, path={c.path!r}, start_line={c.start_line}) reads it all)"
@@ -112,20 +160,23 @@ def render_hits(hits: list[Hit], budget: int = MAX_RESULT_CHARS) -> tuple[str, i
     return "\n\n".join(parts), shown
 
 
-def build_server(copilot: Copilot) -> MCPServer:
-    """An MCPServer whose tools read `copilot`'s index and ask its group chat."""
-    tools = Tools(copilot)
+def build_server(copilot: Copilot, roots: bool = False) -> MCPServer:
+    """An MCPServer whose tools read `copilot`'s index and ask its group chat; with `roots`, the folder the
+    client shares as its root is the project whose pinned versions answer."""
+    tools = Tools(copilot, roots)
     what = ", ".join(f"'{n}'" for n in tools.kb_names())
     # log_level: the SDK configures the root logger with it; INFO would log every HTTP request
     # the chat's model client makes, on every turn.
     about = f" (knowledge bases: {what})" if what else ""
     server = MCPServer("devcopilot", log_level="WARNING",
                        instructions=INSTRUCTIONS.format(what=about) + GRAPH_INSTRUCTIONS)
+    if roots:
+        server.devcopilot_roots = {}  # session -> the roots it listed (client_roots asks once)
     for tool in (tools.list_knowledge_bases, tools.search, tools.read_source, tools.find_definition):
         server.add_tool(tool, annotations=READ_ONLY, structured_output=False)
     for tool in (tools.find_references, tools.call_graph):  # the code graph
         server.add_tool(tool, annotations=READ_ONLY, structured_output=False)
-    server.add_tool(ask_tool(copilot), annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
+    server.add_tool(ask_tool(copilot, tools), annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
                     structured_output=False)
     server.middleware.append(refuse_unfit_text)
     return server
@@ -145,8 +196,10 @@ class Tools:
     """The tools that read the index: each public method but `kb_names` is one, registered by its
     name, its docstring as the description and its Annotated parameters as the argument schema."""
 
-    def __init__(self, copilot: Copilot):
+    def __init__(self, copilot: Copilot, roots: bool = False):
         self.index = copilot.index
+        self.cfg = copilot.cfg
+        self.roots = roots  # read the client's roots (stdio: the client runs on this machine)
 
     def kb_names(self) -> list[str]:
         return [i.name for i in self.index.catalog.kbs()]
@@ -164,6 +217,34 @@ class Tools:
             raise ToolError(f"{e} Call list_knowledge_bases to see them.") from None
         return [kb]
 
+    @staticmethod
+    def client_folder(roots: ListRootsResult | None) -> str:
+        """The first folder of this machine among the client's roots (its working folder), or ""."""
+        for root in (roots or NO_ROOTS).roots:
+            uri = str(root.uri)
+            if uri.startswith("file://") and Path(unquote(urlsplit(uri).path)).is_dir():
+                return unquote(urlsplit(uri).path)
+        return ""
+
+    def versions(self, roots: ListRootsResult | None, version: str | None, library: str | None,
+                 project: bool = True) -> VersionChoice | None:
+        """The versions asked for, then those the client's project pins (and, with `project`, project.path)."""
+        try:
+            chosen = VersionChoice.parse(version, library) if version is not None or library is not None else None
+        except ValueError as e:
+            raise ToolError(str(e)) from None
+        folder = self.client_folder(roots) or (self.cfg.project.path if project else "")
+        return versions_for(chosen, folder) if folder else chosen
+
+    def notes(self, kbs: list[str], choice: VersionChoice | None, missing=()) -> str:
+        """What the versions asked for could not give, as lines ahead of a result ("" for none)."""
+        said = list(getattr(choice, "notes", ())) + [m.sentence() for m in missing]
+        return "".join(f"Note: {n}\n\n" for n in dict.fromkeys(said))
+
+    def label(self, h: Hit) -> str:
+        c = h.chunk
+        return f"{c.library} {c.version}" if c.library and c.library in self.index.side_by_side(h.kb) else ""
+
     def list_knowledge_bases(self) -> CallToolResult:
         """List the knowledge bases this copilot has indexed: for each, its sources (folder, git URL,
         installed package or docs website, with version), file and chunk counts and when it was last
@@ -179,6 +260,8 @@ class Tools:
                                                                if kb["interrupted"] else ""))
             lines += [f"  - {s['spec']} [{s['kind']}{' ' + s['version'] if s['version'] else ''}]: {s['files']} "
                       f"files, {s['chunks']} chunks" for s in kb["sources"]]
+            lines += [f"  versions of {lib}: {', '.join(vs)} (search with version=...; the newest by default)"
+                      for lib, vs in kb["versions"].items() if len(vs) > 1]
         text = "\n".join(lines) or "Nothing is indexed yet: run `devcopilot ingest SOURCE`."
         return CallToolResult(content=[TextContent(type="text", text=text)],
                               structured_content={"knowledge_bases": kbs})
@@ -194,6 +277,10 @@ class Tools:
                                                                          "for source code only; omit for "
                                                                          "both.")] = None,
         k: Annotated[int, Field(ge=1, le=20, description="How many passages, 1 to 20.")] = 8,
+        version: Version = None,
+        library: Library = None,
+        *,
+        roots: Roots,
     ) -> CallToolResult:
         """Search the indexed documentation and source code (hybrid: keywords and meaning) and return
         the best passages, ranked, each with its path, start and end line, symbol or heading trail,
@@ -201,16 +288,18 @@ class Tools:
         cite. Results stay within about 6,000 tokens: long passages are cut (read_source reads the rest).
         When the result says the match is weak, the indexed sources probably do not cover the question."""
         kbs = self._check_kb(kb)
+        choice = self.versions(roots, version, library)
         try:
-            found = retrieve(self.index, query, kbs, kind=kind, k=k)
+            found = retrieve(self.index, query, kbs, kind=kind, k=k, versions=choice)
         except RetrievalDown as e:
             raise ToolError(f"The index cannot be searched right now ({e}); try again later.") from None
-        text, shown = render_hits(found.hits)
+        text, shown = render_hits(found.hits, label=self.label)
         if not found.hits:
             text = "No passages match. Try other words, another kind, or list_knowledge_bases."
         elif found.weak:
             text = ("Weak match: these passages share little with the query; the indexed sources may not cover "
                     "it.\n\n" + text)
+        text = self.notes(kbs, choice, found.missing) + text
         return CallToolResult(content=[TextContent(type="text", text=text)],
                               structured_content={"query": query, "weak": found.weak,
                                                   "hits": [passage(h) for h in found.hits[:shown]]})
@@ -223,9 +312,14 @@ class Tools:
         start_line: Annotated[int, Field(ge=1, description="First line to read (1-based).")] = 1,
         end_line: Annotated[int | None, Field(ge=1, description="Last line to read (inclusive); omit for "
                                                                 f"{MAX_LINES} lines.")] = None,
+        version: Version = None,
+        library: Library = None,
+        *,
+        roots: Roots,
     ) -> CallToolResult:
         kbs = self._check_kb(kb)
-        found = find_indexed_file(self.index.catalog, path, kbs)
+        choice = self.versions(roots, version, library)
+        found = find_indexed_file(self.index.catalog, path, kbs, {k: self.index.scope(k, choice).sources for k in kbs})
         if found is None:
             raise ToolError(f"'{path}' is not an indexed file of knowledge base '{kb}'. Use a path exactly as "
                             "search or find_definition return it.")
@@ -258,12 +352,17 @@ class Tools:
                                    description="A class, function or method name: 'Runner', 'Runner.run' or "
                                                "'run'.")],
         kb: Annotated[str | None, Field(description="Knowledge base to look in; omit for all.")] = None,
+        version: Version = None,
+        library: Library = None,
+        *,
+        roots: Roots,
     ) -> CallToolResult:
         """Find where a class, function or method is defined in the indexed source code: its file, lines,
         qualified name, link and its first 60 lines (up to three places, best first; about 3,000 tokens at most)."""
         kbs = self._check_kb(kb)
+        choice = self.versions(roots, version, library)
         try:
-            found = find_definitions(self.index, name, kbs)
+            found = find_definitions(self.index, name, kbs, versions=choice)
         except RetrievalDown as e:
             raise ToolError(f"The index cannot be searched right now ({e}); try again later.") from None
         if not found:
@@ -275,10 +374,12 @@ class Tools:
             c = d.hit.chunk
             lines = d.lines[:60]
             end = d.line + len(lines) - 1
-            parts.append(f"{c.path}:{d.line}-{end} · {c.symbol or c.path} (KB {d.hit.kb})\n{c.link}\n"
-                         + _fence("\n".join(lines), c.language))
+            version = self.label(d.hit)
+            parts.append(f"{c.path}:{d.line}-{end} · {c.symbol or c.path}{' · ' + version if version else ''} "
+                         f"(KB {d.hit.kb})\n{c.link}\n" + _fence("\n".join(lines), c.language))
             items.append({"path": c.path, "start_line": d.line, "end_line": end, "symbol": c.symbol, "kb": d.hit.kb,
-                          "link": c.link, "language": c.language, "text": "\n".join(lines)})
+                          "link": c.link, "language": c.language, "text": "\n".join(lines), "library": c.library,
+                          "version": c.version})
         return CallToolResult(content=[TextContent(type="text", text="\n\n".join(parts))],
                               structured_content={"definitions": items})
 
@@ -327,7 +428,7 @@ class Tools:
         return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=found)
 
 
-def ask_tool(copilot: Copilot) -> Callable[..., CallToolResult]:
+def ask_tool(copilot: Copilot, tools: Tools) -> Callable[..., CallToolResult]:
     """The `ask` tool for `copilot`: a function of its own, as its question's length limit is the
     copilot's setting (chat.max_message_chars), read when the schema is made."""
 
@@ -338,6 +439,10 @@ def ask_tool(copilot: Copilot) -> Callable[..., CallToolResult]:
         assistant: Annotated[str | None, Field(description="Who answers: 'Tutoring' (docs), 'Coding' (source) "
                                                            "or another configured assistant; omit to let the "
                                                            "Guide choose.")] = None,
+        version: Version = None,
+        library: Library = None,
+        *,
+        roots: Roots,
     ) -> CallToolResult:
         """Ask the copilot's group chat: a written answer with numbered citations [n] to the passages it
         used (path, lines, link). Without a configured language model it answers with the best passages,
@@ -348,7 +453,7 @@ def ask_tool(copilot: Copilot) -> Callable[..., CallToolResult]:
                 find_assistant(assistant, copilot.assistants)
             except UnknownAssistant as e:
                 raise ToolError(e.sentence(hint=", or omit it")) from None
-        return answer(copilot, question, assistant)
+        return answer(copilot, question, assistant, tools.versions(roots, version, library, project=False))
 
     return ask
 
@@ -357,9 +462,10 @@ def ask_tool(copilot: Copilot) -> Callable[..., CallToolResult]:
 CITES = CiteStyle(title=" · {}", kb="")
 
 
-def answer(copilot: Copilot, question: str, assistant: str | None) -> CallToolResult:
+def answer(copilot: Copilot, question: str, assistant: str | None,
+           versions: VersionChoice | None = None) -> CallToolResult:
     """One turn of the group chat, collected: each speaker's answer and its numbered sources."""
-    turn = Transcript(CITES).take(copilot.chat(question, copilot.new_session(), assistant))
+    turn = Transcript(CITES).take(copilot.chat(question, copilot.new_session(), assistant, versions=versions))
     text, _ = _cut(turn.text, MAX_RESULT_CHARS)
     sources = [{"assistant": name, **{k: v for k, v in s.to_json().items() if k != "excerpt"}}
                for name, s in turn.sources]
@@ -391,8 +497,9 @@ def http_app(server: MCPServer):
 def run_stdio(copilot: Copilot) -> None:
     """Serve MCP on stdin/stdout until the client closes stdin, whenever that is (the requests already
     read are answered first); answer every line that is not a JSON-RPC message with a JSON-RPC error
-    and go on serving."""
-    anyio.run(_serve_stdio, build_server(copilot))
+    and go on serving. The client runs on this machine, so the folder it shares as its root is read
+    for the versions its project pins."""
+    anyio.run(_serve_stdio, build_server(copilot, roots=True))
 
 
 async def _serve_stdio(server: MCPServer) -> None:
