@@ -21,9 +21,11 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from indexes.api_chunks import LANGUAGES as CHUNK_LANGUAGES
 from indexes.api_chunks import chunk_api, form_filter
 from indexes.api_python import PythonApiError, breaking_changes, load_api
 from indexes.api_symbols import ApiSymbol, SymbolChange, diff_apis
@@ -49,7 +51,12 @@ GRIFFE_NOTE = "Python: read with griffe from each version's folder; breaking cha
 
 
 class ChangesError(ValueError):
-    """A comparison that cannot be made as asked; the message is one sentence saying what to do."""
+    """A comparison that cannot be made as asked; the message is one sentence saying what to do.
+    `missing`: something named is not indexed (a KB, a library, a version), not a contradiction."""
+
+    def __init__(self, message: str, missing: bool = True):
+        super().__init__(message)
+        self.missing = missing
 
 
 # -- versions of a library in a KB ----------------------------------------------------------------
@@ -214,8 +221,11 @@ class ChangeReport:
                 "changes": [c.to_json() for c in self.changes]}
 
 
-def listing(report: ChangeReport, max_chars: int | None = None, links: bool = True) -> str:
-    """The report as text, grouped by kind; each change with its citations into both versions."""
+def listing(report: ChangeReport, max_chars: int | None = None, links: bool = True,
+            cite: Callable[[Place], str] | None = None, max_changes: int | None = None,
+            more: str = "ask about one symbol, or read the JSON") -> str:
+    """The report as text, grouped by kind; each change with its citations into both versions
+    (`cite` writes one: default, its path, lines and link), at most `max_chars` long."""
     lines = [report.title()] + [f"({n})" for n in report.notes]
     size = sum(len(ln) + 1 for ln in lines)
     shown = 0
@@ -224,12 +234,11 @@ def listing(report: ChangeReport, max_chars: int | None = None, links: bool = Tr
         if group:
             lines += ["", f"{heading} ({len(group)})"]
         for c in group:
-            entry = _entry(c, report, links)
+            entry = _entry(c, report, links, cite)
             size += sum(len(ln) + 1 for ln in entry)
-            if max_chars is not None and size > max_chars - 150:
+            if (max_chars is not None and size > max_chars - 150) or (max_changes is not None and shown >= max_changes):
                 left = len(report.changes) - shown
-                lines.append(f"\n({left} more change{'s' if left != 1 else ''} left out to stay short; ask about "
-                             "one symbol, or read the JSON.)")
+                lines.append(f"\n({left} more change{'s' if left != 1 else ''} left out to stay short; {more}.)")
                 return "\n".join(lines)
             lines += entry
             shown += 1
@@ -240,7 +249,7 @@ def listing(report: ChangeReport, max_chars: int | None = None, links: bool = Tr
     return "\n".join(lines)
 
 
-def _entry(c: Change, report: ChangeReport, links: bool) -> list[str]:
+def _entry(c: Change, report: ChangeReport, links: bool, cite: Callable[[Place], str] | None) -> list[str]:
     flag = " [breaking]" if c.breaking else ""
     out = [f"  {MARKS[c.kind]} {c.name} ({c.what}){flag}: {c.summary}"]
     out += [f"      · {d}" for d in c.details[:8]] + ([f"      · … {len(c.details) - 8} more"]
@@ -250,8 +259,8 @@ def _entry(c: Change, report: ChangeReport, links: bool) -> list[str]:
         if place is None:
             out.append(f"      {label} {version}: (not there)")
             continue
-        where = f"{place.cite()}" + (" (where it would be)" if context else "")
-        out.append(f"      {label} {version}: {where}" + (f"  {place.link}" if links and place.link else ""))
+        where = cite(place) if cite is not None else place.cite() + (f"  {place.link}" if links and place.link else "")
+        out.append(f"      {label} {version}: {where}" + (" (where it would be)" if context else ""))
     return out
 
 
@@ -266,7 +275,7 @@ def what_changed(index: Index, library: str, from_version: str, to_version: str,
     new = pick_version(versions, to_version, kb, library, newest=True)
     if old.source_id == new.source_id:
         raise ChangesError(f"FROM and TO are the same version of {library} ({old.version}); give two different "
-                           "versions, e.g. " + ", ".join(v.version for v in versions[-2:]) + ".")
+                           "versions, e.g. " + ", ".join(v.version for v in versions[-2:]) + ".", missing=False)
     return compare(index, kb, old, new, symbol.strip().strip("`").removesuffix("()"))
 
 
@@ -319,7 +328,7 @@ def ingest_hint(versions: list[Version], library: str, version: str, kb: str) ->
 
 
 @dataclass
-class _Side:
+class Side:
     """One version as the comparison reads it."""
     version: Version
     chunks: list[Chunk]
@@ -337,13 +346,16 @@ def source_chunks(index: Index, kb: str, source_id: str) -> list[Chunk]:
     return list(index.catalog.get_chunks(kb, index.catalog.chunk_ids_of_source(kb, source_id)).values())
 
 
+def side_of(index: Index, kb: str, v: Version) -> Side:
+    return Side(v, source_chunks(index, kb, v.source_id), set(index.catalog.manifest(kb, v.source_id)))
+
+
 def compare(index: Index, kb: str, old: Version, new: Version, symbol: str = "") -> ChangeReport:
     """The changes from `old` to `new` (two versions of one library in `kb`), limited to `symbol`."""
-    a = _Side(old, source_chunks(index, kb, old.source_id), set(index.catalog.manifest(kb, old.source_id)))
-    b = _Side(new, source_chunks(index, kb, new.source_id), set(index.catalog.manifest(kb, new.source_id)))
+    a, b = side_of(index, kb, old), side_of(index, kb, new)
     notes: list[str] = []
     old_api, new_api, breaking = read_apis(a, b, notes)
-    cite = _Citations(a, b)
+    cite = Citations(a, b)
     changes = [cite.change(sc, old_api, new_api, breaking.get(sc.name, [])) for sc in diff_apis(old_api, new_api)]
     changed = {c.name for c in changes}
     for name, reasons in breaking.items():  # what griffe finds and our walk does not (a symbol it deems public)
@@ -363,44 +375,65 @@ def about(c: Change, symbol: str) -> bool:
     return f".{symbol}." in f".{c.name}."
 
 
-def read_apis(a: _Side, b: _Side, notes: list[str]) \
+LANGUAGE_NAMES = {"typescript": "TypeScript", "tsx": "TSX", "javascript": "JavaScript", "go": "Go", "java": "Java",
+                  "rust": "Rust", "python": "Python (its folder could not be read)"}
+
+
+def read_apis(a: Side, b: Side, notes: list[str]) \
         -> tuple[dict[str, ApiSymbol], dict[str, ApiSymbol], dict[str, list[str]]]:
-    """Both versions' public symbols, and griffe's breaking changes by symbol."""
-    old_api: dict[str, ApiSymbol] = {}
-    new_api: dict[str, ApiSymbol] = {}
-    breaking: dict[str, list[str]] = {}
-    by_chunks = {"typescript", "tsx", "javascript", "go", "java", "rust", "python"}
-    if any(p.endswith(".py") for p in a.files | b.files):
+    """Both versions' public symbols, and griffe's breaking changes by symbol; `notes` learns how
+    each language was read."""
+    pythons = None
+    if any(p.endswith((".py", ".pyi")) for p in a.files | b.files):
         try:
-            if not (Path(a.version.root).is_dir() and Path(b.version.root).is_dir()):
-                raise PythonApiError("a version's folder is no longer on disk")
-            py_old = load_api(Path(a.version.root), a.files, (a.version.source_id, a.version.indexed_at))
-            py_new = load_api(Path(b.version.root), b.files, (b.version.source_id, b.version.indexed_at))
-            old_api.update(py_old.symbols)
-            new_api.update(py_new.symbols)
-            breaking = breaking_changes(py_old, py_new)
-            by_chunks.discard("python")
-            notes.append(GRIFFE_NOTE)
+            pythons = (_python_api(a), _python_api(b))
         except PythonApiError as e:
             log.info("Python read from the chunks: %s", e)
     wanted = form_filter(a.files, b.files)
-    chunked_old = chunk_api([c for c in a.chunks if c.language in by_chunks], wanted)
-    chunked_new = chunk_api([c for c in b.chunks if c.language in by_chunks], wanted)
-    languages = sorted({c.language for c in a.chunks + b.chunks if c.kind == "code" and c.symbol
-                        and c.language in by_chunks})
-    if chunked_old or chunked_new:
-        names = {"typescript": "TypeScript", "tsx": "TSX", "javascript": "JavaScript", "go": "Go", "java": "Java",
-                 "rust": "Rust", "python": "Python (its folder could not be read)"}
-        notes.append(CHUNK_NOTE.format(languages=", ".join(names[lang] for lang in languages)))
-    old_api.update(chunked_old)
-    new_api.update(chunked_new)
-    return old_api, new_api, breaking
+    old_api = _api(a, pythons[0] if pythons else None, wanted)
+    new_api = _api(b, pythons[1] if pythons else None, wanted)
+    _note(notes, a, b, pythons is not None, wanted)
+    return old_api, new_api, breaking_changes(*pythons) if pythons else {}
 
 
-class _Citations:
+def read_api(side: Side) -> dict[str, ApiSymbol]:
+    """One version's public symbols (Python through griffe when it can, else the symbol chunks)."""
+    python = None
+    if any(p.endswith((".py", ".pyi")) for p in side.files):
+        try:
+            python = _python_api(side)
+        except PythonApiError as e:
+            log.info("Python read from the chunks: %s", e)
+    return _api(side, python, form_filter(side.files, side.files))
+
+
+def _python_api(side: Side):
+    if not Path(side.version.root).is_dir():
+        raise PythonApiError(f"the folder {side.version.root} is no longer on disk")
+    return load_api(Path(side.version.root), side.files, (side.version.source_id, side.version.indexed_at))
+
+
+def _api(side: Side, python, wanted) -> dict[str, ApiSymbol]:
+    languages = CHUNK_LANGUAGES - ({"python"} if python is not None else set())
+    out = dict(python.symbols) if python is not None else {}
+    out.update(chunk_api([c for c in side.chunks if c.language in languages], wanted))
+    return out
+
+
+def _note(notes: list[str], a: Side, b: Side, griffe: bool, wanted) -> None:
+    if griffe:
+        notes.append(GRIFFE_NOTE)
+    languages = CHUNK_LANGUAGES - ({"python"} if griffe else set())
+    read = sorted({c.language for c in a.chunks + b.chunks if c.kind == "code" and c.symbol
+                   and c.language in languages and wanted(c.path)})
+    if read:
+        notes.append(CHUNK_NOTE.format(languages=", ".join(LANGUAGE_NAMES[lang] for lang in read)))
+
+
+class Citations:
     """Places in both versions: a symbol's lines, or those of its container; their links and text."""
 
-    def __init__(self, a: _Side, b: _Side):
+    def __init__(self, a: Side, b: Side):
         self.sides = (a, b)
         self.files = (a.file_chunks(), b.file_chunks())
 
@@ -455,6 +488,13 @@ def summarize(details: list[str], width: int = 160) -> tuple[str, list[str]]:
     return f"{len(details)} changes", details
 
 
+def place_chunk(place: Place, name: str, kind: str = "code") -> Chunk:
+    """A citation into one version as a chunk the chat can cite: its lines as indexed, titled with the
+    name and the version."""
+    return Chunk(text=place.text, path=place.path, start_line=place.start_line, end_line=place.end_line, kind=kind,
+                 language=place.language, symbol=f"{name} @ {place.version}", link=place.link)
+
+
 def anchored(link: str, start: int, end: int) -> str:
     """A forge link anchored at lines start..end, in the forge's own anchor style."""
     base = re.sub(r"#L\d+(-L?\d+)?$", "", link)
@@ -473,7 +513,7 @@ def _sections(chunks: list[Chunk]) -> dict[str, tuple[str, int, int]]:
             for k, cs in out.items()}
 
 
-def page_changes(a: _Side, b: _Side, cite: _Citations) -> list[Change]:
+def page_changes(a: Side, b: Side, cite: Citations) -> list[Change]:
     """Doc pages added, removed, or whose text changed (with the sections that did), by path."""
     old_pages = {p: cs for p, cs in cite.files[0].items() if cs and cs[0].kind == "doc"}
     new_pages = {p: cs for p, cs in cite.files[1].items() if cs and cs[0].kind == "doc"}

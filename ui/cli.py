@@ -1,4 +1,4 @@
-"""The command line: `devcopilot ingest | search | status | eval | forget | ask | mcp | usage | serve`.
+"""The command line: `devcopilot ingest | search | changes | status | eval | forget | ask | mcp | usage | serve`.
 
 A thin layer over the core: each command parses its flags and calls indexes/ or copilot/; `serve`
 starts ui/server.py, `mcp` ui/mcp_server.py over stdio.
@@ -79,6 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--k", type=_positive, default=10, help="how many hits (1 or more)")
     s.add_argument("--kind", choices=["doc", "code"])
     s.add_argument("--assistant", help="cite as this assistant does (its KBs, kind and number of sources)")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("changes", help="what changed in a library between two indexed versions: symbols, "
+                                       "signatures, deprecations, docstrings, doc pages")
+    s.add_argument("library")
+    s.add_argument("from_version", metavar="FROM")
+    s.add_argument("to_version", metavar="TO")
+    s.add_argument("--symbol", metavar="NAME", help="only what concerns this symbol (Runner.run, Runner)")
+    s.add_argument("--kb", help="the knowledge base holding both versions (default: the one that has the library)")
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("status", help="knowledge bases, sources, counts, models, store")
@@ -352,6 +361,18 @@ def cmd_search(args) -> int:
     return 0
 
 
+def cmd_changes(args) -> int:
+    """What changed between two indexed versions of a library (indexes/changes.py), grouped by kind."""
+    from indexes.changes import listing, what_changed
+
+    report = what_changed(_index(args), args.library, args.from_version, args.to_version, args.symbol or "", args.kb)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        print(listing(report))
+    return 0
+
+
 def cmd_status(args) -> int:
     from indexes.status import knowledge_status
 
@@ -593,7 +614,7 @@ def cmd_serve(args) -> int:
     return 0
 
 
-COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "status": cmd_status, "eval": cmd_eval,
+COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "changes": cmd_changes, "status": cmd_status, "eval": cmd_eval,
             "forget": cmd_forget, "ask": cmd_ask, "mcp": cmd_mcp, "usage": cmd_usage, "serve": cmd_serve}
 
 

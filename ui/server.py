@@ -108,6 +108,7 @@ def create_app(copilot, cfg, auth: str | list[str] = "", api_token: str = "", ho
     given), the viewer, the avatars and the Gradio UI, all behind the one edge (ui/edge.py)."""
     from indexes.jobs import Jobs
     from ui.api import api_router
+    from ui.changes_api import changes_router
     from ui.knowledge_api import knowledge_router
     from ui.mcp_server import build_server, http_app
     from ui.viewer import viewer_router
@@ -120,6 +121,7 @@ def create_app(copilot, cfg, auth: str | list[str] = "", api_token: str = "", ho
     app.state.copilot = copilot
     app.include_router(knowledge_router(copilot.index, app.state.jobs, cfg))
     app.include_router(viewer_router(copilot.index))
+    app.include_router(changes_router(copilot.index, cfg.server.public_url))
     app.add_route("/mcp", mcp_asgi)  # Streamable HTTP (POST, GET and DELETE on one path)
 
     @app.get("/healthz", include_in_schema=False)
