@@ -201,12 +201,12 @@ class ToolBox:
         names = {id(p): (c.name, "doc" if c.kind.startswith("page_") else "code") for c in report.changes
                  for p in (c.old, c.new) if p is not None}
 
-        def cite(p: Place) -> str:
+        def cite(p: Place) -> str:  # the listing says which version; the model is told each source's
             label = f"{p.cite()} in {p.version}"
             if label not in labels:
                 chunks.append(place_chunk(p, *names.get(id(p), (p.path, "code"))))
                 labels.append(label)
-            return label
+            return p.cite()
 
         text = listing(report, max_chars=5500, cite=cite, max_changes=MAX_CHANGES,
                        more="call what_changed again with a symbol to see what concerns it")

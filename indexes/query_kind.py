@@ -85,7 +85,7 @@ NOT_NAMES = {"the", "a", "an", "this", "that", "it", "its", "version", "versions
              "package", "api", "my", "our", "since", "between", "from", "latest", "last", "new", "old", "there",
              "anything", "something", "what", "which", "is", "are", "was", "has", "have", "been", "to", "in", "of",
              "and", "still", "now", "v"}
-SUBJECT_AFTER = re.compile(rf"\b(?:in|of|for|to|about)\s+(?P<name>{NAME})", re.IGNORECASE)
+SUBJECT_AFTER = re.compile(rf"\b(?:in|of|for|to|about)\s+(?:the\s+)?(?P<name>{NAME})", re.IGNORECASE)
 KIND_WORD = r"(?:\s+(?:method|function|class|module|parameter|argument|option|attribute|property|api))?"
 DEPRECATED_SUBJECT = re.compile(rf"\b(?:is|are|was|were|has|have|will)\s+(?:the\s+)?(?P<name>{NAME}){KIND_WORD}"
                                 r"\s+(?:still\s+|now\s+|been\s+|being\s+|going to be\s+)*(?:deprecated|obsolete)",
