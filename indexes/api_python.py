@@ -97,7 +97,7 @@ def _quiet(logger: str) -> Iterator[None]:
     """griffe logs a warning per unresolvable annotation; a listing of changes has no use for them."""
     lg = logging.getLogger(logger)
     level = lg.level
-    lg.setLevel(logging.ERROR)
+    lg.setLevel(logging.CRITICAL)  # it logs an annotation it cannot resolve as an error
     try:
         yield
     finally:
@@ -114,8 +114,8 @@ def walk(package, root: Path, api: PythonApi) -> None:
             if target is None:
                 continue
             if target.is_module:
-                if not member.is_alias and target.path not in seen_modules and name not in NOT_API_DIRS \
-                        and not name.startswith("test"):
+                if not member.is_alias and target.path not in seen_modules and name not in ("tests", "test") \
+                        and not name.startswith("test_"):
                     seen_modules.add(target.path)
                     queue.append(target)
                 continue
@@ -124,9 +124,9 @@ def walk(package, root: Path, api: PythonApi) -> None:
 
 def _public_target(member, package):
     """What a public member of a module stands for (an alias's final target), when it is defined
-    inside `package`; else None."""
+    inside `package`; else None. Dunder names (`__getattr__`, `__version__`) are no API symbols."""
     try:
-        if not member.is_public:
+        if member.name.startswith("_") or not member.is_public:
             return None
         target = member.final_target if member.is_alias else member
         inside = target.package.path == package.path
@@ -166,7 +166,9 @@ def _symbol(obj, public: str, root: Path) -> ApiSymbol | None:
     what, params, returns, declaration = "attribute", None, "", ""
     if obj.is_class:
         what = "class"
-        params = _params(_class_parameters(obj), drop_first=True)
+        init = obj.members.get("__init__")  # its own (or a dataclass's); an inherited one is its base's change
+        if init is not None and not init.is_alias and init.is_function:
+            params = _params(init.parameters, drop_first=True)
         declaration = ", ".join(str(b) for b in obj.bases)
         declaration = f"bases ({declaration})" if declaration else ""
     elif obj.is_function:
@@ -176,6 +178,7 @@ def _symbol(obj, public: str, root: Path) -> ApiSymbol | None:
         params = _params(obj.parameters, drop_first=in_class and not static)
         returns = str(obj.returns) if obj.returns is not None else ""
     elif obj.is_attribute:
+        what = "property" if "property" in obj.labels else "attribute"
         declaration = f"type {obj.annotation}" if obj.annotation is not None else ""
     else:
         return None
@@ -183,14 +186,6 @@ def _symbol(obj, public: str, root: Path) -> ApiSymbol | None:
     return ApiSymbol(public, what, path, start, end, canonical=obj.path if obj.path != public else "",
                      params=params, returns=returns, declaration=declaration, docstring=docstring,
                      deprecated=deprecation(obj, decorators, docstring))
-
-
-def _class_parameters(cls):
-    try:
-        return list(cls.parameters)
-    except Exception:  # griffe could not work out the constructor (an unresolvable base)
-        init = cls.members.get("__init__")
-        return list(init.parameters) if init is not None and not init.is_alias and init.is_function else []
 
 
 def _params(params, drop_first: bool) -> list[Param]:
@@ -211,7 +206,7 @@ def deprecation(obj, decorators, docstring: str) -> str:
             return f"decorated @{_one_line(str(d.value))}"
     body = ""
     with contextlib.suppress(Exception):
-        if obj.is_function:
+        if obj.is_function or "property" in obj.labels:
             body = obj.source
         elif obj.is_class and "__init__" in obj.members and not obj.members["__init__"].is_alias:
             body = obj.members["__init__"].source

@@ -10,7 +10,7 @@ import difflib
 from dataclasses import dataclass, field
 
 # Names of folders whose code is no part of a library's API.
-NOT_API_DIRS = {"tests", "test", "testing", "__tests__", "examples", "example", "docs", "doc", "benchmarks",
+NOT_API_DIRS = {"tests", "test", "__tests__", "examples", "example", "docs", "doc", "benchmarks",
                 "bench", "scripts", "samples", "e2e", "fixtures", "node_modules"}
 
 

@@ -185,9 +185,11 @@ class Change:
     new: Place | None = None  # the citation into TO
     old_is_context: bool = False  # `old` cites where an added symbol's container was, not the symbol
     new_is_context: bool = False  # `new` cites where a removed symbol's container is now
+    canonical: str = ""  # where a Python symbol is defined (agents.run.Runner for agents.Runner), else its name
 
     def to_json(self) -> dict:
-        return {"kind": self.kind, "name": self.name, "what": self.what, "summary": self.summary,
+        return {"kind": self.kind, "name": self.name, "canonical": self.canonical or self.name, "what": self.what,
+                "summary": self.summary,
                 "details": self.details, "breaking": self.breaking,
                 "from": self.old.to_json() | {"context": self.old_is_context} if self.old else None,
                 "to": self.new.to_json() | {"context": self.new_is_context} if self.new else None}
@@ -475,9 +477,10 @@ class Citations:
             summary, details = sc.kind + (f" ({'; '.join(details)})" if details else ""), []
         else:
             summary, details = summarize(details)
+        symbol = sc.new or sc.old
         return Change(sc.kind, sc.name, sc.what, summary, details, breaking and sc.kind != "added", old, new,
                       old_is_context=sc.old is None and old is not None,
-                      new_is_context=sc.new is None and new is not None)
+                      new_is_context=sc.new is None and new is not None, canonical=symbol.canonical or sc.name)
 
 
 def summarize(details: list[str], width: int = 160) -> tuple[str, list[str]]:
