@@ -23,7 +23,8 @@ The references, written apart from the product's code:
 - Python, reference B (this bench's own, to judge the non-breaking signature changes A leaves out):
   the same `ast` listing of both versions; a symbol is changed when it was added, removed, or its
   parameters (`ast.unparse` of the arguments), return annotation or (classes) bases and `__init__`
-  differ. Compared with the product's functions, methods and classes added, removed or changed.
+  (a dataclass's: its fields) differ. Compared with the product's functions, methods, properties and
+  classes added, removed or changed.
 - TypeScript: the TypeScript compiler's own parser (bench/ts_exports.js, `npm install typescript`
   in bench/.work/node) lists the exported declarations of the package's .d.ts files and their
   signatures; changed = added, removed, or signature differs. Compared with the product's changes
@@ -162,13 +163,32 @@ def _all(tree: ast.Module) -> set[str] | None:
 def _signature(node) -> str:
     if isinstance(node, ast.ClassDef):
         init = next((m for m in node.body if isinstance(m, ast.FunctionDef) and m.name == "__init__"), None)
-        return "(" + ", ".join(ast.unparse(b) for b in node.bases) + ")" + (_signature(init) if init else "")
+        head = "(" + ", ".join(ast.unparse(b) for b in node.bases) + ")"
+        return head + (_signature(init) if init else _dataclass_fields(node))
     args = node.args
     for a in args.posonlyargs + args.args + args.kwonlyargs + [args.vararg, args.kwarg]:
         if a is not None:
             a.annotation = _unquoted(a.annotation)
     returns = _unquoted(node.returns)
     return f"({ast.unparse(args)})" + (f" -> {ast.unparse(returns)}" if returns is not None else "")
+
+
+def _dataclass_fields(node: ast.ClassDef) -> str:
+    """A dataclass's fields (its generated __init__'s parameters): `name: annotation = default`, in order."""
+    names = [ast.unparse(d.func if isinstance(d, ast.Call) else d) for d in node.decorator_list]
+    if not any(n.rsplit(".", 1)[-1] == "dataclass" for n in names):
+        return ""
+    fields = [f"{ast.unparse(f.target)}: {ast.unparse(_unquoted(f.annotation))}"
+              + (f" = {ast.unparse(f.value)}" if f.value is not None else "")
+              for f in node.body if isinstance(f, ast.AnnAssign) and "ClassVar" not in ast.unparse(f.annotation)
+              and not _not_in_init(f.value)]
+    return "[" + ", ".join(fields) + "]"
+
+
+def _not_in_init(value) -> bool:
+    """`field(..., init=False)`: a field the generated __init__ does not take."""
+    return isinstance(value, ast.Call) and any(k.arg == "init" and isinstance(k.value, ast.Constant)
+                                               and k.value.value is False for k in value.keywords)
 
 
 def _unquoted(annotation):

@@ -5,8 +5,8 @@
 //
 // Exported: a top-level function, class, interface, type alias, enum or variable with the `export`
 // modifier (declare or not), and `export default` ones. Members: a public method of an exported class
-// (not private, protected, #name or _name) and a method signature of an exported interface, named
-// Class.method. The signature compared: a function's parameters (name, type, default, ?, ...) and
+// or accessor (get/set) of an exported class (not private, protected, #name or _name) and a method
+// signature of an exported interface, named Class.method. The signature compared: a function's parameters (name, type, default, ?, ...) and
 // return type; a class's constructor parameters, heritage and property declarations; the text of an
 // interface, type alias or enum, comments left out.
 "use strict";
@@ -63,6 +63,9 @@ function listFile(rel, out) {
         if (ts.isConstructorDeclaration(m)) ctor = params(m, file);
         else if ((ts.isMethodDeclaration(m) || ts.isMethodSignature(m)) && !hidden(m, name)) {
           add(`${cls}.${name}`, "method", callable(m, file));
+        } else if ((ts.isGetAccessor(m) || ts.isSetAccessor(m)) && !hidden(m, name)) {
+          const prev = out[`${rel}::${cls}.${name}`];  // a getter and its setter are one member
+          add(`${cls}.${name}`, "accessor", (prev ? prev.signature + " " : "") + plain(m, file));
         } else if (ts.isPropertyDeclaration(m) && !hidden(m, name)) props.push(plain(m, file));
       }
       const heritage = (st.heritageClauses || []).map((h) => h.getText(file)).join(" ");

@@ -4,13 +4,14 @@ For TypeScript, JavaScript, Go, Java and Rust (and Python when its folder is no 
 Less precise than griffe is for Python, and the listings say so:
 
 - a symbol is what the code chunker named (`Runner`, `Runner.run`): functions, classes, methods,
-  interfaces, types, enums; constants that are not functions, and re-exports (`export { a } from`),
-  are not symbols;
+  interfaces, types, enums; and in TypeScript/JavaScript the exported variables, read from the code
+  between definitions; re-exports (`export { a } from`) are not symbols;
 - public: exported (`export ...` in TypeScript/JavaScript; a member of an exported class that is not
   `private`, `protected` or `#name`), capitalised (Go), `public` (Java), `pub` (Rust);
-- the signature: parameters and return type parsed from the definition's first chunk with the real
-  tree-sitter grammar; for classes, interfaces, types and enums, their declaration text (comments
-  and spacing left out); a TypeScript class's constructor parameters are the class's;
+- the signature: parameters and return type parsed from the definition's chunks (a long one is cut
+  into several) with the real tree-sitter grammar; for classes, interfaces, types, enums and
+  variables, their declaration text (comments and spacing left out); a TypeScript class's
+  constructor parameters are the class's;
 - deprecated: `@deprecated` (JSDoc), `@Deprecated` (Java), `#[deprecated]` (Rust), a "Deprecated:"
   comment (Go) in the lines leading to the definition;
 - when a package ships its TypeScript three times (src/*.ts, dist/*.d.ts, dist/*.js), only the most
@@ -41,6 +42,7 @@ WHAT = {
     "macro_definition": "macro", "annotation_type_declaration": "annotation",
 }
 CALLABLE = {"function", "method", "constructor"}
+FUNCTION_VALUES = {"arrow_function", "function_expression", "function", "class"}
 DEPRECATED = re.compile(r"@deprecated\b|#\[deprecated\b|^\s*(//+|\*|#)?\s*deprecated:", re.IGNORECASE | re.MULTILINE)
 COMMENT = re.compile(r"/\*.*?\*/|(?<![:\w])//[^\n]*", re.DOTALL)
 PLACEHOLDER = "__DevcopilotC__"
@@ -79,6 +81,11 @@ def chunk_api(chunks: Iterable[Chunk], wanted: Callable[[str], bool] = lambda p:
     by_path: dict[str, list[str]] = defaultdict(list)
     for path, symbol in groups:
         by_path[path].append(symbol)
+    module_level: dict[str, list[Chunk]] = defaultdict(list)  # a file's code outside definitions
+    for c in chunks:
+        if c.kind == "code" and not c.symbol and c.language in ("typescript", "tsx", "javascript") and wanted(c.path) \
+                and not NOT_API_DIRS & set(c.path.split("/")[:-1]):
+            module_level[c.path].append(c)
     read: dict[tuple[str, str], Read] = {}
     for (path, symbol), group in groups.items():
         group.sort(key=lambda c: c.start_line)
@@ -90,8 +97,59 @@ def chunk_api(chunks: Iterable[Chunk], wanted: Callable[[str], bool] = lambda p:
     for (path, symbol), r in read.items():
         if _public(path, symbol, read, groups[(path, symbol)][0].language):
             out[f"{path}::{symbol}"] = r.symbol
+    for path, pieces in module_level.items():
+        for v in variables(pieces):
+            out.setdefault(f"{path}::{v.name}", v)
     _constructors_into_classes(out)
     return out
+
+
+def variables(pieces: list[Chunk]) -> list[ApiSymbol]:
+    """The exported variables (`export const X: T = ...`, `export declare const X: T;`) of a TypeScript or
+    JavaScript file, from its code outside definitions (put back at its own lines, so that a
+    declaration cut into several chunks parses whole); functions held in one are symbols already."""
+    first = pieces[0]
+    parser = parser_for(first.language)
+    if parser is None:
+        return []
+    text = _lines_of(pieces, 1)
+    out = []
+    for st in parser.parse(text.encode("utf-8", "replace")).root_node.named_children:
+        if st.type != "export_statement":
+            continue
+        decl = st.child_by_field_name("declaration")
+        if decl is not None and decl.type == "ambient_declaration" and decl.named_children:
+            decl = decl.named_children[0]
+        if decl is None or decl.type not in ("lexical_declaration", "variable_declaration"):
+            continue
+        for d in decl.named_children:
+            value = d.child_by_field_name("value")
+            if d.type != "variable_declarator" or (value is not None and value.type in FUNCTION_VALUES):
+                continue
+            name = _text(d.child_by_field_name("name"))
+            out.append(ApiSymbol(name, "variable", first.path, d.start_point[0] + 1, d.end_point[0] + 1,
+                                 declaration=" ".join(COMMENT.sub("", _text(d)).split())))
+    return out
+
+
+def _lines_of(chunks: list[Chunk], start: int) -> str:
+    """The chunks' lines from line `start` on, each at its own line (lines no chunk holds are blank)."""
+    lines: dict[int, str] = {}
+    for c in chunks:
+        for i, ln in enumerate(c.text.split("\n")):
+            lines.setdefault(c.start_line + i, ln)
+    return "\n".join(lines.get(n, "") for n in range(start, max(lines, default=start - 1) + 1))
+
+
+def _definition_run(group: list[Chunk]) -> list[Chunk]:
+    """The first chunk of a definition and the windows that continue it (a long function is cut into
+    several chunks of one symbol)."""
+    run = [group[0]]
+    for c in group[1:]:
+        if c.start_line > run[-1].end_line + 2:
+            break
+        run.append(c)
+    return run
 
 
 def _constructors_into_classes(out: dict[str, ApiSymbol]) -> None:
@@ -138,7 +196,7 @@ def symbol_of(group: list[Chunk], end: int) -> Read | None:
     """The symbol the chunks of one (path, symbol) define, its signature parsed with tree-sitter."""
     first = group[0]
     member = "." in first.symbol and first.language != "go"
-    text = _wrapped(first.text, first.language, member)
+    text = _wrapped(_lines_of(_definition_run(group), first.start_line), first.language, member)
     parser = parser_for(first.language)
     if parser is None:
         return None
