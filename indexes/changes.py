@@ -164,6 +164,7 @@ class Place:
     link: str
     text: str = ""  # the cited lines as indexed (for the chat's sources)
     language: str = ""
+    source_id: str = ""  # the version's source in the catalog
 
     def cite(self) -> str:
         return f"{self.path}:{self.start_line}-{self.end_line}"
@@ -446,7 +447,7 @@ class Citations:
         link = anchored(web, start, end) if web else f"{Path(v.root, path).as_posix()}#L{start}-L{end}"
         text = "\n".join(text_from_chunks(chunks).splitlines()[start - 1:end]) if chunks else ""
         language = chunks[0].language if chunks else ""
-        return Place(v.version, path, start, end, link, text, language)
+        return Place(v.version, path, start, end, link, text, language, v.source_id)
 
     def of(self, side: int, s: ApiSymbol) -> Place:
         return self.place(side, s.path, s.start_line, s.end_line)
@@ -495,7 +496,8 @@ def place_chunk(place: Place, name: str, kind: str = "code") -> Chunk:
     """A citation into one version as a chunk the chat can cite: its lines as indexed, titled with the
     name and the version."""
     return Chunk(text=place.text, path=place.path, start_line=place.start_line, end_line=place.end_line, kind=kind,
-                 language=place.language, symbol=f"{name} @ {place.version}", link=place.link)
+                 language=place.language, symbol=f"{name} @ {place.version}", source_id=place.source_id,
+                 link=place.link)
 
 
 def anchored(link: str, start: int, end: int) -> str:
