@@ -20,18 +20,21 @@ from copilot.events import END, NOTICE, SOURCES, START, TOKEN, Event, Source
 from copilot.models import ModelUnavailable, StreamCut, clean_error
 from copilot.monitor import Monitor
 from copilot.prompts import (
+    NO_MODEL_CHANGES,
     answer_messages,
+    change_messages,
     dont_know,
     graph_answer,
     language_of,
     no_model_line,
     offline_answer,
+    offline_changes,
     pieces,
 )
 from copilot.sessions import Sessions
 from copilot.toolloop import Notice, ToolLoop
 from copilot.turn import Turn, conversation
-from indexes.retrieve import Retrieval, RetrievalDown
+from indexes.retrieve import ChangeRetrieval, Retrieval, RetrievalDown
 from indexes.search import Hit, Index
 
 log = logging.getLogger("devcopilot.chat")
@@ -102,6 +105,7 @@ class Answers:
                 others: list[str]) -> Outcome:
         """What `spec` cites for `query`, and which of the five outcomes its answer is."""
         kbs = turn.kbs_of(spec)
+        found = None
         try:
             found = self.retrieve(spec, query, kbs, turn)
             hits, weak, down, graph = found.hits, found.weak, "", found.graph
@@ -109,6 +113,8 @@ class Answers:
             hits, weak, down, graph = [], True, f"{type(e.cause).__name__}: {clean_error(e.cause)[:160]}", None
         sources = [Source.of(n, h.chunk, h.kb, self.origin(h), self.versioned(h)) for n, h in enumerate(hits, 1)]
         lang = language_of(question)
+        if isinstance(found, ChangeRetrieval):
+            return self.about_changes(spec, question, query, found, sources, convo, turn, others)
         if not down and not hits and not any(self.index.catalog.kb(kb) for kb in kbs):
             return spoken("missing", sources, self.nothing_to_read(spec, kbs, turn))
         if down:
@@ -127,6 +133,25 @@ class Answers:
         out = Outcome("model", sources, (), model=model.model)
         msgs = answer_messages(spec, question, sources, model_history(convo, turn.answers), lang, others, graph)
         out.said = self.from_model(out, spec, msgs, query, kbs, turn, version_lead(sources))
+        return out
+
+    def about_changes(self, spec: AssistantSpec, question: str, query: str, found: ChangeRetrieval,
+                      sources: list[Source], convo: list[dict], turn: Turn, others: list[str]) -> Outcome:
+        """A question about a release: the changes between the indexed versions, each cited in both
+        (indexes/retrieve.py `change_hits`), listed as they are without a model, explained with one."""
+        if found.problem:  # a version or library it names is not indexed: one sentence says how to index it
+            return spoken("missing", [], found.problem)
+        lang = language_of(question)
+        model = turn.usable_model()
+        if model is None:
+            note = (NO_MODEL_CHANGES if lang is None else no_model_line(lang)) if turn.model is None \
+                else self.fault_note(turn.model_down)
+            text = offline_changes(found.listing, note)
+            return Outcome("offline", sources, paragraphs(text), text, counter="offline_answers")
+        out = Outcome("model", sources, (), model=model.model)
+        msgs = change_messages(spec, question, found.listing, sources, model_history(convo, turn.answers), lang,
+                               others)
+        out.said = self.from_model(out, spec, msgs, query, turn.kbs_of(spec), turn)
         return out
 
     def quoted(self, sources: list[Source], query: str, turn: Turn, note: str) -> Outcome:

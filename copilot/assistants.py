@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from copilot.config import Config, ConfigError
-from indexes.retrieve import Retrieval, retrieve
+from indexes.retrieve import Retrieval, change_hits, retrieve
 from indexes.search import Index
 from indexes.versions import VersionChoice
 
@@ -82,7 +82,13 @@ def chat_kbs(index: Index, chosen: str = "") -> tuple[list[str], bool]:
 def retrieve_for(index: Index, spec: AssistantSpec, question: str, kbs: list[str],
                  versions: VersionChoice | None = None) -> Retrieval:
     """What the assistant cites from `kbs` (the chat's KBs, already narrowed by its own `kbs`) at the
-    `versions` chosen: its kind, widened to both kinds when weak."""
+    `versions` chosen: its kind, widened to both kinds when weak. An assistant that reads code answers
+    a question about a release ("what changed in X since 0.23?", "is X deprecated?") from the
+    comparison of the indexed versions, citing each change in both (a ChangeRetrieval)."""
+    if spec.kind != "doc":
+        found = change_hits(index, question, kbs)
+        if found is not None:
+            return found
     return retrieve(index, question, kbs, kind=spec.kind, k=spec.top_k, widen=True, versions=versions)
 
 

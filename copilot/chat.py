@@ -42,6 +42,7 @@ from copilot.routing import (
 from copilot.sessions import Sessions, store_failed  # noqa: F401 (store_failed re-exported)
 from copilot.toolloop import ToolLoop
 from copilot.turn import Turn
+from indexes.change_questions import plan_changes
 from indexes.project import versions_for
 from indexes.retrieve import Retrieval
 from indexes.search import Index
@@ -184,10 +185,11 @@ class Copilot:
                 yield from self._say(sid, self.guide, self._greeting(message, turn))
             return
         if not targets:
-            if turn.usable_model() is not None:  # while the Guide's routing call is out
+            decision = self._about_a_release(text, turn)
+            if decision is None and turn.usable_model() is not None:  # while the Guide's routing call is out
                 guess = classify(text, self.assistants)
                 self.ahead.start(text, history, turn, guess[0] if guess else None)
-            decision = self._decide(text, history, turn)
+            decision = decision or self._decide(text, history, turn)
             if not decision.targets:
                 yield from self._say(sid, self.guide, decision.reply or self._greeting(text, turn))
                 return
@@ -255,6 +257,20 @@ class Copilot:
         if previous is not None and looks_like_follow_up(text):  # "and what does it return?" stays with them
             return Decision([previous], "", "classifier")
         return Decision(classify(text, self.assistants), "", "classifier")
+
+    def _about_a_release(self, text: str, turn: Turn) -> Decision | None:
+        """A question about what changed between indexed versions of a library, or whether one of its
+        symbols is deprecated, goes to Coding, which answers from the comparison of the versions
+        (indexes/change_questions.py reads the question; copilot/assistants.py `retrieve_for`)."""
+        coding = next((a for a in self.specialists() if a.key == "coding"), None)
+        try:
+            if coding is None or plan_changes(self.index, turn.kbs, text) is None:
+                return None
+        except Exception:  # reading the versions must never cost the answer: the Guide decides as always
+            log.exception("could not read the question as one about a release")
+            return None
+        self.monitor.count("routing_release")
+        return Decision([coding], "", "release")
 
     def _previous_speaker(self, history: list[dict]) -> AssistantSpec | None:
         for h in reversed(history[-4:]):

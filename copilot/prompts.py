@@ -107,6 +107,17 @@ def answer_messages(spec: AssistantSpec, question: str, sources: list[Source], h
     return msgs
 
 
+def change_messages(spec: AssistantSpec, question: str, changes: str, sources: list[Source], history: list[dict],
+                    user_language: str | None, others: list[str]) -> list[dict]:
+    """The messages for a question about a release: the changes between the versions, each citation
+    numbered like the sources (the changed lines in both versions), then the sources."""
+    msgs = answer_messages(spec, question, sources, history, user_language, others)
+    msgs[-1]["content"] = (f"<changes>\n{changes}\n</changes>\n\n" + msgs[-1]["content"]
+                           + "\n\nAnswer from the changes listed above; cite each change you mention by the "
+                             "numbers of its citations in both versions.")
+    return msgs
+
+
 def guide_messages(guide: AssistantSpec, question: str, about: str, history: list[dict],
                    user_language: str | None) -> list[dict]:
     lang = f"Answer in {user_language}." if user_language else "Answer in the language of the user's message."
@@ -236,6 +247,17 @@ def _site_line(site, sources: list[Source], links: bool, question: str) -> str:
 def graph_answer(graph: GraphAnswer, sources: list[Source], note: str = NO_MODEL_LINE) -> str:
     """The offline answer to a question the code graph answered: the sites listed, each cited."""
     return note + "\n\n" + graph_listing(graph, sources)
+NO_MODEL_CHANGES = ("_No language model is configured, so these are the changes as the comparison of the indexed "
+                    "versions lists them, each cited in both versions. To get written answers set `OPENAI_API_KEY` "
+                    "(or `DASHSCOPE_API_KEY`, or `DEVCOPILOT_CHAT_BASE_URL` for Ollama / vLLM / llama.cpp) and "
+                    "restart._")
+
+
+def offline_changes(changes: str, note: str = NO_MODEL_CHANGES) -> str:
+    """A question about a release answered without a model: the changes, listed with their citations
+    into both versions (numbered like the sources below the answer), kept in a text block so that
+    their layout holds in every door."""
+    return f"{note}\n\n{fence(changes, 'text')}" if changes else note
 
 
 DONT_KNOW = {

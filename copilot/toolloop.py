@@ -71,9 +71,10 @@ class ToolLoop:
         else:
             r = box.run(tc.name, tc.arguments)
             refs = []
-            for c in r.chunks:
+            for i, c in enumerate(r.chunks):
                 n = source_number(sources, c)
-                refs.append(f"[{n}] {c.path} lines {c.start_line}-{c.end_line}")
+                label = r.labels[i] if i < len(r.labels) else f"{c.path} lines {c.start_line}-{c.end_line}"
+                refs.append(f"[{n}] {label}")
             result = (("Cite these as: " + "; ".join(refs) + "\n\n") if refs else "") + r.text
         msg = {"role": "tool", "tool_call_id": tc.id, "content": result[:8000]}
         if model.provider == "dashscope":  # DashScope also wants the tool's name
@@ -84,7 +85,8 @@ class ToolLoop:
 def source_number(sources: list[Source], chunk) -> int:
     """The number `chunk` is cited by: its source's, or a new source's added to `sources`."""
     for s in sources:
-        if s.path == chunk.path and s.start_line == chunk.start_line and s.end_line == chunk.end_line:
+        if s.path == chunk.path and s.start_line == chunk.start_line and s.end_line == chunk.end_line \
+                and s.link == chunk.link:  # the same lines of another version are another source
             return s.n
     n = len(sources) + 1
     sources.append(Source.of(n, chunk))

@@ -1,9 +1,10 @@
 """Bounded tools the Coding assistant may call when the model supports tool calls.
 
 They read only the index: `read_file_range` returns lines of chunks already indexed (never
-the file system), so a path outside the indexed sources, or with `..`, finds nothing. Each
-answer gets at most `chat.max_tool_calls` calls; results are short and their chunks become
-numbered sources.
+the file system), so a path outside the indexed sources, or with `..`, finds nothing;
+`what_changed` compares two indexed versions of a library (indexes/changes.py, which reads a
+Python version's indexed folder with griffe). Each answer gets at most `chat.max_tool_calls`
+calls; results are short and their chunks become numbered sources.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 from indexes import graph
+from indexes.changes import ChangesError, Place, listing, place_chunk, versions_of, what_changed
 from indexes.graph import GraphError
 from indexes.indexed_files import find_indexed_file, line_range
 from indexes.retrieve import find_definitions
@@ -47,9 +49,20 @@ TOOL_SPECS = [
                                                         "direction": {"type": "string"},
                                                         "depth": {"type": "integer"}},
                        "required": ["symbol"]}}},
+    {"type": "function", "function": {
+        "name": "what_changed",
+        "description": "What changed in a library between two indexed versions: symbols added and removed, "
+                       "signature changes, deprecations, docstrings and doc pages, each cited in both versions. "
+                       "Give `symbol` (e.g. Runner.run) to see only what concerns it.",
+        "parameters": {"type": "object", "properties": {"library": {"type": "string"},
+                                                        "from_version": {"type": "string"},
+                                                        "to_version": {"type": "string"},
+                                                        "symbol": {"type": "string"}},
+                       "required": ["library", "from_version", "to_version"]}}},
 ]
 GRAPH_TOOLS = ("find_references", "call_graph")
 GRAPH_SITES = 30  # sites a graph tool lists at most (about 4,000 characters)
+MAX_CHANGES = 12  # changes one what_changed call lists (each with a citation into both versions)
 
 MAX_LINES = 120
 MAX_INT = 10**9  # line numbers beyond this are a model's mistake, not a file
@@ -107,6 +120,7 @@ def _usage(name: str) -> str:
 class ToolResult:
     text: str  # what the model reads
     chunks: list[Chunk] = field(default_factory=list)  # to cite
+    labels: list[str] = field(default_factory=list)  # how the model is told each chunk (default: path and lines)
 
 
 class ToolBox:
@@ -142,6 +156,9 @@ class ToolBox:
                 return self.find_definition(checked["symbol"])
             if name in GRAPH_TOOLS:
                 return self.graph(name, checked["symbol"], checked.get("direction", "callers"), checked.get("depth", 1))
+            if name == "what_changed":
+                return self.what_changed(checked["library"], checked["from_version"], checked["to_version"],
+                                         checked.get("symbol", ""))
             return self.read_file_range(checked["path"], checked["start"], checked["end"])
         except (SearchError, GraphError) as e:
             return ToolResult(f"error: {e}")
@@ -193,6 +210,31 @@ class ToolBox:
         used = [c for c in found.chunks if c.start_line <= last and c.end_line >= first]
         body = "\n".join(f"{n:5d}  {ln}" for n, ln in enumerate(lines, first))
         return ToolResult(f"{found.path} lines {first}-{last}:\n{body}", used)
+
+    def what_changed(self, library: str, from_version: str, to_version: str, symbol: str = "") -> ToolResult:
+        """The changes between two indexed versions of a library (indexes/changes.py), at most MAX_CHANGES,
+        each cited in both versions: its chunks become numbered sources, labelled with their version."""
+        held = [kb for kb in self.kbs if self.index.catalog.kb(kb) is not None and versions_of(self.index, kb, library)]
+        kb = held[0] if held else (self.kbs[0] if len(self.kbs) == 1 else None)
+        try:
+            report = what_changed(self.index, library, from_version, to_version, symbol, kb)
+        except ChangesError as e:
+            return ToolResult(f"error: {e}")
+        chunks: list[Chunk] = []
+        labels: list[str] = []
+        names = {id(p): (c.name, "doc" if c.kind.startswith("page_") else "code") for c in report.changes
+                 for p in (c.old, c.new) if p is not None}
+
+        def cite(p: Place) -> str:  # the listing says which version; the model is told each source's
+            label = f"{p.cite()} in {p.version}"
+            if label not in labels:
+                chunks.append(place_chunk(p, *names.get(id(p), (p.path, "code"))))
+                labels.append(label)
+            return p.cite()
+
+        text = listing(report, max_chars=5500, cite=cite, max_changes=MAX_CHANGES,
+                       more="call what_changed again with a symbol to see what concerns it")
+        return ToolResult(text, chunks, labels)
 
 
     def graph(self, name: str, symbol: str, direction: str, depth: int) -> ToolResult:

@@ -120,3 +120,70 @@ def read_kind(question: str) -> str | None:
     """"code", "doc", or None when the question leans neither way."""
     code, doc = kind_scores(question)
     return "code" if code > doc else "doc" if doc > code else None
+
+
+# -- questions about a release: what changed between versions, whether something is deprecated ----
+VERSION = r"v?\d+(?:\.\d+)+(?:[-.]?(?:a|b|rc|dev|post|alpha|beta|pre)[.-]?\d*)?|v\d+"
+RELEASE_WORDS = re.compile(
+    r"\b(what('s| has| have| is| was)? (changed|new|different)|what changes|(api )?changes? (in|to|between|from|"
+    r"since|of)|changelog|release notes|breaking changes?|diff(erence)?s? (between|from)|upgrad(e|ing) (from|to)|"
+    r"(was|were) (added|removed|renamed)|(added|removed|renamed) (in|since|between))\b|有什么变化|改动|变更",
+    re.IGNORECASE)
+DEPRECATION_WORDS = re.compile(r"\b(deprecat(ed|ion|es)|obsolete)\b|弃用|废弃", re.IGNORECASE)
+NAME = r"`[^`]+`|[A-Za-z_@][\w.\-/@]*(?:\(\))?"
+NOT_NAMES = {"the", "a", "an", "this", "that", "it", "its", "version", "versions", "release", "releases", "library",
+             "package", "api", "my", "our", "since", "between", "from", "latest", "last", "new", "old", "there",
+             "anything", "something", "what", "which", "is", "are", "was", "has", "have", "been", "to", "in", "of",
+             "and", "still", "now", "v"}
+SUBJECT_AFTER = re.compile(rf"\b(?:in|of|for|to|about)\s+(?:the\s+)?(?P<name>{NAME})", re.IGNORECASE)
+KIND_WORD = r"(?:\s+(?:method|function|class|module|parameter|argument|option|attribute|property|api))?"
+DEPRECATED_SUBJECT = re.compile(rf"\b(?:is|are|was|were|has|have|will)\s+(?:the\s+)?(?P<name>{NAME}){KIND_WORD}"
+                                r"\s+(?:still\s+|now\s+|been\s+|being\s+|going to be\s+)*(?:deprecated|obsolete)",
+                                re.IGNORECASE)
+NAME_BEFORE = re.compile(rf"(?P<name>{NAME}){KIND_WORD}\s+(?:is\s+|was\s+)?(?:deprecated|obsolete)\b", re.IGNORECASE)
+
+
+@dataclass
+class ReleaseQuestion:
+    """A question about a release, as read from its words: which intent, what it names."""
+    intent: str  # "release" (what changed, what is new) or "deprecation" (is X deprecated?)
+    subject: str  # the library or symbol it names, "" when none
+    since: str  # the older version it names ("since 0.23", "between 0.23 and 0.24"), "" when none
+    until: str  # the newer version it names ("in 0.24", "and 0.24"), "" when none
+
+
+def read_release_question(question: str) -> ReleaseQuestion | None:
+    """The question's reading when it asks what changed between versions or whether something is
+    deprecated; None for any other question."""
+    deprecation = DEPRECATION_WORDS.search(question) is not None
+    if not deprecation and RELEASE_WORDS.search(question) is None:
+        return None
+    since, until = _versions(question)
+    return ReleaseQuestion("deprecation" if deprecation else "release", _subject(question, deprecation), since,
+                           until)
+
+
+def _versions(question: str) -> tuple[str, str]:
+    found = [(m.group(0), question[max(0, m.start() - 12):m.start()].lower()) for m in
+             re.finditer(rf"(?<![\w.]){VERSION}(?![\w.]*\w)", question)]
+    if not found:
+        return "", ""
+    if len(found) >= 2:
+        return found[0][0], found[1][0]
+    version, before = found[0]
+    if re.search(r"\b(since|from|after|over|compared to|against|vs\.?)\s*(version\s*)?$", before):
+        return version, ""
+    return "", version
+
+
+def _subject(question: str, deprecation: bool) -> str:
+    quoted = re.search(r"`([^`]+)`", question)
+    if quoted:
+        return quoted.group(1).removesuffix("()")
+    patterns = (DEPRECATED_SUBJECT, NAME_BEFORE, SUBJECT_AFTER) if deprecation else (SUBJECT_AFTER,)
+    for pattern in patterns:
+        for m in pattern.finditer(question):
+            name = m.group("name").strip("`").removesuffix("()").rstrip(".?!,")
+            if name.lower() not in NOT_NAMES and not re.fullmatch(VERSION, name):
+                return name
+    return ""

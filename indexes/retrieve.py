@@ -304,3 +304,62 @@ def find_definitions(index: Index, name: str, kbs: Iterable[str], limit: int = 3
             out.append(Definition(h, c.start_line + c.text.count("\n", 0, m.start())))
     exact = [d for d in out if d.hit.chunk.symbol and d.hit.chunk.symbol.split(".")[-1] == last]
     return (exact + [d for d in out if d not in exact])[:limit]
+
+
+# -- questions about a release -----------------------------------------------------------------------
+@dataclass
+class ChangeRetrieval(Retrieval):
+    """What the chat cites for a question about a release (indexes/change_questions.py): the places
+    of each change in both versions, as hits, and the changes listed with those hits' numbers."""
+    listing: str = ""  # the changes (or a symbol's deprecation), each citation written [n]
+    problem: str = ""  # one sentence when the question names what is not indexed; then no hits
+
+
+def change_hits(index: Index, question: str, kbs: Iterable[str], max_changes: int = 10) -> ChangeRetrieval | None:
+    """The citations and listing that answer "what changed in X since V?" or "is X deprecated?" from
+    the versions indexed in `kbs`; None when the question is no such question about them."""
+    from indexes.change_questions import deprecation_status, plan_changes
+    from indexes.changes import Place, compare, listing, place_chunk
+
+    plan = plan_changes(index, list(kbs), question)
+    if plan is None:
+        return None
+    if plan.problem:
+        return ChangeRetrieval([], False, problem=plan.problem)
+    hits: list[Hit] = []
+    numbers: dict[tuple, int] = {}
+
+    def cite(place: Place, name: str = "", kind: str = "code") -> str:
+        key = (place.version, place.path, place.start_line, place.end_line)
+        if key not in numbers:
+            numbers[key] = len(hits) + 1
+            hits.append(Hit(place_chunk(place, name or place.path, kind), 1.0, plan.kb))
+        return f"[{numbers[key]}] {place.cite()}"
+
+    lines: list[str] = []
+    if plan.intent == "deprecation":
+        lines += _deprecation_lines(deprecation_status(index, plan), plan, cite)
+    if plan.old is not None:
+        report = compare(index, plan.kb, plan.old, plan.new, plan.symbol)
+        names = {id(p): (c.name, "doc" if c.kind.startswith("page_") else "code") for c in report.changes
+                 for p in (c.old, c.new) if p is not None}
+        everything = f"`devcopilot changes {plan.library} {plan.old.version} {plan.new.version}` lists them all"
+        lines.append(listing(report, cite=lambda p: cite(p, *names.get(id(p), ("", "code"))),
+                             max_changes=max_changes, more=everything))
+    return ChangeRetrieval(hits, False, listing="\n\n".join(lines))
+
+
+def _deprecation_lines(statuses, plan, cite) -> list[str]:
+    if not statuses:
+        return [f"`{plan.symbol}` is not a public symbol of {plan.library} {plan.new.version}."]
+    out = []
+    for st in statuses:
+        where = cite(st.place, st.name)
+        if st.deprecated:
+            since = f", since {st.since}" if st.since and st.since != st.version else ""
+            out.append(f"`{st.name}` ({st.what}) is deprecated in {plan.library} {st.version}{since}: "
+                       f"{st.deprecated} {where}")
+        else:
+            out.append(f"`{st.name}` ({st.what}) is not marked deprecated in {plan.library} {st.version} (no "
+                       f"deprecation decorator, warning or docstring note) {where}")
+    return out

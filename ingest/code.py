@@ -117,6 +117,9 @@ def definition_of(node) -> Definition | None:
         if decl is None:
             return None
         node, t = decl, decl.type
+    if t == "ambient_declaration" and node.named_children:  # TypeScript's `declare function f(): void;` (.d.ts)
+        node = node.named_children[0]
+        t = node.type
     if t in ("lexical_declaration", "variable_declaration"):  # const f = () => {...}
         for d in node.named_children:
             if d.type == "variable_declarator":

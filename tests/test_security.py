@@ -820,7 +820,7 @@ def test_the_web_apps_boxes_refuse_text_that_is_not_text(world):
     chat_tab, talks = ChatTab(world["copilot"], world["cfg"]), conversations(world["cfg"])
     for message in ("how do retries work?\ud800", "memory\x00"):
         with pytest.warns(UserWarning, match="which is not text; type it again without it"):
-            outputs = list(chat_tab.submit(message, [], [], None, "", gradio_request))
+            outputs = list(chat_tab.submit(message, [], [], None, "", "", gradio_request))
         assert len(outputs) == 1 and outputs[0][0] == [] and outputs[0][2] is None  # no answer, no conversation
     assert conversations(world["cfg"]) == talks
     jobs = Jobs(world["copilot"].index)

@@ -1,4 +1,4 @@
-"""The command line: `devcopilot ingest | search | refs | status | eval | forget | ask | mcp | usage | serve`.
+"""The command line: `devcopilot ingest | search | refs | changes | status | eval | forget | ask | mcp | usage | serve`.
 
 A thin layer over the core: each command parses its flags and calls indexes/ or copilot/; `serve`
 starts ui/server.py, `mcp` ui/mcp_server.py over stdio.
@@ -102,7 +102,7 @@ def _reading_commands(sub) -> None:
 
 
 def _code_commands(sub) -> None:
-    """refs: the code as code."""
+    """refs, changes: the code as code, and what changed between its versions."""
     s = sub.add_parser("refs", help="references to a symbol (calls, imports, subclasses, decorators); --callers: who "
                                     "calls it, to a --depth (what breaks if it changes); --callees: what it calls")
     s.add_argument("symbol", help="a function, class or method: 'Runner.run', 'run', 'agents.run.Runner'")
@@ -113,6 +113,15 @@ def _code_commands(sub) -> None:
                                                               "(default 1, at most 5)")
     s.add_argument("--kb", action="append", metavar="KB", help="knowledge base to read (repeat for more; default: "
                                                                  "every indexed KB)")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("changes", help="what changed in a library between two indexed versions: symbols, "
+                                       "signatures, deprecations, docstrings, doc pages")
+    s.add_argument("library")
+    s.add_argument("from_version", metavar="FROM")
+    s.add_argument("to_version", metavar="TO")
+    s.add_argument("--symbol", metavar="NAME", help="only what concerns this symbol (Runner.run, Runner)")
+    s.add_argument("--kb", help="the knowledge base holding both versions (default: the one that has the library)")
     s.add_argument("--json", action="store_true")
 
 
@@ -511,6 +520,18 @@ def cmd_refs(args) -> int:
     return 0
 
 
+def cmd_changes(args) -> int:
+    """What changed between two indexed versions of a library (indexes/changes.py), grouped by kind."""
+    from indexes.changes import listing, what_changed
+
+    report = what_changed(_index(args), args.library, args.from_version, args.to_version, args.symbol or "", args.kb)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        print(listing(report))
+    return 0
+
+
 def cmd_status(args) -> int:
     from indexes.status import knowledge_status
 
@@ -792,8 +813,9 @@ def cmd_serve(args) -> int:
     return 0
 
 
-COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "refs": cmd_refs, "status": cmd_status, "eval": cmd_eval,
-            "forget": cmd_forget, "ask": cmd_ask, "mcp": cmd_mcp, "usage": cmd_usage, "serve": cmd_serve}
+COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "refs": cmd_refs, "changes": cmd_changes,
+            "status": cmd_status, "eval": cmd_eval, "forget": cmd_forget, "ask": cmd_ask, "mcp": cmd_mcp,
+            "usage": cmd_usage, "serve": cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,6 +52,7 @@ from copilot.citations import CiteStyle
 from copilot.reply import Transcript
 from copilot.routing import UnknownAssistant, find_assistant
 from indexes import graph
+from indexes.changes import ChangesError, listing, what_changed
 from indexes.indexed_files import MAX_LINES, find_indexed_file, line_range
 from indexes.project import versions_for
 from indexes.retrieve import RetrievalDown, find_definitions, retrieve
@@ -65,8 +66,9 @@ PASSAGE_CHARS = 4_000  # one passage's text at most, so a long chunk does not cr
 INSTRUCTIONS = """devcopilot indexes a software framework's documentation and source code{what}.
 Use `search` first for any question about that framework (how to do something, which API to call,
 what an option means), `find_definition` for where a class, function or method is defined,
-`read_source` to read more lines around a passage, and `ask` for a written answer with numbered
-citations. Cite passages by their path and lines or link."""
+`read_source` to read more lines around a passage, `what_changed` for what changed in a library
+between two indexed versions, and `ask` for a written answer with numbered citations. Cite passages
+by their path and lines or link."""
 
 # The code graph's tools (indexes/graph.py), said apart so the instructions read in one place.
 GRAPH_INSTRUCTIONS = """
@@ -172,7 +174,8 @@ def build_server(copilot: Copilot, roots: bool = False) -> MCPServer:
                        instructions=INSTRUCTIONS.format(what=about) + GRAPH_INSTRUCTIONS)
     if roots:
         server.devcopilot_roots = {}  # session -> the roots it listed (client_roots asks once)
-    for tool in (tools.list_knowledge_bases, tools.search, tools.read_source, tools.find_definition):
+    for tool in (tools.list_knowledge_bases, tools.search, tools.read_source, tools.find_definition,
+                 tools.what_changed):
         server.add_tool(tool, annotations=READ_ONLY, structured_output=False)
     for tool in (tools.find_references, tools.call_graph):  # the code graph
         server.add_tool(tool, annotations=READ_ONLY, structured_output=False)
@@ -382,6 +385,43 @@ class Tools:
                           "version": c.version})
         return CallToolResult(content=[TextContent(type="text", text="\n\n".join(parts))],
                               structured_content={"definitions": items})
+
+    def what_changed(
+        self,
+        library: Annotated[str, Field(min_length=1, max_length=200,
+                                      description="The library, as list_knowledge_bases names it, e.g. "
+                                                  "'openai-agents'.")],
+        from_version: Annotated[str, Field(min_length=1, max_length=100,
+                                           description="The older version, e.g. '0.23.0' ('0.23' is the oldest "
+                                                       "0.23.x indexed).")],
+        to_version: Annotated[str, Field(min_length=1, max_length=100,
+                                         description="The newer version, e.g. '0.24.0'.")],
+        symbol: Annotated[str | None, Field(max_length=200, description="Only what concerns this symbol: "
+                                                                         "'Runner.run', 'Runner'; omit for "
+                                                                         "everything.")] = None,
+        kb: Annotated[str | None, Field(description="Knowledge base holding both versions; omit to find the "
+                                                    "one that has the library.")] = None,
+    ) -> CallToolResult:
+        """What changed in a library between two indexed versions: public symbols added and removed,
+        signature changes (parameters added, removed, renamed, defaults, annotations, return type),
+        deprecations, docstrings changed, and doc pages added, removed or changed, each cited in both
+        versions (path:lines and link). Within about 6,000 tokens: narrow it with `symbol`."""
+        self._check_kb(kb)
+        try:
+            report = what_changed(self.index, library, from_version, to_version, symbol or "", kb)
+        except ChangesError as e:
+            raise ToolError(str(e)) from None
+        text = listing(report, max_chars=MAX_RESULT_CHARS)
+        shown, used = [], 0
+        for c in report.changes:  # the structured copy within the same budget
+            item = c.to_json()
+            used += len(str(item))
+            if used > MAX_RESULT_CHARS and shown:
+                break
+            shown.append(item)
+        return CallToolResult(content=[TextContent(type="text", text=text)],
+                              structured_content={**report.to_json(), "changes": shown,
+                                                  "left_out": len(report.changes) - len(shown)})
 
 
     # -- the code graph ------------------------------------------------------------------------------

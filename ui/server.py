@@ -130,6 +130,7 @@ def create_app(copilot, cfg, auth: str | list[str] = "", api_token: str = "", ho
     to the `names` of a server bound to `host` (by default, from the settings: `server_names`)."""
     from indexes.jobs import Jobs
     from ui.api import api_router
+    from ui.changes_api import changes_router
     from ui.graph_api import graph_router
     from ui.knowledge_api import knowledge_router
     from ui.mcp_server import build_server, http_app
@@ -145,6 +146,7 @@ def create_app(copilot, cfg, auth: str | list[str] = "", api_token: str = "", ho
     app.include_router(knowledge_router(copilot.index, app.state.jobs, cfg))
     app.include_router(viewer_router(copilot.index))
     app.include_router(graph_router(copilot.index))  # /v1/graph: the code graph (ui/graph_api.py)
+    app.include_router(changes_router(copilot.index, cfg.server.public_url))
     app.add_route("/mcp", mcp_asgi)  # Streamable HTTP (POST, GET and DELETE on one path)
 
     @app.get("/healthz", include_in_schema=False)
