@@ -1,4 +1,4 @@
-"""The command line: `devcopilot ingest | search | status | eval | forget | ask | mcp | usage | serve`.
+"""The command line: `devcopilot ingest | search | status | drift | eval | forget | ask | mcp | usage | serve`.
 
 A thin layer over the core: each command parses its flags and calls indexes/ or copilot/; `serve`
 starts ui/server.py, `mcp` ui/mcp_server.py over stdio.
@@ -83,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("status", help="knowledge bases, sources, counts, models, store")
     s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("drift", help="doc passages that no longer match the code: names, parameters, defaults, "
+                                     "examples")
+    s.add_argument("--kb", help="knowledge base to check (default: every indexed KB)")
+    form = s.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true")
+    form.add_argument("--markdown", action="store_true", help="a Markdown table, e.g. for an issue")
 
     s = sub.add_parser("eval", help="file@5, sym@5, mrr@10 on a QA .jsonl set")
     s.add_argument("qa")
@@ -417,6 +424,31 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_drift(args) -> int:
+    """The doc passages the last ingest found out of step with the code (indexes/drift.py), cited both ways."""
+    from indexes import drift
+
+    index = _index(args)
+    kbs = [args.kb] if args.kb else [i.name for i in index.catalog.kbs()]
+    if args.kb:
+        index.searchable(args.kb)  # an unknown KB is one sentence
+    if not kbs:
+        raise ValueError("Nothing is indexed yet; run `devcopilot ingest SOURCE` first.")
+    found = {kb: drift.findings(index.catalog, kb) for kb in kbs}
+    unchecked = [kb for kb in kbs if not drift.checked(index.catalog, kb)]
+    if args.json:
+        print(json.dumps({"findings": [f.to_json() for fs in found.values() for f in fs],
+                          "counts": drift.counts([f for fs in found.values() for f in fs]), "unchecked": unchecked},
+                         indent=1, ensure_ascii=False))
+        return 0
+    render = drift.render_markdown if args.markdown else drift.render_text
+    print("\n\n".join(render(fs, kb) for kb, fs in found.items()))
+    for kb in unchecked:
+        print(f"\nKB '{kb}' was indexed before its docs were checked against its code: run `devcopilot ingest "
+              f"SOURCE --kb {kb}` again (nothing is re-embedded) to check it.", file=sys.stderr)
+    return 0
+
+
 def cmd_forget(args) -> int:
     from indexes.build import forget
     from indexes.writer import running_server
@@ -595,6 +627,9 @@ def cmd_serve(args) -> int:
 
 COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "status": cmd_status, "eval": cmd_eval,
             "forget": cmd_forget, "ask": cmd_ask, "mcp": cmd_mcp, "usage": cmd_usage, "serve": cmd_serve}
+
+
+COMMANDS["drift"] = cmd_drift
 
 
 def main(argv: list[str] | None = None) -> int:
