@@ -19,7 +19,8 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from indexes.side_folders import in_side_folder
@@ -77,7 +78,10 @@ class Symbol:
         return self.path.rsplit(".", 1)[-1]
 
     def to_json(self) -> dict:
-        d = asdict(self)
+        d = dict(vars(self))
+        if self.params is not None:
+            d["params"] = [vars(p) for p in self.params]
+        d["overloads"] = [[vars(p) for p in ps] for ps in self.overloads]
         return {k: v for k, v in d.items() if v not in (None, [], "", False) or k in ("path", "kind", "file")}
 
     @classmethod
@@ -181,14 +185,21 @@ def python_table(files: dict[str, str]) -> Table:
             except Exception as e:
                 log.warning("could not follow the `import *` of %s: %s: %s", name, type(e).__name__, e)
             _collect(module, base, table, side, set(table.packages))
+        _lines.cache_clear()  # the files go with the temporary folder
+        _relative_path.cache_clear()
     return table
 
 
 def _relative(obj, base: Path) -> str:
     try:
-        return Path(obj.filepath).resolve().relative_to(base.resolve()).as_posix()
+        return _relative_path(str(obj.filepath), str(base))
     except (ValueError, TypeError, AttributeError):
         return ""
+
+
+@lru_cache(maxsize=4096)
+def _relative_path(filepath: str, base: str) -> str:
+    return Path(filepath).resolve().relative_to(Path(base).resolve()).as_posix()
 
 
 def _params(func) -> list[Param]:
@@ -263,6 +274,15 @@ def _symbol(obj, base: Path, side: bool, ours: set[str]) -> Symbol | None:
     return sym
 
 
+@lru_cache(maxsize=64)
+def _lines(filepath) -> list[str]:
+    """A file's lines, read once for all the classes and modules in it (cleared after each table)."""
+    try:
+        return Path(filepath).read_text(encoding="utf-8").split("\n")
+    except (OSError, TypeError, ValueError):
+        return []
+
+
 def _class_named(annotation) -> str:
     """The qualified name a return annotation gives (`RunResult`, `RunResult | None`, `Optional[X]`), or ""."""
     if annotation is None or isinstance(annotation, str):
@@ -283,10 +303,7 @@ def _self_assigned(cls) -> tuple[list[str], bool]:
     whether it also sets attributes by computed names: `setattr(self, name, ...)`, `self.__dict__`)."""
     import re
 
-    try:
-        lines = Path(cls.filepath).read_text(encoding="utf-8").split("\n")
-    except (OSError, TypeError):
-        return [], False
+    lines = _lines(cls.filepath)
     body = "\n".join(lines[(cls.lineno or 1) - 1:cls.endlineno or cls.lineno or 1])
     found = set(re.findall(r"\bself\.([A-Za-z_]\w*)\s*(?::[^=\n]+)?=(?!=)", body))
     found |= set(re.findall(r"setattr\(\s*self\s*,\s*[\"']([A-Za-z_]\w*)[\"']", body))
@@ -298,10 +315,7 @@ def _star_from_elsewhere(module, ours: set[str]) -> bool:
     """The module imports `*` from another library (or one griffe cannot follow): any name may be in it."""
     import re
 
-    try:
-        text = Path(module.filepath).read_text(encoding="utf-8")
-    except (OSError, TypeError):
-        return False
+    text = "\n".join(_lines(module.filepath))
     return any(m.split(".")[0] not in ours and not m.startswith(".")
                for m in re.findall(r"^\s*from\s+(\S+)\s+import\s+\*", text, re.MULTILINE))
 
@@ -313,10 +327,7 @@ def _lazy_names(module) -> list[str]:
     import re
 
     hook = module.members["__getattr__"]
-    try:
-        lines = Path(module.filepath).read_text(encoding="utf-8").split("\n")
-    except (OSError, TypeError):
-        return []
+    lines = _lines(module.filepath)
     body = "\n".join(lines[(hook.lineno or 1) - 1:hook.endlineno or hook.lineno or 1])
     texts = [body]
     for name, member in module.members.items():

@@ -36,17 +36,17 @@ from indexes.api_surface import (
     tree_sitter_table,
 )
 from indexes.catalog import DOCS_TABLES
-from indexes.drift import CAMEL, Checker, CodeChunks, Passage, in_scope, instance_class
+from indexes.drift import CAMEL, Checker, CodeChunks, FileContext, Passage, in_context, instance_class
 from indexes.lexical import tokenize
-from ingest.doc_symbols import SCOPE_OF, Mention, mentions
+from ingest.doc_symbols import IMPORT, SCOPE_OF, Mention, mentions
 from ingest.languages import classify
 
 log = logging.getLogger("devcopilot.links")
 
 # Bump when the mentions read from a passage change: every doc chunk is read again.
-MENTIONS_VERSION = "2"
+MENTIONS_VERSION = "5"
 # Bump when linking or checking changes: links and findings are worked out again.
-CHECKS_VERSION = "2"
+CHECKS_VERSION = "4"
 
 
 
@@ -130,13 +130,13 @@ def refresh(catalog, kb: str) -> Refreshed:
     else:
         targets = read
     places = _doc_places(db, kb, [cid for cid, _ in targets])
-    scopes = _scopes(db, kb, [(places.get(cid, ("", ""))[0], text) for cid, text in read])
+    contexts = _contexts(db, kb, [(places.get(cid, ("", ""))[0], text) for cid, text in read])
     links: list[tuple] = []
     findings: list[tuple] = []
     for cid, text in targets:
         ms = [Mention.from_json(d) for d in json.loads(text)]
         path, link = places.get(cid, ("", ""))
-        ms = in_scope(ms, scopes.get(path, []), lookup)
+        ms = in_context(ms, contexts.get(path), lookup)
         for ln in link_mentions(lookup, code, cid, ms):
             links.append((kb, ln.doc_id, ln.code_id, ln.symbol, ln.how, ln.line))
         found = checker.check(Passage(cid, path, link), ms)
@@ -223,16 +223,22 @@ def _forget_gone(catalog, kb: str) -> None:
                        (kb, kb))
 
 
-def _scopes(db, kb: str, fresh: list[tuple[str, str]]) -> dict[str, list[tuple[int, str]]]:
-    """doc file -> the (line, module) of its `currentmodule` directives, in order (`fresh`: the (path,
-    mentions) of passages read now, not stored yet)."""
-    out: dict[str, list[tuple[int, str]]] = {}
+def _contexts(db, kb: str, fresh: list[tuple[str, str]]) -> dict[str, FileContext]:
+    """doc file -> what it says for all its passages: its `currentmodule` directives, what its Python
+    blocks import (`fresh`: the (path, mentions) of passages read now, not stored yet)."""
+    out: dict[str, FileContext] = {}
     rows = db.execute("SELECT c.path, m.mentions FROM doc_mentions m JOIN chunks c ON c.kb = m.kb AND "
-                      "c.id = m.chunk_id WHERE m.kb=? AND m.mentions LIKE ?", (kb, f'%"how": "{SCOPE_OF}"%'))
+                      "c.id = m.chunk_id WHERE m.kb=? AND (m.mentions LIKE ? OR m.mentions LIKE ?)",
+                      (kb, f'%"how": "{SCOPE_OF}"%', f'%"how": "{IMPORT}"%'))
     for path, text in [*rows, *fresh]:
-        if f'"how": "{SCOPE_OF}"' in text:
-            out.setdefault(path, []).extend((d["line"], d["name"]) for d in json.loads(text) if d["how"] == SCOPE_OF)
-    return {path: sorted(set(found)) for path, found in out.items()}
+        for d in json.loads(text):
+            if d["how"] == SCOPE_OF:
+                out.setdefault(path, FileContext()).scopes.append((d["line"], d["name"]))
+            elif d["how"] == IMPORT and d.get("alias") and d.get("language") == "python":
+                out.setdefault(path, FileContext()).imports.setdefault(d["alias"], d["name"])
+    for ctx in out.values():
+        ctx.scopes = sorted(set(ctx.scopes))
+    return out
 
 
 def _doc_places(db, kb: str, ids: list[str]) -> dict[str, tuple[str, str]]:

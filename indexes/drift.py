@@ -30,7 +30,7 @@ import difflib
 import json
 import re
 import sys
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
 from indexes.api_surface import FOUND, MISSING, Lookup, Param, Resolution, Symbol
 from ingest.doc_symbols import CALL, CODE, DEFAULT, IMPORT, NAME, REF, Mention
@@ -142,14 +142,14 @@ class Checker:
         self.code = code
         self.kb = kb
 
-    def check(self, passage: Passage, mentions: list[Mention], scopes: list[tuple[int, str]] | None = None) \
+    def check(self, passage: Passage, mentions: list[Mention], context: FileContext | None = None) \
             -> list[Finding]:
-        """The findings of one passage; `scopes`: the (line, module) its file's `currentmodule` directives set."""
+        """The findings of one passage (`context`: what its file says for all its passages)."""
         if historical(passage.path):
             return []
         out: list[Finding] = []
         seen: set[tuple[str, str]] = set()
-        for m in in_scope(mentions, scopes or [], self.lookup):
+        for m in in_context(mentions, context, self.lookup):
             for f in self._check_one(m, passage, mentions):
                 key = (f.kind, f.message)
                 if key not in seen:
@@ -176,12 +176,10 @@ class Checker:
 
     # -- names -------------------------------------------------------------------------------------
     def _certain(self, m: Mention, res: Resolution, block: bool) -> bool:
-        """A MISSING name that surely means the library's: not a block's name it does not import, not
-        `mcp.run()` in prose (a variable named like the package: the package itself lacks the member),
-        not a placeholder (`your_provider`), not a bare cross-reference the current module does not
-        hold but the library defines elsewhere (`{class}`BoolParamType`` is click.types')."""
-        if block and not m.imported:
-            return False
+        """A MISSING name that surely means the library's: not `mcp.run()` in prose (a variable named like
+        the package: the package itself lacks the member), not a placeholder (`your_provider`), not a
+        bare cross-reference the current module does not hold but the library defines elsewhere
+        (`{class}`BoolParamType`` is click.types')."""
         if not block and m.how in (CODE, CALL) and res.parent is not None and res.parent.kind == "module" \
                 and "." not in res.parent.path:
             return False
@@ -199,11 +197,15 @@ class Checker:
             if cls is None:
                 return None, ""
             return L.resolve(member, head=cls, head_written=cls.name), f"{cls.name}.{member}"
+        if m.language and not m.imported:
+            # A name a block uses without its file's blocks importing it (`mcp.tool()` on a variable named
+            # like the package, an earlier block's own `class Response`): whose it is, is a guess.
+            return None, ""
         if L.in_library(name):
             if not m.imported and m.how not in (REF, CODE, CALL):
                 return None, ""
             return L.resolve(name), name
-        if m.how in (IMPORT, NAME) or (m.language and m.imported):
+        if m.how in (IMPORT, NAME) or m.language:
             return None, ""  # another library's, or the standard library's
         head, _, rest = name.partition(".")
         if not rest and m.how == CALL and "_" in head.strip("_"):  # `set_tracing_disabled(True)`
@@ -353,17 +355,31 @@ def instance_class(lookup: Lookup, made: str, awaited: bool) -> Symbol | None:
     return None
 
 
-def in_scope(mentions: list[Mention], scopes: list[tuple[int, str]], lookup: Lookup) -> list[Mention]:
-    """The mentions, a cross-reference to a bare name (`:class:`Group``) qualified by the module its
-    file's last `currentmodule` above it names (`click.Group`)."""
-    if not scopes:
+@dataclass
+class FileContext:
+    """What a doc file says that holds for all its passages."""
+    scopes: list[tuple[int, str]] = field(default_factory=list)  # (line, module) of its `currentmodule`s
+    imports: dict[str, str] = field(default_factory=dict)  # what its Python blocks import: local -> full name
+
+
+def in_context(mentions: list[Mention], context: FileContext | None, lookup: Lookup) -> list[Mention]:
+    """The mentions read in their file's context: a cross-reference to a bare name (`:class:`Group``)
+    qualified by the module the file's last `currentmodule` above it names (`click.Group`); a name a code
+    block uses without importing it, by what the file's other blocks import (a guide's second block
+    calls `Agent(...)`, its first imported it)."""
+    if context is None or not (context.scopes or context.imports):
         return mentions
     out = []
     for m in mentions:
         if m.how == REF and not lookup.in_library(m.name) and scoped(m):
-            module = next((mod for line, mod in reversed(scopes) if line <= m.line), "")
+            module = next((mod for line, mod in reversed(context.scopes) if line <= m.line), "")
             if module and lookup.in_library(module):
                 m = replace(m, name=f"{module}.{m.name}", scoped=True)
+        elif m.language == "python" and not m.imported and m.how in (CALL, NAME):
+            head, _, rest = m.name.partition(".")
+            full = context.imports.get(head)
+            if full:
+                m = replace(m, name=f"{full}.{rest}" if rest else full, imported=True)
         out.append(m)
     return out
 

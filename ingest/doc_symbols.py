@@ -20,7 +20,7 @@ full; indexes/drift.py and indexes/doc_links.py look the names up in the library
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from ingest.code import parser_for
 
@@ -85,9 +85,13 @@ class Mention:
     role: str = ""  # ref: the cross-reference's role (class, func, meth...; autoclass...)
     scoped: bool = False  # ref: a bare name the file's `currentmodule` qualified (indexes/drift.py)
     awaited: bool = False  # instance: the variable holds what an awaited call returned
+    # import: the name a `from ... import` binds (`Agent`), which the file's other blocks may use; a module
+    # import's (`import mcp`) is left out: guides name a variable like the package (`mcp = MCPServer()`)
+    alias: str = ""
 
     def to_json(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v not in ("", [], 0, False) or k in ("name", "line", "how")}
+        """Its fields, the empty ones left out (a passage's mentions are stored as JSON)."""
+        return {k: v for k, v in vars(self).items() if v not in ("", [], 0, False) or k in ("name", "line", "how")}
 
     @classmethod
     def from_json(cls, d: dict) -> Mention:
@@ -406,11 +410,12 @@ class PythonBlock:
             for item in n.named_children:
                 if item.type == "dotted_name":
                     full = _text(item)
-                    self.aliases.setdefault(full.split(".")[0], full.split(".")[0])
+                    head = full.split(".")[0]
+                    self.aliases.setdefault(head, head)
                     self.out.append(Mention(full, self.line(n), IMPORT, _text(n)[:120], "python", imported=True))
                 elif item.type == "aliased_import":
-                    full = _text(item.child_by_field_name("name"))
-                    self.aliases[_text(item.child_by_field_name("alias"))] = full
+                    full, alias = _text(item.child_by_field_name("name")), _text(item.child_by_field_name("alias"))
+                    self.aliases[alias] = full
                     self.out.append(Mention(full, self.line(n), IMPORT, _text(n)[:120], "python", imported=True))
             return
         module = n.child_by_field_name("module_name")
@@ -424,7 +429,7 @@ class PythonBlock:
                 name = alias = _text(item)
             self.aliases[alias] = f"{base}.{name}"
             self.out.append(Mention(f"{base}.{name}", self.line(item), IMPORT, _text(n)[:120], "python",
-                                    imported=True))
+                                    imported=True, alias=alias))
 
     def assigned(self, n) -> None:
         left = n.child_by_field_name("left") or n.child_by_field_name("alias")
@@ -451,13 +456,14 @@ class PythonBlock:
                     self.instances[_text(left)] = (resolved[0], awaited)
 
     def resolve(self, dotted: str) -> tuple[str, bool] | None:
-        """(full name, through an import) of a dotted name the block uses; None for its own names."""
+        """(full name, through an import) of a dotted name the block uses; None for its own names (an
+        assignment shadows an import: `import mcp` then `mcp = MCPServer()`)."""
         head, _, rest = dotted.partition(".")
+        if head in self.local or head in PY_KEYWORDS:
+            return None
         if head in self.aliases:
             full = self.aliases[head]
             return (f"{full}.{rest}" if rest else full), True
-        if head in self.local or head in PY_KEYWORDS:
-            return None
         return dotted, False
 
     def call(self, n) -> None:

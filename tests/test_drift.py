@@ -117,10 +117,30 @@ OLD_DOCS = {
 }
 
 
+# Blocks without imports: a name the file's other blocks import is read through them; one they do not
+# import is left alone, however alike the library's (a guide's own `Settings` class, say).
+CONTINUED_DOCS = {
+    "docs/more.md": '''
+        # More
+
+        ```python
+        from gadgets import build
+        ```
+
+        Then:
+
+        ```python
+        build("lamp", 4, "large")
+        Settings(colour="red")
+        ```
+        ''',
+}
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> World:
     root = tmp_path_factory.mktemp("drift")
-    project = write_tree(root / "project", {**LIBRARY, **GOOD_DOCS, **OLD_DOCS})
+    project = write_tree(root / "project", {**LIBRARY, **GOOD_DOCS, **OLD_DOCS, **CONTINUED_DOCS})
     cfg = load_config(env={}, overrides={"data_dir": str(root / "data")})
     index = Index(cfg)
     ingest(index, [str(project)], "default")
@@ -161,20 +181,25 @@ def test_an_example_whose_calls_do_not_match_the_signatures(world):
     assert "`verbose=`" in examples[23] and "`Runner.stream`" in examples[23]  # on an instance of Runner
 
 
+def test_a_block_reads_names_through_its_files_imports(world):
+    (f,) = found(world, "docs/more.md")
+    assert f.kind == "example" and f.doc_start == 10 and "3 positional arguments" in f.message
+
+
 def test_docs_that_match_the_code_have_no_finding(world):
     assert found(world, "docs/running.md") == []
-    assert len(found(world)) == 6
+    assert len(found(world)) == 7
 
 
 def test_cli_drift_text_json_and_markdown(world, capsys):
     data = str(world.cfg.data_dir)
     assert main(["--data-dir", data, "drift"]) == 0
     text = capsys.readouterr().out
-    assert text.startswith("KB 'default': 6 doc passage findings (1 missing, 1 keyword, 1 default, 3 example)")
+    assert text.startswith("KB 'default': 7 doc passage findings (1 missing, 1 keyword, 1 default, 4 example)")
     assert "[missing] docs/old.md:5-5  `Runner.run_synchronously()`" in text and "    code: gadgets/core.py:" in text
     assert main(["--data-dir", data, "drift", "--kb", "default", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["counts"] == {"missing": 1, "keyword": 1, "default": 1, "example": 3} and out["unchecked"] == []
+    assert out["counts"] == {"missing": 1, "keyword": 1, "default": 1, "example": 4} and out["unchecked"] == []
     assert {f["kind"] for f in out["findings"]} == set(drift.KINDS) and all(f["doc_link"] for f in out["findings"])
     assert main(["--data-dir", data, "drift", "--markdown"]) == 0
     md = capsys.readouterr().out
@@ -196,7 +221,7 @@ def test_mcp_check_docs_through_the_sdk_client(world):
 
     tools, every, defaults, elsewhere = asyncio.run(call())
     assert tools["check_docs"].annotations.read_only_hint is True
-    assert every.structured_content["counts"] == {"missing": 1, "keyword": 1, "default": 1, "example": 3}
+    assert every.structured_content["counts"] == {"missing": 1, "keyword": 1, "default": 1, "example": 4}
     assert "[missing] docs/old.md:5-5 (KB default)" in every.content[0].text
     assert [f["kind"] for f in defaults.structured_content["findings"]] == ["default"]
     assert elsewhere.structured_content["findings"] == [] and "No doc passage" in elsewhere.content[0].text
@@ -266,3 +291,14 @@ def test_a_typescript_example_calling_with_too_many_arguments(tmp_path):
     (f,) = drift.findings(index.catalog, "default")
     assert (f.kind, f.doc_place, f.code_path) == ("example", "docs/widgets.md:6-6", "src/widgets.ts")
     assert "`makeWidget` with 3 arguments; it takes at most 2" in f.message
+
+
+def test_the_knowledge_tab_table_of_findings(world, tmp_path):
+    from ui.knowledge_tab import KnowledgeTab
+
+    tab = KnowledgeTab(make_copilot(world, tmp_path), world.cfg, lambda kb: None, jobs=None)
+    rows = tab.drift_table("default")
+    assert len(rows) == 7 and tab.drift_table("") == rows  # no KB named: every KB's
+    kind, doc, message, code = next(r for r in rows if r[0] == "missing")
+    assert doc.startswith("[docs/old.md:5-5](/source?path=") and doc.endswith("&lines=5-5#L5)")  # the viewer
+    assert "Runner.run_synchronously" in message and code.startswith("[gadgets/core.py:")
