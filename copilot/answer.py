@@ -21,14 +21,18 @@ from copilot.models import ModelUnavailable, StreamCut, clean_error
 from copilot.monitor import Monitor
 from copilot.prompts import (
     NO_MODEL_CHANGES,
+    Stale,
     answer_messages,
     change_messages,
+    cited_in,
     dont_know,
+    flagged,
     graph_answer,
     language_of,
     no_model_line,
     offline_answer,
     offline_changes,
+    out_of_date_notes,
     pieces,
 )
 from copilot.sessions import Sessions
@@ -112,6 +116,7 @@ class Answers:
         except RetrievalDown as e:
             hits, weak, down, graph = [], True, f"{type(e.cause).__name__}: {clean_error(e.cause)[:160]}", None
         sources = [Source.of(n, h.chunk, h.kb, self.origin(h), self.versioned(h)) for n, h in enumerate(hits, 1)]
+        stale = self.out_of_date(hits)
         lang = language_of(question)
         if isinstance(found, ChangeRetrieval):
             return self.about_changes(spec, question, query, found, sources, convo, turn, others)
@@ -129,10 +134,11 @@ class Answers:
             if graph is not None:  # who calls X, what X calls: the sites, listed and cited
                 text = graph_answer(graph, sources, note)
                 return Outcome("offline", sources, paragraphs(text), text, counter="offline_answers")
-            return self.quoted(sources, query, turn, note)
+            return self.quoted(sources, query, turn, note, stale)
         out = Outcome("model", sources, (), model=model.model)
-        msgs = answer_messages(spec, question, sources, model_history(convo, turn.answers), lang, others, graph)
-        out.said = self.from_model(out, spec, msgs, query, kbs, turn, version_lead(sources))
+        msgs = answer_messages(spec, question, sources, model_history(convo, turn.answers), lang, others, graph,
+                               flagged(sources, stale))
+        out.said = self.from_model(out, spec, msgs, query, kbs, turn, version_lead(sources), stale)
         return out
 
     def about_changes(self, spec: AssistantSpec, question: str, query: str, found: ChangeRetrieval,
@@ -154,21 +160,24 @@ class Answers:
         out.said = self.from_model(out, spec, msgs, query, turn.kbs_of(spec), turn)
         return out
 
-    def quoted(self, sources: list[Source], query: str, turn: Turn, note: str) -> Outcome:
-        """The best passages, quoted under `note` (why there is no model's answer)."""
+    def quoted(self, sources: list[Source], query: str, turn: Turn, note: str, stale: Stale | None = None) -> Outcome:
+        """The best passages, quoted under `note` (why there is no model's answer), and a note under them for
+        each that the docs check flagged (`stale`)."""
         # A second speaker in the same turn quotes what the first did not, when there is enough.
         quoted = {(s.path, s.start_line) for t in turn.answers for s in t["sources"]}
         fresh = [s for s in sources if (s.path, s.start_line) not in quoted]
         if len(fresh) >= 2 and len(fresh) < len(sources):
             sources = [Source(n, *astuple(s)[1:]) for n, s in enumerate(fresh, 1)]
         sources = sources[:3]
-        text = version_lead(sources) + offline_answer(sources, query, note)
+        text = version_lead(sources) + offline_answer(sources, query, note) + out_of_date_notes(flagged(sources, stale),
+                                                                                             sources)
         return Outcome("offline", sources, paragraphs(text), text, counter="offline_answers")
 
     def from_model(self, out: Outcome, spec: AssistantSpec, msgs: list[dict], query: str, kbs: list[str],
-                   turn: Turn, lead: str = "") -> Iterator[str | Notice]:
+                   turn: Turn, lead: str = "", stale: Stale | None = None) -> Iterator[str | Notice]:
         """The model's answer as it streams, after `lead` (the versions it is for) once the model speaks;
-        `out` learns its text, and its outcome when the model fails."""
+        `out` learns its text, and its outcome when the model fails. Under it, a note for each source it
+        cites that the docs check flagged (`stale`)."""
         parts: list[str] = []
         stream = self.tools.stream(turn.model, spec, msgs, out.sources, parts, kbs, turn.versions)
         try:
@@ -178,6 +187,10 @@ class Answers:
                     yield lead
                     lead = ""
                 yield piece
+            tail = out_of_date_notes(flagged(out.sources, stale), cited_in("".join(parts), out.sources))
+            if tail:
+                parts.append(tail)
+                yield tail
             out.text = "".join(parts)
         except ModelUnavailable as e:
             turn.model_down = str(e)
@@ -187,7 +200,8 @@ class Answers:
                 out.text = "".join(parts) + note
                 yield note
             else:  # nothing said yet: the passages, quoted
-                out.text = version_lead(out.sources) + offline_answer(out.sources, query, self.fault_note(str(e)))
+                out.text = version_lead(out.sources) + offline_answer(out.sources, query, self.fault_note(str(e))) \
+                    + out_of_date_notes(flagged(out.sources, stale), out.sources)
                 out.kind, out.counter = "offline", "offline_answers"
                 yield from paragraphs(out.text)
         except StreamCut as e:
@@ -206,6 +220,24 @@ class Answers:
         if found.searches:
             self.monitor.count("retrieval_calls", found.searches)
         return found
+
+    def out_of_date(self, hits: list[Hit]) -> Stale:
+        """What the docs check (indexes/drift.py, run at ingest) found in the doc passages about to be cited."""
+        from indexes.drift import findings_of
+
+        out: Stale = {}
+        by_kb: dict[str, list[Hit]] = {}
+        for h in hits:
+            if h.chunk.kind == "doc":
+                by_kb.setdefault(h.kb, []).append(h)
+        try:
+            for kb, found in by_kb.items():
+                flags = findings_of(self.index.catalog, kb, [h.chunk.id for h in found])
+                out.update({(kb, h.chunk.path, h.chunk.start_line): [f.message for f in flags[h.chunk.id]]
+                            for h in found if h.chunk.id in flags})
+        except Exception:  # a note must never cost the answer
+            log.exception("could not read the docs check")
+        return out
 
     def nothing_to_read(self, spec: AssistantSpec, kbs: list[str], turn: Turn) -> str:
         """Why there is nothing to answer from, and what to do."""

@@ -67,10 +67,40 @@ def fence(text: str, language: str) -> str:
     return f"{ticks}{language}\n{text.rstrip()}\n{ticks}"
 
 
-def format_sources(sources: list[Source], max_chars: int = 2400) -> str:
+# What the docs check (indexes/drift.py) found in passages: (kb, path, first line) -> its findings, one sentence each.
+Stale = dict[tuple[str, str, int], list[str]]
+
+
+def flagged(sources: list[Source], stale: Stale | None) -> dict[int, str]:
+    """Source number -> what the docs check found in it (the first finding, and how many more)."""
+    out = {}
+    for s in sources:
+        found = (stale or {}).get((s.kb, s.path, s.start_line))
+        if found:
+            first = found[0][0].lower() + found[0][1:].rstrip(".")
+            out[s.n] = first + (f" (and {len(found) - 1} more difference{'s' if len(found) > 2 else ''})"
+                                if len(found) > 1 else "")
+    return out
+
+
+def cited_in(text: str, sources: list[Source]) -> list[Source]:
+    """The sources an answer cites as [n]."""
+    numbers = {int(n) for n in re.findall(r"\[(\d+)\]", text)}
+    return [s for s in sources if s.n in numbers]
+
+
+def out_of_date_notes(flags: dict[int, str], cited: list[Source]) -> str:
+    """The lines an answer ends with for each passage it cites that may be out of date; "" when none is."""
+    lines = [f"_Note: [{s.n}] may be out of date: {flags[s.n]}._" for s in cited if s.n in flags]
+    return "\n\n" + "\n\n".join(lines) if lines else ""
+
+
+def format_sources(sources: list[Source], max_chars: int = 2400, flags: dict[int, str] | None = None) -> str:
     parts = []
     for s in sources:
         head = f"[{s.n}] {s.path} lines {s.start_line}-{s.end_line}" + (f" ({s.title})" if s.title else "")
+        if flags and s.n in flags:  # the docs check's word, for the model to pass on
+            head += f"\n(May be out of date, checked against the code: {flags[s.n]}.)"
         body = s.excerpt if len(s.excerpt) <= max_chars else s.excerpt[:max_chars] + "\n…"
         parts.append(head + "\n" + fence(body, s.language if s.kind == "code" else ""))
     return "\n\n".join(parts)
@@ -96,10 +126,17 @@ def system_prompt(spec: AssistantSpec, user_language: str | None, others: list[s
 
 
 def answer_messages(spec: AssistantSpec, question: str, sources: list[Source], history: list[dict],
-                    user_language: str | None, others: list[str], graph: GraphAnswer | None = None) -> list[dict]:
-    msgs = [{"role": "system", "content": system_prompt(spec, user_language, others)}]
+                    user_language: str | None, others: list[str], graph: GraphAnswer | None = None,
+                    flags: dict[int, str] | None = None) -> list[dict]:
+    """The model's messages; `graph`: the code graph's answer, when it answered; `flags`: sources the docs
+    check found out of date (the answer then says so)."""
+    system = system_prompt(spec, user_language, others)
+    if flags:
+        system += ("\n- A source marked \"may be out of date\" was checked against the code and differs from it: if "
+                   "you use it, say so and prefer what the code says.")
+    msgs = [{"role": "system", "content": system}]
     msgs += history
-    block = format_sources(sources) if sources else "(no passages were found)"
+    block = format_sources(sources, flags=flags) if sources else "(no passages were found)"
     if graph is not None:  # the call sites, exact: the sources hold them, the listing says which lines
         block += "\n\nThe code graph (from parsing the code; cite the numbers):\n" + graph_listing(graph, sources,
                                                                                                  links=False)

@@ -217,6 +217,7 @@ def _ingest(index: Index, specs: list[str | ResolvedSource], kb: str, include: l
         _forget(index, None, kb)  # this process already holds the writer lock
         summary.seconds = time.perf_counter() - t0
         return summary
+    changed_any |= link_docs(index, kb, delta)  # before the lexical index: code gains the words of docs naming it
     if was_dirty or index.lexical(kb) is None:
         if progress:
             progress("lexical", 0, 1)
@@ -534,6 +535,7 @@ def _forget(index: Index, spec: str | None, kb: str) -> str:
     gone = catalog.drop_source(kb, sid)  # what another source (another version) holds too stays
     catalog.bump(kb)
     index.store.delete(index.collection(kb), gone)
+    link_docs(index, kb)
     index.rebuild_lexical(kb)
     catalog.set_kb(kb, dirty=0)
     catalog.writing(kb, False)
@@ -541,6 +543,28 @@ def _forget(index: Index, spec: str | None, kb: str) -> str:
     if match[0]["kind"] in MIRRORED:
         _drop_unused_clones(index, [match[0]["spec"]])
     return f"Removed source '{match[0]['spec']}' ({held} chunks) from '{kb}'."
+
+
+def link_docs(index: Index, kb: str, delta: _LexicalDelta | None = None) -> bool:
+    """Doc passages linked to the code they name and checked against it (indexes/doc_links.py), for
+    what changed; derived from the catalog, so a failure here costs the links, never the ingest. The
+    code chunks whose words from the docs changed go to `delta` (their lexical rows are redone);
+    True when there are some."""
+    from indexes.doc_links import refresh
+
+    try:
+        done = refresh(index.catalog, kb)
+    except Exception:
+        log.warning("could not link the docs of '%s' to its code; the next ingest tries again", kb, exc_info=True)
+        return False
+    if done.checked or done.tables:
+        log.info("KB '%s': %d doc passages read, %d symbol tables built, %d passages linked (%d links, %d "
+                 "findings) in %.1f s", kb, done.read, done.tables, done.checked, done.links, done.findings,
+                 done.seconds)
+    if delta is not None and done.worded:
+        delta.removed.update(done.worded)
+        delta.added.extend(cid for cid in done.worded if cid not in set(delta.added))
+    return bool(done.worded)
 
 
 # Sources copied into the data dir (clones, site mirrors, unpacked releases): their copy goes when no KB

@@ -67,6 +67,19 @@ CREATE TABLE IF NOT EXISTS members (
 CREATE INDEX IF NOT EXISTS members_by_chunk ON members (kb, chunk_id);
 CREATE INDEX IF NOT EXISTS members_by_file ON members (kb, source_id, path);
 """
+# Docs and code linked, and the docs checked against the code (indexes/doc_links.py, indexes/drift.py):
+# each doc chunk's mentions, links and findings, and each source's symbol table; all derived from the chunks.
+DOCS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS doc_mentions (kb TEXT, chunk_id TEXT, mentions TEXT, PRIMARY KEY (kb, chunk_id));
+CREATE TABLE IF NOT EXISTS api_tables (
+    kb TEXT, source_id TEXT, fingerprint TEXT, data BLOB, PRIMARY KEY (kb, source_id));
+CREATE TABLE IF NOT EXISTS doc_links (kb TEXT, doc_id TEXT, code_id TEXT, symbol TEXT, how TEXT, line INTEGER);
+CREATE INDEX IF NOT EXISTS doc_links_by_doc ON doc_links (kb, doc_id);
+CREATE INDEX IF NOT EXISTS doc_links_by_code ON doc_links (kb, code_id);
+CREATE TABLE IF NOT EXISTS drift_findings (kb TEXT, doc_id TEXT, findings TEXT, PRIMARY KEY (kb, doc_id));
+CREATE TABLE IF NOT EXISTS doc_words (kb TEXT, code_id TEXT, tokens TEXT, PRIMARY KEY (kb, code_id));
+"""
+DOCS_TABLES = ("doc_mentions", "api_tables", "doc_links", "drift_findings", "doc_words")
 
 # Columns added after the first release: (table, column, type); a catalog made before gets them on open.
 ADDED_COLUMNS = [
@@ -128,6 +141,7 @@ class Catalog:
             self.db.executescript(SCHEMA)
             self.db.executescript(GRAPH_SCHEMA)
             self.db.executescript(MEMBERS_SCHEMA)
+            self.db.executescript(DOCS_SCHEMA)
             self._add_columns()
             self._fill_members()
         except sqlite3.DatabaseError as e:
@@ -213,6 +227,9 @@ class Catalog:
         with self.transaction():
             for table in ("chunks", "files", "sources", "members", *GRAPH_TABLES):
                 self.db.execute(f"DELETE FROM {table} WHERE kb=?", (name,))
+            for table in DOCS_TABLES:
+                self.db.execute(f"DELETE FROM {table} WHERE kb=?", (name,))
+            self.db.execute("DELETE FROM meta WHERE key=?", (f"doc_links:{name}",))
             self.db.execute("DELETE FROM kbs WHERE name=?", (name,))
             self.mark_written()
 
@@ -392,8 +409,11 @@ class Catalog:
         return self.db.execute("SELECT COUNT(*) FROM chunks WHERE kb=?", (kb,)).fetchone()[0]
 
     def tokens(self, kb: str):
-        """(id, kind, tokens) for every chunk of the KB, in a stable order, streamed."""
-        return self.db.execute("SELECT id, kind, tokens FROM chunks WHERE kb=? ORDER BY rowid", (kb,))
+        """(id, kind, tokens) for every chunk of the KB, in a stable order, streamed; a code chunk's with the
+        words of the doc lines that name it (indexes/doc_links.py)."""
+        return self.db.execute("SELECT c.id, c.kind, c.tokens || COALESCE(' ' || w.tokens, '') FROM chunks c "
+                               "LEFT JOIN doc_words w ON w.kb = c.kb AND w.code_id = c.id WHERE c.kb=? "
+                               "ORDER BY c.rowid", (kb,))
 
     def retokenize(self, kb: str, tokenize_chunk, batch: int = 1000) -> int:
         """Recompute the stored lexical tokens of every chunk (after a tokenizer change).
@@ -422,8 +442,9 @@ class Catalog:
         """(id, kind, tokens) of these chunks, streamed in batches."""
         for i in range(0, len(ids), 500):
             part = ids[i:i + 500]
-            yield from self.db.execute(f"SELECT id, kind, tokens FROM chunks WHERE kb=? AND id IN "
-                                       f"({','.join('?' * len(part))})", [kb, *part])
+            yield from self.db.execute(f"SELECT c.id, c.kind, c.tokens || COALESCE(' ' || w.tokens, '') FROM chunks c "
+                                       "LEFT JOIN doc_words w ON w.kb = c.kb AND w.code_id = c.id WHERE c.kb=? AND "
+                                       f"c.id IN ({','.join('?' * len(part))})", [kb, *part])
 
     def get_chunks(self, kb: str, ids: list[str], sources=None) -> dict[str, Chunk]:
         """The chunks with these ids (ids not stored are left out), each with its source's library and

@@ -285,7 +285,9 @@ class Side:
 
 def source_chunks(index: Index, kb: str, source_id: str) -> list[Chunk]:
     """Every chunk a version (a source) holds, as the catalog gives them."""
-    return list(index.catalog.get_chunks(kb, index.catalog.chunk_ids_of_source(kb, source_id)).values())
+    # each as this version holds it: a chunk both versions share is cited at this version's file
+    ids = index.catalog.chunk_ids_of_source(kb, source_id)
+    return list(index.catalog.get_chunks(kb, ids, sources={source_id}).values())
 
 
 def side_of(index: Index, kb: str, v: Version) -> Side:

@@ -25,7 +25,7 @@ from indexes.search import Index
 
 REPO = Path(__file__).resolve().parent.parent
 TOOLS = {"list_knowledge_bases", "search", "read_source", "find_definition", "ask", "find_references", "call_graph",
-         "what_changed"}
+         "what_changed", "check_docs"}
 TOKEN = "mcp-test-token-42"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "ANONYMIZED_TELEMETRY": "False"}
 ENV = {k: v for k, v in ENV.items() if not k.startswith(("DEVCOPILOT_", "OPENAI_", "DASHSCOPE_"))}

@@ -1,4 +1,5 @@
-"""The command line: `devcopilot ingest | search | refs | changes | status | eval | forget | ask | mcp | usage | serve`.
+"""The command line: `devcopilot ingest | search | refs | changes | drift | status | eval | forget | ask | mcp | usage |
+serve`.
 
 A thin layer over the core: each command parses its flags and calls indexes/ or copilot/; `serve`
 starts ui/server.py, `mcp` ui/mcp_server.py over stdio.
@@ -102,7 +103,7 @@ def _reading_commands(sub) -> None:
 
 
 def _code_commands(sub) -> None:
-    """refs, changes: the code as code, and what changed between its versions."""
+    """refs, changes, drift: the code as code, what changed between its versions, docs checked against it."""
     s = sub.add_parser("refs", help="references to a symbol (calls, imports, subclasses, decorators); --callers: who "
                                     "calls it, to a --depth (what breaks if it changes); --callees: what it calls")
     s.add_argument("symbol", help="a function, class or method: 'Runner.run', 'run', 'agents.run.Runner'")
@@ -123,6 +124,13 @@ def _code_commands(sub) -> None:
     s.add_argument("--symbol", metavar="NAME", help="only what concerns this symbol (Runner.run, Runner)")
     s.add_argument("--kb", help="the knowledge base holding both versions (default: the one that has the library)")
     s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("drift", help="doc passages that no longer match the code: names, parameters, defaults, "
+                                     "examples")
+    s.add_argument("--kb", help="knowledge base to check (default: every indexed KB)")
+    form = s.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true")
+    form.add_argument("--markdown", action="store_true", help="a Markdown table, e.g. for an issue")
 
 
 def _kb_commands(sub) -> None:
@@ -600,6 +608,31 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_drift(args) -> int:
+    """The doc passages the last ingest found out of step with the code (indexes/drift.py), cited both ways."""
+    from indexes import drift
+
+    index = _index(args)
+    kbs = [args.kb] if args.kb else [i.name for i in index.catalog.kbs()]
+    if args.kb:
+        index.searchable(args.kb)  # an unknown KB is one sentence
+    if not kbs:
+        raise ValueError("Nothing is indexed yet; run `devcopilot ingest SOURCE` first.")
+    found = {kb: drift.findings(index.catalog, kb) for kb in kbs}
+    unchecked = [kb for kb in kbs if not drift.checked(index.catalog, kb)]
+    if args.json:
+        print(json.dumps({"findings": [f.to_json() for fs in found.values() for f in fs],
+                          "counts": drift.counts([f for fs in found.values() for f in fs]), "unchecked": unchecked},
+                         indent=1, ensure_ascii=False))
+        return 0
+    render = drift.render_markdown if args.markdown else drift.render_text
+    print("\n\n".join(render(fs, kb) for kb, fs in found.items()))
+    for kb in unchecked:
+        print(f"\nKB '{kb}' was indexed before its docs were checked against its code: run `devcopilot ingest "
+              f"SOURCE --kb {kb}` again (nothing is re-embedded) to check it.", file=sys.stderr)
+    return 0
+
+
 def cmd_forget(args) -> int:
     from indexes.build import forget
     from indexes.writer import running_server
@@ -814,8 +847,11 @@ def cmd_serve(args) -> int:
 
 
 COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "refs": cmd_refs, "changes": cmd_changes,
-            "status": cmd_status, "eval": cmd_eval, "forget": cmd_forget, "ask": cmd_ask, "mcp": cmd_mcp,
-            "usage": cmd_usage, "serve": cmd_serve}
+            "drift": cmd_drift, "status": cmd_status, "eval": cmd_eval, "forget": cmd_forget, "ask": cmd_ask,
+            "mcp": cmd_mcp, "usage": cmd_usage, "serve": cmd_serve}
+
+
+
 
 
 def main(argv: list[str] | None = None) -> int:

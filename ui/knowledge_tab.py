@@ -75,6 +75,21 @@ class KnowledgeTab:
     def refresh(self):
         return self.kb_table(), self.source_table()
 
+    def drift_table(self, kb: str | None = None):
+        """Doc passages the last indexing found out of step with the code (indexes/drift.py), of `kb` or of
+        every KB: kind, the doc's lines (linked), what differs, the code's lines (linked)."""
+        from copilot.links import public_url
+        from indexes import drift
+
+        catalog = self.copilot.index.catalog
+        names = [kb] if kb and catalog.kb(kb) else [i.name for i in catalog.kbs()]
+
+        def place(text: str, link: str) -> str:
+            return f"[{text}]({public_url(link)})" if link else text
+
+        return [[f.kind, place(f.doc_place, f.doc_link), f.message, place(f.code_place, f.code_link)]
+                for name in names for f in drift.findings(catalog, name)]
+
     def queue_now(self) -> tuple[Job | None, list[Job]]:
         """The job the queue runs now (or starts next), and the jobs queued after it."""
         active = self.jobs.active()
@@ -161,6 +176,14 @@ class KnowledgeTab:
         self.status = gr.Markdown(elem_id="dc-index-status")
         self.srcs = gr.Dataframe(headers=["KB", "source", "kind", "indexed from", "files", "chunks", "last indexed"],
                                  value=self.source_table, interactive=False, elem_id="dc-sources", label="Sources")
+        with gr.Accordion("Docs out of step with the code", open=False, elem_id="dc-drift-box"):
+            gr.Markdown("Doc passages naming a symbol the code no longer has, passing a parameter a signature "
+                        "lacks, stating another default, or showing an example whose calls do not match: found "
+                        "at indexing, for the knowledge base above (or every one when it is not indexed).")
+            self.drift_btn = gr.Button("Check docs", size="sm", elem_id="dc-drift-refresh")
+            self.drift = gr.Dataframe(headers=["kind", "doc", "finding", "code"], elem_id="dc-drift",
+                                      datatype=["str", "markdown", "str", "markdown"], interactive=False,
+                                      value=lambda: self.drift_table(None), label="Findings", wrap=True)
         self.ticker = gr.Timer(POLL_S, active=False)
         self.following = gr.State(Following())
 
@@ -174,6 +197,7 @@ class KnowledgeTab:
         self.ticker.tick(self.poll, [self.following, kb_select], out, concurrency_limit=None, show_progress="hidden")
         tab.select(self.poll, [self.following, kb_select], out, show_progress_on=near)
         self.refresh_btn.click(self.refresh, None, [self.kbs, self.srcs])
+        self.drift_btn.click(self.drift_table, [self.kb_name], self.drift)
 
 
 def user_error(e: BaseException) -> str:

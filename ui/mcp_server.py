@@ -181,6 +181,7 @@ def build_server(copilot: Copilot, roots: bool = False) -> MCPServer:
         server.add_tool(tool, annotations=READ_ONLY, structured_output=False)
     server.add_tool(ask_tool(copilot, tools), annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
                     structured_output=False)
+    server.add_tool(tools.check_docs, annotations=READ_ONLY, structured_output=False)
     server.middleware.append(refuse_unfit_text)
     return server
 
@@ -466,6 +467,45 @@ class Tools:
         found = answer.to_json()
         found["sites"] = found["sites"][:80]
         return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=found)
+
+    def check_docs(
+        self,
+        kb: Annotated[str | None, Field(description="Knowledge base to check; omit for all.")] = None,
+        kind: Annotated[Literal["missing", "keyword", "default", "example"] | None,
+                        Field(description="Only findings of this kind: 'missing' (a name the code no longer has), "
+                                          "'keyword' (an argument a signature lacks), 'default' (a default the code "
+                                          "does not have), 'example' (a code block's call that does not match); "
+                                          "omit for all.")] = None,
+        path: Annotated[str | None, Field(description="Only the findings in doc files whose path starts with "
+                                                      "this, e.g. 'docs/guide'.")] = None,
+        limit: Annotated[int, Field(ge=1, le=200, description="How many findings at most.")] = 50,
+    ) -> CallToolResult:
+        """List the documentation passages that no longer match the source code: names the code no longer has
+        (with the likely new name), keyword arguments a signature lacks, stated defaults the code does not
+        have, and code examples whose calls do not match the signatures. Each finding cites the doc lines and
+        the code lines (path:start-end and link). Checked at indexing time; read-only."""
+        from indexes import drift
+
+        kbs = self._check_kb(kb)
+        found = [f for name in kbs for f in drift.findings(self.index.catalog, name, [kind] if kind else None)
+                 if not path or f.doc_path.startswith(path)]
+        shown = found[:limit]
+        lines, used = [], 0
+        for f in shown:
+            line = (f"[{f.kind}] {f.doc_place} (KB {f.kb}): {f.message}\n  doc: {f.doc_link}"
+                    + (f"\n  code: {f.code_place} {f.symbol} {f.code_link}" if f.code_path else ""))
+            if used + len(line) > MAX_RESULT_CHARS and lines:
+                shown = shown[:len(lines)]
+                break
+            lines.append(line)
+            used += len(line)
+        more = len(found) - len(shown)
+        text = "\n\n".join(lines) if lines else "No doc passage was found out of step with the code."
+        if more:
+            text += f"\n\n({more} more findings left out; narrow with kind or path, or raise limit.)"
+        return CallToolResult(content=[TextContent(type="text", text=text)],
+                              structured_content={"counts": drift.counts(found),
+                                                  "findings": [f.to_json() for f in shown]})
 
 
 def ask_tool(copilot: Copilot, tools: Tools) -> Callable[..., CallToolResult]:
