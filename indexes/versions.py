@@ -86,6 +86,15 @@ def _order(versions: list[LibraryVersion]) -> list[LibraryVersion]:
     return sorted(versions, key=lambda v: v.indexed_at)
 
 
+def version_label(source: dict) -> str:
+    """The version a source row holds: its recorded version, but a checkout at a tag (a folder or a git URL's
+    default branch, recorded by commit since a branch moves) is that tag's version."""
+    version, ref, commit = source["version"] or "", source.get("ref") or "", source.get("commit") or ""
+    if ref.startswith("tag ") and version and commit.startswith(version):
+        return ref[4:]
+    return version
+
+
 def library_versions(catalog, kb: str) -> dict[str, list[LibraryVersion]]:
     """library -> its versions in the KB, oldest first. Sources holding no library (a website) are left out."""
     grouped: dict[tuple[str, str], LibraryVersion] = {}
@@ -95,7 +104,7 @@ def library_versions(catalog, kb: str) -> dict[str, list[LibraryVersion]]:
             continue
         key = canonical_name(s["library"])
         names.setdefault(key, s["library"])
-        version = s["version"] or ""
+        version = version_label(s)
         found = next((v for (lib, _), v in grouped.items() if lib == key and same_version(v.version, version)), None)
         if found is None:
             grouped[(key, version)] = LibraryVersion(names[key], version, [s["id"]], [s["spec"]], [s["root"]],

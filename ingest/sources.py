@@ -473,7 +473,7 @@ def resolve(spec: str, data_dir: Path, git_timeout: int = 300, fetch: bool = Tru
         _, commit = _git_info(folder)
         web, host = web_base_for(url, commit)
         at = git_ref(folder)
-        version = at[4:] if at.startswith("tag ") else commit[:12]  # a source at a tag is that version
+        version = ref if ref and at == f"tag {ref}" else commit[:12]  # a source at a tag is that version
         return ResolvedSource(spec, "git", folder, folder, web, host, version, ref=at, commit=commit,
                               library=re.split(r"[/:]", url.rstrip("/"))[-1].removesuffix(".git"))
     folder = Path(spec)
@@ -483,7 +483,5 @@ def resolve(spec: str, data_dir: Path, git_timeout: int = 300, fetch: bool = Tru
         raise SourceError(f"Source '{spec}' is a file, not a folder; give the folder that contains it.")
     remote, commit = _git_info(folder)
     web, host = web_base_for(remote, commit)
-    at = git_ref(folder) if commit else ""
-    version = at[4:] if at.startswith("tag ") else commit[:12]  # a checkout at a tag is that version
-    return ResolvedSource(spec, "folder", folder, folder, web, host, version, ref=at, library=folder.name,
-                          commit=commit)
+    return ResolvedSource(spec, "folder", folder, folder, web, host, commit[:12], ref=git_ref(folder) if commit else "",
+                          library=folder.name, commit=commit)

@@ -32,6 +32,8 @@ footer { display: none !important; }
 #dc-team { font-size: .85em; opacity: .85; flex-grow: 3 !important; white-space: nowrap; overflow: hidden;
            text-overflow: ellipsis; }
 #dc-team p { margin: 0; }
+/* The bar offering to index a pinned version takes no room until it offers something. */
+#dc-offer-bar:not(:has(button)):not(:has(.md:not(:empty))) { display: none; }
 .dc-progress { margin: .4em 0 .2em; }
 .dc-progress-label { font-size: .9em; margin-bottom: .3em; }
 .dc-progress-track { height: 14px; border-radius: 7px; background: var(--neutral-200, #e5e7eb); overflow: hidden; }
