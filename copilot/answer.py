@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Generator, Iterable, Iterator
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, replace
 
 from copilot.ahead import Ahead
 from copilot.assistants import AssistantSpec, retrieve_for
 from copilot.config import Config
 from copilot.events import END, NOTICE, SOURCES, START, TOKEN, Event, Source
+from copilot.model_search import ModelSearch
 from copilot.models import ModelUnavailable, StreamCut, clean_error
 from copilot.monitor import Monitor
 from copilot.prompts import (
@@ -76,6 +77,7 @@ class Answers:
         self.sessions = sessions
         self.ahead = ahead
         self.tools = tools
+        self.model_search = ModelSearch(cfg, monitor)  # off by default (search.rewrite_with_model, rerank_with_model)
 
     def answer(self, spec: AssistantSpec, question: str, sid: str, history: list[dict], turn: Turn,
                others: list[str]) -> Iterator[Event]:
@@ -111,7 +113,7 @@ class Answers:
         kbs = turn.kbs_of(spec)
         found = None
         try:
-            found = self.retrieve(spec, query, kbs, turn)
+            found = self.retrieve(spec, query, kbs, turn, convo)
             hits, weak, down, graph = found.hits, found.weak, "", found.graph
         except RetrievalDown as e:
             hits, weak, down, graph = [], True, f"{type(e.cause).__name__}: {clean_error(e.cause)[:160]}", None
@@ -211,12 +213,20 @@ class Answers:
         finally:  # a client that left stops the model's stream now
             stream.close()
 
-    def retrieve(self, spec: AssistantSpec, query: str, kbs: list[str], turn: Turn | None = None) -> Retrieval:
+    def retrieve(self, spec: AssistantSpec, query: str, kbs: list[str], turn: Turn | None = None,
+                 convo: list[dict] | None = None) -> Retrieval:
         """What `spec` cites for `query` from `kbs` (indexes/retrieve.py holds the policy); taken from
-        the turn's search ahead when it searched the same."""
+        the turn's search ahead when it searched the same. With the settings on, the model rewrites and
+        reranks it (copilot/model_search.py; `convo` is what the rewrite reads)."""
+        versions = turn.versions if turn is not None else None
         found = self.ahead.take(turn, spec, query, kbs)
         if found is None:
-            found = retrieve_for(self.index, spec, query, kbs, turn.versions if turn is not None else None)
+            found = retrieve_for(self.index, spec, query, kbs, versions)
+        if self.model_search.on:
+            def search(q: str, k: int) -> Retrieval:
+                return retrieve_for(self.index, replace(spec, top_k=k), q, kbs, versions)
+
+            found = self.model_search.improve(found, query, convo or [], spec.name, spec.top_k, turn, search)
         if found.searches:
             self.monitor.count("retrieval_calls", found.searches)
         return found

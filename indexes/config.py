@@ -290,6 +290,12 @@ class SearchConfig:
     # ...and the best embedding similarity under which a question is off-topic. -1: 0.3 with the local
     # model (on-topic questions scored >= 0.34 on both eval corpora, off-topic <= 0.33), else off.
     min_similarity: Annotated[float, Range(-1, 1, low_means="0.3 with the local model, else off")] = -1.0
+    # The chat model's help with what the chat cites (copilot/model_search.py), when a model is configured;
+    # off by default: their effect is unmeasured until a model runs offline (docs/retrieval.md).
+    rewrite_with_model: bool = False  # the question and the model's search query for it, both searched, fused
+    rerank_with_model: bool = False  # the model orders the top `rerank_depth` hits; the assistant cites its first
+    rerank_depth: Annotated[int, Range(1, 100)] = 20
+    model_timeout_s: Annotated[float, Range(0, 600, above=True)] = 10.0  # each call at most; then the plain ranking
 
 
 @dataclass
