@@ -39,7 +39,7 @@ from indexes.graph import GraphAnswer, GraphError, callees, callers, chunk_at
 from indexes.lexical import tokenize
 from indexes.plain_names import RAISED
 from indexes.query_kind import CODEISH, GraphQuestion, graph_question, read_intent
-from indexes.search import Hit, Index, SearchError, is_mostly_cjk, lexical_text, query_forms
+from indexes.search import Hit, Index, SearchError, is_mostly_cjk, lexical_text, query_forms, spread_files
 from indexes.versions import Missing, VersionChoice
 from ingest.chunk import Chunk
 
@@ -78,10 +78,12 @@ def retrieve(index: Index, question: str, kbs: Iterable[str] = ("default",), kin
     scopes = {kb: index.scope(kb, versions) for kb in dict.fromkeys(kbs) if index.catalog.kb(kb) is not None}
     within = {kb: scope.sources for kb, scope in scopes.items()}
     missing = [m for scope in scopes.values() for m in scope.missing]
-    hits, searches = _search(index, kbs, question, k, kind, within)
+    # Read deeper than k: a file's fourth chunk in the top ten steps behind the other files' hits (spread_files).
+    hits, searches = _search(index, kbs, question, 2 * k, kind, within)
     named = 0
     if kind != "doc":
-        hits, named = definitions_first(index, kbs, question, hits, k, within)
+        hits, named = definitions_first(index, kbs, question, hits, 2 * k, within)
+    hits = spread_files(hits, within=k)[:k]
     weak = not named and is_weak(index, question, hits)
     if widen and kind is not None and weak:
         other, more = _search(index, kbs, question, k, None, within)

@@ -273,7 +273,7 @@ class Index:
             hits = lift_kind(hits, read_kind(query))
         if self.reranker is not None:
             hits = self.reranker.rerank(query, hits)
-        return hits[:k]
+        return spread_files(hits)[:k]
 
     def searchable(self, kb: str) -> KBInfo:
         """The KB's record, or SearchError saying why it cannot be searched (unknown, another model)."""
@@ -426,6 +426,23 @@ def lift_kind(hits: list[Hit], wanted: str | None, top: int = 5, reach: int = 15
         if best is not None:
             hits = with_scores_of(hits, hits[:top - 1] + [hits[best]] + hits[top - 1:best] + hits[best + 1:])
     return lift(hits[:top], lambda h: h.chunk.kind == wanted) + hits[top:]
+
+
+def spread_files(hits: list[Hit], most: int = 3, within: int = 10) -> list[Hit]:
+    """At most `most` chunks of one file in the first `within` places: a file's further chunks step behind
+    the other files' hits (still there when nothing else is). One page cut in many chunks would otherwise
+    fill the list a reader sees, and the other files' answers fall out of it."""
+    kept: list[Hit] = []
+    later: list[Hit] = []
+    count: dict[tuple[str, str], int] = {}
+    for h in hits:
+        key = (h.kb, h.chunk.path)
+        if len(kept) < within and count.get(key, 0) >= most:
+            later.append(h)
+            continue
+        count[key] = count.get(key, 0) + 1
+        kept.append(h)
+    return with_scores_of(hits, kept[:within] + later + kept[within:])
 
 
 def with_scores_of(before: list[Hit], after: list[Hit]) -> list[Hit]:
