@@ -22,6 +22,7 @@ import numpy as np
 from indexes.catalog import Catalog, KBInfo
 from indexes.embeddings import EmbeddingCache, make_embedder, runtime_of
 from indexes.lexical import CJK, TOKENIZER_VERSION, BM25Index, tokenize
+from indexes.page_kind import asks_for_news, is_news
 from indexes.plain_names import named_in_plain_words, names_by_key
 from indexes.query_kind import read_kind
 from indexes.side_folders import asks_for_side_folders, in_side_folder
@@ -259,6 +260,15 @@ class Index:
             if any(side(cid) for cid, _ in fused[:depth]):  # the next ones may step into their places
                 chunks |= self.catalog.get_chunks(kb, [cid for cid, _ in fused[depth: depth * 2]], sources)
                 fused = demote(fused[: depth * 2], side, s.side_folder_weight)
+        if not asks_for_news(query):
+            # Blog posts, release notes, changelogs: what a release said, rarely what answers (indexes/page_kind.py).
+            def news(cid: str) -> bool:
+                return cid in chunks and is_news(chunks[cid])
+
+            if any(news(cid) for cid, _ in fused[:depth]):
+                chunks |= self.catalog.get_chunks(kb, [cid for cid, _ in fused[depth: depth * 2] if cid not in chunks],
+                                                  sources)
+                fused = demote(fused[: depth * 2], news, NEWS_WEIGHT)
         fused = fused[:depth]
         ranks = {name: {cid: r for r, (cid, _) in enumerate(found[:depth])}
                  for name, found in (("lexical", lexical), ("dense", dense))}
@@ -426,6 +436,9 @@ def lift_kind(hits: list[Hit], wanted: str | None, top: int = 5, reach: int = 15
         if best is not None:
             hits = with_scores_of(hits, hits[:top - 1] + [hits[best]] + hits[top - 1:best] + hits[best + 1:])
     return lift(hits[:top], lambda h: h.chunk.kind == wanted) + hits[top:]
+
+
+NEWS_WEIGHT = 0.7  # a news page's fused score is multiplied by it, as code in a side folder is (0.5, 0.85: the same)
 
 
 def spread_files(hits: list[Hit], most: int = 3, within: int = 10) -> list[Hit]:
