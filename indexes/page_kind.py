@@ -13,9 +13,9 @@ import re
 from indexes.query_kind import DEPRECATION_WORDS, RELEASE_WORDS, VERSION
 from ingest.chunk import Chunk
 
-# A folder of news anywhere in the path: docs/blog/posts/..., news/, release-notes/...
-NEWS_FOLDERS = {"blog", "blogs", "posts", "news", "announcements", "releases", "release-notes", "release_notes",
-                "changelog", "changelogs", "changes"}
+# A folder of news anywhere in the path: docs/blog/posts/..., news/, docs/history/ (release notes)...
+NEWS_FOLDERS = {"blog", "blogs", "posts", "news", "announcements", "history", "releases", "release-notes",
+                "release_notes", "changelog", "changelogs", "changes"}
 # A file that is news wherever it is ...
 NEWS_FILES = {"changelog", "changes", "release-notes", "release_notes", "releasenotes", "whatsnew", "whats-new",
               "whats_new", "news", "announcements"}

@@ -4,10 +4,13 @@ from __future__ import annotations
 import pytest
 from support.corpus import write_tree
 
+import indexes.search as search_module
 from indexes.build import ingest
 from indexes.lexical import TOKENIZER_VERSION, tokenize
-from indexes.query_kind import read_kind
-from indexes.search import Hit, Index, fuse, fuse_scores, is_mostly_cjk, lift, lift_kind
+from indexes.page_kind import asks_for_news, is_news
+from indexes.query_kind import read_intent, read_kind
+from indexes.retrieve import named_symbols, picks_one, retrieve
+from indexes.search import Hit, Index, fuse, fuse_scores, is_mostly_cjk, lift, lift_kind, spread_files
 from indexes.side_folders import asks_for_side_folders, in_side_folder
 from indexes.terms_zh import english_terms
 from ingest.chunk import Chunk
@@ -417,3 +420,180 @@ def test_a_question_asking_for_an_example_keeps_examples_where_they_score(librar
     q = "Show me an example of how long cached results are kept"
     assert _paths(library_and_example, q, 0.7) == _paths(library_and_example, q, 1.0)
     assert _paths(library_and_example, q, 0.7)[0] == "examples/cache_results.py"
+
+
+# -- issue 28: what the question's intent, the kind of page and the spread over files decide ---------------
+@pytest.mark.parametrize("question, intent", [
+    ("What's the difference between add_trace_processor and set_trace_processors?", "compare"),
+    ("For a voice app, when should I use AudioInput and when StreamedAudioInput?", "compare"),
+    ("Should I return an error string, raise ToolError, or raise MCPError?", "compare"),
+    ("How can I expose only read_file from an MCP server?", "how_to"),
+    ("有什么办法让 TemplateResponse 自动带上 context？", "how_to"),
+    ("Why does my websocket endpoint throw on receive_text()?", "why"),
+    ("What does add_trace_processor do with the processors already set?", None),
+    ("How strict is the quote matching in CitationMixin?", None),
+])
+def test_the_question_wording_tells_its_intent(question, intent):
+    assert read_intent(question) == intent
+
+
+@pytest.fixture(scope="module")
+def traced(tmp_path_factory):
+    """A tracing guide that weighs two functions, their definitions, an exception, and a name defined thrice."""
+    return indexed(tmp_path_factory, "traced", {
+        "docs/tracing.md": """
+            # Tracing
+
+            ## Adding or replacing trace processors
+
+            The difference between add_trace_processor and set_trace_processors: add_trace_processor
+            adds a processor beside the default one, so traces still reach the default backend;
+            set_trace_processors replaces the default processors with yours, so traces go only to your
+            own backend. Use the first to add a backend, the second to replace it.
+            """,
+        "pkg/tracing.py": '''
+            class TraceError(Exception):
+                """A trace could not be exported."""
+
+
+            def add_trace_processor(processor):
+                """Adds a processor that receives every trace."""
+                PROCESSORS.append(processor)
+
+
+            def set_trace_processors(processors):
+                """Sets the processors that receive traces, replacing the current ones."""
+                PROCESSORS[:] = list(processors)
+            ''',
+        "pkg/a.py": "def handle(event):\n    return event\n",
+        "pkg/b.py": "def handle(event):\n    return None\n",
+        "pkg/c.py": "def handle(event):\n    raise ValueError(event)\n",
+    })
+
+
+def test_a_question_comparing_two_functions_keeps_the_page_that_weighs_them_first(traced):
+    q = "What's the difference between add_trace_processor and set_trace_processors?"
+    assert traced.search(q, k=5)[0].chunk.path == "docs/tracing.md"  # the ranking leads with the guide
+    hits = retrieve(traced, q, ["default"], k=5).hits
+    assert hits[0].chunk.path == "docs/tracing.md"  # not the first named definition
+    assert {"add_trace_processor", "set_trace_processors"} <= {h.chunk.symbol for h in hits}  # both in the top 5
+
+
+def test_a_question_about_a_function_itself_gets_its_definition_first(traced):
+    hits = retrieve(traced, "What does add_trace_processor do with a processor?", ["default"], k=5).hits
+    assert hits[0].chunk.symbol == "add_trace_processor"
+
+
+def test_only_a_name_that_picks_out_one_definition_is_put_first(traced):
+    assert picks_one(traced, ["default"], "add_trace_processor", None)
+    assert not picks_one(traced, ["default"], "TraceError", None)  # what went wrong, not what is asked about
+    assert not picks_one(traced, ["default"], "__init__", None)  # every class has one
+    assert not picks_one(traced, ["default"], "handle", None)  # three of them: the question does not say which
+    assert named_symbols('I return `Image(data=b, format="jpg")` from a tool') == ["Image"]
+
+
+@pytest.fixture(scope="module")
+def long_function(tmp_path_factory):
+    """A function long enough for two chunks: its second part holds what a question asks about."""
+    body = "\n".join(f"    step_{i} = prepare(schema, {i})  # an ordinary step" for i in range(40))
+    code = (f'def build_schema(model):\n    """Builds the JSON schema of a model."""\n    schema = {{}}\n{body}\n'
+            '    # Nullable fields: a field whose type allows None gets "nullable": true and no default.\n'
+            '    for field in model.fields:\n        if field.allows_none:\n'
+            '            schema[field.name] = {"nullable": True}\n    return schema\n')
+    return indexed(tmp_path_factory, "long", {
+        "pkg/schema.py": code,
+        "docs/schema.md": "# Schemas\n\nEvery model gets a JSON schema.\n",
+    })
+
+
+def test_when_the_ranking_leads_with_part_of_a_named_function_that_part_stays_first(long_function):
+    q = "Which fields does build_schema mark nullable, and do they keep a default?"
+    ranked = long_function.search(q, k=5)
+    assert ranked[0].chunk.symbol == "build_schema" and "def build_schema" not in ranked[0].chunk.text
+    assert retrieve(long_function, q, ["default"], k=5).hits[0].chunk.id == ranked[0].chunk.id
+
+
+@pytest.fixture(scope="module")
+def guide_and_news(tmp_path_factory):
+    """A guide to a feature, the blog post and the changelog that announced it in more of the same words."""
+    return indexed(tmp_path_factory, "news", {
+        "docs/guides/caching.md": """
+            # Caching
+
+            Turn on caching with `cache=True` on the client: responses are cached on disk, and a repeated
+            prompt is answered from the cache.
+            """,
+        "docs/blog/posts/caching.md": """
+            # Announcing: turn on caching of responses
+
+            You can now turn on caching of responses: cached responses answer repeated prompts.
+            """,
+        "CHANGELOG.md": """
+            # Changelog
+
+            ## 2.0.0
+
+            - Caching: responses can be cached on disk (turn on caching with cache=True).
+            """,
+    })
+
+
+def test_news_pages_are_told_from_guides_by_path_and_heading():
+    def doc(path, headings=()):
+        return Chunk(path=path, start_line=1, end_line=2, kind="doc", language="markdown", text="x",
+                     headings=list(headings))
+
+    assert is_news(doc("docs/blog/posts/caching.md")) and is_news(doc("CHANGELOG.md"))
+    assert is_news(doc("docs/history/hatch.md")) and is_news(doc("docs/release.md"))
+    assert is_news(doc("docs/notes.md", ["Release notes", "2.0"]))
+    assert not is_news(doc("docs/guides/caching.md")) and not is_news(doc("docs/ref/handoffs/history.md"))
+    assert asks_for_news("What's new in 2.0?") and asks_for_news("Which version added caching?")
+    assert not asks_for_news("How do I turn on caching?")
+
+
+def test_a_guide_comes_before_the_news_that_announced_its_feature(guide_and_news, monkeypatch):
+    q = "How do I turn on caching of responses?"
+    monkeypatch.setattr(search_module, "NEWS_WEIGHT", 1.0)
+    assert guide_and_news.search(q, k=3)[0].chunk.path == "docs/blog/posts/caching.md"  # without the rule
+    monkeypatch.setattr(search_module, "NEWS_WEIGHT", 0.7)
+    assert guide_and_news.search(q, k=3)[0].chunk.path == "docs/guides/caching.md"
+
+
+def test_a_question_about_a_release_keeps_the_news_where_it_scores(guide_and_news, monkeypatch):
+    q = "Which release added response caching, and what did the announcement say?"
+    with_rule = [h.chunk.path for h in guide_and_news.search(q, k=3)]
+    monkeypatch.setattr(search_module, "NEWS_WEIGHT", 1.0)
+    assert with_rule == [h.chunk.path for h in guide_and_news.search(q, k=3)]
+
+
+@pytest.fixture(scope="module")
+def one_long_page(tmp_path_factory):
+    """A long page on retries (many chunks) and two short pages that also answer about retries."""
+    sections = "\n\n".join(f"## Retrying failed calls, part {i}\n\nFailed calls are retried: how failed calls are "
+                           f"retried, case {i}. " + "Failed calls are retried after a delay. " * 20 for i in range(8))
+    return indexed(tmp_path_factory, "long_page", {
+        "docs/retries.md": "# Retries\n\n" + sections,
+        "docs/timeouts.md": "# Timeouts\n\nA call that times out counts as failed and is tried again.\n",
+        "docs/errors.md": "# Errors\n\nAfter the last attempt the error is raised to the caller.\n",
+    })
+
+
+def test_at_most_three_chunks_of_one_file_in_the_top_ten(one_long_page, monkeypatch):
+    q = "How are failed calls retried?"
+    monkeypatch.setattr(search_module, "spread_files", lambda hits, *a, **kw: hits)
+    crowded = [h.chunk.path for h in one_long_page.search(q, k=10)]
+    assert crowded[:5].count("docs/retries.md") >= 4  # without the rule
+    monkeypatch.undo()
+    paths = [h.chunk.path for h in one_long_page.search(q, k=10)]
+    assert paths[:5].count("docs/retries.md") == 3 and {"docs/timeouts.md", "docs/errors.md"} <= set(paths[:5])
+    assert paths[5:] == ["docs/retries.md"] * (len(paths) - 5)  # nothing else qualifies: they come back after
+
+
+def test_spread_files_keeps_order_and_scores_best_first():
+    def hit(path, score):
+        return Hit(Chunk(path=path, start_line=1, end_line=1, kind="doc", language="markdown", text=path), score, "kb")
+
+    hits = [hit("a.md", 0.9), hit("a.md", 0.8), hit("a.md", 0.7), hit("a.md", 0.6), hit("b.md", 0.5)]
+    spread = spread_files(hits, most=3, within=10)
+    assert [h.chunk.path for h in spread] == ["a.md", "a.md", "a.md", "b.md", "a.md"]
+    assert [h.score for h in spread] == [0.9, 0.8, 0.7, 0.6, 0.5]
