@@ -25,7 +25,7 @@ TOP_NEWS_FILES = {"history", "release", "releases"}
 NEWS_HEADING = re.compile(r"^\s*(change ?log|changes|release notes|release history|what'?s new|news)\b", re.IGNORECASE)
 # A question about a release: what changed, what is new, a version, the changelog or the blog itself.
 ASKS = re.compile(rf"\b(releases?|released|versions?|changelog|release notes|blog|announce\w*|new in|"
-                  rf"since|upgrad\w+|migrat\w+)\b|(?<![\w.])({VERSION})(?![\w.]*\w)|发布|版本|更新日志",
+                  rf"upgrad\w+|migrat\w+|move to)\b|(?<![\w.])({VERSION})(?![\w.]*\w)|发布|版本|更新日志",
                   re.IGNORECASE)
 
 

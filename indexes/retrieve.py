@@ -37,6 +37,7 @@ import numpy as np
 from indexes.embeddings import content_hash
 from indexes.graph import GraphAnswer, GraphError, callees, callers, chunk_at
 from indexes.lexical import tokenize
+from indexes.page_kind import asks_for_news
 from indexes.plain_names import RAISED
 from indexes.query_kind import CODEISH, GraphQuestion, graph_question, read_intent
 from indexes.search import Hit, Index, SearchError, is_mostly_cjk, lexical_text, query_forms, spread_files
@@ -214,8 +215,8 @@ def definitions_first(index: Index, kbs: list[str], question: str, hits: list[Hi
 
     Only a name that picks out one definition counts (`picks_one`). When the ranking already leads with
     a definition of a name, it stays first. A question that asks how to do something or compares things
-    merely mentions the names: the page that answers leads, and a definition the top five lack takes the
-    fifth place (`seated`)."""
+    merely mentions the names, as does one about a release (what changed, moving to a version): the page
+    that answers leads, and a definition the top five lack takes the fifth place (`seated`)."""
     names = named_symbols(question)
     if not names:
         return hits, 0
@@ -244,7 +245,7 @@ def definitions_first(index: Index, kbs: list[str], question: str, hits: list[Hi
         found += [h for h in match[:1] if all(h.chunk.id != f.chunk.id for f in found)]
     if not found:
         return hits, 0
-    if read_intent(question) in ("compare", "how_to"):
+    if read_intent(question) in ("compare", "how_to") or asks_for_news(question):
         return seated(hits, found, k), len(found)
     if hits and hits[0] in found:  # what leads stays first
         found.remove(hits[0])

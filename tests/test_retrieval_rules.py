@@ -465,6 +465,14 @@ def traced(tmp_path_factory):
                 """Sets the processors that receive traces, replacing the current ones."""
                 PROCESSORS[:] = list(processors)
             ''',
+        "CHANGELOG.md": """
+            # Changelog
+
+            ## 2.0.0
+
+            - What changed for add_trace_processor: when you move to 2.0, it keeps the default processor
+              beside yours (1.x replaced it).
+            """,
         "pkg/a.py": "def handle(event):\n    return event\n",
         "pkg/b.py": "def handle(event):\n    return None\n",
         "pkg/c.py": "def handle(event):\n    raise ValueError(event)\n",
@@ -482,6 +490,13 @@ def test_a_question_comparing_two_functions_keeps_the_page_that_weighs_them_firs
 def test_a_question_about_a_function_itself_gets_its_definition_first(traced):
     hits = retrieve(traced, "What does add_trace_processor do with a processor?", ["default"], k=5).hits
     assert hits[0].chunk.symbol == "add_trace_processor"
+
+
+def test_a_question_about_a_release_keeps_the_changelog_first(traced):
+    q = "Which release changed add_trace_processor to keep the default processor?"
+    assert traced.search(q, k=5)[0].chunk.path == "CHANGELOG.md"
+    hits = retrieve(traced, q, ["default"], k=5).hits
+    assert hits[0].chunk.path == "CHANGELOG.md" and "add_trace_processor" in [h.chunk.symbol for h in hits]
 
 
 def test_only_a_name_that_picks_out_one_definition_is_put_first(traced):
@@ -549,6 +564,7 @@ def test_news_pages_are_told_from_guides_by_path_and_heading():
     assert not is_news(doc("docs/guides/caching.md")) and not is_news(doc("docs/ref/handoffs/history.md"))
     assert asks_for_news("What's new in 2.0?") and asks_for_news("Which version added caching?")
     assert not asks_for_news("How do I turn on caching?")
+    assert not asks_for_news("Since attrs writes __init__ for me, where do I call super().__init__()?")
 
 
 def test_a_guide_comes_before_the_news_that_announced_its_feature(guide_and_news, monkeypatch):
