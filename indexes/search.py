@@ -24,7 +24,7 @@ from indexes.embeddings import EmbeddingCache, make_embedder, runtime_of
 from indexes.lexical import CJK, TOKENIZER_VERSION, BM25Index, tokenize
 from indexes.page_kind import asks_for_news, is_news
 from indexes.plain_names import named_in_plain_words, names_by_key
-from indexes.query_kind import read_kind
+from indexes.query_kind import BEHAVIOUR, read_intent, read_kind
 from indexes.side_folders import asks_for_side_folders, in_side_folder
 from indexes.stores import StoreError, collection_name, make_store
 from indexes.terms_zh import english_terms
@@ -280,7 +280,7 @@ class Index:
             hits = self._with_definitions(kb, hits, named, sources=sources)
             hits = lift(hits, lambda h: h.chunk.symbol.split(".", 1)[0] in named)
         if kind is None and s.read_kind:
-            hits = lift_kind(hits, read_kind(query))
+            hits = lift_kind(hits, asked_kind(query))
         if self.reranker is not None:
             hits = self.reranker.rerank(query, hits)
         return spread_files(hits)[:k]
@@ -439,6 +439,15 @@ def lift_kind(hits: list[Hit], wanted: str | None, top: int = 5, reach: int = 15
 
 
 NEWS_WEIGHT = 0.7  # a news page's fused score is multiplied by it, as code in a side folder is (0.5, 0.85: the same)
+
+
+def asked_kind(query: str) -> str | None:
+    """The kind of hit the question asks for (indexes/query_kind.py: read_kind), except that a question asking
+    how to do something wants the docs' recipe even when it names code, unless it asks what the code does
+    in a case (a default, what happens if...)."""
+    if read_intent(query) == "how_to" and not BEHAVIOUR.search(query):
+        return "doc"
+    return read_kind(query)
 
 
 def spread_files(hits: list[Hit], most: int = 3, within: int = 10) -> list[Hit]:

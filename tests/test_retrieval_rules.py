@@ -10,7 +10,7 @@ from indexes.lexical import TOKENIZER_VERSION, tokenize
 from indexes.page_kind import asks_for_news, is_news
 from indexes.query_kind import read_intent, read_kind
 from indexes.retrieve import named_symbols, picks_one, retrieve
-from indexes.search import Hit, Index, fuse, fuse_scores, is_mostly_cjk, lift, lift_kind, spread_files
+from indexes.search import Hit, Index, asked_kind, fuse, fuse_scores, is_mostly_cjk, lift, lift_kind, spread_files
 from indexes.side_folders import asks_for_side_folders, in_side_folder
 from indexes.terms_zh import english_terms
 from ingest.chunk import Chunk
@@ -613,3 +613,19 @@ def test_spread_files_keeps_order_and_scores_best_first():
     spread = spread_files(hits, most=3, within=10)
     assert [h.chunk.path for h in spread] == ["a.md", "a.md", "a.md", "b.md", "a.md"]
     assert [h.score for h in spread] == [0.9, 0.8, 0.7, 0.6, 0.5]
+
+
+def test_a_how_to_question_asks_for_the_docs_even_when_it_names_code():
+    q = "How can I change `max_retries` and `timeout` on `Client`?"
+    assert read_kind(q) == "code" and asked_kind(q) == "doc"
+    behaviour = "How can I find out what `max_retries` defaults to on `Client`?"  # what the code does
+    assert asked_kind(behaviour) == read_kind(behaviour) == "code"
+    assert asked_kind("What does `Client` do with `max_retries`?") == "code"
+
+
+def test_search_puts_the_recipe_first_for_a_how_to_question_naming_code(bilingual, monkeypatch):
+    q = "How can I change `max_retries` and `timeout` on `Client`?"
+    monkeypatch.setattr(search_module, "asked_kind", read_kind)
+    assert bilingual.search(q, k=3)[0].chunk.path == "pkg/client.py"  # without the rule
+    monkeypatch.undo()
+    assert bilingual.search(q, k=3)[0].chunk.path == "docs/retries.md"
