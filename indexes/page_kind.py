@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from indexes.query_kind import DEPRECATION_WORDS, RELEASE_WORDS, VERSION
+from indexes.query_kind import DEPRECATION_WORDS, RELEASE_WORDS
 from ingest.chunk import Chunk
 
 # A folder of news anywhere in the path: docs/blog/posts/..., news/, docs/history/ (release notes)...
@@ -23,10 +23,11 @@ NEWS_FILES = {"changelog", "changes", "release-notes", "release_notes", "release
 # reference of a module named history).
 TOP_NEWS_FILES = {"history", "release", "releases"}
 NEWS_HEADING = re.compile(r"^\s*(change ?log|changes|release notes|release history|what'?s new|news)\b", re.IGNORECASE)
-# A question about a release: what changed, what is new, a version, the changelog or the blog itself.
-ASKS = re.compile(rf"\b(releases?|released|versions?|changelog|release notes|blog|announce\w*|new in|"
-                  rf"upgrad\w+|migrat\w+|move to)\b|(?<![\w.])({VERSION})(?![\w.]*\w)|发布|版本|更新日志",
-                  re.IGNORECASE)
+# A question about a release: what changed, what is new, in or since which version, when something changed, the
+# changelog or the blog itself. A version number alone is not one ("every Python version from 3.10 to 3.13").
+ASKS = re.compile(r"\b(releases?|released|changelog|release notes|blog|announce\w*|new in|upgrad\w+|migrat\w+|"
+                  r"move to|(which|what|in which|from which|since which) versions?|when (did|was|were)|since when)\b|"
+                  r"发布|更新日志|哪个版本", re.IGNORECASE)
 
 
 def is_news(chunk: Chunk) -> bool:
