@@ -282,7 +282,12 @@ class Index:
             hits = self._with_definitions(kb, hits, named, sources=sources)
             hits = lift(hits, lambda h: h.chunk.symbol.split(".", 1)[0] in named)
         if kind is None and s.read_kind:
-            hits = lift_kind(hits, asked_kind(query))
+            wanted = asked_kind(query)
+            # A question asking what the code does in a case (what happens if, a default) wants the code
+            # more surely than a question that names code: its lift is twice as strong (not when it asks
+            # about a release: the release notes say what changed).
+            sure = wanted == "code" and BEHAVIOUR.search(query) is not None and not asks_for_news(query)
+            hits = lift_kind(hits, wanted, by=6.0 if sure else 3.0)
         if self.reranker is not None:
             hits = self.reranker.rerank(query, hits)
         return spread_files(hits)[:k]
@@ -422,14 +427,14 @@ def lift(hits: list[Hit], chosen: Callable[[Hit], bool], by: float = 3.0) -> lis
     return with_scores_of(hits, [h for _, h in order])
 
 
-def lift_kind(hits: list[Hit], wanted: str | None, top: int = 5, reach: int = 15) -> list[Hit]:
+def lift_kind(hits: list[Hit], wanted: str | None, top: int = 5, reach: int = 15, by: float = 3.0) -> list[Hit]:
     """Within the top five, hits of the kind the question asks for ("doc" or "code") are lifted;
     when the top five hold none of that kind, the best one of the top 15 first takes the fifth place.
 
     Docs and source on one topic often score alike; which the asker wants is what the question's
-    wording tells best (indexes/query_kind.py). Only one hit comes from below the top five: on
-    held-out question sets the reading was wrong often enough that lifting every hit of the kind
-    from further down pushed right answers out of the top five.
+    wording tells best (indexes/query_kind.py); `by` says how strongly (`lift`). Only one hit comes
+    from below the top five: on held-out question sets the reading was wrong often enough that lifting
+    every hit of the kind from further down pushed right answers out of the top five.
     """
     if wanted is None:
         return hits
@@ -437,7 +442,7 @@ def lift_kind(hits: list[Hit], wanted: str | None, top: int = 5, reach: int = 15
         best = next((i for i in range(top, min(reach, len(hits))) if hits[i].chunk.kind == wanted), None)
         if best is not None:
             hits = with_scores_of(hits, hits[:top - 1] + [hits[best]] + hits[top - 1:best] + hits[best + 1:])
-    return lift(hits[:top], lambda h: h.chunk.kind == wanted) + hits[top:]
+    return lift(hits[:top], lambda h: h.chunk.kind == wanted, by) + hits[top:]
 
 
 NEWS_WEIGHT = 0.7  # a news page's fused score is multiplied by it, as code in a side folder is (0.5, 0.85: the same)

@@ -633,3 +633,33 @@ def test_search_puts_the_recipe_first_for_a_how_to_question_naming_code(bilingua
     assert bilingual.search(q, k=3)[0].chunk.path == "pkg/client.py"  # without the rule
     monkeypatch.undo()
     assert bilingual.search(q, k=3)[0].chunk.path == "docs/retries.md"
+
+
+@pytest.fixture(scope="module")
+def timeouts(tmp_path_factory):
+    """Three pages that speak of the client's timeout, and the code that picks it when none is given."""
+    return indexed(tmp_path_factory, "timeouts", {
+        "docs/timeouts.md": "# Timeouts\n\nEvery request to the server has a timeout. Pass a timeout to the client to "
+                            "wait longer for slow requests.\n",
+        "docs/client.md": "# The client\n\nCreate the client once and pass it around. The client sends requests to "
+                          "the server, with a timeout.\n",
+        "docs/retries.md": "# Retries\n\nA request that times out is retried: the client waits for the timeout, "
+                           "then sends it again.\n",
+        "pkg/client.py": '''
+            class Client:
+                """Sends requests."""
+
+                def __init__(self, timeout=None):
+                    # No timeout given: fall back to 30 seconds, or to DEVCLIENT_TIMEOUT when it is set.
+                    self.timeout = timeout if timeout is not None else float(os.environ.get("DEVCLIENT_TIMEOUT", 30))
+            ''',
+    })
+
+
+def test_a_question_about_what_the_code_does_in_a_case_gets_the_code_first(timeouts, monkeypatch):
+    q = "What happens if I don't pass a timeout to the client?"
+    plain = search_module.lift_kind
+    monkeypatch.setattr(search_module, "lift_kind", lambda hits, wanted, by=3.0: plain(hits, wanted))
+    assert [h.chunk.path for h in timeouts.search(q, k=3)][:2] == ["docs/timeouts.md", "pkg/client.py"]  # x3
+    monkeypatch.undo()
+    assert timeouts.search(q, k=3)[0].chunk.path == "pkg/client.py"
