@@ -201,10 +201,16 @@ def _similarities(index: Index, dense_query: str, per_kb: dict[str, list[Hit]]) 
     return out
 
 
+MODIFIER = re.compile(r"[- ](style|like|based|compatible|flavou?red|shaped)\b", re.IGNORECASE)
+
+
 def named_symbols(question: str) -> list[str]:
     """Up to three names the question writes in code form: `quoted`, dotted.names, snake_case, calls()
     (a call written with its arguments, `Image(data=b, format="jpg")`, names `Image`)."""
-    names = (m.strip("`").split("(", 1)[0].strip() for m in CODEISH.findall(question))
+    # A name used as a modifier ("a SentencePiece style tokenizer", "an OpenAPI-compatible server") is
+    # not what the question asks about.
+    found = (m for m in CODEISH.finditer(question) if not MODIFIER.match(question, m.end()))
+    names = (m.group(0).strip("`").split("(", 1)[0].strip() for m in found)
     return list(dict.fromkeys(n for n in names if n and not n[0].isdigit()))[:3]
 
 

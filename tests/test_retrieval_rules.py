@@ -505,6 +505,10 @@ def test_only_a_name_that_picks_out_one_definition_is_put_first(traced):
     assert not picks_one(traced, ["default"], "__init__", None)  # every class has one
     assert not picks_one(traced, ["default"], "handle", None)  # three of them: the question does not say which
     assert named_symbols('I return `Image(data=b, format="jpg")` from a tool') == ["Image"]
+    # a name used as a modifier is not what the question asks about
+    assert named_symbols("Does the SentencePiece style pre-tokenizer honour add_prefix_space?") == ["add_prefix_space"]
+    assert named_symbols("Can I build a FastApi-like router here?") == []
+    assert named_symbols("Is FastApi here?") == ["FastApi"]
 
 
 @pytest.fixture(scope="module")
