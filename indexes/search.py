@@ -25,7 +25,7 @@ from indexes.lexical import CJK, TOKENIZER_VERSION, BM25Index, tokenize
 from indexes.page_kind import asks_for_news, is_news
 from indexes.plain_names import named_in_plain_words, names_by_key
 from indexes.query_kind import BEHAVIOUR, read_intent, read_kind
-from indexes.side_folders import asks_for_side_folders, in_side_folder
+from indexes.side_folders import asks_for_side_folders, in_docs_folder, in_side_folder
 from indexes.stores import StoreError, collection_name, make_store
 from indexes.terms_zh import english_terms
 from ingest.chunk import Chunk
@@ -253,9 +253,10 @@ class Index:
         # get_chunks drops ids an interrupted ingest left behind.
         chunks = self.catalog.get_chunks(kb, [cid for cid, _ in fused[:depth]], sources)
         if s.side_folder_weight != 1.0 and not asks_for_side_folders(query):
-            # Code in examples/, tests/, scripts/... uses the library rather than defines it.
+            # Code in examples/, tests/, scripts/, docs/... uses the library rather than defines it.
             def side(cid: str) -> bool:
-                return cid in chunks and chunks[cid].kind == "code" and in_side_folder(chunks[cid].path)
+                return cid in chunks and chunks[cid].kind == "code" and \
+                    (in_side_folder(chunks[cid].path) or in_docs_folder(chunks[cid].path))
 
             if any(side(cid) for cid, _ in fused[:depth]):  # the next ones may step into their places
                 chunks |= self.catalog.get_chunks(kb, [cid for cid, _ in fused[depth: depth * 2]], sources)

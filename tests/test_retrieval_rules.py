@@ -11,7 +11,7 @@ from indexes.page_kind import asks_for_news, is_news
 from indexes.query_kind import read_intent, read_kind
 from indexes.retrieve import named_symbols, picks_one, retrieve
 from indexes.search import Hit, Index, asked_kind, fuse, fuse_scores, is_mostly_cjk, lift, lift_kind, spread_files
-from indexes.side_folders import asks_for_side_folders, in_side_folder
+from indexes.side_folders import asks_for_side_folders, in_docs_folder, in_side_folder
 from indexes.terms_zh import english_terms
 from ingest.chunk import Chunk
 
@@ -667,3 +667,45 @@ def test_a_question_about_what_the_code_does_in_a_case_gets_the_code_first(timeo
     assert [h.chunk.path for h in timeouts.search(q, k=3)][:2] == ["docs/timeouts.md", "pkg/client.py"]  # x3
     monkeypatch.undo()
     assert timeouts.search(q, k=3)[0].chunk.path == "pkg/client.py"
+
+
+@pytest.fixture(scope="module")
+def library_and_docs_snippet(tmp_path_factory):
+    """A library function and the snippet a docs page includes, which uses it in the same words, more often."""
+    return indexed(tmp_path_factory, "docs_snippet", {
+        "pkg/cache.py": '''
+            def remember(fn, seconds=60):
+                """Keeps each result of fn cached for `seconds`; older cached results are computed again."""
+                store = {}
+                def wrapper(key):
+                    if key not in store:
+                        store[key] = fn(key)
+                    return store[key]
+                return wrapper
+            ''',
+        "docs_src/caching/tutorial001.py": '''
+            # Cache results: how long cached results are kept, and cache expiry.
+            from pkg.cache import remember
+
+            def slow_lookup(key):
+                return key * 2
+
+            cached = remember(slow_lookup, seconds=5)  # cached results expire: cache kept 5 seconds
+            print(cached(1), cached(1))
+            ''',
+        "docs/caching.md": "# Caching\n\nSee the snippet below.\n",
+    })
+
+
+def test_code_in_a_docs_folder_steps_behind_the_library_it_uses(library_and_docs_snippet, monkeypatch):
+    assert in_docs_folder("docs_src/caching/tutorial001.py") and in_docs_folder("docs/snippets/x.py")
+    assert not in_docs_folder("src/docs.py") and not in_docs_folder("documentation.md")
+    assert not in_side_folder("docs/examples/recipes.md")  # the API surface and the graph read side folders as before
+    q = "How long are cached results kept by remember?"
+    monkeypatch.setattr(search_module, "in_docs_folder", lambda path: False)
+    without = [h.chunk.path for h in library_and_docs_snippet.search(q, k=3)]
+    monkeypatch.undo()
+    paths = [h.chunk.path for h in library_and_docs_snippet.search(q, k=3)]
+    snippet = "docs_src/caching/tutorial001.py"
+    assert without == [snippet, snippet, "pkg/cache.py"]
+    assert paths == [snippet, "pkg/cache.py", snippet]  # its best chunk is far ahead and keeps its place
