@@ -84,7 +84,7 @@ def retrieve(index: Index, question: str, kbs: Iterable[str] = ("default",), kin
     named = 0
     if kind != "doc":
         hits, named = definitions_first(index, kbs, question, hits, 2 * k, within)
-    hits = spread_files(hits, within=k)[:k]
+    hits = (spread_files(hits, within=k) if index.reranker is None else hits)[:k]  # a reranker has the last word
     weak = not named and is_weak(index, question, hits)
     if widen and kind is not None and weak:
         other, more = _search(index, kbs, question, k, None, within)

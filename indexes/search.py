@@ -289,9 +289,10 @@ class Index:
             # about a release: the release notes say what changed).
             sure = wanted == "code" and BEHAVIOUR.search(query) is not None and not asks_for_news(query)
             hits = lift_kind(hits, wanted, by=6.0 if sure else 3.0)
-        if self.reranker is not None:
+        hits = spread_files(hits)
+        if self.reranker is not None:  # a reranker the user configured has the last word on the order
             hits = self.reranker.rerank(query, hits)
-        return spread_files(hits)[:k]
+        return hits[:k]
 
     def searchable(self, kb: str) -> KBInfo:
         """The KB's record, or SearchError saying why it cannot be searched (unknown, another model)."""
