@@ -17,7 +17,9 @@ sys.path.insert(0, str(ROOT))
 # `import support.*`. A bench never imports a test module (test_*.py, conftest.py).
 sys.path.insert(0, str(ROOT / "tests"))
 WORK = ROOT / "bench" / ".work"
-SHARED_EVAL = ROOT.parent / "shared" / "eval"
+# shared/ sits beside the checkout (a worktree in wt/ has it one level further up).
+SHARED_EVAL = next((p / "shared" / "eval" for p in ROOT.parents[:2] if (p / "shared" / "eval").is_dir()),
+                   ROOT.parent / "shared" / "eval")
 
 # The dev corpus of shared/eval/README.md: the openai-agents 0.24.0 sdist, .md and .py, without tests/.
 DEV_CORPUS = {"package": "openai-agents", "version": "0.24.0", "dir": "openai_agents-0.24.0",

@@ -1,5 +1,5 @@
-"""Retrieval figures on a QA set: file@5, sym@5, mrr@10, broken down by kind and language, of what
-`devcopilot search` returns and the chat cites; "ranked" gives the hybrid search's ranking alone.
+"""Retrieval figures on a QA set: file@5, sym@5, mrr@10 and top1 (the top-1 file hit), by kind and language,
+of what `devcopilot search` returns and the chat cites; "ranked" gives the hybrid search's ranking alone.
 
     python bench/retrieval.py                      # dev corpus (openai-agents 0.24.0), indexed on first use
     python bench/retrieval.py --data-dir D --qa Q  # an already indexed KB and its questions
@@ -19,6 +19,8 @@ from common import DEV_CORPUS, SHARED_EVAL, WORK, indexed_corpus, make_index, pe
 from indexes.evaluate import load_qa, score, score_question, where_lost
 from indexes.retrieve import retrieve
 
+FIGURES = ("file@5", "sym@5", "mrr@10", "top1")  # the four figures of each list
+
 
 def run(index, qa, kb="default", show_misses=False):
     """Figures of what `devcopilot search` returns and the chat cites (indexes/retrieve.py), and, under
@@ -31,18 +33,27 @@ def run(index, qa, kb="default", show_misses=False):
         results.append([h.to_json() for h in hits])
         ranked.append([h.to_json() for h in index.search(q["question"], kb=kb, k=10)])
     figures = score(qa, results)
+    figures["crowded"] = crowded(results)
     figures["ranked"] = {key: value for key, value in score(qa, ranked).items()
-                         if key in ("file@5", "sym@5", "mrr@10")}
+                         if key in FIGURES} | {"crowded": crowded(ranked)}
     for name, pred in (("doc", lambda q: q.get("kind") == "doc"), ("code", lambda q: q.get("kind") == "code"),
                        ("en", lambda q: q.get("lang") == "en"), ("zh", lambda q: q.get("lang") == "zh")):
         sub = [(q, r) for q, r in zip(qa, results) if pred(q)]
         if sub:
             s = score([q for q, _ in sub], [r for _, r in sub])
-            figures[f"{name}"] = {"n": s["n"], "file@5": s["file@5"], "sym@5": s["sym@5"], "mrr@10": s["mrr@10"]}
+            figures[f"{name}"] = {"n": s["n"], **{key: s[key] for key in FIGURES}}
     figures["search_ms_cold_p50"] = round(percentile(lat, 50), 1)
     if show_misses:
         figures["lost"] = show_where_lost(index, qa, results, kb)
     return figures
+
+
+def crowded(results: list[list[dict]], most: int = 3) -> float:
+    """Share of questions whose top ten hold more than `most` chunks of one file."""
+    def over(hits: list[dict]) -> bool:
+        paths = [h["path"] for h in hits[:10]]
+        return any(paths.count(p) > most for p in set(paths))
+    return round(sum(over(r) for r in results) / (len(results) or 1), 3)
 
 
 def show_where_lost(index, qa, results, kb="default") -> dict[str, int]:

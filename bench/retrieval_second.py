@@ -7,6 +7,8 @@
     python bench/retrieval_second.py --corpus attrs
     python bench/retrieval_second.py --corpus instructor  # held out, with examples/ beside docs and library
     python bench/retrieval_second.py --corpus mcp
+    python bench/retrieval_second.py --corpus hatch       # docs with blog posts and release notes (issue 28)
+    python bench/retrieval_second.py --corpus tokenizers  # Rust (issue 28)
 
 The corpus is the sdist of a framework other than the dev set's (docs in Markdown plus the
 package source), indexed like the dev corpus: .md and .py files, without tests/. Its questions
@@ -38,6 +40,17 @@ CORPORA = {
                    "include": ["*.md", "*.py"], "exclude": ["tests/**"]},
     "mcp": {"package": "mcp", "version": "2.3.0", "dir": "mcp-2.3.0",
             "include": ["*.md", "*.py"], "exclude": ["tests/**", "i18n/**"]},  # i18n/: the docs translated
+    # Issue 28, held out (questions written before any result): a docs site with blog posts (docs/blog/posts/,
+    # one per release) and release notes (docs/history/) beside its guides, how-tos and tutorials, and the
+    # CLI's source. For "the guide first, not the blog post or changelog, unless the question asks about a release".
+    "hatch": {"package": "hatch", "version": "1.18.2", "dir": "hatch-1.18.2",
+              "include": ["*.md", "*.py"], "exclude": ["tests/**"]},
+    # Issue 28, held out: a Rust code base (the tokenizers crate in tokenizers-lib/ and its PyO3 bindings in src/),
+    # the Python package around it, READMEs and the crate's CHANGELOG. A setuptools-rust sdist: the later
+    # releases build with maturin, whose sdists pip cannot download here (their metadata needs crates.io).
+    "tokenizers": {"package": "tokenizers", "version": "0.13.2", "dir": "tokenizers-0.13.2",
+                   "include": ["*.md", "*.rs", "*.py"],
+                   "exclude": ["**/tests/**", "**/benches/**", "**/unstable_wasm/**"]},  # unstable_wasm: a JS demo
 }
 
 

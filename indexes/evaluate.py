@@ -2,7 +2,9 @@
 
 A question scores file@5 when a gold path is among the top 5 chunks, sym@5 when such a
 chunk's text also names the gold symbol's last part (as a whole word), and mrr@10 by the
-reciprocal rank of the first chunk from a gold path in the top 10.
+reciprocal rank of the first chunk from a gold path in the top 10. Beside them, top1 (the
+top-1 file hit): the first chunk is from a gold path (not in the shared README; what a reader
+who opens only the first result gets).
 """
 from __future__ import annotations
 
@@ -53,14 +55,15 @@ def score_question(q: dict, hits: list[dict], k: int = 5) -> dict:
             rr = 1.0 / (i + 1)
             break
     return {"file": any(_norm(c.get("path", "")) in gpaths for c in top),
-            "sym": any(_sym_ok(g, c) for g in q["gold"] for c in top), "rr": rr}
+            "sym": any(_sym_ok(g, c) for g in q["gold"] for c in top), "rr": rr, "top1": rr == 1.0}
 
 
 def score(qa: list[dict], results: list[list[dict]], k: int = 5) -> dict:
     n = len(qa) or 1
     per = [score_question(q, r, k) for q, r in zip(qa, results)]
     out = {"n": len(qa), "file@5": round(sum(p["file"] for p in per) / n, 3),
-           "sym@5": round(sum(p["sym"] for p in per) / n, 3), "mrr@10": round(sum(p["rr"] for p in per) / n, 3)}
+           "sym@5": round(sum(p["sym"] for p in per) / n, 3), "mrr@10": round(sum(p["rr"] for p in per) / n, 3),
+           "top1": round(sum(p["top1"] for p in per) / n, 3)}
     groups: dict[str, list[bool]] = {}
     for q, p in zip(qa, per):
         for key in (f"lang_{q.get('lang')}", f"asst_{q.get('assistant')}"):

@@ -51,6 +51,35 @@ BEHAVIOUR = re.compile(
     r"determine)|defaults?|by default)\b|默认|会怎样|会发生什么|是怎么判断|哪个",
     re.IGNORECASE)
 
+# Comparing two or more things: the page that weighs them answers, not one of their definitions.
+COMPARE = re.compile(
+    r"\b(difference between|differences? (of|from)|differ(s)? from|vs\.?|versus|compared? (to|with)|"
+    r"when (should|do|would) (i|we|you) use \S+ (and|or|vs\.?) when|"
+    r"(should|do|would|can) (i|we|you) (use|return|raise|pick|choose|call|prefer) [^?]*,? or\b|"
+    r"which (one|of them|is better|should (i|we))|pros and cons)\b|区别|差别|不同|对比|比较|还是",
+    re.IGNORECASE)
+# Something fails or behaves unexpectedly: a troubleshooting answer, whichever page or code holds it.
+WHY_FAILS = re.compile(
+    r"\b(why (does|do|is|are|did|doesn't|isn't|won't|can't|am i|would)|what('s| is) going on|"
+    r"what am i (doing|missing)|(doesn't|does not|isn't|is not|won't|didn't) work|not working|"
+    r"(it |that )?(fails?|failing|throws|blows up|crash(es)?|hangs?)\b|"
+    r"\b(error|traceback|exception) (says|saying|message)|nothing (is|ever|happens|gets))\b|"
+    r"为什么|报错|出错|失败|不对|不生效|没反应|怎么回事",
+    re.IGNORECASE)
+HOW_TO_ZH_MORE = re.compile(r"有什么办法|有没有办法|怎么办|怎样才能|怎么做")
+
+
+def read_intent(question: str) -> str | None:
+    """What the question wants: "compare" (two or more things weighed), "how_to" (a recipe), "why" (something
+    fails or surprises), or None (what a symbol is or does: its definition answers)."""
+    if COMPARE.search(question):
+        return "compare"
+    if HOW_TO.search(question) or HOW_TO_ZH_MORE.search(question):
+        return "how_to"
+    if WHY_FAILS.search(question):
+        return "why"
+    return None
+
 
 # -- questions about the code graph: who calls X, what X calls, what breaks if X changes ----------------------
 @dataclass(frozen=True)

@@ -37,8 +37,10 @@ import numpy as np
 from indexes.embeddings import content_hash
 from indexes.graph import GraphAnswer, GraphError, callees, callers, chunk_at
 from indexes.lexical import tokenize
-from indexes.query_kind import CODEISH, GraphQuestion, graph_question
-from indexes.search import Hit, Index, SearchError, is_mostly_cjk, lexical_text, query_forms
+from indexes.page_kind import asks_for_news
+from indexes.plain_names import RAISED
+from indexes.query_kind import CODEISH, GraphQuestion, graph_question, read_intent
+from indexes.search import Hit, Index, SearchError, is_mostly_cjk, lexical_text, query_forms, spread_files
 from indexes.versions import Missing, VersionChoice
 from ingest.chunk import Chunk
 
@@ -77,10 +79,12 @@ def retrieve(index: Index, question: str, kbs: Iterable[str] = ("default",), kin
     scopes = {kb: index.scope(kb, versions) for kb in dict.fromkeys(kbs) if index.catalog.kb(kb) is not None}
     within = {kb: scope.sources for kb, scope in scopes.items()}
     missing = [m for scope in scopes.values() for m in scope.missing]
-    hits, searches = _search(index, kbs, question, k, kind, within)
+    # Read deeper than k: a file's fourth chunk in the top ten steps behind the other files' hits (spread_files).
+    hits, searches = _search(index, kbs, question, 2 * k, kind, within)
     named = 0
     if kind != "doc":
-        hits, named = definitions_first(index, kbs, question, hits, k, within)
+        hits, named = definitions_first(index, kbs, question, hits, 2 * k, within)
+    hits = (spread_files(hits, within=k) if index.reranker is None else hits)[:k]  # a reranker has the last word
     weak = not named and is_weak(index, question, hits)
     if widen and kind is not None and weak:
         other, more = _search(index, kbs, question, k, None, within)
@@ -197,15 +201,28 @@ def _similarities(index: Index, dense_query: str, per_kb: dict[str, list[Hit]]) 
     return out
 
 
+MODIFIER = re.compile(r"[- ](style|like|based|compatible|flavou?red|shaped)\b", re.IGNORECASE)
+
+
 def named_symbols(question: str) -> list[str]:
-    """Up to three names the question writes in code form: `quoted`, dotted.names, snake_case, calls()."""
-    return [n for n in (m.strip("`()") for m in CODEISH.findall(question)) if n and not n[0].isdigit()][:3]
+    """Up to three names the question writes in code form: `quoted`, dotted.names, snake_case, calls()
+    (a call written with its arguments, `Image(data=b, format="jpg")`, names `Image`)."""
+    # A name used as a modifier ("a SentencePiece style tokenizer", "an OpenAPI-compatible server") is
+    # not what the question asks about.
+    found = (m for m in CODEISH.finditer(question) if not MODIFIER.match(question, m.end()))
+    names = (m.group(0).strip("`").split("(", 1)[0].strip() for m in found)
+    return list(dict.fromkeys(n for n in names if n and not n[0].isdigit()))[:3]
 
 
 def definitions_first(index: Index, kbs: list[str], question: str, hits: list[Hit], k: int,
                       within: dict[str, frozenset[str] | None] | None = None) -> tuple[list[Hit], int]:
     """The hits with the definition of each symbol the question names first, and how many were put first
-    (`within`: each KB's sources at the chosen versions)."""
+    (`within`: each KB's sources at the chosen versions).
+
+    Only a name that picks out one definition counts (`picks_one`). When the ranking already leads with
+    a definition of a name, it stays first. A question that asks how to do something or compares things
+    merely mentions the names, as does one about a release (what changed, moving to a version): the page
+    that answers leads, and a definition the top five lack takes the fifth place (`seated`)."""
     names = named_symbols(question)
     if not names:
         return hits, 0
@@ -218,21 +235,60 @@ def definitions_first(index: Index, kbs: list[str], question: str, hits: list[Hi
         last = re.escape(name.split(".")[-1])
         return re.search(rf"^\s*(async\s+def|def|class)\s+{last}\b", h.chunk.text, re.MULTILINE) is not None
 
+    bare = question.strip().strip("`").removesuffix("()") == names[0]  # the name alone: find_definitions
     found: list[Hit] = []
     for name in names:
-        match = [h for h in hits if defines(h, name)]
-        if not any(has_def_line(h, name) for h in match):
-            match += [Hit(c, 0.0, kb) for kb in kbs if index.catalog.kb(kb) is not None
-                      for c in index.catalog.symbol_chunks(kb, name, sources=(within or {}).get(kb))]
-        match.sort(key=lambda h: not has_def_line(h, name))  # stable: rank order otherwise
+        if not bare and not picks_one(index, kbs, name, within):
+            continue
+        if hits and defines(hits[0], name):  # the ranking already leads with it (its best part, maybe)
+            match = [hits[0]]
+        else:
+            match = [h for h in hits if defines(h, name)]
+            if not any(has_def_line(h, name) for h in match):
+                match += [Hit(c, 0.0, kb) for kb in kbs if index.catalog.kb(kb) is not None
+                          for c in index.catalog.symbol_chunks(kb, name, sources=(within or {}).get(kb))]
+            match.sort(key=lambda h: not has_def_line(h, name))  # stable: rank order otherwise
         found += [h for h in match[:1] if all(h.chunk.id != f.chunk.id for f in found)]
     if not found:
         return hits, 0
+    if read_intent(question) in ("compare", "how_to") or asks_for_news(question):
+        return seated(hits, found, k), len(found)
+    if hits and hits[0] in found:  # what leads stays first
+        found.remove(hits[0])
+        found.insert(0, hits[0])
     ids = {h.chunk.id for h in found}
     ordered = (found + [h for h in hits if h.chunk.id not in ids])[:k]
     # Scores go with the places, as the search's own lifts do, so the list still reads best-first.
     places = [h.score for h in hits] + [hits[-1].score if hits else 0.0] * len(found)
     return [replace(h, score=sc) for h, sc in zip(ordered, places)], len(found)
+
+
+def picks_one(index: Index, kbs: list[str], name: str, within: dict[str, frozenset[str] | None] | None,
+              most: int = 2) -> bool:
+    """Whether a name the question writes picks out a definition to put first: not an exception (`ToolError`
+    names what went wrong), not a special method (`__init__`: every class has one), and defined in at
+    most `most` places (`read_file` in five providers: the question does not say which)."""
+    last = name.split(".")[-1]
+    if RAISED.search(last) or last.startswith("__"):
+        return False
+    places = {(c.path, c.symbol) for kb in kbs if index.catalog.kb(kb) is not None
+              for c in index.catalog.symbol_chunks(kb, name, limit=50, sources=(within or {}).get(kb))}
+    return len(places) <= most
+
+
+def seated(hits: list[Hit], found: list[Hit], k: int, top: int = 5) -> list[Hit]:
+    """The hits with the definitions `found` that the top five lack taking the last places of the top five;
+    those already there keep theirs."""
+    have = {h.chunk.id for h in hits[:top]}
+    late = [h for h in found if h.chunk.id not in have]
+    if not late:
+        return hits[:k]
+    ids = {h.chunk.id for h in late}
+    rest = [h for h in hits if h.chunk.id not in ids]
+    at = max(0, min(top, len(rest)) - len(late))
+    ordered = (rest[:at] + late + rest[at:])[:k]
+    places = [h.score for h in hits] + [hits[-1].score if hits else 0.0] * len(late)
+    return [replace(h, score=sc) for h, sc in zip(ordered, places)]
 
 
 def is_weak(index: Index, question: str, hits: list[Hit]) -> bool:

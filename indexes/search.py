@@ -22,9 +22,10 @@ import numpy as np
 from indexes.catalog import Catalog, KBInfo
 from indexes.embeddings import EmbeddingCache, make_embedder, runtime_of
 from indexes.lexical import CJK, TOKENIZER_VERSION, BM25Index, tokenize
+from indexes.page_kind import asks_for_news, is_news
 from indexes.plain_names import named_in_plain_words, names_by_key
-from indexes.query_kind import read_kind
-from indexes.side_folders import asks_for_side_folders, in_side_folder
+from indexes.query_kind import BEHAVIOUR, read_intent, read_kind
+from indexes.side_folders import asks_for_side_folders, in_docs_folder, in_side_folder
 from indexes.stores import StoreError, collection_name, make_store
 from indexes.terms_zh import english_terms
 from ingest.chunk import Chunk
@@ -252,13 +253,25 @@ class Index:
         # get_chunks drops ids an interrupted ingest left behind.
         chunks = self.catalog.get_chunks(kb, [cid for cid, _ in fused[:depth]], sources)
         if s.side_folder_weight != 1.0 and not asks_for_side_folders(query):
-            # Code in examples/, tests/, scripts/... uses the library rather than defines it.
+            # Code in examples/, tests/, scripts/, docs/... uses the library rather than defines it.
             def side(cid: str) -> bool:
-                return cid in chunks and chunks[cid].kind == "code" and in_side_folder(chunks[cid].path)
+                return cid in chunks and chunks[cid].kind == "code" and \
+                    (in_side_folder(chunks[cid].path) or in_docs_folder(chunks[cid].path))
 
             if any(side(cid) for cid, _ in fused[:depth]):  # the next ones may step into their places
                 chunks |= self.catalog.get_chunks(kb, [cid for cid, _ in fused[depth: depth * 2]], sources)
                 fused = demote(fused[: depth * 2], side, s.side_folder_weight)
+        # Blog posts, release notes, changelogs (indexes/page_kind.py): what a release said, rarely what answers,
+        # unless the question asks about a release; then they step forward a little.
+        def news(cid: str) -> bool:
+            return cid in chunks and is_news(chunks[cid])
+
+        if asks_for_news(query):
+            fused = demote(fused, news, NEWS_ASKED_WEIGHT)
+        elif any(news(cid) for cid, _ in fused[:depth]):
+            chunks |= self.catalog.get_chunks(kb, [cid for cid, _ in fused[depth: depth * 2] if cid not in chunks],
+                                              sources)
+            fused = demote(fused[: depth * 2], news, NEWS_WEIGHT)
         fused = fused[:depth]
         ranks = {name: {cid: r for r, (cid, _) in enumerate(found[:depth])}
                  for name, found in (("lexical", lexical), ("dense", dense))}
@@ -270,8 +283,14 @@ class Index:
             hits = self._with_definitions(kb, hits, named, sources=sources)
             hits = lift(hits, lambda h: h.chunk.symbol.split(".", 1)[0] in named)
         if kind is None and s.read_kind:
-            hits = lift_kind(hits, read_kind(query))
-        if self.reranker is not None:
+            wanted = asked_kind(query)
+            # A question asking what the code does in a case (what happens if, a default) wants the code
+            # more surely than a question that names code: its lift is twice as strong (not when it asks
+            # about a release: the release notes say what changed).
+            sure = wanted == "code" and BEHAVIOUR.search(query) is not None and not asks_for_news(query)
+            hits = lift_kind(hits, wanted, by=6.0 if sure else 3.0)
+        hits = spread_files(hits)
+        if self.reranker is not None:  # a reranker the user configured has the last word on the order
             hits = self.reranker.rerank(query, hits)
         return hits[:k]
 
@@ -410,14 +429,14 @@ def lift(hits: list[Hit], chosen: Callable[[Hit], bool], by: float = 3.0) -> lis
     return with_scores_of(hits, [h for _, h in order])
 
 
-def lift_kind(hits: list[Hit], wanted: str | None, top: int = 5, reach: int = 15) -> list[Hit]:
+def lift_kind(hits: list[Hit], wanted: str | None, top: int = 5, reach: int = 15, by: float = 3.0) -> list[Hit]:
     """Within the top five, hits of the kind the question asks for ("doc" or "code") are lifted;
     when the top five hold none of that kind, the best one of the top 15 first takes the fifth place.
 
     Docs and source on one topic often score alike; which the asker wants is what the question's
-    wording tells best (indexes/query_kind.py). Only one hit comes from below the top five: on
-    held-out question sets the reading was wrong often enough that lifting every hit of the kind
-    from further down pushed right answers out of the top five.
+    wording tells best (indexes/query_kind.py); `by` says how strongly (`lift`). Only one hit comes
+    from below the top five: on held-out question sets the reading was wrong often enough that lifting
+    every hit of the kind from further down pushed right answers out of the top five.
     """
     if wanted is None:
         return hits
@@ -425,7 +444,37 @@ def lift_kind(hits: list[Hit], wanted: str | None, top: int = 5, reach: int = 15
         best = next((i for i in range(top, min(reach, len(hits))) if hits[i].chunk.kind == wanted), None)
         if best is not None:
             hits = with_scores_of(hits, hits[:top - 1] + [hits[best]] + hits[top - 1:best] + hits[best + 1:])
-    return lift(hits[:top], lambda h: h.chunk.kind == wanted) + hits[top:]
+    return lift(hits[:top], lambda h: h.chunk.kind == wanted, by) + hits[top:]
+
+
+NEWS_WEIGHT = 0.7  # a news page's fused score is multiplied by it, as code in a side folder is (0.5, 0.85: the same)
+NEWS_ASKED_WEIGHT = 1.1  # ... and by this when the question asks about a release (1.2 and 1.43 cost hatch mrr@10)
+
+
+def asked_kind(query: str) -> str | None:
+    """The kind of hit the question asks for (indexes/query_kind.py: read_kind), except that a question asking
+    how to do something wants the docs' recipe even when it names code, unless it asks what the code does
+    in a case (a default, what happens if...)."""
+    if read_intent(query) == "how_to" and not BEHAVIOUR.search(query):
+        return "doc"
+    return read_kind(query)
+
+
+def spread_files(hits: list[Hit], most: int = 3, within: int = 10) -> list[Hit]:
+    """At most `most` chunks of one file in the first `within` places: a file's further chunks step behind
+    the other files' hits (still there when nothing else is). One page cut in many chunks would otherwise
+    fill the list a reader sees, and the other files' answers fall out of it."""
+    kept: list[Hit] = []
+    later: list[Hit] = []
+    count: dict[tuple[str, str], int] = {}
+    for h in hits:
+        key = (h.kb, h.chunk.path)
+        if len(kept) < within and count.get(key, 0) >= most:
+            later.append(h)
+            continue
+        count[key] = count.get(key, 0) + 1
+        kept.append(h)
+    return with_scores_of(hits, kept[:within] + later + kept[within:])
 
 
 def with_scores_of(before: list[Hit], after: list[Hit]) -> list[Hit]:

@@ -1,4 +1,5 @@
-"""Side folders: examples/, benchmarks/, scripts/, tests/ beside a project's docs and library.
+"""Side folders: examples/, benchmarks/, scripts/, tests/ beside a project's docs and library, and
+the code of the docs (docs/, docs_src/: the snippets the pages include).
 
 Code there uses the library rather than defines it: it shares the library's words and scores
 alike, while a question about what the library does is answered by the library's source. So
@@ -28,6 +29,14 @@ def in_side_folder(path: str) -> bool:
     Only the top folder: `docs/examples/` is documentation, `src/pkg/testing.py` is library."""
     top, sep, _ = path.partition("/")
     return bool(sep) and any(word in SIDE_WORDS for word in re.split(r"[-_.]", top.lower()))
+
+
+def in_docs_folder(path: str) -> bool:
+    """The path's top folder holds the docs (`docs/`, `doc/`, `docs_src/`, `docs-src/`): code there is the
+    snippets the pages include, which use the library as examples do. Kept apart from `in_side_folder`,
+    whose other readers (the API surface, the code graph) count docs code as they always have."""
+    top, sep, _ = path.partition("/")
+    return bool(sep) and re.split(r"[-_.]", top.lower())[0] in {"doc", "docs"}
 
 
 def asks_for_side_folders(question: str) -> bool:

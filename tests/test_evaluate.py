@@ -1,7 +1,7 @@
 """Where a missed question was lost: ranking, retrieval or chunking (bench/retrieval.py --misses)."""
 from __future__ import annotations
 
-from indexes.evaluate import score_question, where_lost
+from indexes.evaluate import score, score_question, where_lost
 
 
 def chunk(path: str, text: str = "x = 1") -> dict:
@@ -34,3 +34,16 @@ def test_a_symbol_miss_is_ranking_retrieval_or_chunking_by_the_chunk_naming_it()
     assert where_lost(q, top, [header, method]) == ("retrieval", None)
     # the file has no chunk that names `run` as a word (e.g. a later part of a split function)
     assert where_lost(q, top, [header, chunk("src/run.py", "        return result")]) == ("chunking", None)
+
+
+def test_top1_counts_a_question_whose_first_hit_is_from_a_gold_file():
+    qa = [{"question": "a?", "gold": [{"path": "docs/a.md", "symbol": None}]},
+          {"question": "b?", "gold": [{"path": "src/b.py", "symbol": "b"}]},
+          {"question": "c?", "gold": [{"path": "./docs/c.md", "symbol": None}]}]
+    results = [[chunk("docs/a.md")] + FILLER,  # first: a top-1 hit
+               FILLER[:1] + [chunk("src/b.py", "def b(): ...")],  # second: found, not first
+               [chunk("docs/c.md")]]  # paths are compared normalised
+    figures = score(qa, results)
+    assert figures["top1"] == round(2 / 3, 3)
+    assert figures["file@5"] == 1.0 and figures["mrr@10"] == round((1 + 0.5 + 1) / 3, 3)
+    assert score_question(qa[1], results[1])["top1"] is False and score([], [])["top1"] == 0.0

@@ -4,11 +4,14 @@ from __future__ import annotations
 import pytest
 from support.corpus import write_tree
 
+import indexes.search as search_module
 from indexes.build import ingest
 from indexes.lexical import TOKENIZER_VERSION, tokenize
-from indexes.query_kind import read_kind
-from indexes.search import Hit, Index, fuse, fuse_scores, is_mostly_cjk, lift, lift_kind
-from indexes.side_folders import asks_for_side_folders, in_side_folder
+from indexes.page_kind import asks_for_news, is_news
+from indexes.query_kind import read_intent, read_kind
+from indexes.retrieve import named_symbols, picks_one, retrieve
+from indexes.search import Hit, Index, asked_kind, fuse, fuse_scores, is_mostly_cjk, lift, lift_kind, spread_files
+from indexes.side_folders import asks_for_side_folders, in_docs_folder, in_side_folder
 from indexes.terms_zh import english_terms
 from ingest.chunk import Chunk
 
@@ -417,3 +420,292 @@ def test_a_question_asking_for_an_example_keeps_examples_where_they_score(librar
     q = "Show me an example of how long cached results are kept"
     assert _paths(library_and_example, q, 0.7) == _paths(library_and_example, q, 1.0)
     assert _paths(library_and_example, q, 0.7)[0] == "examples/cache_results.py"
+
+
+# -- issue 28: what the question's intent, the kind of page and the spread over files decide ---------------
+@pytest.mark.parametrize("question, intent", [
+    ("What's the difference between add_trace_processor and set_trace_processors?", "compare"),
+    ("For a voice app, when should I use AudioInput and when StreamedAudioInput?", "compare"),
+    ("Should I return an error string, raise ToolError, or raise MCPError?", "compare"),
+    ("How can I expose only read_file from an MCP server?", "how_to"),
+    ("有什么办法让 TemplateResponse 自动带上 context？", "how_to"),
+    ("Why does my websocket endpoint throw on receive_text()?", "why"),
+    ("What does add_trace_processor do with the processors already set?", None),
+    ("How strict is the quote matching in CitationMixin?", None),
+])
+def test_the_question_wording_tells_its_intent(question, intent):
+    assert read_intent(question) == intent
+
+
+@pytest.fixture(scope="module")
+def traced(tmp_path_factory):
+    """A tracing guide that weighs two functions, their definitions, an exception, and a name defined thrice."""
+    return indexed(tmp_path_factory, "traced", {
+        "docs/tracing.md": """
+            # Tracing
+
+            ## Adding or replacing trace processors
+
+            The difference between add_trace_processor and set_trace_processors: add_trace_processor
+            adds a processor beside the default one, so traces still reach the default backend;
+            set_trace_processors replaces the default processors with yours, so traces go only to your
+            own backend. Use the first to add a backend, the second to replace it.
+            """,
+        "pkg/tracing.py": '''
+            class TraceError(Exception):
+                """A trace could not be exported."""
+
+
+            def add_trace_processor(processor):
+                """Adds a processor that receives every trace."""
+                PROCESSORS.append(processor)
+
+
+            def set_trace_processors(processors):
+                """Sets the processors that receive traces, replacing the current ones."""
+                PROCESSORS[:] = list(processors)
+            ''',
+        "CHANGELOG.md": """
+            # Changelog
+
+            ## 2.0.0
+
+            - What changed for add_trace_processor: when you move to 2.0, it keeps the default processor
+              beside yours (1.x replaced it).
+            """,
+        "pkg/a.py": "def handle(event):\n    return event\n",
+        "pkg/b.py": "def handle(event):\n    return None\n",
+        "pkg/c.py": "def handle(event):\n    raise ValueError(event)\n",
+    })
+
+
+def test_a_question_comparing_two_functions_keeps_the_page_that_weighs_them_first(traced):
+    q = "What's the difference between add_trace_processor and set_trace_processors?"
+    assert traced.search(q, k=5)[0].chunk.path == "docs/tracing.md"  # the ranking leads with the guide
+    hits = retrieve(traced, q, ["default"], k=5).hits
+    assert hits[0].chunk.path == "docs/tracing.md"  # not the first named definition
+    assert {"add_trace_processor", "set_trace_processors"} <= {h.chunk.symbol for h in hits}  # both in the top 5
+
+
+def test_a_question_about_a_function_itself_gets_its_definition_first(traced):
+    hits = retrieve(traced, "What does add_trace_processor do with a processor?", ["default"], k=5).hits
+    assert hits[0].chunk.symbol == "add_trace_processor"
+
+
+def test_a_question_about_a_release_keeps_the_changelog_first(traced):
+    q = "Which release changed add_trace_processor to keep the default processor?"
+    assert traced.search(q, k=5)[0].chunk.path == "CHANGELOG.md"
+    hits = retrieve(traced, q, ["default"], k=5).hits
+    assert hits[0].chunk.path == "CHANGELOG.md" and "add_trace_processor" in [h.chunk.symbol for h in hits]
+
+
+def test_only_a_name_that_picks_out_one_definition_is_put_first(traced):
+    assert picks_one(traced, ["default"], "add_trace_processor", None)
+    assert not picks_one(traced, ["default"], "TraceError", None)  # what went wrong, not what is asked about
+    assert not picks_one(traced, ["default"], "__init__", None)  # every class has one
+    assert not picks_one(traced, ["default"], "handle", None)  # three of them: the question does not say which
+    assert named_symbols('I return `Image(data=b, format="jpg")` from a tool') == ["Image"]
+    # a name used as a modifier is not what the question asks about
+    assert named_symbols("Does the SentencePiece style pre-tokenizer honour add_prefix_space?") == ["add_prefix_space"]
+    assert named_symbols("Can I build a FastApi-like router here?") == []
+    assert named_symbols("Is FastApi here?") == ["FastApi"]
+
+
+@pytest.fixture(scope="module")
+def long_function(tmp_path_factory):
+    """A function long enough for two chunks: its second part holds what a question asks about."""
+    body = "\n".join(f"    step_{i} = prepare(schema, {i})  # an ordinary step" for i in range(40))
+    code = (f'def build_schema(model):\n    """Builds the JSON schema of a model."""\n    schema = {{}}\n{body}\n'
+            '    # Nullable fields: a field whose type allows None gets "nullable": true and no default.\n'
+            '    for field in model.fields:\n        if field.allows_none:\n'
+            '            schema[field.name] = {"nullable": True}\n    return schema\n')
+    return indexed(tmp_path_factory, "long", {
+        "pkg/schema.py": code,
+        "docs/schema.md": "# Schemas\n\nEvery model gets a JSON schema.\n",
+    })
+
+
+def test_when_the_ranking_leads_with_part_of_a_named_function_that_part_stays_first(long_function):
+    q = "Which fields does build_schema mark nullable, and do they keep a default?"
+    ranked = long_function.search(q, k=5)
+    assert ranked[0].chunk.symbol == "build_schema" and "def build_schema" not in ranked[0].chunk.text
+    assert retrieve(long_function, q, ["default"], k=5).hits[0].chunk.id == ranked[0].chunk.id
+
+
+@pytest.fixture(scope="module")
+def guide_and_news(tmp_path_factory):
+    """A guide to a feature, the blog post and the changelog that announced it in more of the same words."""
+    return indexed(tmp_path_factory, "news", {
+        "docs/guides/caching.md": """
+            # Caching
+
+            Turn on caching with `cache=True` on the client: responses are cached on disk, and a repeated
+            prompt is answered from the cache.
+            """,
+        "docs/blog/posts/caching.md": """
+            # Announcing: turn on caching of responses
+
+            You can now turn on caching of responses: cached responses answer repeated prompts.
+            """,
+        "CHANGELOG.md": """
+            # Changelog
+
+            ## 2.0.0
+
+            - Caching: responses can be cached on disk (turn on caching with cache=True).
+            """,
+    })
+
+
+def test_news_pages_are_told_from_guides_by_path_and_heading():
+    def doc(path, headings=()):
+        return Chunk(path=path, start_line=1, end_line=2, kind="doc", language="markdown", text="x",
+                     headings=list(headings))
+
+    assert is_news(doc("docs/blog/posts/caching.md")) and is_news(doc("CHANGELOG.md"))
+    assert is_news(doc("docs/history/hatch.md")) and is_news(doc("docs/release.md"))
+    assert is_news(doc("docs/notes.md", ["Release notes", "2.0"]))
+    assert not is_news(doc("docs/guides/caching.md")) and not is_news(doc("docs/ref/handoffs/history.md"))
+    assert asks_for_news("What's new in 2.0?") and asks_for_news("Which version added caching?")
+    assert not asks_for_news("How do I turn on caching?")
+    assert not asks_for_news("How do I run my tests on every Python version from 3.10 to 3.13?")
+    assert asks_for_news("When did the regex become optional?") and asks_for_news("Why was 0.12.0 released twice?")
+    assert not asks_for_news("Since attrs writes __init__ for me, where do I call super().__init__()?")
+
+
+def test_a_guide_comes_before_the_news_that_announced_its_feature(guide_and_news, monkeypatch):
+    q = "How do I turn on caching of responses?"
+    monkeypatch.setattr(search_module, "NEWS_WEIGHT", 1.0)
+    assert guide_and_news.search(q, k=3)[0].chunk.path == "docs/blog/posts/caching.md"  # without the rule
+    monkeypatch.setattr(search_module, "NEWS_WEIGHT", 0.7)
+    assert guide_and_news.search(q, k=3)[0].chunk.path == "docs/guides/caching.md"
+
+
+def test_a_question_about_a_release_gets_the_news(guide_and_news, monkeypatch):
+    q = "Which release added response caching, and what did the announcement say?"
+    hits = guide_and_news.search(q, k=3)
+    assert hits[0].chunk.path == "docs/blog/posts/caching.md" and "CHANGELOG.md" in [h.chunk.path for h in hits]
+    monkeypatch.setattr(search_module, "NEWS_ASKED_WEIGHT", 1.0)
+    plain = guide_and_news.search(q, k=3)[0]
+    assert plain.chunk.path == hits[0].chunk.path and hits[0].score == pytest.approx(1.1 * plain.score)  # stepped up
+
+
+@pytest.fixture(scope="module")
+def one_long_page(tmp_path_factory):
+    """A long page on retries (many chunks) and two short pages that also answer about retries."""
+    sections = "\n\n".join(f"## Retrying failed calls, part {i}\n\nFailed calls are retried: how failed calls are "
+                           f"retried, case {i}. " + "Failed calls are retried after a delay. " * 20 for i in range(8))
+    return indexed(tmp_path_factory, "long_page", {
+        "docs/retries.md": "# Retries\n\n" + sections,
+        "docs/timeouts.md": "# Timeouts\n\nA call that times out counts as failed and is tried again.\n",
+        "docs/errors.md": "# Errors\n\nAfter the last attempt the error is raised to the caller.\n",
+    })
+
+
+def test_at_most_three_chunks_of_one_file_in_the_top_ten(one_long_page, monkeypatch):
+    q = "How are failed calls retried?"
+    monkeypatch.setattr(search_module, "spread_files", lambda hits, *a, **kw: hits)
+    crowded = [h.chunk.path for h in one_long_page.search(q, k=10)]
+    assert crowded[:5].count("docs/retries.md") >= 4  # without the rule
+    monkeypatch.undo()
+    paths = [h.chunk.path for h in one_long_page.search(q, k=10)]
+    assert paths[:5].count("docs/retries.md") == 3 and {"docs/timeouts.md", "docs/errors.md"} <= set(paths[:5])
+    assert paths[5:] == ["docs/retries.md"] * (len(paths) - 5)  # nothing else qualifies: they come back after
+
+
+def test_spread_files_keeps_order_and_scores_best_first():
+    def hit(path, score):
+        return Hit(Chunk(path=path, start_line=1, end_line=1, kind="doc", language="markdown", text=path), score, "kb")
+
+    hits = [hit("a.md", 0.9), hit("a.md", 0.8), hit("a.md", 0.7), hit("a.md", 0.6), hit("b.md", 0.5)]
+    spread = spread_files(hits, most=3, within=10)
+    assert [h.chunk.path for h in spread] == ["a.md", "a.md", "a.md", "b.md", "a.md"]
+    assert [h.score for h in spread] == [0.9, 0.8, 0.7, 0.6, 0.5]
+
+
+def test_a_how_to_question_asks_for_the_docs_even_when_it_names_code():
+    q = "How can I change `max_retries` and `timeout` on `Client`?"
+    assert read_kind(q) == "code" and asked_kind(q) == "doc"
+    behaviour = "How can I find out what `max_retries` defaults to on `Client`?"  # what the code does
+    assert asked_kind(behaviour) == read_kind(behaviour) == "code"
+    assert asked_kind("What does `Client` do with `max_retries`?") == "code"
+
+
+def test_search_puts_the_recipe_first_for_a_how_to_question_naming_code(bilingual, monkeypatch):
+    q = "How can I change `max_retries` and `timeout` on `Client`?"
+    monkeypatch.setattr(search_module, "asked_kind", read_kind)
+    assert bilingual.search(q, k=3)[0].chunk.path == "pkg/client.py"  # without the rule
+    monkeypatch.undo()
+    assert bilingual.search(q, k=3)[0].chunk.path == "docs/retries.md"
+
+
+@pytest.fixture(scope="module")
+def timeouts(tmp_path_factory):
+    """Three pages that speak of the client's timeout, and the code that picks it when none is given."""
+    return indexed(tmp_path_factory, "timeouts", {
+        "docs/timeouts.md": "# Timeouts\n\nEvery request to the server has a timeout. Pass a timeout to the client to "
+                            "wait longer for slow requests.\n",
+        "docs/client.md": "# The client\n\nCreate the client once and pass it around. The client sends requests to "
+                          "the server, with a timeout.\n",
+        "docs/retries.md": "# Retries\n\nA request that times out is retried: the client waits for the timeout, "
+                           "then sends it again.\n",
+        "pkg/client.py": '''
+            class Client:
+                """Sends requests."""
+
+                def __init__(self, timeout=None):
+                    # No timeout given: fall back to 30 seconds, or to DEVCLIENT_TIMEOUT when it is set.
+                    self.timeout = timeout if timeout is not None else float(os.environ.get("DEVCLIENT_TIMEOUT", 30))
+            ''',
+    })
+
+
+def test_a_question_about_what_the_code_does_in_a_case_gets_the_code_first(timeouts, monkeypatch):
+    q = "What happens if I don't pass a timeout to the client?"
+    plain = search_module.lift_kind
+    monkeypatch.setattr(search_module, "lift_kind", lambda hits, wanted, by=3.0: plain(hits, wanted))
+    assert [h.chunk.path for h in timeouts.search(q, k=3)][:2] == ["docs/timeouts.md", "pkg/client.py"]  # x3
+    monkeypatch.undo()
+    assert timeouts.search(q, k=3)[0].chunk.path == "pkg/client.py"
+
+
+@pytest.fixture(scope="module")
+def library_and_docs_snippet(tmp_path_factory):
+    """A library function and the snippet a docs page includes, which uses it in the same words, more often."""
+    return indexed(tmp_path_factory, "docs_snippet", {
+        "pkg/cache.py": '''
+            def remember(fn, seconds=60):
+                """Keeps each result of fn cached for `seconds`; older cached results are computed again."""
+                store = {}
+                def wrapper(key):
+                    if key not in store:
+                        store[key] = fn(key)
+                    return store[key]
+                return wrapper
+            ''',
+        "docs_src/caching/tutorial001.py": '''
+            # Cache results: how long cached results are kept, and cache expiry.
+            from pkg.cache import remember
+
+            def slow_lookup(key):
+                return key * 2
+
+            cached = remember(slow_lookup, seconds=5)  # cached results expire: cache kept 5 seconds
+            print(cached(1), cached(1))
+            ''',
+        "docs/caching.md": "# Caching\n\nSee the snippet below.\n",
+    })
+
+
+def test_code_in_a_docs_folder_steps_behind_the_library_it_uses(library_and_docs_snippet, monkeypatch):
+    assert in_docs_folder("docs_src/caching/tutorial001.py") and in_docs_folder("docs/snippets/x.py")
+    assert not in_docs_folder("src/docs.py") and not in_docs_folder("documentation.md")
+    assert not in_side_folder("docs/examples/recipes.md")  # the API surface and the graph read side folders as before
+    q = "How long are cached results kept by remember?"
+    monkeypatch.setattr(search_module, "in_docs_folder", lambda path: False)
+    without = [h.chunk.path for h in library_and_docs_snippet.search(q, k=3)]
+    monkeypatch.undo()
+    paths = [h.chunk.path for h in library_and_docs_snippet.search(q, k=3)]
+    snippet = "docs_src/caching/tutorial001.py"
+    assert without == [snippet, snippet, "pkg/cache.py"]
+    assert paths == [snippet, "pkg/cache.py", snippet]  # its best chunk is far ahead and keeps its place

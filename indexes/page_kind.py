@@ -1,0 +1,49 @@
+"""The kind of a docs page, from its path and first heading: news (blog posts, release notes, changelogs)
+against the guides and references that answer how things work.
+
+News pages name every feature in the words of its announcement, so they match many questions, and
+rank beside or above the guide that explains the feature; but what a page said when a release came
+out is rarely the answer, unless the question asks about a release or a version. Search steps them
+behind (indexes/search.py) unless the question asks for one (`asks_for_news`).
+"""
+from __future__ import annotations
+
+import re
+
+from indexes.query_kind import DEPRECATION_WORDS, RELEASE_WORDS
+from ingest.chunk import Chunk
+
+# A folder of news anywhere in the path: docs/blog/posts/..., news/, docs/history/ (release notes)...
+NEWS_FOLDERS = {"blog", "blogs", "posts", "news", "announcements", "history", "releases", "release-notes",
+                "release_notes", "changelog", "changelogs", "changes"}
+# A file that is news wherever it is ...
+NEWS_FILES = {"changelog", "changes", "release-notes", "release_notes", "releasenotes", "whatsnew", "whats-new",
+              "whats_new", "news", "announcements"}
+# ... and one that is news only at the top of the tree or of its docs folder (docs/ref/.../history.md is the
+# reference of a module named history).
+TOP_NEWS_FILES = {"history", "release", "releases"}
+NEWS_HEADING = re.compile(r"^\s*(change ?log|changes|release notes|release history|what'?s new|news)\b", re.IGNORECASE)
+# A question about a release: what changed, what is new, in or since which version, when something changed, the
+# changelog or the blog itself. A version number alone is not one ("every Python version from 3.10 to 3.13").
+ASKS = re.compile(r"\b(releases?|released|changelog|release notes|blog|announce\w*|new in|upgrad\w+|migrat\w+|"
+                  r"move to|(which|what|in which|from which|since which) versions?|when (did|was|were)|since when)\b|"
+                  r"发布|更新日志|哪个版本", re.IGNORECASE)
+
+
+def is_news(chunk: Chunk) -> bool:
+    """A blog post, a news item, release notes or a changelog (docs only: code is never news)."""
+    if chunk.kind != "doc":
+        return False
+    parts = chunk.path.lower().split("/")
+    stem = parts[-1].rsplit(".", 1)[0]
+    if any(part in NEWS_FOLDERS for part in parts[:-1]) or stem in NEWS_FILES:
+        return True
+    if stem in TOP_NEWS_FILES and len(parts) <= 2:
+        return True
+    return bool(chunk.headings) and NEWS_HEADING.match(chunk.headings[0]) is not None
+
+
+def asks_for_news(question: str) -> bool:
+    """The question asks about a release, a version or what is new: news pages may answer it."""
+    return ASKS.search(question) is not None or RELEASE_WORDS.search(question) is not None \
+        or DEPRECATION_WORDS.search(question) is not None
