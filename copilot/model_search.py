@@ -26,7 +26,7 @@ from copilot.models import ResilientModel, parse_json_object
 from copilot.monitor import Monitor
 from copilot.turn import Turn
 from indexes.retrieve import ChangeRetrieval, Retrieval, RetrievalDown
-from indexes.search import Hit, fuse, with_scores_of
+from indexes.search import Hit, fuse, spread_files, with_scores_of
 
 log = logging.getLogger("devcopilot.model_search")
 
@@ -128,7 +128,8 @@ class ModelSearch:
             return self.failed("rerank", e, found)
         picked = set(order)
         left_out = [h for i, h in enumerate(shown) if i not in picked]
-        found.hits = with_scores_of(shown, [shown[i] for i in order] + left_out) + found.hits[len(shown):]
+        # in the model's order, still at most three chunks of one file in the first ten (as retrieve() gives)
+        found.hits = spread_files(with_scores_of(shown, [shown[i] for i in order] + left_out) + found.hits[len(shown):])
         return found
 
     def rerank(self, query: str, shown: list[Hit], assistant: str, model: ResilientModel) -> list[int]:
