@@ -363,3 +363,39 @@ def test_the_web_chat_selects_a_version_and_offers_to_index_a_pinned_one(tmp_pat
                                                        s["indexed_at"]}, "the offered version indexed", timeout=120)
             page.context.close()
         copilot.close()
+
+
+@pytest.mark.parametrize("kind", ["chroma", "qdrant"])
+def test_each_store_searches_among_one_versions_chunks(tmp_path, kind):
+    import numpy as np
+
+    from indexes.stores import ChromaStore, QdrantStore
+
+    store = ChromaStore(path=tmp_path / "chroma") if kind == "chroma" else QdrantStore(path=tmp_path / "qdrant")
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(40, 8)).astype(np.float32)
+    ids = [f"{i:032x}" for i in range(40)]
+    store.upsert("col", ids, vectors, [{"kind": "code" if i % 2 else "doc", "source": "s"} for i in range(40)])
+    among = ids[10:20]
+    found = store.query("col", vectors[0], 5, None, among, scoped=True)
+    assert len(found) == 5 and {cid for cid, _ in found} <= set(among)
+    code = [cid for cid in among if int(cid, 16) % 2]
+    assert {cid for cid, _ in store.query("col", vectors[0], 3, "code", code, scoped=True)} <= set(code)
+    assert store.query("col", vectors[0], 3, None, [], scoped=True) == []
+
+
+def test_a_catalog_from_before_shared_chunks_gets_its_members(tmp_path):
+    from indexes.catalog import Catalog
+    from ingest.chunk import Chunk
+
+    cat = Catalog(tmp_path / "catalog.sqlite")
+    chunk = Chunk("text", "a.md", 1, 1, "doc", "markdown").finalize("src1", "/a.md#L1-L1")
+    with cat.transaction():  # as a catalog made before members: the chunk row alone
+        cat.db.execute("INSERT INTO chunks (kb, id, source_id, path, start_line, end_line, kind, language, symbol, "
+                       "headings, context, link, text, tokens) VALUES ('k', ?, 'src1', 'a.md', 1, 1, 'doc', "
+                       "'markdown', '', '[]', '', '/a.md#L1-L1', 'text', 'text')", (chunk.id,))
+        cat.db.execute("DELETE FROM meta WHERE key='members'")
+    cat.close()
+    again = Catalog(tmp_path / "catalog.sqlite")
+    assert again.chunk_ids_of_source("k", "src1") == [chunk.id]
+    assert [(c.source_id, c.link) for c in again.file_chunks("k", "a.md")] == [("src1", "/a.md#L1-L1")]
