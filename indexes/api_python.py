@@ -80,7 +80,7 @@ def _load_cached(root: str, packages: tuple[tuple[Path, str], ...], stamp: objec
     import griffe
 
     api = PythonApi({})
-    with _quiet("griffe"):
+    with quiet_griffe():
         for folder, name in packages:
             try:
                 module = griffe.load(name, search_paths=[str(folder)], try_relative_path=False,
@@ -93,9 +93,10 @@ def _load_cached(root: str, packages: tuple[tuple[Path, str], ...], stamp: objec
 
 
 @contextlib.contextmanager
-def _quiet(logger: str) -> Iterator[None]:
-    """griffe logs a warning per unresolvable annotation; a listing of changes has no use for them."""
-    lg = logging.getLogger(logger)
+def quiet_griffe() -> Iterator[None]:
+    """griffe logs a warning per unresolvable annotation; a listing of changes or a symbol table has no use for
+    them, and an ingest would print them on the terminal."""
+    lg = logging.getLogger("griffe")
     level = lg.level
     lg.setLevel(logging.CRITICAL)  # it logs an annotation it cannot resolve as an error
     try:
@@ -230,7 +231,7 @@ def breaking_changes(old: PythonApi, new: PythonApi) -> dict[str, list[str]]:
     import griffe
 
     out: dict[str, list[str]] = {}
-    with _quiet("griffe"):
+    with quiet_griffe():
         for name, old_module in old.modules.items():
             new_module = new.modules.get(name)
             if new_module is None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
+from indexes.api_python import quiet_griffe
 from indexes.side_folders import in_side_folder
 
 log = logging.getLogger("devcopilot.api")
@@ -159,7 +160,7 @@ def python_table(files: dict[str, str]) -> Table:
     roots = package_roots(files)
     if not roots:
         return table
-    with tempfile.TemporaryDirectory(prefix="devcopilot-api-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="devcopilot-api-") as tmp, quiet_griffe():
         base = Path(tmp)
         for path, text in files.items():
             if path.endswith((".py", ".pyi")):
