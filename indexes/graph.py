@@ -26,7 +26,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from indexes.catalog import CHUNK_COLS, row_to_chunk
+from indexes.catalog import MEMBER_COLS, row_to_chunk
 from ingest.chunk import Chunk
 from ingest.code_graph import GRAPH_VERSION
 
@@ -60,8 +60,8 @@ class Symbol:
     end_line: int
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return self.kb, self.module, self.symbol
+    def key(self) -> tuple[str, str, str, str]:  # by source: two versions of a library define the same symbol
+        return self.kb, self.source_id, self.module, self.symbol
 
     @property
     def qualified(self) -> str:
@@ -527,9 +527,11 @@ def chunk_at(index, kb: str, source_id: str, path: str, line: int, cache: dict |
     key = (kb, source_id, path, line)
     if cache is not None and key in cache:
         return cache[key]
-    row = index.catalog.db.execute(f"SELECT {CHUNK_COLS} FROM chunks WHERE kb=? AND source_id=? AND path=? AND "
-                                   "kind='code' AND start_line<=? AND end_line>=? ORDER BY end_line - start_line "
-                                   "LIMIT 1", (kb, source_id, path, line, line)).fetchone()
+    # through members: a chunk two versions of a library share is given as this source holds it (its link)
+    row = index.catalog.db.execute(f"SELECT {MEMBER_COLS} FROM members m JOIN chunks c ON c.kb=m.kb AND "
+                                   "c.id=m.chunk_id WHERE m.kb=? AND m.source_id=? AND c.path=? AND c.kind='code' "
+                                   "AND c.start_line<=? AND c.end_line>=? ORDER BY c.end_line - c.start_line LIMIT 1",
+                                   (kb, source_id, path, line, line)).fetchone()
     chunk = row_to_chunk(row) if row else None
     if cache is not None:
         cache[key] = chunk

@@ -214,3 +214,17 @@ def test_change_hits_for_a_version_not_indexed_is_one_sentence(index):
                                                   "v2.0.0 — index it with `devcopilot ingest pypi:mylib==0.5`")
     assert change_hits(index, "How do I save a value?", ["default"]) is None
     assert change_hits(index, "what changed in the weather since 1.0.0?", ["default"]) is None  # names nothing indexed
+
+
+def test_the_code_graph_links_each_versions_definition_to_its_own_file(index, tv):
+    """Two versions define Store.save at different lines; each definition links into its own version's folder."""
+    from indexes import graph
+
+    answer = graph.references(index, ["default"], "Store.save")
+    links = {d.start_line: answer.links.get(d.key, "") for d in answer.definitions}
+    assert len(links) == 2, answer.definitions
+    folders = {str(tv.py[0]): 0, str(tv.py[1]): 0}
+    for line, link in links.items():
+        assert link.endswith(f"#L{line}-L{line + 1}") or f"#L{line}-" in link, (line, link)
+        folders = {f: n + (f in link) for f, n in folders.items()}
+    assert sorted(folders.values()) == [1, 1], links
