@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -37,8 +38,15 @@ def devcopilot(data: Path, *args: str, config: Path | None = None, timeout: floa
 
 
 def start(data: Path, *args: str, config: Path | None = None) -> subprocess.Popen:
+    """A command started as from a terminal, where Ctrl+C (SIGINT) stops it: a suite run in the background
+    by a shell without job control (`make test &`) has SIGINT ignored, and a child would inherit that."""
     cmd = [str(BIN / "devcopilot"), "--data-dir", str(data)] + (["--config", str(config)] if config else [])
-    return subprocess.Popen(cmd + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+    return subprocess.Popen(cmd + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
+                            preexec_fn=_interruptible)
+
+
+def _interruptible() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def request(url: str, body: dict | None = None, token: str = "", method: str | None = None,
