@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from indexes.catalog import MEMBER_COLS, row_to_chunk
+from indexes.versions import library_versions
 from ingest.chunk import Chunk
 from ingest.code_graph import GRAPH_VERSION
 
@@ -107,6 +108,8 @@ class GraphAnswer:
     definitions: list[Symbol]
     sites: list[Site] = field(default_factory=list)
     links: dict[tuple, str] = field(default_factory=dict)  # definition key -> link
+    versions: dict[tuple, str] = field(default_factory=dict)  # definition key -> "library version", when a KB
+    # holds several versions of the definition's library
     unparsed: int = 0  # code files of the KBs left out of the graph (they do not parse)
     truncated: bool = False
 
@@ -136,7 +139,8 @@ class GraphAnswer:
 
     def to_json(self) -> dict:
         return {"question": self.question, "symbol": self.name,
-                "definitions": [symbol_json(d, self.links.get(d.key, "")) for d in self.definitions],
+                "definitions": [symbol_json(d, self.links.get(d.key, "")) | {"version": self.versions.get(d.key, "")}
+                                for d in self.definitions],
                 "sites": [s.to_json() for s in self.sites], "resolved": len(self.resolved),
                 "unresolved": len(self.unresolved), "unparsed_files": self.unparsed, "truncated": self.truncated}
 
@@ -518,6 +522,7 @@ def _finish(index, answer: GraphAnswer, sites: list[Site], limit: int) -> GraphA
         chunk = chunk_at(index, d.kb, d.source_id, d.path, d.start_line, cache)
         if chunk is not None:
             answer.links[d.key] = anchored(chunk.link, d.start_line, d.end_line)
+    answer.versions = _versions_of(index, answer.definitions)
     answer.unparsed = sum(resolver(index, kb).unparsed for kb in dict.fromkeys(d.kb for d in answer.definitions))
     return answer
 
@@ -554,14 +559,25 @@ def anchored(link: str, start: int, end: int) -> str:
 TITLES = {"references": "References to", "callers": "Callers of", "callees": "Calls made by"}
 
 
+def _versions_of(index, definitions: list[Symbol]) -> dict[tuple, str]:
+    """Each definition's "library version", when its KB holds several versions of that library."""
+    out: dict[tuple, str] = {}
+    for kb in dict.fromkeys(d.kb for d in definitions):
+        label = {sid: v.label() for vs in library_versions(index.catalog, kb).values() if len(vs) > 1
+                 for v in vs for sid in v.source_ids}
+        out |= {d.key: label[d.source_id] for d in definitions if d.kb == kb and d.source_id in label}
+    return out
+
+
 def describe(answer: GraphAnswer, max_sites: int = 60, links: bool = True) -> str:
     """The answer as plain text: the definition, then the sites grouped by file, each with its line, the
     symbol it sits in, its kind and the code; unresolved ones last, flagged."""
     out = []
     for d in answer.definitions[:3]:
         link = answer.links.get(d.key, "")
+        version = f", {answer.versions[d.key]}" if d.key in answer.versions else ""
         out.append(f"{TITLES[answer.question]} {d.qualified} ({d.kind}, {d.path}:{d.start_line}-{d.end_line}, KB "
-                   f"{d.kb})" + (f"\n  {link}" if links and link and link != d.path else ""))
+                   f"{d.kb}{version})" + (f"\n  {link}" if links and link and link != d.path else ""))
     if len(answer.definitions) > 3:
         out.append(f"(and {len(answer.definitions) - 3} more definitions of that name)")
     n_res, n_un = len(answer.resolved), len(answer.unresolved)

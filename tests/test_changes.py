@@ -228,3 +228,5 @@ def test_the_code_graph_links_each_versions_definition_to_its_own_file(index, tv
         assert link.endswith(f"#L{line}-L{line + 1}") or f"#L{line}-" in link, (line, link)
         folders = {f: n + (f in link) for f, n in folders.items()}
     assert sorted(folders.values()) == [1, 1], links
+    assert sorted(answer.versions.values()) == ["mylib v1.0.0", "mylib v2.0.0"]  # and say which version is which
+    assert "KB default, mylib v1.0.0)" in graph.describe(answer)
