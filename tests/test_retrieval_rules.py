@@ -372,30 +372,35 @@ def test_a_question_that_asks_for_examples_or_tests_is_told_apart_from_one_that_
         assert not asks_for_side_folders(q), q
 
 
+# A library function, and a script that uses it in the same words, more often (as an example or a docs snippet).
+CACHE_LIBRARY = {"pkg/cache.py": '''
+    def remember(fn, seconds=60):
+        """Keeps each result of fn cached for `seconds`; older cached results are computed again."""
+        store = {}
+        def wrapper(key):
+            if key not in store:
+                store[key] = fn(key)
+            return store[key]
+        return wrapper
+    '''}
+CACHE_USE = '''
+    # Cache results: how long cached results are kept, and cache expiry.
+    from pkg.cache import remember
+
+    def slow_lookup(key):
+        return key * 2
+
+    cached = remember(slow_lookup, seconds=5)  # cached results expire: cache kept 5 seconds
+    print(cached(1), cached(1))
+    '''
+
+
 @pytest.fixture(scope="module")
 def library_and_example(tmp_path_factory):
     """A library function and an example script that uses it in the same words, more often."""
     return indexed(tmp_path_factory, "side", {
-        "pkg/cache.py": '''
-            def remember(fn, seconds=60):
-                """Keeps each result of fn cached for `seconds`; older cached results are computed again."""
-                store = {}
-                def wrapper(key):
-                    if key not in store:
-                        store[key] = fn(key)
-                    return store[key]
-                return wrapper
-            ''',
-        "examples/cache_results.py": '''
-            # Cache results: how long cached results are kept, and cache expiry.
-            from pkg.cache import remember
-
-            def slow_lookup(key):
-                return key * 2
-
-            cached = remember(slow_lookup, seconds=5)  # cached results expire: cache kept 5 seconds
-            print(cached(1), cached(1))
-            ''',
+        **CACHE_LIBRARY,
+        "examples/cache_results.py": CACHE_USE,
         "examples/README.md": "# Examples\n\nSmall scripts, one per feature.\n",
     })
 
@@ -673,26 +678,8 @@ def test_a_question_about_what_the_code_does_in_a_case_gets_the_code_first(timeo
 def library_and_docs_snippet(tmp_path_factory):
     """A library function and the snippet a docs page includes, which uses it in the same words, more often."""
     return indexed(tmp_path_factory, "docs_snippet", {
-        "pkg/cache.py": '''
-            def remember(fn, seconds=60):
-                """Keeps each result of fn cached for `seconds`; older cached results are computed again."""
-                store = {}
-                def wrapper(key):
-                    if key not in store:
-                        store[key] = fn(key)
-                    return store[key]
-                return wrapper
-            ''',
-        "docs_src/caching/tutorial001.py": '''
-            # Cache results: how long cached results are kept, and cache expiry.
-            from pkg.cache import remember
-
-            def slow_lookup(key):
-                return key * 2
-
-            cached = remember(slow_lookup, seconds=5)  # cached results expire: cache kept 5 seconds
-            print(cached(1), cached(1))
-            ''',
+        **CACHE_LIBRARY,
+        "docs_src/caching/tutorial001.py": CACHE_USE,
         "docs/caching.md": "# Caching\n\nSee the snippet below.\n",
     })
 
