@@ -25,7 +25,8 @@ TOP_NEWS_FILES = {"history", "release", "releases"}
 NEWS_HEADING = re.compile(r"^\s*(change ?log|changes|release notes|release history|what'?s new|news)\b", re.IGNORECASE)
 # A question about a release: what changed, what is new, in or since which version, when something changed, the
 # changelog or the blog itself. A version number alone is not one ("every Python version from 3.10 to 3.13").
-ASKS = re.compile(r"\b(releases?|released|changelog|release notes|blog|announce\w*|new in|upgrad\w+|migrat\w+|"
+ASKS = re.compile(r"\b(releases?|released|changelog|release notes|blog|announce\w*|new in|upgrad\w+|"
+                  r"migrat\w+ (to|from) (v|version )?\d|migration guide|"
                   r"move to|(which|what|in which|from which|since which) versions?|when (did|was|were)|since when)\b|"
                   r"发布|更新日志|哪个版本", re.IGNORECASE)
 
@@ -43,7 +44,13 @@ def is_news(chunk: Chunk) -> bool:
     return bool(chunk.headings) and NEWS_HEADING.match(chunk.headings[0]) is not None
 
 
+# "The difference between" two things is a comparison, unless the things are versions.
+VERSION = re.compile(r"\bv?\d+\.\d+")
+
+
 def asks_for_news(question: str) -> bool:
     """The question asks about a release, a version or what is new: news pages may answer it."""
-    return ASKS.search(question) is not None or RELEASE_WORDS.search(question) is not None \
-        or DEPRECATION_WORDS.search(question) is not None
+    if ASKS.search(question) is not None or DEPRECATION_WORDS.search(question) is not None:
+        return True
+    words = RELEASE_WORDS.search(question)
+    return words is not None and (not words.group(0).lower().startswith("diff") or VERSION.search(question) is not None)

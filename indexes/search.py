@@ -282,12 +282,16 @@ class Index:
         if named:
             hits = self._with_definitions(kb, hits, named, sources=sources)
             hits = lift(hits, lambda h: h.chunk.symbol.split(".", 1)[0] in named)
-        if kind is None and s.read_kind:
+        if s.read_kind and kind != "code" and asks_for_news(query):
+            # A question about a release (what changed in 0.13, when did X become optional) is answered by
+            # the release notes, whatever code or kind of page its words name: they are lifted as surely as
+            # the code a "what happens if" question asks about.
+            hits = lift_where(hits, lambda h: is_news(h.chunk), by=6.0)
+        elif kind is None and s.read_kind:
             wanted = asked_kind(query)
             # A question asking what the code does in a case (what happens if, a default) wants the code
-            # more surely than a question that names code: its lift is twice as strong (not when it asks
-            # about a release: the release notes say what changed).
-            sure = wanted == "code" and BEHAVIOUR.search(query) is not None and not asks_for_news(query)
+            # more surely than a question that names code: its lift is twice as strong.
+            sure = wanted == "code" and BEHAVIOUR.search(query) is not None
             hits = lift_kind(hits, wanted, by=6.0 if sure else 3.0)
         hits = spread_files(hits)
         if self.reranker is not None:  # a reranker the user configured has the last word on the order
@@ -440,11 +444,18 @@ def lift_kind(hits: list[Hit], wanted: str | None, top: int = 5, reach: int = 15
     """
     if wanted is None:
         return hits
-    if not any(h.chunk.kind == wanted for h in hits[:top]):
-        best = next((i for i in range(top, min(reach, len(hits))) if hits[i].chunk.kind == wanted), None)
+    return lift_where(hits, lambda h: h.chunk.kind == wanted, top, reach, by)
+
+
+def lift_where(hits: list[Hit], chosen: Callable[[Hit], bool], top: int = 5, reach: int = 15,
+               by: float = 3.0) -> list[Hit]:
+    """`lift_kind` for any choice of hits (the kind asked for, news pages): the chosen hits of the top
+    five are lifted, and when it holds none, the best chosen one of the top 15 first takes the fifth place."""
+    if not any(chosen(h) for h in hits[:top]):
+        best = next((i for i in range(top, min(reach, len(hits))) if chosen(hits[i])), None)
         if best is not None:
             hits = with_scores_of(hits, hits[:top - 1] + [hits[best]] + hits[top - 1:best] + hits[best + 1:])
-    return lift(hits[:top], lambda h: h.chunk.kind == wanted, by) + hits[top:]
+    return lift(hits[:top], chosen, by) + hits[top:]
 
 
 NEWS_WEIGHT = 0.7  # a news page's fused score is multiplied by it, as code in a side folder is (0.5, 0.85: the same)

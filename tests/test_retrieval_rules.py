@@ -576,6 +576,9 @@ def test_news_pages_are_told_from_guides_by_path_and_heading():
     assert not asks_for_news("How do I run my tests on every Python version from 3.10 to 3.13?")
     assert asks_for_news("When did the regex become optional?") and asks_for_news("Why was 0.12.0 released twice?")
     assert not asks_for_news("Since attrs writes __init__ for me, where do I call super().__init__()?")
+    # Migrating to a version is about a release; migrating a project is not.
+    assert asks_for_news("How do I migrate to 2.0?") and asks_for_news("Is there a migration guide for v3?")
+    assert not asks_for_news("When the tool migrates a setup.py project, how does it read setup()?")
 
 
 def test_a_guide_comes_before_the_news_that_announced_its_feature(guide_and_news, monkeypatch):
@@ -593,6 +596,41 @@ def test_a_question_about_a_release_gets_the_news(guide_and_news, monkeypatch):
     monkeypatch.setattr(search_module, "NEWS_ASKED_WEIGHT", 1.0)
     plain = guide_and_news.search(q, k=3)[0]
     assert plain.chunk.path == hits[0].chunk.path and hits[0].score == pytest.approx(1.1 * plain.score)  # stepped up
+
+
+@pytest.fixture(scope="module")
+def release_and_code(tmp_path_factory):
+    """A class whose option a release made optional, and the changelog that says which release did."""
+    return indexed(tmp_path_factory, "release_code", {
+        "pkg/pre_tokenizers.py": '''
+            class ByteLevel:
+                """The byte-level pre-tokenizer: the regex splits the text first, unless use_regex is off."""
+
+                def __init__(self, add_prefix_space=True, use_regex=True):
+                    # The regex is optional: turn use_regex off to keep the text whole.
+                    self.use_regex = use_regex
+            ''',
+        "CHANGELOG.md": """
+            # Changelog
+
+            ## 0.13.0
+
+            - The regex of ByteLevel is optional now.
+
+            ## 0.12.0
+
+            - Faster training of vocabularies.
+            """,
+    })
+
+
+def test_a_question_about_a_release_gets_the_release_notes_before_the_code_it_names(release_and_code, monkeypatch):
+    q = "When did the regex in the ByteLevel pre-tokenizer become optional?"
+    assert asks_for_news(q) and asked_kind(q) == "code"  # it names code, but asks about a release
+    assert release_and_code.search(q, k=3)[0].chunk.path == "CHANGELOG.md"
+    assert retrieve(release_and_code, q, ["default"], k=3).hits[0].chunk.path == "CHANGELOG.md"
+    monkeypatch.setattr(search_module, "asks_for_news", lambda question: False)  # read as a question about code
+    assert release_and_code.search(q, k=3)[0].chunk.path == "pkg/pre_tokenizers.py"
 
 
 @pytest.fixture(scope="module")
