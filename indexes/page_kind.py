@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from indexes.query_kind import DEPRECATION_WORDS, RELEASE_WORDS
+from indexes.query_kind import DEPRECATION_WORDS, RELEASE_WORDS, read_intent
 from ingest.chunk import Chunk
 
 # A folder of news anywhere in the path: docs/blog/posts/..., news/, docs/history/ (release notes)...
@@ -50,7 +50,10 @@ VERSION = re.compile(r"\bv?\d+\.\d+")
 
 def asks_for_news(question: str) -> bool:
     """The question asks about a release, a version or what is new: news pages may answer it."""
-    if ASKS.search(question) is not None or DEPRECATION_WORDS.search(question) is not None:
+    if ASKS.search(question) is not None:
+        return True
+    # "Is X deprecated?" asks what a release did; "how do I mark an option as deprecated?" asks for a recipe.
+    if DEPRECATION_WORDS.search(question) is not None and read_intent(question) != "how_to":
         return True
     words = RELEASE_WORDS.search(question)
     return words is not None and (not words.group(0).lower().startswith("diff") or VERSION.search(question) is not None)

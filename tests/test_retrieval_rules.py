@@ -579,6 +579,8 @@ def test_news_pages_are_told_from_guides_by_path_and_heading():
     # Migrating to a version is about a release; migrating a project is not.
     assert asks_for_news("How do I migrate to 2.0?") and asks_for_news("Is there a migration guide for v3?")
     assert not asks_for_news("When the tool migrates a setup.py project, how does it read setup()?")
+    assert asks_for_news("Is run_sync deprecated?")
+    assert not asks_for_news("How do I mark an option as deprecated?")  # a recipe for a feature
 
 
 def test_a_guide_comes_before_the_news_that_announced_its_feature(guide_and_news, monkeypatch):
