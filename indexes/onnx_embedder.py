@@ -108,6 +108,7 @@ class OnnxModel:
                 tmp = stamps_path.with_suffix(f".{os.getpid()}.tmp")
                 try:
                     tmp.write_text(json.dumps(stamps, indent=1))
+                    readable_by_all(tmp)
                     tmp.replace(stamps_path)
                 except OSError:  # read-only: hash again next time
                     pass
@@ -130,7 +131,10 @@ class OnnxModel:
         if (folder / "model.onnx").is_file():
             return folder
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".export.lock", "w") as lock:
+        readable_by_all(self.root)
+        # Opened for reading: a lock file another user created (0644) still locks (flock needs no write access).
+        lock = os.open(self.root / ".export.lock", os.O_RDONLY | os.O_CREAT, 0o644)
+        try:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not (folder / "model.onnx").is_file():
                 print(f"Exporting the embedding model to ONNX ({self.variant}) from {self.source}, once "
@@ -142,7 +146,20 @@ class OnnxModel:
                 except ImportError as e:
                     raise OnnxModelError(f"Exporting the embedding model needs torch, transformers and onnx ({e}); "
                                          "install them, or set embedding.runtime = \"torch\".") from None
+                for path in [folder, *folder.iterdir()]:
+                    readable_by_all(path)
+        finally:
+            os.close(lock)
         return folder
+
+
+def readable_by_all(path: Path) -> None:
+    """The export is derived from public weights and shared by every user of the environment: readable by all
+    whatever the umask of the command that made it (devcopilot runs under 077: its data dir is private)."""
+    try:
+        path.chmod(path.stat().st_mode | (0o755 if path.is_dir() else 0o644))
+    except OSError:  # another user's: theirs to share
+        pass
 
 
 _SESSIONS: dict[tuple[str, int], object] = {}  # (model path, threads) -> session, loaded once per process

@@ -3,6 +3,7 @@ to them (int8), re-exported when the weights change, never mixed with another ru
 and no torch on the search path."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -56,8 +57,14 @@ def test_the_model_is_exported_again_when_the_source_weights_change(tmp_path):
     source = tmp_path / "weights"
     shutil.copytree(OnnxModel.locate().source, source)
     first = OnnxModel(source, tmp_path / "models", "fp32")
-    before = OnnxEmbedder(first).embed(TEXTS[:3])
+    private = os.umask(0o077)  # as every devcopilot command runs: the export is still shared by all users
+    try:
+        before = OnnxEmbedder(first).embed(TEXTS[:3])
+    finally:
+        os.umask(private)
     assert (first.folder / "model.onnx").is_file()
+    for path in [first.root, first.folder, *first.folder.iterdir()]:
+        assert path.stat().st_mode & 0o044 == 0o044, path  # readable by group and others
     assert OnnxModel(source, tmp_path / "models", "fp32").digest == first.digest  # same weights: same export, found
     tensors = load_file(str(source / "model.safetensors"))
     name = next(k for k in tensors if k.endswith("embeddings.word_embeddings.weight"))

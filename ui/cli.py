@@ -195,8 +195,8 @@ def _server_commands(sub) -> None:
 # Everything a command writes (the data dir: conversations, usage, keys, indexed text, clones) is its
 # user's alone: folders 0700, files 0600. A process-wide umask covers every writer at once (SQLite and
 # its WAL files, Chroma, the lexical index, git, mirrors) and the server's worker processes inherit it.
-# An ONNX export made on first use, under the virtual environment, is private too: the shared one is
-# made at set-up (`make setup`, the Dockerfile: `python -m indexes.onnx_embedder`), not through here.
+# The ONNX export under the virtual environment is the exception: public weights shared by every user of
+# the environment, made readable by all (indexes/onnx_embedder.py) whichever command exports it first.
 PRIVATE_UMASK = 0o077
 
 
