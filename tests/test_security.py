@@ -899,11 +899,6 @@ def test_pkg_names_installed_distributions_only(kapi, tmp_path, monkeypatch):
 def test_each_user_sees_only_their_own_questions_in_the_usage_tab(servers, world):
     """Alice and Bob each ask (through the API, signed in) a question nobody indexed an answer for: each
     one's Usage tab lists their own coverage gap and not the other's; `devcopilot usage --gaps` lists both."""
-    import gradio as gr
-    from starlette.requests import Request
-
-    from ui.usage_tab import UsageTab
-
     url, _ = servers["users"]
     asked = {ALICE: "How do I configure the quantum flux capacitor of alice?",
              BOB: "How do I configure the quantum flux capacitor of bob?"}
@@ -912,16 +907,44 @@ def test_each_user_sees_only_their_own_questions_in_the_usage_tab(servers, world
                                json.dumps(chat(question)).encode())
         assert status == 200, text[:300]
 
-    def usage_tab_of(user) -> tuple[str, list]:
-        scope = {"type": "http", "method": "POST", "path": "/gradio_api/queue/join", "query_string": b"",
-                 "headers": [(b"authorization", basic(user).encode())]}
-        summary, _, gaps, csv_path, data = UsageTab(world["copilot"]).usage(gr.Request(request=Request(scope)))
-        return summary, [g[0] for g in gaps], Path(csv_path).read_text()
-
     for user, other in ((ALICE, BOB), (BOB, ALICE)):
-        summary, gaps, csv_text = usage_tab_of(user)
+        summary, gaps, csv_text = usage_tab_of(world, user)
         assert asked[user] in gaps and asked[other] not in gaps, (user, gaps)
         assert asked[other] not in csv_text and f"your conversations ({user[0]})" in summary
+
+
+def usage_tab_of(world, user) -> tuple[str, list, str]:
+    """What `user` (signed in) sees in the Usage tab: its summary, the gaps' questions, the CSV's text."""
+    import gradio as gr
+    from starlette.requests import Request
+
+    from ui.usage_tab import UsageTab
+
+    scope = {"type": "http", "method": "POST", "path": "/gradio_api/queue/join", "query_string": b"",
+             "headers": [(b"authorization", basic(user).encode())]}
+    summary, _, gaps, csv_path, _ = UsageTab(world["copilot"]).usage(gr.Request(request=Request(scope)))
+    return summary, [g[0] for g in gaps], Path(csv_path).read_text()
+
+
+def test_a_question_asked_over_mcp_counts_in_the_askers_usage_tab(servers, world):
+    """MCP's `ask` over HTTP, signed in as Alice, is Alice's conversation (from the door "mcp"): her Usage tab
+    lists its coverage gap, Bob's does not (it was nobody's before)."""
+    url, _ = servers["users"]
+    question = "How do I configure the quantum flux capacitor over mcp?"
+    headers = {**JSON, "Accept": "application/json, text/event-stream", "Authorization": basic(ALICE)}
+    status, reply_headers, _ = call(url, "POST", "/mcp", headers, json.dumps(INIT).encode())
+    assert status == 200
+    session = {**headers, "Mcp-Session-Id": reply_headers["mcp-session-id"], "Mcp-Protocol-Version": "2025-06-18"}
+    call(url, "POST", "/mcp", session, b'{"jsonrpc": "2.0", "method": "notifications/initialized"}')
+    ask = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+           "params": {"name": "ask", "arguments": {"question": question}}}
+    status, _, text = call(url, "POST", "/mcp", session, json.dumps(ask).encode())
+    reply = json.loads(text.split("data: ", 1)[1]) if "data: " in text else json.loads(text)
+    assert status == 200 and "result" in reply, reply
+    assert question in usage_tab_of(world, ALICE)[1]
+    assert question not in usage_tab_of(world, BOB)[1]
+    mine = world["copilot"].conversations.listing(owner=ALICE[0], origin="mcp")  # not in her web chat list
+    assert any(c["title"].startswith("How do I configure the quantum flux capacitor over") for c in mine), mine
 
 
 def test_the_cli_lists_every_users_gaps(world, capsys):

@@ -58,6 +58,7 @@ from indexes.project import versions_for
 from indexes.retrieve import RetrievalDown, find_definitions, retrieve
 from indexes.search import Hit, SearchError
 from indexes.versions import VersionChoice
+from ui.edge import USER
 from ui.strings import first_refusal
 
 MAX_RESULT_CHARS = 24_000  # about 6,000 tokens: what one tool result may add to an agent's context
@@ -523,6 +524,7 @@ def ask_tool(copilot: Copilot, tools: Tools) -> Callable[..., CallToolResult]:
         library: Library = None,
         *,
         roots: Roots,
+        ctx: Context,
     ) -> CallToolResult:
         """Ask the copilot's group chat: a written answer with numbered citations [n] to the passages it
         used (path, lines, link). Without a configured language model it answers with the best passages,
@@ -533,9 +535,19 @@ def ask_tool(copilot: Copilot, tools: Tools) -> Callable[..., CallToolResult]:
                 find_assistant(assistant, copilot.assistants)
             except UnknownAssistant as e:
                 raise ToolError(e.sentence(hint=", or omit it")) from None
-        return answer(copilot, question, assistant, tools.versions(roots, version, library, project=False))
+        return answer(copilot, question, assistant, tools.versions(roots, version, library, project=False),
+                      owner=signed_in_user(ctx))
 
     return ask
+
+
+def signed_in_user(ctx: Context) -> str:
+    """The web UI's user who sent this call over HTTP (--auth, as the edge let them in: ui/edge.py), so their
+    questions count in their Usage tab as they do from the chat and the API; "" for a token, a local caller
+    or stdio."""
+    state = getattr(getattr(ctx.request_context, "request", None), "state", None)
+    who = getattr(state, "caller", None)
+    return who.user if who is not None and who.kind == USER else ""
 
 
 # How an answer's sources read: "[1] src/app.py:3-9 · App.run <link>".
@@ -543,9 +555,11 @@ CITES = CiteStyle(title=" · {}", kb="")
 
 
 def answer(copilot: Copilot, question: str, assistant: str | None,
-           versions: VersionChoice | None = None) -> CallToolResult:
-    """One turn of the group chat, collected: each speaker's answer and its numbered sources."""
-    turn = Transcript(CITES).take(copilot.chat(question, copilot.new_session(), assistant, versions=versions))
+           versions: VersionChoice | None = None, owner: str = "") -> CallToolResult:
+    """One turn of the group chat, collected: each speaker's answer and its numbered sources; the conversation is
+    `owner`'s (a signed-in user) and says it came over MCP."""
+    session = copilot.new_session(owner=owner, origin="mcp")
+    turn = Transcript(CITES).take(copilot.chat(question, session, assistant, versions=versions))
     text, _ = _cut(turn.text, MAX_RESULT_CHARS)
     sources = [{"assistant": name, **{k: v for k, v in s.to_json().items() if k != "excerpt"}}
                for name, s in turn.sources]
