@@ -954,6 +954,36 @@ def test_the_cli_lists_every_users_gaps(world, capsys):
     assert any(q.endswith("of alice?") for q in questions) and any(q.endswith("of bob?") for q in questions)
 
 
+def test_a_websocket_is_behind_the_edge_like_any_request(servers):
+    """No door speaks WebSocket today, but a mounted app that does (a later Gradio) must not open one to a caller
+    the edge would refuse: without a sign-in, from another site's page, or under another name. A route that
+    echoes is mounted first for the test; signed in, from no page, it opens and echoes."""
+    from starlette.routing import WebSocketRoute
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    async def echo(ws):
+        await ws.accept()
+        await ws.send_text("echo " + await ws.receive_text())
+        await ws.close()
+
+    url, app = servers["users"]
+    app.router.routes.insert(0, WebSocketRoute("/ws-echo", echo))
+    ws_url = url.replace("http://", "ws://") + "/ws-echo"
+    with connect(ws_url, additional_headers={"Authorization": basic(ALICE)}) as ws:
+        ws.send("hi")
+        assert ws.recv() == "echo hi"
+    refused = [{},  # no sign-in
+               {"Authorization": basic(("alice", "wrong"))},
+               {"Authorization": basic(ALICE), "Origin": "https://evil.example"},  # another site's page
+               {"Authorization": basic(ALICE), "Host": "evil.example"}]  # another name
+    for headers in refused:
+        with pytest.raises(InvalidStatus) as e:
+            with connect(ws_url, additional_headers=headers):
+                pass
+        assert e.value.response.status_code == 403, headers
+
+
 # -- break 9: --auth alone leaves /mcp and /v1 open (auth covers every route) --------------------------------
 SIGNED_IN_DOORS = [("GET", "/v1/models", None), ("POST", "/v1/chat/completions", CHAT), ("GET", "/mcp", None),
                    ("POST", "/mcp", b'{"jsonrpc": "2.0", "id": 1, "method": "ping"}'), ("GET", "/v1/knowledge", None),
