@@ -243,11 +243,12 @@ class ToolBox:
         if direction not in ("callers", "callees"):
             return ToolResult("error: 'direction' must be \"callers\" or \"callees\"; call call_graph again.")
         kbs = [kb for kb in self.kbs if self.index.catalog.kb(kb) is not None]
+        within = {kb: self.index.scope(kb, self.versions).sources for kb in kbs}  # at the answer's versions
         if name == "find_references":
-            answer = graph.references(self.index, kbs, symbol)
+            answer = graph.references(self.index, kbs, symbol, within=within)
         else:
             ask = graph.callers if direction == "callers" else graph.callees
-            answer = ask(self.index, kbs, symbol, max(1, min(depth, graph.MAX_DEPTH)))
+            answer = ask(self.index, kbs, symbol, max(1, min(depth, graph.MAX_DEPTH)), within=within)
         shown = answer.sites[:GRAPH_SITES]
         cited = list(dict.fromkeys(s.chunk.id for s in shown if s.chunk is not None))
         chunks = {s.chunk.id: s.chunk for s in shown if s.chunk is not None}

@@ -18,6 +18,11 @@ A reference resolves to a definition, or it does not: it is *external* (its modu
 or its module is the KB's but not the member. Unresolved references are matched by their last name
 part (a bare `save()` only by a top-level `save`, `x.save()` only by a member named `save`) and are
 always flagged as such, never shown as resolved.
+
+A question is answered at a version (`within`: kb -> the source ids of the versions chosen, as
+`Index.scope` gives them; None, or a KB not named, reads every source): definitions, sites and the
+calls followed stay within those sources. The resolver still reads the whole KB (one per generation),
+and where it answers with another version's definition of a name, the chosen version's is taken.
 """
 from __future__ import annotations
 
@@ -41,6 +46,9 @@ MAX_SITES = 500  # references returned at most (the doors show fewer)
 EXTERNAL = "external"  # resolution results that are no definition
 INKB = "unresolved"
 MODULE = "module"
+
+# kb -> the source ids to read (indexes/versions.py: Scope.sources); None, or a KB not named: every source
+Within = dict[str, frozenset[str] | None] | None
 
 
 class GraphError(ValueError):
@@ -339,9 +347,10 @@ def clean_name(name: str) -> str:
     return re.sub(r"\(.*\)$", "", name.strip().strip("`").strip()).replace("::", ".").replace("#", ".")
 
 
-def definitions(index, kbs: Iterable[str], name: str, limit: int = 20) -> list[Symbol]:
+def definitions(index, kbs: Iterable[str], name: str, limit: int = 20, within: Within = None) -> list[Symbol]:
     """Definitions named `name`: a symbol (`Runner.run`), its last part (`run`), or a module-qualified
-    name (`agents.run.Runner.run`). Exact symbols first, then library code before tests and examples."""
+    name (`agents.run.Runner.run`), in the sources `within` allows. Exact symbols first, then library
+    code before tests and examples."""
     name = clean_name(name)
     if not name:
         return []
@@ -350,8 +359,11 @@ def definitions(index, kbs: Iterable[str], name: str, limit: int = 20) -> list[S
     out = []
     for kb in graph_kbs(index, kbs):
         r = resolver(index, kb)
+        allowed = _allowed(within, kb)
         for row in index.catalog.db.execute("SELECT module, symbol FROM graph_defs WHERE kb=? AND name=?", (kb, last)):
             for s in r.defs.get((row[0], row[1]), []):
+                if allowed is not None and s.source_id not in allowed:
+                    continue
                 full = s.qualified.replace(":", ".").replace("/", ".")
                 named = s.symbol == name or s.symbol.endswith("." + name) or full == dotted or \
                     full.endswith("." + dotted)
@@ -364,14 +376,27 @@ def definitions(index, kbs: Iterable[str], name: str, limit: int = 20) -> list[S
     return out[:limit]
 
 
+def _allowed(within: Within, kb: str) -> frozenset[str] | None:
+    return (within or {}).get(kb)
+
+
+def _at(r: Resolver, s: Symbol, allowed: frozenset[str] | None, prefer: str = "") -> Symbol | None:
+    """`s` as the sources `allowed` (None: all) define it, None when none does. The resolver answers a name two
+    versions define with one of them: the definition in `prefer` (the site's own source, its own version) is
+    taken, else `s`, else another allowed one."""
+    same = [d for d in r.defs.get((s.module, s.symbol), [s]) if allowed is None or d.source_id in allowed]
+    return next((d for d in same if d.source_id == prefer), s if s in same else same[0] if same else None)
+
+
 def _names_for(r: Resolver, wanted: list[Symbol]) -> set[str]:
     """The names references to `wanted` may carry: their own, and the aliases they are exported under."""
     return {s.symbol.rsplit(".", 1)[-1] for s in wanted} | {a for s in wanted for a in r.aliases(s)}
 
 
-def _sites_to(index, kb: str, wanted: list[Symbol], kinds: tuple[str, ...], unresolved: bool) -> list[Site]:
-    """The references in `kb` to any of `wanted` (of `kinds`): resolved ones, and (with `unresolved`)
-    those matched by name only, flagged."""
+def _sites_to(index, kb: str, wanted: list[Symbol], kinds: tuple[str, ...], unresolved: bool,
+              allowed: frozenset[str] | None = None) -> list[Site]:
+    """The references in `kb` to any of `wanted` (of `kinds`), in the sources `allowed` (None: all): resolved
+    ones, and (with `unresolved`) those matched by name only, flagged."""
     r = resolver(index, kb)
     keys = {(s.module, s.symbol): s for s in wanted if s.kb == kb}
     if not keys:
@@ -387,11 +412,14 @@ def _sites_to(index, kb: str, wanted: list[Symbol], kinds: tuple[str, ...], unre
         f"SELECT source_id, path, line, caller, kind, module, target, qualified FROM graph_refs WHERE kb=? AND "
         f"name IN ({marks}) AND kind IN ({kind_marks}) ORDER BY path, line", (kb, *names, *kinds))
     for sid, path, line, caller, kind, module, target, qualified in rows:
+        if allowed is not None and sid not in allowed:
+            continue  # another version's code
         if qualified:
             found = r.resolve(module, target)
             if isinstance(found, Symbol):
                 if (found.module, found.symbol) in keys:
-                    out.append(Site(kb, path, line, caller, kind, True, found.qualified, source_id=sid, to=found))
+                    to = _at(r, found, allowed, sid) or keys[(found.module, found.symbol)]
+                    out.append(Site(kb, path, line, caller, kind, True, found.qualified, source_id=sid, to=to))
                 continue
             if found != INKB or not unresolved:
                 continue
@@ -406,27 +434,29 @@ def _sites_to(index, kb: str, wanted: list[Symbol], kinds: tuple[str, ...], unre
 
 
 def references(index, kbs: Iterable[str], name: str, kinds: tuple[str, ...] = ALL_KINDS,
-               unresolved: bool = True, limit: int = MAX_SITES) -> GraphAnswer:
-    """Every reference to the symbol `name` (its calls, imports, subclasses, decorator uses, type uses...)."""
-    found = _defined(index, kbs, name)
+               unresolved: bool = True, limit: int = MAX_SITES, within: Within = None) -> GraphAnswer:
+    """Every reference to the symbol `name` (its calls, imports, subclasses, decorator uses, type uses...),
+    in the sources `within` allows (the versions chosen)."""
+    found = _defined(index, kbs, name, within)
     sites = []
     for kb in dict.fromkeys(s.kb for s in found):
-        sites += _sites_to(index, kb, found, kinds, unresolved)
+        sites += _sites_to(index, kb, found, kinds, unresolved, _allowed(within, kb))
     return _finish(index, GraphAnswer("references", name, found), sites, limit)
 
 
 def callers(index, kbs: Iterable[str], name: str, depth: int = 1, unresolved: bool = True,
-            limit: int = MAX_SITES) -> GraphAnswer:
+            limit: int = MAX_SITES, within: Within = None) -> GraphAnswer:
     """Who calls (or subclasses, decorates with, passes on) `name`, and, to `depth`, who calls them:
-    what may break if it changes. Sites at depth > 1 are followed from resolved callers only."""
+    what may break if it changes; in the sources `within` allows. Sites at depth > 1 are followed from
+    resolved callers only."""
     depth = max(1, min(depth, MAX_DEPTH))
-    found = _defined(index, kbs, name)
+    found = _defined(index, kbs, name, within)
     sites: list[Site] = []
     level, seen = list(found), {s.key for s in found}
     for d in range(1, depth + 1):
         next_level: list[Symbol] = []
         for kb in dict.fromkeys(s.kb for s in level):
-            for site in _sites_to(index, kb, level, CALLER_KINDS, unresolved and d == 1):
+            for site in _sites_to(index, kb, level, CALLER_KINDS, unresolved and d == 1, _allowed(within, kb)):
                 site.depth = d
                 if d > 1:  # the caller of the level before it reaches
                     site.via = site.target
@@ -441,11 +471,13 @@ def callers(index, kbs: Iterable[str], name: str, depth: int = 1, unresolved: bo
     return _finish(index, GraphAnswer("callers", name, found), sites, limit)
 
 
-def callees(index, kbs: Iterable[str], name: str, depth: int = 1, limit: int = MAX_SITES) -> GraphAnswer:
+def callees(index, kbs: Iterable[str], name: str, depth: int = 1, limit: int = MAX_SITES,
+            within: Within = None) -> GraphAnswer:
     """What `name` calls (and, to `depth`, what those call): each call site in its code, resolved to the
-    definition it calls when the graph knows it, else flagged (external calls are left out)."""
+    definition it calls when the graph knows it, else flagged (external calls are left out); in the
+    sources `within` allows, whose definitions are the ones followed."""
     depth = max(1, min(depth, MAX_DEPTH))
-    found = _defined(index, kbs, name)
+    found = _defined(index, kbs, name, within)
     sites: list[Site] = []
     level, seen = list(found), {s.key for s in found}
     for d in range(1, depth + 1):
@@ -458,6 +490,8 @@ def callees(index, kbs: Iterable[str], name: str, depth: int = 1, limit: int = M
                 "ORDER BY line", (s.kb, s.source_id, s.path, s.symbol, _like_prefix(s.symbol), *CALL_KINDS))
             for line, caller, kind, module, target, qualified in rows:
                 got = r.resolve(module, target) if qualified else INKB
+                if isinstance(got, Symbol):  # followed at the chosen version; defined only at another: unresolved
+                    got = _at(r, got, _allowed(within, s.kb), s.source_id) or INKB
                 if isinstance(got, Symbol):
                     sites.append(Site(s.kb, s.path, line, caller, kind, True, got.qualified, depth=d,
                                       via=s.symbol if d > 1 else "", source_id=s.source_id, to=got))
@@ -478,15 +512,33 @@ def _like_prefix(symbol: str) -> str:
     return symbol.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ".%"
 
 
-def _defined(index, kbs: Iterable[str], name: str) -> list[Symbol]:
+def _defined(index, kbs: Iterable[str], name: str, within: Within = None) -> list[Symbol]:
     kbs = list(kbs)
-    found = definitions(index, kbs, name)
+    found = definitions(index, kbs, name, within=within)
+    if not found and within and (elsewhere := definitions(index, kbs, name)):
+        raise GraphError(_not_at_version(index, name, elsewhere, within))
     if not found:
         raise GraphError(f"No definition of '{clean_name(name) or name}' in the code graph of "
                          f"{', '.join(repr(k) for k in graph_kbs(index, kbs))}; give a function, class or method "
                          "name as the code spells it, such as 'Runner.run' or 'run'.")
     exact = [s for s in found if s.symbol == clean_name(name) or s.qualified == clean_name(name)]
     return exact or found
+
+
+def _not_at_version(index, name: str, elsewhere: list[Symbol], within: Within) -> str:
+    """The sentence for a symbol the versions chosen do not define, naming the versions that do."""
+    chosen, defining = [], []
+    for kb in dict.fromkeys(d.kb for d in elsewhere):
+        allowed, sources = _allowed(within, kb) or frozenset(), {d.source_id for d in elsewhere if d.kb == kb}
+        for versions in library_versions(index.catalog, kb).values():
+            if any(sources & set(v.source_ids) for v in versions):  # a library that defines it, at some version
+                chosen += [v.label() for v in versions if allowed & set(v.source_ids)]
+                defining += [v.label() for v in versions if sources & set(v.source_ids)]
+    at = f" ({', '.join(dict.fromkeys(chosen))})" if chosen else ""
+    where = f"; {', '.join(dict.fromkeys(defining))} defines it" if defining else ""
+    kbs = ", ".join(repr(k) for k in dict.fromkeys(d.kb for d in elsewhere))
+    return (f"'{clean_name(name) or name}' is not defined at the version chosen{at} in the code graph of {kbs}"
+            f"{where}: choose that version, or all.")
 
 
 def _caller_symbol(index, site: Site) -> Symbol | None:

@@ -72,13 +72,14 @@ def retrieve(index: Index, question: str, kbs: Iterable[str] = ("default",), kin
     are too weak to answer from. Raises RetrievalDown when the store cannot be searched; a search
     the user got wrong in one KB (SearchError) is skipped."""
     kbs = list(kbs)
-    if kind != "doc" and (asked := graph_question(question)) is not None:
-        found = graph_retrieval(index, kbs, asked, k)
-        if found is not None:  # who calls X, what X calls: the call sites are the sources
-            return found
     scopes = {kb: index.scope(kb, versions) for kb in dict.fromkeys(kbs) if index.catalog.kb(kb) is not None}
     within = {kb: scope.sources for kb, scope in scopes.items()}
     missing = [m for scope in scopes.values() for m in scope.missing]
+    if kind != "doc" and (asked := graph_question(question)) is not None:
+        found = graph_retrieval(index, kbs, asked, k, within)
+        if found is not None:  # who calls X, what X calls: the call sites are the sources, at the versions chosen
+            found.missing = missing
+            return found
     # Read deeper than k: a file's fourth chunk in the top ten steps behind the other files' hits (spread_files).
     hits, searches = _search(index, kbs, question, 2 * k, kind, within)
     named = 0
@@ -94,13 +95,16 @@ def retrieve(index: Index, question: str, kbs: Iterable[str] = ("default",), kin
     return Retrieval(hits, weak, named, searches, missing)
 
 
-def graph_retrieval(index: Index, kbs: list[str], asked: GraphQuestion, k: int) -> Retrieval | None:
+def graph_retrieval(index: Index, kbs: list[str], asked: GraphQuestion, k: int,
+                    within: dict[str, frozenset[str] | None] | None = None) -> Retrieval | None:
     """The sources for a question the code graph answers ("who calls X?", "what does X call?", "what breaks
     if I change X?"): the chunks holding the call sites (for callees, X's own code first, then what it
-    calls), at least a dozen when there are that many; None when the graph cannot answer (no graph, no
-    definition of X), and the question is searched as any other."""
+    calls), at least a dozen when there are that many, in each KB's sources `within` (the versions chosen);
+    None when the graph cannot answer (no graph, no definition of X there), and the question is searched as
+    any other."""
     try:
-        answer = (callers if asked.direction == "callers" else callees)(index, kbs, asked.symbol, asked.depth)
+        answer = (callers if asked.direction == "callers" else callees)(index, kbs, asked.symbol, asked.depth,
+                                                                         within=within)
     except GraphError:
         return None
     places: list[tuple[str, Chunk | None]] = []

@@ -1,13 +1,14 @@
 """The code graph: references and calls read from the real tree-sitter parsers at ingest, stored in the real
 catalog with the chunks, resolved across files through imports and aliases (indexes/graph.py), kept
-incremental, and used by retrieve() and the offline chat for "who calls X?" and "what does X call?"."""
+incremental, and used by retrieve() and the offline chat for "who calls X?" and "what does X call?"; with
+two versions of a library in one KB, answered at the version chosen."""
 from __future__ import annotations
 
 import copy
 
 import pytest
 from support.corpus import write_tree
-from support.graph_project import CODE_FILES, PROJECT
+from support.graph_project import CODE_FILES, KIT_SITES, PROJECT, two_kits
 
 from copilot.chat import Copilot
 from copilot.config import load_config
@@ -16,6 +17,7 @@ from indexes.build import ingest
 from indexes.query_kind import GraphQuestion, graph_question
 from indexes.retrieve import retrieve
 from indexes.search import Index
+from indexes.versions import VersionChoice
 
 
 @pytest.fixture(scope="module")
@@ -256,3 +258,83 @@ def test_the_offline_chat_answers_who_calls_with_the_call_sites(indexed, tmp_pat
     assert "Matched by name only" in text and "`src/shop/app.py` line 15" in text  # thing.checkout(), flagged
     assert {s.title for s in sources} >= {"main", "Special.checkout"}
 
+
+
+# -- versions: two versions of a library side by side in one KB --------------------------------------------
+@pytest.fixture(scope="module")
+def kits(tmp_path_factory):
+    data, v1, v2 = two_kits(tmp_path_factory.mktemp("kits"))
+    return Index(load_config(env={}, overrides={"data_dir": str(data)})), v1, v2
+
+
+def at(index: Index, version: str | None) -> dict:
+    """`within` for a version choice, as the doors make it (None: the newest)."""
+    return {"default": index.scope("default", VersionChoice.parse(version) if version else None).sources}
+
+
+def test_the_graph_answers_at_the_version_chosen_and_the_newest_by_default(kits):
+    index, v1, v2 = kits
+    for version, folder, want in (("1.0.0", v1, "v1.0.0"), (None, v2, "v2.0.0"), ("v2.0.0", v2, "v2.0.0")):
+        answer = graph.callers(index, ["default"], "store", within=at(index, version))
+        assert [answer.versions[d.key] for d in answer.definitions] == [f"kit {want}"], version
+        assert answer.links[answer.definitions[0].key].startswith(str(folder)), version
+        assert {(s.path, s.line, s.caller) for s in answer.sites} == KIT_SITES[want], version
+        assert all(s.link.startswith(str(folder)) for s in answer.sites), version
+        refs = graph.references(index, ["default"], "store", within=at(index, version))
+        assert {(s.path, s.line, s.caller) for s in refs.sites if s.kind == "call"} == KIT_SITES[want]
+    every = graph.callers(index, ["default"], "store", within=at(index, "all"))
+    assert sorted(every.versions.values()) == ["kit v1.0.0", "kit v2.0.0"]  # both, each labelled
+    assert {(s.path, s.line, s.caller) for s in every.sites} == KIT_SITES["v1.0.0"] | KIT_SITES["v2.0.0"]
+    described = graph.describe(every)
+    assert "KB default, kit v1.0.0)" in described and "KB default, kit v2.0.0)" in described
+
+
+def test_calls_are_followed_within_the_version_chosen(kits):
+    """run() is in both versions and calls store(), which calls _check() in 1.0.0 and _verify() in 2.0.0:
+    the resolver answers store() with one version's definition; the chosen version's is followed."""
+    index, v1, v2 = kits
+    for version, folder, helper in (("1.0.0", v1, "kit.store._check"), ("2.0.0", v2, "kit.store._verify")):
+        answer = graph.callees(index, ["default"], "run", depth=2, within=at(index, version))
+        assert [(s.depth, s.target) for s in answer.sites] == [(1, "kit.store.store"), (2, helper)], version
+        assert all(s.link.startswith(str(folder)) and s.to.source_id == answer.definitions[0].source_id
+                   for s in answer.sites), version
+    every = graph.callees(index, ["default"], "run", depth=2, within=at(index, "all"))
+    assert {s.target for s in every.sites if s.depth == 2} == {"kit.store._check", "kit.store._verify"}
+    deep = graph.callers(index, ["default"], "_check", depth=2, within=at(index, "1.0.0"))
+    assert {(s.depth, s.caller) for s in deep.sites} == {(1, "store"), (2, "keep"), (2, "run")}
+    assert all(s.link.startswith(str(v1)) for s in deep.sites)
+
+
+def test_a_symbol_not_defined_at_the_version_chosen_is_one_sentence_naming_where_it_is(kits):
+    index, _, _ = kits
+    with pytest.raises(graph.GraphError) as e:
+        graph.references(index, ["default"], "keep", within=at(index, None))
+    assert str(e.value) == ("'keep' is not defined at the version chosen (kit v2.0.0) in the code graph of 'default'; "
+                            "kit v1.0.0 defines it: choose that version, or all.")
+    assert graph.references(index, ["default"], "keep", within=at(index, "1.0.0")).definitions
+    with pytest.raises(graph.GraphError, match="No definition of 'nothing_like_it'"):
+        graph.callers(index, ["default"], "nothing_like_it", within=at(index, "1.0.0"))
+
+
+def test_retrieve_and_the_offline_chat_cite_the_call_sites_of_the_version_chosen(kits, tmp_path):
+    index, v1, v2 = kits
+    for version, folder in (("1.0.0", v1), (None, v2)):
+        found = retrieve(index, "who calls store?", ["default"], k=6,
+                         versions=VersionChoice.parse(version) if version else None)
+        assert found.graph is not None and found.hits, version
+        assert all(h.chunk.link.startswith(str(folder)) for h in found.hits), version
+    missing = retrieve(index, "who calls store?", ["default"], k=6, versions=VersionChoice.parse("3.0"))
+    assert [m.sentence() for m in missing.missing] == [
+        "kit 3.0 is not indexed in knowledge base 'default' (it has v1.0.0, v2.0.0); answering from v2.0.0."]
+    assert all(h.chunk.link.startswith(str(v2)) for h in missing.hits)
+    # a symbol the chosen version does not define is searched as any other question
+    assert retrieve(index, "who calls keep?", ["default"], k=6).graph is None
+
+    cfg = copy.deepcopy(index.cfg)
+    cfg.data_dir = tmp_path
+    copilot = Copilot(cfg, index)
+    end = [e for e in copilot.chat("Who calls store?", copilot.new_session(), versions=VersionChoice.parse("1.0.0"))
+           if e.type == "end"][-1]
+    assert "**Callers of `store`**" in end.text
+    assert "`return store(key, 1)`" in end.text and "ttl=60" not in end.text
+    assert end.sources and all(s.link.startswith(str(v1)) for s in end.sources)

@@ -1,6 +1,7 @@
 """The code graph through every door: `devcopilot refs` (text and --json), the MCP tools over stdio with the
 real `mcp` client, the /v1/graph routes on a real server behind the edge, and the Coding assistant's tools
-called by a scripted model (tests/support/llm_server.py)."""
+called by a scripted model (tests/support/llm_server.py); each at the version chosen when a KB holds two
+versions of a library, as search is."""
 from __future__ import annotations
 
 import asyncio
@@ -16,7 +17,7 @@ import pytest
 from fastapi import FastAPI
 from mcp import Client, StdioServerParameters
 from support.corpus import write_tree
-from support.graph_project import PROJECT
+from support.graph_project import KIT_SITES, PROJECT, two_kits
 from support.llm_server import LLMServer, Reply
 from support.servers import ServerThread
 
@@ -24,6 +25,7 @@ from copilot.chat import Copilot
 from copilot.config import load_config
 from indexes.build import ingest
 from indexes.search import Index
+from indexes.versions import VersionChoice
 from ui.cli import main
 from ui.edge import Gate, install
 from ui.graph_api import graph_router
@@ -160,5 +162,153 @@ def test_the_coding_assistant_calls_the_graph_tools_and_cites_their_chunks(data)
         assert {"find_references", "call_graph"} <= offered
         assert end.text == "`discount` is called by `Cart.checkout` [1]."
         assert any(s.title == "Cart.checkout" and s.path == "src/shop/core/cart.py" for s in end.sources)
+    finally:
+        llm.stop()
+
+
+# -- at the version chosen: kit v1.0.0 and v2.0.0 side by side in one KB --------------------------------------
+@pytest.fixture(scope="module")
+def kits(tmp_path_factory):
+    return two_kits(tmp_path_factory.mktemp("kitdoors"))
+
+
+def site_set(sites: list[dict]) -> set[tuple[str, int, str]]:
+    return {(s["path"], s["line"], s["caller"]) for s in sites}
+
+
+def test_cli_refs_answers_at_the_version_chosen_and_says_what_search_says(kits, capsys, tmp_path):
+    data, v1, v2 = kits
+    assert main(["--data-dir", str(data), "status"]) == 0
+    capsys.readouterr()  # the data dir made private, said once
+
+    def refs(*args: str) -> tuple[dict, str]:
+        assert main(["--data-dir", str(data), "refs", "store", "--callers", "--json", *args]) == 0
+        out = capsys.readouterr()
+        return json.loads(out.out), out.err
+
+    for args, want in ((["--version", "1.0.0"], "v1.0.0"), ([], "v2.0.0"),
+                       (["--version", "v2.0.0", "--library", "kit"], "v2.0.0")):
+        out, err = refs(*args)
+        assert [d["version"] for d in out["definitions"]] == [f"kit {want}"] and err == "", args
+        assert site_set(out["sites"]) == KIT_SITES[want], args
+    out, _ = refs("--version", "all")
+    assert sorted(d["version"] for d in out["definitions"]) == ["kit v1.0.0", "kit v2.0.0"]
+    assert site_set(out["sites"]) == KIT_SITES["v1.0.0"] | KIT_SITES["v2.0.0"]
+    app = write_tree(tmp_path / "app", {"requirements.txt": "kit==1.0.0\n"})
+    out, _ = refs("--project", str(app))
+    assert site_set(out["sites"]) == KIT_SITES["v1.0.0"]
+
+    out, err = refs("--version", "3.0")
+    assert site_set(out["sites"]) == KIT_SITES["v2.0.0"]
+    assert main(["--data-dir", str(data), "search", "store", "--version", "3.0"]) == 0
+    assert err == capsys.readouterr().err == ("devcopilot: kit 3.0 is not indexed in knowledge base 'default' (it has "
+                                              "v1.0.0, v2.0.0); answering from v2.0.0.\n")
+    assert main(["--data-dir", str(data), "refs", "store", "--callees", "--version", "1.0.0"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("Calls made by kit.store.store (function, kit/store.py:5-7, KB default, kit v1.0.0)")
+    assert "-> kit.store._check" in text
+    r = subprocess.run([sys.executable, str(REPO / "devcopilot.py"), "--data-dir", str(data), "refs", "keep"],
+                       capture_output=True, text=True, env=ENV, cwd=REPO, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip() == (
+        "devcopilot: 'keep' is not defined at the version chosen (kit v2.0.0) in the code graph of 'default'; "
+        "kit v1.0.0 defines it: choose that version, or all."), r.stderr
+
+
+def test_mcp_graph_tools_take_a_version_and_the_clients_root_is_its_project(kits, tmp_path):
+    from mcp.types import ListRootsResult, Root
+
+    data, v1, v2 = kits
+    app = write_tree(tmp_path / "app", {"requirements.txt": "kit==1.0.0\n"})
+    server = StdioServerParameters(command=sys.executable, args=[str(REPO / "devcopilot.py"), "--data-dir", str(data),
+                                                                 "mcp"], env=ENV, cwd=str(REPO))
+
+    async def roots(_context) -> ListRootsResult:
+        return ListRootsResult(roots=[Root(uri=app.as_uri(), name="app")])
+
+    async def calls() -> dict:
+        async with Client(server) as c:
+            out = {"old": await c.call_tool("find_references", {"symbol": "store", "version": "1.0.0"}),
+                   "default": await c.call_tool("call_graph", {"symbol": "store"}),
+                   "all": await c.call_tool("call_graph", {"symbol": "store", "version": "all"}),
+                   "missing": await c.call_tool("call_graph", {"symbol": "store", "version": "3.0"}),
+                   "callees": await c.call_tool("call_graph", {"symbol": "run", "direction": "callees", "depth": 2,
+                                                               "version": "1.0.0", "library": "kit"}),
+                   "gone": await c.call_tool("find_references", {"symbol": "keep"}),
+                   "bad": await c.call_tool("call_graph", {"symbol": "store", "version": "1.0; rm"})}
+        async with Client(server, list_roots_callback=roots) as c:
+            out["project"] = await c.call_tool("call_graph", {"symbol": "store"})
+        return out
+
+    out = asyncio.run(calls())
+    calls_in = {name: site_set([s for s in out[name].structured_content["sites"] if s["kind"] == "call"])
+                for name in ("old", "default", "all", "missing", "project")}
+    assert calls_in == {"old": KIT_SITES["v1.0.0"], "default": KIT_SITES["v2.0.0"], "missing": KIT_SITES["v2.0.0"],
+                        "all": KIT_SITES["v1.0.0"] | KIT_SITES["v2.0.0"], "project": KIT_SITES["v1.0.0"]}
+    assert "KB default, kit v1.0.0)" in out["old"].content[0].text
+    assert sorted(d["version"] for d in out["all"].structured_content["definitions"]) == ["kit v1.0.0", "kit v2.0.0"]
+    assert out["missing"].content[0].text.startswith(
+        "Note: kit 3.0 is not indexed in knowledge base 'default' (it has v1.0.0, v2.0.0); answering from v2.0.0.\n\n"
+        "Callers of kit.store.store")
+    assert [s["target"] for s in out["callees"].structured_content["sites"]] == ["kit.store.store", "kit.store._check"]
+    assert out["gone"].is_error and "kit v1.0.0 defines it" in out["gone"].content[0].text
+    assert out["bad"].is_error and "'1.0; rm' is not a version" in out["bad"].content[0].text
+
+
+def test_api_graph_routes_take_a_version_and_a_library(kits):
+    data, v1, v2 = kits
+    index = Index(load_config(env={}, overrides={"data_dir": str(data)}))
+    app = FastAPI()
+    app.include_router(graph_router(index))
+    install(app, Gate(), max_bytes=10_000)
+    with ServerThread(app) as url:
+        def get(route: str, **params) -> httpx.Response:
+            return httpx.get(f"{url}/v1/graph/{route}", params={"symbol": "store", **params})
+
+        for params, want in (({"version": "1.0.0"}, "v1.0.0"), ({}, "v2.0.0"),
+                             ({"version": "2.0.0", "library": "kit"}, "v2.0.0")):
+            for route in ("references", "calls"):
+                r = get(route, **params)
+                assert r.status_code == 200 and r.json()["notes"] == [], (route, params)
+                assert [d["version"] for d in r.json()["definitions"]] == [f"kit {want}"]
+                assert site_set([s for s in r.json()["sites"] if s["kind"] == "call"]) == KIT_SITES[want]
+        r = get("calls", version="all")
+        assert site_set(r.json()["sites"]) == KIT_SITES["v1.0.0"] | KIT_SITES["v2.0.0"]
+        r = get("calls", version="3.0")
+        assert r.json()["notes"] == ["kit 3.0 is not indexed in knowledge base 'default' (it has v1.0.0, v2.0.0); "
+                                     "answering from v2.0.0."]
+        assert site_set(r.json()["sites"]) == KIT_SITES["v2.0.0"]
+        r = get("calls", symbol="run", direction="callees", depth=2, version="1.0.0")
+        assert [s["target"] for s in r.json()["sites"]] == ["kit.store.store", "kit.store._check"]
+        r = get("references", symbol="keep")
+        assert r.status_code == 404 and "kit v1.0.0 defines it" in r.json()["error"]["message"]
+        for params, says in (({"version": "1.0; rm"}, "'1.0; rm' is not a version"),
+                             ({"library": "kit"}, "give the version too")):
+            r = get("calls", **params)
+            assert r.status_code == 400 and says in r.json()["error"]["message"], params
+            assert len(r.json()["error"]["message"].splitlines()) == 1
+
+
+def test_the_coding_assistants_graph_tools_answer_at_the_turns_version(kits, tmp_path):
+    data, v1, _ = kits
+    llm = LLMServer().start()
+    try:
+        cfg = copy.deepcopy(load_config(env={}, overrides={"data_dir": str(data)}))
+        cfg.chat.provider, cfg.chat.base_url, cfg.chat.api_key = "openai", llm.url, "sk-test-key-0123456789"
+        cfg.chat.model, cfg.chat.timeout_s = "test-model", 5
+        copilot = Copilot(cfg, Index(load_config(env={}, overrides={"data_dir": str(data)})))
+        llm.script(Reply(text="", tool_calls=[
+            {"name": "call_graph", "arguments": '{"symbol": "store", "direction": "callers"}'},
+            {"name": "find_references", "arguments": '{"symbol": "remember"}'}]),
+            Reply(text="`store` is called by `keep` [1]."))
+        events = list(copilot.chat("@Coding where is the store function used?", copilot.new_session(),
+                                   versions=VersionChoice.parse("1.0.0")))
+        end = [e for e in events if e.type == "end"][-1]
+        bodies = [b for b in llm.bodies() if any(m["role"] == "tool" for m in b["messages"])]
+        tool_msgs = [m["content"] for m in bodies[0]["messages"] if m["role"] == "tool"]
+        assert "Callers of kit.store.store (function, kit/store.py:5-7, KB default, kit v1.0.0)" in tool_msgs[0]
+        assert "5  in keep: call  return store(key, 1)" in tool_msgs[0] and "remember" not in tool_msgs[0]
+        assert tool_msgs[1].startswith("error: 'remember' is not defined at the version chosen (kit v1.0.0)")
+        assert any(s.title == "keep" for s in end.sources)
+        assert all(s.link.startswith(str(v1)) for s in end.sources if s.path.startswith("kit/"))
     finally:
         llm.stop()

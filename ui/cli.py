@@ -115,6 +115,7 @@ def _code_commands(sub) -> None:
     s.add_argument("--kb", action="append", metavar="KB", help="knowledge base to read (repeat for more; default: "
                                                                  "every indexed KB)")
     s.add_argument("--json", action="store_true")
+    _version_flags(s)
 
     s = sub.add_parser("changes", help="what changed in a library between two indexed versions: symbols, "
                                        "signatures, deprecations, docstrings, doc pages")
@@ -515,12 +516,15 @@ def cmd_refs(args) -> int:
     kbs = args.kb or chat_kbs(index, index.cfg.chat.kb)[0]
     for kb in args.kb or []:
         index.searchable(kb)  # an unknown KB is one sentence
+    versions = version_choice(args, index.cfg)  # as search: the project's pins, else the newest of each library
+    say_version_notes(index, kbs, versions)
+    within = {kb: index.scope(kb, versions).sources for kb in kbs if index.catalog.kb(kb) is not None}
     if args.callers:
-        answer = graph.callers(index, kbs, args.symbol, args.depth)
+        answer = graph.callers(index, kbs, args.symbol, args.depth, within=within)
     elif args.callees:
-        answer = graph.callees(index, kbs, args.symbol, args.depth)
+        answer = graph.callees(index, kbs, args.symbol, args.depth, within=within)
     else:
-        answer = graph.references(index, kbs, args.symbol)
+        answer = graph.references(index, kbs, args.symbol, within=within)
     if args.json:
         print(json.dumps(answer.to_json(), indent=2, ensure_ascii=False))
     else:

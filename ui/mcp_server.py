@@ -433,13 +433,18 @@ class Tools:
                                      description="A function, class or method as the code names it: 'Runner.run', "
                                                  "'run', 'agents.run.Runner'.")],
         kb: Annotated[str | None, Field(description="Knowledge base to look in; omit for all.")] = None,
+        version: Version = None,
+        library: Library = None,
+        *,
+        roots: Roots,
     ) -> CallToolResult:
         """Find every reference to a function, class or method in the indexed code: call sites, imports (with
         aliases), subclasses, decorator uses, type annotations, each with its file, line, the symbol it sits in,
         the code line and a link; resolved through imports and re-exports. References the graph could only
         match by name (the receiver's type is unknown) are listed apart as unresolved. About 6,000 tokens at
         most."""
-        return self._graph(lambda index, kbs: graph.references(index, kbs, symbol), kb)
+        return self._graph(lambda index, kbs, within: graph.references(index, kbs, symbol, within=within), kb,
+                           roots, version, library)
 
     def call_graph(
         self,
@@ -451,20 +456,30 @@ class Tools:
         depth: Annotated[int, Field(ge=1, le=graph.MAX_DEPTH, description="Levels to follow, 1 to 5: 2 also "
                                                                            "gives the callers' callers.")] = 1,
         kb: Annotated[str | None, Field(description="Knowledge base to look in; omit for all.")] = None,
+        version: Version = None,
+        library: Library = None,
+        *,
+        roots: Roots,
     ) -> CallToolResult:
         """Who calls a function, class or method (its call sites, then their callers to a depth: what breaks if
         it changes), or what it calls, grouped by file, each site with its line, the calling symbol, the code
         line and a link. About 6,000 tokens at most."""
         ask = graph.callers if direction == "callers" else graph.callees
-        return self._graph(lambda index, kbs: ask(index, kbs, symbol, depth), kb)
+        return self._graph(lambda index, kbs, within: ask(index, kbs, symbol, depth, within=within), kb,
+                           roots, version, library)
 
-    def _graph(self, ask, kb: str | None) -> CallToolResult:
+    def _graph(self, ask, kb: str | None, roots: ListRootsResult | None, version: str | None,
+               library: str | None) -> CallToolResult:
+        """The graph's answer at the versions chosen (as search reads them), what they could not give said first."""
         kbs = self._check_kb(kb)
+        choice = self.versions(roots, version, library)
+        scopes = {k: self.index.scope(k, choice) for k in kbs}
         try:
-            answer = ask(self.index, kbs)
+            answer = ask(self.index, kbs, {k: scope.sources for k, scope in scopes.items()})
         except graph.GraphError as e:
             raise ToolError(str(e)) from None
-        text, _ = _cut(graph.describe(answer, max_sites=80), MAX_RESULT_CHARS)
+        notes = self.notes(kbs, choice, [m for scope in scopes.values() for m in scope.missing])
+        text, _ = _cut(notes + graph.describe(answer, max_sites=80), MAX_RESULT_CHARS)
         found = answer.to_json()
         found["sites"] = found["sites"][:80]
         return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=found)

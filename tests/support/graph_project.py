@@ -210,3 +210,72 @@ PROJECT = {
 
 # Code files of PROJECT (what the graph is made of).
 CODE_FILES = sum(1 for p in PROJECT if p.endswith((".py", ".ts", ".js", ".go", ".java", ".rs")))
+
+# -- two versions of one library, side by side in one KB (each a git repository tagged with its version) ----
+# Between them: `store` calls another helper, `keep` is renamed `remember`, and `run` stays (lines move).
+KIT_V1 = {
+    "kit/__init__.py": "",
+    "kit/store.py": """
+        def _check(key):
+            return bool(key)
+
+
+        def store(key, value):
+            _check(key)
+            return None
+        """,
+    "kit/app.py": """
+        from kit.store import store
+
+
+        def keep(key):
+            return store(key, 1)
+
+
+        def run():
+            return store("a", 1)
+        """,
+}
+KIT_V2 = {
+    "kit/__init__.py": "",
+    "kit/store.py": """
+        def _verify(key):
+            return bool(key)
+
+
+        def store(key, value, ttl=None):
+            _verify(key)
+            return None
+        """,
+    "kit/app.py": '''
+        """The app."""
+        from kit.store import store
+
+
+        def remember(key):
+            return store(key, 2, ttl=60)
+
+
+        def run():
+            value = 2
+            return store("b", value)
+        ''',
+}
+KIT_SITES = {  # the call sites of `store` in each version: (path, line, caller)
+    "v1.0.0": {("kit/app.py", 5, "keep"), ("kit/app.py", 9, "run")},
+    "v2.0.0": {("kit/app.py", 6, "remember"), ("kit/app.py", 11, "run")},
+}
+
+
+def two_kits(root):
+    """kit v1.0.0 and v2.0.0, each a tagged git repository under `root`, indexed into KB 'default' of the data
+    dir `root/data`: (data dir, v1 folder, v2 folder)."""
+    from copilot.config import load_config
+    from indexes.build import ingest
+    from indexes.search import Index
+    from support.versions import tagged_repo
+
+    v1 = tagged_repo(root / "v1" / "kit", KIT_V1, "v1.0.0")
+    v2 = tagged_repo(root / "v2" / "kit", KIT_V2, "v2.0.0")
+    ingest(Index(load_config(env={}, overrides={"data_dir": str(root / "data")})), [str(v1), str(v2)])
+    return root / "data", v1, v2
