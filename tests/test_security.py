@@ -978,9 +978,8 @@ def test_a_websocket_is_behind_the_edge_like_any_request(servers):
                {"Authorization": basic(ALICE), "Origin": "https://evil.example"},  # another site's page
                {"Authorization": basic(ALICE), "Host": "evil.example"}]  # another name
     for headers in refused:
-        with pytest.raises(InvalidStatus) as e:
-            with connect(ws_url, additional_headers=headers):
-                pass
+        with pytest.raises(InvalidStatus) as e, connect(ws_url, additional_headers=headers):
+            pass
         assert e.value.response.status_code == 403, headers
 
 
