@@ -242,7 +242,9 @@ class Answers:
                 by_kb.setdefault(h.kb, []).append(h)
         try:
             for kb, found in by_kb.items():
-                flags = findings_of(self.index.catalog, kb, [h.chunk.id for h in found])
+                # a passage two versions share: the findings at the version it is cited from
+                flags = findings_of(self.index.catalog, kb, [h.chunk.id for h in found],
+                                    {h.chunk.id: h.chunk.source_id for h in found})
                 out.update({(kb, h.chunk.path, h.chunk.start_line): [f.message for f in flags[h.chunk.id]]
                             for h in found if h.chunk.id in flags})
         except Exception:  # a note must never cost the answer

@@ -13,6 +13,11 @@ re-embedded), incrementally:
    may have appeared or gone), the mentions are resolved to code chunks (the links) and checked
    (the findings). All of it is written in one transaction.
 
+A passage is checked against the code of its own version: in a KB holding several versions of a
+library, each version's doc passages are linked to and checked against that version's code (with
+the newest of each other library: `version_scopes`), a passage two versions share once at each,
+its findings naming their version. A KB with one version of each library is one scope, every source.
+
 A KB indexed before this existed gets it all on its next ingest (`devcopilot ingest` with nothing
 changed does it). The links are read by `links_of` (both ways) and by the retrieval rule
 `linked_code` (indexes/search.py).
@@ -38,6 +43,7 @@ from indexes.api_surface import (
 from indexes.catalog import DOCS_TABLES
 from indexes.drift import CAMEL, Checker, CodeChunks, FileContext, Passage, in_context, instance_class
 from indexes.lexical import tokenize
+from indexes.versions import Pin, VersionChoice, library_versions, scope_for
 from ingest.doc_symbols import IMPORT, SCOPE_OF, Mention, mentions
 from ingest.languages import classify
 
@@ -80,7 +86,8 @@ def refresh(catalog, kb: str) -> Refreshed:
     done = Refreshed()
     version = f"{MENTIONS_VERSION}/{TABLE_VERSION}/{CHECKS_VERSION}"
     key = f"doc_links:{kb}"
-    stale = catalog.get_meta(key) != version
+    stored_meta = catalog.get_meta(key)
+    stale = stored_meta is None or stored_meta.partition(";")[0] != version
     if stale:
         with catalog.transaction():
             for table in DOCS_TABLES:
@@ -105,7 +112,11 @@ def refresh(catalog, kb: str) -> Refreshed:
             done.tables += 1
     gone = [sid for sid in stored if sid not in sources]
     done.timings["tables"] = time.perf_counter() - t1
-    if not read and not rebuilt and not gone and not stale:
+    # The version each doc passage is checked at; when which passages the versions share changed, all again.
+    scopes = version_scopes(catalog, kb, sources)
+    assigned = _assign_docs(db, kb, scopes) if len(scopes) > 1 else ""
+    moved = (stored_meta or "").partition(";")[2] != assigned
+    if not read and not rebuilt and not gone and not stale and not moved:
         _forget_gone(catalog, kb)
         done.seconds = time.perf_counter() - t0
         return done
@@ -115,34 +126,16 @@ def refresh(catalog, kb: str) -> Refreshed:
             tables[sid] = (fp, Table.from_json(json.loads(zlib.decompress(data))))
     # 3. links and findings: of the new passages, or of all when a table changed
     t2 = time.perf_counter()
-    merged = Table()
-    for sid in sources:
-        if sid in tables:
-            merged = merged.merged(tables[sid][1])
-    done.skipped = merged.skipped
-    lookup = Lookup(merged)
-    code = CodeChunks(db.execute("SELECT id, path, start_line, end_line, symbol, link FROM chunks WHERE kb=? AND "
-                                 "kind='code'", (kb,)))
-    checker = Checker(lookup, code, kb)
-    everything = bool(rebuilt or gone or stale)
+    done.skipped = sum(tables[sid][1].skipped for sid in sources if sid in tables)
+    everything = bool(rebuilt or gone or stale or moved)
     if everything:
         targets = db.execute("SELECT chunk_id, mentions FROM doc_mentions WHERE kb=?", (kb,)).fetchall() + read
     else:
         targets = read
-    places = _doc_places(db, kb, [cid for cid, _ in targets])
-    contexts = _contexts(db, kb, [(places.get(cid, ("", ""))[0], text) for cid, text in read])
-    links: list[tuple] = []
-    findings: list[tuple] = []
-    for cid, text in targets:
-        ms = [Mention.from_json(d) for d in json.loads(text)]
-        path, link = places.get(cid, ("", ""))
-        ms = in_context(ms, contexts.get(path), lookup)
-        for ln in link_mentions(lookup, code, cid, ms):
-            links.append((kb, ln.doc_id, ln.code_id, ln.symbol, ln.how, ln.line))
-        found = checker.check(Passage(cid, path, link), ms)
-        if found:
-            findings.append((kb, cid, json.dumps([f.to_json() for f in found])))
-    done.checked, done.links, done.findings = len(targets), len(links), sum(len(json.loads(f[2])) for f in findings)
+    links, found = _link_and_check(db, kb, scopes, tables, targets, read)
+    findings = [(kb, cid, json.dumps(fs)) for cid, fs in found.items() if fs]
+    done.checked, done.links = len(targets), len(links)
+    done.findings = sum(len(fs) for fs in found.values())
     done.timings["links"] = time.perf_counter() - t2
     with catalog.transaction():
         db.executemany("INSERT OR REPLACE INTO doc_mentions (kb, chunk_id, mentions) VALUES (?, ?, ?)",
@@ -162,13 +155,44 @@ def refresh(catalog, kb: str) -> Refreshed:
                 db.execute(f"DELETE FROM doc_links WHERE kb=? AND doc_id IN ({marks})", [kb, *ids])
                 db.execute(f"DELETE FROM drift_findings WHERE kb=? AND doc_id IN ({marks})", [kb, *ids])
         db.executemany("INSERT INTO doc_links (kb, doc_id, code_id, symbol, how, line) VALUES (?, ?, ?, ?, ?, ?)",
-                       links)
+                       list(links.values()))
         db.executemany("INSERT OR REPLACE INTO drift_findings (kb, doc_id, findings) VALUES (?, ?, ?)", findings)
-        catalog.set_meta(key, version)
+        catalog.set_meta(key, f"{version};{assigned}" if assigned else version)
     _forget_gone(catalog, kb)
     done.worded = _refresh_words(catalog, kb)
     done.seconds = time.perf_counter() - t0
     return done
+
+
+def _link_and_check(db, kb: str, scopes: list[VersionScope], tables: dict[str, tuple[str, Table]],
+                    targets: list[tuple[str, str]], read: list[tuple[str, str]]) \
+        -> tuple[dict[tuple[str, str], tuple], dict[str, list[dict]]]:
+    """The links (doc_links rows by (doc, code) chunk) and the findings (doc chunk -> their JSON) of the
+    `targets` (doc chunk, mentions), each scope's passages against its code; `read`: those read now."""
+    places = _doc_places(db, kb, [cid for cid, _ in targets])
+    context_rows = _context_rows(db, kb, [(cid, places.get(cid, ("", ""))[0], text) for cid, text in read])
+    links: dict[tuple[str, str], tuple] = {}
+    found: dict[str, list[dict]] = {}
+    views: dict[frozenset[str], tuple[Lookup, CodeChunks]] = {}
+    for scope in scopes:
+        mine = targets if scope.docs is None else [t for t in targets if t[0] in scope.docs]
+        if not mine:
+            continue
+        seen = frozenset(scope.sources)  # the newest of each library is also the newest version's scope
+        if seen not in views:
+            views[seen] = _view(db, kb, tables, scope, whole=len(scopes) == 1)
+        lookup, code = views[seen]
+        checker = Checker(lookup, code, kb)
+        contexts = _contexts(context_rows, scope.docs)
+        for cid, text in mine:
+            ms = [Mention.from_json(d) for d in json.loads(text)]
+            path, link = places.get(cid, ("", ""))
+            ms = in_context(ms, contexts.get(path), lookup)
+            for ln in link_mentions(lookup, code, cid, ms):
+                links.setdefault((ln.doc_id, ln.code_id), (kb, ln.doc_id, ln.code_id, ln.symbol, ln.how, ln.line))
+            passage = Passage(cid, path, scope.links.get(cid, link), scope.library, scope.version)
+            found.setdefault(cid, []).extend(f.to_json() for f in checker.check(passage, ms))
+    return links, found
 
 
 def _mentions_of(text: str, start: int, language: str, headings: str) -> list[Mention]:
@@ -223,14 +247,22 @@ def _forget_gone(catalog, kb: str) -> None:
                        (kb, kb))
 
 
-def _contexts(db, kb: str, fresh: list[tuple[str, str]]) -> dict[str, FileContext]:
-    """doc file -> what it says for all its passages: its `currentmodule` directives, what its Python
-    blocks import (`fresh`: the (path, mentions) of passages read now, not stored yet)."""
-    out: dict[str, FileContext] = {}
-    rows = db.execute("SELECT c.path, m.mentions FROM doc_mentions m JOIN chunks c ON c.kb = m.kb AND "
+def _context_rows(db, kb: str, fresh: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """(doc chunk, its file, its mentions) of the passages whose mentions say something for their whole file
+    (a `currentmodule`, an import), with `fresh`: those read now, not stored yet."""
+    rows = db.execute("SELECT m.chunk_id, c.path, m.mentions FROM doc_mentions m JOIN chunks c ON c.kb = m.kb AND "
                       "c.id = m.chunk_id WHERE m.kb=? AND (m.mentions LIKE ? OR m.mentions LIKE ?)",
-                      (kb, f'%"how": "{SCOPE_OF}"%', f'%"how": "{IMPORT}"%'))
-    for path, text in [*rows, *fresh]:
+                      (kb, f'%"how": "{SCOPE_OF}"%', f'%"how": "{IMPORT}"%')).fetchall()
+    return [*rows, *fresh]
+
+
+def _contexts(rows: list[tuple[str, str, str]], docs: set[str] | None = None) -> dict[str, FileContext]:
+    """doc file -> what it says for all its passages: its `currentmodule` directives, what its Python
+    blocks import; of the passages `docs` (one version's) when given, else of all."""
+    out: dict[str, FileContext] = {}
+    for cid, path, text in rows:
+        if docs is not None and cid not in docs:
+            continue
         for d in json.loads(text):
             if d["how"] == SCOPE_OF:
                 out.setdefault(path, FileContext()).scopes.append((d["line"], d["name"]))
@@ -283,6 +315,85 @@ def build_table(db, kb: str, sid: str) -> Table:
         log.warning("could not read the Python code of a source: %s: %s", type(e).__name__, e)
         table.skipped += 1
     return table.merged(tree_sitter_table(other, languages)) if other else table
+
+
+# -- versions ------------------------------------------------------------------------------------------
+
+@dataclass
+class VersionScope:
+    """The code one version's doc passages are linked to and checked against."""
+    library: str  # "" for the newest of each library (every source, in a KB with one version of each)
+    version: str
+    sources: list[str]  # whose code: this version, with the newest of each other library (and the websites)
+    own: set[str]  # whose doc passages are checked here
+    docs: set[str] | None = None  # those passages (None: every doc chunk of the KB)
+    links: dict[str, str] = field(default_factory=dict)  # doc chunk -> its link as this version holds it
+
+
+def version_scopes(catalog, kb: str, sources: list[str]) -> list[VersionScope]:
+    """A KB with one version of each library: one scope, every source. Else the newest of each library (for
+    the passages of the sources no other version shares a library with: a website, a library indexed once),
+    then each version of each library held at several (indexes/versions.py: `scope_for`, the way a question
+    pinning that version is answered)."""
+    several = {lib: vs for lib, vs in library_versions(catalog, kb).items() if len(vs) > 1}
+    if not several:
+        return [VersionScope("", "", sources, set(sources))]
+    versioned = {sid for vs in several.values() for v in vs for sid in v.source_ids}
+    newest = scope_for(catalog, kb).sources or frozenset(sources)
+    out = [VersionScope("", "", [s for s in sources if s in newest], set(sources) - versioned)]
+    for lib, vs in several.items():
+        for v in vs:
+            chosen = scope_for(catalog, kb, VersionChoice((Pin(lib, v.version),))).sources or frozenset(sources)
+            out.append(VersionScope(lib, v.version, [s for s in sources if s in chosen], set(v.source_ids)))
+    return out
+
+
+def _assign_docs(db, kb: str, scopes: list[VersionScope]) -> str:
+    """Each scope's doc passages (those its own sources hold, with their links there). Returns a fingerprint
+    of what decides how an old passage is checked beyond its table: the scopes, and which passages several
+    versions share (a passage one version alone holds is new when it changes, and read then)."""
+    owner = {sid: scope for scope in scopes for sid in scope.own}
+    for scope in scopes:
+        scope.docs = set()
+    for cid, sid, link in db.execute("SELECT m.chunk_id, m.source_id, m.link FROM members m JOIN chunks c ON "
+                                     "c.kb = m.kb AND c.id = m.chunk_id WHERE m.kb=? AND c.kind='doc' ORDER BY "
+                                     "m.chunk_id, m.source_id", (kb,)):
+        scope = owner.get(sid)
+        if scope is not None and cid not in scope.docs:
+            scope.docs.add(cid)
+            scope.links[cid] = link
+    for scope in scopes[1:]:  # a passage a version shares with a website (same place, same text) is the version's
+        scopes[0].docs -= scope.docs
+    h = hashlib.sha256()
+    held: dict[str, list[str]] = {}
+    for scope in scopes:
+        label = f"{scope.library}\0{scope.version}"
+        h.update(f"{label}\0{','.join(scope.sources)}\0{','.join(sorted(scope.own))}\n".encode())
+        for cid in scope.docs:
+            held.setdefault(cid, []).append(label)
+    for cid in sorted(c for c, labels in held.items() if len(labels) > 1):
+        h.update(f"{cid}\0{'|'.join(held[cid])}\n".encode())
+    return h.hexdigest()[:24]
+
+
+def _view(db, kb: str, tables: dict[str, tuple[str, Table]], scope: VersionScope, whole: bool) \
+        -> tuple[Lookup, CodeChunks]:
+    """The symbol table merged over the scope's sources, and the code chunks they hold (`whole`: every code
+    chunk of the KB, its one scope)."""
+    merged = Table()
+    for sid in scope.sources:
+        if sid in tables:
+            merged = merged.merged(tables[sid][1])
+    if whole:
+        return Lookup(merged), CodeChunks(db.execute("SELECT id, path, start_line, end_line, symbol, link FROM chunks "
+                                                     "WHERE kb=? AND kind='code'", (kb,)))
+    rows: dict[str, tuple] = {}
+    for sid in scope.sources:  # each chunk as the first of the scope's sources holding it has it (its link)
+        for row in db.execute("SELECT c.id, c.path, c.start_line, c.end_line, c.symbol, m.link FROM members m JOIN "
+                              "chunks c ON c.kb = m.kb AND c.id = m.chunk_id WHERE m.kb=? AND m.source_id=? AND "
+                              "c.kind='code'", (kb, sid)):
+            rows.setdefault(row[0], row)
+    return Lookup(merged), CodeChunks(rows.values())
 
 
 # -- links ---------------------------------------------------------------------------------------------

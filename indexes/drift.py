@@ -33,7 +33,9 @@ import sys
 from dataclasses import asdict, dataclass, field, replace
 
 from indexes.api_surface import FOUND, MISSING, Lookup, Param, Resolution, Symbol
+from indexes.versions import library_versions, same_version
 from ingest.doc_symbols import CALL, CODE, DEFAULT, IMPORT, NAME, REF, Mention
+from ingest.release_names import canonical_name
 
 KINDS = ("missing", "keyword", "default", "example")
 # Names docs write to stand for the reader's own: `your_provider`, `my_module`, `foo`.
@@ -59,9 +61,16 @@ class Finding:
     code_link: str = ""
     doc_id: str = ""
     kb: str = ""
+    # The version of the library the doc passage was checked at, when the KB holds several versions of it
+    # (a passage both versions hold is checked at each, its findings kept per version); "" otherwise.
+    library: str = ""
+    version: str = ""
 
     def to_json(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not self.version and not self.library:  # as before versions: a KB with one version of each library
+            del d["library"], d["version"]
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> Finding:
@@ -74,6 +83,11 @@ class Finding:
     @property
     def code_place(self) -> str:
         return f"{self.code_path}:{self.code_start}-{self.code_end}" if self.code_path else ""
+
+    @property
+    def version_label(self) -> str:
+        """"mylib v2.0.0" when the finding is of one version of the library, else ""."""
+        return f"{self.library} {self.version}".strip() if self.version else ""
 
 
 @dataclass
@@ -128,10 +142,13 @@ def historical(path: str) -> bool:
 
 @dataclass
 class Passage:
-    """The doc chunk being checked: where it is, to cite it."""
+    """The doc chunk being checked: where it is, to cite it, and the version of its library it is checked at
+    (when the KB holds several)."""
     id: str
     path: str
     link: str
+    library: str = ""
+    version: str = ""
 
 
 class Checker:
@@ -332,7 +349,8 @@ class Checker:
     def _finding(self, kind: str, message: str, m: Mention, passage: Passage, sym: Symbol | None,
                  suggestion: str = "") -> Finding:
         f = Finding(kind, message[0].upper() + message[1:] + ".", m.written, passage.path, m.line, m.line,
-                    anchored(passage.link, m.line, m.line), suggestion, doc_id=passage.id, kb=self.kb)
+                    anchored(passage.link, m.line, m.line), suggestion, doc_id=passage.id, kb=self.kb,
+                    library=passage.library, version=passage.version)
         if sym is not None:
             f.symbol = self.lookup.display(sym)
             chunk = self.code.of(sym)
@@ -447,17 +465,33 @@ def findings(catalog, kb: str, kinds: list[str] | None = None) -> list[Finding]:
     return sorted(out, key=lambda f: (f.doc_path, f.doc_start, KINDS.index(f.kind), f.message))
 
 
-def findings_of(catalog, kb: str, doc_ids: list[str]) -> dict[str, list[Finding]]:
-    """The findings of these doc chunks (those with none are left out)."""
+def findings_of(catalog, kb: str, doc_ids: list[str], read_from: dict[str, str] | None = None) \
+        -> dict[str, list[Finding]]:
+    """The findings of these doc chunks (those with none are left out). `read_from`: doc chunk -> the source
+    it is read from (a hit's); of a passage several versions hold, only the findings at that source's version."""
     out: dict[str, list[Finding]] = {}
+    at: dict[str, tuple[str, str]] = {}
     for i in range(0, len(doc_ids), 500):
         part = doc_ids[i:i + 500]
         q = f"SELECT doc_id, findings FROM drift_findings WHERE kb=? AND doc_id IN ({','.join('?' * len(part))})"
         for doc_id, text in catalog.db.execute(q, [kb, *part]):
             found = [Finding.from_json(d) for d in json.loads(text)]
+            if read_from and any(f.version for f in found):
+                at = at or {sid: (lib, v.version) for lib, vs in library_versions(catalog, kb).items() for v in vs
+                            for sid in v.source_ids}
+                here = at.get(read_from.get(doc_id, ""))
+                found = [f for f in found if not f.version or here is None or (f.library, f.version) == here]
             if found:
                 out[doc_id] = found
     return out
+
+
+def at_versions(found: list[Finding], answered: dict[str, str]) -> list[Finding]:
+    """The findings at the versions chosen (`answered`: library -> version, a versions.Scope's); a finding of
+    no particular version (its library has one in the KB) is kept."""
+    chosen = {canonical_name(lib): v for lib, v in answered.items()}
+    return [f for f in found if not f.version or canonical_name(f.library) not in chosen
+            or same_version(f.version, chosen[canonical_name(f.library)])]
 
 
 def out_of_date_note(n: int, found: list[Finding]) -> str:
@@ -481,7 +515,8 @@ def render_text(found: list[Finding], kb: str) -> str:
             + ", ".join(f"{n} {k}" for k, n in c.items() if n) + ")")
     lines = [head]
     for f in found:
-        lines.append(f"\n[{f.kind}] {f.doc_place}  {f.says}")
+        at = f" ({f.version_label})" if f.version else ""
+        lines.append(f"\n[{f.kind}] {f.doc_place}{at}  {f.says}")
         lines.append(f"    {f.message}")
         lines.append(f"    doc:  {f.doc_link}")
         if f.code_path:
@@ -503,6 +538,7 @@ def render_markdown(found: list[Finding], kb: str) -> str:
            "| kind | doc | finding | code |", "|---|---|---|---|"]
     for f in found:
         doc = f"[{f.doc_place}]({f.doc_link})" if f.doc_link else f.doc_place
+        doc += f" ({f.version_label})" if f.version else ""
         code = (f"[{f.code_place}]({f.code_link})" if f.code_link else f.code_place) if f.code_path else ""
         out.append(f"| {f.kind} | {_md(doc)} | {_md(f.message)} | {_md(code)} |")
     return "\n".join(out)

@@ -132,6 +132,9 @@ def _code_commands(sub) -> None:
     form = s.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true")
     form.add_argument("--markdown", action="store_true", help="a Markdown table, e.g. for an issue")
+    s.add_argument("--version", help="only the findings at this version of the library, when a knowledge base "
+                                     "holds several (default: every version's, each named)")
+    s.add_argument("--library", help="the library --version is of, when a knowledge base holds several")
 
 
 def _kb_commands(sub) -> None:
@@ -623,6 +626,12 @@ def cmd_drift(args) -> int:
     if not kbs:
         raise ValueError("Nothing is indexed yet; run `devcopilot ingest SOURCE` first.")
     found = {kb: drift.findings(index.catalog, kb) for kb in kbs}
+    if args.version is not None or args.library:  # narrowed to one version, as search reads it
+        from indexes.versions import VersionChoice
+
+        choice = VersionChoice.parse(args.version, args.library)
+        say_version_notes(index, kbs, choice)
+        found = {kb: drift.at_versions(fs, index.scope(kb, choice).answered) for kb, fs in found.items()}
     unchecked = [kb for kb in kbs if not drift.checked(index.catalog, kb)]
     if args.json:
         print(json.dumps({"findings": [f.to_json() for fs in found.values() for f in fs],

@@ -87,7 +87,10 @@ class KnowledgeTab:
         def place(text: str, link: str) -> str:
             return f"[{text}]({public_url(link)})" if link else text
 
-        return [[f.kind, place(f.doc_place, f.doc_link), f.message, place(f.code_place, f.code_link)]
+        def doc(f: drift.Finding) -> str:
+            return place(f.doc_place, f.doc_link) + (f" ({f.version_label})" if f.version else "")
+
+        return [[f.kind, doc(f), f.message, place(f.code_place, f.code_link)]
                 for name in names for f in drift.findings(catalog, name)]
 
     def queue_now(self) -> tuple[Job | None, list[Job]]:

@@ -495,20 +495,34 @@ class Tools:
         path: Annotated[str | None, Field(description="Only the findings in doc files whose path starts with "
                                                       "this, e.g. 'docs/guide'.")] = None,
         limit: Annotated[int, Field(ge=1, le=200, description="How many findings at most.")] = 50,
+        version: Annotated[str | None, Field(max_length=100, description="Only the findings at this version of "
+                                                                         "the library, e.g. '0.23.1', when the "
+                                                                         "knowledge base holds several; omit for "
+                                                                         "every version's.")] = None,
+        library: Library = None,
     ) -> CallToolResult:
         """List the documentation passages that no longer match the source code: names the code no longer has
         (with the likely new name), keyword arguments a signature lacks, stated defaults the code does not
         have, and code examples whose calls do not match the signatures. Each finding cites the doc lines and
-        the code lines (path:start-end and link). Checked at indexing time; read-only."""
+        the code lines (path:start-end and link); in a knowledge base holding several versions of a library, the
+        version the passage was checked at. Checked at indexing time; read-only."""
         from indexes import drift
 
         kbs = self._check_kb(kb)
         found = [f for name in kbs for f in drift.findings(self.index.catalog, name, [kind] if kind else None)
                  if not path or f.doc_path.startswith(path)]
+        notes = ""
+        if version is not None or library is not None:  # narrowed to one version, as search reads it
+            choice = self.versions(None, version, library, project=False)
+            scopes = {name: self.index.scope(name, choice) for name in kbs}
+            notes = self.notes(kbs, choice, [m for scope in scopes.values() for m in scope.missing])
+            found = [f for name in kbs for f in drift.at_versions([g for g in found if g.kb == name],
+                                                                  scopes[name].answered)]
         shown = found[:limit]
         lines, used = [], 0
         for f in shown:
-            line = (f"[{f.kind}] {f.doc_place} (KB {f.kb}): {f.message}\n  doc: {f.doc_link}"
+            at = f", {f.version_label}" if f.version else ""
+            line = (f"[{f.kind}] {f.doc_place} (KB {f.kb}{at}): {f.message}\n  doc: {f.doc_link}"
                     + (f"\n  code: {f.code_place} {f.symbol} {f.code_link}" if f.code_path else ""))
             if used + len(line) > MAX_RESULT_CHARS and lines:
                 shown = shown[:len(lines)]
@@ -516,7 +530,7 @@ class Tools:
             lines.append(line)
             used += len(line)
         more = len(found) - len(shown)
-        text = "\n\n".join(lines) if lines else "No doc passage was found out of step with the code."
+        text = notes + ("\n\n".join(lines) if lines else "No doc passage was found out of step with the code.")
         if more:
             text += f"\n\n({more} more findings left out; narrow with kind or path, or raise limit.)"
         return CallToolResult(content=[TextContent(type="text", text=text)],
