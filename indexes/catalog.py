@@ -506,6 +506,12 @@ class Catalog:
                                (kb, name, like, *params, limit))
         return self._held_by(kb, [row_to_chunk(r) for r in rows], sources)
 
+    def doc_titles(self, kb: str):
+        """(id, path, headings) of the KB's doc chunks: what a page's kind is read from (indexes/page_kind.py)."""
+        for cid, path, headings in self.db.execute("SELECT id, path, headings FROM chunks WHERE kb=? AND kind='doc'",
+                                                   (kb,)):
+            yield cid, path, json.loads(headings or "[]")
+
     def file_chunks(self, kb: str, path: str) -> list[Chunk]:
         """The chunks of the file at `path`, once for each source that holds them (as that source does)."""
         q = (f"SELECT {MEMBER_COLS} FROM members m JOIN chunks c ON c.kb=m.kb AND c.id=m.chunk_id "

@@ -76,6 +76,7 @@ class Index:
         self._seen_writes: str | None = None  # the catalog's write count when the store was opened
         self._lexical: dict[str, tuple[float, BM25Index]] = {}
         self._names: dict[str, tuple[int, dict[str, set[str]]]] = {}  # kb -> (generation, defined names)
+        self._news: dict[str, tuple[int, frozenset[str]]] = {}  # kb -> (generation, ids of its news chunks)
         self._origins: dict[str, tuple[str, dict[str, str]]] = {}  # kb -> (write mark, source id -> origin)
         # (kb, sources) -> (generation, the chunks those sources hold): a version's chunks, searched among
         self._scopes: dict[tuple[str, frozenset[str]], tuple[int, frozenset[str]]] = {}
@@ -286,6 +287,8 @@ class Index:
             # A question about a release (what changed in 0.13, when did X become optional) is answered by
             # the release notes, whatever code or kind of page its words name: they are lifted as surely as
             # the code a "what happens if" question asks about.
+            if lex is not None:
+                hits = self._with_news(kb, hits, lex, tokenize(lexical_query), info.generation, allowed, sources)
             hits = lift_where(hits, lambda h: is_news(h.chunk), by=6.0)
         elif kind is None and s.read_kind:
             wanted = asked_kind(query)
@@ -376,6 +379,37 @@ class Index:
             with self._lock:
                 self._names[kb] = cached
         return named_in_plain_words(query, cached[1])
+
+    def news_ids(self, kb: str, generation: int) -> frozenset[str]:
+        """The ids of the KB's news chunks (blog posts, release notes, changelogs), kept per generation."""
+        with self._lock:
+            cached = self._news.get(kb)
+        if cached is None or cached[0] != generation:
+            ids = frozenset(cid for cid, path, headings in self.catalog.doc_titles(kb)
+                            if is_news(Chunk(text="", path=path, start_line=1, end_line=1, kind="doc", language="",
+                                             headings=headings)))
+            cached = (generation, ids)
+            with self._lock:
+                self._news[kb] = cached
+        return cached[1]
+
+    def _with_news(self, kb: str, hits: list[Hit], lex: BM25Index, tokens: list[str], generation: int,
+                   allowed: frozenset[str] | None, sources: frozenset[str] | None, at: int = 5) -> list[Hit]:
+        """For a question about a release: the news chunk whose words best match it (BM25 among the news pages
+        alone) joins the hits at the sixth place, where the news lift can seat it, when the hybrid search missed
+        it. A changelog's one line ("making the regex in ByteLevel optional") is outranked by every chunk of
+        the code it names, in both retrievers."""
+        news = self.news_ids(kb, generation)
+        if allowed is not None:
+            news = news & allowed
+        best = lex.search(tokens, 1, "doc", news) if news else []
+        if not best or any(h.chunk.id == best[0][0] for h in hits):
+            return hits
+        chunk = self.catalog.get_chunks(kb, [best[0][0]], sources).get(best[0][0])
+        if chunk is None:
+            return hits
+        pos = min(at, len(hits))
+        return hits[:pos] + [Hit(chunk, hits[pos - 1].score if pos else 0.0, kb)] + hits[pos:]
 
     def _with_definitions(self, kb: str, hits: list[Hit], named: set[str], at: int = 10,
                           sources: frozenset[str] | None = None) -> list[Hit]:

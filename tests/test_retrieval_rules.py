@@ -612,6 +612,12 @@ def release_and_code(tmp_path_factory):
                     # The regex is optional: turn use_regex off to keep the text whole.
                     self.use_regex = use_regex
             ''',
+        # More code in the same words: enough to fill a short list of candidates ahead of the changelog.
+        **{f"pkg/byte_level_{i}.py": f'''
+            def byte_level_regex_{i}(text, use_regex=True):
+                """The ByteLevel pre-tokenizer's regex, optional: split the text with the regex or keep it whole."""
+                return REGEX.split(text) if use_regex else [text]
+            ''' for i in range(3)},
         "CHANGELOG.md": """
             # Changelog
 
@@ -633,6 +639,20 @@ def test_a_question_about_a_release_gets_the_release_notes_before_the_code_it_na
     assert retrieve(release_and_code, q, ["default"], k=3).hits[0].chunk.path == "CHANGELOG.md"
     monkeypatch.setattr(search_module, "asks_for_news", lambda question: False)  # read as a question about code
     assert release_and_code.search(q, k=3)[0].chunk.path == "pkg/pre_tokenizers.py"
+
+
+def test_a_release_note_the_hybrid_search_missed_joins_the_hits(release_and_code, monkeypatch):
+    q = "When did the regex in the ByteLevel pre-tokenizer become optional?"
+    monkeypatch.setattr(release_and_code.cfg.search, "candidates", 2)  # the code's chunks fill the candidates
+    monkeypatch.setattr(Index, "_with_news", lambda self, kb, hits, *a, **kw: hits)
+    assert "CHANGELOG.md" not in [h.chunk.path for h in release_and_code.search(q, k=3)]
+    monkeypatch.undo()
+    monkeypatch.setattr(release_and_code.cfg.search, "candidates", 2)
+    hits = release_and_code.search(q, k=3)
+    assert hits[0].chunk.path == "CHANGELOG.md" and "optional" in hits[0].chunk.text  # the 0.13.0 section
+    news = release_and_code.news_ids("default", release_and_code.catalog.kb("default").generation)
+    chunks = release_and_code.catalog.get_chunks("default", list(news))
+    assert chunks and all(c.path == "CHANGELOG.md" for c in chunks.values())
 
 
 @pytest.fixture(scope="module")
