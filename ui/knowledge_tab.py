@@ -186,7 +186,9 @@ class KnowledgeTab:
             self.drift_btn = gr.Button("Check docs", size="sm", elem_id="dc-drift-refresh")
             self.drift = gr.Dataframe(headers=["kind", "doc", "finding", "code"], elem_id="dc-drift",
                                       datatype=["str", "markdown", "str", "markdown"], interactive=False,
-                                      value=lambda: self.drift_table(None), label="Findings", wrap=True)
+                                      value=lambda: self.drift_table(None), label="Findings", wrap=True,
+                                      # the finding is the sentence to read: it gets the room, wrapped
+                                      column_widths=["8%", "24%", "44%", "24%"])
         self.ticker = gr.Timer(POLL_S, active=False)
         self.following = gr.State(Following())
 
