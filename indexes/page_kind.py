@@ -33,15 +33,18 @@ ASKS = re.compile(r"\b(releases?|released|changelog|release notes|blog|announce\
 
 def is_news(chunk: Chunk) -> bool:
     """A blog post, a news item, release notes or a changelog (docs only: code is never news)."""
-    if chunk.kind != "doc":
-        return False
-    parts = chunk.path.lower().split("/")
+    return chunk.kind == "doc" and news_page(chunk.path, chunk.headings)
+
+
+def news_page(path: str, headings: list[str]) -> bool:
+    """Whether a doc page at `path` whose chunk sits under `headings` is news."""
+    parts = path.lower().split("/")
     stem = parts[-1].rsplit(".", 1)[0]
     if any(part in NEWS_FOLDERS for part in parts[:-1]) or stem in NEWS_FILES:
         return True
     if stem in TOP_NEWS_FILES and len(parts) <= 2:
         return True
-    return bool(chunk.headings) and NEWS_HEADING.match(chunk.headings[0]) is not None
+    return bool(headings) and NEWS_HEADING.match(headings[0]) is not None
 
 
 # "The difference between" two things is a comparison, unless the things are versions.

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from indexes.embeddings import content_hash
-from indexes.graph import GraphAnswer, GraphError, callees, callers, chunk_at
+from indexes.graph import GraphAnswer, GraphError, Within, callees, callers, chunk_at
 from indexes.lexical import tokenize
 from indexes.page_kind import asks_for_news
 from indexes.plain_names import RAISED
@@ -95,8 +95,8 @@ def retrieve(index: Index, question: str, kbs: Iterable[str] = ("default",), kin
     return Retrieval(hits, weak, named, searches, missing)
 
 
-def graph_retrieval(index: Index, kbs: list[str], asked: GraphQuestion, k: int,
-                    within: dict[str, frozenset[str] | None] | None = None) -> Retrieval | None:
+def graph_retrieval(index: Index, kbs: list[str], asked: GraphQuestion, k: int, within: Within = None) \
+        -> Retrieval | None:
     """The sources for a question the code graph answers ("who calls X?", "what does X call?", "what breaks
     if I change X?"): the chunks holding the call sites (for callees, X's own code first, then what it
     calls), at least a dozen when there are that many, in each KB's sources `within` (the versions chosen);

@@ -22,7 +22,7 @@ import numpy as np
 from indexes.catalog import Catalog, KBInfo
 from indexes.embeddings import EmbeddingCache, make_embedder, runtime_of
 from indexes.lexical import CJK, TOKENIZER_VERSION, BM25Index, tokenize
-from indexes.page_kind import asks_for_news, is_news
+from indexes.page_kind import asks_for_news, is_news, news_page
 from indexes.plain_names import named_in_plain_words, names_by_key
 from indexes.query_kind import BEHAVIOUR, read_intent, read_kind
 from indexes.side_folders import asks_for_side_folders, in_docs_folder, in_side_folder
@@ -267,7 +267,8 @@ class Index:
         def news(cid: str) -> bool:
             return cid in chunks and is_news(chunks[cid])
 
-        if asks_for_news(query):
+        about_release = asks_for_news(query)
+        if about_release:
             fused = demote(fused, news, NEWS_ASKED_WEIGHT)
         elif any(news(cid) for cid, _ in fused[:depth]):
             chunks |= self.catalog.get_chunks(kb, [cid for cid, _ in fused[depth: depth * 2] if cid not in chunks],
@@ -283,7 +284,7 @@ class Index:
         if named:
             hits = self._with_definitions(kb, hits, named, sources=sources)
             hits = lift(hits, lambda h: h.chunk.symbol.split(".", 1)[0] in named)
-        if s.read_kind and kind != "code" and asks_for_news(query):
+        if s.read_kind and kind != "code" and about_release:
             # A question about a release (what changed in 0.13, when did X become optional) is answered by
             # the release notes, whatever code or kind of page its words name: they are lifted as surely as
             # the code a "what happens if" question asks about.
@@ -385,9 +386,7 @@ class Index:
         with self._lock:
             cached = self._news.get(kb)
         if cached is None or cached[0] != generation:
-            ids = frozenset(cid for cid, path, headings in self.catalog.doc_titles(kb)
-                            if is_news(Chunk(text="", path=path, start_line=1, end_line=1, kind="doc", language="",
-                                             headings=headings)))
+            ids = frozenset(cid for cid, path, headings in self.catalog.doc_titles(kb) if news_page(path, headings))
             cached = (generation, ids)
             with self._lock:
                 self._news[kb] = cached

@@ -399,7 +399,6 @@ class Guard:
             send = _cors_send(send, _cors_headers(origin) if origin.strip().lower() in self.names.cors else {})
         await self.app(scope, receive, send)
 
-
     async def socket(self, scope, receive, send):
         """A WebSocket is let through on the terms of a request that changes something: the names, the page
         it comes from (a page of another site must not talk to the server with the user's credentials), the
