@@ -8,7 +8,7 @@ from ingest.notebooks import chunk_notebook
 
 # Bump when chunking changes: a KB chunked by another version (or window size) is re-chunked on
 # the next ingest. Unchanged chunk texts are not re-embedded: the embedding cache has them.
-CHUNKER_VERSION = "2"
+CHUNKER_VERSION = "3"
 
 
 def chunker_id(max_chars: int) -> str:

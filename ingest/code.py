@@ -2,7 +2,7 @@
 
 Each definition becomes a chunk named by its qualified symbol (`Class.method`). A class gives
 a header chunk (signature, docstring, fields) and one chunk per method, each carrying the
-class header as context. Code between
+class header as context (a constructor also the class's summary). Code between
 definitions (imports, constants, module-level calls) is kept as its own chunks, a
 definition larger than the window is split into line windows, and comments right above a
 definition travel with it. Files in languages without a grammar, or whose parse fails
@@ -42,6 +42,10 @@ CONTAINER_DEFS = {
 }
 COMMENT_PREFIXES = ("#", "//", "/*", "*", "@", "///", "--")
 CLOSER = re.compile(r"[\]\)}]+[;,]?")
+# A docstring's prefix and quotes; a comment's markers (`/**`, `*/`, `*`, `///`, `//`, `#`).
+DOC_QUOTES = re.compile(r"^[rRbBuU]*(\"\"\"|'''|\"|')|(\"\"\"|'''|\"|')$")
+COMMENT_MARK = re.compile(r"^(/\*\*?|\*/|\*|///?|#)\s?|\s*\*/$")
+CONSTRUCTORS = {"__init__", "__post_init__", "constructor"}
 
 
 @dataclass
@@ -145,6 +149,11 @@ def body_of(inner):
     return body
 
 
+def is_constructor(d: Definition) -> bool:
+    """Python's `__init__`/`__post_init__`, JavaScript's `constructor`, Java's constructors."""
+    return d.name in CONSTRUCTORS or d.inner.type == "constructor_declaration"
+
+
 @dataclass
 class Piece:
     start: int  # 0-based row, inclusive
@@ -165,8 +174,9 @@ class _Chunker:
     def is_comment(self, row: int) -> bool:
         return self.lines[row].strip().startswith(COMMENT_PREFIXES)
 
-    def emit_range(self, children, lo: int, hi: int, prefix: str, context: str) -> None:
-        """Pieces for rows [lo, hi] of a container, given its child statement nodes."""
+    def emit_range(self, children, lo: int, hi: int, prefix: str, context: str, purpose: str = "") -> None:
+        """Pieces for rows [lo, hi] of a container, given its child statement nodes; `purpose` is the
+        container's summary (a class's docstring or doc comment), which situates its constructor."""
         cursor = lo
         for child in children:
             d = definition_of(child)
@@ -190,13 +200,30 @@ class _Chunker:
                     while first - 1 > s and self.lines[first - 1].strip() and self.is_comment(first - 1):
                         first -= 1
                     self.pieces.append(Piece(s, max(s, first - 1), symbol, context))
-                    self.emit_range(body.named_children, first, e, symbol, header)
+                    self.emit_range(body.named_children, first, e, symbol, header, self.summary(d, body, s))
                     cursor = e + 1
                     continue
-            self.pieces.append(Piece(s, e, symbol, context))
+            # A constructor says how the class is made, rarely what it is for: the class's summary situates it,
+            # so a question about what the class does finds the defaults its constructor sets.
+            situated = context + "\n" + purpose if purpose and not d.container and is_constructor(d) else context
+            self.pieces.append(Piece(s, e, symbol, situated))
             cursor = e + 1
         if cursor <= hi:
             self.filler(cursor, hi, prefix, context)
+
+    def summary(self, d: Definition, body, start: int) -> str:
+        """The first paragraph of a class's docstring (Python) or of the doc comment right above it, on one line."""
+        text = ""
+        first = body.named_children[0] if body.named_children else None
+        if first is not None and first.type == "expression_statement" and first.named_children \
+                and first.named_children[0].type == "string":
+            text = DOC_QUOTES.sub("", node_text(first.named_children[0]).strip())
+        else:
+            rows = range(start, d.inner.start_point[0])
+            text = "\n".join(COMMENT_MARK.sub("", self.lines[i].strip()) for i in rows
+                             if self.is_comment(i) and not self.lines[i].strip().startswith("@"))
+        paragraph = text.strip().split("\n\n", 1)[0]
+        return " ".join(paragraph.split())[:200]
 
     def filler(self, a: int, b: int, prefix: str, context: str) -> None:
         rows = [i for i in range(a, b + 1) if self.lines[i].strip()]

@@ -379,6 +379,31 @@ def test_embedded_text_situates_the_chunk_shown_text_is_the_source():
     assert "class Store:" in head  # the class header
 
 
+def test_a_constructor_is_situated_by_what_its_class_is_for():
+    # Defaults are set in constructors, which rarely say what the class is for: the class's summary (a docstring,
+    # or the doc comment above it) joins the constructor's embedded context. Other methods keep the header alone.
+    src = ('class SQLiteSession:\n    """Keeps a conversation\'s history in SQLite.\n\n    More words.\n    """\n\n'
+           '    def __init__(self, session_id, db_path=":memory:"):\n        self.db_path = db_path\n\n'
+           '    def clear(self):\n        pass\n')
+    s = by_symbol(chunks_of(src, "python", 1200))
+    (init,) = s["SQLiteSession.__init__"]
+    assert init.context == "class SQLiteSession:\nKeeps a conversation's history in SQLite."
+    assert "Keeps a conversation" in init.embed_text() and init.text.lstrip().startswith("def __init__")
+    assert s["SQLiteSession.clear"][0].context == "class SQLiteSession:"
+    dataclass_src = '@dataclass\nclass Limits:\n    """Caps on one run."""\n\n    n: int = 1\n\n' \
+        '    def __post_init__(self):\n        assert self.n > 0\n'
+    (post,) = by_symbol(chunks_of(dataclass_src, "python", 1200))["Limits.__post_init__"]
+    assert post.context == "class Limits:\nCaps on one run."
+    (ctor,) = by_symbol(chunks_of(JS, "javascript"))["Greeter.constructor"]
+    assert ctor.context == "export class Greeter {\nGreets people."
+    java = by_symbol(chunks_of(JAVA, "java", 120))
+    assert java["Box.Box"][0].context == "public class Box {\nA box of items."
+    assert java["Box.size"][0].context == "public class Box {"
+    bare = "class Bare:\n    def __init__(self):\n        self.x = 1\n"
+    (plain,) = by_symbol(chunks_of(bare, "python"))["Bare.__init__"]
+    assert plain.context == "class Bare:"  # no summary, nothing added
+
+
 def test_tsx_components():
     src = '''import React from "react";
 
