@@ -188,6 +188,21 @@ def test_unknown_kb_and_bad_kind(capfd, kb):
     assert_still_searchable(capfd, data)
 
 
+def test_eval_question_files_that_cannot_be_scored(capfd, kb):
+    """A folder, an empty file, or gold given as bare paths: one sentence each, not a traceback or zeros."""
+    data, root = kb
+    msg = one_sentence_error(capfd, ["--data-dir", str(data), "eval", str(root)])
+    assert "is a folder" in msg
+    empty = root / "empty.jsonl"
+    empty.write_text("\n")
+    msg = one_sentence_error(capfd, ["--data-dir", str(data), "eval", str(empty)])
+    assert "holds no questions" in msg
+    bare = root / "bare.jsonl"
+    bare.write_text('{"question": "ok?", "gold": [{"path": "README.md"}]}\n{"question": "x", "gold": ["README.md"]}\n')
+    msg = one_sentence_error(capfd, ["--data-dir", str(data), "eval", str(bare)])
+    assert "Line 2" in msg and "'gold' must be a list of objects with a 'path'" in msg
+
+
 def test_damaged_catalog_is_one_sentence_with_a_way_out(capfd, tmp_path):
     data = tmp_path / "data"
     data.mkdir(mode=0o700)  # private, as devcopilot makes it: a wider one gets a line saying it was tightened
