@@ -203,6 +203,17 @@ def test_eval_question_files_that_cannot_be_scored(capfd, kb):
     assert "Line 2" in msg and "'gold' must be a list of objects with a 'path'" in msg
 
 
+def test_ask_with_an_empty_question_or_an_unknown_kb(capfd, kb):
+    """As search does: one sentence and exit 2, not an answer saying so with exit 0."""
+    data, _ = kb
+    for question in ("", "   "):
+        msg = one_sentence_error(capfd, ["--data-dir", str(data), "ask", question])
+        assert "The question is empty" in msg
+    msg = one_sentence_error(capfd, ["--data-dir", str(data), "ask", "how do I save memory?", "--kb", "nosuch"])
+    assert "no knowledge base named 'nosuch'" in msg and "default" in msg
+    assert_still_searchable(capfd, data)
+
+
 def test_damaged_catalog_is_one_sentence_with_a_way_out(capfd, tmp_path):
     data = tmp_path / "data"
     data.mkdir(mode=0o700)  # private, as devcopilot makes it: a wider one gets a line saying it was tightened

@@ -694,6 +694,9 @@ def cmd_ask(args) -> int:
     from copilot.routing import find_assistant
     from indexes.versions import VersionChoice
 
+    if not args.question.strip():
+        raise ValueError("The question is empty; ask one, e.g. `devcopilot ask \"how do I add memory to an "
+                         "agent?\"`.")
     cfg = config_from(args)
     if args.kb:
         cfg.chat.kb = args.kb
@@ -701,6 +704,8 @@ def cmd_ask(args) -> int:
         cfg.project.path = _project_folder(args.project)
     versions = VersionChoice.parse(args.version, args.library) if args.version or args.library else None
     copilot = Copilot(cfg)
+    if args.kb:
+        copilot.index.searchable(args.kb)  # an unknown KB is one sentence and exit 2, as for search
     if args.assistant:
         find_assistant(args.assistant, copilot.assistants)  # UnknownAssistant: its sentence
     events = copilot.chat(args.question, copilot.new_session(origin="cli"), args.assistant, versions=versions)
