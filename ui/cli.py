@@ -801,6 +801,10 @@ def cmd_mcp(args) -> int:
 def cmd_usage(args) -> int:
     from copilot.monitor import Monitor, usage_store
 
+    if args.csv and not args.gaps:  # the figures have no CSV form: do not print text where CSV was asked for
+        raise ValueError("--csv goes with --gaps (the coverage gaps as CSV); for the figures use --json.")
+    if args.reset and args.gaps:
+        raise ValueError("--reset starts the usage figures over and --gaps lists the coverage gaps; give one.")
     cfg = config_from(args)
     if args.gaps:
         return print_gaps(cfg, args)
