@@ -48,6 +48,12 @@ def _positive(text: str) -> int:
     return n
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port: give a whole number from 1 to 65535")
+    return int(text)
+
+
 def _workers(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of 1 or more")
@@ -183,7 +189,7 @@ def _server_commands(sub) -> None:
     """serve."""
     s = sub.add_parser("serve", help="the web chat and the OpenAI-compatible API on one server")
     s.add_argument("--host", help="interface to bind (default 127.0.0.1, loopback only; server.host)")
-    s.add_argument("--port", type=int, help="port (default 7860; server.port)")
+    s.add_argument("--port", type=_port, help="port (default 7860; server.port)")
     s.add_argument("--auth", metavar="USER:PASSWORD", action="append",
                    help="a user and password; every door then needs one (or the API token); repeat for more "
                         "users, each with their own conversations and usage (env DEVCOPILOT_AUTH)")
