@@ -55,8 +55,8 @@ def _port(text: str) -> int:
 
 
 def _workers(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of 1 or more")
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number (0: one per CPU core)")
     return int(text)
 
 
@@ -199,7 +199,8 @@ def _server_commands(sub) -> None:
                    help="serve beyond loopback with neither --auth nor --api-token: anyone who can reach the port "
                         "can use every door (without it, such a server does not start)")
     s.add_argument("--workers", type=_workers, metavar="N",
-                   help="server processes behind the port (default: server.workers, 0 = one per CPU core)")
+                   help="server processes behind the port, 0 = one per CPU core (default: server.workers, "
+                        "itself 0 by default)")
 
 
 # Everything a command writes (the data dir: conversations, usage, keys, indexed text, clones) is its
@@ -867,11 +868,17 @@ def cmd_serve(args) -> int:
     cfg = config_from(args)  # a bad setting stops here, before the server's libraries load
     from ui.server import serve
 
-    workers = args.workers or cfg.server.workers or os.cpu_count() or 1
+    workers = server_processes(args.workers, cfg.server.workers)
     serve(cfg, host=args.host or cfg.server.host, port=args.port or cfg.server.port,
           auth=args.auth or cfg.server.auth, api_token=args.api_token or cfg.server.api_token, workers=workers,
           insecure=args.insecure)
     return 0
+
+
+def server_processes(flag: int | None, setting: int) -> int:
+    """--workers, else server.workers; 0 in either means one per CPU core."""
+    n = flag if flag is not None else setting
+    return n or os.cpu_count() or 1
 
 
 COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "refs": cmd_refs, "changes": cmd_changes,
