@@ -141,12 +141,14 @@ def files_from_chunks(rows: Iterable[tuple[str, int, str]]) -> dict[str, str]:
 
 def package_roots(paths: Iterable[str]) -> list[tuple[str, str]]:
     """(folder, package) of each top-level Python package among the paths: a folder with an
-    `__init__.py` whose parent has none. The library's own first, then those in side folders."""
+    `__init__.py` whose parent has none. The library's own first, then those in side folders.
+    A source folder that is itself a package (`__init__.py` at its top) has no name here: its
+    sub-packages are the top ones."""
     inits = {str(PurePosixPath(p).parent) for p in paths if PurePosixPath(p).name in ("__init__.py", "__init__.pyi")}
     roots = set()
     for d in inits:
         top = PurePosixPath(d)
-        while str(top.parent) in inits:
+        while top.parent != PurePosixPath(".") and str(top.parent) in inits:  # not into the source folder itself
             top = top.parent
         roots.add((str(top.parent), top.name))
     return sorted(roots, key=lambda r: (in_side_folder(f"{r[0]}/{r[1]}/x"), r[0].count("/"), r))

@@ -672,6 +672,8 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     path = path or env.get("DEVCOPILOT_CONFIG")
     if path:
         p = Path(path).expanduser()
+        if p.is_dir():
+            raise ConfigError(f"Configuration file '{p}' is a folder; give the TOML file itself.")
         if not p.is_file():
             raise ConfigError(f"Configuration file '{p}' does not exist; create it or drop --config.")
         try:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 def load_qa(path: str | Path) -> list[dict]:
     p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"Question file '{p}' is a folder; give a .jsonl file of questions.")
     if not p.is_file():
         raise ValueError(f"Question file '{p}' does not exist; give a .jsonl file of questions.")
     out = []
@@ -25,7 +27,13 @@ def load_qa(path: str | Path) -> list[dict]:
                 q["question"], q["gold"]  # noqa: B018 - required fields
             except (json.JSONDecodeError, KeyError, TypeError):
                 raise ValueError(f"Line {n} of '{p}' is not a question object with 'question' and 'gold'.") from None
+            if not isinstance(q["gold"], list) or not all(isinstance(g, dict) and "path" in g for g in q["gold"]):
+                raise ValueError(f"Line {n} of '{p}': 'gold' must be a list of objects with a 'path' (and an "
+                                 "optional 'symbol'), like [{\"path\": \"src/app.py\", \"symbol\": \"App.run\"}].")
             out.append(q)
+    if not out:
+        raise ValueError(f"Question file '{p}' holds no questions; give one JSON object per line, with 'question' "
+                         "and 'gold'.")
     return out
 
 

@@ -65,10 +65,22 @@ def lexical_tokens(c: Chunk) -> str:
     return " ".join(tokenize(lexical_text(c)))
 
 
+def make_data_dir(data_dir: Path) -> None:
+    """The data dir, made if new; a file in its place, or a folder that cannot be made, is one sentence."""
+    where = "(--data-dir, DEVCOPILOT_DATA_DIR or data_dir)"
+    if data_dir.exists() and not data_dir.is_dir():
+        raise SearchError(f"The data dir '{data_dir}' is a file, not a folder; give a folder {where}.")
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SearchError(f"The data dir '{data_dir}' cannot be made ({e.strerror or e}); give a folder this user "
+                          f"can write {where}.") from None
+
+
 class Index:
     def __init__(self, cfg):
         self.cfg = cfg
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        make_data_dir(cfg.data_dir)
         self.catalog = Catalog(cfg.catalog_path)
         self.cache = EmbeddingCache(cfg.data_dir / "embeddings.sqlite")
         self.embedder = make_embedder(cfg)

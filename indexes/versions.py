@@ -227,6 +227,7 @@ class Scope:
     sources: frozenset[str] | None  # None: every source (one version of each library, or "all")
     answered: dict[str, str] = field(default_factory=dict)  # library -> version, where a choice was made
     missing: list[Missing] = field(default_factory=list)
+    unmatched: list[Pin] = field(default_factory=list)  # pins no library of the KB with known versions took
 
 
 def _offer(library: str, version: str, versions: list[LibraryVersion]) -> str:
@@ -249,10 +250,11 @@ def scope_for(catalog, kb: str, choice: VersionChoice | None = None) -> Scope:
     choice = choice or VersionChoice()
     libs = library_versions(catalog, kb)
     if choice.every or not libs:
-        return Scope(kb, None)
+        return Scope(kb, None, unmatched=[] if choice.every else list(choice.pins))
     pins = {canonical_name(p.library): p for p in choice.pins if p.library}
     loose = next((p for p in choice.pins if not p.library), None)
     several = [lib for lib, vs in libs.items() if len(vs) > 1]
+    aimed: list[str] = []
     if loose is not None:  # a bare version: the libraries that have it, else those with several versions, or
         # the only library; one whose version is unknown (a folder outside git) takes no pin
         versioned = [lib for lib, vs in libs.items() if any(v.version for v in vs)]
@@ -281,6 +283,9 @@ def scope_for(catalog, kb: str, choice: VersionChoice | None = None) -> Scope:
         labels = catalog.source_labels(kb)
         allowed.update(sid for sid, (lib, _) in labels.items() if not lib)  # websites and the like: always read
         scope.sources = frozenset(allowed)
+    known = {canonical_name(lib) for lib, vs in libs.items() if any(v.version for v in vs)}
+    scope.unmatched = [p for p in choice.pins if (canonical_name(p.library) not in known if p.library
+                                                  else not known.intersection(map(canonical_name, aimed)))]
     return scope
 
 

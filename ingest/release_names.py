@@ -52,6 +52,10 @@ def parse_release(spec: str) -> Release:
         name, sep, version = spec[5:].strip().partition("==")
         name, version = name.strip(), version.strip()
         if not sep or not version:
+            bare = re.split(r"[<>=!~,;\s]", name, maxsplit=1)[0]
+            if bare != name:  # `pypi:six>=1.0`: a requirement, not a release
+                raise ReleaseSpecError(f"'{spec}' names a range of versions; a release is one: write "
+                                       f"pypi:{bare or 'NAME'}==VERSION.")
             raise ReleaseSpecError(f"'{spec}' names no version; write pypi:{name or 'NAME'}==VERSION (the installed "
                               f"package is pkg:{name or 'NAME'}).")
         if not PYPI_NAME.match(name):

@@ -188,6 +188,46 @@ def test_unknown_kb_and_bad_kind(capfd, kb):
     assert_still_searchable(capfd, data)
 
 
+def test_eval_question_files_that_cannot_be_scored(capfd, kb):
+    """A folder, an empty file, or gold given as bare paths: one sentence each, not a traceback or zeros."""
+    data, root = kb
+    msg = one_sentence_error(capfd, ["--data-dir", str(data), "eval", str(root)])
+    assert "is a folder" in msg
+    empty = root / "empty.jsonl"
+    empty.write_text("\n")
+    msg = one_sentence_error(capfd, ["--data-dir", str(data), "eval", str(empty)])
+    assert "holds no questions" in msg
+    bare = root / "bare.jsonl"
+    bare.write_text('{"question": "ok?", "gold": [{"path": "README.md"}]}\n{"question": "x", "gold": ["README.md"]}\n')
+    msg = one_sentence_error(capfd, ["--data-dir", str(data), "eval", str(bare)])
+    assert "Line 2" in msg and "'gold' must be a list of objects with a 'path'" in msg
+
+
+def test_ask_with_an_empty_question_or_an_unknown_kb(capfd, kb):
+    """As search does: one sentence and exit 2, not an answer saying so with exit 0."""
+    data, _ = kb
+    for question in ("", "   "):
+        msg = one_sentence_error(capfd, ["--data-dir", str(data), "ask", question])
+        assert "The question is empty" in msg
+    msg = one_sentence_error(capfd, ["--data-dir", str(data), "ask", "how do I save memory?", "--kb", "nosuch"])
+    assert "no knowledge base named 'nosuch'" in msg and "default" in msg
+    assert_still_searchable(capfd, data)
+
+
+def test_a_data_dir_or_config_that_is_not_what_it_should_be(capfd, tmp_path):
+    """A file where the data dir should be, a data dir that cannot be made, a folder given as the
+    configuration file: each named as what it is, not "[Errno 17] File exists"."""
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a data dir")
+    for argv in (["status"], ["search", "memory"], ["ingest", str(tmp_path)]):
+        msg = one_sentence_error(capfd, ["--data-dir", str(a_file), *argv])
+        assert f"The data dir '{a_file}' is a file, not a folder" in msg and "--data-dir" in msg
+    msg = one_sentence_error(capfd, ["--data-dir", str(a_file / "data"), "status"])
+    assert f"The data dir '{a_file / 'data'}' cannot be made" in msg
+    msg = one_sentence_error(capfd, ["--config", str(tmp_path), "--data-dir", str(tmp_path / "d"), "status"])
+    assert "is a folder; give the TOML file itself" in msg
+
+
 def test_damaged_catalog_is_one_sentence_with_a_way_out(capfd, tmp_path):
     data = tmp_path / "data"
     data.mkdir(mode=0o700)  # private, as devcopilot makes it: a wider one gets a line saying it was tightened

@@ -308,6 +308,21 @@ def test_a_mistyped_command_suggests_the_closest(capsys):
     assert "the commands are ingest, search" in capsys.readouterr().err
 
 
+def test_serve_workers_zero_is_one_per_cpu_core_as_its_help_says(capsys):
+    """`--workers 0` was refused though the help (and server.workers) give 0 as one per CPU core."""
+    import os
+
+    from ui.cli import build_parser, server_processes
+
+    assert build_parser().parse_args(["serve", "--workers", "0"]).workers == 0
+    cores = os.cpu_count() or 1
+    assert server_processes(0, 3) == cores  # the flag wins over the setting, 0 included
+    assert server_processes(None, 0) == cores and server_processes(None, 3) == 3 and server_processes(2, 0) == 2
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "--workers", "-1"])
+    assert e.value.code == 2 and "'-1' is not a whole number" in capsys.readouterr().err
+
+
 def test_ask_renders_markdown_in_a_terminal_and_plain_text_in_a_pipe(capsys):
     from copilot.events import Event, Source
     from ui.cli import _print_answers

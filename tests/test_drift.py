@@ -261,6 +261,27 @@ def test_a_model_answer_is_told_and_ends_with_the_note(world, tmp_path):
     assert tail.endswith("._")
 
 
+def test_a_source_folder_that_is_itself_a_package(tmp_path):
+    """`devcopilot ingest src` (an `__init__.py` at the folder's top) used to loop for ever while
+    finding the top packages: "." is its own parent. Its sub-packages are read, and their docs checked."""
+    import signal
+
+    def too_long(*_):
+        raise TimeoutError("the ingest of a folder that is a package did not finish")
+
+    project = write_tree(tmp_path / "src", {"__init__.py": "", **LIBRARY, "guide.md": OLD_DOCS["docs/old.md"]})
+    index = Index(load_config(env={}, overrides={"data_dir": str(tmp_path / "data")}))
+    previous = signal.signal(signal.SIGALRM, too_long)
+    signal.alarm(300)
+    try:
+        ingest(index, [str(project)], "default")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert drift.checked(index.catalog, "default")
+    assert "missing" in {f.kind for f in drift.findings(index.catalog, "default")}
+
+
 def test_a_typescript_example_calling_with_too_many_arguments(tmp_path):
     project = write_tree(tmp_path / "project", {
         "src/widgets.ts": '''

@@ -110,6 +110,8 @@ def test_an_unreachable_index_is_one_sentence(cfg, monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("spec, says", [
     ("pypi:gadgets", "names no version; write pypi:gadgets==VERSION"),
+    ("pypi:gadgets>=1.0", "names a range of versions; a release is one: write pypi:gadgets==VERSION."),
+    ("pypi:gadgets~=1.0", "write pypi:gadgets==VERSION.$"),
     ("pypi:gadgets==not a version", "is not a version pip understands"),
     ("npm:zod", "names no version; write npm:zod@VERSION"),
     ("npm:zod@^3.0.0", "is not an exact version"),

@@ -178,6 +178,32 @@ def test_serve_refuses_a_malformed_password_in_one_sentence(tmp_path):
     assert "Traceback" not in r.stderr
 
 
+def test_serve_says_in_one_sentence_when_it_cannot_listen(tmp_path, capsys):
+    """A port taken or out of range, an address not this machine's: said before anything slow (a first
+    run's indexing), instead of a traceback, an OSError's words, or "running" followed by uvicorn's error."""
+    import socket
+
+    from ui.cli import main
+    from ui.server import check_listen
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(ValueError, match=rf"^Port {port} on 127.0.0.1 is already in use .*give another with "
+                                             r"--port\.$"):
+            check_listen("127.0.0.1", port)
+        for workers in ("1", "2"):
+            assert main(["--data-dir", str(tmp_path / "d"), "serve", "--port", str(port), "--workers", workers]) == 2
+            out, err = capsys.readouterr()
+            assert "running" not in out and err.startswith("devcopilot: Port ") and err.count("\n") == 1
+    check_listen("127.0.0.1", port)  # free again
+    with pytest.raises(ValueError, match="is not an address of this machine"):
+        check_listen("192.0.2.1", port)  # TEST-NET-1: never one of ours
+    for bad in ("0", "65536", "99999", "http"):
+        with pytest.raises(SystemExit) as stop:
+            main(["--data-dir", str(tmp_path / "d"), "serve", "--port", bad])
+        assert stop.value.code == 2 and f"'{bad}' is not a port" in capsys.readouterr().err
+
+
 def test_browser_sources_stay_under_the_allowed_roots(tmp_path):
     from ui.knowledge import SourceRefused, check_kb, check_source
 

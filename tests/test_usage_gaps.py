@@ -54,6 +54,14 @@ def test_usage_gaps_on_the_command_line(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines()[1].startswith("How do I bake bread?,1,1,0,")
     assert main(["--data-dir", str(data), "usage", "--gaps", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["dont_know"] == 1
+    # --csv is for the gaps only, and --reset does not reset the gaps: each with the other flag is a mistake,
+    # said, rather than text printed where CSV was asked for or a reset silently skipped.
+    assert main(["--data-dir", str(data), "usage", "--csv"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "--csv goes with --gaps" in err
+    assert main(["--data-dir", str(data), "usage", "--gaps", "--reset"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "give one" in err
 
 
 def test_tokens_and_cost_are_kept_per_day_and_assistant(tmp_path):

@@ -216,6 +216,33 @@ def test_the_cli_takes_a_version_a_library_and_a_project(world, tmp_path, capsys
 
 
 @pytest.mark.slow
+def test_a_version_no_library_takes_is_said_not_dropped(world, tmp_path, capsys):
+    """--library L --version V for a library the KB does not hold, or a --version for a KB whose libraries have no
+    known version (a folder outside git), used to be dropped without a word; a project's pins are not said."""
+    from ui.cli import main
+
+    def search(data: str, *argv: str) -> str:
+        assert main(["--data-dir", data, "search", QUESTION, "--json", *argv]) == 0
+        out = capsys.readouterr()
+        assert json.loads(out.out)["hits"]
+        return out.err
+
+    data = str(world["cfg"].data_dir)
+    assert search(data, "--kb", "k", "--version", "1.0", "--library", "flywheels") == (
+        "devcopilot: --library flywheels --version 1.0 matches nothing indexed ('k' holds gadgets 1.0, 2.0); "
+        "answering from what is there.\n")
+    assert search(data, "--kb", "k", "--version", "1.0") == ""  # taken
+    folder = str(tmp_path / "data")
+    notes = write_tree(tmp_path / "notes", {"notes.md": "# Notes\n\nWidgets are small.\n"})
+    assert main(["--data-dir", folder, "ingest", str(notes), "--kb", "notes", "--quiet"]) == 0
+    capsys.readouterr()
+    assert search(folder, "--version", "1.0") == (
+        "devcopilot: --version 1.0 matches nothing indexed ('notes' holds no library with a known version); "
+        "answering from what is there.\n")
+    app = write_tree(tmp_path / "app", {"uv.lock": '[[package]]\nname = "numpy"\nversion = "2.0.0"\n'})
+    assert search(folder, "--project", str(app)) == ""
+
+
 def test_the_api_takes_the_version_in_the_request_body(world):
     import httpx
     import openai

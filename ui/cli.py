@@ -48,9 +48,15 @@ def _positive(text: str) -> int:
     return n
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port: give a whole number from 1 to 65535")
+    return int(text)
+
+
 def _workers(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of 1 or more")
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number (0: one per CPU core)")
     return int(text)
 
 
@@ -183,7 +189,7 @@ def _server_commands(sub) -> None:
     """serve."""
     s = sub.add_parser("serve", help="the web chat and the OpenAI-compatible API on one server")
     s.add_argument("--host", help="interface to bind (default 127.0.0.1, loopback only; server.host)")
-    s.add_argument("--port", type=int, help="port (default 7860; server.port)")
+    s.add_argument("--port", type=_port, help="port (default 7860; server.port)")
     s.add_argument("--auth", metavar="USER:PASSWORD", action="append",
                    help="a user and password; every door then needs one (or the API token); repeat for more "
                         "users, each with their own conversations and usage (env DEVCOPILOT_AUTH)")
@@ -193,7 +199,8 @@ def _server_commands(sub) -> None:
                    help="serve beyond loopback with neither --auth nor --api-token: anyone who can reach the port "
                         "can use every door (without it, such a server does not start)")
     s.add_argument("--workers", type=_workers, metavar="N",
-                   help="server processes behind the port (default: server.workers, 0 = one per CPU core)")
+                   help="server processes behind the port, 0 = one per CPU core (default: server.workers, "
+                        "itself 0 by default)")
 
 
 # Everything a command writes (the data dir: conversations, usage, keys, indexed text, clones) is its
@@ -237,11 +244,29 @@ def _project_folder(path: str) -> str:
 def say_version_notes(index, kbs: list[str], choice) -> None:
     """On stderr: what the versions asked for could not give (a lock file unread, a version not indexed)."""
     notes = list(getattr(choice, "notes", ()))
-    for kb in kbs:
-        if index.catalog.kb(kb) is not None:
-            notes += [m.sentence() for m in index.scope(kb, choice).missing]
+    known = [kb for kb in kbs if index.catalog.kb(kb) is not None]
+    for kb in known:
+        notes += [m.sentence() for m in index.scope(kb, choice).missing]
+    if choice is not None and known:  # a --version no library took would otherwise be dropped without a word
+        unmatched = [set(index.scope(kb, choice).unmatched) for kb in known]
+        for pin in set.intersection(*unmatched):
+            if not pin.origin:  # asked for here; a project pins libraries these KBs need not hold
+                notes.append(unmatched_version(index, known, pin))
     for note in notes:
         print(f"devcopilot: {note}", file=sys.stderr, flush=True)
+
+
+def unmatched_version(index, kbs: list[str], pin) -> str:
+    """What --version V (--library L) matched nothing in: the versions each KB holds."""
+    from indexes.versions import library_versions
+
+    held = []
+    for kb in kbs:
+        libs = [f"{lib} {', '.join(v.version for v in vs)}" for lib, vs in library_versions(index.catalog, kb).items()
+                if any(v.version for v in vs)]
+        held.append(f"'{kb}' holds {' and '.join(libs)}" if libs else f"'{kb}' holds no library with a known version")
+    asked = f"--library {pin.library} --version {pin.version}" if pin.library else f"--version {pin.version}"
+    return f"{asked} matches nothing indexed ({'; '.join(held)}); answering from what is there."
 
 
 def config_from(args):
@@ -694,6 +719,9 @@ def cmd_ask(args) -> int:
     from copilot.routing import find_assistant
     from indexes.versions import VersionChoice
 
+    if not args.question.strip():
+        raise ValueError("The question is empty; ask one, e.g. `devcopilot ask \"how do I add memory to an "
+                         "agent?\"`.")
     cfg = config_from(args)
     if args.kb:
         cfg.chat.kb = args.kb
@@ -701,6 +729,8 @@ def cmd_ask(args) -> int:
         cfg.project.path = _project_folder(args.project)
     versions = VersionChoice.parse(args.version, args.library) if args.version or args.library else None
     copilot = Copilot(cfg)
+    if args.kb:
+        copilot.index.searchable(args.kb)  # an unknown KB is one sentence and exit 2, as for search
     if args.assistant:
         find_assistant(args.assistant, copilot.assistants)  # UnknownAssistant: its sentence
     events = copilot.chat(args.question, copilot.new_session(origin="cli"), args.assistant, versions=versions)
@@ -796,6 +826,10 @@ def cmd_mcp(args) -> int:
 def cmd_usage(args) -> int:
     from copilot.monitor import Monitor, usage_store
 
+    if args.csv and not args.gaps:  # the figures have no CSV form: do not print text where CSV was asked for
+        raise ValueError("--csv goes with --gaps (the coverage gaps as CSV); for the figures use --json.")
+    if args.reset and args.gaps:
+        raise ValueError("--reset starts the usage figures over and --gaps lists the coverage gaps; give one.")
     cfg = config_from(args)
     if args.gaps:
         return print_gaps(cfg, args)
@@ -852,11 +886,17 @@ def cmd_serve(args) -> int:
     cfg = config_from(args)  # a bad setting stops here, before the server's libraries load
     from ui.server import serve
 
-    workers = args.workers or cfg.server.workers or os.cpu_count() or 1
+    workers = server_processes(args.workers, cfg.server.workers)
     serve(cfg, host=args.host or cfg.server.host, port=args.port or cfg.server.port,
           auth=args.auth or cfg.server.auth, api_token=args.api_token or cfg.server.api_token, workers=workers,
           insecure=args.insecure)
     return 0
+
+
+def server_processes(flag: int | None, setting: int) -> int:
+    """--workers, else server.workers; 0 in either means one per CPU core."""
+    n = flag if flag is not None else setting
+    return n or os.cpu_count() or 1
 
 
 COMMANDS = {"ingest": cmd_ingest, "search": cmd_search, "refs": cmd_refs, "changes": cmd_changes,

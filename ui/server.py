@@ -231,6 +231,34 @@ def checked_start(cfg, host: str, auth: str | list[str], api_token: str, insecur
     return names
 
 
+def check_listen(host: str, port: int) -> None:
+    """ValueError, one sentence saying what to do, when this server could not listen on host:port (the port
+    taken, an address not this machine's): said before a first run's indexing, not after it (or, with one
+    worker, after saying it is running)."""
+    import errno
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        socket.create_server((host, port), family=family).close()
+    except socket.gaierror:
+        raise ValueError(f"The host to serve on, '{host}', is not a name this machine can look up; give one of "
+                         "its addresses with --host: 127.0.0.1 (this machine only) or 0.0.0.0 (every "
+                         "interface).") from None
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise ValueError(f"Port {port} on {host} is already in use (another `devcopilot serve`?); stop what "
+                             "uses it, or give another with --port.") from None
+        if e.errno == errno.EADDRNOTAVAIL:
+            raise ValueError(f"The host to serve on, {host}, is not an address of this machine; give one of its "
+                             "addresses with --host: 127.0.0.1 (this machine only) or 0.0.0.0 (every "
+                             "interface).") from None
+        if e.errno == errno.EACCES:
+            raise ValueError(f"Port {port} needs privileges this user does not have; give one above 1023 with "
+                             "--port.") from None
+        raise ValueError(f"Cannot listen on {host}:{port} ({e.strerror or e}); check --host and --port.") from None
+
+
 def serve(cfg, host: str = "127.0.0.1", port: int = 7860, auth: str | list[str] = "", api_token: str = "",
           root: Path | None = None, workers: int = 1, insecure: bool = False) -> None:
     """Index this repository on a first run, then serve the UI and the API until interrupted;
@@ -246,6 +274,7 @@ def serve(cfg, host: str = "127.0.0.1", port: int = 7860, auth: str | list[str] 
     from indexes.writer import Registration
 
     names = checked_start(cfg, host, auth, api_token, insecure)
+    check_listen(host, port)
     registration = Registration(cfg.data_dir, local_url(host, port))
 
     def register() -> None:
