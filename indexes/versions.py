@@ -289,6 +289,26 @@ def scope_for(catalog, kb: str, choice: VersionChoice | None = None) -> Scope:
     return scope
 
 
+def unmatched_notes(catalog, scopes: dict[str, Scope]) -> list[str]:
+    """A sentence for each version asked for that none of the KBs searched (`scopes`, KB -> its scope) could take
+    (a library none holds, a bare version no library has), naming what each holds; the newest is read meanwhile.
+    A project's pins are not said: a project pins many libraries the KBs need not hold."""
+    if not scopes:
+        return []
+    first, *rest = scopes.values()
+    common = [p for p in first.unmatched if not p.origin and all(p in s.unmatched for s in rest)]
+    out = []
+    for pin in dict.fromkeys(common):
+        held = []
+        for kb in scopes:
+            libs = [f"{lib} {', '.join(v.version for v in vs)}" for lib, vs in library_versions(catalog, kb).items()
+                    if any(v.version for v in vs)]
+            held.append(f"'{kb}' holds " + (" and ".join(libs) if libs else "no library with a known version"))
+        asked = f"{pin.library} {pin.version}" if pin.library else f"Version {pin.version}"
+        out.append(f"{asked} matches nothing indexed ({'; '.join(held)}); answering from what is there.")
+    return out
+
+
 def side_by_side(catalog, kb: str) -> set[str]:
     """The libraries of which `kb` holds several versions (their citations say which)."""
     return {lib for lib, vs in library_versions(catalog, kb).items() if len(vs) > 1}

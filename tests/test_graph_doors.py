@@ -277,6 +277,9 @@ def test_api_graph_routes_take_a_version_and_a_library(kits):
         assert r.json()["notes"] == ["kit 3.0 is not indexed in knowledge base 'default' (it has v1.0.0, v2.0.0); "
                                      "answering from v2.0.0."]
         assert site_set(r.json()["sites"]) == KIT_SITES["v2.0.0"]
+        r = get("references", version="1.0.0", library="gears")  # a library the KB does not hold
+        assert r.json()["notes"] == ["gears 1.0.0 matches nothing indexed ('default' holds kit v1.0.0, v2.0.0); "
+                                     "answering from what is there."]
         r = get("calls", symbol="run", direction="callees", depth=2, version="1.0.0")
         assert [s["target"] for s in r.json()["sites"]] == ["kit.store.store", "kit.store._check"]
         r = get("references", symbol="keep")

@@ -229,7 +229,7 @@ def test_a_version_no_library_takes_is_said_not_dropped(world, tmp_path, capsys)
 
     data = str(world["cfg"].data_dir)
     assert search(data, "--kb", "k", "--version", "1.0", "--library", "flywheels") == (
-        "devcopilot: --library flywheels --version 1.0 matches nothing indexed ('k' holds gadgets 1.0, 2.0); "
+        "devcopilot: flywheels 1.0 matches nothing indexed ('k' holds gadgets 1.0, 2.0); "
         "answering from what is there.\n")
     assert search(data, "--kb", "k", "--version", "1.0") == ""  # taken
     folder = str(tmp_path / "data")
@@ -237,10 +237,22 @@ def test_a_version_no_library_takes_is_said_not_dropped(world, tmp_path, capsys)
     assert main(["--data-dir", folder, "ingest", str(notes), "--kb", "notes", "--quiet"]) == 0
     capsys.readouterr()
     assert search(folder, "--version", "1.0") == (
-        "devcopilot: --version 1.0 matches nothing indexed ('notes' holds no library with a known version); "
+        "devcopilot: Version 1.0 matches nothing indexed ('notes' holds no library with a known version); "
         "answering from what is there.\n")
     app = write_tree(tmp_path / "app", {"uv.lock": '[[package]]\nname = "numpy"\nversion = "2.0.0"\n'})
     assert search(folder, "--project", str(app)) == ""
+    # the chat (and so the API's answers) says it too, before answering from what is there
+    copilot = Copilot(world["cfg"], index=world["index"])
+    try:
+        events = list(copilot.chat(QUESTION, copilot.new_session(), "Tutoring", kb="k",
+                                   versions=VersionChoice.parse("1.0", "flywheels")))
+        notes = [e.text for e in events if e.type == NOTICE]
+        assert "flywheels 1.0 matches nothing indexed ('k' holds gadgets 1.0, 2.0); answering from what is there." \
+            in notes
+        end = next(e for e in events if e.type == END and e.assistant == "Tutoring")
+        assert end.text.startswith("For gadgets 2.0:")
+    finally:
+        copilot.close()
 
 
 def test_the_api_takes_the_version_in_the_request_body(world):
@@ -299,6 +311,8 @@ def test_mcp_tools_take_a_version_and_the_clients_root_is_its_project(world, tmp
             out["define"] = await c.call_tool("find_definition", {"name": "clamp_size", "kb": "k", "version": "1.0"})
             out["read"] = await c.call_tool("read_source", {"kb": "k", "path": "docs/guide.md", "version": "1.0"})
             out["missing"] = await c.call_tool("search", {"query": QUESTION, "kb": "k", "version": "0.9"})
+            out["unmatched"] = await c.call_tool("search", {"query": QUESTION, "kb": "k", "version": "1.0",
+                                                            "library": "flywheels"})
             out["ask"] = await c.call_tool("ask", {"question": QUESTION, "assistant": "Tutoring", "version": "1.0"})
         async with Client(build_server(copilot, roots=True), list_roots_callback=roots) as c:
             out["project"] = await c.call_tool("search", {"query": QUESTION, "kb": "k", "k": 4})
@@ -316,6 +330,8 @@ def test_mcp_tools_take_a_version_and_the_clients_root_is_its_project(world, tmp
     assert out["define"].structured_content["definitions"][0]["version"] == "1.0"
     assert "build_widget(size)" in out["read"].structured_content["text"]
     assert out["missing"].content[0].text.startswith("Note: gadgets 0.9 is not indexed in knowledge base 'k'")
+    assert out["unmatched"].content[0].text.startswith("Note: flywheels 1.0 matches nothing indexed ('k' holds "
+                                                       "gadgets 1.0, 2.0); answering from what is there.")
     assert out["ask"].content[0].text.startswith("**Tutoring:** For gadgets 1.0:")
 
 

@@ -242,31 +242,18 @@ def _project_folder(path: str) -> str:
 
 
 def say_version_notes(index, kbs: list[str], choice) -> None:
-    """On stderr: what the versions asked for could not give (a lock file unread, a version not indexed)."""
+    """On stderr: what the versions asked for could not give (a lock file unread, a version not indexed, a
+    version no library of the KBs takes)."""
+    from indexes.versions import unmatched_notes
+
     notes = list(getattr(choice, "notes", ()))
-    known = [kb for kb in kbs if index.catalog.kb(kb) is not None]
-    for kb in known:
-        notes += [m.sentence() for m in index.scope(kb, choice).missing]
-    if choice is not None and known:  # a --version no library took would otherwise be dropped without a word
-        unmatched = [set(index.scope(kb, choice).unmatched) for kb in known]
-        for pin in set.intersection(*unmatched):
-            if not pin.origin:  # asked for here; a project pins libraries these KBs need not hold
-                notes.append(unmatched_version(index, known, pin))
+    scopes = {kb: index.scope(kb, choice) for kb in kbs if index.catalog.kb(kb) is not None}
+    for scope in scopes.values():
+        notes += [m.sentence() for m in scope.missing]
+    if choice is not None:
+        notes += unmatched_notes(index.catalog, scopes)
     for note in notes:
         print(f"devcopilot: {note}", file=sys.stderr, flush=True)
-
-
-def unmatched_version(index, kbs: list[str], pin) -> str:
-    """What --version V (--library L) matched nothing in: the versions each KB holds."""
-    from indexes.versions import library_versions
-
-    held = []
-    for kb in kbs:
-        libs = [f"{lib} {', '.join(v.version for v in vs)}" for lib, vs in library_versions(index.catalog, kb).items()
-                if any(v.version for v in vs)]
-        held.append(f"'{kb}' holds {' and '.join(libs)}" if libs else f"'{kb}' holds no library with a known version")
-    asked = f"--library {pin.library} --version {pin.version}" if pin.library else f"--version {pin.version}"
-    return f"{asked} matches nothing indexed ({'; '.join(held)}); answering from what is there."
 
 
 def config_from(args):

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Query
 from indexes import graph
 from indexes.project import versions_for
 from indexes.search import SearchError
-from indexes.versions import VersionChoice
+from indexes.versions import VersionChoice, unmatched_notes
 from ui.edge import HTTPError
 
 Symbol = Annotated[str, Query(min_length=1, max_length=200, description="A function, class or method.")]
@@ -56,6 +56,7 @@ def graph_router(index) -> APIRouter:
         except graph.GraphError as e:
             raise HTTPError(404, str(e), "not_found_error") from None
         notes = list(getattr(choice, "notes", ())) + [m.sentence() for s in scopes.values() for m in s.missing]
+        notes += unmatched_notes(index.catalog, scopes) if choice is not None else []
         return found | {"notes": list(dict.fromkeys(notes))}
 
     @router.get("/v1/graph/references")

@@ -57,7 +57,7 @@ from indexes.indexed_files import MAX_LINES, find_indexed_file, line_range
 from indexes.project import versions_for
 from indexes.retrieve import RetrievalDown, find_definitions, retrieve
 from indexes.search import Hit, SearchError
-from indexes.versions import VersionChoice
+from indexes.versions import VersionChoice, unmatched_notes
 from ui.edge import USER
 from ui.strings import first_refusal
 
@@ -244,6 +244,9 @@ class Tools:
     def notes(self, kbs: list[str], choice: VersionChoice | None, missing=()) -> str:
         """What the versions asked for could not give, as lines ahead of a result ("" for none)."""
         said = list(getattr(choice, "notes", ())) + [m.sentence() for m in missing]
+        if choice is not None:
+            scopes = {kb: self.index.scope(kb, choice) for kb in kbs if self.index.catalog.kb(kb) is not None}
+            said += unmatched_notes(self.index.catalog, scopes)
         return "".join(f"Note: {n}\n\n" for n in dict.fromkeys(said))
 
     def label(self, h: Hit) -> str:
