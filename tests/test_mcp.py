@@ -91,6 +91,7 @@ async def exercise(client: Client) -> dict:
         out["search_big_k"] = await c.call_tool("search", {"query": "memory", "k": 50})
         out["search_bad_kind"] = await c.call_tool("search", {"query": "memory", "kind": "video"})
         out["search_no_kb"] = await c.call_tool("search", {"query": "memory", "kb": "nope"})
+        out["search_misnamed"] = await c.call_tool("search", {"q": "memory"})
         out["read"] = await c.call_tool("read_source", {"kb": "default", "path": "widgets/core.py", "start_line": 7,
                                                         "end_line": 9})
         out["read_dotdot"] = await c.call_tool("read_source", {"kb": "default", "path": "../../etc/passwd"})
@@ -132,7 +133,14 @@ def check(out: dict, data: Path) -> None:
 
     for name in ("search_big_k", "search_bad_kind"):
         assert out[name].is_error
-    assert "less than or equal to 20" in out["search_big_k"].content[0].text
+    # arguments the schema refuses: one sentence naming each field and what to do, not pydantic's report
+    assert out["search_big_k"].content[0].text == ("The search tool's arguments are not right: 'k': input should be "
+                                                   "less than or equal to 20 (got 50). Fix them and call it again.")
+    assert out["search_bad_kind"].content[0].text == ("The search tool's arguments are not right: 'kind': input "
+                                                      "should be 'doc' or 'code' (got 'video'). Fix them and call it "
+                                                      "again.")
+    assert out["search_misnamed"].is_error and out["search_misnamed"].content[0].text == (
+        "The search tool's arguments are not right: 'query' is required; it takes no 'q'. Fix them and call it again.")
     assert "no knowledge base named 'nope'" in out["search_no_kb"].content[0].text and out["search_no_kb"].is_error
 
     read = out["read"]

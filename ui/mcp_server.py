@@ -29,7 +29,7 @@ from urllib.parse import unquote, urlsplit
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.resolve import ListRoots, Resolve
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
@@ -163,6 +163,37 @@ def render_hits(hits: list[Hit], budget: int = MAX_RESULT_CHARS,
     return "\n\n".join(parts), shown
 
 
+class CopilotServer(MCPServer):
+    """The SDK's server, whose refusal of a call's arguments is one sentence a coding agent can act on rather
+    than pydantic's report (a line per field, links to its docs)."""
+
+    async def call_tool(self, name, arguments, context=None):
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as e:
+            if isinstance(e, UnexpectedToolError) or not isinstance(e.__cause__, ValidationError):
+                raise
+            tool = next((t for t in await self.list_tools() if t.name == name), None)
+            takes = set((tool.input_schema or {}).get("properties", {})) if tool else set()
+            raise ToolError(arguments_refused(name, e.__cause__, sorted(set(arguments) - takes))) from e.__cause__
+
+
+def arguments_refused(tool: str, error: ValidationError, unknown: list[str]) -> str:
+    """What was wrong with a tool call's arguments, field by field, and what to do."""
+    said = []
+    for err in error.errors():
+        field = ".".join(str(part) for part in err["loc"])
+        if err["type"] == "missing":
+            said.append(f"'{field}' is required")
+            continue
+        got = err.get("input")
+        shown = f" (got {got!r})" if isinstance(got, str | int | float | bool) and len(repr(got)) <= 40 else ""
+        said.append(f"'{field}': {err['msg'][:1].lower()}{err['msg'][1:]}{shown}")
+    if unknown:
+        said.append(f"it takes no {', '.join(repr(u) for u in unknown)}")
+    return f"The {tool} tool's arguments are not right: {'; '.join(said)}. Fix them and call it again."
+
+
 def build_server(copilot: Copilot, roots: bool = False) -> MCPServer:
     """An MCPServer whose tools read `copilot`'s index and ask its group chat; with `roots`, the folder the
     client shares as its root is the project whose pinned versions answer."""
@@ -171,8 +202,8 @@ def build_server(copilot: Copilot, roots: bool = False) -> MCPServer:
     # log_level: the SDK configures the root logger with it; INFO would log every HTTP request
     # the chat's model client makes, on every turn.
     about = f" (knowledge bases: {what})" if what else ""
-    server = MCPServer("devcopilot", log_level="WARNING",
-                       instructions=INSTRUCTIONS.format(what=about) + GRAPH_INSTRUCTIONS)
+    server = CopilotServer("devcopilot", log_level="WARNING",
+                           instructions=INSTRUCTIONS.format(what=about) + GRAPH_INSTRUCTIONS)
     if roots:
         server.devcopilot_roots = {}  # session -> the roots it listed (client_roots asks once)
     for tool in (tools.list_knowledge_bases, tools.search, tools.read_source, tools.find_definition,
