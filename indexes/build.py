@@ -40,6 +40,7 @@ from ingest.files import Skip, SourceFile, WalkReport, read_regular, walk
 from ingest.languages import classify
 from ingest.outbound import Outbound
 from ingest.references import FileGraph
+from ingest.refs_python import python_module, python_package
 from ingest.release_names import library_of
 from ingest.sources import ResolvedSource
 from ingest.specs import open_source
@@ -116,6 +117,7 @@ class _Pending:
     language: str
     data: bytes | None = None  # an in-memory file's content; None: read from abspath when chunked
     size: int = 0  # bytes, for the estimate of chunks to come
+    package: str = ""  # the Python package the source's folder is, its modules' names start with (code graph)
 
 
 def ingest(index: Index, specs: list[str | ResolvedSource], kb: str = "default", include: list[str] | None = None,
@@ -187,7 +189,9 @@ def _ingest(index: Index, specs: list[str | ResolvedSource], kb: str, include: l
     delta = _LexicalDelta()
     # A KB indexed before the code graph existed (or by another version of it) gets its graph now: the
     # unchanged code files are parsed again, without re-embedding (the changed ones get it as they are chunked).
-    regraph: list[_Pending] | None = [] if _graph_outdated(index, kb) else None
+    # So does a KB where a source's folder became a Python package, or stopped being one.
+    regraph: list[_Pending] | None = [] if _graph_outdated(index, kb) or _package_changed(index, kb, sources) \
+        else None
 
     pending: list[_Pending] = []  # what to (re)chunk: paths only, files are read again one at a time
     skipped_by_source: dict[str, dict] = {}
@@ -256,6 +260,7 @@ def _scan(index: Index, kb: str, sources: list[ResolvedSource], include, exclude
         report.skipped.update(src.skipped)
         seen = set()
         in_memory = src.files is not None  # documents, not a folder: kept in memory until chunked
+        package = "" if in_memory else python_package(src.root)  # paths are relative to the root
         files = src.files if in_memory else walk(src.root, src.walk_root, inc, exc, cfg.ingest.max_file_bytes,
                                                    report)
         for f in files:
@@ -263,10 +268,10 @@ def _scan(index: Index, kb: str, sources: list[ResolvedSource], include, exclude
             summary.files += 1
             if manifest.get(f.path) != f.hash:
                 pending.append(_Pending(src, f.path, f.abspath, f.kind, f.language,
-                                        f.data if in_memory else None, len(f.data)))
+                                        f.data if in_memory else None, len(f.data), package))
             elif regraph is not None and f.kind == "code" and f.language in GRAPH_LANGUAGES:
                 regraph.append(_Pending(src, f.path, f.abspath, f.kind, f.language, f.data if in_memory else None,
-                                        len(f.data)))
+                                        len(f.data), package))
             if progress:
                 progress("scan", summary.files, 0)
             if cancel is not None and summary.files % 50 == 0 and cancel():
@@ -303,7 +308,7 @@ def _chunks_of(p: _Pending, max_bytes: int, chunk_chars: int,
     data = p.data if p.data is not None else read_regular(p.abspath, max_bytes)
     f = SourceFile(p.path, p.abspath, p.kind, p.language, data)
     try:
-        raw, file_graph = chunk_with_graph(f.text(), f.path, f.kind, f.language, chunk_chars, graph)
+        raw, file_graph = chunk_with_graph(f.text(), f.path, f.kind, f.language, chunk_chars, graph, p.package)
     except Skip:
         raise
     except Exception as e:  # a chunker bug must not stop the whole ingest
@@ -355,7 +360,9 @@ def _write_changed(index: Index, kb: str, pending: list[_Pending], summary: Inge
             seen["embedded"] += len(texts[i:i + step])
             if progress:
                 progress("embed", seen["embedded"], estimate())
-        vectors = np.concatenate(parts)
+        # a batch of files with no chunks (an empty `__init__.py` added alone) has no vectors, but its files
+        # are still recorded
+        vectors = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
         if inflight is not None:
             inflight.result()  # keep at most one batch in flight; surfaces writer errors
         inflight = writer.submit(_store_batch, index, kb, col, batch, chunks, vectors, delta)
@@ -447,6 +454,21 @@ def _graph_outdated(index: Index, kb: str) -> bool:
     return index.catalog.get_meta(key) != GRAPH_VERSION
 
 
+def _package_changed(index: Index, kb: str, sources: list[ResolvedSource]) -> bool:
+    """Whether a source's folder became a Python package or stopped being one (an `__init__.py` added or
+    removed at its top) since its graph was made: its modules, named under that package, are named anew."""
+    if not index.cfg.ingest.graph:
+        return False
+    for src in sources:
+        if src.files is not None:
+            continue
+        row = index.catalog.db.execute("SELECT path, module FROM graph_files WHERE kb=? AND source_id=? AND "
+                                       "language='python' AND parsed=1 LIMIT 1", (kb, src.id)).fetchone()
+        if row is not None and python_module(row[0], python_package(src.root)) != row[1]:
+            return True
+    return False
+
+
 def _write_graphs(index: Index, kb: str, files: list[_Pending], summary: IngestSummary,
                   progress: Progress | None, cancel: Cancel | None) -> None:
     """Make the code graph of unchanged files (their chunks and vectors stay as they are), a batch of files
@@ -461,7 +483,7 @@ def _write_graphs(index: Index, kb: str, files: list[_Pending], summary: IngestS
             try:
                 data = p.data if p.data is not None else read_regular(p.abspath, cfg.max_file_bytes)
                 text = SourceFile(p.path, p.abspath, p.kind, p.language, data).text()
-                graphs.append((p, graph_of(text, p.path, p.language)))
+                graphs.append((p, graph_of(text, p.path, p.language, p.package)))
             except Skip:
                 continue  # gone or unreadable since the scan: the next ingest sees it
             except Exception as e:  # a walker bug costs this file's graph, nothing else

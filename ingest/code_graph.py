@@ -16,7 +16,7 @@ from ingest.refs_typescript import ScriptWalker
 
 # Bump when what the walkers extract changes: a KB's graph made by another version is made again on
 # the next ingest, from the files (no re-embedding).
-GRAPH_VERSION = "4"
+GRAPH_VERSION = "5"  # 5: Python modules named under the package a source folder is
 
 WALKERS: dict[str, type[FileWalker]] = {"python": PythonWalker, "typescript": ScriptWalker, "tsx": ScriptWalker,
                                           "javascript": ScriptWalker, "go": GoWalker,
@@ -25,23 +25,25 @@ GRAPH_LANGUAGES = frozenset(WALKERS)
 log = logging.getLogger("devcopilot.ingest")
 
 
-def file_graph(tree, path: str, language: str) -> FileGraph:
-    """The definitions and references of a parsed file (`parsed` False when it has syntax errors)."""
-    return WALKERS[language](tree, path, language).build()
+def file_graph(tree, path: str, language: str, package: str = "") -> FileGraph:
+    """The definitions and references of a parsed file (`parsed` False when it has syntax errors).
+    `package`: the dotted package the source's folder is (ingest/refs_python.py `python_package`), which
+    Python modules are named under; the other languages name theirs as they did."""
+    return WALKERS[language](tree, path, language, package).build()
 
 
-def graph_of(text: str, path: str, language: str) -> FileGraph | None:
+def graph_of(text: str, path: str, language: str, package: str = "") -> FileGraph | None:
     """The graph of a file's text, or None when the language has none (or no grammar)."""
     if language not in WALKERS:
         return None
     tree = parse_code(text, language)
-    return file_graph(tree, path, language) if tree is not None else FileGraph(language, "", parsed=False)
+    return file_graph(tree, path, language, package) if tree is not None else FileGraph(language, "", parsed=False)
 
 
 def chunk_with_graph(text: str, path: str, kind: str, language: str, max_chars: int = 1200,
-                     graph: bool = True) -> tuple[list[Chunk], FileGraph | None]:
+                     graph: bool = True, package: str = "") -> tuple[list[Chunk], FileGraph | None]:
     """A file's chunks (as ingest.chunking.chunk_file makes them) and, for code in a language with a
-    walker, its graph from the same parse."""
+    walker, its graph from the same parse (`package`: see file_graph)."""
     if not graph or kind != "code" or language not in WALKERS:
         return chunk_file(text, path, kind, language, max_chars), None
     tree = parse_code(text, language)
@@ -49,7 +51,7 @@ def chunk_with_graph(text: str, path: str, kind: str, language: str, max_chars: 
     if tree is None:  # the parse failed outright: the file is counted as not parsing
         return chunks, FileGraph(language, "", parsed=False)
     try:
-        return chunks, file_graph(tree, path, language)
+        return chunks, file_graph(tree, path, language, package)
     except Exception as e:  # a walker's bug costs this file's graph, never its chunks
         log.warning("could not read the code graph of %s: %s: %s", path, type(e).__name__, e)
         return chunks, None

@@ -135,10 +135,11 @@ class FileWalker:
     language = ""
     builtins: frozenset[str] = frozenset()
 
-    def __init__(self, tree, path: str, language: str):
+    def __init__(self, tree, path: str, language: str, package: str = ""):
         self.tree = tree
         self.path = path
         self.language = language
+        self.package = package  # the dotted package the source's folder is (Python), "" when none
         self.module = self.module_name()
         self.globals = Scope()
         self.defs: list[Defined] = []

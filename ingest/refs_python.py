@@ -3,14 +3,15 @@ and uses through them, `self.method()` and `super().method()` in a class, parame
 types, locals made by a constructor (`x = Foo()`), attributes a class assigns (`self.store = Store()`),
 base classes, decorators and type annotations (string ones too).
 
-Targets are dotted paths: the file's own module is its path (`src/agents/run.py` is `src.agents.run`);
-an absolute import keeps the name it imports (`agents.run.Runner`), which the query side matches
-against the modules the KB holds (indexes/graph.py)."""
+Targets are dotted paths: the file's own module is its path (`src/agents/run.py` is `src.agents.run`),
+under the package the source's folder is when it is one (`sources.py` of the folder `ingest/`, which holds
+an `__init__.py`, is `ingest.sources`); an absolute import keeps the name it imports (`agents.run.Runner`),
+which the query side matches against the modules the KB holds (indexes/graph.py)."""
 from __future__ import annotations
 
 import builtins
 import re
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from ingest.references import (
     CALL,
@@ -35,18 +36,37 @@ SKIP = {"ERROR", "string_content", "escape_sequence", "comment", "integer", "flo
 WRAPPERS = {"Optional", "Annotated", "Final", "ClassVar", "Required", "NotRequired", "ReadOnly", "type"}
 
 
-def python_module(path: str) -> str:
-    """`src/agents/run.py` -> `src.agents.run`; a package's `__init__.py` is the package."""
+PACKAGE_MARKS = ("__init__.py", "__init__.pyi")
+
+
+def python_module(path: str, package: str = "") -> str:
+    """`src/agents/run.py` -> `src.agents.run`; a package's `__init__.py` is the package. `package`: the
+    dotted package the folder `path` is relative to is (`sources.py` in the package `ingest` is `ingest.sources`)."""
     p = PurePosixPath(path)
-    parts = list(p.parent.parts) + ([] if p.stem == "__init__" else [p.stem])
+    parts = [package] + list(p.parent.parts) + ([] if p.stem == "__init__" else [p.stem])
     return ".".join(x for x in parts if x not in ("", "."))
+
+
+def python_package(folder: Path) -> str:
+    """The dotted package a source's folder is, which its files' modules are named under: the folder's name
+    when it holds an `__init__.py` (`devcopilot ingest src/myfw`: its code imports `myfw.x`), under its
+    parents' names while they are packages too; "" when it is no package (a repository, site-packages)."""
+    names: list[str] = []
+    try:
+        folder = folder.resolve()
+        while folder.name.isidentifier() and any((folder / mark).is_file() for mark in PACKAGE_MARKS):
+            names.insert(0, folder.name)
+            folder = folder.parent
+    except OSError:  # unreadable: named as if it were no package
+        return ""
+    return ".".join(names)
 
 
 class PythonWalker(FileWalker):
     builtins = BUILTINS
 
     def module_name(self) -> str:
-        return python_module(self.path)
+        return python_module(self.path, self.package)
 
     @property
     def is_package(self) -> bool:

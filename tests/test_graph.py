@@ -18,6 +18,7 @@ from indexes.query_kind import GraphQuestion, graph_question
 from indexes.retrieve import retrieve
 from indexes.search import Index
 from indexes.versions import VersionChoice
+from ingest.refs_python import python_package
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +136,80 @@ def test_callees_list_what_a_function_calls_resolved_or_flagged(indexed):
     assert "print" not in {s.target for s in answer.sites}  # builtins and other packages are left out
     deeper = graph.callees(index, ["default"], "shop.app.main", depth=2)
     assert (2, "src.shop.core.pricing.discount") in {(s.depth, s.target) for s in deeper.resolved}
+
+
+# -- a folder that is itself a package ------------------------------------------------------------------------
+# `devcopilot ingest src/fw`: an `__init__.py` at the folder's top, so its code imports `fw.mod`, absolutely,
+# or `.mod`, relatively. Paths stay relative to the folder given; the modules are named under the package.
+FW = {
+    "__init__.py": """
+        from .mod import helper as helper
+        """,
+    "mod.py": """
+        def helper(x):
+            return x + 1
+        """,
+    "absolute.py": """
+        from fw.mod import helper
+
+        def first():
+            return helper(1)
+        """,
+    "dotted.py": """
+        import fw.mod
+
+        def second():
+            return fw.mod.helper(2)
+        """,
+    "relative.py": """
+        from .mod import helper
+
+        def third():
+            return helper(3)
+        """,
+    "sub/__init__.py": "",
+    "sub/deep.py": """
+        from ..mod import helper
+        from fw import helper as again
+
+        def fourth():
+            return helper(4) + again(4)
+        """,
+}
+FW_CALLERS = {("absolute.py", 4, "first", "call"), ("dotted.py", 4, "second", "call"),
+              ("relative.py", 4, "third", "call"), ("sub/deep.py", 5, "fourth", "call")}
+
+
+def test_a_folder_that_is_a_package_names_its_modules_under_it_so_absolute_imports_resolve(tmp_path):
+    project = write_tree(tmp_path / "fw", FW)
+    index = Index(load_config(env={}, overrides={"data_dir": str(tmp_path / "data")}))
+    ingest(index, [str(project)])
+    for name in ("helper", "mod.helper", "fw.mod.helper"):  # the short forms and the full one
+        answer = graph.callers(index, ["default"], name)
+        assert sites(answer) == FW_CALLERS, name
+        assert [(d.qualified, d.path) for d in answer.definitions] == [("fw.mod.helper", "mod.py")], name
+        assert not answer.unresolved, name
+    assert sites(graph.references(index, ["default"], "fw.mod.helper"), None) >= {
+        ("__init__.py", 1, "", "import"), ("absolute.py", 1, "", "import"), ("relative.py", 1, "", "import")}
+    assert {c.path for c in index.catalog.file_chunks("default", "absolute.py")} == {"absolute.py"}
+    # a package given inside another is named under it; a folder that is no package, under nothing
+    assert (python_package(project / "sub"), python_package(project), python_package(tmp_path)) == \
+        ("fw.sub", "fw", "")
+
+
+def test_a_folder_that_becomes_a_package_has_its_graph_made_again(tmp_path):
+    project = write_tree(tmp_path / "fw", {k: v for k, v in FW.items() if k != "__init__.py"})
+    index = Index(load_config(env={}, overrides={"data_dir": str(tmp_path / "data")}))
+    ingest(index, [str(project)])
+    assert ("absolute.py", 4, "first", "call") not in sites(graph.callers(index, ["default"], "helper"))
+
+    write_tree(project, {"__init__.py": ""})  # one new file; the others' modules are named anew
+    summary = ingest(index, [str(project)])
+    assert summary.changed == 1 and summary.regraphed == len(FW) - 1
+    assert {("absolute.py", 4, "first", "call"), ("dotted.py", 4, "second", "call")} <= \
+        sites(graph.callers(index, ["default"], "helper"))
+    again = ingest(index, [str(project)])
+    assert (again.changed, again.regraphed) == (0, 0)
 
 
 # -- incremental, like the chunks -----------------------------------------------------------------------------
