@@ -177,9 +177,12 @@ def test_a_streamed_answer_is_written_in_paced_chunks_with_the_same_text(world, 
         model.stop()
     texts = {pace: "".join(parts) for pace, parts in streams.items()}
     assert texts[0] == texts[30] and texts[0].startswith("".join(words) + "[1].\n\nSources:\n[1] docs/guide.md")
-    assert streams[0][:60] == words  # unpaced: every piece the model sent is a chunk of its own
+    # Unpaced, a piece goes out as soon as the server's loop gets to it: most are a chunk of their own (a loaded
+    # machine merges a few that queued while the loop was busy; the text above is the same either way).
+    assert sum(1 for c in streams[0] if c in words) >= 30, streams[0]
     # paced: writes at least 30 ms apart over a stream of about 300 ms; all 60 apart would need 1.8 s
     assert 2 <= len(streams[30]) <= 30, streams[30]
+    assert len(streams[30]) < len(streams[0]) / 2
 
 
 def test_sse_merges_only_consecutive_text_chunks():
