@@ -146,7 +146,7 @@ def package_roots(paths: Iterable[str]) -> list[tuple[str, str]]:
     roots = set()
     for d in inits:
         top = PurePosixPath(d)
-        while str(top.parent) in inits:
+        while top.parent != top and str(top.parent) in inits:  # "." is its own parent: a package at the root
             top = top.parent
         roots.add((str(top.parent), top.name))
     return sorted(roots, key=lambda r: (in_side_folder(f"{r[0]}/{r[1]}/x"), r[0].count("/"), r))
