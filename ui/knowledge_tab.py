@@ -168,7 +168,8 @@ class KnowledgeTab:
                                 value=self.kb_table, interactive=False, elem_id="dc-kbs", label="Knowledge bases")
         with gr.Row():
             self.spec = gr.Textbox(label="Source", placeholder="/path/to/docs, https://github.com/o/r.git, "
-                                   "pkg:NAME or pypi:NAME==VERSION", scale=4, elem_id="dc-source")
+                                   "pkg:NAME or pypi:NAME==VERSION", scale=4, elem_id="dc-source",
+                                   min_width=300)  # on a phone: a row of its own, not a sliver beside the KB
             self.kb_name = gr.Textbox(label="Knowledge base", value="default", scale=1, elem_id="dc-kb")
         with gr.Row():
             self.add = gr.Button("Add and index", variant="primary", elem_id="dc-add")
