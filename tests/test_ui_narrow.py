@@ -57,6 +57,17 @@ def page_overflow(page) -> int:
     return page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
 
 
+def check_docs(page, kb: str) -> str:
+    page.get_by_role("tab", name="Knowledge").click()
+    page.fill("#dc-kb textarea, #dc-kb input", kb)
+    if not page.locator("#dc-drift-refresh").is_visible():
+        page.locator("#dc-drift-box").get_by_text("Docs out of step with the code").click()
+    page.click("#dc-drift-refresh")
+    page.wait_for_function("kb => { const t = document.querySelector('#dc-drift-note').innerText; "
+                           "return t.includes(`base ${kb}`) && !t.includes('processing'); }", arg=kb, timeout=30_000)
+    return page.inner_text("#dc-drift-note")
+
+
 def test_on_a_phone_the_question_box_keeps_the_row_beside_a_small_send(browser, world):
     page = open_chat(browser, world["url"], NARROW, 800)
     question, send = box(page, "#dc-input textarea"), box(page, "#dc-send")
@@ -84,5 +95,32 @@ def test_on_a_phone_the_usage_chart_is_readable_and_scrolls_in_its_box(browser, 
     scrolls = page.evaluate("() => { const c = document.querySelector('#dc-usage-chart'); "
                             "return c.scrollWidth > c.clientWidth + 100 && getComputedStyle(c).overflowX === 'auto'; }")
     assert scrolls
+    assert page_overflow(page) == 0
+    page.context.close()
+
+
+def test_check_docs_says_what_it_found_and_shows_file_names_as_they_are(browser, world):
+    page = open_chat(browser, world["url"], 1280, 900)
+    assert check_docs(page, "drifty") == "2 findings in knowledge base drifty."
+    links = page.evaluate("() => [...document.querySelectorAll('#dc-drift a')].map(a => a.innerText)")
+    # Markdown would make `__init__` bold "init": the file name is shown as the file is named.
+    assert "gadgets/__init__.py:1-1" in links, links
+    assert check_docs(page, "default") == "✅ No doc passage of knowledge base default is out of step with the code."
+    page.context.close()
+
+
+def test_on_a_phone_the_findings_table_keeps_its_words_whole(browser, world):
+    page = open_chat(browser, world["url"], NARROW, 800)
+    check_docs(page, "drifty")
+    # The word on screen: the innermost box whose text is "missing" (whatever elements the table draws with).
+    cell = """() => { const boxes = [...document.querySelectorAll('#dc-drift *')]
+        .filter(e => e.children.length === 0 && e.innerText && e.innerText.trim() === 'missing')
+        .map(e => e.getBoundingClientRect()).filter(b => b.width > 0);
+        return boxes.length ? boxes[0].toJSON() : null; }"""
+    page.locator("#dc-drift").scroll_into_view_if_needed()  # its rows are drawn once in view
+    page.wait_for_function(cell, timeout=10_000)
+    kind = page.evaluate(cell)
+    # "missing" on one line, not a letter per line in a 25 px column.
+    assert kind and kind["height"] < 35 and kind["width"] > 40, kind
     assert page_overflow(page) == 0
     page.context.close()
