@@ -43,6 +43,14 @@ footer { display: none !important; }
   #dc-chat { height: calc(100dvh - 330px) !important; }
   #dc-team { display: none; }
   #dc-sidebar { order: 2; max-height: none; }
+  /* Send beside the box, small: the box keeps the row's width for the question. */
+  #dc-send { min-width: 72px !important; }
+  /* The usage chart keeps a size its labels can be read at, and scrolls sideways. */
+  #dc-usage-chart { overflow-x: auto !important; }
+  #dc-usage-chart .matplotlib { align-items: flex-start; }
+  #dc-usage-chart img { width: 720px; max-width: none; }
+  /* The findings table keeps its columns' room (a word per column, not a letter per line), and scrolls. */
+  #dc-drift .table-container { min-width: 960px; }
 }
 """
 

@@ -16,6 +16,7 @@ import gradio as gr
 from indexes.jobs import Job, Jobs
 from ui import knowledge
 from ui.indexing import JobClock, job_summary, progress_html
+from ui.render import md_text
 from ui.strings import unfit
 
 log = logging.getLogger("devcopilot.ui")
@@ -84,14 +85,23 @@ class KnowledgeTab:
         catalog = self.copilot.index.catalog
         names = [kb] if kb and catalog.kb(kb) else [i.name for i in catalog.kbs()]
 
-        def place(text: str, link: str) -> str:
-            return f"[{text}]({public_url(link)})" if link else text
+        def place(text: str, link: str) -> str:  # as is: `__init__.py` is no bold "init.py"
+            return f"[{md_text(text)}]({public_url(link)})" if link else md_text(text)
 
         def doc(f: drift.Finding) -> str:
-            return place(f.doc_place, f.doc_link) + (f" ({f.version_label})" if f.version else "")
+            return place(f.doc_place, f.doc_link) + (f" ({md_text(f.version_label)})" if f.version else "")
 
         return [[f.kind, doc(f), f.message, place(f.code_place, f.code_link)]
                 for name in names for f in drift.findings(catalog, name)]
+
+    def check_docs(self, kb: str | None = None) -> tuple[list[list[str]], str]:
+        """The findings table, and a line saying how many there are: an empty table alone does not tell
+        that the check ran."""
+        rows = self.drift_table(kb)
+        where = f"knowledge base `{kb}`" if kb and self.copilot.index.catalog.kb(kb) else "every knowledge base"
+        if not rows:
+            return rows, f"✅ No doc passage of {where} is out of step with the code."
+        return rows, f"{len(rows):,} finding{'s' if len(rows) != 1 else ''} in {where}."
 
     def queue_now(self) -> tuple[Job | None, list[Job]]:
         """The job the queue runs now (or starts next), and the jobs queued after it."""
@@ -168,7 +178,8 @@ class KnowledgeTab:
                                 value=self.kb_table, interactive=False, elem_id="dc-kbs", label="Knowledge bases")
         with gr.Row():
             self.spec = gr.Textbox(label="Source", placeholder="/path/to/docs, https://github.com/o/r.git, "
-                                   "pkg:NAME or pypi:NAME==VERSION", scale=4, elem_id="dc-source")
+                                   "pkg:NAME or pypi:NAME==VERSION", scale=4, elem_id="dc-source",
+                                   min_width=300)  # on a phone: a row of its own, not a sliver beside the KB
             self.kb_name = gr.Textbox(label="Knowledge base", value="default", scale=1, elem_id="dc-kb")
         with gr.Row():
             self.add = gr.Button("Add and index", variant="primary", elem_id="dc-add")
@@ -184,6 +195,7 @@ class KnowledgeTab:
                         "lacks, stating another default, or showing an example whose calls do not match: found "
                         "at indexing, for the knowledge base above (or every one when it is not indexed).")
             self.drift_btn = gr.Button("Check docs", size="sm", elem_id="dc-drift-refresh")
+            self.drift_note = gr.Markdown(elem_id="dc-drift-note")
             self.drift = gr.Dataframe(headers=["kind", "doc", "finding", "code"], elem_id="dc-drift",
                                       datatype=["str", "markdown", "str", "markdown"], interactive=False,
                                       value=lambda: self.drift_table(None), label="Findings", wrap=True,
@@ -202,7 +214,7 @@ class KnowledgeTab:
         self.ticker.tick(self.poll, [self.following, kb_select], out, concurrency_limit=None, show_progress="hidden")
         tab.select(self.poll, [self.following, kb_select], out, show_progress_on=near)
         self.refresh_btn.click(self.refresh, None, [self.kbs, self.srcs])
-        self.drift_btn.click(self.drift_table, [self.kb_name], self.drift)
+        self.drift_btn.click(self.check_docs, [self.kb_name], [self.drift, self.drift_note])
 
 
 def user_error(e: BaseException) -> str:
