@@ -28,7 +28,9 @@ log = logging.getLogger("devcopilot.changes")
 NOT_MODULES = {"setup.py", "conftest.py", "noxfile.py", "tasks.py", "fabfile.py", "manage.py", "__main__.py"}
 DOCSTRING_NOTE = re.compile(
     r"^\s*(\.\. deprecated::.*|deprecated[:.].*|\*\*deprecated\*\*.*|!!! \w+ \"?deprecated.*)$|"
-    r"[^.\n]*\b(is|are|has been|was) deprecated\b[^.\n]*|[^.\n]*\bdeprecated (since|in|as of)\b[^.\n]*",
+    # a sentence is read from its start (a line's or a full stop's), so a long line is read once, not from each letter
+    r"(?:^|(?<=\.))[^.\n]*\b(is|are|has been|was) deprecated\b[^.\n]*|"
+    r"(?:^|(?<=\.))[^.\n]*\bdeprecated (since|in|as of)\b[^.\n]*",
     re.IGNORECASE | re.MULTILINE)
 WARNS = re.compile(r"\bwarn\w*\s*\([^;]{0,400}?\b((?:Pending)?DeprecationWarning|FutureWarning)\b", re.DOTALL)
 

@@ -91,7 +91,9 @@ class GraphQuestion:
     depth: int = 1
 
 
-SYM = r"`?(?P<sym>[A-Za-z_][\w]*(?:(?:\.|::|#)[A-Za-z_]\w*)*)(?:\(\))?`?"
+# A name starts where an identifier can (not inside one): a long run of letters is then read once, not once
+# from each of its letters (a 20,000-character word took minutes).
+SYM = r"`?(?<![A-Za-z0-9_.:#])(?P<sym>[A-Za-z_][\w]*(?:(?:\.|::|#)[A-Za-z_]\w*)*)(?:\(\))?`?"
 CALLERS = [re.compile(p, re.IGNORECASE) for p in (
     rf"\b(?:who|what|which (?:functions?|methods?|code|classes|places|files|modules))\s+(?:else\s+)?"
     rf"(?:calls?|uses?|invokes?|depends? on|subclass(?:es)?|extends?|inherits? from)\s+{SYM}",
@@ -159,7 +161,7 @@ RELEASE_WORDS = re.compile(
     r"(was|were) (added|removed|renamed)|(added|removed|renamed) (in|since|between))\b|有什么变化|改动|变更",
     re.IGNORECASE)
 DEPRECATION_WORDS = re.compile(r"\b(deprecat(ed|ion|es)|obsolete)\b|弃用|废弃", re.IGNORECASE)
-NAME = r"`[^`]+`|[A-Za-z_@][\w.\-/@]*(?:\(\))?"
+NAME = r"`[^`]+`|(?<![\w.\-/@])[A-Za-z_@][\w.\-/@]*(?:\(\))?"
 NOT_NAMES = {"the", "a", "an", "this", "that", "it", "its", "version", "versions", "release", "releases", "library",
              "package", "api", "my", "our", "since", "between", "from", "latest", "last", "new", "old", "there",
              "anything", "something", "what", "which", "is", "are", "was", "has", "have", "been", "to", "in", "of",

@@ -267,6 +267,33 @@ def test_odd_queries_on_stdin(capfd, kb, monkeypatch):
     assert_still_searchable(capfd, data)
 
 
+def test_a_long_word_is_read_once_not_from_each_letter(capfd, kb):
+    """A 20,000-character question without spaces (the chat's limit) once kept the reading of its wording busy for
+    minutes, a name being sought from each of its letters; search and ask now answer it like any question. The
+    bound is a liveness check, far above what an answer takes and far below what it took."""
+    import threading
+
+    from indexes.api_python import DOCSTRING_NOTE
+
+    data, _ = kb
+    for question in ("a" * 20_000, "MemoryStore" * 1_800, "memory_store." * 1_500):
+        codes: list = []
+        for argv in (["search", question, "--json", "--k", "3"], ["ask", question]):
+            runner = threading.Thread(target=lambda a=argv, c=codes: c.append(main(["--data-dir", str(data), *a])),
+                                      daemon=True)
+            runner.start()
+            runner.join(60)
+            assert not runner.is_alive(), f"{argv[0]} of a {len(question)}-character word is still running"
+        assert codes == [0, 0]
+        out, err = capfd.readouterr()
+        assert "Traceback" not in err and json.loads(out.splitlines()[0])["query"] == question
+    # the docs check's reading of a docstring, likewise, for a docstring's long line
+    reader = threading.Thread(target=lambda: DOCSTRING_NOTE.search("a" * 100_000 + " is deprecated"), daemon=True)
+    reader.start()
+    reader.join(20)
+    assert not reader.is_alive()
+
+
 @pytest.mark.parametrize("store, damaged", [("chroma", "chroma/chroma.sqlite3"), ("qdrant", "qdrant/meta.json")])
 def test_damaged_vector_store_folder_and_its_way_out(capfd, tmp_path, monkeypatch, store, damaged):
     from copilot.config import load_config
