@@ -4,9 +4,9 @@
 
 A question is read for its wording (what it asks for, a name it calls, a release) before it is searched; those
 readings must take time in proportion to the question's length, whatever its shape. Prints seconds per question
-shape: spaced words, one long word, a repeated CamelCase name, a dotted identifier, Chinese, full stops. With
-`--against REV`, the same questions are asked of REV's code too (a git worktree, removed at the end), over the
-same index, and the ratio is printed beside them."""
+shape: spaced words, one long word, a repeated CamelCase name, a dotted identifier, Chinese, full stops, the
+words of a yes-or-no question. With `--against REV`, the same questions are asked of REV's code too (a git
+worktree, removed at the end), over the same index, and the ratio is printed beside them."""
 from __future__ import annotations
 
 import argparse
@@ -26,6 +26,7 @@ SHAPES = {
     "a dotted identifier": "foo_bar." * 2_500,
     "Chinese": ("怎么在两个智能体之间做" * 1_819)[:20_000],
     "full stops": "." * 20_000,
+    "yes-or-no words, repeated": ("does it neither is " * 1_053)[:20_000],
 }
 
 

@@ -41,11 +41,14 @@ HOW_TO = re.compile(
     r"is it possible|when should|should i|can i|best way|walk me through|what('s| is) the difference)\b|"
     r"如何|(应该|该)怎么|怎么(让|才能)",
     re.IGNORECASE)
-# Asking what the code does in a given case: what happens, what it falls back to, how it decides.
+# Asking what the code does in a given case: what happens, what it falls back to, how it decides, which of two
+# things it does ("does it retry, or does it give up?"; not the asker's own choice: "should I ... or", "do I ... or").
+# Each open-ended span is bounded, so the reading stays linear in the question's length.
 BEHAVIOUR = re.compile(
     r"\b(what happens|which one (wins|runs|is used)|what exact(ly)?|"
+    r"(does|do|will|would|is|are) (?!(i|we|you)\b)\w+\b[^?]{0,160}?,? or (does|do|is|are|will|would|does it|do they)\b|"
     r"if (i|you|it|we|the \w+) (don't|do not|didn't|doesn't|does not|never) \w+|"
-    r"without (passing|setting|giving|specifying|naming)|neither\b.*\bnor|"
+    r"without (passing|setting|giving|specifying|naming)|neither\b.{0,160}?\bnor|"
     r"which \w+( \w+)? (is|are|does \w+) (used|use|requested|chosen|picked)|"
     r"how does (the \w+|it|\w+) (decide|work out|come up|pick|choose|build|resolve|keep|notice|handle|compute|"
     r"determine)|defaults?|by default)\b|默认|会怎样|会发生什么|是怎么判断|哪个",

@@ -8,7 +8,7 @@ import indexes.search as search_module
 from indexes.build import ingest
 from indexes.lexical import TOKENIZER_VERSION, tokenize
 from indexes.page_kind import asks_for_news, is_news
-from indexes.query_kind import read_intent, read_kind
+from indexes.query_kind import BEHAVIOUR, read_intent, read_kind
 from indexes.retrieve import named_symbols, picks_one, retrieve
 from indexes.search import Hit, Index, asked_kind, fuse, fuse_scores, is_mostly_cjk, lift, lift_kind, spread_files
 from indexes.side_folders import asks_for_side_folders, in_docs_folder, in_side_folder
@@ -756,3 +756,16 @@ def test_code_in_a_docs_folder_steps_behind_the_library_it_uses(library_and_docs
     snippet = "docs_src/caching/tutorial001.py"
     assert without == [snippet, snippet, "pkg/cache.py"]
     assert paths == [snippet, "pkg/cache.py", snippet]  # its best chunk is far ahead and keeps its place
+
+
+def test_a_question_offering_two_outcomes_of_the_code_gets_the_code_first(busy_pages):
+    """"Does it do A, or does it do B?" asks what the code does in a case, as "what happens if" does; a question
+    offering the asker's own two choices ("should I ... or") is a comparison, and a question in which the
+    asker does something is not about the code."""
+    q = "When the server stays busy, does the next try wait longer each time, or is the delay always the same?"
+    assert BEHAVIOUR.search(q) and asked_kind(q) == "code"
+    assert busy_pages.search(q, k=5)[0].chunk.path == "pkg/retry.py"
+    merged = "If both set extra headers, does the run's dict replace the agent's or are they combined?"
+    assert BEHAVIOUR.search(merged)
+    assert not BEHAVIOUR.search("Should I use a session or pass the history by hand?")
+    assert not BEHAVIOUR.search("Do I pass the key to the client, or is it read from the environment?")
