@@ -46,7 +46,7 @@ from indexes.change_questions import plan_changes
 from indexes.project import versions_for
 from indexes.retrieve import Retrieval
 from indexes.search import Index
-from indexes.versions import VersionChoice, unmatched_notes
+from indexes.versions import VersionChoice
 
 log = logging.getLogger("devcopilot.chat")
 
@@ -212,17 +212,11 @@ class Copilot:
         """What a turn says about its versions before answering: a lock file that could not be read, and each
         pinned version not indexed (with the command that indexes it; the newest answers meanwhile), and a version
         asked for that no library of the KBs takes."""
-        choice = turn.versions
-        notes = list(getattr(choice, "notes", ()))
         try:
-            scopes = {kb: self.index.scope(kb, choice) for kb in turn.kbs if self.index.catalog.kb(kb) is not None}
-            for scope in scopes.values():
-                notes += [m.sentence() for m in scope.missing]
-            if choice is not None:
-                notes += unmatched_notes(self.index.catalog, scopes)
+            return self.index.version_notes(turn.kbs, turn.versions)
         except Exception:  # a note must never cost the answer
             log.exception("version notes failed")
-        return notes
+            return list(getattr(turn.versions, "notes", ()))
 
     def _addressed(self, message: str, assistant: str | None) -> tuple[list[AssistantSpec], str, list[str]]:
         """(targets, question text, unknown names). Guide as target means: let the Guide decide."""

@@ -369,6 +369,18 @@ class Index:
                 self._chosen[key] = cached
         return cached[1]
 
+    def version_notes(self, kbs, choice=None) -> list[str]:
+        """What the versions chosen could not give, once each, as every door says it before its answer: a lock
+        file that could not be read, a pinned version not indexed (with the command that indexes it; the newest
+        answers meanwhile), a version asked for that no library of the KBs takes. KBs not indexed are skipped."""
+        from indexes.versions import unmatched_notes
+
+        scopes = {kb: self.scope(kb, choice) for kb in dict.fromkeys(kbs) if self.catalog.kb(kb) is not None}
+        notes = list(getattr(choice, "notes", ())) + [m.sentence() for s in scopes.values() for m in s.missing]
+        if choice is not None:
+            notes += unmatched_notes(self.catalog, scopes)
+        return list(dict.fromkeys(notes))
+
     def side_by_side(self, kb: str) -> set[str]:
         """The libraries of which `kb` holds several versions: their citations say which version."""
         from indexes.versions import side_by_side

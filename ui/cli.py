@@ -244,15 +244,7 @@ def _project_folder(path: str) -> str:
 def say_version_notes(index, kbs: list[str], choice) -> None:
     """On stderr: what the versions asked for could not give (a lock file unread, a version not indexed, a
     version no library of the KBs takes)."""
-    from indexes.versions import unmatched_notes
-
-    notes = list(getattr(choice, "notes", ()))
-    scopes = {kb: index.scope(kb, choice) for kb in kbs if index.catalog.kb(kb) is not None}
-    for scope in scopes.values():
-        notes += [m.sentence() for m in scope.missing]
-    if choice is not None:
-        notes += unmatched_notes(index.catalog, scopes)
-    for note in notes:
+    for note in index.version_notes(kbs, choice):
         print(f"devcopilot: {note}", file=sys.stderr, flush=True)
 
 

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Query
 from indexes import graph
 from indexes.project import versions_for
 from indexes.search import SearchError
-from indexes.versions import VersionChoice, unmatched_notes
+from indexes.versions import VersionChoice
 from ui.edge import HTTPError
 
 Symbol = Annotated[str, Query(min_length=1, max_length=200, description="A function, class or method.")]
@@ -55,9 +55,7 @@ def graph_router(index) -> APIRouter:
             found = ask({kb: scope.sources for kb, scope in scopes.items()}).to_json()
         except graph.GraphError as e:
             raise HTTPError(404, str(e), "not_found_error") from None
-        notes = list(getattr(choice, "notes", ())) + [m.sentence() for s in scopes.values() for m in s.missing]
-        notes += unmatched_notes(index.catalog, scopes) if choice is not None else []
-        return found | {"notes": list(dict.fromkeys(notes))}
+        return found | {"notes": index.version_notes(kbs, choice)}
 
     @router.get("/v1/graph/references")
     def references(symbol: Symbol, kb: str | None = None, version: Version = None, library: Library = None):

@@ -57,7 +57,7 @@ from indexes.indexed_files import MAX_LINES, find_indexed_file, line_range
 from indexes.project import versions_for
 from indexes.retrieve import RetrievalDown, find_definitions, retrieve
 from indexes.search import Hit, SearchError
-from indexes.versions import VersionChoice, unmatched_notes
+from indexes.versions import VersionChoice
 from ui.edge import USER
 from ui.strings import first_refusal
 
@@ -272,13 +272,9 @@ class Tools:
         folder = self.client_folder(roots) or (self.cfg.project.path if project else "")
         return versions_for(chosen, folder) if folder else chosen
 
-    def notes(self, kbs: list[str], choice: VersionChoice | None, missing=()) -> str:
+    def notes(self, kbs: list[str], choice: VersionChoice | None) -> str:
         """What the versions asked for could not give, as lines ahead of a result ("" for none)."""
-        said = list(getattr(choice, "notes", ())) + [m.sentence() for m in missing]
-        if choice is not None:
-            scopes = {kb: self.index.scope(kb, choice) for kb in kbs if self.index.catalog.kb(kb) is not None}
-            said += unmatched_notes(self.index.catalog, scopes)
-        return "".join(f"Note: {n}\n\n" for n in dict.fromkeys(said))
+        return "".join(f"Note: {n}\n\n" for n in self.index.version_notes(kbs, choice))
 
     def label(self, h: Hit) -> str:
         c = h.chunk
@@ -338,7 +334,7 @@ class Tools:
         elif found.weak:
             text = ("Weak match: these passages share little with the query; the indexed sources may not cover "
                     "it.\n\n" + text)
-        text = self.notes(kbs, choice, found.missing) + text
+        text = self.notes(kbs, choice) + text
         return CallToolResult(content=[TextContent(type="text", text=text)],
                               structured_content={"query": query, "weak": found.weak,
                                                   "hits": [passage(h) for h in found.hits[:shown]]})
@@ -512,7 +508,7 @@ class Tools:
             answer = ask(self.index, kbs, {k: scope.sources for k, scope in scopes.items()})
         except graph.GraphError as e:
             raise ToolError(str(e)) from None
-        notes = self.notes(kbs, choice, [m for scope in scopes.values() for m in scope.missing])
+        notes = self.notes(kbs, choice)
         text, _ = _cut(notes + graph.describe(answer, max_sites=80), MAX_RESULT_CHARS)
         found = answer.to_json()
         found["sites"] = found["sites"][:80]
@@ -549,7 +545,7 @@ class Tools:
         if version is not None or library is not None:  # narrowed to one version, as search reads it
             choice = self.versions(None, version, library, project=False)
             scopes = {name: self.index.scope(name, choice) for name in kbs}
-            notes = self.notes(kbs, choice, [m for scope in scopes.values() for m in scope.missing])
+            notes = self.notes(kbs, choice)
             found = [f for name in kbs for f in drift.at_versions([g for g in found if g.kb == name],
                                                                   scopes[name].answered)]
         shown = found[:limit]
