@@ -36,7 +36,7 @@ from indexes.writer import Holder, writing
 from ingest.chunk import Chunk
 from ingest.chunking import chunker_id
 from ingest.code_graph import GRAPH_LANGUAGES, GRAPH_VERSION, chunk_with_graph, graph_of
-from ingest.files import Skip, SourceFile, WalkReport, read_regular, walk
+from ingest.files import Skip, SourceFile, WalkReport, counted, read_regular, skipped_counts, walk
 from ingest.languages import classify
 from ingest.outbound import Outbound
 from ingest.references import FileGraph
@@ -69,15 +69,16 @@ class IngestSummary:
     regraphed: int = 0  # unchanged code files parsed again for a code graph the KB did not have yet
 
     def line(self) -> str:
-        skipped = ", ".join(f"{n} {why}" for why, n in self.skipped.most_common()) or "none"
+        skipped = ", ".join(skipped_counts(self.skipped)) or "none"
         if self.cancelled:
             return (f"KB '{self.kb}': cancelled after {self.done_files} of {self.changed} new or changed files; "
                     f"{self.chunks} chunks written, {self.total_chunks} chunks in total, searchable as they are; "
                     f"re-index to complete it; {self.seconds:.1f} s.")
         again = f" (every vector remade: they were made by {self.reembedded_from})" if self.reembedded_from else ""
-        return (f"KB '{self.kb}': {self.files} files ({self.changed} new or changed, {self.removed} removed), "
-                f"{self.chunks} chunks written ({self.embedded} embedded, the rest cached){again}, {self.total_chunks} "
-                f"chunks in total; skipped: {skipped}{self.graph_note()}; {self.seconds:.1f} s.")
+        return (f"KB '{self.kb}': {counted(self.files, 'file')} ({self.changed} new or changed, {self.removed} "
+                f"removed), {counted(self.chunks, 'chunk')} written ({self.embedded} embedded, the rest "
+                f"cached){again}, {counted(self.total_chunks, 'chunk')} in total; skipped: {skipped}"
+                f"{self.graph_note()}; {self.seconds:.1f} s.")
 
     def graph_note(self) -> str:
         """What the code graph adds to the summary line: only news (files that do not parse, a graph made)."""

@@ -74,8 +74,9 @@ def score(qa: list[dict], results: list[list[dict]], k: int = 5) -> dict:
            "top1": round(sum(p["top1"] for p in per) / n, 3)}
     groups: dict[str, list[bool]] = {}
     for q, p in zip(qa, per):
-        for key in (f"lang_{q.get('lang')}", f"asst_{q.get('assistant')}"):
-            groups.setdefault(key, []).append(p["file"])
+        for field, label in (("lang", "lang"), ("assistant", "asst")):
+            if q.get(field):  # a question file need not say its language or assistant
+                groups.setdefault(f"{label}_{q[field]}", []).append(p["file"])
     for key, vals in sorted(groups.items()):
         out[f"file@5_{key}"] = round(sum(vals) / len(vals), 3)
     return out

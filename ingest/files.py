@@ -7,6 +7,7 @@ import hashlib
 import os
 import stat
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +86,26 @@ def valid_utf8(name: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+# Reasons that name what was skipped, in the plural: "3 hidden files" (the others read as they are: "2 binary",
+# "1 larger than 1,000,000 bytes", a website's "HTTP 404").
+PLURALS = {"hidden file": "hidden files", "hidden folder": "hidden folders", "vendored folder": "vendored folders",
+           "unsupported file type": "unsupported file types", "symbolic link to a folder": "symbolic links to folders",
+           "broken or looping symbolic link": "broken or looping symbolic links",
+           "symbolic link pointing outside the source": "symbolic links pointing outside the source",
+           "not a regular file": "not regular files"}
+
+
+def counted(n: int, noun: str) -> str:
+    """"1 file", "2 files", "1,200 chunks": a count as the summaries say it."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+def skipped_counts(skipped: Mapping[str, int]) -> list[str]:
+    """What was skipped, most first: ["16 unsupported file types", "1 hidden file", "2 binary"]."""
+    return [f"{n:,} {PLURALS.get(why, why) if n != 1 else why}"
+            for why, n in sorted(skipped.items(), key=lambda item: -item[1])]
 
 
 @dataclass

@@ -47,6 +47,9 @@ def test_ingest_prints_a_summary(capsys, tmp_path, project):
     assert code == 0 and err == ""
     assert out.startswith("KB 'w': 3 files (3 new or changed, 0 removed)")
     assert "skipped: 1 binary" in out and out.rstrip().endswith(" s.")
+    one = write_tree(tmp_path / "one", {"README.md": "# One page\n\nAll there is.\n"})
+    code, out, _ = run(capsys, "--data-dir", str(tmp_path / "d"), "ingest", str(one), "--kb", "one", "--quiet")
+    assert code == 0 and out.startswith("KB 'one': 1 file (1 new or changed, 0 removed)")  # one, not "1 files"
 
 
 def test_search_json_from_stdin_one_object_per_query(capsys, indexed, monkeypatch):
@@ -85,6 +88,16 @@ def test_search_kind_filter_and_text_output(capsys, indexed):
     code, out, _ = run(capsys, "--data-dir", str(data), "search", "build a gadget", "--k", "2")
     assert code == 0 and out.startswith("# build a gadget\n[1] ")
     assert "widgets/core.py:" in out and "[3]" not in out
+
+
+def test_status_text_lines_up_its_settings(capsys, indexed):
+    data, _ = indexed
+    code, out, _ = run(capsys, "--data-dir", str(data), "status")
+    head = out.split("\n\n")[0].splitlines()
+    labels = [line.split(":", 1)[0] for line in head]
+    assert code == 0 and {"data dir", "embedding", "store", "chat model", "conversations"} <= set(labels)
+    starts = {len(line) - len(line.split(":", 1)[1].lstrip()) for line in head}
+    assert len(starts) == 1, head  # every value starts in one column
 
 
 def test_status_json(capsys, indexed):

@@ -47,3 +47,11 @@ def test_top1_counts_a_question_whose_first_hit_is_from_a_gold_file():
     assert figures["top1"] == round(2 / 3, 3)
     assert figures["file@5"] == 1.0 and figures["mrr@10"] == round((1 + 0.5 + 1) / 3, 3)
     assert score_question(qa[1], results[1])["top1"] is False and score([], [])["top1"] == 0.0
+
+
+def test_figures_by_language_and_assistant_only_for_questions_that_say_them():
+    qa = [{"question": "a?", "lang": "zh", "assistant": "coding", "gold": [{"path": "src/a.py", "symbol": None}]},
+          {"question": "b?", "gold": [{"path": "docs/b.md", "symbol": None}]}]
+    figures = score(qa, [[chunk("src/a.py")], FILLER])
+    assert figures["file@5_lang_zh"] == 1.0 and figures["file@5_asst_coding"] == 1.0
+    assert not any("None" in key for key in figures)  # the second question says neither

@@ -5,7 +5,7 @@ import os
 
 from support.corpus import write_tree
 
-from ingest.files import WalkReport, walk
+from ingest.files import WalkReport, skipped_counts, walk
 
 
 def _walk(root, **kw):
@@ -37,6 +37,9 @@ def test_gitignore_hidden_and_vendored_folders_are_skipped(tmp_path):
     assert report.skipped["hidden folder"] == 1 and report.skipped["hidden file"] == 1  # .hidden/, .env.md
     assert files["keep.py"].kind == "code" and files["keep.py"].language == "python"
     assert files["docs/guide.md"].kind == "doc" and files["docs/guide.md"].language == "markdown"
+    # as the ingest line, `status` and the web UI say it: most first, a plural for more than one
+    assert skipped_counts(report.skipped) == ["3 vendored folders", "1 hidden folder", "1 hidden file"]
+    assert skipped_counts({"binary": 2, "larger than 1,000 bytes": 1}) == ["2 binary", "1 larger than 1,000 bytes"]
 
 
 def test_include_and_exclude_globs(tmp_path):

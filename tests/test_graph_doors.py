@@ -41,6 +41,7 @@ def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("graphdoors")
     project = write_tree(root / "project", PROJECT)
     ingest(Index(load_config(env={}, overrides={"data_dir": str(root / "data")})), [str(project)])
+    (root / "data").chmod(0o700)  # as the CLI leaves it, so no test's output depends on which ran first
     return root / "data"
 
 
@@ -70,6 +71,7 @@ def test_cli_refs_errors_are_one_sentence_and_exit_2(data):
     for args, says in ((["refs", "checkout_all"], "No definition of 'checkout_all' in the code graph of 'default'"),
                        (["refs", "x", "--kb", "nope"], "no knowledge base named 'nope'"),
                        (["refs", "x", "--depth", "0"], "is not a whole number of 1 or more"),
+                       (["refs", "x", "--depth", "9"], "more than the 5 the call graph follows"),  # as /v1, MCP
                        (["refs", "x", "--callers", "--callees"], "not allowed with argument")):
         r = subprocess.run([sys.executable, str(REPO / "devcopilot.py"), "--data-dir", str(data), *args],
                            capture_output=True, text=True, env=ENV, cwd=REPO, timeout=120)

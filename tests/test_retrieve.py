@@ -48,6 +48,14 @@ def test_search_returns_what_the_assistant_cites(capsys, world, llm, tmp_path, a
         [(s.path, s.start_line, s.end_line) for s in cited]
 
 
+def test_kind_and_k_given_beside_an_assistant_win_as_kb_does(capsys, world):
+    question = "What does MemoryStore.save write?"
+    own = cli_search(capsys, world, question, "--assistant", "Tutoring")
+    assert own["hits"] and {h["kind"] for h in own["hits"]} == {"doc"}  # the Tutoring assistant reads the docs
+    found = cli_search(capsys, world, question, "--assistant", "Tutoring", "--kind", "code", "--k", "2")
+    assert len(found["hits"]) == 2 and {h["kind"] for h in found["hits"]} == {"code"}
+
+
 def test_the_verdict_is_what_makes_an_assistant_say_i_dont_know(capsys, world, tmp_path):
     question = "How do I bake sourdough bread?"
     found = cli_search(capsys, world, question, "--assistant", "Tutoring")

@@ -567,7 +567,7 @@ def test_an_endless_page_ends_with_memory_bounded(tmp_path, capsys):
                      "/endless.html": endless()})
     try:
         out, _ = ingest_cli(tmp_path / "data", f"http://127.0.0.1:{web.port}/llms.txt", capsys)
-        assert "1 files (1 new or changed" in out and "1 larger than 5,000,000 bytes" in out, out
+        assert "1 file (1 new or changed" in out and "1 larger than 5,000,000 bytes" in out, out
         assert web.sent["/endless.html"] < 16_000_000  # the cap, and what the sockets' buffers held
         tracemalloc.start()
         try:
@@ -589,7 +589,7 @@ def test_a_slow_drip_page_ends_at_the_page_deadline(tmp_path, capsys):
     try:
         out, _ = ingest_cli(tmp_path / "data", f"http://127.0.0.1:{web.port}/llms.txt", capsys,
                             "[ingest]\nsite_page_seconds = 2\nsite_timeout_s = 20\n")
-        assert "1 files" in out and "1 took longer than 2 s (ingest.site_page_seconds)" in out, out
+        assert "1 file (" in out and "1 took longer than 2 s (ingest.site_page_seconds)" in out, out
         assert web.sent["/drip.html"] < 60  # about 2 s of it, not the 20 s it would drip for
     finally:
         web.close()

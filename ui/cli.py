@@ -16,10 +16,12 @@ import os
 import re
 import stat
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from copilot.config import ConfigError, load_config, redact_url
 from ingest.environment import default_environment
+from ingest.files import counted, skipped_counts
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, ValueError, RuntimeError, OSError)
 
@@ -45,6 +47,17 @@ def _positive(text: str) -> int:
         n = 0
     if n < 1:
         raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of 1 or more")
+    return n
+
+
+def _depth(text: str) -> int:
+    """Levels of the call graph to follow: 1 to MAX_DEPTH, as the HTTP API and the MCP server take."""
+    from indexes.graph import MAX_DEPTH
+
+    n = _positive(text)
+    if n > MAX_DEPTH:
+        raise argparse.ArgumentTypeError(f"{n} levels is more than the {MAX_DEPTH} the call graph follows; "
+                                         f"give 1 to {MAX_DEPTH}")
     return n
 
 
@@ -101,9 +114,10 @@ def _reading_commands(sub) -> None:
     s.add_argument("query", nargs="?")
     s.add_argument("--kb", action="append", metavar="KB", help="knowledge base to read (repeat for more; "
                                                                  "default: every indexed KB, as the chat)")
-    s.add_argument("--k", type=_positive, default=10, help="how many hits (1 or more)")
+    s.add_argument("--k", type=_positive, help="how many hits (1 or more; default 10, or the assistant's number)")
     s.add_argument("--kind", choices=["doc", "code"])
-    s.add_argument("--assistant", help="cite as this assistant does (its KBs, kind and number of sources)")
+    s.add_argument("--assistant", help="cite as this assistant does (its KBs, kind and number of sources; "
+                                       "--kb, --kind and --k, when given, win)")
     s.add_argument("--json", action="store_true")
     _version_flags(s)
 
@@ -116,7 +130,7 @@ def _code_commands(sub) -> None:
     which = s.add_mutually_exclusive_group()
     which.add_argument("--callers", action="store_true", help="who calls it (and who calls them, with --depth)")
     which.add_argument("--callees", action="store_true", help="what it calls (and what those call, with --depth)")
-    s.add_argument("--depth", type=_positive, default=1, help="levels to follow with --callers or --callees "
+    s.add_argument("--depth", type=_depth, default=1, help="levels to follow with --callers or --callees "
                                                               "(default 1, at most 5)")
     s.add_argument("--kb", action="append", metavar="KB", help="knowledge base to read (repeat for more; default: "
                                                                  "every indexed KB)")
@@ -490,13 +504,14 @@ def cmd_search(args) -> int:
 
         spec = find_assistant(args.assistant, load_assistants(index.cfg))  # UnknownAssistant: its sentence
         read = kbs if args.kb or not spec.kbs else spec.kbs  # --kb wins; else its own KBs narrow the chat's
+        spec = replace(spec, kinds=[args.kind] if args.kind else spec.kinds, top_k=args.k or spec.top_k)
 
         def cite(q):
             return retrieve_for(index, spec, q, read, versions)
 
     queries = [args.query] if args.query is not None else [ln.rstrip("\n") for ln in sys.stdin]
     for q in queries:
-        found = cite(q) if cite else retrieve(index, q, kbs, kind=args.kind, k=args.k, versions=versions)
+        found = cite(q) if cite else retrieve(index, q, kbs, kind=args.kind, k=args.k or 10, versions=versions)
         if args.json:
             print(json.dumps({"query": q, "weak": found.weak, "hits": [h.to_json() for h in found.hits]},
                              ensure_ascii=False), flush=True)
@@ -564,30 +579,32 @@ def cmd_status(args) -> int:
     if args.json:
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return 0
-    print(f"data dir:  {out['data_dir']}\nembedding: {out['embedding']}\nstore:     {cfg.store.kind}"
-          + (f" ({cfg.store.url})" if cfg.store.url else ""))
-    for key, value in status_extras(cfg).items():
-        print(f"{key}: {value}")
+    lines = {"data dir": out["data_dir"], "embedding": out["embedding"],
+             "store": cfg.store.kind + (f" ({cfg.store.url})" if cfg.store.url else "")}
+    lines |= {key.replace("_", " "): value for key, value in status_extras(cfg).items()}
     if known["server"]:
-        print(f"server:    running at {known['server']['url']} (pid {known['server']['pid']}); ingest and forget "
-              "hand their work to it")
+        lines["server"] = (f"running at {known['server']['url']} (pid {known['server']['pid']}); ingest and forget "
+                           "hand their work to it")
     if known["writer"]:
-        print(f"writing:   {known['writer']}")
+        lines["writing"] = known["writer"]
+    width = max(map(len, lines)) + 2
+    for label, value in lines.items():
+        print(f"{label + ':':<{width}}{value}")
     if not kbs:
         print("No knowledge base yet: `devcopilot ingest SOURCE` creates one.")
     for kb in kbs:
         state = f"\n  ({kb['state']})" if kb["state"] else ""
-        print(f"\nKB '{kb['name']}': {kb['files']} files, {kb['chunks']} chunks, "
+        print(f"\nKB '{kb['name']}': {counted(kb['files'], 'file')}, {counted(kb['chunks'], 'chunk')}, "
               f"last indexed {kb['last_indexed'] or 'never'}{state}")
         for library, versions in kb["versions"].items():
             if len(versions) > 1:
                 print(f"  versions of {library}: {', '.join(versions)}")
         for s in kb["sources"]:
-            skipped = ", ".join(f"{n} {why}" for why, n in s["skipped"].items()) or "none skipped"
+            skipped = ", ".join(skipped_counts(s["skipped"])) or "none skipped"
             globs = "".join(f" --include {g}" for g in s["include"]) + "".join(f" --exclude {g}" for g in s["exclude"])
             state = f"\n    ({s['state']})" if s["state"] else ""
             print(f"  - {s['spec']}{globs}\n    from {s['origin']}; indexed {s['last_indexed'] or 'never'}: "
-                  f"{s['files']} files, {s['chunks']} chunks; {skipped}{state}")
+                  f"{counted(s['files'], 'file')}, {counted(s['chunks'], 'chunk')}; {skipped}{state}")
     return 0
 
 

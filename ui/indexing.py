@@ -12,6 +12,7 @@ import threading
 import time
 
 from indexes.jobs import Job
+from ingest.files import counted, skipped_counts
 
 STAGES = {"": "Queued", "resolving": "Fetching the sources", "scan": "Scanning files", "index": "Chunking files",
           "embed": "Embedding chunks", "lexical": "Building the lexical index"}
@@ -138,11 +139,11 @@ def summary_markdown(result: dict, error: str = "") -> str:
         return (f"⏹️ **Cancelled.** {r['done_files']:,} of {r['changed']:,} new or changed files were indexed "
                 f"({r['chunks_written']:,} chunks); knowledge base `{r['kb']}` holds {r['total_chunks']:,} chunks "
                 "and answers from them. Re-index it to complete the rest.")
-    by_count = sorted(r["skipped"].items(), key=lambda item: -item[1])  # most skipped first
-    skipped = "".join(f"\n  - {n:,} {why}" for why, n in by_count)
-    return (f"✅ **Indexed** into `{r['kb']}` in {r['seconds']:.1f} s: {r['files']:,} files ({r['changed']:,} new "
-            f"or changed, {r['removed']:,} removed), {r['chunks_written']:,} chunks written ({r['embedded']:,} "
-            f"embedded, the rest cached), {r['total_chunks']:,} chunks in the knowledge base.\n\n"
+    skipped = "".join(f"\n  - {line}" for line in skipped_counts(r["skipped"]))
+    return (f"✅ **Indexed** into `{r['kb']}` in {r['seconds']:.1f} s: {counted(r['files'], 'file')} "
+            f"({r['changed']:,} new or changed, {r['removed']:,} removed), "
+            f"{counted(r['chunks_written'], 'chunk')} written ({r['embedded']:,} embedded, the rest cached), "
+            f"{counted(r['total_chunks'], 'chunk')} in the knowledge base.\n\n"
             + (f"Skipped:{skipped}" if skipped else "Nothing was skipped."))
 
 

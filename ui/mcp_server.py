@@ -58,6 +58,7 @@ from indexes.project import versions_for
 from indexes.retrieve import RetrievalDown, find_definitions, retrieve
 from indexes.search import Hit, SearchError
 from indexes.versions import VersionChoice
+from ingest.files import counted
 from ui.edge import USER
 from ui.strings import first_refusal
 
@@ -290,11 +291,11 @@ class Tools:
                 item["last_indexed"] = _when(item["last_indexed"])
         lines = []
         for kb in kbs:
-            lines.append(f"KB '{kb['name']}': {kb['files']} files, {kb['chunks']} chunks, last indexed "
-                         f"{kb['last_indexed'] or 'never'}" + (" (last indexing was interrupted)"
-                                                               if kb["interrupted"] else ""))
-            lines += [f"  - {s['spec']} [{s['kind']}{' ' + s['version'] if s['version'] else ''}]: {s['files']} "
-                      f"files, {s['chunks']} chunks" for s in kb["sources"]]
+            lines.append(f"KB '{kb['name']}': {counted(kb['files'], 'file')}, {counted(kb['chunks'], 'chunk')}, "
+                         f"last indexed {kb['last_indexed'] or 'never'}"
+                         + (" (last indexing was interrupted)" if kb["interrupted"] else ""))
+            lines += [f"  - {s['spec']} [{s['kind']}{' ' + s['version'] if s['version'] else ''}]: "
+                      f"{counted(s['files'], 'file')}, {counted(s['chunks'], 'chunk')}" for s in kb["sources"]]
             lines += [f"  versions of {lib}: {', '.join(vs)} (search with version=...; the newest by default)"
                       for lib, vs in kb["versions"].items() if len(vs) > 1]
         text = "\n".join(lines) or "Nothing is indexed yet: run `devcopilot ingest SOURCE`."
