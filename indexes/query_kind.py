@@ -53,6 +53,14 @@ BEHAVIOUR = re.compile(
     r"how does (the \w+|it|\w+) (decide|work out|come up|pick|choose|build|resolve|keep|notice|handle|compute|"
     r"determine)|defaults?|by default)\b|默认|会怎样|会发生什么|是怎么判断|哪个",
     re.IGNORECASE)
+# Asking which part of the code does something ("which lifecycle callback fires before the model is called",
+# "which variable makes it pick..."): the code, as surely as a behaviour question is. Not read as BEHAVIOUR is, so a
+# how-to question asking which settings it needs still asks for the recipe.
+WHICH_PART = re.compile(
+    r"\bwhich (\w+ )?(callbacks?|hooks?|methods?|functions?|class(es)?|variables?|env(ironment)? var(iable)?s?|"
+    r"settings?|options?|fields?|parameters?|arguments?|attributes?|properties|property|decorators?|flags?|events?|"
+    r"exceptions?|errors?)\b",
+    re.IGNORECASE)
 
 # Comparing two or more things: the page that weighs them answers, not one of their definitions.
 COMPARE = re.compile(

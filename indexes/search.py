@@ -24,7 +24,7 @@ from indexes.embeddings import EmbeddingCache, make_embedder, runtime_of
 from indexes.lexical import CJK, TOKENIZER_VERSION, BM25Index, tokenize
 from indexes.page_kind import asks_for_news, is_news, news_page
 from indexes.plain_names import named_in_plain_words, names_by_key
-from indexes.query_kind import BEHAVIOUR, read_intent, read_kind
+from indexes.query_kind import BEHAVIOUR, WHICH_PART, read_intent, read_kind
 from indexes.side_folders import asks_for_side_folders, in_docs_folder, in_side_folder
 from indexes.stores import StoreError, collection_name, make_store
 from indexes.terms_zh import english_terms
@@ -305,9 +305,10 @@ class Index:
             hits = lift_where(hits, lambda h: is_news(h.chunk), by=6.0)
         elif kind is None and s.read_kind:
             wanted = asked_kind(query)
-            # A question asking what the code does in a case (what happens if, a default) wants the code
-            # more surely than a question that names code: its lift is twice as strong.
-            sure = wanted == "code" and BEHAVIOUR.search(query) is not None
+            # A question asking what the code does in a case (what happens if, a default) or which part of it does
+            # something (which callback, which option) wants the code more surely than a question that names code:
+            # its lift is twice as strong.
+            sure = wanted == "code" and (BEHAVIOUR.search(query) is not None or WHICH_PART.search(query) is not None)
             hits = lift_kind(hits, wanted, by=6.0 if sure else 3.0)
         hits = spread_files(hits)
         if self.reranker is not None:  # a reranker the user configured has the last word on the order

@@ -8,7 +8,7 @@ import indexes.search as search_module
 from indexes.build import ingest
 from indexes.lexical import TOKENIZER_VERSION, tokenize
 from indexes.page_kind import asks_for_news, is_news
-from indexes.query_kind import BEHAVIOUR, read_intent, read_kind
+from indexes.query_kind import BEHAVIOUR, WHICH_PART, read_intent, read_kind
 from indexes.retrieve import named_symbols, picks_one, retrieve
 from indexes.search import Hit, Index, asked_kind, fuse, fuse_scores, is_mostly_cjk, lift, lift_kind, spread_files
 from indexes.side_folders import asks_for_side_folders, in_docs_folder, in_side_folder
@@ -769,3 +769,11 @@ def test_a_question_offering_two_outcomes_of_the_code_gets_the_code_first(busy_p
     assert BEHAVIOUR.search(merged)
     assert not BEHAVIOUR.search("Should I use a session or pass the history by hand?")
     assert not BEHAVIOUR.search("Do I pass the key to the client, or is it read from the environment?")
+
+
+def test_a_question_asking_which_part_of_the_code_does_something_gets_the_code_first(busy_pages):
+    q = "Which function works out the wait before the next try when the server stays busy?"
+    assert WHICH_PART.search(q) and not BEHAVIOUR.search(q) and asked_kind(q) == "code"
+    assert busy_pages.search(q, k=5)[0].chunk.path == "pkg/retry.py"
+    how_to = "How do I point the client at my own server, and which settings does it need?"
+    assert WHICH_PART.search(how_to) and asked_kind(how_to) == "doc"  # still the recipe
