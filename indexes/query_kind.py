@@ -53,6 +53,10 @@ BEHAVIOUR = re.compile(
     r"how does (the \w+|it|\w+) (decide|work out|come up|pick|choose|build|resolve|keep|notice|handle|compute|"
     r"determine)|defaults?|by default)\b|默认|会怎样|会发生什么|是怎么判断|哪个",
     re.IGNORECASE)
+# Asking for a default: what is used when the asker does not pass or set something.
+ASKS_DEFAULT = re.compile(
+    r"\b(by default|defaults?|if (i|you|we) (don't|do not|didn't|never) (pass|set|give|specify|name|provide)|"
+    r"without (passing|setting|giving|specifying|naming)|neither\b.{0,160}?\bnor)\b", re.IGNORECASE)
 # Asking which part of the code does something ("which lifecycle callback fires before the model is called",
 # "which variable makes it pick..."): the code, as surely as a behaviour question is. Not read as BEHAVIOUR is, so a
 # how-to question asking which settings it needs still asks for the recipe.

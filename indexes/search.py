@@ -21,10 +21,10 @@ import numpy as np
 
 from indexes.catalog import Catalog, KBInfo
 from indexes.embeddings import EmbeddingCache, make_embedder, runtime_of
-from indexes.lexical import CJK, TOKENIZER_VERSION, BM25Index, tokenize
+from indexes.lexical import CJK, STOP, TOKENIZER_VERSION, BM25Index, tokenize
 from indexes.page_kind import asks_for_news, is_news, news_page
-from indexes.plain_names import named_in_plain_words, names_by_key
-from indexes.query_kind import BEHAVIOUR, WHICH_PART, read_intent, read_kind
+from indexes.plain_names import WORD, named_in_plain_words, names_by_key
+from indexes.query_kind import ASKS_DEFAULT, BEHAVIOUR, CODEISH, WHICH_PART, read_intent, read_kind
 from indexes.side_folders import asks_for_side_folders, in_docs_folder, in_side_folder
 from indexes.stores import StoreError, collection_name, make_store
 from indexes.terms_zh import english_terms
@@ -310,6 +310,14 @@ class Index:
             # its lift is twice as strong.
             sure = wanted == "code" and (BEHAVIOUR.search(query) is not None or WHICH_PART.search(query) is not None)
             hits = lift_kind(hits, wanted, by=6.0 if sure else 3.0)
+            if wanted == "code" and not CODEISH.search(query) and ASKS_DEFAULT.search(query):
+                # ... and for a default ("if I don't pass a timeout"), the code that defaults the name the question
+                # spells, or hands it on to the code that does, as surely; unless the question names a definition,
+                # which holds its defaults itself (lifted above).
+                setter = default_setter(spelled_names(query))
+                if setter is not None:
+                    hits = lift_where(hits, lambda h: h.chunk.kind == "code" and bool(setter.search(h.chunk.text)),
+                                      by=6.0)
         hits = spread_files(hits)
         if self.reranker is not None:  # a reranker the user configured has the last word on the order
             hits = self.reranker.rerank(query, hits)
@@ -514,6 +522,24 @@ def lift_where(hits: list[Hit], chosen: Callable[[Hit], bool], top: int = 5, rea
         if best is not None:
             hits = with_scores_of(hits, hits[:top - 1] + [hits[best]] + hits[top - 1:best] + hits[best + 1:])
     return lift(hits[:top], chosen, by) + hits[top:]
+
+
+def spelled_names(question: str) -> set[str]:
+    """snake_case names one or two adjacent words of the question spell ("workflow name" -> workflow_name)."""
+    words = [w.lower() for w in WORD.findall(question)]
+    out = {w for w in words if w not in STOP and len(w) > 2}
+    out |= {f"{a}_{b}" for a, b in zip(words, words[1:]) if a not in STOP and b not in STOP}
+    return out
+
+
+def default_setter(names: set[str]) -> re.Pattern | None:
+    """Code that handles one of `names` as a parameter: gives it a default (`workflow_name: str = ...`,
+    `timeout=None`), passes it on by keyword (`connect(host, timeout=timeout)`), or checks it was left unset
+    (`if timeout is None`): where a default is set, or handed to the code that sets it. None for no names."""
+    if not names:
+        return None
+    alt = "|".join(sorted(map(re.escape, names)))
+    return re.compile(rf"\b({alt})(?:\s*:[^=\n]{{1,80}}?=|=)(?!=)|\bif\s+({alt})\s+is\s+None\b")
 
 
 NEWS_WEIGHT = 0.7  # a news page's fused score is multiplied by it, as code in a side folder is (0.5, 0.85: the same)

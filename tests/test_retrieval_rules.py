@@ -8,9 +8,21 @@ import indexes.search as search_module
 from indexes.build import ingest
 from indexes.lexical import TOKENIZER_VERSION, tokenize
 from indexes.page_kind import asks_for_news, is_news
-from indexes.query_kind import BEHAVIOUR, WHICH_PART, read_intent, read_kind
+from indexes.query_kind import ASKS_DEFAULT, BEHAVIOUR, WHICH_PART, read_intent, read_kind
 from indexes.retrieve import named_symbols, picks_one, retrieve
-from indexes.search import Hit, Index, asked_kind, fuse, fuse_scores, is_mostly_cjk, lift, lift_kind, spread_files
+from indexes.search import (
+    Hit,
+    Index,
+    asked_kind,
+    default_setter,
+    fuse,
+    fuse_scores,
+    is_mostly_cjk,
+    lift,
+    lift_kind,
+    spelled_names,
+    spread_files,
+)
 from indexes.side_folders import asks_for_side_folders, in_docs_folder, in_side_folder
 from indexes.terms_zh import english_terms
 from ingest.chunk import Chunk
@@ -729,6 +741,7 @@ def test_a_question_about_what_the_code_does_in_a_case_gets_the_code_first(timeo
     q = "What happens if I don't pass a timeout to the client?"
     plain = search_module.lift_kind
     monkeypatch.setattr(search_module, "lift_kind", lambda hits, wanted, by=3.0: plain(hits, wanted))
+    monkeypatch.setattr(search_module, "default_setter", lambda names: None)  # the default's own lift, apart
     assert [h.chunk.path for h in timeouts.search(q, k=3)][:2] == ["docs/timeouts.md", "pkg/client.py"]  # x3
     monkeypatch.undo()
     assert timeouts.search(q, k=3)[0].chunk.path == "pkg/client.py"
@@ -777,3 +790,40 @@ def test_a_question_asking_which_part_of_the_code_does_something_gets_the_code_f
     assert busy_pages.search(q, k=5)[0].chunk.path == "pkg/retry.py"
     how_to = "How do I point the client at my own server, and which settings does it need?"
     assert WHICH_PART.search(how_to) and asked_kind(how_to) == "doc"  # still the recipe
+
+
+@pytest.fixture(scope="module")
+def waiting_client(tmp_path_factory):
+    """Guide pages and a helper that talk about waiting and giving up, and the connection whose constructor gives
+    the timeout a default, in words of its own."""
+    pages = {f"docs/waiting{i}.md": f"""
+        # Waiting for the server, part {i}
+
+        The client waits for the server before it gives up. Part {i}: how long it waits, what it does when the
+        server is slow, and how to make it wait longer or give up sooner.
+        """ for i in range(6)}
+    return indexed(tmp_path_factory, "waiting", {**pages, "pkg/retry.py": '''
+        def client_gives_up(waited: float, budget: float) -> bool:
+            """The timeout: how long the client waits for the server before it gives up. Once the client has
+            waited for the server longer than the timeout, the client gives up waiting for the server."""
+            return waited >= budget
+        ''', "pkg/connection.py": '''
+        class Connection:
+            """A line to one host."""
+
+            def __init__(self, host: str, timeout: float | None = None):
+                self.host = host
+                self.timeout = 30.0 if timeout is None else timeout
+        '''})
+
+
+def test_a_question_asking_for_a_default_gets_the_code_that_handles_the_name_it_spells(waiting_client):
+    q = "If I don't pass a timeout, how long does the client wait for the server before it gives up?"
+    assert ASKS_DEFAULT.search(q) and "timeout" in spelled_names(q)
+    setter = default_setter({"timeout", "client"})
+    for code in ("def __init__(self, host: str, timeout: float | None = None):", "connect(host, timeout=timeout)",
+                 "if timeout is None:"):
+        assert setter.search(code), code
+    for code in ("if timeout == 0:", "timeout_s = 5", "timeout = 5  # a plain assignment"):
+        assert not setter.search(code), code
+    assert waiting_client.search(q, k=5)[0].chunk.path == "pkg/connection.py"
