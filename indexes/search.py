@@ -312,8 +312,8 @@ class Index:
             hits = lift_kind(hits, wanted, by=6.0 if sure else 3.0)
             if wanted == "code" and not CODEISH.search(query) and ASKS_DEFAULT.search(query):
                 # ... and for a default ("if I don't pass a timeout"), the code that defaults the name the question
-                # spells, or hands it on to the code that does, as surely; unless the question names a definition,
-                # which holds its defaults itself (lifted above).
+                # spells, or hands it on to the code that does, as surely; unless the question writes a name in code
+                # form, whose definition retrieve() puts first and which holds its defaults itself.
                 setter = default_setter(spelled_names(query))
                 if setter is not None:
                     hits = lift_where(hits, lambda h: h.chunk.kind == "code" and bool(setter.search(h.chunk.text)),
