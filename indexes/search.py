@@ -309,7 +309,7 @@ class Index:
             # something (which callback, which option) wants the code more surely than a question that names code:
             # its lift is twice as strong.
             sure = wanted == "code" and (BEHAVIOUR.search(query) is not None or WHICH_PART.search(query) is not None)
-            hits = lift_kind(hits, wanted, by=6.0 if sure else 3.0)
+            hits = lift_kind(hits, wanted, by=6.0 if sure else 3.0, examples=asks_for_side_folders(query))
             if wanted == "code" and not CODEISH.search(query) and ASKS_DEFAULT.search(query):
                 # ... and for a default ("if I don't pass a timeout"), the code that defaults the name the question
                 # spells, or hands it on to the code that does, as surely; unless the question writes a name in code
@@ -499,7 +499,8 @@ def lift(hits: list[Hit], chosen: Callable[[Hit], bool], by: float = 3.0) -> lis
     return with_scores_of(hits, [h for _, h in order])
 
 
-def lift_kind(hits: list[Hit], wanted: str | None, top: int = 5, reach: int = 15, by: float = 3.0) -> list[Hit]:
+def lift_kind(hits: list[Hit], wanted: str | None, top: int = 5, reach: int = 15, by: float = 3.0,
+              examples: bool = False) -> list[Hit]:
     """Within the top five, hits of the kind the question asks for ("doc" or "code") are lifted;
     when the top five hold none of that kind, the best one of the top 15 first takes the fifth place.
 
@@ -507,9 +508,14 @@ def lift_kind(hits: list[Hit], wanted: str | None, top: int = 5, reach: int = 15
     wording tells best (indexes/query_kind.py); `by` says how strongly (`lift`). Only one hit comes
     from below the top five: on held-out question sets the reading was wrong often enough that lifting
     every hit of the kind from further down pushed right answers out of the top five.
+
+    The docs asked for are the project's pages, not an example's README (text in examples/, tests/...: it
+    describes the example), unless the question asks for `examples`: such text keeps its place, unlifted.
     """
     if wanted is None:
         return hits
+    if wanted == "doc" and not examples:
+        return lift_where(hits, lambda h: h.chunk.kind == "doc" and not in_side_folder(h.chunk.path), top, reach, by)
     return lift_where(hits, lambda h: h.chunk.kind == wanted, top, reach, by)
 
 

@@ -740,7 +740,7 @@ def timeouts(tmp_path_factory):
 def test_a_question_about_what_the_code_does_in_a_case_gets_the_code_first(timeouts, monkeypatch):
     q = "What happens if I don't pass a timeout to the client?"
     plain = search_module.lift_kind
-    monkeypatch.setattr(search_module, "lift_kind", lambda hits, wanted, by=3.0: plain(hits, wanted))
+    monkeypatch.setattr(search_module, "lift_kind", lambda hits, wanted, by=3.0, **more: plain(hits, wanted, **more))
     monkeypatch.setattr(search_module, "default_setter", lambda names: None)  # the default's own lift, apart
     assert [h.chunk.path for h in timeouts.search(q, k=3)][:2] == ["docs/timeouts.md", "pkg/client.py"]  # x3
     monkeypatch.undo()
@@ -827,3 +827,31 @@ def test_a_question_asking_for_a_default_gets_the_code_that_handles_the_name_it_
     for code in ("if timeout == 0:", "timeout_s = 5", "timeout = 5  # a plain assignment"):
         assert not setter.search(code), code
     assert waiting_client.search(q, k=5)[0].chunk.path == "pkg/connection.py"
+
+
+@pytest.fixture(scope="module")
+def guide_and_example_readme(tmp_path_factory):
+    """A guide section on exposing some of a server's tools, and an example's README that shows it, in more of the
+    question's words, plus code that shares none of them."""
+    return indexed(tmp_path_factory, "example_readme", {
+        "docs/servers.md": "# Servers\n\n## Filtering tools\n\nA server may offer many tools; pass `allowed_tools` "
+                           "with the names an agent may call, and the others stay hidden from it.\n",
+        "examples/files_server/README.md": "# Files server example\n\nThis example exposes only a couple of tools "
+                                           "from a files server to an agent: read_file and write_file.\n",
+        "pkg/server.py": "def serve(port: int) -> None:\n    \"\"\"Listen on a port.\"\"\"\n",
+    })
+
+
+def test_the_docs_a_how_to_question_asks_for_are_the_guides_not_an_examples_readme(guide_and_example_readme,
+                                                                                   monkeypatch):
+    q = "How can I expose only a couple of tools, say read_file and write_file, from a server to my agent?"
+    assert asked_kind(q) == "doc"
+    assert guide_and_example_readme.search(q, k=3)[0].chunk.path == "docs/servers.md"
+    plain = search_module.lift_kind  # the README lifted as the guide is: it leads, on more of the question's words
+    monkeypatch.setattr(search_module, "lift_kind", lambda hits, wanted, by=3.0, examples=False:
+                        plain(hits, wanted, by=by, examples=True))
+    assert guide_and_example_readme.search(q, k=3)[0].chunk.path == "examples/files_server/README.md"
+    monkeypatch.undo()
+    # a question that asks for an example lifts the example's README with the guides
+    asked = "Is there an example that exposes only read_file and write_file from a server to my agent?"
+    assert guide_and_example_readme.search(asked, k=3)[0].chunk.path == "examples/files_server/README.md"
