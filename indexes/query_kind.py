@@ -41,6 +41,9 @@ HOW_TO = re.compile(
     r"is it possible|when should|should i|can i|best way|walk me through|what('s| is) the difference)\b|"
     r"如何|(应该|该)怎么|怎么(让|才能)",
     re.IGNORECASE)
+# Something the asker leaves unset: the default it falls back to (BEHAVIOUR, ASKS_DEFAULT).
+UNSET = (r"if (i|you|we) (don't|do not|didn't|never) (pass|set|give|specify|name|provide)|"
+         r"without (passing|setting|giving|specifying|naming)|neither\b.{0,160}?\bnor|defaults?|by default")
 # Asking what the code does in a given case: what happens, what it falls back to, how it decides, which of two
 # things it does ("does it retry, or does it give up?"; not the asker's own choice: "should I ... or", "do I ... or").
 # Each open-ended span is bounded, so the reading stays linear in the question's length.
@@ -48,15 +51,12 @@ BEHAVIOUR = re.compile(
     r"\b(what happens|which one (wins|runs|is used)|what exact(ly)?|"
     r"(does|do|will|would|is|are) (?!(i|we|you)\b)\w+\b[^?]{0,160}?,? or (does|do|is|are|will|would|does it|do they)\b|"
     r"if (i|you|it|we|the \w+) (don't|do not|didn't|doesn't|does not|never) \w+|"
-    r"without (passing|setting|giving|specifying|naming)|neither\b.{0,160}?\bnor|"
     r"which \w+( \w+)? (is|are|does \w+) (used|use|requested|chosen|picked)|"
     r"how does (the \w+|it|\w+) (decide|work out|come up|pick|choose|build|resolve|keep|notice|handle|compute|"
-    r"determine)|defaults?|by default)\b|默认|会怎样|会发生什么|是怎么判断|哪个",
+    r"determine)|" + UNSET + r")\b|默认|会怎样|会发生什么|是怎么判断|哪个",
     re.IGNORECASE)
 # Asking for a default: what is used when the asker does not pass or set something.
-ASKS_DEFAULT = re.compile(
-    r"\b(by default|defaults?|if (i|you|we) (don't|do not|didn't|never) (pass|set|give|specify|name|provide)|"
-    r"without (passing|setting|giving|specifying|naming)|neither\b.{0,160}?\bnor)\b", re.IGNORECASE)
+ASKS_DEFAULT = re.compile(r"\b(" + UNSET + r")\b", re.IGNORECASE)
 # Asking which part of the code does something ("which lifecycle callback fires before the model is called",
 # "which variable makes it pick..."): the code, as surely as a behaviour question is. Not read as BEHAVIOUR is, so a
 # how-to question asking which settings it needs still asks for the recipe.

@@ -575,13 +575,14 @@ def cmd_status(args) -> int:
     kbs = known["knowledge_bases"]
     out = {"data_dir": str(cfg.data_dir), "embedding": index.embedder.name, "store": cfg.store.kind,
            "store_url": cfg.store.url, "knowledge_bases": kbs, "server": known["server"], "writer": known["writer"]}
-    out.update(status_extras(cfg))
+    extras = status_extras(cfg)
+    out.update(extras)
     if args.json:
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return 0
     lines = {"data dir": out["data_dir"], "embedding": out["embedding"],
              "store": cfg.store.kind + (f" ({cfg.store.url})" if cfg.store.url else "")}
-    lines |= {key.replace("_", " "): value for key, value in status_extras(cfg).items()}
+    lines |= {key.replace("_", " "): value for key, value in extras.items()}
     if known["server"]:
         lines["server"] = (f"running at {known['server']['url']} (pid {known['server']['pid']}); ingest and forget "
                            "hand their work to it")

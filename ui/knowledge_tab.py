@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import gradio as gr
 
 from indexes.jobs import Job, Jobs
+from ingest.files import counted
 from ui import knowledge
 from ui.indexing import JobClock, job_summary, progress_html
 from ui.render import md_text
@@ -101,7 +102,7 @@ class KnowledgeTab:
         where = f"knowledge base `{kb}`" if kb and self.copilot.index.catalog.kb(kb) else "every knowledge base"
         if not rows:
             return rows, f"✅ No doc passage of {where} is out of step with the code."
-        return rows, f"{len(rows):,} finding{'s' if len(rows) != 1 else ''} in {where}."
+        return rows, f"{counted(len(rows), 'finding')} in {where}."
 
     def queue_now(self) -> tuple[Job | None, list[Job]]:
         """The job the queue runs now (or starts next), and the jobs queued after it."""
