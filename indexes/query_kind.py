@@ -66,6 +66,11 @@ WHICH_PART = re.compile(
     r"exceptions?|errors?)\b",
     re.IGNORECASE)
 
+# Speaking of making an object ("when creating the realtime runner", "if I create the SQLite session with..."): its
+# constructor is where that happens (Index.search lifts the constructor of a class the question names).
+CREATES = re.compile(r"\b(creat(e|es|ed|ing)|construct(s|ed|ing|or)?|instantiat\w*|initiali[sz](e|es|ed|ing))\b",
+                     re.IGNORECASE)
+
 # Comparing two or more things: the page that weighs them answers, not one of their definitions.
 COMPARE = re.compile(
     r"\b(difference between|differences? (of|from)|differ(s)? from|vs\.?|versus|compared? (to|with)|"

@@ -24,11 +24,12 @@ from indexes.embeddings import EmbeddingCache, make_embedder, runtime_of
 from indexes.lexical import CJK, STOP, TOKENIZER_VERSION, BM25Index, tokenize
 from indexes.page_kind import asks_for_news, is_news, news_page
 from indexes.plain_names import WORD, named_in_plain_words, names_by_key
-from indexes.query_kind import ASKS_DEFAULT, BEHAVIOUR, CODEISH, WHICH_PART, read_intent, read_kind
+from indexes.query_kind import ASKS_DEFAULT, BEHAVIOUR, CODEISH, CREATES, WHICH_PART, read_intent, read_kind
 from indexes.side_folders import asks_for_side_folders, in_docs_folder, in_side_folder
 from indexes.stores import StoreError, collection_name, make_store
 from indexes.terms_zh import english_terms
 from ingest.chunk import Chunk
+from ingest.code import CONSTRUCTORS
 
 log = logging.getLogger("devcopilot.search")
 
@@ -296,6 +297,11 @@ class Index:
         if named:
             hits = self._with_definitions(kb, hits, named, sources=sources)
             hits = lift(hits, lambda h: h.chunk.symbol.split(".", 1)[0] in named)
+            if CREATES.search(query):
+                # "when creating the realtime runner": what happens then is the named class's constructor's doing.
+                made = {f"{name}.{ctor}" for name in named for ctor in CONSTRUCTORS | {name}}  # Java's: the class's name
+                hits = self._with_definitions(kb, hits, made, sources=sources)
+                hits = lift(hits, lambda h: h.chunk.symbol in made)
         if s.read_kind and kind != "code" and about_release:
             # A question about a release (what changed in 0.13, when did X become optional) is answered by
             # the release notes, whatever code or kind of page its words name: they are lifted as surely as

@@ -1,6 +1,8 @@
 """Each retrieval rule, tested on its own and through a real index (real model, Chroma, BM25)."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from support.corpus import write_tree
 
@@ -8,7 +10,7 @@ import indexes.search as search_module
 from indexes.build import ingest
 from indexes.lexical import TOKENIZER_VERSION, tokenize
 from indexes.page_kind import asks_for_news, is_news
-from indexes.query_kind import ASKS_DEFAULT, BEHAVIOUR, WHICH_PART, read_intent, read_kind
+from indexes.query_kind import ASKS_DEFAULT, BEHAVIOUR, CREATES, WHICH_PART, read_intent, read_kind
 from indexes.retrieve import named_symbols, picks_one, retrieve
 from indexes.search import (
     Hit,
@@ -855,3 +857,41 @@ def test_the_docs_a_how_to_question_asks_for_are_the_guides_not_an_examples_read
     # a question that asks for an example lifts the example's README with the guides
     asked = "Is there an example that exposes only read_file and write_file from a server to my agent?"
     assert guide_and_example_readme.search(asked, k=3)[0].chunk.path == "examples/files_server/README.md"
+
+
+@pytest.fixture(scope="module")
+def upload_queue(tmp_path_factory):
+    """A class whose methods speak of its files and folder more than its constructor, which picks the folder."""
+    methods = "".join(f'''
+                def step_{i}(self, name):
+                    """Step {i}: moves the queued upload's files between folders and sends the files on."""
+                    return self.folder / "files" / name
+            ''' for i in range(6))
+    return indexed(tmp_path_factory, "upload_queue", {
+        "pkg/queue.py": f'''
+            class UploadQueue:
+                """Uploads files in the background."""
+
+                def __init__(self, folder=None):
+                    """No folder given: ~/.cache/uploads."""
+                    self.folder = folder if folder is not None else Path.home() / ".cache" / "uploads"
+            {methods}''',
+    })
+
+
+@pytest.mark.parametrize("question, reads", [
+    ("If I create the upload queue without a folder, where are its files kept?", True),
+    ("What does the agent constructor check?", True),
+    ("Is the client instantiated once per thread?", True),
+    ("Where does the upload queue keep its files?", False),
+    ("Does it recreate the index?", False),
+])
+def test_speaking_of_making_an_object_is_read(question, reads):
+    assert (CREATES.search(question) is not None) is reads
+
+
+def test_a_question_about_creating_a_named_class_gets_its_constructor(upload_queue, monkeypatch):
+    q = "If I create the upload queue with no folder, where are the files kept?"
+    assert "UploadQueue.__init__" in [h.chunk.symbol for h in upload_queue.search(q, k=3)]
+    monkeypatch.setattr(search_module, "CREATES", re.compile("(?!)"))  # never reads a creation
+    assert "UploadQueue.__init__" not in [h.chunk.symbol for h in upload_queue.search(q, k=3)]
