@@ -25,9 +25,14 @@ TOP_NEWS_FILES = {"history", "release", "releases"}
 NEWS_HEADING = re.compile(r"^\s*(change ?log|changes|release notes|release history|what'?s new|news)\b", re.IGNORECASE)
 # A question about a release: what changed, what is new, in or since which version, when something changed, the
 # changelog or the blog itself. A version number alone is not one ("every Python version from 3.10 to 3.13").
-ASKS = re.compile(r"\b(releases?|released|changelog|release notes|blog|announce\w*|new in|upgrad\w+|"
+# "Which version parts can be bumped" asks about version numbers, not a release: "version" naming the kind of a
+# following noun (parts, scheme, number...) is not "which version" asking for a release.
+VERSION_NOUNS = (r"(parts?|schemes?|numbers?|segments?|components?|strings?|files?|sources?|fields?|formats?|"
+                 r"specifiers?)\b")
+ASKS = re.compile(rf"\b(releases?|released|changelog|release notes|blog|announce\w*|new in|upgrad\w+|"
                   r"migrat\w+ (to|from) (v|version )?\d|migration guide|"
-                  r"move to|(which|what|in which|from which|since which) versions?|when (did|was|were)|since when)\b|"
+                  rf"move to|(which|what|in which|from which|since which) versions?(?! ?{VERSION_NOUNS})|"
+                  r"when (did|was|were)|since when)\b|"
                   r"发布|更新日志|哪个版本", re.IGNORECASE)
 
 

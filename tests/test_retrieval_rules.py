@@ -595,6 +595,9 @@ def test_news_pages_are_told_from_guides_by_path_and_heading():
     assert not asks_for_news("When the tool migrates a setup.py project, how does it read setup()?")
     assert asks_for_news("Is run_sync deprecated?")
     assert not asks_for_news("How do I mark an option as deprecated?")  # a recipe for a feature
+    # "which version parts / scheme" asks about version numbers, not a release
+    assert not asks_for_news("How do I bump my project from 1.4.2 to 1.5.0, and which version parts can be bumped?")
+    assert not asks_for_news("What version scheme does it use?") and asks_for_news("Which versions support it?")
 
 
 def test_a_guide_comes_before_the_news_that_announced_its_feature(guide_and_news, monkeypatch):
