@@ -298,8 +298,9 @@ class Index:
             hits = self._with_definitions(kb, hits, named, sources=sources)
             hits = lift(hits, lambda h: h.chunk.symbol.split(".", 1)[0] in named)
             if CREATES.search(query):
-                # "when creating the realtime runner": what happens then is the named class's constructor's doing.
-                made = {f"{name}.{ctor}" for name in named for ctor in CONSTRUCTORS | {name}}  # Java's: the class's name
+                # "when creating the realtime runner": what happens then is the named class's constructor's doing
+                # (Java's constructor bears the class's name).
+                made = {f"{name}.{ctor}" for name in named for ctor in CONSTRUCTORS | {name}}
                 hits = self._with_definitions(kb, hits, made, sources=sources)
                 hits = lift(hits, lambda h: h.chunk.symbol in made)
         if s.read_kind and kind != "code" and about_release:
