@@ -21,7 +21,7 @@ import logging
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +40,7 @@ from ingest.files import Skip, SourceFile, WalkReport, counted, read_regular, sk
 from ingest.languages import classify
 from ingest.outbound import Outbound
 from ingest.references import FileGraph
-from ingest.refs_python import python_module, python_package
+from ingest.refs_python import FolderPackages, package_folders, python_module, python_package
 from ingest.release_names import library_of
 from ingest.sources import ResolvedSource
 from ingest.specs import open_source
@@ -119,6 +119,7 @@ class _Pending:
     data: bytes | None = None  # an in-memory file's content; None: read from abspath when chunked
     size: int = 0  # bytes, for the estimate of chunks to come
     package: str = ""  # the Python package the source's folder is, its modules' names start with (code graph)
+    packages: Container[str] | None = None  # the source's folders that are Python packages (code graph)
 
 
 def ingest(index: Index, specs: list[str | ResolvedSource], kb: str = "default", include: list[str] | None = None,
@@ -190,7 +191,7 @@ def _ingest(index: Index, specs: list[str | ResolvedSource], kb: str, include: l
     delta = _LexicalDelta()
     # A KB indexed before the code graph existed (or by another version of it) gets its graph now: the
     # unchanged code files are parsed again, without re-embedding (the changed ones get it as they are chunked).
-    # So does a KB where a source's folder became a Python package, or stopped being one.
+    # So does a KB where a Python module is named anew (an `__init__.py` added or removed).
     regraph: list[_Pending] | None = [] if _graph_outdated(index, kb) or _package_changed(index, kb, sources) \
         else None
 
@@ -261,7 +262,7 @@ def _scan(index: Index, kb: str, sources: list[ResolvedSource], include, exclude
         report.skipped.update(src.skipped)
         seen = set()
         in_memory = src.files is not None  # documents, not a folder: kept in memory until chunked
-        package = "" if in_memory else python_package(src.root)  # paths are relative to the root
+        package, packages = _python_naming(src)
         files = src.files if in_memory else walk(src.root, src.walk_root, inc, exc, cfg.ingest.max_file_bytes,
                                                    report)
         for f in files:
@@ -269,10 +270,10 @@ def _scan(index: Index, kb: str, sources: list[ResolvedSource], include, exclude
             summary.files += 1
             if manifest.get(f.path) != f.hash:
                 pending.append(_Pending(src, f.path, f.abspath, f.kind, f.language,
-                                        f.data if in_memory else None, len(f.data), package))
+                                        f.data if in_memory else None, len(f.data), package, packages))
             elif regraph is not None and f.kind == "code" and f.language in GRAPH_LANGUAGES:
                 regraph.append(_Pending(src, f.path, f.abspath, f.kind, f.language, f.data if in_memory else None,
-                                        len(f.data), package))
+                                        len(f.data), package, packages))
             if progress:
                 progress("scan", summary.files, 0)
             if cancel is not None and summary.files % 50 == 0 and cancel():
@@ -309,7 +310,8 @@ def _chunks_of(p: _Pending, max_bytes: int, chunk_chars: int,
     data = p.data if p.data is not None else read_regular(p.abspath, max_bytes)
     f = SourceFile(p.path, p.abspath, p.kind, p.language, data)
     try:
-        raw, file_graph = chunk_with_graph(f.text(), f.path, f.kind, f.language, chunk_chars, graph, p.package)
+        raw, file_graph = chunk_with_graph(f.text(), f.path, f.kind, f.language, chunk_chars, graph, p.package,
+                                           p.packages)
     except Skip:
         raise
     except Exception as e:  # a chunker bug must not stop the whole ingest
@@ -455,17 +457,30 @@ def _graph_outdated(index: Index, kb: str) -> bool:
     return index.catalog.get_meta(key) != GRAPH_VERSION
 
 
+def _python_naming(src: ResolvedSource) -> tuple[str, Container[str] | None]:
+    """(package, packages) a source's Python modules are named with (ingest/refs_python.py `python_module`):
+    the folders that are packages read from the source's own file list when it has no folder, else from its
+    filesystem. An installed package's root (site-packages) is where imports start: its paths are already
+    import paths, namespace packages (`google/cloud/x/`, no `__init__.py` above `x`) included."""
+    if src.files is not None:
+        return "", package_folders(f.path for f in src.files)
+    if src.kind == "package":
+        return python_package(src.root), None
+    return python_package(src.root), FolderPackages(src.root)
+
+
 def _package_changed(index: Index, kb: str, sources: list[ResolvedSource]) -> bool:
-    """Whether a source's folder became a Python package or stopped being one (an `__init__.py` added or
-    removed at its top) since its graph was made: its modules, named under that package, are named anew."""
+    """Whether a Python module of a source is named otherwise than when its graph was made: an `__init__.py`
+    added or removed, at the folder's top (it became a package) or in a subfolder (`src/shop/` became one):
+    those modules, and the relative imports in them, are named anew. Every Python file is checked, a folder
+    looked up once."""
     if not index.cfg.ingest.graph:
         return False
     for src in sources:
-        if src.files is not None:
-            continue
-        row = index.catalog.db.execute("SELECT path, module FROM graph_files WHERE kb=? AND source_id=? AND "
-                                       "language='python' AND parsed=1 LIMIT 1", (kb, src.id)).fetchone()
-        if row is not None and python_module(row[0], python_package(src.root)) != row[1]:
+        package, packages = _python_naming(src)
+        rows = index.catalog.db.execute("SELECT path, module FROM graph_files WHERE kb=? AND source_id=? AND "
+                                        "language='python' AND parsed=1", (kb, src.id))
+        if any(python_module(path, package, packages) != module for path, module in rows):
             return True
     return False
 
@@ -484,7 +499,7 @@ def _write_graphs(index: Index, kb: str, files: list[_Pending], summary: IngestS
             try:
                 data = p.data if p.data is not None else read_regular(p.abspath, cfg.max_file_bytes)
                 text = SourceFile(p.path, p.abspath, p.kind, p.language, data).text()
-                graphs.append((p, graph_of(text, p.path, p.language, p.package)))
+                graphs.append((p, graph_of(text, p.path, p.language, p.package, p.packages)))
             except Skip:
                 continue  # gone or unreadable since the scan: the next ingest sees it
             except Exception as e:  # a walker bug costs this file's graph, nothing else

@@ -7,7 +7,9 @@ Each file's rows (ingest/references.py) are resolved across the KB here, against
 from the whole KB's definitions, module-level imports and re-exports, and base classes (cached until
 the KB changes):
 - a dotted target (`agents.Runner.run`) is split where its longest prefix names a module of the KB
-  (the module itself, or one whose dotted path ends with it: `src.agents` answers `agents`), then
+  (the module itself, or one whose dotted name ends with it: `agents.run` answers `run`; for Python, its
+  file's path counts too, so the modules of a namespace package (`src/google/cloud/x/`, no `__init__.py`
+  above `x`), named `x...`, still answer `google.cloud.x`), then
   followed through definitions, re-exports (`from .run import Runner` in a package's `__init__`,
   TypeScript's `export { a } from './x'` and `export *`) and base classes (an inherited method);
 - a path target (TypeScript's `src/util/x`, Go's `github.com/o/r/pkg/store`) names a file or folder
@@ -35,6 +37,7 @@ from indexes.catalog import MEMBER_COLS, row_to_chunk
 from indexes.versions import library_versions
 from ingest.chunk import Chunk
 from ingest.code_graph import GRAPH_VERSION
+from ingest.refs_python import python_module
 
 # The reference kinds each question follows.
 CALLER_KINDS = ("call", "decorator", "inherit", "use")  # who depends on X's behaviour
@@ -187,6 +190,10 @@ class Resolver:
                 parts = module.split(".")
                 for i in range(len(parts)):
                     self.suffixes.setdefault(".".join(parts[i:]), set()).add(module)
+                if language == "python":  # its path's name too: a namespace package's files are named below it
+                    parts = python_module(path).split(".")
+                    for i in range(len(parts)):
+                        self.suffixes.setdefault(".".join(parts[i:]), set()).add(module)
         for row in db.execute("SELECT source_id, path, language, module, symbol, kind, start_line, end_line FROM "
                               "graph_defs WHERE kb=?", (kb,)):
             s = Symbol(kb, row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7])
@@ -349,8 +356,8 @@ def clean_name(name: str) -> str:
 
 def definitions(index, kbs: Iterable[str], name: str, limit: int = 20, within: Within = None) -> list[Symbol]:
     """Definitions named `name`: a symbol (`Runner.run`), its last part (`run`), or a module-qualified
-    name (`agents.run.Runner.run`), in the sources `within` allows. Exact symbols first, then library
-    code before tests and examples."""
+    name (`agents.run.Runner.run`, or for Python the file's path dotted: `src.agents.run.Runner.run`), in
+    the sources `within` allows. Exact symbols first, then library code before tests and examples."""
     name = clean_name(name)
     if not name:
         return []
@@ -365,8 +372,10 @@ def definitions(index, kbs: Iterable[str], name: str, limit: int = 20, within: W
                 if allowed is not None and s.source_id not in allowed:
                     continue
                 full = s.qualified.replace(":", ".").replace("/", ".")
+                # a Python symbol by its file's path too, as imports are resolved (Resolver: namespace packages)
+                by_path = f"{python_module(s.path)}.{s.symbol}" if s.language == "python" else full
                 named = s.symbol == name or s.symbol.endswith("." + name) or full == dotted or \
-                    full.endswith("." + dotted)
+                    full.endswith("." + dotted) or by_path == dotted or by_path.endswith("." + dotted)
                 if named and s not in out:
                     out.append(s)
     from indexes.side_folders import in_side_folder

@@ -25,6 +25,7 @@ A reference's target is kept as the file sees it:
 """
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 from ingest.code import body_of, definition_of, node_text
@@ -135,11 +136,12 @@ class FileWalker:
     language = ""
     builtins: frozenset[str] = frozenset()
 
-    def __init__(self, tree, path: str, language: str, package: str = ""):
+    def __init__(self, tree, path: str, language: str, package: str = "", packages: Container[str] | None = None):
         self.tree = tree
         self.path = path
         self.language = language
         self.package = package  # the dotted package the source's folder is (Python), "" when none
+        self.packages = packages  # the source's folders that are packages (Python); None: unknown
         self.module = self.module_name()
         self.globals = Scope()
         self.defs: list[Defined] = []

@@ -3,7 +3,9 @@ and uses through them, `self.method()` and `super().method()` in a class, parame
 types, locals made by a constructor (`x = Foo()`), attributes a class assigns (`self.store = Store()`),
 base classes, decorators and type annotations (string ones too).
 
-Targets are dotted paths: the file's own module is its path (`src/agents/run.py` is `src.agents.run`),
+Targets are dotted paths: the file's own module is named as Python imports it: from the topmost package
+folder above it (`src/agents/run.py`, with `src/agents/__init__.py` and no `src/__init__.py`, is
+`agents.run`), its path when its folder is no package (a script: `examples/hello.py` is `examples.hello`),
 under the package the source's folder is when it is one (`sources.py` of the folder `ingest/`, which holds
 an `__init__.py`, is `ingest.sources`); an absolute import keeps the name it imports (`agents.run.Runner`),
 which the query side matches against the modules the KB holds (indexes/graph.py)."""
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import re
+from collections.abc import Container, Iterable
 from pathlib import Path, PurePosixPath
 
 from ingest.references import (
@@ -39,12 +42,53 @@ WRAPPERS = {"Optional", "Annotated", "Final", "ClassVar", "Required", "NotRequir
 PACKAGE_MARKS = ("__init__.py", "__init__.pyi")
 
 
-def python_module(path: str, package: str = "") -> str:
+def python_module(path: str, package: str = "", packages: Container[str] | None = None) -> str:
     """`src/agents/run.py` -> `src.agents.run`; a package's `__init__.py` is the package. `package`: the
-    dotted package the folder `path` is relative to is (`sources.py` in the package `ingest` is `ingest.sources`)."""
+    dotted package the folder `path` is relative to is (`sources.py` in the package `ingest` is `ingest.sources`).
+    `packages`: the folders (relative to the same folder) that are packages (`package_folders`); with it and no
+    `package`, a file in a package is named from the topmost package of the unbroken chain above it, as it is
+    imported (`src/agents/run.py` -> `agents.run`); a file whose folder is no package keeps its path's name."""
     p = PurePosixPath(path)
-    parts = [package] + list(p.parent.parts) + ([] if p.stem == "__init__" else [p.stem])
+    folders = list(p.parent.parts)
+    if not package and packages is not None:
+        top = len(folders)  # walk up while the folder is a package: the chain's top is where imports start
+        while top > 0 and "/".join(folders[:top]) in packages:
+            top -= 1
+        if top < len(folders):
+            folders = folders[top:]
+    parts = [package] + folders + ([] if p.stem == "__init__" else [p.stem])
     return ".".join(x for x in parts if x not in ("", "."))
+
+
+def package_folders(paths: Iterable[str]) -> frozenset[str]:
+    """The folders (relative, never the top one) that are packages among a source's file paths: those that
+    hold an `__init__.py` (for sources that are no folder, whose files are all it has)."""
+    found = set()
+    for path in paths:
+        p = PurePosixPath(path)
+        if p.name in PACKAGE_MARKS and p.parent.name.isidentifier():
+            found.add(str(p.parent))
+    return frozenset(found)
+
+
+class FolderPackages:
+    """The folders under a source's root that are packages (hold an `__init__.py`), as a container of
+    relative paths like `package_folders`'s; each folder is looked up on the filesystem once."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._known: dict[str, bool] = {}
+
+    def __contains__(self, folder: object) -> bool:
+        if not isinstance(folder, str) or folder in ("", "."):
+            return False
+        if folder not in self._known:
+            try:
+                self._known[folder] = PurePosixPath(folder).name.isidentifier() and \
+                    any((self.root / folder / mark).is_file() for mark in PACKAGE_MARKS)
+            except OSError:  # unreadable: named as if it were no package
+                self._known[folder] = False
+        return self._known[folder]
 
 
 def python_package(folder: Path) -> str:
@@ -66,7 +110,7 @@ class PythonWalker(FileWalker):
     builtins = BUILTINS
 
     def module_name(self) -> str:
-        return python_module(self.path, self.package)
+        return python_module(self.path, self.package, self.packages)
 
     @property
     def is_package(self) -> bool:
@@ -477,4 +521,4 @@ def _module_statements(root):
             stack.extend(reversed(n.named_children))
 
 
-__all__ = ["PythonWalker", "python_module", "Scope"]
+__all__ = ["FolderPackages", "PythonWalker", "Scope", "package_folders", "python_module", "python_package"]

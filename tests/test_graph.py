@@ -5,10 +5,12 @@ two versions of a library in one KB, answered at the version chosen."""
 from __future__ import annotations
 
 import copy
+import textwrap
 
 import pytest
 from support.corpus import write_tree
 from support.graph_project import CODE_FILES, KIT_SITES, PROJECT, two_kits
+from support.packages import declare_distribution
 
 from copilot.chat import Copilot
 from copilot.config import load_config
@@ -39,7 +41,7 @@ def sites(answer: graph.GraphAnswer, resolved: bool | None = True) -> set[tuple[
 def test_python_resolves_aliases_relative_imports_reexports_self_and_super(indexed):
     index, _ = indexed
     checkout = graph.references(index, ["default"], "Cart.checkout")
-    assert [d.qualified for d in checkout.definitions] == ["src.shop.core.cart.Cart.checkout"]
+    assert [d.qualified for d in checkout.definitions] == ["shop.core.cart.Cart.checkout"]
     assert sites(checkout) == {
         ("src/shop/app.py", 9, "main", "call"),  # c = ShoppingCart(): the package re-exports Cart under that name
         ("src/shop/app.py", 10, "main", "call"),  # cart: Cart, an annotated parameter
@@ -50,7 +52,7 @@ def test_python_resolves_aliases_relative_imports_reexports_self_and_super(index
         ("src/shop/core/cart.py", 19, "Cart.checkout", "call"), ("src/shop/app.py", 11, "main", "call")}
     # an inherited method: c.describe() on a Cart is Base.describe
     assert ("src/shop/app.py", 9, "main", "call") in sites(graph.references(index, ["default"], "Base.describe"))
-    cart = sites(graph.references(index, ["default"], "src.shop.core.cart.Cart"))
+    cart = sites(graph.references(index, ["default"], "shop.core.cart.Cart"))
     assert {("src/shop/__init__.py", 1, "", "import"), ("src/shop/app.py", 3, "", "import"),
             ("src/shop/app.py", 6, "main", "type"), ("src/shop/app.py", 7, "main", "call"),
             ("src/shop/app.py", 19, "Special", "inherit")} <= cart
@@ -130,12 +132,12 @@ def test_callees_list_what_a_function_calls_resolved_or_flagged(indexed):
     assert {d.language for d in graph.callees(index, ["default"], "main").definitions} == {"python", "go", "rust"}
     answer = graph.callees(index, ["default"], "shop.app.main")  # one of the three mains, by its module
     resolved = {(s.line, s.target) for s in answer.resolved}
-    assert resolved == {(7, "src.shop.core.cart.Cart"), (8, "src.shop.core.cart.Cart.add"),
-                        (9, "src.shop.core.cart.Cart.checkout"), (9, "src.shop.core.cart.Base.describe"),
-                        (10, "src.shop.core.cart.Cart.checkout"), (11, "src.shop.core.pricing.total")}
+    assert resolved == {(7, "shop.core.cart.Cart"), (8, "shop.core.cart.Cart.add"),
+                        (9, "shop.core.cart.Cart.checkout"), (9, "shop.core.cart.Base.describe"),
+                        (10, "shop.core.cart.Cart.checkout"), (11, "shop.core.pricing.total")}
     assert "print" not in {s.target for s in answer.sites}  # builtins and other packages are left out
     deeper = graph.callees(index, ["default"], "shop.app.main", depth=2)
-    assert (2, "src.shop.core.pricing.discount") in {(s.depth, s.target) for s in deeper.resolved}
+    assert (2, "shop.core.pricing.discount") in {(s.depth, s.target) for s in deeper.resolved}
 
 
 # -- a folder that is itself a package ------------------------------------------------------------------------
@@ -210,6 +212,137 @@ def test_a_folder_that_becomes_a_package_has_its_graph_made_again(tmp_path):
         sites(graph.callers(index, ["default"], "helper"))
     again = ingest(index, [str(project)])
     assert (again.changed, again.regraphed) == (0, 0)
+
+
+# -- src layout: a module is named as Python imports it -------------------------------------------------------
+# The package under `src/` (which holds no `__init__.py`): `src/shop/core/pricing.py` is `shop.core.pricing`.
+# A file whose folder is no package (a script, a test) keeps its path's name. `acme.plugins` is a namespace
+# package (no `__init__.py` above `store`): its modules are named from `store`, its imports still resolve.
+SRC_LAYOUT = {
+    "src/shop/__init__.py": '''
+        """The shop."""
+        ''',
+    "src/shop/core/__init__.py": '''
+        """Its core."""
+        ''',
+    "src/shop/core/pricing.py": """
+        def discount(amount):
+            return amount * 0.9
+        """,
+    "src/shop/core/cart.py": """
+        from .pricing import discount
+
+        def checkout(amount):
+            return discount(amount)
+        """,
+    "examples/basic/hello.py": """
+        from shop.core.pricing import discount
+
+        def hello():
+            return discount(10)
+        """,
+    "examples/basic/run.py": """
+        from hello import hello
+
+        def main():
+            return hello()
+        """,
+    "tests/test_pricing.py": """
+        import shop.core.pricing as pricing
+
+        def test_discount():
+            assert pricing.discount(10) == 9
+        """,
+    "src/acme/plugins/store/__init__.py": "",
+    "src/acme/plugins/store/api.py": """
+        def save(item):
+            return item
+        """,
+    "app/main.py": """
+        from acme.plugins.store.api import save
+
+        def run():
+            return save(1)
+        """,
+}
+DISCOUNT_CALLERS = {("src/shop/core/cart.py", 4, "checkout", "call"), ("examples/basic/hello.py", 4, "hello", "call"),
+                    ("tests/test_pricing.py", 4, "test_discount", "call")}
+
+
+def test_a_src_layout_names_its_modules_as_imported_and_scripts_by_their_path(tmp_path):
+    project = write_tree(tmp_path / "project", SRC_LAYOUT)
+    index = Index(load_config(env={}, overrides={"data_dir": str(tmp_path / "data")}))
+    ingest(index, [str(project)])
+    for name in ("discount", "pricing.discount", "shop.core.pricing.discount"):
+        answer = graph.callers(index, ["default"], name)
+        assert [(d.qualified, d.path) for d in answer.definitions] == \
+            [("shop.core.pricing.discount", "src/shop/core/pricing.py")], name
+        assert sites(answer) == DISCOUNT_CALLERS and not answer.unresolved, name
+    # its path's name still finds it, as it finds a namespace package's module below
+    assert [d.qualified for d in graph.definitions(index, ["default"], "src.shop.core.pricing.discount")] == \
+        ["shop.core.pricing.discount"]
+    # scripts and tests: their folders are no packages, so their paths name them (no two scripts collide)
+    hello = graph.callees(index, ["default"], "hello")
+    assert [d.qualified for d in hello.definitions] == ["examples.basic.hello.hello"]
+    assert {s.target for s in hello.resolved} == {"shop.core.pricing.discount"}
+    assert [d.qualified for d in graph.definitions(index, ["default"], "test_discount")] == \
+        ["tests.test_pricing.test_discount"]
+    # what breaks if discount changes: a script importing its sibling by its bare name is found too
+    deep = graph.callers(index, ["default"], "shop.core.pricing.discount", depth=2)
+    assert (2, "main", "examples.basic.hello.hello") in {(s.depth, s.caller, s.via) for s in deep.resolved}
+    # a namespace package's module is named from its topmost package, and imported by its full name
+    save = graph.callers(index, ["default"], "acme.plugins.store.api.save")
+    assert [d.qualified for d in save.definitions] == ["store.api.save"]
+    assert sites(save) == {("app/main.py", 4, "run", "call")}
+
+
+def test_an_in_memory_source_knows_its_packages_from_its_own_files(tmp_path):
+    from llama_index.core import Document
+
+    from ingest.llamaindex import documents_source
+
+    docs = [Document(text=textwrap.dedent(text).lstrip("\n"), metadata={"file_path": path})
+            for path, text in SRC_LAYOUT.items() if path.startswith(("src/shop/", "examples/"))]
+    index = Index(load_config(env={}, overrides={"data_dir": str(tmp_path / "data")}))
+    ingest(index, [documents_source(docs, "shop")])
+    answer = graph.callers(index, ["default"], "shop.core.pricing.discount")
+    assert [d.qualified for d in answer.definitions] == ["shop.core.pricing.discount"]
+    assert sites(answer) == {("src/shop/core/cart.py", 4, "checkout", "call"),
+                             ("examples/basic/hello.py", 4, "hello", "call")}
+    assert [d.qualified for d in graph.definitions(index, ["default"], "hello")] == ["examples.basic.hello.hello"]
+
+
+def test_an_init_py_added_to_a_subfolder_names_its_modules_anew(tmp_path):
+    shop = {k: v for k, v in SRC_LAYOUT.items() if k.startswith(("src/shop/", "examples/"))}
+    project = write_tree(tmp_path / "project", {k: v for k, v in shop.items() if k != "src/shop/__init__.py"})
+    index = Index(load_config(env={}, overrides={"data_dir": str(tmp_path / "data")}))
+    ingest(index, [str(project)])
+    qualified = lambda: [d.qualified for d in graph.definitions(index, ["default"], "discount")]  # noqa: E731
+    assert qualified() == ["core.pricing.discount"]  # `src/shop/` is no package yet: `core` is the top one
+
+    write_tree(project, {"src/shop/__init__.py": ""})  # one new file; the others' modules are named anew
+    summary = ingest(index, [str(project)])
+    assert summary.changed == 1 and summary.regraphed == len(shop) - 1
+    assert qualified() == ["shop.core.pricing.discount"]
+    assert ("examples/basic/hello.py", 4, "hello", "call") in sites(graph.callers(index, ["default"], "discount"))
+    again = ingest(index, [str(project)])
+    assert (again.changed, again.regraphed) == (0, 0)
+
+    (project / "src/shop/__init__.py").unlink()  # and back
+    summary = ingest(index, [str(project)])
+    assert (summary.removed, summary.regraphed) == (1, len(shop) - 1)
+    assert qualified() == ["core.pricing.discount"]
+
+
+def test_an_installed_package_keeps_its_import_paths_namespace_packages_included(tmp_path, monkeypatch):
+    # site-packages is where imports start: `nsco/cloud/` (no `__init__.py`) is part of the name
+    site = write_tree(tmp_path / "site", {"nsco/cloud/store/__init__.py": "",
+                                          "nsco/cloud/store/api.py": "def save(item):\n    return item\n"})
+    declare_distribution(site, "nsco-cloud-store")
+    monkeypatch.syspath_prepend(str(site))
+    index = Index(load_config(env={}, overrides={"data_dir": str(tmp_path / "data")}))
+    ingest(index, ["pkg:nsco.cloud.store"])
+    assert [d.qualified for d in graph.definitions(index, ["default"], "save")] == ["nsco.cloud.store.api.save"]
 
 
 # -- incremental, like the chunks -----------------------------------------------------------------------------

@@ -48,15 +48,15 @@ def data(tmp_path_factory):
 def test_cli_refs_prints_the_sites_grouped_by_file_and_json(data, capsys):
     assert main(["--data-dir", str(data), "refs", "discount", "--callers", "--depth", "2"]) == 0
     text = capsys.readouterr().out
-    assert text.splitlines()[0] == ("Callers of src.shop.core.pricing.discount (function, "
+    assert text.splitlines()[0] == ("Callers of shop.core.pricing.discount (function, "
                                     "src/shop/core/pricing.py:8-9, KB default)")
     assert "src/shop/core/cart.py\n     20  in Cart.checkout: call  return discount(amount)" in text
-    assert "      9  in main: call [depth 2, via src.shop.core.cart.Cart.checkout]  print(c.checkout(), " \
+    assert "      9  in main: call [depth 2, via shop.core.cart.Cart.checkout]  print(c.checkout(), " \
            "c.describe())" in text
 
     assert main(["--data-dir", str(data), "refs", "Cart.checkout", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["question"] == "references" and out["definitions"][0]["qualified"] == "src.shop.core.cart.Cart.checkout"
+    assert out["question"] == "references" and out["definitions"][0]["qualified"] == "shop.core.cart.Cart.checkout"
     assert out["definitions"][0]["link"].endswith("src/shop/core/cart.py#L18-L20")
     assert {(s["path"], s["line"], s["resolved"]) for s in out["sites"]} == {
         ("src/shop/app.py", 9, True), ("src/shop/app.py", 10, True), ("src/shop/app.py", 21, True),
@@ -126,8 +126,8 @@ def test_api_routes_answer_json_behind_the_edge(data):
         assert max(s["depth"] for s in r.json()["sites"]) == 2
         r = httpx.get(f"{url}/v1/graph/calls", params={"symbol": "Cart.checkout", "direction": "callees"},
                       headers=auth)
-        assert {s["target"] for s in r.json()["sites"]} == {"src.shop.core.pricing.total",
-                                                           "src.shop.core.pricing.discount"}
+        assert {s["target"] for s in r.json()["sites"]} == {"shop.core.pricing.total",
+                                                           "shop.core.pricing.discount"}
         r = httpx.get(f"{url}/v1/graph/references", params={"symbol": "checkout_all"}, headers=auth)
         assert r.status_code == 404 and r.json()["error"]["type"] == "not_found_error"
         assert "No definition of 'checkout_all'" in r.json()["error"]["message"]
@@ -154,7 +154,7 @@ def test_the_coding_assistant_calls_the_graph_tools_and_cites_their_chunks(data)
         end = [e for e in events if e.type == "end"][-1]
         bodies = [b for b in llm.bodies() if any(m["role"] == "tool" for m in b["messages"])]
         tool_msgs = [m["content"] for m in bodies[0]["messages"] if m["role"] == "tool"]
-        assert "Callers of src.shop.core.pricing.discount" in tool_msgs[0]
+        assert "Callers of shop.core.pricing.discount" in tool_msgs[0]
         assert "20  in Cart.checkout: call  return discount(amount)" in tool_msgs[0]
         assert tool_msgs[0].startswith("Cite these as: [")
         assert tool_msgs[1].startswith("error: No definition of 'nothing_like_it'")
