@@ -192,14 +192,15 @@ def _ingest(index: Index, specs: list[str | ResolvedSource], kb: str, include: l
     # A KB indexed before the code graph existed (or by another version of it) gets its graph now: the
     # unchanged code files are parsed again, without re-embedding (the changed ones get it as they are chunked).
     # So does a KB where a Python module is named anew (an `__init__.py` added or removed).
-    regraph: list[_Pending] | None = [] if _graph_outdated(index, kb) or _package_changed(index, kb, sources) \
+    naming = {src.id: _python_naming(src) for src in sources}  # one look at each folder, for both uses
+    regraph: list[_Pending] | None = [] if _graph_outdated(index, kb) or _package_changed(index, kb, sources, naming) \
         else None
 
     pending: list[_Pending] = []  # what to (re)chunk: paths only, files are read again one at a time
     skipped_by_source: dict[str, dict] = {}
     try:
         changed_any |= _scan(index, kb, sources, include, exclude, summary, pending, skipped_by_source, delta,
-                             progress, cancel, added_by, regraph)
+                             progress, cancel, added_by, regraph, naming)
         summary.changed = len(pending)
         if pending:
             changed_any = True
@@ -242,10 +243,11 @@ def _ingest(index: Index, specs: list[str | ResolvedSource], kb: str, include: l
 
 def _scan(index: Index, kb: str, sources: list[ResolvedSource], include, exclude, summary: IngestSummary,
           pending: list[_Pending], skipped_by_source: dict[str, dict], delta: _LexicalDelta,
-          progress: Progress | None, cancel: Cancel | None, added_by: str | None = None,
-          regraph: list[_Pending] | None = None) -> bool:
+          progress: Progress | None, cancel: Cancel | None, added_by: str | None,
+          regraph: list[_Pending] | None, naming: dict[str, tuple[str, Container[str] | None]]) -> bool:
     """Walk the sources: files new or changed go to `pending`, files gone are removed. True when some were.
-    With `regraph` (a list), the unchanged code files a code graph is made of go there."""
+    With `regraph` (a list), the unchanged code files a code graph is made of go there. `naming`: each source's
+    `_python_naming`, by its id."""
     catalog = index.catalog
     cfg = index.cfg
     changed_any = False
@@ -262,7 +264,7 @@ def _scan(index: Index, kb: str, sources: list[ResolvedSource], include, exclude
         report.skipped.update(src.skipped)
         seen = set()
         in_memory = src.files is not None  # documents, not a folder: kept in memory until chunked
-        package, packages = _python_naming(src)
+        package, packages = naming[src.id]
         files = src.files if in_memory else walk(src.root, src.walk_root, inc, exc, cfg.ingest.max_file_bytes,
                                                    report)
         for f in files:
@@ -469,7 +471,8 @@ def _python_naming(src: ResolvedSource) -> tuple[str, Container[str] | None]:
     return python_package(src.root), FolderPackages(src.root)
 
 
-def _package_changed(index: Index, kb: str, sources: list[ResolvedSource]) -> bool:
+def _package_changed(index: Index, kb: str, sources: list[ResolvedSource],
+                     naming: dict[str, tuple[str, Container[str] | None]]) -> bool:
     """Whether a Python module of a source is named otherwise than when its graph was made: an `__init__.py`
     added or removed, at the folder's top (it became a package) or in a subfolder (`src/shop/` became one):
     those modules, and the relative imports in them, are named anew. Every Python file is checked, a folder
@@ -477,7 +480,7 @@ def _package_changed(index: Index, kb: str, sources: list[ResolvedSource]) -> bo
     if not index.cfg.ingest.graph:
         return False
     for src in sources:
-        package, packages = _python_naming(src)
+        package, packages = naming[src.id]
         rows = index.catalog.db.execute("SELECT path, module FROM graph_files WHERE kb=? AND source_id=? AND "
                                         "language='python' AND parsed=1", (kb, src.id))
         if any(python_module(path, package, packages) != module for path, module in rows):
