@@ -51,3 +51,20 @@ def named_in_plain_words(question: str, names: dict[str, set[str]], longest: int
                 continue
             found |= names.get("".join(span), set())
     return found
+
+
+# A definition named for the default of something: get_default_model, default_exporter, DEFAULT_TIMEOUT,
+# defaultTimeout, timeout_default.
+DEFAULT_NAME = re.compile(r"_*(?:get_?)?default_?([a-z]\w*?[a-z0-9])|_*([a-z]\w*?[a-z0-9])_default")
+
+
+def defaults_by_name(symbols) -> dict[str, set[str]]:
+    """`symbols` named for a default, by the snake_case name they default (`get_default_model` under "model",
+    `DEFAULT_CACHE_CAPACITY` under "cache_capacity"); methods by their own name (`Builder.default_added`)."""
+    out: dict[str, set[str]] = {}
+    for sym in symbols:
+        m = DEFAULT_NAME.fullmatch(sym.rsplit(".", 1)[-1].lower())
+        name = m and (m.group(1) or m.group(2))
+        if name and name not in STOP:  # `is_default` defaults nothing
+            out.setdefault(name, set()).add(sym)
+    return out

@@ -23,7 +23,7 @@ from indexes.catalog import Catalog, KBInfo
 from indexes.embeddings import EmbeddingCache, make_embedder, runtime_of
 from indexes.lexical import CJK, STOP, TOKENIZER_VERSION, BM25Index, tokenize
 from indexes.page_kind import asks_for_news, is_news, news_page
-from indexes.plain_names import WORD, named_in_plain_words, names_by_key
+from indexes.plain_names import WORD, defaults_by_name, named_in_plain_words, names_by_key
 from indexes.query_kind import ASKS_DEFAULT, BEHAVIOUR, CODEISH, CREATES, WHICH_PART, read_intent, read_kind
 from indexes.side_folders import asks_for_side_folders, in_docs_folder, in_side_folder
 from indexes.stores import StoreError, collection_name, make_store
@@ -89,6 +89,7 @@ class Index:
         self._seen_writes: str | None = None  # the catalog's write count when the store was opened
         self._lexical: dict[str, tuple[float, BM25Index]] = {}
         self._names: dict[str, tuple[int, dict[str, set[str]]]] = {}  # kb -> (generation, defined names)
+        self._defaults: dict[str, tuple[int, dict[str, set[str]]]] = {}  # kb -> (generation, defaults' names)
         self._news: dict[str, tuple[int, frozenset[str]]] = {}  # kb -> (generation, ids of its news chunks)
         self._origins: dict[str, tuple[str, dict[str, str]]] = {}  # kb -> (write mark, source id -> origin)
         # (kb, sources) -> (generation, the chunks those sources hold): a version's chunks, searched among
@@ -269,8 +270,7 @@ class Index:
         if s.side_folder_weight != 1.0 and not asks_for_side_folders(query):
             # Code in examples/, tests/, scripts/, docs/... uses the library rather than defines it.
             def side(cid: str) -> bool:
-                return cid in chunks and chunks[cid].kind == "code" and \
-                    (in_side_folder(chunks[cid].path) or in_docs_folder(chunks[cid].path))
+                return cid in chunks and side_code(chunks[cid])
 
             if any(side(cid) for cid, _ in fused[:depth]):  # the next ones may step into their places
                 chunks |= self.catalog.get_chunks(kb, [cid for cid, _ in fused[depth: depth * 2]], sources)
@@ -316,15 +316,29 @@ class Index:
             # something (which callback, which option) wants the code more surely than a question that names code:
             # its lift is twice as strong.
             sure = wanted == "code" and (BEHAVIOUR.search(query) is not None or WHICH_PART.search(query) is not None)
-            hits = lift_kind(hits, wanted, by=6.0 if sure else 3.0, examples=asks_for_side_folders(query))
+            examples = asks_for_side_folders(query)
+            hits = lift_kind(hits, wanted, by=6.0 if sure else 3.0, examples=examples)
             if wanted == "code" and not CODEISH.search(query) and ASKS_DEFAULT.search(query):
                 # ... and for a default ("if I don't pass a timeout"), the code that defaults the name the question
                 # spells, or hands it on to the code that does, as surely; unless the question writes a name in code
                 # form, whose definition retrieve() puts first and which holds its defaults itself.
-                setter = default_setter(spelled_names(query))
+                spelled = spelled_names(query)
+                setter = default_setter(spelled)
                 if setter is not None:
                     hits = lift_where(hits, lambda h: h.chunk.kind == "code" and bool(setter.search(h.chunk.text)),
                                       by=6.0)
+                # A definition named for the default of a name the question spells ("which model is used when
+                # neither names one": `get_default_model`) answers it by its name alone, which neither retriever
+                # reads ("default" is not the question's word): it joins the hits, as a named definition does.
+                # An example's own default (`_default_manifest` in examples/) is not the library's.
+                keyed = self.default_names(kb, info.generation)
+                made = {sym for name in spelled for sym in keyed.get(name, ())}
+                if made:
+                    def library(c: Chunk) -> bool:
+                        return examples or not side_code(c)
+
+                    hits = self._with_definitions(kb, hits, made, sources=sources, keep=library)
+                    hits = lift(hits, lambda h: h.chunk.symbol in made and library(h.chunk))
         hits = spread_files(hits)
         if self.reranker is not None:  # a reranker the user configured has the last word on the order
             hits = self.reranker.rerank(query, hits)
@@ -421,6 +435,16 @@ class Index:
                 self._names[kb] = cached
         return named_in_plain_words(query, cached[1])
 
+    def default_names(self, kb: str, generation: int) -> dict[str, set[str]]:
+        """The KB's definitions named for a default, by the name they default (plain_names.defaults_by_name)."""
+        with self._lock:
+            cached = self._defaults.get(kb)
+        if cached is None or cached[0] != generation:
+            cached = (generation, defaults_by_name(self.catalog.code_symbols(kb)))
+            with self._lock:
+                self._defaults[kb] = cached
+        return cached[1]
+
     def news_ids(self, kb: str, generation: int) -> frozenset[str]:
         """The ids of the KB's news chunks (blog posts, release notes, changelogs), kept per generation."""
         with self._lock:
@@ -451,17 +475,23 @@ class Index:
         return hits[:pos] + [Hit(chunk, hits[pos - 1].score if pos else 0.0, kb)] + hits[pos:]
 
     def _with_definitions(self, kb: str, hits: list[Hit], named: set[str], at: int = 10,
-                          sources: frozenset[str] | None = None) -> list[Hit]:
-        """Adds the definition (first chunk) of each named symbol retrieval missed, after the first `at`
-        hits, from where the lift can carry it into the top five."""
+                          sources: frozenset[str] | None = None,
+                          keep: Callable[[Chunk], bool] | None = None) -> list[Hit]:
+        """Adds the definition (first chunk) of each named symbol retrieval missed (and `keep` keeps), after
+        the first `at` hits, from where the lift can carry it into the top five."""
         have = {h.chunk.id for h in hits}
         out = list(hits)
         for name in sorted(named):
             chunk = self.catalog.definition(kb, name, sources)
-            if chunk is not None and chunk.id not in have:
+            if chunk is not None and chunk.id not in have and (keep is None or keep(chunk)):
                 pos = min(at, len(out))
                 out.insert(pos, Hit(chunk, out[pos - 1].score if pos else 0.0, kb))
         return out
+
+
+def side_code(chunk: Chunk) -> bool:
+    """Code in examples/, tests/, scripts/, docs/...: it uses the library rather than defines it."""
+    return chunk.kind == "code" and (in_side_folder(chunk.path) or in_docs_folder(chunk.path))
 
 
 def stale_vectors(kb: str, old: str, new: str, specs: list[str]) -> str:

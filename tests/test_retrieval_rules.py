@@ -10,6 +10,7 @@ import indexes.search as search_module
 from indexes.build import ingest
 from indexes.lexical import TOKENIZER_VERSION, tokenize
 from indexes.page_kind import asks_for_news, is_news
+from indexes.plain_names import defaults_by_name
 from indexes.query_kind import ASKS_DEFAULT, BEHAVIOUR, CREATES, WHICH_PART, read_intent, read_kind
 from indexes.retrieve import named_symbols, picks_one, retrieve
 from indexes.search import (
@@ -898,3 +899,53 @@ def test_a_question_about_creating_a_named_class_gets_its_constructor(upload_que
     assert "UploadQueue.__init__" in [h.chunk.symbol for h in upload_queue.search(q, k=3)]
     monkeypatch.setattr(search_module, "CREATES", re.compile("(?!)"))  # never reads a creation
     assert "UploadQueue.__init__" not in [h.chunk.symbol for h in upload_queue.search(q, k=3)]
+
+
+def test_definitions_named_for_a_default_are_keyed_by_the_name_they_default():
+    keyed = defaults_by_name(["get_default_model", "pkg.tracing.default_exporter", "DEFAULT_CACHE_CAPACITY",
+                              "Builder.timeout_default", "getDefaultRegion", "defaults", "is_default", "default_"])
+    assert keyed == {"model": {"get_default_model"}, "exporter": {"pkg.tracing.default_exporter"},
+                     "cache_capacity": {"DEFAULT_CACHE_CAPACITY"}, "timeout": {"Builder.timeout_default"},
+                     "region": {"getDefaultRegion"}}
+
+
+@pytest.fixture(scope="module")
+def default_model(tmp_path_factory):
+    """Code and pages that speak of agents, runs, configs and models in the question's words, and the function that
+    picks the model when none is named, in words of its own; plus an example with a default of its own."""
+    pages = {f"docs/agents{i}.md": f"""
+        # Agents and models, part {i}
+
+        Each agent names the model it uses, and a run config may name one for the whole run. Part {i}: which
+        model an agent uses, and how the run config names one for every agent of the run.
+        """ for i in range(4)}
+    return indexed(tmp_path_factory, "default_model", {**pages, "pkg/run.py": '''
+        class RunConfig:
+            """Settings for a whole run: the model every agent of the run uses, when the config names one."""
+            workflow: str = "run"
+
+
+        def model_for(agent, config):
+            """The model an agent uses in a run: the agent's own, or the one the run config names."""
+            return agent.model or config.model or get_default_model()
+        ''', "pkg/models.py": '''
+        import os
+
+
+        def get_default_model() -> str:
+            return os.getenv("PKG_MODEL", "small-1")
+        ''', "examples/chat/app.py": '''
+        def _default_model():
+            return "tiny-0"
+        '''})
+
+
+def test_a_question_asking_for_a_default_gets_the_definition_named_for_it(default_model, monkeypatch):
+    q = "Which model is used when neither the agent nor the run config names one?"
+    assert ASKS_DEFAULT.search(q) and "model" in spelled_names(q)
+    symbols = [h.chunk.symbol for h in default_model.search(q, k=5)]
+    assert "get_default_model" in symbols[:4]
+    assert "_default_model" not in symbols  # the example's own default is not the library's: not lifted
+    monkeypatch.setattr(search_module, "defaults_by_name", lambda symbols: {})  # no definition named for a default
+    default_model._defaults.clear()
+    assert "get_default_model" not in [h.chunk.symbol for h in default_model.search(q, k=4)]
