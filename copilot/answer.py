@@ -221,7 +221,8 @@ class Answers:
         versions = turn.versions if turn is not None else None
         found = self.ahead.take(turn, spec, query, kbs)
         if found is None:
-            found = retrieve_for(self.index, spec, query, kbs, versions)
+            ranking = turn.ranking.of(query, kbs) if turn is not None and turn.ranking is not None else None
+            found = retrieve_for(self.index, spec, query, kbs, versions, ranking)
         if self.model_search.on:
             def search(q: str, k: int) -> Retrieval:
                 return retrieve_for(self.index, replace(spec, top_k=k), q, kbs, versions)

@@ -14,7 +14,7 @@ An entry named like a default one (Guide, Tutoring, Coding) changes that one.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from copilot.config import Config, ConfigError
 from indexes.retrieve import Retrieval, change_hits, retrieve
@@ -79,17 +79,54 @@ def chat_kbs(index: Index, chosen: str = "") -> tuple[list[str], bool]:
     return [info.name for info in index.catalog.kbs()], False
 
 
+# How deep the search of both kinds is read: what `devcopilot search` prints, and the bench measures.
+RANKING_K = 10
+
+
+@dataclass
+class Ranking:
+    """A search of both kinds for `query` in `kbs`: the turn's, which the Guide's local routing looked at and the
+    assistants order their citations by."""
+    query: str
+    kbs: list[str]
+    found: Retrieval
+
+    def of(self, query: str, kbs: list[str]) -> Retrieval | None:
+        """The search, when it searched `query` in `kbs`."""
+        return self.found if (query, list(kbs)) == (self.query, list(self.kbs)) else None
+
+
+def rank(index: Index, question: str, kbs: list[str], versions: VersionChoice | None = None) -> Ranking:
+    """The search of both kinds for `question` in `kbs` at the `versions` chosen."""
+    return Ranking(question, list(kbs), retrieve(index, question, kbs, k=RANKING_K, versions=versions))
+
+
 def retrieve_for(index: Index, spec: AssistantSpec, question: str, kbs: list[str],
-                 versions: VersionChoice | None = None) -> Retrieval:
+                 versions: VersionChoice | None = None, ranking: Retrieval | None = None) -> Retrieval:
     """What the assistant cites from `kbs` (the chat's KBs, already narrowed by its own `kbs`) at the
     `versions` chosen: its kind, widened to both kinds when weak. An assistant that reads code answers
     a question about a release ("what changed in X since 0.23?", "is X deprecated?") from the
-    comparison of the indexed versions, citing each change in both (a ChangeRetrieval)."""
+    comparison of the indexed versions, citing each change in both (a ChangeRetrieval).
+
+    An assistant of one kind cites its kind's hits in the order the search of both kinds (`ranking`, or searched
+    here) gives them, then the rest of its own search's: the rules that read which kind a question asks for, and
+    the code its defaults are set in, order the whole ranking; a search of one kind alone cannot apply them. Its
+    own search still gives the verdict (weak or not), and what it cites beyond the ranking's hits of its kind."""
     if spec.kind != "doc":
         found = change_hits(index, question, kbs)
         if found is not None:
             return found
-    return retrieve(index, question, kbs, kind=spec.kind, k=spec.top_k, widen=True, versions=versions)
+    found = retrieve(index, question, kbs, kind=spec.kind, k=spec.top_k, widen=True, versions=versions)
+    if spec.kind is None or found.graph is not None or any(h.chunk.kind != spec.kind for h in found.hits):
+        return found  # both kinds, the code graph's call sites, or widened to both kinds
+    searches = found.searches
+    if ranking is None:
+        ranking = rank(index, question, kbs, versions).found
+        searches += ranking.searches
+    first = [h for h in ranking.hits if h.chunk.kind == spec.kind]
+    ahead = {(h.kb, h.chunk.id) for h in first}
+    hits = first + [h for h in found.hits if (h.kb, h.chunk.id) not in ahead]
+    return replace(found, hits=hits[:spec.top_k], searches=searches)
 
 
 def load_assistants(cfg: Config) -> list[AssistantSpec]:

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from copilot.ahead import Ahead
 from copilot.answer import Answers
-from copilot.assistants import GUIDE, AssistantSpec, chat_kbs, load_assistants
+from copilot.assistants import GUIDE, AssistantSpec, chat_kbs, load_assistants, rank
 from copilot.condense import looks_like_follow_up
 from copilot.config import Config
 from copilot.conversations import ConversationError, Conversations, open_conversations  # noqa: F401 (re-exported)
@@ -38,13 +38,14 @@ from copilot.routing import (
     parse_mentions,
     routing_prompt,
     validate_decision,
+    where_answered,
 )
 from copilot.sessions import Sessions, store_failed  # noqa: F401 (store_failed re-exported)
 from copilot.toolloop import ToolLoop
 from copilot.turn import Turn
 from indexes.change_questions import plan_changes
 from indexes.project import versions_for
-from indexes.retrieve import Retrieval
+from indexes.retrieve import Retrieval, RetrievalDown
 from indexes.search import Index
 from indexes.versions import VersionChoice
 
@@ -253,7 +254,17 @@ class Copilot:
         previous = self._previous_speaker(history)
         if previous is not None and looks_like_follow_up(text):  # "and what does it return?" stays with them
             return Decision([previous], "", "classifier")
-        return Decision(classify(text, self.assistants), "", "classifier")
+        return Decision(classify(text, self.assistants, lambda: self._lean(text, turn)), "", "classifier")
+
+    def _lean(self, text: str, turn: Turn) -> str | None:
+        """Where the answer to `text` is, for the local routing (copilot/routing.py `where_answered`), from the
+        search of both kinds, which the turn keeps for the assistants to order their citations by; None when the
+        store is down (the answer says so)."""
+        try:
+            turn.ranking = rank(self.index, text, turn.kbs, turn.versions)
+        except RetrievalDown:
+            return None
+        return where_answered(turn.ranking.found)
 
     def _about_a_release(self, text: str, turn: Turn) -> Decision | None:
         """A question about what changed between indexed versions of a library, or whether one of its

@@ -5,7 +5,8 @@ With a model, the follow-up is rewritten using the conversation, and a question 
 language is rewritten into the corpus language (English by default) so that retrieval over
 English docs and code works; the answer still comes in the user's language. Without a model,
 a follow-up borrows the identifiers and the topic of the previous exchange, and a question in
-another script is searched by the Latin-script words it holds (identifiers, product names).
+another language is searched as written: the search reads Chinese through its term map
+(indexes/terms_zh.py) beside the Latin-script words (identifiers, product names) it holds.
 """
 from __future__ import annotations
 
@@ -66,11 +67,7 @@ def condense(question: str, history: list[dict], model: ResilientModel | None, c
     """(retrieval query, how: "as-is" | "local" | "model" | "model-failed")."""
     follow_up = _follow_up(question, history)
     foreign = _foreign(question, corpus_language)
-    if model is None:
-        if foreign:  # no model to translate: the Latin-script words (identifiers, product names) search best
-            latin = " ".join(re.findall(r"[A-Za-z_][\w.]*[\w]|[A-Za-z]", question))
-            if latin:
-                return latin, "local"
+    if model is None:  # no model to translate: the search reads a Chinese question itself (its term map)
         return (local_condense(question, history), "local") if follow_up else (question, "as-is")
     if not (follow_up or foreign):
         return question, "as-is"

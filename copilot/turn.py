@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from copilot.assistants import AssistantSpec
+from copilot.assistants import AssistantSpec, Ranking
 from copilot.models import ResilientModel
 from copilot.monitor import Monitor
 
@@ -33,6 +33,7 @@ class Turn:
     versions: object | None = None  # the VersionChoice it is answered at (indexes/versions.py); None: the newest
     ahead: SearchAhead | None = None  # a retrieval started during the Guide's routing call
     condensed: Future | None = None  # of (retrieval query, how): condensed once a turn, maybe during routing
+    ranking: Ranking | None = None  # the search of both kinds the Guide's local routing looked at
 
     def usable_model(self) -> ResilientModel | None:
         """The model, unless there is none, the budget is spent or it failed earlier in this turn."""

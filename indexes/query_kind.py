@@ -153,8 +153,10 @@ def graph_question(question: str) -> GraphQuestion | None:
 
 
 def plain_word(token: str) -> bool:
-    """`word(` from "function (" or a sentence-ending "e.g" is not code."""
+    """`word(` from "function (", a sentence-ending "e.g" or a version number ("0.12", "v2.1") is not code."""
     t = token.strip("`")
+    if re.fullmatch(r"[vV]?\d+(\.\d+)+", t):
+        return True
     return t.endswith("(") and t[:-1].lower() in {"i", "a", "is", "it", "the", "or", "and", "e", "for", "like"}
 
 

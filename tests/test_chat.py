@@ -533,7 +533,8 @@ def test_when_the_guide_picks_another_assistant_that_one_searches_for_itself(wor
     question = "What arguments does build_gadget take?"  # the local classifier would pick Coding
     direct, steps, sources = asked_directly_then_guided(cp, llm, monkeypatch, question, "Tutoring", 0.5)
     hand_over = steps.index(("answered", "Guide"))
-    assert {s[2] for s in steps[:hand_over]} == {"code"}  # Coding's search, ahead of the routing answer
+    # Coding's search and the search of both kinds it orders its citations by, ahead of the routing answer
+    assert {s[2] for s in steps[:hand_over]} == {"code", None}
     assert "doc" in {s[2] for s in steps[hand_over:] if s[0] == "search"}  # Tutoring's own, once it was picked
     assert sources["Tutoring"] == direct
 
@@ -601,7 +602,8 @@ def test_searches_ahead_queued_in_a_burst_run_while_the_routing_call_is_out(worl
     record_searches(monkeypatch, cp.index, steps)
     guided_turn(cp, question, steps)
     hand_over = steps.index(("answered", "Guide"))
-    assert steps[:hand_over] and set(steps[:hand_over]) == {("search", question, "code")}  # queued, then run
+    # queued, then run: Coding's search and the search of both kinds it orders its citations by
+    assert steps[:hand_over] and set(steps[:hand_over]) == {("search", question, "code"), ("search", question, None)}
     assert not [s for s in steps[hand_over:] if s[0] == "search"]
 
 
@@ -628,7 +630,8 @@ def test_a_guided_follow_up_is_condensed_and_searched_while_the_routing_call_is_
     sources = guided_turn(cp, "and what does it return?", steps, sid)
     assert abs(asked["condense"] - asked["routing"]) < 0.5  # asked side by side, not after the routing answer
     hand_over = steps.index(("answered", "Guide"))
-    assert steps[:hand_over] and set(steps[:hand_over]) == {("search", "build_gadget return value", "code")}
+    assert steps[:hand_over] and set(steps[:hand_over]) == {("search", "build_gadget return value", kind)
+                                                            for kind in ("code", None)}
     assert not [s for s in steps[hand_over:] if s[0] == "search"] and sources["Coding"]
     assert sum(CONDENSE in system_text(b) for b in llm.bodies()) == 1
 

@@ -183,6 +183,8 @@ def test_rrf_fusion_stays_available(bilingual, tmp_path):
     ("怎么在两个智能体之间做 handoff？", "doc"),
     ("retries", None),
     ("How are rate limited calls retried?", None),  # "calls" (tool calls, model calls) is everyday API talk
+    ("Why was the 0.12.0 release yanked?", "doc"),  # a version number is no identifier
+    ("What does Runner.run return in v2.1?", "code"),
 ])
 def test_the_question_wording_tells_which_kind_it_asks_for(question, kind):
     assert read_kind(question) == kind
