@@ -14,7 +14,7 @@ from collections.abc import Generator, Iterable, Iterator
 from dataclasses import astuple, dataclass, replace
 
 from copilot.ahead import Ahead
-from copilot.assistants import AssistantSpec, retrieve_for
+from copilot.assistants import RANKING_K, AssistantSpec, retrieve_for
 from copilot.config import Config
 from copilot.events import END, NOTICE, SOURCES, START, TOKEN, Event, Source
 from copilot.model_search import ModelSearch
@@ -39,7 +39,8 @@ from copilot.prompts import (
 from copilot.sessions import Sessions
 from copilot.toolloop import Notice, ToolLoop
 from copilot.turn import Turn, conversation
-from indexes.retrieve import ChangeRetrieval, Retrieval, RetrievalDown
+from indexes.page_kind import is_news
+from indexes.retrieve import ChangeRetrieval, Retrieval, RetrievalDown, retrieve
 from indexes.search import Hit, Index
 
 log = logging.getLogger("devcopilot.chat")
@@ -117,6 +118,14 @@ class Answers:
             hits, weak, down, graph = found.hits, found.weak, "", found.graph
         except RetrievalDown as e:
             hits, weak, down, graph = [], True, f"{type(e.cause).__name__}: {clean_error(e.cause)[:160]}", None
+        lead = ""  # what the answer says first: why the versions could not answer it
+        if isinstance(found, ChangeRetrieval) and found.problem:
+            # The versions cannot answer it (the one asked for, or a second to compare, is not indexed); the search
+            # may, from the release notes and changelogs the KB holds. The sentence saying what to index leads.
+            lead, found = found.problem, self.searched_instead(query, kbs, turn)
+            if found is None or found.weak or not found.hits or not is_news(found.hits[0].chunk):
+                return spoken("missing", [], lead)  # no release notes answer it either: what to index is the answer
+            hits, weak, graph = found.hits, found.weak, None
         sources = [Source.of(n, h.chunk, h.kb, self.origin(h), self.versioned(h)) for n, h in enumerate(hits, 1)]
         stale = self.out_of_date(hits)
         lang = language_of(question)
@@ -130,25 +139,36 @@ class Answers:
                           "retrieval_failures")
         if weak:
             return spoken("dont_know", sources[:3], dont_know(sources[:3], lang), "dont_know_answers")
+        lead = lead + "\n\n" if lead else ""
         model = turn.usable_model()
         if model is None:
             note = no_model_line(lang) if turn.model is None else self.fault_note(turn.model_down)
             if graph is not None:  # who calls X, what X calls: the sites, listed and cited
                 text = graph_answer(graph, sources, note)
                 return Outcome("offline", sources, paragraphs(text), text, counter="offline_answers")
-            return self.quoted(sources, query, turn, note, stale)
+            return self.quoted(sources, query, turn, note, stale, lead)
         out = Outcome("model", sources, (), model=model.model)
         msgs = answer_messages(spec, question, sources, model_history(convo, turn.answers), lang, others, graph,
                                flagged(sources, stale))
-        out.said = self.from_model(out, spec, msgs, query, kbs, turn, version_lead(sources), stale)
+        out.said = self.from_model(out, spec, msgs, query, kbs, turn, lead + version_lead(sources), stale)
         return out
+
+    def searched_instead(self, query: str, kbs: list[str], turn: Turn) -> Retrieval | None:
+        """The search of both kinds for a question about a release the indexed versions cannot answer: the release
+        notes, changelogs and blog posts it holds, which the search lifts for such a question, may; None when the
+        store is down."""
+        try:
+            found = retrieve(self.index, query, kbs, k=RANKING_K, versions=turn.versions)
+        except RetrievalDown:
+            return None
+        if found.searches:
+            self.monitor.count("retrieval_calls", found.searches)
+        return found
 
     def about_changes(self, spec: AssistantSpec, question: str, query: str, found: ChangeRetrieval,
                       sources: list[Source], convo: list[dict], turn: Turn, others: list[str]) -> Outcome:
         """A question about a release: the changes between the indexed versions, each cited in both
         (indexes/retrieve.py `change_hits`), listed as they are without a model, explained with one."""
-        if found.problem:  # a version or library it names is not indexed: one sentence says how to index it
-            return spoken("missing", [], found.problem)
         lang = language_of(question)
         model = turn.usable_model()
         if model is None:
@@ -162,17 +182,18 @@ class Answers:
         out.said = self.from_model(out, spec, msgs, query, turn.kbs_of(spec), turn)
         return out
 
-    def quoted(self, sources: list[Source], query: str, turn: Turn, note: str, stale: Stale | None = None) -> Outcome:
-        """The best passages, quoted under `note` (why there is no model's answer), and a note under them for
-        each that the docs check flagged (`stale`)."""
+    def quoted(self, sources: list[Source], query: str, turn: Turn, note: str, stale: Stale | None = None,
+               lead: str = "") -> Outcome:
+        """The best passages, quoted under `note` (why there is no model's answer) after `lead`, and a note under
+        them for each that the docs check flagged (`stale`)."""
         # A second speaker in the same turn quotes what the first did not, when there is enough.
         quoted = {(s.path, s.start_line) for t in turn.answers for s in t["sources"]}
         fresh = [s for s in sources if (s.path, s.start_line) not in quoted]
         if len(fresh) >= 2 and len(fresh) < len(sources):
             sources = [Source(n, *astuple(s)[1:]) for n, s in enumerate(fresh, 1)]
         sources = sources[:3]
-        text = version_lead(sources) + offline_answer(sources, query, note) + out_of_date_notes(flagged(sources, stale),
-                                                                                             sources)
+        text = lead + version_lead(sources) + offline_answer(sources, query, note) + \
+            out_of_date_notes(flagged(sources, stale), sources)
         return Outcome("offline", sources, paragraphs(text), text, counter="offline_answers")
 
     def from_model(self, out: Outcome, spec: AssistantSpec, msgs: list[dict], query: str, kbs: list[str],

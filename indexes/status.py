@@ -44,7 +44,7 @@ def when(ts: float | None) -> str | None:
 
 def origin_text(source: dict) -> str:
     """What a source was indexed from, e.g. "git 1a2b3c4d5e6f (tag v1.2)", "package 0.24.0",
-    "pypi release 0.24.0 (sha256:1a2b3c4d5e6f…)", "folder scanned 2025-11-28 04:20:11"."""
+    "pypi release 0.24.0 (sha256:1a2b3c4d5e6f…)", "folder scanned 2025-11-28 04:20:11, version 1.2"."""
     version, ref = source.get("version") or "", source.get("ref") or ""
     at = f" ({ref})" if ref else ""
     if source["kind"] == "git":
@@ -57,7 +57,9 @@ def origin_text(source: dict) -> str:
     if source["kind"] == "package":
         return f"package {version}" if version else "package (version unknown)"
     scanned = f"folder scanned {when(source.get('scanned_at'))}" if source.get("scanned_at") else "folder"
-    return scanned + (f", git {version}{at}" if version else "")
+    if source.get("commit"):  # a checkout: its commit is its version
+        return scanned + f", git {source['commit'][:12]}{at}"
+    return scanned + (f", version {version}" if version else "")  # as the project's own metadata declares it
 
 
 def citation_origin(source: dict) -> str:

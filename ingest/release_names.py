@@ -117,3 +117,52 @@ def library_of(spec: str, kind: str, root: str = "") -> str:
     if kind == "folder":
         return Path(root or spec).name
     return ""
+
+
+def project_of(folder: Path) -> tuple[str, str]:
+    """(name, version) that a folder's own metadata declares: an unpacked sdist's PKG-INFO, pyproject.toml's
+    [project] (or [tool.poetry]), package.json, Cargo.toml's [package]; the first that names the project wins,
+    ("", "") when none does. Python names in their PEP 503 form; a version computed at build time is ""."""
+    for read in (_pkg_info, _pyproject, _package_json, _cargo):
+        try:
+            name, version = read(folder)
+        except (OSError, ValueError, TypeError, AttributeError):  # unreadable or malformed: the next one
+            continue
+        if isinstance(name, str) and name.strip():
+            return name.strip(), version.strip() if isinstance(version, str) else ""
+    return "", ""
+
+
+def _small_text(path: Path) -> str:
+    if not path.is_file() or path.stat().st_size > 1_000_000:  # metadata is small; anything else is not it
+        raise OSError(path)
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
+def _pkg_info(folder: Path) -> tuple[str, str]:
+    fields = dict(re.findall(r"^(Name|Version):[ \t]*(.+?)[ \t]*$", _small_text(folder / "PKG-INFO"), re.MULTILINE))
+    return canonical_name(fields.get("Name", "")), fields.get("Version", "")
+
+
+def _pyproject(folder: Path) -> tuple[str, str]:
+    import tomllib
+
+    data = tomllib.loads(_small_text(folder / "pyproject.toml"))
+    table = data.get("project") or data.get("tool", {}).get("poetry") or {}
+    name = table.get("name", "")
+    return (canonical_name(name) if isinstance(name, str) else ""), table.get("version", "")
+
+
+def _package_json(folder: Path) -> tuple[str, str]:
+    import json
+
+    data = json.loads(_small_text(folder / "package.json"))
+    return data.get("name", ""), data.get("version", "")
+
+
+def _cargo(folder: Path) -> tuple[str, str]:
+    import tomllib
+
+    package = tomllib.loads(_small_text(folder / "Cargo.toml")).get("package") or {}
+    version = package.get("version", "")
+    return package.get("name", ""), version if isinstance(version, str) else ""  # `version.workspace = true`

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from ingest.environment import child_environment
 from ingest.errors import SourceError
-from ingest.release_names import ReleaseSpecError, normalize_release
+from ingest.release_names import ReleaseSpecError, normalize_release, project_of
 
 if TYPE_CHECKING:
     from ingest.outbound import Outbound
@@ -483,5 +483,8 @@ def resolve(spec: str, data_dir: Path, git_timeout: int = 300, fetch: bool = Tru
         raise SourceError(f"Source '{spec}' is a file, not a folder; give the folder that contains it.")
     remote, commit = _git_info(folder)
     web, host = web_base_for(remote, commit)
-    return ResolvedSource(spec, "folder", folder, folder, web, host, commit[:12], ref=git_ref(folder) if commit else "",
-                          library=folder.name, commit=commit)
+    # The project the folder holds names the library (an unpacked sdist `hatch-1.18.2/` is hatch), and gives the
+    # version when no commit does.
+    name, version = project_of(folder)
+    return ResolvedSource(spec, "folder", folder, folder, web, host, commit[:12] or version,
+                          ref=git_ref(folder) if commit else "", library=name or folder.name, commit=commit)

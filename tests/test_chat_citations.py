@@ -145,3 +145,47 @@ def test_the_verdict_reads_the_passages_an_assistant_quotes(world):
     hits = [chunks[p] for p in ("pkg/retry.py", "docs/sending.md", "pkg/run.py")] + [answer]
     assert COVERED_BY >= 4 and coverage(world.index, question, hits) >= 0.9
     assert coverage(world.index, question, hits[:3]) < world.cfg.search.min_overlap
+
+
+@pytest.fixture(scope="module")
+def one_release(tmp_path_factory):
+    """An unpacked sdist of one version (its PKG-INFO names it), whose changelog tells what each release added."""
+    root = tmp_path_factory.mktemp("one_release")
+    project = write_tree(root / "shop-2.0", {
+        "PKG-INFO": "Metadata-Version: 2.1\nName: shop\nVersion: 2.0\n",
+        "CHANGELOG.md": """
+            # Changelog
+
+            ## 2.0
+
+            New in shop 2.0: baskets remember their owner.
+
+            ## 1.5
+
+            New in shop 1.5: gift cards. `Basket.add_gift_card(code)` takes a card's code and lowers the total.
+            """,
+        "shop/basket.py": '''
+            class Basket:
+                """A customer's basket."""
+
+                def add_gift_card(self, code):
+                    self.cards.append(code)
+            ''',
+    })
+    cfg = load_config(env={}, overrides={"data_dir": str(root / "data")})
+    index = Index(cfg)
+    ingest(index, [str(project)], "default")
+    return World(root, cfg, index)
+
+
+def test_a_release_the_versions_cannot_compare_is_answered_from_the_changelog(one_release, tmp_path):
+    _, answers = run(make_copilot(one_release, tmp_path), "What's new in shop 1.5?")
+    speaker, text, sources = answers[-1]
+    assert speaker == "Coding"
+    # what to index to compare the code, then what the changelog says
+    assert text.startswith("shop 1.5 is not indexed in KB 'default'; its versions are 2.0 — index it with "
+                           "`devcopilot ingest pypi:shop==1.5`")
+    assert sources and sources[0].path == "CHANGELOG.md" and "gift cards" in text
+    assert "version 2.0" in sources[0].origin and "git" not in sources[0].origin  # from PKG-INFO, no checkout
+    # With no release notes in the KB, the sentence alone (tests/test_changes_doors.py
+    # `test_chat_names_a_version_not_indexed_in_one_sentence`).

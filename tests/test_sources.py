@@ -205,3 +205,27 @@ def test_missing_folder_and_file_given_as_source(tmp_path, cfg):
     f = write_tree(tmp_path, {"one.md": "# One\n"}) / "one.md"
     with pytest.raises(SourceError, match="is a file, not a folder"):
         resolve(str(f), cfg.data_dir)
+
+
+@pytest.mark.parametrize("files, library, version", [
+    ({"PKG-INFO": "Metadata-Version: 2.1\nName: Shop_Tools\nVersion: 1.18.2\nSummary: x\n",
+      "pyproject.toml": '[project]\nname = "other"\nversion = "9"\n'}, "shop-tools", "1.18.2"),  # an sdist's own
+    ({"pyproject.toml": '[project]\nname = "shop"\ndynamic = ["version"]\n'}, "shop", ""),
+    ({"pyproject.toml": '[tool.poetry]\nname = "shop"\nversion = "0.3.0"\n'}, "shop", "0.3.0"),
+    ({"package.json": '{"name": "@acme/shop", "version": "2.0.1"}'}, "@acme/shop", "2.0.1"),
+    ({"Cargo.toml": '[package]\nname = "shop"\nversion.workspace = true\n'}, "shop", ""),
+    ({"pyproject.toml": "[project\nname = ", "package.json": "{not json"}, "shop-1.2", ""),  # unreadable: the folder
+    ({"README.md": "# Shop\n"}, "shop-1.2", ""),
+])
+def test_a_folder_is_named_by_the_project_it_holds(tmp_path, cfg, files, library, version):
+    folder = write_tree(tmp_path / "shop-1.2", files)
+    src = resolve(str(folder), cfg.data_dir)
+    assert (src.library, src.version) == (library, version)
+
+
+def test_a_checkout_keeps_its_commit_as_its_version(tmp_path, cfg):
+    work = write_tree(tmp_path / "checkout", {"pyproject.toml": '[project]\nname = "shop"\nversion = "1.0"\n'})
+    git("init", "-q", "-b", "main", cwd=work)
+    head = commit_all(work, "first")
+    src = resolve(str(work), cfg.data_dir)
+    assert (src.library, src.version) == ("shop", head[:12])
