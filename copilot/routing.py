@@ -9,8 +9,9 @@ decorators (`@function_tool`) in questions.
 Without a mention, the Guide decides. With a model it asks for a JSON object, validates it,
 repairs common damage by rule (code fences, single quotes, trailing commas, a bare name), and
 falls back to the local classifier. Without a model, the local classifier decides: keyword and
-shape rules that work for any framework for greetings and questions about the copilot, and for
-the rest where the search finds the answer (the kind of its first hit), the words when it finds none.
+shape rules that work for any framework for greetings and questions about the copilot; for the
+rest, where the search finds the answer (the kind of its first hit), and the words when the search
+finds none or is a near race between docs and code.
 """
 from __future__ import annotations
 
