@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
@@ -143,7 +143,7 @@ def package_roots(paths: Iterable[str]) -> list[tuple[str, str]]:
     """(folder, package) of each top-level Python package among the paths: a folder with an
     `__init__.py` whose parent has none. The library's own first, then those in side folders.
     A source folder that is itself a package (`__init__.py` at its top) has no name here: its
-    sub-packages are the top ones."""
+    sub-packages are the top ones (`python_table` reads such a folder under its package's name)."""
     inits = {str(PurePosixPath(p).parent) for p in paths if PurePosixPath(p).name in ("__init__.py", "__init__.pyi")}
     roots = set()
     for d in inits:
@@ -154,11 +154,18 @@ def package_roots(paths: Iterable[str]) -> list[tuple[str, str]]:
     return sorted(roots, key=lambda r: (in_side_folder(f"{r[0]}/{r[1]}/x"), r[0].count("/"), r))
 
 
-def python_table(files: dict[str, str]) -> Table:
-    """The table of the Python packages among `files` (path -> text), read by griffe."""
+def python_table(files: dict[str, str], package: str = "") -> Table:
+    """The table of the Python packages among `files` (path -> text), read by griffe. `package`: the dotted
+    package the files' folder is itself (an `__init__.py` at its top), whose name its modules are read under
+    (`mod.py` of the folder `fw` is `fw.mod`); its files keep their own paths in the table."""
     import griffe
 
     table = Table()
+    prefix = package.replace(".", "/") + "/" if package and "__init__.py" in files else ""
+    if prefix:  # the files as they sit in their package, each enclosing package given an (empty) __init__.py
+        parts = package.split(".")
+        files = {**{"/".join(parts[:i]) + "/__init__.py": "" for i in range(1, len(parts))},
+                 **{prefix + path: text for path, text in files.items()}}
     roots = package_roots(files)
     if not roots:
         return table
@@ -190,6 +197,11 @@ def python_table(files: dict[str, str]) -> Table:
             _collect(module, base, table, side, set(table.packages))
         _lines.cache_clear()  # the files go with the temporary folder
         _relative_path.cache_clear()
+    if prefix:  # back to the source's own paths; an enclosing package made up above is not the source's
+        table.symbols = {name: replace(sym, file=sym.file[len(prefix):]) for name, sym in table.symbols.items()
+                         if sym.file.startswith(prefix)}
+        top = package.split(".")[0]
+        table.packages = [package] + [p for p in table.packages if p != top]  # not the rest of `outer`
     return table
 
 
@@ -496,8 +508,11 @@ class Lookup:
         return self.public.get(sym.path, sym.path)
 
     def in_library(self, dotted: str) -> bool:
-        """The name starts with one of the library's top-level packages."""
-        return dotted.split(".", 1)[0] in self.packages
+        """The name starts with one of the library's top-level packages (a dotted one for a source that is a
+        package inside another, `outer.inner`: the rest of `outer` is not the source's)."""
+        if dotted.split(".", 1)[0] in self.packages:
+            return True
+        return any("." in p and (dotted == p or dotted.startswith(p + ".")) for p in self.packages)
 
     def members(self, sym: Symbol, seen: set[str] | None = None) -> tuple[dict[str, str], bool]:
         """(member name -> path, complete) of a module or class, inherited ones included; `complete` is

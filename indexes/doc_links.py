@@ -30,6 +30,7 @@ import logging
 import time
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from indexes.api_surface import (
     FOUND,
@@ -46,6 +47,7 @@ from indexes.lexical import tokenize
 from indexes.versions import Pin, VersionChoice, library_versions, scope_for
 from ingest.doc_symbols import IMPORT, SCOPE_OF, Mention, mentions
 from ingest.languages import classify
+from ingest.refs_python import python_package
 
 log = logging.getLogger("devcopilot.links")
 
@@ -104,11 +106,13 @@ def refresh(catalog, kb: str) -> Refreshed:
     t1 = time.perf_counter()
     stored = dict(db.execute("SELECT source_id, fingerprint FROM api_tables WHERE kb=?", (kb,)).fetchall())
     rebuilt: dict[str, tuple[str, Table]] = {}
-    sources = [s["id"] for s in catalog.sources(kb)]
-    for sid in sources:
-        fp = _fingerprint(db, kb, sid)
+    rows = catalog.sources(kb)
+    sources = [s["id"] for s in rows]
+    for src in rows:
+        sid, package = src["id"], source_package(src)
+        fp = _fingerprint(db, kb, sid, package)
         if stored.get(sid) != fp:
-            rebuilt[sid] = (fp, build_table(db, kb, sid))
+            rebuilt[sid] = (fp, build_table(db, kb, sid, package))
             done.tables += 1
     gone = [sid for sid in stored if sid not in sources]
     done.timings["tables"] = time.perf_counter() - t1
@@ -282,9 +286,21 @@ def _doc_places(db, kb: str, ids: list[str]) -> dict[str, tuple[str, str]]:
     return out
 
 
-def _fingerprint(db, kb: str, sid: str) -> str:
-    """What a source's symbol table is made from: its code files and their content hashes."""
+def source_package(source: dict) -> str:
+    """The dotted Python package a folder or git source's root is (`devcopilot ingest src/fw`: its modules are
+    `fw.x`), as the code graph names it (ingest/refs_python.py `python_package`); "" for a root that is no
+    package, an installed package (its paths are import paths already) or other sources."""
+    if source.get("kind") not in ("folder", "git") or not source.get("root"):
+        return ""
+    return python_package(Path(source["root"]))
+
+
+def _fingerprint(db, kb: str, sid: str, package: str = "") -> str:
+    """What a source's symbol table is made from: its code files and their content hashes, and the package its
+    root is (only when it is one, so the tables of the other sources stay as they were made)."""
     h = hashlib.sha256(TABLE_VERSION.encode())
+    if package:
+        h.update(f"package {package}\n".encode())
     for path, file_hash in db.execute("SELECT path, hash FROM files WHERE kb=? AND source_id=? ORDER BY path",
                                       (kb, sid)):
         kind = classify(path)
@@ -293,8 +309,9 @@ def _fingerprint(db, kb: str, sid: str) -> str:
     return h.hexdigest()[:24]
 
 
-def build_table(db, kb: str, sid: str) -> Table:
-    """A source's symbol table, from its code chunks put back together as files."""
+def build_table(db, kb: str, sid: str, package: str = "") -> Table:
+    """A source's symbol table, from its code chunks put back together as files; `package`: the Python package
+    the source's root is (`source_package`), whose name its modules are read under."""
     # members: the chunks the source holds, those it shares with another version of the library included
     rows = db.execute("SELECT c.path, c.start_line, c.text, c.language FROM members m JOIN chunks c ON c.kb=m.kb AND "
                       "c.id=m.chunk_id WHERE m.kb=? AND m.source_id=? AND c.kind='code' ORDER BY c.path, c.start_line",
@@ -310,7 +327,7 @@ def build_table(db, kb: str, sid: str) -> Table:
     other = {p: t for p, t in files.items() if languages.get(p) != "python"}
     table = Table()
     try:
-        table = python_table(py)
+        table = python_table(py, package)
     except Exception as e:  # griffe failing on one source costs its Python symbols, not the ingest
         log.warning("could not read the Python code of a source: %s: %s", type(e).__name__, e)
         table.skipped += 1

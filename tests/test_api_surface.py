@@ -8,7 +8,7 @@ import threading
 from support.corpus import write_tree
 
 from copilot.config import load_config
-from indexes.api_surface import package_roots
+from indexes.api_surface import package_roots, python_table
 from indexes.build import ingest
 from indexes.search import Index
 
@@ -44,3 +44,14 @@ def test_indexing_a_folder_that_is_a_package_finishes(tmp_path):
     index = Index(load_config(env={}, overrides={"data_dir": str(tmp_path / "data")}))
     assert finished_within(120, lambda: ingest(index, [str(folder)], "default")), "the ingest never finished"
     assert index.catalog.count_chunks("default") > 0
+
+
+def test_a_folder_that_is_a_package_is_read_under_its_name():
+    files = {"__init__.py": "", "m.py": "def f(x):\n    return x\n", "sub/__init__.py": "def g():\n    pass\n"}
+    alone = python_table(files)
+    assert not any(name.endswith(".m.f") or name == "m.f" for name in alone.symbols)  # its own modules missing
+    table = python_table(files, "outer.inner")  # the folder `inner`, inside the package `outer`
+    assert table.symbols["outer.inner.m.f"].file == "m.py" and table.symbols["outer.inner.sub.g"].file == \
+        "sub/__init__.py"
+    assert all(not name.startswith("outer.") or name.startswith("outer.inner") for name in table.symbols)
+    assert table.packages == ["outer.inner"]  # the library's namespace: not the rest of `outer`

@@ -282,6 +282,35 @@ def test_a_source_folder_that_is_itself_a_package(tmp_path):
     assert "missing" in {f.kind for f in drift.findings(index.catalog, "default")}
 
 
+def test_a_package_folders_own_modules_are_checked_under_its_name(tmp_path):
+    """`devcopilot ingest fw` where `fw` is the package: its top modules (`fw.mod`) were missing from the table,
+    so docs naming them got no findings; they are read under the package's name, cited at their own paths."""
+    project = write_tree(tmp_path / "fw", {
+        "__init__.py": "",
+        "mod.py": "def hello(name, greeting='hi'):\n    return greeting + name\n",
+        "sub/__init__.py": "",
+        "sub/deep.py": "def dive(depth):\n    return depth\n",
+        "guide.md": """
+            # Guide
+
+            ```python
+            from fw.mod import hello
+
+            hello("ada", "hey", "!")
+            ```
+
+            Call `fw.mod.wave()` to wave, and `fw.sub.deep.dive(3)` to dive.
+            """,
+    })
+    index = Index(load_config(env={}, overrides={"data_dir": str(tmp_path / "data")}))
+    ingest(index, [str(project)], "default")
+    got = {f.kind: f for f in drift.findings(index.catalog, "default")}
+    assert set(got) == {"example", "missing"}
+    assert "3 positional arguments; it takes at most 2" in got["example"].message
+    assert got["example"].code_path == "mod.py"  # the source's own path, not the package's
+    assert "`fw.mod.wave`" in got["missing"].message
+
+
 def test_a_typescript_example_calling_with_too_many_arguments(tmp_path):
     project = write_tree(tmp_path / "project", {
         "src/widgets.ts": '''
