@@ -24,6 +24,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common import SHARED_EVAL  # noqa: E402
+
 from copilot.chat import Copilot  # noqa: E402
 from copilot.config import load_config  # noqa: E402
 from indexes.search import Index  # noqa: E402
@@ -45,7 +47,7 @@ def first_answer(copilot: Copilot, question: str, assistant: str | None):
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data-dir", required=True, help="data dir holding the indexed eval corpus")
-    ap.add_argument("--qa", default=str(ROOT.parent / "shared" / "eval" / "openai_agents_qa.jsonl"))
+    ap.add_argument("--qa", default=str(SHARED_EVAL / "openai_agents_qa.jsonl"))
     ap.add_argument("--kb", default="default")
     ap.add_argument("--limit", type=int, default=0, help="only the first N questions")
     args = ap.parse_args()

@@ -1,7 +1,7 @@
 """Run every bench script in turn and print their figures (`make bench`).
 
-The dev corpus and the five other retrieval corpora are downloaded from the package registry
-and indexed on first use (about 30 and 15 minutes on 2 cores); later runs reuse bench/.work/.
+The dev corpus and the seven other retrieval corpora are downloaded from the package registry
+and indexed on first use (about 30 minutes for the dev corpus on 2 cores); later runs reuse bench/.work/.
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ WORK = HERE / ".work"
 QA = HERE.parent.parent / "shared" / "eval" / "openai_agents_qa.jsonl"
 
 STEPS = [
-    ["retrieval.py", "--data-dir", str(WORK / "dev")],
-    *[["retrieval_second.py", "--corpus", name] for name in ("click", "starlette", "attrs", "instructor", "mcp")],
+    ["retrieval_all.py"],  # every retrieval set: the ranking alone and what is cited
+    ["chat_citations.py"],  # what the chat cites offline, beside the search's first hit
     ["ingest.py"],
     ["chat_overhead.py"],
     ["offline_answers.py", "--data-dir", str(WORK / "dev"), "--qa", str(QA)],
