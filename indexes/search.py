@@ -88,8 +88,7 @@ class Index:
         self._store = None
         self._seen_writes: str | None = None  # the catalog's write count when the store was opened
         self._lexical: dict[str, tuple[float, BM25Index]] = {}
-        self._names: dict[str, tuple[int, dict[str, set[str]]]] = {}  # kb -> (generation, defined names)
-        self._defaults: dict[str, tuple[int, dict[str, set[str]]]] = {}  # kb -> (generation, defaults' names)
+        self._names: dict[str, tuple[int, tuple[dict, dict]]] = {}  # kb -> (generation, defined names, defaults)
         self._news: dict[str, tuple[int, frozenset[str]]] = {}  # kb -> (generation, ids of its news chunks)
         self._origins: dict[str, tuple[str, dict[str, str]]] = {}  # kb -> (write mark, source id -> origin)
         # (kb, sources) -> (generation, the chunks those sources hold): a version's chunks, searched among
@@ -425,25 +424,25 @@ class Index:
                 self._several[kb] = cached
         return cached[1]
 
-    def named_definitions(self, kb: str, query: str, generation: int) -> set[str]:
-        """Top-level names the KB defines that the question spells in plain words."""
+    def _symbol_names(self, kb: str, generation: int) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+        """The KB's top-level names by their run-together key, and its definitions named for a default by the name
+        they default (indexes/plain_names.py): one read of its symbols per generation."""
         with self._lock:
             cached = self._names.get(kb)
         if cached is None or cached[0] != generation:
-            cached = (generation, names_by_key(self.catalog.code_symbols(kb)))
+            symbols = list(self.catalog.code_symbols(kb))
+            cached = (generation, (names_by_key(symbols), defaults_by_name(symbols)))
             with self._lock:
                 self._names[kb] = cached
-        return named_in_plain_words(query, cached[1])
+        return cached[1]
+
+    def named_definitions(self, kb: str, query: str, generation: int) -> set[str]:
+        """Top-level names the KB defines that the question spells in plain words."""
+        return named_in_plain_words(query, self._symbol_names(kb, generation)[0])
 
     def default_names(self, kb: str, generation: int) -> dict[str, set[str]]:
         """The KB's definitions named for a default, by the name they default (plain_names.defaults_by_name)."""
-        with self._lock:
-            cached = self._defaults.get(kb)
-        if cached is None or cached[0] != generation:
-            cached = (generation, defaults_by_name(self.catalog.code_symbols(kb)))
-            with self._lock:
-                self._defaults[kb] = cached
-        return cached[1]
+        return self._symbol_names(kb, generation)[1]
 
     def news_ids(self, kb: str, generation: int) -> frozenset[str]:
         """The ids of the KB's news chunks (blog posts, release notes, changelogs), kept per generation."""

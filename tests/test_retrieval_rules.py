@@ -949,5 +949,5 @@ def test_a_question_asking_for_a_default_gets_the_definition_named_for_it(defaul
     assert "get_default_model" in symbols[:4]
     assert "_default_model" not in symbols  # the example's own default is not the library's: not lifted
     monkeypatch.setattr(search_module, "defaults_by_name", lambda symbols: {})  # no definition named for a default
-    default_model._defaults.clear()
+    default_model._names.clear()
     assert "get_default_model" not in [h.chunk.symbol for h in default_model.search(q, k=4)]
